@@ -1,0 +1,289 @@
+"""WebServer: a Quart app that wires aeros' ASGI layers and owns its production server.
+
+Wiring only: every feature lives in its own module; this file builds the layer stack once
+(lazily, on the first ASGI call, so ``Compress(app)`` and ``app.config`` changes made after
+construction still count) and hands the app to the server runner.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+
+from quart import Quart
+
+from aeros.caching import ResponseCache
+from aeros.compression import Codec, resolve_codecs
+from aeros.errors import ConfigurationError
+from aeros.logging import AccessLogMiddleware, LogConfig, configure_logging, log_banner
+from aeros.middleware.compression import CompressionMiddleware
+from aeros.middleware.cors import CORS, CORSMiddleware
+from aeros.middleware.headers import HeadersMiddleware
+from aeros.middleware.types import ASGIApp, Headers, Receive, Scope, Send, check_header
+from aeros.server.config import Limits, ServerConfig
+from aeros.server.runner import Runner
+
+__all__ = ["WebServer"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+logger = logging.getLogger(__name__)
+
+_DEFAULT: Any = object()  # "not given": compression on with the app.config / seed defaults
+
+
+class WebServer(Quart):
+    """A :class:`quart.Quart` app with a production server and response-side batteries.
+
+    Everything Quart does keeps working; aeros adds layers in front of ``Quart.asgi_app``
+    (access log, headers, CORS, response cache, compression) and ``run_server()``.
+
+    Args:
+        import_name: as for Quart, usually ``__name__``.
+        host: address to bind. Default ``127.0.0.1``: a fresh service is reachable only from
+            this machine until you choose otherwise (``0.0.0.0`` for every interface).
+        port: TCP port. Default 8000: unprivileged, so no root is needed (80 needs it).
+        worker_threads: number of worker processes serving one socket (alias ``workers``).
+        cache: a store (``SimpleCache``, ``FilesystemCache``, ``RedisCache`` or any
+            :class:`aeros.cache.base.Store`) behind ``@app.cache()``; None disables caching.
+        compression: a codec (``Gzip()``, ``Br()``, ``Zstd()``), a sequence of them in order of
+            preference, or None to turn compression off. Default: gzip level 2 for text-like
+            bodies over 500 bytes, overridable through ``app.config["COMPRESS_*"]``.
+        global_headers: headers added to every response (a view's own header wins).
+        include_server_header: send ``server: aeros`` (no version); False sends none.
+        workers: alias of ``worker_threads``.
+        cors: a :class:`aeros.CORS` policy, or None.
+        cache_control: a default ``CacheControl`` for every route without its own.
+        max_concurrent_requests: above this many requests in flight, answer 503.
+        backlog: listen backlog of the server socket.
+        keep_alive_timeout: seconds an idle keep-alive connection stays open.
+        graceful_timeout: seconds in-flight requests may take to finish on shutdown.
+        ssl_certfile: PEM certificate; with ``ssl_keyfile`` serves HTTPS.
+        ssl_keyfile: PEM private key.
+        proxy_headers: honour ``X-Forwarded-For/Proto`` from ``forwarded_allow_ips``.
+        forwarded_allow_ips: peers trusted for proxy headers (default ``127.0.0.1``).
+        server: server backend, ``"uvicorn"`` (default) or ``"granian"``.
+        limits: request size and time limits (:class:`aeros.Limits`).
+        log_level: level of the aeros and server loggers (name or number).
+        color: force coloured (True) or plain (False) console logs; None decides by
+            ``NO_COLOR`` / ``FORCE_COLOR`` / whether stdout is a terminal.
+        access_log: write one access-log line per request.
+        access_log_format: ``default``, ``common``, ``combined`` or ``json``.
+        access_log_file: also write the access log to this file.
+        log_file: also write the server log to this file.
+        **quart_kwargs: passed to :class:`quart.Quart` (``static_folder``, ...).
+    """
+
+    def __init__(
+        self,
+        import_name: str,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        worker_threads: int | None = None,
+        cache: Any = None,
+        compression: Any = _DEFAULT,
+        global_headers: Mapping[str, str] | None = None,
+        include_server_header: bool = True,
+        *,
+        workers: int | None = None,
+        cors: CORS | None = None,
+        cache_control: Any = None,
+        max_concurrent_requests: int | None = None,
+        backlog: int = 2048,
+        keep_alive_timeout: float = 5.0,
+        graceful_timeout: float = 30.0,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
+        proxy_headers: bool = False,
+        forwarded_allow_ips: str | Sequence[str] | None = None,
+        server: str = "uvicorn",
+        limits: Limits | None = None,
+        log_level: str | int = "info",
+        color: bool | None = None,
+        access_log: bool = True,
+        access_log_format: str = "default",
+        access_log_file: str | None = None,
+        log_file: str | None = None,
+        **quart_kwargs: Any,
+    ) -> None:
+        super().__init__(import_name, **quart_kwargs)
+        if worker_threads is not None and workers is not None and worker_threads != workers:
+            raise ConfigurationError(
+                f"WebServer(worker_threads={worker_threads!r}, workers={workers!r}): these are "
+                "aliases; pass one of them"
+            )
+        n_workers = workers if workers is not None else worker_threads
+        self.server_config = ServerConfig(
+            host=host,
+            port=port,
+            workers=1 if n_workers is None else n_workers,
+            backlog=backlog,
+            keep_alive_timeout=keep_alive_timeout,
+            graceful_timeout=graceful_timeout,
+            max_concurrent_requests=max_concurrent_requests,
+            ssl_certfile=ssl_certfile,
+            ssl_keyfile=ssl_keyfile,
+            proxy_headers=proxy_headers,
+            forwarded_allow_ips=forwarded_allow_ips,
+            backend=server,
+            limits=limits if limits is not None else Limits(),
+        )
+        self.log_config = LogConfig(
+            level=log_level,
+            color=color,
+            access_log=access_log,
+            access_log_format=access_log_format,
+            access_log_file=access_log_file,
+            log_file=log_file,
+        )
+        if not isinstance(include_server_header, bool):
+            raise ConfigurationError(
+                f"WebServer(include_server_header={include_server_header!r}) must be True or False"
+            )
+        if global_headers is not None and not isinstance(global_headers, Mapping):
+            raise ConfigurationError(
+                f"WebServer(global_headers=...) must be a mapping of header name to value; "
+                f"got {type(global_headers).__name__}"
+            )
+        headers: Headers = [
+            check_header(name, value, where="WebServer(global_headers=...)")
+            for name, value in (global_headers or {}).items()
+        ]
+        if include_server_header and all(name != b"server" for name, _ in headers):
+            headers.append((b"server", b"aeros"))
+        self._response_headers = headers
+        if cors is not None and not isinstance(cors, CORS):
+            raise ConfigurationError(
+                f"WebServer(cors=...) must be an aeros.CORS(...) policy or None; got {cors!r}"
+            )
+        self.cors = cors
+        self._compression_arg = compression
+        self.response_cache = ResponseCache(self, cache)
+        if cache_control is not None:
+            cache_control.init_app(self)
+        self._stack: ASGIApp | None = None
+        self._runner: Runner | None = None
+        self._runner_lock = threading.Lock()
+
+    # ---- the layer stack ---------------------------------------------------------------
+
+    async def asgi_app(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
+        """Serve one ASGI connection through aeros' layers, then Quart.
+
+        Users may still wrap it (``app.asgi_app = Middleware(app.asgi_app)``).
+        """
+        stack = self._stack
+        if stack is None:
+            stack = self._stack = self.build_stack()
+        await stack(scope, receive, send)
+
+    @property
+    def codecs(self) -> tuple[Codec, ...]:
+        """The compression codecs in use, in order of preference (empty: compression off)."""
+        return resolve_codecs(self, self._compression_arg)
+
+    def build_stack(self) -> ASGIApp:
+        """Build the layers around ``Quart.asgi_app``; a layer with nothing to do is left out."""
+        stack: ASGIApp = super().asgi_app  # type: ignore[assignment]
+        codecs = self.codecs
+        if codecs:
+            stack = CompressionMiddleware(stack, codecs)
+        stack = self.response_cache.wrap(stack, codecs)
+        if self.cors is not None:
+            stack = CORSMiddleware(stack, self.cors)
+        if self._response_headers:
+            stack = HeadersMiddleware(stack, self._response_headers)
+        if self.log_config.access_log:
+            stack = AccessLogMiddleware(stack, self.log_config)
+        return stack
+
+    # ---- response cache ----------------------------------------------------------------
+
+    def cache(self, timeout: float | None = None, **options: Any) -> Callable[[F], F]:
+        """Cache the view's responses server-side; see :class:`aeros.caching.ResponseCache`."""
+        return self.response_cache.decorator(timeout=timeout, **options)
+
+    def clear_cache(self) -> None:
+        """Drop every cached response (in every worker and instance sharing the store)."""
+        self.response_cache.clear_sync()
+
+    # ---- the server --------------------------------------------------------------------
+
+    def run_server(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        workers: int | None = None,
+        *,
+        sock: socket.socket | None = None,
+        on_started: Callable[[str], None] | None = None,
+    ) -> None:
+        """Serve until stopped: Ctrl-C / SIGTERM (main thread) or :meth:`stop` (any thread).
+
+        Args:
+            host: overrides the constructor's host for this run.
+            port: overrides the constructor's port for this run.
+            workers: overrides the number of worker processes for this run.
+            sock: an already bound listening socket to serve (host and port are then read
+                from it); tests pass one bound to port 0.
+            on_started: called with the base URL (``http://127.0.0.1:8000``) once serving.
+        """
+        config = self.server_config.replace(host=host, port=port, workers=workers)
+        listener = configure_logging(self.log_config)
+        try:
+
+            def started(base_url: str) -> None:
+                log_banner(base_url, config.workers, self.response_cache.store, self.codecs)
+                if on_started is not None:
+                    on_started(base_url)
+
+            runner = Runner(
+                self,
+                config,
+                sock=sock,
+                on_started=started,
+                worker_init=lambda: configure_logging(self.log_config),
+            )
+            with self._runner_lock:
+                if self._runner is not None:
+                    raise RuntimeError("this WebServer is already serving; call stop() first")
+                self._runner = runner
+            try:
+                runner.run()
+            finally:
+                with self._runner_lock:
+                    self._runner = None
+        finally:
+            listener.stop()
+
+    def run(
+        self, host: str | None = None, port: int | None = None, *args: Any, **kwargs: Any
+    ) -> None:
+        """Same as :meth:`run_server` (the seed's name); Quart's debug runner is not used."""
+        self.run_server(host, port, *args, **kwargs)
+
+    def stop(self) -> None:
+        """Stop serving gracefully; safe from any thread, a no-op when not serving."""
+        with self._runner_lock:
+            runner = self._runner
+        if runner is not None:
+            runner.stop()
+
+    @contextlib.contextmanager
+    def serve_in_thread(
+        self, *, host: str | None = None, port: int = 0, timeout: float = 10.0
+    ) -> Iterator[str]:
+        """Serve in a background thread for the ``with`` block; yields the base URL.
+
+        Binds ``port`` (default 0: a free port the OS picks) before the thread starts, so there
+        is no race for the port; waits until the server accepts, stops and joins on exit.
+        """
+        from aeros.server.threads import serve_in_thread
+
+        with serve_in_thread(
+            self, host=host or self.server_config.host, port=port, timeout=timeout
+        ) as url:
+            yield url

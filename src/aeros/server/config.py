@@ -1,0 +1,141 @@
+"""Server configuration: frozen dataclasses, validated once when built."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aeros.errors import ConfigurationError
+
+__all__ = ["BACKENDS", "Limits", "ServerConfig"]
+
+BACKENDS = ("uvicorn", "granian")
+
+
+def _check_number(owner: str, name: str, value: Any, *, minimum: float, integer: bool) -> None:
+    kind = "an int" if integer else "a number"
+    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+        raise TypeError(f"{owner}({name}={value!r}) must be {kind}")
+    if value < minimum:
+        raise ConfigurationError(f"{owner}({name}={value!r}) must be >= {minimum:g}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """Request size and time limits enforced by the server (see docs/security.md)."""
+
+    max_request_line: int = 8 * 1024
+    """Longest request line (method, target, version) in bytes; longer gets 414."""
+    max_header_size: int = 16 * 1024
+    """Largest header block in bytes; larger gets 431."""
+    max_header_count: int = 100
+    """Most header fields in one request; more gets 431."""
+    max_body_size: int = 16 * 1024 * 1024
+    """Largest request body in bytes; larger gets 413."""
+    header_timeout: float = 30.0
+    """Seconds a client has to send a complete request head."""
+    body_timeout: float = 60.0
+    """Seconds a request body may stay idle between chunks."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_request_line", "max_header_size", "max_header_count", "max_body_size"):
+            _check_number("Limits", name, getattr(self, name), minimum=1, integer=True)
+        for name in ("header_timeout", "body_timeout"):
+            _check_number("Limits", name, getattr(self, name), minimum=0.001, integer=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerConfig:
+    """Everything the server runner needs; built by :class:`aeros.WebServer`."""
+
+    host: str = "127.0.0.1"
+    """Address to bind; 127.0.0.1 by default so nothing is exposed by accident."""
+    port: int = 8000
+    """TCP port; 0 picks a free one."""
+    workers: int = 1
+    """Worker processes sharing one listening socket (forked on POSIX)."""
+    backlog: int = 2048
+    """Listen backlog of the socket."""
+    keep_alive_timeout: float = 5.0
+    """Seconds an idle keep-alive connection stays open."""
+    graceful_timeout: float = 30.0
+    """Seconds in-flight requests get to finish on shutdown before they are cancelled."""
+    max_concurrent_requests: int | None = None
+    """Requests in flight per worker above which the server answers 503; None: no limit."""
+    ssl_certfile: str | None = None
+    """PEM certificate file; set together with ``ssl_keyfile`` to serve HTTPS."""
+    ssl_keyfile: str | None = None
+    """PEM private key file."""
+    proxy_headers: bool = False
+    """Honour X-Forwarded-For / X-Forwarded-Proto from ``forwarded_allow_ips`` peers."""
+    forwarded_allow_ips: str | Sequence[str] | None = ("127.0.0.1",)
+    """Peers (IPs or networks, or "*") whose proxy headers are trusted; kept as a tuple."""
+    backend: str = "uvicorn"
+    """Server implementation: "uvicorn" (default) or "granian"."""
+    limits: Limits = field(default_factory=Limits)
+    """Request size and time limits."""
+
+    def __post_init__(self) -> None:
+        owner = "WebServer"
+        if not isinstance(self.host, str) or not self.host:
+            raise TypeError(f"{owner}(host={self.host!r}) must be a non-empty str")
+        _check_number(owner, "port", self.port, minimum=0, integer=True)
+        if self.port > 65535:
+            raise ConfigurationError(f"{owner}(port={self.port!r}) must be 0 to 65535")
+        _check_number(owner, "workers", self.workers, minimum=1, integer=True)
+        _check_number(owner, "backlog", self.backlog, minimum=1, integer=True)
+        _check_number(
+            owner, "keep_alive_timeout", self.keep_alive_timeout, minimum=0, integer=False
+        )
+        _check_number(owner, "graceful_timeout", self.graceful_timeout, minimum=0, integer=False)
+        if self.max_concurrent_requests is not None:
+            _check_number(
+                owner,
+                "max_concurrent_requests",
+                self.max_concurrent_requests,
+                minimum=1,
+                integer=True,
+            )
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ConfigurationError(
+                f"{owner}(ssl_certfile={self.ssl_certfile!r}, ssl_keyfile={self.ssl_keyfile!r}): "
+                "give both or neither"
+            )
+        for name in ("ssl_certfile", "ssl_keyfile"):
+            path = getattr(self, name)
+            if path is not None and not os.path.isfile(path):
+                raise ConfigurationError(f"{owner}({name}={path!r}): no such file")
+        if not isinstance(self.proxy_headers, bool):
+            raise TypeError(f"{owner}(proxy_headers={self.proxy_headers!r}) must be True or False")
+        object.__setattr__(self, "forwarded_allow_ips", _parse_ips(self.forwarded_allow_ips))
+        if self.backend not in BACKENDS:
+            raise ConfigurationError(
+                f"{owner}(server={self.backend!r}) is not a known backend; use one of {BACKENDS}"
+            )
+        if not isinstance(self.limits, Limits):
+            raise TypeError(f"{owner}(limits={self.limits!r}) must be an aeros.Limits(...)")
+
+    def replace(self, **changes: Any) -> ServerConfig:
+        """A copy with the given fields changed; None values are ignored."""
+        given = {key: value for key, value in changes.items() if value is not None}
+        return dataclasses.replace(self, **given) if given else self
+
+
+def _parse_ips(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ("127.0.0.1",)
+    items = [part.strip() for part in value.split(",")] if isinstance(value, str) else list(value)
+    for item in items:
+        if item == "*":
+            continue
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except (ValueError, TypeError) as exc:
+            raise ConfigurationError(
+                f"WebServer(forwarded_allow_ips=...): {item!r} is not an IP address, network or '*'"
+            ) from exc
+    return tuple(items)

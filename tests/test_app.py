@@ -1,0 +1,93 @@
+"""WebServer basics over a real socket: it is a Quart, global headers, the Server header."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from quart import Quart
+
+from aeros import ConfigurationError, WebServer
+
+
+def test_webserver_is_a_quart(app: WebServer) -> None:
+    """WebServer stays a Quart so every Quart extension and tool accepts it."""
+    assert isinstance(app, Quart)
+
+
+def test_global_headers_on_every_response(live_server) -> None:
+    """Global headers reach 200s and 404s alike, and the Server header carries no version."""
+    app = WebServer(__name__, access_log=False, global_headers={"X-Frame-Options": "DENY"})
+
+    @app.route("/")
+    async def home() -> dict[str, str]:
+        return {"response": "ok"}
+
+    with live_server(app) as url:
+        ok = httpx.get(url + "/")
+        missing = httpx.get(url + "/nope")
+    assert ok.json() == {"response": "ok"}
+    for response in (ok, missing):
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers.get_list("server") == ["aeros"]
+
+
+def test_no_server_header(live_server) -> None:
+    """include_server_header=False sends no Server header at all (not even uvicorn's)."""
+    app = WebServer(__name__, access_log=False, include_server_header=False)
+
+    @app.route("/")
+    async def home() -> str:
+        return "hi"
+
+    with live_server(app) as url:
+        response = httpx.get(url + "/")
+    assert response.status_code == 200
+    assert "server" not in response.headers
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({"X-Bad": "a\r\nSet-Cookie: x=1"}, id="crlf-in-value"),
+        pytest.param({"X-Bad": "a\x00"}, id="nul-in-value"),
+        pytest.param({"X Bad": "a"}, id="space-in-name"),
+        pytest.param({"X-Bad\n": "a"}, id="lf-in-name"),
+    ],
+)
+def test_global_headers_refuse_injection(headers: dict[str, str]) -> None:
+    """Header names/values that could split a response are refused at construction."""
+    with pytest.raises(ConfigurationError, match="global_headers"):
+        WebServer(__name__, global_headers=headers)
+
+
+def test_workers_aliases_must_agree() -> None:
+    """worker_threads and workers are aliases; two different values are refused."""
+    with pytest.raises(ConfigurationError, match="aliases"):
+        WebServer(__name__, worker_threads=2, workers=3)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        pytest.param({"port": 70000}, ConfigurationError, "port", id="port-range"),
+        pytest.param({"port": "80"}, TypeError, "port", id="port-type"),
+        pytest.param({"workers": 0}, ConfigurationError, "workers", id="workers-zero"),
+        pytest.param({"backlog": 0}, ConfigurationError, "backlog", id="backlog"),
+        pytest.param({"graceful_timeout": -1}, ConfigurationError, "graceful_timeout", id="drain"),
+        pytest.param(
+            {"max_concurrent_requests": 0}, ConfigurationError, "max_concurrent", id="mcr"
+        ),
+        pytest.param(
+            {"ssl_certfile": "/nonexistent.pem"}, ConfigurationError, "both", id="ssl-half"
+        ),
+        pytest.param({"server": "gunicorn"}, ConfigurationError, "backend", id="backend"),
+        pytest.param(
+            {"forwarded_allow_ips": "not-an-ip"}, ConfigurationError, "forwarded", id="ips"
+        ),
+        pytest.param({"no_such_option": 1}, TypeError, "no_such_option", id="unknown-kwarg"),
+    ],
+)
+def test_invalid_server_options_are_refused(kwargs, error, message) -> None:
+    """Invalid knobs raise ValueError/TypeError naming the argument."""
+    with pytest.raises(error, match=message):
+        WebServer(__name__, **kwargs)
