@@ -3,13 +3,35 @@
 from __future__ import annotations
 
 from aeros.app import WebServer
+from aeros.cache import FilesystemCache, FileSystemCache, RedisCache, SimpleCache
+from aeros.cache_control import CacheControl, CacheTypes
+from aeros.compression import Br, Compress, Gzip, Zstd
 from aeros.errors import AerosError, ConfigurationError, StoreError
+from aeros.middleware.cors import CORS
+from aeros.misc import async_to_sync, jsonify, render_template, sync_to_async
 from aeros.server.config import Limits
+from aeros.server.threads import AdvancedThread
 
 __all__ = [
+    "CORS",
+    "AdvancedThread",
     "AerosError",
+    "Br",
+    "CacheControl",
+    "CacheTypes",
+    "Compress",
     "ConfigurationError",
+    "FileSystemCache",
+    "FilesystemCache",
+    "Gzip",
     "Limits",
+    "RedisCache",
+    "SimpleCache",
     "StoreError",
     "WebServer",
+    "Zstd",
+    "async_to_sync",
+    "jsonify",
+    "render_template",
+    "sync_to_async",
 ]
