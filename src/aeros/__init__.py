@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aeros.app import WebServer
-from aeros.cache import FilesystemCache, FileSystemCache, RedisCache, SimpleCache
+from aeros.cache import FileSystemCache, FilesystemCache, RedisCache, SimpleCache
 from aeros.cache_control import CacheControl, CacheTypes
 from aeros.compression import Br, Compress, Gzip, Zstd
 from aeros.errors import AerosError, ConfigurationError, StoreError
