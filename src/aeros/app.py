@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from quart import Quart
 
 from aeros.caching import ResponseCache
-from aeros.compression import Codec, resolve_codecs
+from aeros.compression import DEFAULT_COMPRESSION, Codec, resolve_codecs
 from aeros.errors import ConfigurationError
 from aeros.logging import AccessLogMiddleware, LogConfig, configure_logging, log_banner
 from aeros.middleware.compression import CompressionMiddleware
@@ -31,8 +31,6 @@ __all__ = ["WebServer"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 logger = logging.getLogger(__name__)
-
-_DEFAULT: Any = object()  # "not given": compression on with the app.config / seed defaults
 
 
 class WebServer(Quart):
@@ -84,7 +82,7 @@ class WebServer(Quart):
         port: int = 8000,
         worker_threads: int | None = None,
         cache: Any = None,
-        compression: Any = _DEFAULT,
+        compression: Any = DEFAULT_COMPRESSION,
         global_headers: Mapping[str, str] | None = None,
         include_server_header: bool = True,
         *,

@@ -1,28 +1,181 @@
-"""STUB (owned by the compression helper)."""
+"""Response compression: codecs, negotiation, and the Flask-style ``Compress(app)`` extension.
+
+Compression is on by default (gzip level 2, bodies of 500 bytes or more, text-like types).
+Configure it with ``WebServer(compression=Gzip(...) | Br(...) | Zstd(...) | [..] | None)``, or
+the Flask-Compress way: set ``app.config["COMPRESS_*"]`` keys, then call ``Compress(app)``.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable, Mapping, MutableMapping
+from typing import Any, Final, Protocol
 
-Codec = Any
+from aeros.compression.codecs import CODECS, DEFAULT_MIMETYPES, Br, Codec, Gzip, StreamEncoder, Zstd
+from aeros.compression.negotiate import Negotiator, negotiate, parse_accept_encoding
+from aeros.errors import ConfigurationError
+
+__all__ = [
+    "DEFAULT_COMPRESSION",
+    "DEFAULT_MIMETYPES",
+    "EXTENSION_KEY",
+    "Br",
+    "Codec",
+    "Compress",
+    "Gzip",
+    "Negotiator",
+    "StreamEncoder",
+    "Zstd",
+    "codecs_from_config",
+    "negotiate",
+    "parse_accept_encoding",
+    "resolve_codecs",
+]
 
 
-class Gzip:
-    pass
+class _Default:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "DEFAULT_COMPRESSION"
 
 
-class Br:
-    pass
+DEFAULT_COMPRESSION: Final[Any] = _Default()
+"""``WebServer(compression=...)`` when not given: gzip, tuned by ``app.config["COMPRESS_*"]``."""
+
+EXTENSION_KEY: Final = "compress"
+"""Key of :class:`Compress`'s state in ``app.extensions`` (the tuple of codecs in use)."""
+
+_LEVEL_KEYS = {"gzip": "COMPRESS_LEVEL", "br": "COMPRESS_BR_LEVEL", "zstd": "COMPRESS_ZSTD_LEVEL"}
+_IGNORED_ALGORITHMS = frozenset({"deflate"})  # Flask-Compress offers it; no client needs it
 
 
-class Zstd:
-    pass
+class _App(Protocol):
+    @property
+    def config(self) -> Mapping[str, Any]: ...
+
+    @property
+    def extensions(self) -> MutableMapping[str, Any]: ...
+
+
+def _algorithms(value: object) -> list[str]:
+    names: Iterable[object]
+    if isinstance(value, str):
+        names = value.split(",")
+    elif isinstance(value, Iterable):
+        names = value
+    else:
+        names = [value]
+    out: list[str] = []
+    for name in names:
+        if not isinstance(name, str):
+            raise ConfigurationError(
+                f"app.config['COMPRESS_ALGORITHM'] entries must be str; got {name!r}"
+            )
+        token = name.strip().lower()
+        if token in _IGNORED_ALGORITHMS or not token:
+            continue
+        if token not in CODECS:
+            raise ConfigurationError(
+                f"app.config['COMPRESS_ALGORITHM'] has {name!r}; use 'gzip', 'br' or 'zstd' "
+                "(a list in order of preference)"
+            )
+        if token not in out:
+            out.append(token)
+    return out
+
+
+def codecs_from_config(config: Mapping[str, Any]) -> tuple[Codec, ...]:
+    """Build codecs from Flask-Compress style keys; an empty tuple means compression is off.
+
+    Keys (all optional): ``COMPRESS_ALGORITHM`` (``"gzip"``, ``"br"``, ``"zstd"``, a list or a
+    comma-separated string in order of preference; default gzip), ``COMPRESS_LEVEL`` (gzip,
+    default 2), ``COMPRESS_BR_LEVEL`` (default 4), ``COMPRESS_ZSTD_LEVEL`` (default 3),
+    ``COMPRESS_MIN_SIZE`` (bytes, default 500), ``COMPRESS_MIMETYPES`` (default
+    :data:`DEFAULT_MIMETYPES`), ``COMPRESS_REGISTER`` (False turns compression off).
+
+    Raises:
+        ConfigurationError: a value is out of range or of the wrong type.
+    """
+    if config.get("COMPRESS_REGISTER", True) is False:
+        return ()
+    shared: dict[str, Any] = {}
+    if config.get("COMPRESS_MIN_SIZE") is not None:
+        shared["min_size"] = config["COMPRESS_MIN_SIZE"]
+    if config.get("COMPRESS_MIMETYPES") is not None:
+        shared["mimetypes"] = config["COMPRESS_MIMETYPES"]
+    codecs: list[Codec] = []
+    for name in _algorithms(config.get("COMPRESS_ALGORITHM", "gzip")):
+        options = dict(shared)
+        level = config.get(_LEVEL_KEYS[name])
+        if level is not None:
+            options["level"] = level
+        try:
+            codecs.append(CODECS[name](**options))
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"app.config['COMPRESS_*']: {exc}") from exc
+    return tuple(codecs)
+
+
+def _check_codecs(compression: object) -> tuple[Codec, ...]:
+    items = [compression] if isinstance(compression, Codec) else compression
+    if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
+        raise ConfigurationError(
+            f"WebServer(compression={compression!r}) must be Gzip(...), Br(...), Zstd(...), a "
+            "list of them in order of preference, or None to turn compression off"
+        )
+    codecs: list[Codec] = []
+    for item in items:
+        if not isinstance(item, Codec):
+            raise ConfigurationError(
+                f"WebServer(compression=...) entries must be codecs such as Gzip(level=2); "
+                f"got {item!r}"
+            )
+        if any(seen.name == item.name for seen in codecs):
+            raise ConfigurationError(
+                f"WebServer(compression=...) lists {item.name!r} twice; give each coding once"
+            )
+        codecs.append(item)
+    return tuple(codecs)
+
+
+def resolve_codecs(app: _App, compression: object) -> tuple[Codec, ...]:
+    """Return the codecs an app compresses with, in order of preference (empty: off).
+
+    Precedence: ``Compress(app)`` (state in ``app.extensions``) over the ``compression``
+    argument, over ``app.config["COMPRESS_*"]`` and the defaults.
+
+    Args:
+        app: the app (anything with ``config`` and ``extensions``).
+        compression: ``WebServer(compression=...)``: :data:`DEFAULT_COMPRESSION`, None, a
+            codec, or a sequence of codecs.
+    """
+    state = app.extensions.get(EXTENSION_KEY)
+    if state is not None:
+        return tuple(state)
+    if compression is None:
+        return ()
+    if compression is DEFAULT_COMPRESSION:
+        return codecs_from_config(app.config)
+    return _check_codecs(compression)
 
 
 class Compress:
-    def __init__(self, app: Any = None) -> None:
-        pass
+    """Flask-Compress style extension: reads ``app.config["COMPRESS_*"]`` in :meth:`init_app`.
 
+    ``Compress(app)`` (or ``Compress().init_app(app)``) after construction takes effect: the
+    layer stack is built on the first request. Passing ``codecs`` overrides the config keys.
 
-def resolve_codecs(app: Any, compression: Any) -> tuple[Any, ...]:
-    return ()
+    Args:
+        app: the app to configure now, or None to call :meth:`init_app` later.
+        codecs: codecs to use instead of the ones the config keys describe.
+    """
+
+    def __init__(self, app: _App | None = None, codecs: Codec | Iterable[Codec] | None = None):
+        self.codecs = None if codecs is None else _check_codecs(codecs)
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: _App) -> None:
+        """Read the app's ``COMPRESS_*`` config and store the codecs in ``app.extensions``."""
+        codecs = self.codecs if self.codecs is not None else codecs_from_config(app.config)
+        app.extensions[EXTENSION_KEY] = codecs

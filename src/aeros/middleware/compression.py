@@ -1,13 +1,359 @@
-"""STUB (owned by the compression helper)."""
+"""Compression layer: encode response bodies with a coding the client accepts.
+
+Per request the layer negotiates a codec from ``Accept-Encoding`` (one memoised dict lookup)
+and wraps ``send`` in a :class:`CompressingSender`, which holds ``http.response.start`` until
+the first body chunk says what to do:
+
+- status 1xx/204/206/304, a ``Content-Encoding`` already set, or a mimetype no codec handles:
+  sent untouched (``Vary`` too, the response does not vary by coding);
+- compressible but the client accepts no coding, or the body is under ``min_size``: sent as it
+  is with ``Vary: Accept-Encoding``;
+- a whole body (``more_body`` false, or as long as ``Content-Length`` says): encoded at once
+  with the exact new ``Content-Length``, a weak ETag and ``Vary``;
+- a stream: encoded as it streams, flushed after every chunk so server-sent events and
+  progressive HTML reach the client when the app sends them;
+- HEAD: the headers a GET would get, without the body work.
+
+The response cache shares the helpers here (:func:`encoded_headers`, :func:`add_vary`,
+:func:`encode_body`, :data:`SKIP_COMPRESSION`) so a cached entry is encoded the same way.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+
+from aeros.compression.codecs import Codec, StreamEncoder
+from aeros.compression.negotiate import Negotiator
+from aeros.errors import ConfigurationError
+from aeros.middleware.types import ASGIApp, Headers, Message, Receive, Scope, Send
+
+__all__ = [
+    "SKIP_COMPRESSION",
+    "CompressingSender",
+    "CompressionMiddleware",
+    "add_vary",
+    "encode_body",
+    "encoded_headers",
+    "is_compressible",
+    "weak_etag",
+]
+
+SKIP_COMPRESSION = "aeros.skip_compression"
+"""Scope key: when an outer layer sets ``scope[SKIP_COMPRESSION] = True`` the compression
+layer passes the response through untouched (the response cache sets it on a miss so it
+receives the identity body, stores it, and encodes for the client itself)."""
+
+BUFFER_LIMIT = 1 << 20
+"""A body with a ``Content-Length`` up to this many bytes that arrives in several chunks is
+collected and encoded at once (exact ``Content-Length``); a larger one is streamed."""
+
+_UNTOUCHED_STATUS = frozenset({204, 206, 304})
+_ACCEPT_ENCODING = b"accept-encoding"
+_VARY_VALUE = b"accept-encoding"
+
+# sender states
+_START, _HOLD, _BUFFER, _STREAM, _PASS, _HEAD = range(6)
+
+
+def add_vary(headers: Headers, token: bytes = _VARY_VALUE) -> Headers:
+    """Return ``headers`` with ``token`` (lower-case) listed in ``Vary``, merging an existing one.
+
+    The input list is never mutated (it may be a cached entry's); a ``Vary: *`` or a ``Vary``
+    that already lists the token is kept as it is.
+    """
+    for index, (name, value) in enumerate(headers):
+        if name == b"vary":
+            tokens = [t.strip().lower() for t in value.split(b",")]
+            if token in tokens or b"*" in tokens:
+                return list(headers)
+            out = list(headers)
+            out[index] = (b"vary", value + b", " + token if value.strip() else token)
+            return out
+    return [*headers, (b"vary", token)]
+
+
+def weak_etag(value: bytes) -> bytes:
+    """Return a strong ETag as weak (``"x"`` -> ``W/"x"``); a weak one is returned unchanged.
+
+    An encoded body is a different byte sequence, so it must not keep the identity body's
+    strong validator (RFC 9110 section 8.8.1).
+    """
+    return value if value.startswith(b"W/") else b"W/" + value
+
+
+def encoded_headers(headers: Headers, codec: Codec, length: int | None) -> Headers:
+    """Return the headers of an encoded response built from the identity response's headers.
+
+    Sets ``Content-Encoding``, replaces ``Content-Length`` with ``length`` (dropped when None:
+    a stream, or HEAD), weakens a strong ETag, adds ``Vary: Accept-Encoding`` and drops
+    ``Accept-Ranges`` (ranges would address the identity bytes). The input is not mutated.
+    """
+    out: Headers = []
+    for name, value in headers:
+        if name == b"content-length" or name == b"accept-ranges":
+            continue
+        if name == b"etag":
+            out.append((name, weak_etag(value)))
+        else:
+            out.append((name, value))
+    if length is not None:
+        out.append((b"content-length", str(length).encode("ascii")))
+    out.append((b"content-encoding", codec.encoding))
+    return add_vary(out)
+
+
+def is_compressible(status: int, headers: Headers, codecs: Sequence[Codec]) -> bool:
+    """Whether any of ``codecs`` would encode a response with this status and headers.
+
+    False for 1xx/204/206/304, for a response that already has a ``Content-Encoding`` (never
+    encoded twice) and for mimetypes no codec lists. Body size is not considered.
+    """
+    if status < 200 or status in _UNTOUCHED_STATUS:
+        return False
+    content_type = None
+    for name, value in headers:
+        if name == b"content-encoding" and value.strip().lower() != b"identity":
+            return False
+        if name == b"content-type":
+            content_type = value
+    return any(codec.accepts(content_type) for codec in codecs)
+
+
+def encode_body(
+    status: int, headers: Headers, body: bytes, codec: Codec | None, codecs: Sequence[Codec]
+) -> tuple[Headers, bytes, Codec | None]:
+    """Encode a whole response the way the layer would; for callers holding a complete body.
+
+    Args:
+        status: the response status.
+        headers: the identity response's headers (not mutated).
+        body: the identity body.
+        codec: the negotiated codec (None: the client accepts no coding).
+        codecs: every codec the app uses (decides whether ``Vary`` is needed).
+
+    Returns:
+        ``(headers, body, codec_used)``; ``codec_used`` is None when the body went unencoded.
+    """
+    if not is_compressible(status, headers, codecs):
+        return list(headers), body, None
+    if codec is None or len(body) < codec.min_size or not _accepts(codec, headers):
+        return add_vary(headers), body, None
+    encoded = codec.compress(body)
+    return encoded_headers(headers, codec, len(encoded)), encoded, codec
+
+
+def _accepts(codec: Codec, headers: Headers) -> bool:
+    for name, value in headers:
+        if name == b"content-type":
+            return codec.accepts(value)
+    return False
+
+
+class CompressingSender:
+    """``send`` wrapper that encodes one response; see the module docstring for the rules.
+
+    Args:
+        send: the ASGI ``send`` to forward to.
+        codec: the negotiated codec, or None when the client accepts no coding.
+        codecs: every codec the app uses (a compressible response gets ``Vary`` even when
+            sent unencoded).
+        head: the request is HEAD: headers as for GET, no body work.
+    """
+
+    __slots__ = (
+        "_buffer",
+        "_encoder",
+        "_expected",
+        "_start",
+        "_state",
+        "codec",
+        "codecs",
+        "head",
+        "send",
+    )
+
+    def __init__(
+        self, send: Send, codec: Codec | None, codecs: Sequence[Codec], *, head: bool = False
+    ) -> None:
+        self.send = send
+        self.codec = codec
+        self.codecs = codecs
+        self.head = head
+        self._state = _START
+        self._start: Message | None = None
+        self._expected = -1
+        self._buffer: list[bytes] = []
+        self._encoder: StreamEncoder | None = None
+
+    async def __call__(self, message: Message) -> None:
+        state = self._state
+        if state == _PASS:
+            await self.send(message)
+        elif state == _START:
+            await self._on_start(message)
+        elif state == _STREAM:
+            await self._on_stream(message)
+        elif state == _HOLD:
+            await self._on_first_body(message)
+        elif state == _BUFFER:
+            await self._on_buffer(message)
+        else:  # _HEAD: the headers promised an encoding; identity bytes must not follow them
+            if message["type"] == "http.response.body" and message.get("body"):
+                message = {**message, "body": b""}
+            await self.send(message)
+
+    async def _on_start(self, message: Message) -> None:
+        if message["type"] != "http.response.start":
+            await self.send(message)
+            return
+        headers: Headers = message.get("headers") or []
+        codec = self.codec
+        self._state = _PASS
+        if not is_compressible(message["status"], headers, self.codecs):
+            await self.send(message)
+            return
+        length = -1
+        for name, value in headers:
+            if name == b"content-length":
+                try:
+                    length = int(value)
+                except ValueError:
+                    length = -1
+        if codec is None or 0 <= length < codec.min_size or not _accepts(codec, headers):
+            message["headers"] = add_vary(headers)
+            await self.send(message)
+            return
+        if self.head:
+            message["headers"] = encoded_headers(headers, codec, None)
+            self._state = _HEAD
+            await self.send(message)
+            return
+        self._start = message
+        self._expected = length
+        self._state = _HOLD
+
+    async def _send_start(self, headers: Headers) -> None:
+        start = self._start
+        assert start is not None  # internal state, set before _HOLD
+        start["headers"] = headers
+        self._start = None
+        await self.send(start)
+
+    async def _send_identity(self, message: Message) -> None:
+        start = self._start
+        assert start is not None  # internal state, set before _HOLD
+        self._state = _PASS
+        await self._send_start(add_vary(start.get("headers") or []))
+        await self.send(message)
+
+    async def _send_whole(self, body: bytes, more_body: bool) -> None:
+        codec = self.codec
+        start = self._start
+        assert codec is not None  # internal state
+        assert start is not None
+        self._state = _PASS
+        headers: Headers = start.get("headers") or []
+        if len(body) < codec.min_size:
+            await self._send_start(add_vary(headers))
+        else:
+            body = codec.compress(body)
+            await self._send_start(encoded_headers(headers, codec, len(body)))
+        await self.send({"type": "http.response.body", "body": body, "more_body": more_body})
+
+    async def _on_first_body(self, message: Message) -> None:
+        if message["type"] != "http.response.body":  # pathsend, trailers: leave them be
+            await self._send_identity(message)
+            return
+        body: bytes = message.get("body", b"")
+        more_body: bool = message.get("more_body", False)
+        expected = self._expected
+        if not more_body or len(body) >= expected >= 0:
+            await self._send_whole(body, more_body)
+        elif 0 <= expected <= BUFFER_LIMIT:
+            self._buffer.append(body)
+            self._state = _BUFFER
+        else:
+            await self._begin_stream(body, more_body)
+
+    async def _on_buffer(self, message: Message) -> None:
+        if message["type"] != "http.response.body":
+            await self._flush_buffer_as_stream()
+            await self.send(message)
+            return
+        self._buffer.append(message.get("body", b""))
+        more_body: bool = message.get("more_body", False)
+        body = b"".join(self._buffer)
+        if not more_body or len(body) >= self._expected:
+            self._buffer = []
+            await self._send_whole(body, more_body)
+        else:
+            self._buffer = [body]
+
+    async def _flush_buffer_as_stream(self) -> None:
+        body = b"".join(self._buffer)
+        self._buffer = []
+        await self._begin_stream(body, True)
+
+    async def _begin_stream(self, body: bytes, more_body: bool) -> None:
+        codec = self.codec
+        start = self._start
+        assert codec is not None  # internal state
+        assert start is not None
+        self._encoder = codec.encoder()
+        self._state = _STREAM
+        await self._send_start(encoded_headers(start.get("headers") or [], codec, None))
+        await self._encode_chunk(body, more_body)
+
+    async def _on_stream(self, message: Message) -> None:
+        if message["type"] != "http.response.body":
+            await self.send(message)
+            return
+        await self._encode_chunk(message.get("body", b""), message.get("more_body", False))
+
+    async def _encode_chunk(self, body: bytes, more_body: bool) -> None:
+        encoder = self._encoder
+        assert encoder is not None  # internal state, set with _STREAM
+        out = b""
+        if body:
+            # flush every chunk: the app chose its chunk boundaries (SSE events, HTML parts)
+            out = encoder.compress(body) + encoder.flush()
+        if not more_body:
+            out += encoder.finish()
+            self._state = _PASS
+            self._encoder = None
+        if out or not more_body:
+            await self.send({"type": "http.response.body", "body": out, "more_body": more_body})
 
 
 class CompressionMiddleware:
-    def __init__(self, app: Any, codecs: Any) -> None:
-        self.app = app
+    """Compress HTTP response bodies with a coding the client accepts.
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await self.app(scope, receive, send)
+    Args:
+        app: the inner ASGI app.
+        codecs: the codecs to offer, in order of preference (ties in the client's weights go
+            to the earlier one). At least one.
+    """
+
+    def __init__(self, app: ASGIApp, codecs: Sequence[Codec]) -> None:
+        self.app = app
+        self.codecs: tuple[Codec, ...] = tuple(codecs)
+        if not self.codecs:
+            raise ConfigurationError(
+                "CompressionMiddleware(codecs=()) needs at least one codec; leave the layer "
+                "out to turn compression off"
+            )
+        self.negotiate = Negotiator(self.codecs)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get(SKIP_COMPRESSION):
+            await self.app(scope, receive, send)
+            return
+        accept: bytes | None = None
+        for name, value in scope["headers"]:
+            if name == _ACCEPT_ENCODING:
+                # several Accept-Encoding lines are one comma-separated list (RFC 9110 5.3)
+                accept = value if accept is None else accept + b"," + value
+        sender = CompressingSender(
+            send, self.negotiate(accept), self.codecs, head=scope["method"] == "HEAD"
+        )
+        await self.app(scope, receive, sender)

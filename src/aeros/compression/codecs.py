@@ -1,0 +1,331 @@
+"""Content codings: gzip, brotli and zstd, one-shot and streaming, behind one small protocol.
+
+The compression layer and the response cache share these objects: a codec is a frozen,
+validated configuration (level, minimum size, mimetypes) that also knows how to encode. Building
+one has no side effects beyond importing its library; the optional libraries (brotli, zstandard,
+isal) are imported only by the codec that needs them, with an error naming the extra.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from aeros.errors import ConfigurationError
+
+__all__ = [
+    "DEFAULT_MIMETYPES",
+    "Br",
+    "Codec",
+    "Gzip",
+    "StreamEncoder",
+    "Zstd",
+]
+
+DEFAULT_MIMETYPES: frozenset[str] = frozenset(
+    {
+        # the seed's list
+        "text/plain",
+        "text/html",
+        "text/css",
+        "text/scss",
+        "text/xml",
+        "application/json",
+        "application/javascript",
+        # obvious text-like additions
+        "text/javascript",
+        "text/csv",
+        "text/markdown",
+        "text/event-stream",
+        "image/svg+xml",
+        "application/xml",
+        "application/xhtml+xml",
+        "application/ld+json",
+        "application/manifest+json",
+        "application/wasm",
+        # structured-syntax suffixes (RFC 6839): any */*+json and */*+xml
+        "+json",
+        "+xml",
+    }
+)
+"""Mimetypes compressed by default. An entry ``type/subtype`` matches exactly, ``type/*``
+matches a whole type, ``+suffix`` matches every structured-syntax suffix (``+json``)."""
+
+_MEMO_LIMIT = 256  # distinct Content-Type values remembered per codec; real apps use a handful
+
+
+class StreamEncoder(Protocol):
+    """Incremental encoder for one response body (one per response; not thread-safe)."""
+
+    def compress(self, data: bytes) -> bytes:
+        """Feed ``data``; return whatever encoded bytes are ready (often ``b""``)."""
+
+    def flush(self) -> bytes:
+        """Return everything fed so far, decodable now, keeping the stream open (a sync flush)."""
+
+    def finish(self) -> bytes:
+        """End the stream and return the remaining bytes (trailer included)."""
+
+
+@runtime_checkable
+class Codec(Protocol):
+    """What the compression layer and the response cache need from a content coding.
+
+    Attributes:
+        name: the ``Content-Encoding`` token (``"gzip"``, ``"br"``, ``"zstd"``).
+        encoding: ``name`` as bytes, ready for a header value.
+        min_size: bodies smaller than this many bytes are sent as they are.
+    """
+
+    name: ClassVar[str]
+    encoding: ClassVar[bytes]
+
+    @property
+    def min_size(self) -> int: ...
+
+    def compress(self, data: bytes) -> bytes:
+        """Encode a whole body at once."""
+
+    def encoder(self) -> StreamEncoder:
+        """Return a fresh streaming encoder for one response."""
+
+    def accepts(self, content_type: bytes | None) -> bool:
+        """Whether a body of this ``Content-Type`` header value is worth encoding."""
+
+
+def _check_int(api: str, name: str, value: object, low: int, high: int | None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigurationError(f"{api}({name}={value!r}) must be an int")
+    if value < low or (high is not None and value > high):
+        allowed = f"{low} to {high}" if high is not None else f">= {low}"
+        raise ConfigurationError(f"{api}({name}={value!r}) is out of range; use {allowed}")
+
+
+def _normalize_mimetypes(api: str, mimetypes: object) -> frozenset[str]:
+    if isinstance(mimetypes, (str, bytes)) or not isinstance(mimetypes, Iterable):
+        raise ConfigurationError(
+            f"{api}(mimetypes={mimetypes!r}) must be a list of mimetypes such as "
+            "['text/html', 'application/json', '+json']"
+        )
+    out: set[str] = set()
+    for item in mimetypes:
+        if not isinstance(item, str):
+            raise ConfigurationError(f"{api}(mimetypes=...) entries must be str; got {item!r}")
+        entry = item.strip().lower()
+        valid = (entry.startswith("+") and len(entry) > 1 and "/" not in entry) or (
+            entry.count("/") == 1 and all(entry.split("/"))
+        )
+        if not valid or any(c in entry for c in " ;,\r\n\x00"):
+            raise ConfigurationError(
+                f"{api}(mimetypes=...) entry {item!r} is not 'type/subtype', 'type/*' or '+suffix'"
+            )
+        out.add(entry)
+    return frozenset(out)
+
+
+def _matches(mimetypes: frozenset[str], content_type: bytes) -> bool:
+    media = content_type.split(b";", 1)[0].strip().lower().decode("latin-1")
+    if media in mimetypes:
+        return True
+    kind, _, subtype = media.partition("/")
+    if not subtype:
+        return False
+    if kind + "/*" in mimetypes:
+        return True
+    plus = subtype.rfind("+")
+    return plus >= 0 and subtype[plus:] in mimetypes
+
+
+def _import(module: str, api: str, extra: str) -> ModuleType:
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"{api} needs the {module!r} package: pip install 'aeros[{extra}]'"
+        ) from exc
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Base:
+    """Fields and mimetype matching every codec shares."""
+
+    level: int
+    min_size: int = 500
+    """Bodies smaller than this many bytes are sent unencoded (default 500)."""
+    mimetypes: Iterable[str] = DEFAULT_MIMETYPES
+    """Mimetypes to encode; see :data:`DEFAULT_MIMETYPES` for the entry forms."""
+    _memo: dict[bytes, bool] = field(
+        init=False, repr=False, compare=False, hash=False, default_factory=dict
+    )
+
+    name: ClassVar[str] = ""
+    encoding: ClassVar[bytes] = b""
+    _levels: ClassVar[tuple[int, int]] = (1, 9)
+
+    def __post_init__(self) -> None:
+        api = type(self).__name__
+        low, high = self._levels
+        _check_int(api, "level", self.level, low, high)
+        _check_int(api, "min_size", self.min_size, 0, None)
+        object.__setattr__(self, "mimetypes", _normalize_mimetypes(api, self.mimetypes))
+
+    def accepts(self, content_type: bytes | None) -> bool:
+        """Whether a body with this ``Content-Type`` value is in :attr:`mimetypes`."""
+        if content_type is None:
+            return False
+        memo = self._memo
+        found = memo.get(content_type)
+        if found is None:
+            found = _matches(self.mimetypes, content_type)  # type: ignore[arg-type]
+            if len(memo) >= _MEMO_LIMIT:
+                memo.clear()  # bounded: a client cannot grow it, only the app's own types
+            memo[content_type] = found
+        return found
+
+
+class _ZlibEncoder:
+    __slots__ = ("_obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self._obj = obj
+
+    def compress(self, data: bytes) -> bytes:
+        return self._obj.compress(data)  # type: ignore[no-any-return]
+
+    def flush(self) -> bytes:
+        return self._obj.flush(zlib.Z_SYNC_FLUSH)  # type: ignore[no-any-return]
+
+    def finish(self) -> bytes:
+        return self._obj.flush(zlib.Z_FINISH)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Gzip(_Base):
+    """gzip coding (RFC 9112 section 7.2), the seed's default.
+
+    Uses the standard library's zlib; see ``bench/compression_codecs.py`` for how it compares
+    with isal and zlib-ng at the default level.
+    """
+
+    level: int = 2
+    """zlib level, 1 (fastest) to 9 (smallest). Default 2: most of the size win for little CPU."""
+
+    name: ClassVar[str] = "gzip"
+    encoding: ClassVar[bytes] = b"gzip"
+
+    def compress(self, data: bytes) -> bytes:
+        """Encode a whole body as one gzip member."""
+        return zlib.compress(data, self.level, wbits=31)
+
+    def encoder(self) -> StreamEncoder:
+        """Return a streaming gzip encoder."""
+        return _ZlibEncoder(zlib.compressobj(self.level, zlib.DEFLATED, 31))
+
+
+class _BrotliEncoder:
+    __slots__ = ("_obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self._obj = obj
+
+    def compress(self, data: bytes) -> bytes:
+        return self._obj.process(data)  # type: ignore[no-any-return]
+
+    def flush(self) -> bytes:
+        return self._obj.flush()  # type: ignore[no-any-return]
+
+    def finish(self) -> bytes:
+        return self._obj.finish()  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Br(_Base):
+    """brotli coding (RFC 7932). Needs the ``brotli`` package (``aeros[brotli]``)."""
+
+    level: int = 4
+    """brotli quality, 0 (fastest) to 11 (smallest). Default 4: smaller than gzip at similar
+    speed; 11 is meant for precompressed static files, not per-request work."""
+
+    name: ClassVar[str] = "br"
+    encoding: ClassVar[bytes] = b"br"
+    _levels: ClassVar[tuple[int, int]] = (0, 11)
+
+    def __post_init__(self) -> None:
+        _Base.__post_init__(self)
+        _import("brotli", "Br()", "brotli")
+
+    def compress(self, data: bytes) -> bytes:
+        """Encode a whole body."""
+        import brotli  # type: ignore[import-untyped]
+
+        return brotli.compress(data, quality=self.level)  # type: ignore[no-any-return]
+
+    def encoder(self) -> StreamEncoder:
+        """Return a streaming brotli encoder."""
+        import brotli
+
+        return _BrotliEncoder(brotli.Compressor(quality=self.level))
+
+
+class _ZstdEncoder:
+    __slots__ = ("_flush_block", "_obj")
+
+    def __init__(self, obj: Any, flush_block: int) -> None:
+        self._obj = obj
+        self._flush_block = flush_block
+
+    def compress(self, data: bytes) -> bytes:
+        return self._obj.compress(data)  # type: ignore[no-any-return]
+
+    def flush(self) -> bytes:
+        return self._obj.flush(self._flush_block)  # type: ignore[no-any-return]
+
+    def finish(self) -> bytes:
+        return self._obj.flush()  # type: ignore[no-any-return]
+
+
+_local = threading.local()  # one reusable zstd context per thread and level (not thread-safe)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Zstd(_Base):
+    """zstd coding (RFC 8878). Needs the ``zstandard`` package (``aeros[zstd]``)."""
+
+    level: int = 3
+    """zstd level, 1 (fastest) to 22 (smallest). Default 3, zstd's own default."""
+
+    name: ClassVar[str] = "zstd"
+    encoding: ClassVar[bytes] = b"zstd"
+    _levels: ClassVar[tuple[int, int]] = (1, 22)
+
+    def __post_init__(self) -> None:
+        _Base.__post_init__(self)
+        _import("zstandard", "Zstd()", "zstd")
+
+    def compress(self, data: bytes) -> bytes:
+        """Encode a whole body as one zstd frame (with its content size)."""
+        contexts: dict[int, Any] | None = getattr(_local, "zstd", None)
+        if contexts is None:
+            contexts = _local.zstd = {}
+        compressor = contexts.get(self.level)
+        if compressor is None:
+            import zstandard
+
+            compressor = contexts[self.level] = zstandard.ZstdCompressor(level=self.level)
+        return compressor.compress(data)
+
+    def encoder(self) -> StreamEncoder:
+        """Return a streaming zstd encoder (its own context: streams interleave on a loop)."""
+        import zstandard
+
+        obj = zstandard.ZstdCompressor(level=self.level).compressobj()
+        return _ZstdEncoder(obj, zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+
+
+CODECS: dict[str, Callable[..., Codec]] = {"gzip": Gzip, "br": Br, "zstd": Zstd}
+"""Codec classes by ``Content-Encoding`` token (what ``COMPRESS_ALGORITHM`` names)."""
