@@ -19,11 +19,13 @@ from quart import Quart
 from aeros.caching import ResponseCache
 from aeros.compression import DEFAULT_COMPRESSION, Codec, resolve_codecs
 from aeros.errors import ConfigurationError
-from aeros.logging import AccessLogMiddleware, LogConfig, configure_logging, log_banner
+from aeros.logging import LogConfig, configure_logging, log_banner, route_logger
+from aeros.middleware.access_log import AccessLogMiddleware
 from aeros.middleware.compression import CompressionMiddleware
 from aeros.middleware.cors import CORS, CORSMiddleware
 from aeros.middleware.headers import HeadersMiddleware
 from aeros.middleware.types import ASGIApp, Headers, Receive, Scope, Send, check_header
+from aeros.misc import note_sync_function
 from aeros.server.config import Limits, ServerConfig
 from aeros.server.runner import Runner
 
@@ -207,6 +209,18 @@ class WebServer(Quart):
     def clear_cache(self) -> None:
         """Drop every cached response (in every worker and instance sharing the store)."""
         self.response_cache.clear_sync()
+
+    # ---- logging ----------------------------------------------------------------------
+
+    @property
+    def logger(self) -> logging.Logger:
+        """Quart's app logger (named after the app), routed to aeros' handlers while serving."""
+        return route_logger(self.name)
+
+    def ensure_async(self, func: Any) -> Any:
+        """As Quart's: sync functions run in a thread pool; aeros logs that once per function."""
+        note_sync_function(func)
+        return super().ensure_async(func)
 
     # ---- the server --------------------------------------------------------------------
 

@@ -1,8 +1,71 @@
-"""STUB (owned by the logging/cli helper)."""
+"""Helpers the original Aeros exported from ``Aeros.misc``, kept under the same names.
+
+- :func:`sync_to_async` (asgiref): call blocking code from a view without blocking the event
+  loop; it runs in a worker thread::
+
+      @sync_to_async
+      def slow() -> str:
+          time.sleep(2)
+          return "ok"
+
+      @app.route("/")
+      async def home():
+          return jsonify({"response": await slow()})
+
+- :func:`async_to_sync` (asgiref): call a coroutine function from synchronous code (a sync
+  view, a script); it runs on an event loop and blocks until done.
+- :func:`jsonify` and :func:`render_template`: Quart's, re-exported so ``from aeros.misc import
+  jsonify`` works as it did.
+
+Sync views need none of this: Quart runs a ``def`` view in a thread pool by itself, and aeros
+logs that once per function (:func:`note_sync_function`).
+"""
 
 from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import sys
+from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
 from quart import jsonify, render_template
 
-__all__ = ["async_to_sync", "jsonify", "render_template", "sync_to_async"]
+__all__ = ["async_to_sync", "jsonify", "note_sync_function", "render_template", "sync_to_async"]
+
+logger = logging.getLogger(__name__)
+
+# The test Quart's ensure_async uses: inspect's misses some coroutine functions before 3.12,
+# asyncio's is deprecated from 3.14.
+_iscoroutinefunction = (
+    inspect.iscoroutinefunction if sys.version_info >= (3, 12) else asyncio.iscoroutinefunction
+)
+
+# Underlying functions already checked. Bound methods and partials are unwrapped so the set is
+# bounded by the code, not by the number of calls (Quart calls ensure_async on every request).
+_seen: set[Any] = set()
+
+
+def note_sync_function(func: Any) -> None:
+    """Log once per function that ``func``, being synchronous, runs in a thread pool.
+
+    Called by ``WebServer.ensure_async`` for every view, hook and handler Quart is about to
+    call; the second and later calls for one function cost one set lookup.
+    """
+    key = getattr(func, "__func__", None) or getattr(func, "func", None) or func
+    try:
+        if key in _seen:
+            return
+        _seen.add(key)
+    except TypeError:  # unhashable callable: check it, but do not remember it
+        pass
+    if _iscoroutinefunction(func):
+        return
+    name = getattr(key, "__qualname__", None) or repr(key)
+    module = getattr(key, "__module__", None)
+    logger.info(
+        "%s is synchronous: Quart runs it in a thread pool (define it with 'async def' to "
+        "save the thread hop)",
+        f"{module}.{name}" if module else name,
+    )

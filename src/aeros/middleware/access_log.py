@@ -1,0 +1,113 @@
+"""Access-log layer: one record per HTTP request on the ``aeros.access`` logger.
+
+The outermost layer, so it is on every request's path: it only counts bytes, reads the clock
+twice and hands the raw fields to the logging queue. Escaping and formatting happen later in
+the listener thread (:mod:`aeros.logging`), never on the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+from aeros.logging import ACCESS_LOGGER, AccessEntry, LogConfig
+from aeros.middleware.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["AccessLogMiddleware"]
+
+_INFO = logging.INFO
+# what LogRecord.relativeCreated is measured from
+_start_time: float = logging._startTime  # type: ignore[attr-defined]
+
+
+class _AccessRecord(logging.LogRecord):
+    """A LogRecord built without ``LogRecord.__init__``'s caller lookup and bookkeeping."""
+
+    name = ACCESS_LOGGER
+    levelno = _INFO
+    levelname = "INFO"
+    args: Any = None
+    exc_info = None
+    exc_text = None
+    stack_info = None
+    pathname = __file__
+    filename = "access_log.py"
+    module = "access_log"
+    funcName = "__call__"
+    lineno = 0
+    thread = None
+    threadName = None
+    processName = None
+    taskName = None
+
+    def __init__(self, entry: AccessEntry) -> None:
+        now = time.time()
+        self.msg = entry
+        self.created = now
+        self.msecs = int(now % 1 * 1000) + 0.0
+        self.relativeCreated = (now - _start_time) * 1000
+        self.process = os.getpid()
+
+
+class AccessLogMiddleware:
+    """Log client, method, path, status, bytes sent, duration and cache state per request.
+
+    Args:
+        app: the ASGI app to wrap.
+        config: the :class:`aeros.logging.LogConfig`; its format decides whether the
+            User-Agent and Referer headers are looked up (``combined`` and ``json`` only).
+    """
+
+    def __init__(self, app: ASGIApp, config: LogConfig) -> None:
+        self.app = app
+        self.logger = logging.getLogger(ACCESS_LOGGER)
+        self.with_headers = config.access_log_format in ("combined", "json")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection; HTTP requests are timed and logged when it ends."""
+        if scope["type"] != "http" or not self.logger.isEnabledFor(_INFO):
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 0
+        size = 0
+
+        async def counting_send(message: Message) -> None:
+            nonlocal status, size
+            if message["type"] == "http.response.body":
+                size += len(message.get("body", b""))
+            elif message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counting_send)
+        finally:
+            # An app that fails before starting a response gets a 500 from the server.
+            self.log(scope, status or 500, size, (time.perf_counter() - start) * 1000)
+
+    def log(self, scope: Scope, status: int, size: int, duration_ms: float) -> None:
+        """Hand one request's raw fields to the ``aeros.access`` logger."""
+        referer = user_agent = None
+        if self.with_headers:
+            for name, value in scope["headers"]:
+                if name == b"user-agent":
+                    user_agent = value
+                elif name == b"referer":
+                    referer = value
+        entry = AccessEntry(
+            scope.get("client"),
+            scope["method"],
+            scope.get("raw_path") or scope["path"],
+            scope.get("query_string", b""),
+            scope.get("http_version", "1.1"),
+            status,
+            size,
+            duration_ms,
+            scope.get("aeros.cache_state"),
+            referer,
+            user_agent,
+        )
+        self.logger.handle(_AccessRecord(entry))
