@@ -1,23 +1,17 @@
-"""STUB (owned by the cache helper): stores behind the response cache."""
+"""Stores behind the response cache: one async protocol, three backends. No HTTP here."""
 
 from __future__ import annotations
 
-from typing import Any
+from aeros.cache.base import PrefixStore, Store
+from aeros.cache.filesystem import FileSystemCache, FilesystemCache
+from aeros.cache.memory import SimpleCache
+from aeros.cache.redis import RedisCache
 
-
-class SimpleCache:
-    def __init__(self, timeout: float = 300, threshold: int = 500, **kwargs: Any) -> None:
-        self.timeout = timeout
-
-
-class FilesystemCache:
-    def __init__(self, directory: str, timeout: float = 300, **kwargs: Any) -> None:
-        self.timeout = timeout
-
-
-FileSystemCache = FilesystemCache
-
-
-class RedisCache:
-    def __init__(self, host: str = "127.0.0.1", port: int = 6379, **kwargs: Any) -> None:
-        self.timeout = 300
+__all__ = [
+    "FileSystemCache",
+    "FilesystemCache",
+    "PrefixStore",
+    "RedisCache",
+    "SimpleCache",
+    "Store",
+]

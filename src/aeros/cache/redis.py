@@ -1,0 +1,192 @@
+"""RedisCache: entries in Redis through redis-py's asyncio client, shared by every instance.
+
+One client (and its connection pool) per process and per event loop, created on first use:
+a forked worker never reuses its parent's sockets, and servers running in several threads each
+talk to Redis from their own loop. Timeouts are short (100 ms by default) so a slow or stopped
+Redis costs a request little; after a failure the store answers ``StoreError`` at once for
+``retry_after`` seconds instead of waiting on a dead server, then tries again by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import time
+import weakref
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from aeros.cache.base import check_timeout
+from aeros.errors import ConfigurationError, StoreError
+
+__all__ = ["RedisCache"]
+
+_SCHEMES = ("redis://", "rediss://", "unix://")
+_GLOB_SPECIAL = str.maketrans({c: "\\" + c for c in "*?[]\\"})
+_FAILURES = (RedisError, OSError, asyncio.TimeoutError)
+
+
+class RedisCache:
+    """Entries in Redis: shared by every worker and every instance behind a load balancer.
+
+    Args:
+        host: Redis host. Default ``127.0.0.1``.
+        port: Redis port. Default 6379.
+        password: password (empty: none).
+        db: database number. Default 0.
+        url: ``redis://``, ``rediss://`` or ``unix://`` URL; replaces host/port/password/db.
+        timeout: default lifetime in seconds of a cached response; 0 or None: no expiry.
+            Default 300.
+        prefix: prepended to every key, so :meth:`clear` removes only this cache's keys and
+            several apps can share one database. Default ``aeros:``.
+        socket_timeout: seconds to wait for a connection or an answer. Default 0.1.
+        retry_after: seconds to fail fast after a failure before trying Redis again. Default 1.
+        max_connections: connections per process and event loop. Default 64.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 6379,
+        password: str | None = "",
+        db: int = 0,
+        *,
+        url: str | None = None,
+        timeout: float | None = 300,
+        prefix: str = "aeros:",
+        socket_timeout: float = 0.1,
+        retry_after: float = 1.0,
+        max_connections: int = 64,
+    ) -> None:
+        if url is not None and (not isinstance(url, str) or not url.startswith(_SCHEMES)):
+            raise ConfigurationError(
+                f"RedisCache(url=...) must start with redis://, rediss:// or unix://; got {url!r}"
+            )
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+            raise ConfigurationError(f"RedisCache(port={port!r}) must be an integer 1-65535")
+        if not isinstance(db, int) or isinstance(db, bool) or db < 0:
+            raise ConfigurationError(f"RedisCache(db={db!r}) must be an integer >= 0")
+        for name, value in (("socket_timeout", socket_timeout), ("retry_after", retry_after)):
+            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise ConfigurationError(f"RedisCache({name}={value!r}) must be seconds >= 0")
+        if not isinstance(prefix, str):
+            raise ConfigurationError(f"RedisCache(prefix={prefix!r}) must be a str")
+        self.timeout = check_timeout("RedisCache", timeout)
+        self.prefix = prefix
+        self.url = url
+        self.retry_after = float(retry_after)
+        self._options: dict[str, Any] = {
+            "socket_timeout": socket_timeout,
+            "socket_connect_timeout": socket_timeout,
+            # one immediate retry on a fresh connection: after a Redis restart the pooled
+            # sockets are dead, and the retry reconnects without failing the request
+            "retry": Retry(NoBackoff(), 1),
+            "max_connections": max_connections,
+        }
+        if url is None:
+            self._options.update(host=host, port=port, db=db, password=password or None)
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._pid = os.getpid()
+        self._orphans: list[aioredis.Redis] = []
+        self._down_until = 0.0
+
+    def __repr__(self) -> str:
+        where = self.url or f"{self._options['host']}:{self._options['port']}"
+        if "@" in where:  # never show a password from the URL
+            where = where.split("://", 1)[0] + "://***@" + where.rsplit("@", 1)[1]
+        return f"RedisCache({where!r}, timeout={self.timeout!r})"
+
+    def _client(self) -> aioredis.Redis:
+        if self._down_until and time.monotonic() < self._down_until:
+            raise StoreError(f"{self!r} is unavailable; retrying in at most {self.retry_after} s")
+        if os.getpid() != self._pid:
+            # forked: the parent's sockets are not ours to use or close; keep them referenced
+            # so their finalisers never run in this process
+            self._orphans.extend(self._clients.values())
+            self._clients = weakref.WeakKeyDictionary()
+            self._pid = os.getpid()
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            if self.url is not None:
+                client = aioredis.Redis.from_url(self.url, **self._options)
+            else:
+                client = aioredis.Redis(**self._options)
+            self._clients[loop] = client
+        return client
+
+    def _failed(self, exc: BaseException, action: str) -> StoreError:
+        self._down_until = time.monotonic() + self.retry_after
+        return StoreError(f"{self!r} failed to {action}: {exc!r}")
+
+    async def get(self, key: str) -> bytes | None:
+        """Return the value under ``key``, or None."""
+        client = self._client()
+        try:
+            value = await client.get(self.prefix + key)
+        except _FAILURES as exc:
+            raise self._failed(exc, "get") from exc
+        self._down_until = 0.0
+        if value is None or isinstance(value, bytes):
+            return value
+        raise StoreError(f"{self!r} returned {type(value).__name__}, not bytes")
+
+    async def set(self, key: str, value: bytes, *, ttl: float | None) -> None:
+        """Store ``value`` with a millisecond TTL (None: no expiry)."""
+        client = self._client()
+        px = None if ttl is None or ttl <= 0 else max(1, math.ceil(ttl * 1000))
+        try:
+            await client.set(self.prefix + key, value, px=px)
+        except _FAILURES as exc:
+            raise self._failed(exc, "set") from exc
+        self._down_until = 0.0
+
+    async def delete(self, key: str) -> None:
+        """Remove ``key``."""
+        client = self._client()
+        try:
+            await client.delete(self.prefix + key)
+        except _FAILURES as exc:
+            raise self._failed(exc, "delete") from exc
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """Remove every key of this cache starting with ``prefix`` (SCAN + UNLINK)."""
+        client = self._client()
+        pattern = (self.prefix + prefix).translate(_GLOB_SPECIAL) + "*"
+        removed = 0
+        try:
+            batch: list[bytes] = []
+            async for name in client.scan_iter(match=pattern, count=1000):
+                batch.append(name)
+                if len(batch) >= 1000:
+                    removed += await client.unlink(*batch)
+                    batch.clear()
+            if batch:
+                removed += await client.unlink(*batch)
+        except _FAILURES as exc:
+            raise self._failed(exc, "delete keys") from exc
+        return removed
+
+    async def clear(self) -> None:
+        """Remove every key under this cache's prefix (never the whole database)."""
+        await self.delete_prefix("")
+
+    async def aclose(self) -> None:
+        """Close this event loop's connections; a later call reconnects."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        client = self._clients.pop(loop, None)
+        if client is not None:
+            try:
+                await client.aclose()
+            except _FAILURES as exc:
+                raise StoreError(f"{self!r} failed to close: {exc!r}") from exc

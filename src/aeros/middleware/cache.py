@@ -1,0 +1,480 @@
+"""Response cache layer: answers hits before the app is entered; one request per key fills it.
+
+Pure ASGI (never imports Quart). Which routes are cached, and how, comes from ``policy_for``,
+a callable the app supplies that maps a scope to a :class:`CachePolicy` or None (not cached).
+
+Per cached GET/HEAD request:
+
+- bypassed (the request goes on untouched) when ``unless(scope)`` is true, when it carries
+  ``Authorization`` or ``Cookie`` and the route does not vary on that header, or when its Host
+  is not a valid host name;
+- a hit is answered here: the identity body or an encoded variant the client accepts, with
+  ``ETag`` and ``Age``; ``If-None-Match`` matching the ETag answers 304;
+- a miss runs the app once per key (per process and event loop) with compression skipped,
+  stores the identity response when it is storable and encodes it for the client; concurrent
+  misses for the key wait for that one result;
+- a failing store (:class:`aeros.errors.StoreError`) serves the request uncached and logs a
+  warning at most once per ``warn_interval`` seconds.
+
+``scope["aeros.cache_state"]`` tells the access log what happened: ``hit``, ``stale``,
+``miss``, ``bypass`` or ``error``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from aeros.compression.codecs import Codec
+from aeros.compression.negotiate import Negotiator
+from aeros.errors import StoreError
+from aeros.middleware.cache_entry import (
+    CachePolicy,
+    Entry,
+    build_key,
+    decode_entry,
+    encode_entry,
+    key_material,
+    request_host,
+    request_path,
+)
+from aeros.middleware.compression import (
+    SKIP_COMPRESSION,
+    CompressingSender,
+    add_vary,
+    encoded_headers,
+    is_compressible,
+)
+from aeros.middleware.types import ASGIApp, Headers, Message, Receive, Scope, Send
+
+__all__ = ["CACHE_STATE", "CacheMiddleware", "CachePolicy"]
+
+CACHE_STATE = "aeros.cache_state"
+"""Scope key the layer sets for the access log: hit, stale, miss, bypass or error."""
+
+logger = logging.getLogger(__name__)
+
+_CREDENTIALS = (b"authorization", b"cookie")
+_NOT_STORED_HEADERS = frozenset(
+    {b"content-length", b"transfer-encoding", b"connection", b"keep-alive", b"date", b"age"}
+)
+_NOT_MODIFIED_HEADERS = frozenset(
+    {b"cache-control", b"content-location", b"etag", b"expires", b"vary"}
+)
+_REFUSED_DIRECTIVES = frozenset({b"private", b"no-store", b"no-cache"})
+_FAILED: Any = object()  # the store raised StoreError
+
+
+class CacheMiddleware:
+    """Serve cached responses of the routes ``policy_for`` names, before the app runs.
+
+    Args:
+        app: the inner ASGI app (compression, then the framework).
+        store: any :class:`aeros.cache.Store`.
+        policy_for: maps a scope to the route's :class:`CachePolicy`, or None when the route is
+            not cached. Called for every GET/HEAD request; it must be cheap (memoised).
+        codecs: the app's compression codecs in order of preference (empty: none).
+        max_entry_bytes: responses with a larger body are streamed, never stored. Default 8 MiB.
+        warn_interval: seconds between two warnings about a failing store. Default 60.
+        coalesce_grace: seconds a finished fill still answers late arrivals of the same burst,
+            so a request that missed the store just before the fill landed does not run the
+            app again. Default 0.5.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        store: Any,
+        policy_for: Callable[[Scope], CachePolicy | None],
+        codecs: Sequence[Codec] = (),
+        *,
+        max_entry_bytes: int = 8 << 20,
+        warn_interval: float = 60.0,
+        coalesce_grace: float = 0.5,
+    ) -> None:
+        self.app = app
+        self.store = store
+        self.policy_for = policy_for
+        self.codecs: tuple[Codec, ...] = tuple(codecs)
+        self.negotiate = Negotiator(self.codecs)
+        self.max_entry_bytes = max_entry_bytes
+        self.warn_interval = warn_interval
+        self.coalesce_grace = coalesce_grace
+        self._last_warning = -float("inf")
+        self._inflight: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[str, asyncio.Future[Entry | None]]
+        ] = weakref.WeakKeyDictionary()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
+        policy = self.policy_for(scope)
+        if policy is None:
+            await self.app(scope, receive, send)
+            return
+        await self._serve(policy, scope, receive, send)
+
+    def forget(self) -> None:
+        """Drop finished fills kept for late arrivals (after a clear or purge)."""
+        for table in list(self._inflight.values()):
+            for key, future in list(table.items()):
+                if future.done():
+                    table.pop(key, None)
+
+    # ---- one request ----------------------------------------------------------------------
+
+    async def _serve(self, policy: CachePolicy, scope: Scope, receive: Receive, send: Send) -> None:
+        vary = policy.vary
+        varied: dict[bytes, bytes] = {}
+        host = accept = if_none_match = None
+        credentials = False
+        for name, value in scope["headers"]:
+            if name == b"host":
+                if host is not None:  # two Host headers: refuse to guess which one counts
+                    return await self._bypass(scope, receive, send)
+                host = value
+            elif name == b"accept-encoding":
+                accept = value if accept is None else accept + b"," + value
+            elif name == b"if-none-match":
+                if_none_match = value
+            if name in vary:
+                varied[name] = value if name not in varied else varied[name] + b", " + value
+            elif name in _CREDENTIALS:
+                credentials = True
+        if credentials or (policy.unless is not None and policy.unless(scope)):
+            return await self._bypass(scope, receive, send)
+        valid_host = request_host(scope, host)
+        if valid_host is None:
+            return await self._bypass(scope, receive, send)
+        url, variant = key_material(
+            policy, scope, valid_host, [(name, varied.get(name)) for name in vary]
+        )
+        key = build_key(policy, request_path(scope), url, variant)
+        head = scope["method"] == "HEAD"
+
+        entry = await self._load(key)
+        if entry is _FAILED:
+            scope[CACHE_STATE] = "error"
+            await self.app(scope, receive, send)
+            return
+        now = time.time()
+        if entry is not None and now < entry.stale_until:
+            if now < entry.fresh_until:
+                scope[CACHE_STATE] = "hit"
+            else:
+                scope[CACHE_STATE] = "stale"
+                self._refresh(key, policy, scope)
+            await self._send_entry(key, policy, entry, send, accept, if_none_match, head, now)
+            return
+
+        table = self._table()
+        future = table.get(key)
+        if future is not None:
+            entry = await asyncio.shield(future)
+            if entry is not None:
+                scope[CACHE_STATE] = "hit"
+                now = time.time()
+                await self._send_entry(key, policy, entry, send, accept, if_none_match, head, now)
+                return
+        if head or future is not None:
+            # a HEAD response has no body to store; an unstorable fill is not shared
+            scope[CACHE_STATE] = "miss"
+            await self.app(scope, receive, send)
+            return
+        scope[CACHE_STATE] = "miss"
+        await self._lead(key, policy, table, scope, receive, send, accept)
+
+    async def _bypass(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope[CACHE_STATE] = "bypass"
+        await self.app(scope, receive, send)
+
+    def _table(self) -> dict[str, asyncio.Future[Entry | None]]:
+        loop = asyncio.get_running_loop()
+        table = self._inflight.get(loop)
+        if table is None:
+            table = self._inflight[loop] = {}
+        return table
+
+    async def _lead(
+        self,
+        key: str,
+        policy: CachePolicy,
+        table: dict[str, asyncio.Future[Entry | None]],
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        accept: bytes | None,
+    ) -> None:
+        """Run the app for a miss, store the result, answer every request waiting for it."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Entry | None] = loop.create_future()
+        table[key] = future
+        entry: Entry | None = None
+        try:
+            codec = self.negotiate(accept)
+            stream = CompressingSender(send, codec, self.codecs)
+            entry = await self._fill(key, policy, scope, receive, stream)
+            if entry is not None:
+                await self._send_entry(key, policy, entry, send, accept, None, False, entry.created)
+        finally:
+            future.set_result(entry)
+            if entry is None or self.coalesce_grace <= 0:
+                self._forget(table, key, future)
+            else:
+                loop.call_later(self.coalesce_grace, self._forget, table, key, future)
+
+    @staticmethod
+    def _forget(table: dict[str, Any], key: str, future: asyncio.Future[Entry | None]) -> None:
+        if table.get(key) is future:
+            del table[key]
+
+    async def _fill(
+        self, key: str, policy: CachePolicy, scope: Scope, receive: Receive, stream: Send | None
+    ) -> Entry | None:
+        """Run the app; store and return its response when storable, else stream it."""
+        inner = dict(scope)
+        inner[SKIP_COMPRESSION] = True
+        capture = _Capture(policy, self.max_entry_bytes, stream)
+        await self.app(inner, receive, capture)
+        entry = capture.entry(policy)
+        if entry is None:
+            await capture.release()
+            return None
+        if is_compressible(entry.status, entry.headers, self.codecs):
+            entry.headers = add_vary(entry.headers)
+        await self._save(key, entry)
+        return entry
+
+    async def _send_entry(
+        self,
+        key: str,
+        policy: CachePolicy,
+        entry: Entry,
+        send: Send,
+        accept: bytes | None,
+        if_none_match: bytes | None,
+        head: bool,
+        now: float,
+    ) -> None:
+        """Answer from ``entry``: 304, or the identity body or a variant the client accepts."""
+        headers = entry.headers
+        body = entry.body
+        codec = self.negotiate(accept) if self.codecs else None
+        if codec is not None and len(body) >= codec.min_size and _accepts(codec, headers):
+            coding = codec.encoding
+            encoded = entry.variants.get(coding)
+            if encoded is None:
+                encoded = entry.variants[coding] = codec.compress(body)
+                self._spawn(self._save(key, entry))  # keep the variant for the next hit
+            headers = encoded_headers(headers, codec, len(encoded))
+            body = encoded
+        else:
+            headers = [*headers, (b"content-length", str(len(body)).encode())]
+        age = str(max(0, int(now - entry.created))).encode()
+        if if_none_match is not None and _etag_matches(if_none_match, entry.etag):
+            headers = [(n, v) for n, v in headers if n in _NOT_MODIFIED_HEADERS]
+            headers.append((b"age", age))
+            await send({"type": "http.response.start", "status": 304, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        if now != entry.created:
+            headers = [*headers, (b"age", age)]
+        await send({"type": "http.response.start", "status": entry.status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if head else body})
+
+    # ---- the store, behind the one place that catches StoreError ----------------------------
+
+    async def _load(self, key: str) -> Entry | None:
+        try:
+            raw = await self.store.get(key)
+        except StoreError as exc:
+            self._warn(exc)
+            return _FAILED  # type: ignore[no-any-return]
+        return None if raw is None else decode_entry(raw)
+
+    async def _save(self, key: str, entry: Entry) -> None:
+        ttl = entry.stale_until - time.time()
+        if ttl <= 0:
+            return
+        try:
+            await self.store.set(key, encode_entry(entry), ttl=None if ttl == float("inf") else ttl)
+        except StoreError as exc:
+            self._warn(exc)
+
+    def _warn(self, exc: StoreError) -> None:
+        now = time.monotonic()
+        if now - self._last_warning >= self.warn_interval:
+            self._last_warning = now
+            logger.warning("response cache store failed; serving uncached: %s", exc)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _refresh(self, key: str, policy: CachePolicy, scope: Scope) -> None:
+        """Refill a stale entry in the background, once per key at a time."""
+        table = self._table()
+        if key in table:
+            return
+        future: asyncio.Future[Entry | None] = asyncio.get_running_loop().create_future()
+        table[key] = future
+        # the refresh must not see this request's body channel or extensions it may close
+        inner = {k: v for k, v in scope.items() if k != CACHE_STATE}
+
+        async def run() -> None:
+            entry: Entry | None = None
+            try:
+                entry = await self._fill(key, policy, inner, _empty_receive(), None)
+            except Exception:
+                logger.exception("refreshing a stale cache entry failed")
+            finally:
+                future.set_result(entry)
+                self._forget(table, key, future)
+
+        self._spawn(run())
+
+
+class _Capture:
+    """``send`` for a fill: buffers a storable response, streams any other one to ``stream``."""
+
+    def __init__(self, policy: CachePolicy, max_bytes: int, stream: Send | None) -> None:
+        self.policy = policy
+        self.max_bytes = max_bytes
+        self.stream = stream
+        self.start: Message | None = None
+        self.chunks: list[bytes] = []
+        self.length = -1
+        self.storable = False
+        self.complete = False
+
+    async def __call__(self, message: Message) -> None:
+        if self.start is None and message["type"] == "http.response.start":
+            self.start = message
+            self.length = _storable_length(message, self.policy, self.max_bytes)
+            self.storable = self.length >= 0
+            if not self.storable:
+                await self._forward(message)
+            return
+        if self.storable and message["type"] == "http.response.body" and not self.complete:
+            self.chunks.append(message.get("body", b""))
+            self.complete = not message.get("more_body", False)
+            return
+        if self.storable:  # anything unexpected: stop storing, send what we hold as it is
+            await self.release()
+        await self._forward(message)
+
+    async def _forward(self, message: Message) -> None:
+        if self.stream is not None:
+            await self.stream(message)
+
+    async def release(self) -> None:
+        """Send a held response on unchanged (it turned out not to be storable)."""
+        if not self.storable or self.start is None:
+            return
+        self.storable = False
+        await self._forward(self.start)
+        if self.chunks:
+            body = b"".join(self.chunks)
+            self.chunks = []
+            await self._forward(
+                {"type": "http.response.body", "body": body, "more_body": not self.complete}
+            )
+
+    def entry(self, policy: CachePolicy) -> Entry | None:
+        if not (self.storable and self.complete and self.start is not None):
+            return None
+        body = b"".join(self.chunks)
+        if len(body) != self.length:
+            return None
+        headers = [
+            (name, value)
+            for name, value in self.start.get("headers") or []
+            if name not in _NOT_STORED_HEADERS
+        ]
+        if all(name != b"etag" for name, _ in headers):
+            digest = hashlib.blake2b(body, digest_size=16).hexdigest().encode()
+            headers.append((b"etag", b'W/"' + digest + b'"'))
+        created = time.time()
+        fresh = created + policy.timeout if policy.timeout is not None else float("inf")
+        return Entry(
+            status=self.start["status"],
+            headers=headers,
+            body=body,
+            created=created,
+            fresh_until=fresh,
+            stale_until=fresh + policy.stale_while_revalidate,
+        )
+
+
+def _storable_length(start: Message, policy: CachePolicy, max_bytes: int) -> int:
+    """Content-Length of a response a shared cache may store, or -1 when it may not."""
+    if start["status"] not in policy.statuses or start.get("trailers"):
+        return -1
+    length = -1
+    for name, value in start.get("headers") or []:
+        if name == b"set-cookie":
+            return -1
+        if name == b"content-length":
+            if not value.isdigit():
+                return -1
+            length = int(value)
+        elif name == b"cache-control":
+            for directive in value.lower().split(b","):
+                if directive.split(b"=", 1)[0].strip() in _REFUSED_DIRECTIVES:
+                    return -1
+        elif name == b"vary":
+            for token in value.lower().split(b","):
+                token = token.strip()
+                if token and token != b"accept-encoding" and token not in policy.vary:
+                    return -1  # "*" or a header the key does not hold
+        elif name == b"content-encoding":
+            if value.strip().lower() != b"identity":
+                return -1
+        elif name == b"content-type" and value.lower().startswith(b"text/event-stream"):
+            return -1
+    return length if length <= max_bytes else -1
+
+
+def _accepts(codec: Codec, headers: Headers) -> bool:
+    for name, value in headers:
+        if name == b"content-type":
+            return codec.accepts(value)
+    return False
+
+
+def _opaque(tag: bytes) -> bytes:
+    tag = tag.strip()
+    return tag[2:] if tag.startswith(b"W/") else tag
+
+
+def _etag_matches(if_none_match: bytes, etag: bytes) -> bool:
+    """Weak comparison (RFC 9110 13.1.2): ``*`` or any listed tag with the same opaque part."""
+    if not etag:
+        return False
+    if if_none_match.strip() == b"*":
+        return True
+    wanted = _opaque(etag)
+    return any(_opaque(tag) == wanted for tag in if_none_match.split(b","))
+
+
+def _empty_receive() -> Receive:
+    sent = False
+    never = asyncio.Event()
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await never.wait()  # a background refresh has no client to disconnect
+        return {"type": "http.disconnect"}
+
+    return receive

@@ -1,0 +1,249 @@
+"""What the response cache stores and under which key: policies, keys, entries. Pure ASGI.
+
+The key is injective before it is hashed: every field is length-prefixed, so no two distinct
+requests (method class, scheme, host, path, parsed query, varied header values) encode to the
+same bytes; an absent header encodes differently from an empty one. The stored key is
+``<route>:<path>:<request>``, each part a hash, so a purge can drop one route or one path with
+a prefix delete and no user-controlled byte ever reaches a store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import struct
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
+
+from aeros.middleware.types import Headers, Scope
+
+__all__ = [
+    "CachePolicy",
+    "Entry",
+    "decode_entry",
+    "encode_entry",
+    "key_material",
+    "path_prefix",
+    "request_host",
+    "request_path",
+    "route_prefix",
+]
+
+_LEN = struct.Struct("<I")
+_HOST = re.compile(
+    rb"(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*\.?"
+    rb"|\[[0-9a-f:.]{2,45}\])(?::[0-9]{1,5})?"
+)
+_DEFAULT_PORTS = {"http": b":80", "https": b":443"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CachePolicy:
+    """How one route is cached; built by ``@app.cache(...)`` and read by the cache layer.
+
+    Attributes:
+        timeout: seconds a response stays fresh; None: until evicted or cleared.
+        query_string: the query string is part of the key (``/s?q=a`` and ``/s?q=b`` differ;
+            parameter order does not). False: every query shares one entry.
+        key_prefix: a namespace mixed into the key (bump it to orphan old entries).
+        unless: called with the ASGI scope before the cache is consulted; True bypasses the
+            cache for that request (neither served from nor stored in it).
+        vary: lower-case request header names the response depends on; their values are part
+            of the key. Naming ``authorization`` or ``cookie`` here allows caching requests that
+            carry them (one entry per distinct value).
+        statuses: response statuses that may be stored (default 200 only).
+        stale_while_revalidate: seconds after ``timeout`` during which a stale entry is still
+            served while one background request refreshes it.
+        route: the route's identity (its endpoint), filled in by the route lookup; purges
+            drop keys by it.
+    """
+
+    timeout: float | None
+    query_string: bool = True
+    key_prefix: str = ""
+    unless: Callable[[Scope], bool] | None = None
+    vary: tuple[bytes, ...] = ()
+    statuses: frozenset[int] = frozenset({200})
+    stale_while_revalidate: float = 0.0
+    route: str = ""
+    route_hash: str = field(init=False, default="")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "route_hash", _digest(self.route.encode(), 8))
+
+
+def _digest(data: bytes, size: int) -> str:
+    return hashlib.blake2b(data, digest_size=size).hexdigest()
+
+
+def _put(out: bytearray, data: bytes) -> None:
+    out += _LEN.pack(len(data))
+    out += data
+
+
+def request_host(scope: Scope, host: bytes | None) -> bytes | None:
+    """Return the validated, lower-cased host of the request; None when it is not valid.
+
+    Without a Host header (HTTP/1.0) the server address stands in. The scheme's default port is
+    dropped so ``example.com`` and ``example.com:80`` share entries.
+    """
+    if host is None:
+        server = scope.get("server")
+        if not server:
+            return b""
+        host = f"{server[0]}:{server[1]}".encode("latin-1")
+    host = host.lower()
+    if len(host) > 300 or _HOST.fullmatch(host) is None:
+        return None
+    default = _DEFAULT_PORTS.get(scope.get("scheme", "http"))
+    if default is not None and host.endswith(default):
+        host = host[: -len(default)]
+    return host
+
+
+def _query(raw: bytes, enabled: bool) -> list[tuple[str, str]]:
+    if not enabled or not raw:
+        return []
+    # parsed the way the app parses it, then sorted: order does not matter, meaning does
+    pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True, errors="surrogateescape")
+    return sorted(pairs)
+
+
+def key_material(
+    policy: CachePolicy,
+    scope: Scope,
+    host: bytes,
+    varied: Iterable[tuple[bytes, bytes | None]],
+) -> tuple[bytes, bytes]:
+    """Return the injective encodings of (URL, varied headers) that the key hashes."""
+    url = bytearray(b"GET")  # method class: HEAD is answered from GET entries
+    _put(url, policy.key_prefix.encode("utf-8", "surrogatepass"))
+    _put(url, scope.get("scheme", "http").encode("latin-1"))
+    _put(url, host)
+    _put(url, request_path(scope))
+    pairs = _query(scope.get("query_string", b""), policy.query_string)
+    url += _LEN.pack(len(pairs))
+    for param, arg in pairs:
+        _put(url, param.encode("utf-8", "surrogateescape"))
+        _put(url, arg.encode("utf-8", "surrogateescape"))
+    variant = bytearray()
+    for name, value in varied:
+        _put(variant, name)
+        if value is None:
+            variant += b"\x00"
+        else:
+            variant += b"\x01"
+            _put(variant, value)
+    return bytes(url), bytes(variant)
+
+
+def route_prefix(policy: CachePolicy) -> str:
+    """Store-key prefix of every entry of the policy's route."""
+    return policy.route_hash + ":"
+
+
+def request_path(scope: Scope) -> bytes:
+    """The request path as the key holds it (``root_path`` included)."""
+    path: str = scope.get("root_path", "") + scope["path"]
+    return path.encode("utf-8", "surrogateescape")
+
+
+def path_prefix(policy: CachePolicy, path: bytes) -> str:
+    """Store-key prefix of every entry of one path: any host, query or variant."""
+    return f"{policy.route_hash}:{_digest(path, 8)}:"
+
+
+def build_key(
+    policy: CachePolicy, path: bytes, url_material: bytes, variant_material: bytes
+) -> str:
+    """The store key ``<route>:<path>:<request>``; the last hash covers every key field."""
+    digest = hashlib.blake2b(url_material, digest_size=16)
+    digest.update(variant_material)
+    return path_prefix(policy, path) + digest.hexdigest()
+
+
+# ---- entries ----------------------------------------------------------------------------
+
+_MAGIC = b"AER1"
+_ENTRY = struct.Struct("<4sHdddH")  # magic, status, created, fresh until, stale until, headers
+_PAIR = struct.Struct("<HI")
+
+
+@dataclass(slots=True)
+class Entry:
+    """One cached response: identity body plus the encoded variants served so far.
+
+    Times are wall-clock (``time.time()``) so every worker and instance agrees on them.
+    """
+
+    status: int
+    headers: Headers
+    body: bytes
+    created: float
+    fresh_until: float
+    stale_until: float
+    variants: dict[bytes, bytes] = field(default_factory=dict)
+    etag: bytes = b""
+
+    def __post_init__(self) -> None:
+        if not self.etag:
+            for name, value in self.headers:
+                if name == b"etag":
+                    self.etag = value
+                    break
+
+
+def encode_entry(entry: Entry) -> bytes:
+    """Serialise an entry (no pickle: a fixed binary layout)."""
+    out = bytearray(
+        _ENTRY.pack(
+            _MAGIC,
+            entry.status,
+            entry.created,
+            entry.fresh_until,
+            entry.stale_until,
+            len(entry.headers),
+        )
+    )
+    for name, value in entry.headers:
+        out += _PAIR.pack(len(name), len(value))
+        out += name
+        out += value
+    out += _PAIR.pack(len(entry.variants), len(entry.body))
+    out += entry.body
+    for coding, body in entry.variants.items():
+        out += _PAIR.pack(len(coding), len(body))
+        out += coding
+        out += body
+    return bytes(out)
+
+
+def decode_entry(data: bytes) -> Entry | None:
+    """Parse :func:`encode_entry`'s output; None when it is not a complete entry."""
+    try:
+        magic, status, created, fresh, stale, n_headers = _ENTRY.unpack_from(data)
+        if magic != _MAGIC:
+            return None
+        pos = _ENTRY.size
+        headers: Headers = []
+        for _ in range(n_headers):
+            n, v = _PAIR.unpack_from(data, pos)
+            pos += _PAIR.size
+            headers.append((data[pos : pos + n], data[pos + n : pos + n + v]))
+            pos += n + v
+        n_variants, body_len = _PAIR.unpack_from(data, pos)
+        pos += _PAIR.size
+        body = data[pos : pos + body_len]
+        pos += body_len
+        variants: dict[bytes, bytes] = {}
+        for _ in range(n_variants):
+            n, v = _PAIR.unpack_from(data, pos)
+            pos += _PAIR.size
+            variants[data[pos : pos + n]] = data[pos + n : pos + n + v]
+            pos += n + v
+    except struct.error:
+        return None
+    if pos != len(data):
+        return None
+    return Entry(status, headers, body, created, fresh, stale, variants)
