@@ -244,32 +244,33 @@ class WebServer(Quart):
             on_started: called with the base URL (``http://127.0.0.1:8000``) once serving.
         """
         config = self.server_config.replace(host=host, port=port, workers=workers)
-        listener = configure_logging(self.log_config)
+
+        def started(base_url: str) -> None:
+            log_banner(base_url, config.workers, self.response_cache.store, self.codecs)
+            if on_started is not None:
+                on_started(base_url)
+
+        runner = Runner(
+            self,
+            config,
+            sock=sock,
+            on_started=started,
+            worker_init=lambda: configure_logging(self.log_config),
+        )
+        # Registered before anything slow, so a stop() from another thread is never lost.
+        with self._runner_lock:
+            if self._runner is not None:
+                raise RuntimeError("this WebServer is already serving; call stop() first")
+            self._runner = runner
         try:
-
-            def started(base_url: str) -> None:
-                log_banner(base_url, config.workers, self.response_cache.store, self.codecs)
-                if on_started is not None:
-                    on_started(base_url)
-
-            runner = Runner(
-                self,
-                config,
-                sock=sock,
-                on_started=started,
-                worker_init=lambda: configure_logging(self.log_config),
-            )
-            with self._runner_lock:
-                if self._runner is not None:
-                    raise RuntimeError("this WebServer is already serving; call stop() first")
-                self._runner = runner
+            listener = configure_logging(self.log_config)
             try:
                 runner.run()
             finally:
-                with self._runner_lock:
-                    self._runner = None
+                listener.stop()
         finally:
-            listener.stop()
+            with self._runner_lock:
+                self._runner = None
 
     def run(
         self, host: str | None = None, port: int | None = None, *args: Any, **kwargs: Any
@@ -277,12 +278,19 @@ class WebServer(Quart):
         """Same as :meth:`run_server` (the seed's name); Quart's debug runner is not used."""
         self.run_server(host, port, *args, **kwargs)
 
-    def stop(self) -> None:
-        """Stop serving gracefully; safe from any thread, a no-op when not serving."""
+    def stop(self) -> bool:
+        """Stop serving gracefully; safe from any thread, idempotent.
+
+        Returns:
+            True when a run (serving or still starting) was told to stop; False when this app
+            is not running, in which case nothing happens.
+        """
         with self._runner_lock:
             runner = self._runner
-        if runner is not None:
-            runner.stop()
+        if runner is None:
+            return False
+        runner.stop()
+        return True
 
     @contextlib.contextmanager
     def serve_in_thread(

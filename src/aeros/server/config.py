@@ -74,6 +74,8 @@ class ServerConfig:
     """Honour X-Forwarded-For / X-Forwarded-Proto from ``forwarded_allow_ips`` peers."""
     forwarded_allow_ips: str | Sequence[str] | None = ("127.0.0.1",)
     """Peers (IPs or networks, or "*") whose proxy headers are trusted; kept as a tuple."""
+    worker_healthcheck_timeout: float = 30.0
+    """Seconds a worker's event loop may go without a heartbeat before it is killed and replaced."""
     backend: str = "uvicorn"
     """Server implementation: "uvicorn" (default) or "granian"."""
     limits: Limits = field(default_factory=Limits)
@@ -92,6 +94,13 @@ class ServerConfig:
             owner, "keep_alive_timeout", self.keep_alive_timeout, minimum=0, integer=False
         )
         _check_number(owner, "graceful_timeout", self.graceful_timeout, minimum=0, integer=False)
+        _check_number(
+            owner,
+            "worker_healthcheck_timeout",
+            self.worker_healthcheck_timeout,
+            minimum=0.1,
+            integer=False,
+        )
         if self.max_concurrent_requests is not None:
             _check_number(
                 owner,

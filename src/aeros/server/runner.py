@@ -1,18 +1,26 @@
-"""Run an ASGI app with uvicorn in this process (minimal; the server helper extends it)."""
+"""Run an ASGI app: one in-process uvicorn server, or N forked workers under a supervisor."""
 
 from __future__ import annotations
 
-import asyncio
+import logging
 import socket
 import threading
 from collections.abc import Callable
 from typing import Any
 
-import uvicorn
-
 from aeros.server.config import ServerConfig
+from aeros.server.supervisor import Supervisor, WorkerLink, can_fork
+from aeros.server.uvicorn_backend import (
+    AerosServer,
+    StartupFailed,
+    build_uvicorn_config,
+    check_ssl,
+    serve,
+)
 
-__all__ = ["Runner", "bind_socket"]
+__all__ = ["Runner", "base_url", "bind_socket"]
+
+logger = logging.getLogger("aeros.server")
 
 
 def bind_socket(host: str, port: int, backlog: int) -> socket.socket:
@@ -31,13 +39,23 @@ def bind_socket(host: str, port: int, backlog: int) -> socket.socket:
 
 
 def base_url(sock: socket.socket, ssl: bool) -> str:
+    """``http://127.0.0.1:8000`` for a socket bound there (``https`` when ``ssl``)."""
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     return f"{'https' if ssl else 'http'}://{shown}:{port}"
 
 
 class Runner:
-    """Serve ``app`` until :meth:`stop` or a signal (main thread only)."""
+    """Serve ``app`` until :meth:`stop` (any thread) or SIGINT/SIGTERM (main thread only).
+
+    Args:
+        app: the ASGI app (a WebServer; forked workers inherit it, no import string needed).
+        config: the server configuration.
+        sock: an already bound listening socket; None binds ``config.host:config.port``.
+        on_started: called once with the base URL when the server (every worker) accepts.
+        worker_init: called first thing in each forked worker (re-creates logging after the
+            fork); an object it returns with a ``stop()`` is stopped when the worker ends.
+    """
 
     def __init__(
         self,
@@ -53,51 +71,103 @@ class Runner:
         self.sock = sock
         self.on_started = on_started
         self.worker_init = worker_init
-        self._server: uvicorn.Server | None = None
-        self._stop_requested = threading.Event()
+        self._lock = threading.Lock()
+        self._stop_requested = False
+        self._active: AerosServer | Supervisor | None = None
 
     def run(self) -> None:
+        """Serve until stopped; returns after a graceful drain.
+
+        Raises:
+            ConfigurationError: the TLS certificate or key cannot be loaded.
+            StartupFailed: the app's lifespan startup failed (single process).
+            SystemExit: workers keep failing at start (exit status 3).
+        """
         cfg = self.config
+        check_ssl(cfg)
+        workers = cfg.workers
+        if workers > 1 and not can_fork():
+            logger.warning(
+                "workers=%d needs os.fork(), which this platform lacks; serving with ONE "
+                "process instead (run several instances behind a load balancer to scale)",
+                workers,
+            )
+            workers = 1
         owns_socket = self.sock is None
         sock = self.sock or bind_socket(cfg.host, cfg.port, cfg.backlog)
+        url = base_url(sock, cfg.ssl_certfile is not None)
         try:
-            uv = uvicorn.Config(
-                self.app,
-                lifespan="on",
-                log_config=None,
-                access_log=False,
-                server_header=False,
-                backlog=cfg.backlog,
-                timeout_keep_alive=int(cfg.keep_alive_timeout),
-                timeout_graceful_shutdown=int(cfg.graceful_timeout),
-                limit_concurrency=cfg.max_concurrent_requests,
-                ssl_certfile=cfg.ssl_certfile,
-                ssl_keyfile=cfg.ssl_keyfile,
-                proxy_headers=cfg.proxy_headers,
-                forwarded_allow_ips=list(cfg.forwarded_allow_ips or ()),
-            )
-            server = uvicorn.Server(uv)
-            self._server = server
-            if self._stop_requested.is_set():
-                return
-            url = base_url(sock, cfg.ssl_certfile is not None)
-
-            async def serve() -> None:
-                task = asyncio.ensure_future(server.serve(sockets=[sock]))
-                while not server.started and not task.done():  # noqa: ASYNC110 (uvicorn has no event)
-                    await asyncio.sleep(0.01)
-                if server.started and self.on_started is not None:
-                    self.on_started(url)
-                await task
-
-            asyncio.run(serve())
+            if workers == 1:
+                self._run_single(sock, url)
+            else:
+                self._run_workers(sock, url, workers)
         finally:
-            self._server = None
+            with self._lock:
+                self._active = None
             if owns_socket:
                 sock.close()
 
     def stop(self) -> None:
-        self._stop_requested.set()
-        server = self._server
-        if server is not None:
-            server.should_exit = True
+        """Stop gracefully; safe from any thread, idempotent, and effective before the start."""
+        with self._lock:
+            self._stop_requested = True
+            active = self._active
+        if isinstance(active, AerosServer):
+            active.request_stop()
+        elif active is not None:
+            active.stop()
+
+    def _announce(self, url: str) -> Callable[[], None]:
+        def started() -> None:
+            if self.on_started is not None:
+                self.on_started(url)
+
+        return started
+
+    def _run_single(self, sock: socket.socket, url: str) -> None:
+        server = AerosServer(
+            build_uvicorn_config(self.app, self.config),
+            graceful_timeout=self.config.graceful_timeout,
+            on_started=self._announce(url),
+        )
+        with self._lock:
+            if self._stop_requested:
+                return
+            self._active = server
+        serve(server, sock)
+
+    def _run_workers(self, sock: socket.socket, url: str, workers: int) -> None:
+        supervisor = Supervisor(
+            workers=workers,
+            sock=sock,
+            run_worker=lambda link: self._worker_main(sock, link),
+            graceful_timeout=self.config.graceful_timeout,
+            healthcheck_timeout=self.config.worker_healthcheck_timeout,
+            on_started=self._announce(url),
+        )
+        with self._lock:
+            if self._stop_requested:
+                return
+            self._active = supervisor
+        supervisor.run()
+
+    def _worker_main(self, sock: socket.socket, link: WorkerLink) -> int:
+        """The body of a forked worker; returns its exit status."""
+        resources = self.worker_init() if self.worker_init is not None else None
+        try:
+            server = AerosServer(
+                build_uvicorn_config(self.app, self.config),
+                graceful_timeout=self.config.graceful_timeout,
+                on_started=link.mark_ready,
+                companions=(link.run,),
+            )
+            try:
+                serve(server, sock)
+            except StartupFailed as exc:
+                logger.error("Worker %d: %s", link.slot, exc)
+                return 3
+            return 0
+        finally:
+            stop = getattr(resources, "stop", None)
+            if callable(stop):
+                stop()

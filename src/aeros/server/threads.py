@@ -1,43 +1,119 @@
-"""Serve in a background thread (minimal; the server helper extends it)."""
+"""Serve in a background thread: the ``serve_in_thread`` context manager and ``AdvancedThread``."""
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from aeros.server.runner import bind_socket
 
-__all__ = ["serve_in_thread"]
+__all__ = ["AdvancedThread", "serve_in_thread"]
+
+_STOP_RETRY_SECONDS = 10.0
+"""How long AdvancedThread.stop() retries while its target has not reached a server yet."""
 
 
 @contextlib.contextmanager
 def serve_in_thread(app: Any, *, host: str, port: int, timeout: float) -> Iterator[str]:
+    """Serve ``app`` in a thread for the ``with`` block; yields the base URL.
+
+    The socket is bound here, before the thread starts, so port 0 has no race. On exit the server
+    is stopped and drained, the thread joined and the socket closed: nothing is left behind.
+
+    Raises:
+        RuntimeError: the server did not start within ``timeout`` seconds, or its thread died
+            (the thread's exception is chained).
+    """
     sock = bind_socket(host, port, 2048)
     started = threading.Event()
     urls: list[str] = []
+    errors: list[BaseException] = []
 
     def on_started(url: str) -> None:
         urls.append(url)
         started.set()
 
-    thread = threading.Thread(
-        target=app.run_server, kwargs={"sock": sock, "on_started": on_started}, daemon=True
-    )
-    thread.start()
+    def target() -> None:
+        try:
+            app.run_server(sock=sock, on_started=on_started)
+        except BaseException as exc:  # reported to the caller below, not to threading's hook
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, name="aeros-server", daemon=True)
     try:
-        if not started.wait(timeout):
-            raise RuntimeError(f"server did not start within {timeout} s")
+        thread.start()
+        deadline = time.monotonic() + timeout
+        while not started.wait(0.02):
+            if not thread.is_alive() or time.monotonic() > deadline:
+                cause = errors[0] if errors else None
+                raise RuntimeError(
+                    f"the server did not start within {timeout} s"
+                    if thread.is_alive()
+                    else f"the server thread ended before it served: {cause!r}"
+                ) from cause
         yield urls[0]
     finally:
         app.stop()
         thread.join(timeout)
         sock.close()
+        if thread.is_alive():
+            raise RuntimeError(f"the server thread did not stop within {timeout} s")
 
 
 class AdvancedThread(threading.Thread):
-    """STUB (owned by the server helper)."""
+    """A thread running a server whose :meth:`stop` shuts that server down gracefully.
+
+    ``AdvancedThread(target=app.run_server)``: ``stop()`` calls ``app.stop()`` (the owner of the
+    bound-method target); no exception is injected into the thread. A ``stop()`` made before the
+    server accepts, or even before the thread starts, still stops it.
+    """
+
+    def __init__(
+        self,
+        group: None = None,
+        target: Callable[..., object] | None = None,
+        name: str | None = None,
+        args: Iterable[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        daemon: bool | None = None,
+    ) -> None:
+        super().__init__(group, target, name, args, kwargs, daemon=daemon)
+        owner = getattr(target, "__self__", None)
+        stop = getattr(owner, "stop", None)
+        if not callable(stop):
+            raise TypeError(
+                f"AdvancedThread(target={target!r}) needs a bound method of an object with "
+                "stop(), such as app.run_server"
+            )
+        self._stop_owner: Callable[[], object] = stop
+        self._state_lock = threading.Lock()
+        self._stop_requested = False
+        self._target_entered = False
+
+    def run(self) -> None:
+        """Run the target unless :meth:`stop` came first."""
+        with self._state_lock:
+            if self._stop_requested:
+                return
+            self._target_entered = True
+        super().run()
 
     def stop(self) -> None:
-        return None
+        """Stop the server this thread runs, gracefully; idempotent, safe from any thread.
+
+        Returns once the stop is delivered; ``join()`` waits for the drain to finish.
+        """
+        with self._state_lock:
+            self._stop_requested = True
+            entered = self._target_entered
+        if not entered:
+            return
+        # The target may not have registered its server yet; WebServer.stop() says whether it
+        # reached one (False: not yet), so retry until it does or the target has returned.
+        deadline = time.monotonic() + _STOP_RETRY_SECONDS
+        while self._stop_owner() is False and self.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.005)

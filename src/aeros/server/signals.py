@@ -1,0 +1,47 @@
+"""Signal handling for the server: install only on the main thread, restore the old handlers."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from types import FrameType
+from typing import Any
+
+__all__ = ["SHUTDOWN_SIGNALS", "capture", "signal_name"]
+
+SHUTDOWN_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)
+"""Signals that start a graceful shutdown (Ctrl-C, ``kill``; Ctrl-Break on Windows)."""
+if sys.platform == "win32":  # pragma: no cover (no Windows CI)
+    SHUTDOWN_SIGNALS += (signal.SIGBREAK,)
+
+Handler = Callable[[int, FrameType | None], Any]
+
+
+@contextlib.contextmanager
+def capture(signals: Sequence[int], handler: Handler) -> Iterator[bool]:
+    """Route ``signals`` to ``handler`` for the ``with`` block; yields whether it could.
+
+    Python lets only the main thread install handlers, so elsewhere this installs nothing and
+    yields False (the caller then relies on ``stop()``). The previous handlers come back on exit,
+    so a server run inside a larger program leaves that program's handling as it found it.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield False
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in signals}
+    try:
+        yield True
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def signal_name(sig: int) -> str:
+    """``SIGTERM`` for 15; the number itself for a signal Python has no name for."""
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return str(sig)

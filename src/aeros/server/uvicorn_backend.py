@@ -1,0 +1,212 @@
+"""Serve an ASGI app with uvicorn (uvloop + httptools) in this process, and drain it gracefully.
+
+:class:`AerosServer` is a ``uvicorn.Server`` that differs where a library server must:
+
+- signal handlers only on the main thread, restored afterwards, and a caught signal is *not*
+  re-raised after the drain (uvicorn re-raises it, so ``kill -TERM`` would end the process with
+  status -15 instead of 0);
+- :meth:`AerosServer.request_stop` is safe from any thread and wakes the loop at once;
+- the drain waits up to ``graceful_timeout`` (a float: uvicorn's own setting is typed int), then
+  cancels what is left, logs how many requests were cut off, and closes their connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl
+from collections.abc import Callable, Coroutine, Generator
+from types import FrameType
+from typing import Any
+
+import uvicorn
+
+from aeros.errors import ConfigurationError
+from aeros.server import signals
+from aeros.server.concurrency import ConcurrencyLimitMiddleware
+from aeros.server.config import ServerConfig
+from aeros.server.protocol import build_protocol_class
+
+__all__ = ["AerosServer", "StartupFailed", "build_uvicorn_config", "check_ssl", "serve"]
+
+logger = logging.getLogger("aeros.server")
+
+_TICK = 0.1
+"""Seconds between uvicorn's housekeeping ticks (Date header, max-requests check)."""
+_CLOSE_GRACE = 1.0
+"""Seconds cancelled requests get to unwind before their connections are closed."""
+
+
+class StartupFailed(RuntimeError):
+    """The app's lifespan startup failed; the reason is in the log above."""
+
+
+def build_uvicorn_config(app: Any, config: ServerConfig) -> uvicorn.Config:
+    """The ``uvicorn.Config`` for ``app`` served with ``config`` (nothing is loaded yet)."""
+    asgi = app
+    if config.max_concurrent_requests is not None:
+        asgi = ConcurrencyLimitMiddleware(app, config.max_concurrent_requests)
+    return uvicorn.Config(
+        asgi,
+        http=build_protocol_class(config),
+        loop="auto",  # uvloop when installed
+        lifespan="on",
+        log_config=None,  # aeros configures logging itself (never on import)
+        access_log=False,  # aeros writes its own access log, off the event loop
+        server_header=False,  # WebServer adds `server: aeros` (or nothing) itself
+        backlog=config.backlog,
+        # uvicorn annotates these as int but hands them to loop.call_later, which takes float;
+        # int() would turn keep_alive_timeout=0.5 into 0 (close at once).
+        timeout_keep_alive=config.keep_alive_timeout,  # type: ignore[arg-type]
+        timeout_graceful_shutdown=None,  # AerosServer.shutdown enforces graceful_timeout
+        ssl_certfile=config.ssl_certfile,
+        ssl_keyfile=config.ssl_keyfile,
+        proxy_headers=config.proxy_headers,
+        forwarded_allow_ips=list(config.forwarded_allow_ips or ()),
+    )
+
+
+def check_ssl(config: ServerConfig) -> None:
+    """Load the certificate and key once, so a bad pair fails before any worker starts."""
+    if config.ssl_certfile is None:
+        return
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(
+            config.ssl_certfile, config.ssl_keyfile
+        )
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(
+            f"WebServer(ssl_certfile={config.ssl_certfile!r}, ssl_keyfile={config.ssl_keyfile!r})"
+            f": cannot load the certificate and key: {exc}"
+        ) from exc
+
+
+class AerosServer(uvicorn.Server):
+    """uvicorn's server with a thread-safe stop and a bounded, logged drain."""
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        *,
+        graceful_timeout: float,
+        install_signals: bool = True,
+        on_started: Callable[[], None] | None = None,
+        companions: tuple[Callable[[AerosServer], Coroutine[Any, Any, None]], ...] = (),
+    ) -> None:
+        super().__init__(config)
+        self.graceful_timeout = graceful_timeout
+        self.install_signals = install_signals
+        self.on_started = on_started
+        self.companions = companions
+        self.exit_reason = "stop()"
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wakeup: asyncio.Event | None = None
+
+    def request_stop(self, reason: str = "stop()") -> None:
+        """Start the graceful shutdown; safe from any thread, idempotent."""
+        if not self.should_exit:
+            self.exit_reason = reason
+        self.should_exit = True
+        loop, wakeup = self._loop, self._wakeup
+        if loop is not None and wakeup is not None:
+            # The loop may have closed meanwhile; the flag alone then suffices.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(wakeup.set)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        """Main thread only, old handlers restored, and no re-raise after the drain."""
+        if not self.install_signals:
+            yield
+            return
+        with signals.capture(signals.SHUTDOWN_SIGNALS, self.handle_exit):
+            yield
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """Signal handler: only flags (a second SIGINT forces the exit, as in uvicorn)."""
+        if not self.should_exit:
+            self.exit_reason = signals.signal_name(sig)
+        super().handle_exit(sig, frame)
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        """Serve on ``sockets`` until stopped, running the companion coroutines alongside."""
+        self._loop = asyncio.get_running_loop()
+        self._wakeup = asyncio.Event()
+        tasks = [asyncio.ensure_future(companion(self)) for companion in self.companions]
+        try:
+            await super().serve(sockets)
+        finally:
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's startup; a failed lifespan raises :class:`StartupFailed`, not SystemExit."""
+        try:
+            await super().startup(sockets)
+        except SystemExit as exc:
+            raise StartupFailed(
+                "the app's startup failed (see the lifespan error logged above)"
+            ) from exc
+        if self.started and not self.should_exit and self.on_started is not None:
+            self.on_started()
+
+    async def main_loop(self) -> None:
+        """uvicorn's tick loop, woken at once by :meth:`request_stop`."""
+        assert self._wakeup is not None  # set in serve()
+        counter = 0
+        while not await self.on_tick(counter):
+            counter = (counter + 1) % 864000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), _TICK)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Stop accepting, let requests in flight finish within ``graceful_timeout``, then cut."""
+        state = self.server_state
+        logger.info(
+            "Shutting down (%s): draining %d connection(s), up to %gs",
+            self.exit_reason,
+            len(state.connections),
+            self.graceful_timeout,
+        )
+        for server in self.servers:
+            server.close()
+        for sock in sockets or ():
+            sock.close()
+        for connection in list(state.connections):
+            connection.shutdown()  # idle ones close now, busy ones after their response
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.graceful_timeout
+        while (state.connections or state.tasks) and not self.force_exit:
+            if loop.time() >= deadline:
+                break
+            await asyncio.sleep(0.02)  # uvicorn's state has no event to await
+        if state.tasks:
+            logger.warning(
+                "graceful_timeout of %gs exceeded: cancelling %d request(s) still running",
+                self.graceful_timeout,
+                len(state.tasks),
+            )
+            for task in list(state.tasks):
+                task.cancel("graceful_timeout exceeded")
+            await asyncio.wait(list(state.tasks), timeout=_CLOSE_GRACE)
+        for connection in list(state.connections):
+            transport = getattr(connection, "transport", None)
+            if transport is not None:
+                transport.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                asyncio.gather(*(server.wait_closed() for server in self.servers)), _CLOSE_GRACE
+            )
+        if not self.force_exit:
+            await self.lifespan.shutdown()
+
+
+def serve(server: AerosServer, sock: socket.socket) -> None:
+    """Run ``server`` on ``sock`` in a fresh event loop (uvloop when installed) until it stops."""
+    loop_factory = server.config.get_loop_factory()
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(server.serve(sockets=[sock]))

@@ -1,0 +1,85 @@
+"""A small app for the server's subprocess tests: prints its URL, its workers and their fate.
+
+stdout lines the tests read: ``URL <base url>`` once serving, ``WORKER <pid>`` from each
+worker's startup, ``BLOCK <pid>`` before /block freezes a worker's event loop, ``EXITED`` after
+``run_server()`` returned.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import time
+
+from aeros import WebServer
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--workers", type=int, default=1)
+parser.add_argument("--graceful-timeout", type=float, default=30.0)
+parser.add_argument("--healthcheck-timeout", type=float, default=30.0)
+parser.add_argument("--crash-at-start", action="store_true")
+options = parser.parse_args()
+
+PARENT = os.getpid()
+
+
+def say(line: str) -> None:
+    """One write per line: forked workers share stdout, and a pipe write this short is atomic."""
+    os.write(1, (line + "\n").encode())
+
+
+IN_FLIGHT = multiprocessing.Value("i", 0)  # shared by forked workers: /inflight sees them all
+
+app = WebServer(
+    __name__,
+    port=0,
+    workers=options.workers,
+    graceful_timeout=options.graceful_timeout,
+    access_log=False,
+)
+app.server_config = app.server_config.replace(
+    worker_healthcheck_timeout=options.healthcheck_timeout
+)
+
+
+@app.before_serving
+async def announce() -> None:
+    if options.crash_at_start and os.getpid() != PARENT:
+        os._exit(1)
+    say(f"WORKER {os.getpid()}")
+
+
+@app.route("/pid")
+async def pid() -> str:
+    return str(os.getpid())
+
+
+@app.route("/slow/<float:seconds>")
+async def slow(seconds: float) -> str:
+    with IN_FLIGHT.get_lock():
+        IN_FLIGHT.value += 1
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        with IN_FLIGHT.get_lock():
+            IN_FLIGHT.value -= 1
+    return str(os.getpid())
+
+
+@app.route("/inflight")
+async def inflight() -> str:
+    return str(IN_FLIGHT.value)
+
+
+@app.route("/block/<float:seconds>")
+async def block(seconds: float) -> str:
+    say(f"BLOCK {os.getpid()}")
+    time.sleep(seconds)  # freezes this worker's event loop on purpose
+    return str(os.getpid())
+
+
+if __name__ == "__main__":
+    app.run_server(on_started=lambda url: say(f"URL {url}"))
+    say("EXITED")
