@@ -76,8 +76,8 @@ def negotiate(accept_encoding: bytes | str | None, codecs: Sequence[C]) -> C | N
             best, best_q = codec, q
     if best is None:
         return None
-    # identity is acceptable unless refused explicitly (or by *;q=0 without an identity entry)
-    identity_q = weights.get("identity", star if "*" in weights else 1.0)
+    # identity is the fallback when not listed; it wins only when the client weighs it higher
+    identity_q = weights.get("identity", star)
     if identity_q > best_q:
         return None
     return best
