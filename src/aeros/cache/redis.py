@@ -87,6 +87,7 @@ class RedisCache:
             # sockets are dead, and the retry reconnects without failing the request
             "retry": Retry(NoBackoff(), 1),
             "max_connections": max_connections,
+            "timeout": max(1.0, 10 * socket_timeout),  # wait for a free pooled connection
         }
         if url is None:
             self._options.update(host=host, port=port, db=db, password=password or None)
@@ -115,12 +116,20 @@ class RedisCache:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
+            # a blocking pool: a burst beyond max_connections waits briefly for a connection
+            # instead of failing at once
             if self.url is not None:
-                client = aioredis.Redis.from_url(self.url, **self._options)
+                pool = aioredis.BlockingConnectionPool.from_url(self.url, **self._options)
             else:
-                client = aioredis.Redis(**self._options)
+                pool = aioredis.BlockingConnectionPool(**self._options)
+            client = aioredis.Redis.from_pool(pool)
             self._clients[loop] = client
         return client
+
+    def _name(self, key: str, *, escape_prefix: bool = False) -> bytes:
+        prefix = self.prefix.translate(_GLOB_SPECIAL) if escape_prefix else self.prefix
+        # surrogatepass: any str is a valid key, even one decoded with surrogateescape
+        return (prefix + key).encode("utf-8", "surrogatepass")
 
     def _failed(self, exc: BaseException, action: str) -> StoreError:
         self._down_until = time.monotonic() + self.retry_after
@@ -130,7 +139,7 @@ class RedisCache:
         """Return the value under ``key``, or None."""
         client = self._client()
         try:
-            value = await client.get(self.prefix + key)
+            value = await client.get(self._name(key))
         except _FAILURES as exc:
             raise self._failed(exc, "get") from exc
         self._down_until = 0.0
@@ -143,7 +152,7 @@ class RedisCache:
         client = self._client()
         px = None if ttl is None or ttl <= 0 else max(1, math.ceil(ttl * 1000))
         try:
-            await client.set(self.prefix + key, value, px=px)
+            await client.set(self._name(key), value, px=px)
         except _FAILURES as exc:
             raise self._failed(exc, "set") from exc
         self._down_until = 0.0
@@ -152,14 +161,14 @@ class RedisCache:
         """Remove ``key``."""
         client = self._client()
         try:
-            await client.delete(self.prefix + key)
+            await client.delete(self._name(key))
         except _FAILURES as exc:
             raise self._failed(exc, "delete") from exc
 
     async def delete_prefix(self, prefix: str) -> int:
         """Remove every key of this cache starting with ``prefix`` (SCAN + UNLINK)."""
         client = self._client()
-        pattern = (self.prefix + prefix).translate(_GLOB_SPECIAL) + "*"
+        pattern = self._name(prefix.translate(_GLOB_SPECIAL) + "*", escape_prefix=True)
         removed = 0
         try:
             batch: list[bytes] = []
