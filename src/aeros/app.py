@@ -207,8 +207,20 @@ class WebServer(Quart):
         return self.response_cache.decorator(timeout=timeout, **options)
 
     def clear_cache(self) -> None:
-        """Drop every cached response (in every worker and instance sharing the store)."""
+        """Drop every cached response (in every worker and instance sharing the store).
+
+        Callable from sync code and from inside a running loop (it then blocks on a helper
+        thread); in async code ``await app.response_cache.clear()`` does not block.
+        """
         self.response_cache.clear_sync()
+
+    def purge_cache(self, path: str | None = None, *, endpoint: str | None = None) -> int:
+        """Drop the cached responses of one path (``"/items/1"``) or one endpoint (``"item"``).
+
+        Returns how many entries were removed; ``await app.response_cache.purge(...)`` is the
+        async form.
+        """
+        return self.response_cache.run_sync(self.response_cache.purge(path, endpoint=endpoint))
 
     # ---- logging ----------------------------------------------------------------------
 
