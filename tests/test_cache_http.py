@@ -6,150 +6,15 @@ import asyncio
 import gzip
 import logging
 import time
-from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from quart import Response, request
 
 from aeros import Gzip, WebServer
-from cache_support import BACKENDS, FailingStore, make_store
-
-BIG = "cacheable text " * 400  # 6 KB, compressible
-LiveServer = Callable[[WebServer], AbstractContextManager[str]]
-
-
-class Site:
-    """A WebServer with cached routes, counting view calls and requests that enter Quart."""
-
-    def __init__(self, store: Any, **options: Any) -> None:
-        self.views: Counter[str] = Counter()
-        self.entered = 0
-        self.app = app = WebServer(__name__, access_log=False, cache=store, **options)
-
-        @app.before_request
-        async def count_entries() -> None:
-            self.entered += 1
-
-        @app.route("/")
-        @app.route("/page/<path:path>")
-        @app.cache()
-        async def page(path: str = "") -> str:
-            self.views["page"] += 1
-            return f"page {path} {self.views['page']}"
-
-        @app.route("/q")
-        @app.cache(timeout=30)
-        async def query() -> str:
-            self.views["q"] += 1
-            return f"{sorted(request.args.items(multi=True))} {self.views['q']}"
-
-        @app.route("/noq")
-        @app.cache(timeout=30, query_string=False)
-        async def no_query() -> str:
-            self.views["noq"] += 1
-            return f"noq {self.views['noq']}"
-
-        @app.route("/big")
-        @app.cache(timeout=30)
-        async def big() -> str:
-            self.views["big"] += 1
-            return BIG
-
-        @app.route("/header/<name>")
-        @app.cache(timeout=30)
-        async def with_header(name: str) -> Response:
-            self.views[name] += 1
-            headers = {
-                "cookie": {"Set-Cookie": "session=abc"},
-                "private": {"Cache-Control": "private, max-age=60"},
-                "no-store": {"Cache-Control": "no-store"},
-                "no-cache": {"Cache-Control": "no-cache"},
-                "vary-star": {"Vary": "*"},
-                "vary-other": {"Vary": "Accept-Language"},
-                "public": {"Cache-Control": "public, max-age=60"},
-            }[name]
-            return Response(f"{name} {self.views[name]}", headers=headers)
-
-        @app.route("/status/<int:code>")
-        @app.cache(timeout=30)
-        async def status(code: int) -> tuple[str, int]:
-            self.views[f"status{code}"] += 1
-            return f"status {self.views[f'status{code}']}", code
-
-        @app.route("/status-404-ok/<int:code>")
-        @app.cache(timeout=30, statuses=(200, 404))
-        async def status_ok(code: int) -> tuple[str, int]:
-            self.views[f"ok{code}"] += 1
-            return f"ok {self.views[f'ok{code}']}", code
-
-        @app.route("/stream")
-        @app.cache(timeout=30)
-        async def stream() -> Response:
-            self.views["stream"] += 1
-            n = self.views["stream"]
-
-            async def chunks() -> AsyncIterator[bytes]:
-                for i in range(3):
-                    yield f"chunk{i}-{n};".encode()
-
-            return Response(chunks(), mimetype="text/plain")
-
-        @app.route("/sse")
-        @app.cache(timeout=30)
-        async def sse() -> Response:
-            self.views["sse"] += 1
-            return Response(f"data: {self.views['sse']}\n\n", mimetype="text/event-stream")
-
-        @app.route("/by-cookie")
-        @app.cache(timeout=30, vary=["Cookie"])
-        async def by_cookie() -> str:
-            self.views["by-cookie"] += 1
-            return f"cookie={request.headers.get('cookie')} {self.views['by-cookie']}"
-
-        @app.route("/by-lang")
-        @app.cache(timeout=30, vary=["Accept-Language"])
-        async def by_lang() -> Response:
-            self.views["by-lang"] += 1
-            lang = request.headers.get("accept-language")
-            return Response(
-                f"lang={lang} {self.views['by-lang']}", headers={"Vary": "Accept-Language"}
-            )
-
-        @app.route("/unless")
-        @app.cache(timeout=30, unless=lambda scope: b"fresh" in scope["query_string"])
-        async def unless() -> str:
-            self.views["unless"] += 1
-            return f"unless {self.views['unless']}"
-
-        @app.route("/slow")
-        @app.cache(timeout=30)
-        async def slow() -> str:
-            self.views["slow"] += 1
-            await asyncio.sleep(0.3)
-            return f"slow {self.views['slow']}"
-
-        @app.route("/short")
-        @app.cache(timeout=0.3)
-        async def short() -> str:
-            self.views["short"] += 1
-            return f"short {self.views['short']}"
-
-        @app.route("/swr")
-        @app.cache(timeout=0.3, stale_while_revalidate=30)
-        async def swr() -> str:
-            self.views["swr"] += 1
-            return f"swr {self.views['swr']}"
-
-        @app.route("/post", methods=["GET", "POST"])
-        @app.cache(timeout=30)
-        async def post() -> str:
-            self.views["post"] += 1
-            return f"post {self.views['post']}"
+from cache_support import BACKENDS, BIG, FailingStore, LiveServer, Records, Site, make_store
 
 
 @pytest.fixture(params=BACKENDS)
@@ -410,25 +275,6 @@ async def test_cache_clear_inside_running_loop(store: Any, live_server: LiveServ
             await s.app.response_cache.clear()
             assert (await client.get("/")).text == "page  2"
     await store.aclose()
-
-
-class Records(logging.Handler):
-    """Collects the records of one logger (run_server may stop aeros loggers propagating)."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(logging.WARNING)
-        self.records: list[logging.LogRecord] = []
-        self.logger = logging.getLogger(name)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def __enter__(self) -> Records:
-        self.logger.addHandler(self)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.logger.removeHandler(self)
 
 
 def test_cache_failing_store_never_5xx(live_server: LiveServer) -> None:
