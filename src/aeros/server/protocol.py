@@ -1,16 +1,360 @@
-"""STUB (owned by the hardening helper): the HTTP protocol class with aeros' limits."""
+"""The HTTP/1.1 protocol aeros runs uvicorn with: httptools plus limits, deadlines and rules.
+
+uvicorn's ``HttpToolsProtocol`` parses with llhttp, which is strict about framing, but it has no
+limit on the size of a request line or header block, no deadline for a request head (a client
+can hold a connection open forever by trickling bytes: slowloris), and no body size limit. This
+subclass adds those, and the head rules of :mod:`aeros.server.limits_rules`, answering each
+violation with a fixed 4xx/5xx and ``Connection: close`` (see docs/security.md).
+
+Everything here runs for every request, so the checks are integer compares and a few byte
+tests in the parser callbacks uvicorn already has; one timer guards the head and one the body.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import urllib.parse
+from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+import httptools
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.server import ServerState
 
-from aeros.server.config import ServerConfig
+from aeros.server.config import Limits, ServerConfig
+from aeros.server.limits_rules import (
+    HEAD_SLACK,
+    RejectRequest,
+    error_response,
+    is_valid_host,
+    other_target_status,
+    transfer_coding_status,
+)
 
-__all__ = ["build_protocol_class"]
+__all__ = ["HardenedHttpToolsProtocol", "build_protocol_class"]
+
+logger = logging.getLogger(__name__)
+
+_SLASH = ord("/")
+
+LINGER_SECONDS = 2.0
+"""After an error answer, how long unread request bytes are drained before the socket closes.
+
+Closing a socket with unread input makes the kernel send a reset, which can destroy the answer
+before the client reads it; so we half-close, discard what still arrives, and close on the
+client's EOF or after this long."""
 
 
 def build_protocol_class(config: ServerConfig) -> type[asyncio.Protocol]:
-    """The protocol class uvicorn should use for ``config`` (its limits baked in)."""
-    return HttpToolsProtocol
+    """The protocol class uvicorn should use for ``config``, its limits baked in.
+
+    Pass it as ``uvicorn.Config(http=build_protocol_class(config), ...)``.
+    """
+    limits: Limits = config.limits
+
+    class Protocol(HardenedHttpToolsProtocol):
+        max_request_line = limits.max_request_line
+        max_header_size = limits.max_header_size
+        max_header_count = limits.max_header_count
+        max_body_size = limits.max_body_size
+        header_timeout = limits.header_timeout
+        body_timeout = limits.body_timeout
+        keep_alive_timeout = config.keep_alive_timeout
+        max_head_bytes = limits.max_request_line + limits.max_header_size + HEAD_SLACK
+
+    return Protocol
+
+
+class HardenedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with aeros' limits; use :func:`build_protocol_class`.
+
+    The class attributes are the defaults of :class:`aeros.Limits` and ``ServerConfig``.
+    """
+
+    max_request_line: int = Limits().max_request_line
+    max_header_size: int = Limits().max_header_size
+    max_header_count: int = Limits().max_header_count
+    max_body_size: int = Limits().max_body_size
+    header_timeout: float = Limits().header_timeout
+    body_timeout: float = Limits().body_timeout
+    keep_alive_timeout: float = 5.0
+    max_head_bytes: int = max_request_line + max_header_size + HEAD_SLACK
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        # uvicorn counts open connections against limit_concurrency, so idle keep-alive clients
+        # would cause 503s; aeros counts requests in flight (server.concurrency) instead.
+        self.limit_concurrency = None
+        # uvicorn.Config takes whole seconds; ServerConfig allows fractions.
+        self.timeout_keep_alive = self.keep_alive_timeout  # type: ignore[assignment]
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._linger_timer: asyncio.TimerHandle | None = None
+        # True while the next bytes belong to a request head (parser between messages or
+        # inside a head); the head deadline and the head-size guard apply only then.
+        self._head_pending = True
+        self._head_bytes = 0
+        self._header_bytes = 0
+        self._header_count = 0
+        self._host: bytes | None = None
+        self._content_length: bytes | None = None
+        self._transfer_encoding: bytes | None = None
+        self._body_bytes = 0
+        self._body_at = 0.0
+        self._reject_status = 0
+        self._failed = False
+        self._deferred = 0
+
+    # ---- connection ----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for timer in (self._head_timer, self._body_timer, self._linger_timer):
+            if timer is not None:
+                timer.cancel()
+        self._head_timer = self._body_timer = self._linger_timer = None
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._failed:
+            return  # draining after an error answer: nothing more is parsed
+        if self._head_pending:
+            # A keep-alive follow-up's deadline starts with its first byte (before that the
+            # keep-alive timeout applies); a first request's started at connection_made.
+            if self._head_timer is None:
+                self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
+            self._head_bytes += len(data)
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return
+        except httptools.HttpParserError:
+            self._reject(self._reject_status or 400)
+            return
+        # httptools buffers a header line until it ends, so one endless header is seen only
+        # here: everything received while the head is still incomplete is head.
+        if self._head_pending and self._head_bytes > self.max_head_bytes:
+            self._reject(431)
+
+    # ---- parser callbacks (hot path) -----------------------------------------------------
+
+    def _fail(self, status: int) -> None:
+        self._reject_status = status
+        raise RejectRequest(status)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._head_timer is None:  # a pipelined head that arrived with the previous request
+            self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
+        self._header_bytes = 0
+        self._header_count = 0
+        self._host = None
+        self._content_length = None
+        self._transfer_encoding = None
+        self._body_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+        if len(self.url) > self.max_request_line:
+            self._fail(414)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        name = name.lower()
+        self._header_count += 1
+        self._header_bytes += len(name) + len(value) + 4
+        if self._header_count > self.max_header_count or self._header_bytes > self.max_header_size:
+            self._fail(431)
+        if name == b"host":
+            if self._host is not None:
+                self._fail(400)
+            self._host = value
+        elif name == b"content-length":
+            self._content_length = value
+        elif name == b"transfer-encoding":
+            te = self._transfer_encoding
+            self._transfer_encoding = value if te is None else te + b"," + value
+        elif name == b"expect" and value.lower() == b"100-continue":
+            self.expect_100_continue = True
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        timer = self._head_timer
+        if timer is not None:
+            timer.cancel()
+            self._head_timer = None
+        parser = self.parser
+        http_version = parser.get_http_version()
+        if http_version != "1.1":
+            if http_version != "1.0":
+                self._fail(505)
+            self.scope["http_version"] = http_version
+        method = parser.get_method()
+        url = self.url
+        host = self._host
+        if url[0] != _SLASH or b"#" in url:
+            status = other_target_status(method, url, host)
+            if status:
+                self._fail(status)
+        if host is None:
+            if http_version == "1.1":
+                self._fail(400)
+        elif not is_valid_host(host):
+            self._fail(400)
+        has_body = False
+        if self._transfer_encoding is not None:
+            status = transfer_coding_status(self._transfer_encoding, http_version)
+            if status:
+                self._fail(status)
+            has_body = True
+        elif self._content_length is not None:
+            # llhttp has checked the digits and refused duplicates and overflow
+            length = int(self._content_length)
+            if length > self.max_body_size:
+                self._fail(413)
+            has_body = length > 0
+        self._head_pending = False
+        self._head_bytes = 0
+        self.scope["method"] = method.decode("ascii")
+        if parser.should_upgrade() and self._should_upgrade():
+            return
+        self._start_cycle(url, http_version)
+        if has_body:
+            self._body_at = self.loop.time()
+            self._body_timer = self.loop.call_later(self.body_timeout, self._body_timed_out)
+
+    def _start_cycle(self, url: bytes, http_version: str) -> None:
+        """uvicorn's on_headers_complete from parsing the target on (its 503 check dropped)."""
+        parsed_url = httptools.parse_url(url)
+        raw_path = parsed_url.path
+        path = raw_path.decode("ascii")
+        if "%" in path:
+            path = urllib.parse.unquote(path)
+        self.scope["path"] = self.root_path + path
+        self.scope["raw_path"] = self.root_path.encode("ascii") + raw_path
+        self.scope["query_string"] = parsed_url.query or b""
+        existing_cycle = self.cycle
+        self.cycle = RequestResponseCycle(
+            scope=self.scope,
+            transport=self.transport,
+            flow=self.flow,
+            logger=self.logger,
+            access_logger=self.access_logger,
+            access_log=self.access_log,
+            default_headers=self.server_state.default_headers,
+            message_event=asyncio.Event(),
+            expect_100_continue=self.expect_100_continue,
+            keep_alive=http_version != "1.0" and self.parser.should_keep_alive(),
+            on_response=self.on_response_complete,
+        )
+        if existing_cycle is None or existing_cycle.response_complete:
+            self._start_asgi_task(self.cycle, self.app)
+        else:
+            # Pipelined requests wait for the ones before them.
+            self.flow.pause_reading()
+            self.pipeline.appendleft((self.cycle, self.app))
+
+    def on_body(self, body: bytes) -> None:
+        self._body_bytes += len(body)
+        if self._body_bytes > self.max_body_size:
+            self._fail(413)  # chunked bodies: a known Content-Length was checked at the head
+        self._body_at = self.loop.time()
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        self._head_pending = True
+        timer = self._body_timer
+        if timer is not None:
+            timer.cancel()
+            self._body_timer = None
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        if self._deferred and not self.pipeline:
+            # The last request before the rejected one is answered: now the error goes out.
+            self.server_state.total_requests += 1
+            self._send_error(self._deferred)
+            return
+        super().on_response_complete()
+
+    # ---- deadlines -----------------------------------------------------------------------
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        cycle = self.cycle
+        if self.pipeline or (cycle is not None and not cycle.response_complete):
+            # Still answering an earlier request: bytes of the next head may wait for it.
+            self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
+        elif self._head_bytes:
+            self._reject(408)
+        else:
+            self.transport.close()  # a connection that never sent a byte gets no answer
+
+    def _body_timed_out(self) -> None:
+        self._body_timer = None
+        now = self.loop.time()
+        if self.flow.read_paused:
+            self._body_at = now  # we stopped reading (the app is behind): the client is not idle
+        idle = now - self._body_at
+        if idle < self.body_timeout:
+            self._body_timer = self.loop.call_later(self.body_timeout - idle, self._body_timed_out)
+        else:
+            self._reject(408)
+
+    # ---- answering errors ----------------------------------------------------------------
+
+    def _reject(self, status: int) -> None:
+        """Answer ``status`` with Connection: close once earlier answers are out; parse no more."""
+        self._failed = True
+        logger.debug("rejected request from %s: %d", self.client, status)
+        for timer in (self._head_timer, self._body_timer):
+            if timer is not None:
+                timer.cancel()
+        self._head_timer = self._body_timer = None
+        cycle = None if self._head_pending else self.cycle
+        if cycle is not None:
+            queued = [entry for entry in self.pipeline if entry[0] is cycle]
+            if queued:
+                self.pipeline.remove(queued[0])  # never started: behaves like a bad head
+            elif cycle.response_started:
+                self.transport.close()  # too late for a status: the app has answered
+                return
+            else:
+                # The app is running: it sees a disconnect, and anything it sends is dropped.
+                cycle.disconnected = True
+                cycle.message_event.set()
+                self._send_error(status)
+                return
+        current = self.cycle
+        if self.pipeline or (current is not None and not current.response_complete):
+            self._deferred = status  # answered in order, after the requests before it
+            self.flow.pause_reading()
+            return
+        self._send_error(status)
+
+    def _send_error(self, status: int) -> None:
+        transport = self.transport
+        if transport.is_closing():
+            return
+        self._failed = True
+        transport.write(error_response(status, self.server_state.default_headers))
+        if transport.can_write_eof():
+            transport.write_eof()
+            self.flow.resume_reading()
+            self._linger_timer = self.loop.call_later(LINGER_SECONDS, transport.close)
+        else:
+            transport.close()

@@ -1,0 +1,119 @@
+"""What a request head must look like, and the answers sent when it does not.
+
+Pure functions and tables, no I/O: the HTTP protocol class (:mod:`aeros.server.protocol`) calls
+them from its parser callbacks. llhttp (through httptools) already rejects malformed framing,
+Content-Length and Transfer-Encoding combinations, control characters and obs-fold; the rules
+here cover what it accepts but a server facing the internet must not (see docs/security.md).
+"""
+
+from __future__ import annotations
+
+import http
+import re
+from collections.abc import Iterable
+
+__all__ = [
+    "HEAD_SLACK",
+    "MESSAGES",
+    "RejectRequest",
+    "error_response",
+    "is_valid_host",
+    "other_target_status",
+    "transfer_coding_status",
+]
+
+# Method, spaces, "HTTP/1.1" and the CRLFs around the header block: bytes of a head that count
+# towards neither the request-line nor the header-block limit.
+HEAD_SLACK = 64
+
+# A Host value: a bracketed IPv6 literal, or a DNS-style name / IPv4 address (letters, digits,
+# dot, hyphen, underscore), then an optional port. Stricter than RFC 3986's reg-name on purpose:
+# the host ends up in URLs and cache keys, and real clients never send sub-delims there.
+_HOST = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::[0-9]{1,5})?")
+
+MESSAGES: dict[int, bytes] = {
+    400: b"Bad Request",
+    408: b"Request Timeout",
+    413: b"Content Too Large",
+    414: b"URI Too Long",
+    431: b"Request Header Fields Too Large",
+    501: b"Not Implemented",
+    505: b"HTTP Version Not Supported",
+}
+
+# Status line and fixed headers of each error answer, built once; the server's default headers
+# (Date) and the body are appended per answer.
+_HEADS: dict[int, bytes] = {
+    status: (
+        f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}\r\n"
+        "content-type: text/plain; charset=utf-8\r\n"
+        f"content-length: {len(body)}\r\n"
+        "connection: close\r\n"
+    ).encode("ascii")
+    for status, body in MESSAGES.items()
+}
+
+
+class RejectRequest(Exception):
+    """Raised inside a parser callback to stop parsing and answer ``status``."""
+
+
+def error_response(status: int, default_headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """The bytes of a complete ``status`` answer that closes the connection.
+
+    Args:
+        status: one of :data:`MESSAGES`.
+        default_headers: the server's per-response headers (uvicorn's ``Date``, ``Server``).
+    """
+    parts = [_HEADS[status]]
+    for name, value in default_headers:
+        parts += (name, b": ", value, b"\r\n")
+    parts += (b"\r\n", MESSAGES[status])
+    return b"".join(parts)
+
+
+def is_valid_host(value: bytes) -> bool:
+    """Whether ``value`` is a Host aeros lets through: ``name[:port]`` or ``[v6][:port]``."""
+    return _HOST.fullmatch(value) is not None
+
+
+def other_target_status(method: bytes, target: bytes, host: bytes | None) -> int:
+    """Check a request-target that is not plain origin-form; 0 when it is acceptable.
+
+    Allowed besides ``/path?query``: ``*`` for OPTIONS, and absolute-form
+    (``http://host/path``) when its authority is exactly the Host header, so the host the
+    app and the cache see is the one the client addressed. Fragments are never allowed.
+    """
+    if b"#" in target:
+        return 400
+    if target == b"*":
+        return 0 if method == b"OPTIONS" else 400
+    lowered = target[:8].lower()
+    if lowered.startswith(b"http://"):
+        rest = target[7:]
+    elif lowered.startswith(b"https://"):
+        rest = target[8:]
+    else:
+        return 400
+    authority, slash, _ = rest.partition(b"/")
+    if not slash or host is None or authority.lower() != host.lower():
+        return 400
+    return 0
+
+
+def transfer_coding_status(value: bytes, http_version: str) -> int:
+    """Check a Transfer-Encoding value llhttp accepted; 0 when the body is plain chunked.
+
+    RFC 9112 section 6: any coding on HTTP/1.0 is faulty framing (400); a request whose final
+    coding is not ``chunked`` has no knowable length (400), nor one with an empty list element;
+    other codings before ``chunked`` are ones we do not decode (501). llhttp has already
+    refused ``chunked, chunked`` and a Content-Length beside Transfer-Encoding.
+    """
+    if http_version == "1.0":
+        return 400
+    codings = [coding.strip().lower() for coding in value.split(b",")]
+    if codings[-1] != b"chunked" or b"" in codings:
+        return 400
+    if len(codings) > 1:
+        return 501
+    return 0

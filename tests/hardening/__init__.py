@@ -1,0 +1,1 @@
+"""Hardening suite: limits, deadlines and hostile input over raw sockets (issue 6)."""
