@@ -194,9 +194,11 @@ class AerosServer(uvicorn.Server):
                 task.cancel("graceful_timeout exceeded")
             await asyncio.wait(list(state.tasks), timeout=_CLOSE_GRACE)
         for connection in list(state.connections):
+            # Past the deadline: abort, since close() would wait on a TLS peer that never
+            # answers close_notify.
             transport = getattr(connection, "transport", None)
             if transport is not None:
-                transport.close()
+                transport.abort()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(
                 asyncio.gather(*(server.wait_closed() for server in self.servers)), _CLOSE_GRACE
