@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from aeros.errors import ConfigurationError
@@ -161,23 +161,31 @@ class CacheControl:
             response.headers["Cache-Control"] = self.value
 
     def __call__(self, func: F) -> F:
-        """Decorate a view (async or sync) so its responses carry this policy."""
-        from quart import current_app, make_response, request
+        """Decorate a view (async or sync) so its responses carry this policy.
 
-        view: Callable[..., Awaitable[Any]]
-        if inspect.iscoroutinefunction(func):
-            view = func
-        else:
+        The policy is applied as an ``after_this_request`` hook, so it also reaches responses
+        built by error handlers (``abort(404)`` with ``cache_on_status=[200, 404]``).
+        """
+        from quart import after_this_request, current_app, request
 
-            async def view(*args: Any, **kwargs: Any) -> Any:
-                # Quart runs sync views in a thread; keep doing so under the decorator
-                return await current_app.ensure_async(func)(*args, **kwargs)
-
-        @functools.wraps(func)
-        async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            response = await make_response(await view(*args, **kwargs))
+        async def apply_hook(response: Any) -> Any:
             self.apply(response, request.method)
             return response
+
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def wrapper(*args: Any, **kwargs: Any) -> Any:
+                after_this_request(apply_hook)
+                return await func(*args, **kwargs)
+
+        else:
+
+            @functools.wraps(func)
+            async def wrapper(*args: Any, **kwargs: Any) -> Any:
+                after_this_request(apply_hook)
+                # Quart runs sync views in a thread; keep doing so under the decorator
+                return await current_app.ensure_async(func)(*args, **kwargs)
 
         setattr(wrapper, _MARK, self)
         return wrapper  # type: ignore[return-value]
