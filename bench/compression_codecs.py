@@ -7,7 +7,7 @@ Bounded and in-process (each case runs for about ``--seconds``). Measures:
    microseconds per body, MB/s of input, and ratio (identity size / encoded size);
 2. the compression layer on a raw ASGI app: per-request overhead on a response it leaves
    alone (``image/png``), on a small JSON it only tags with ``Vary``, and the full cost on the
-   20 KB JSON.
+   20 KB JSON; next to a no-op layer that only wraps ``send`` (the floor for any layer).
 
 Run: ``.venv/bin/python bench/compression_codecs.py [--seconds 0.5] [--json]``.
 """
@@ -157,6 +157,19 @@ def bench_layer(body: bytes, seconds: float) -> list[dict[str, Any]]:
         ("application/json 100 B (under min_size)", b"application/json", body[:100]),
         ("application/json 20 KB (gzip level 2)", b"application/json", body),
     ]
+
+    class NoopLayer:
+        """The least any send-wrapping layer costs: one extra coroutine per message."""
+
+        def __init__(self, app: Any) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            async def wrapped(message: Any) -> None:
+                await send(message)
+
+            await self.app(scope, receive, wrapped)
+
     rows = []
     loop = asyncio.new_event_loop()
     try:
@@ -171,12 +184,15 @@ def bench_layer(body: bytes, seconds: float) -> list[dict[str, Any]]:
 
                 loop.run_until_complete(many())
 
+            noop = NoopLayer(inner)
             bare = measure(lambda run=run, inner=inner: run(inner), seconds) / 200
+            minimal = measure(lambda run=run, noop=noop: run(noop), seconds) / 200
             wrapped = measure(lambda run=run, layer=layer: run(layer), seconds) / 200
             rows.append(
                 {
                     "case": name,
                     "bare_us": bare * 1e6,
+                    "noop_layer_us": minimal * 1e6,
                     "layer_us": wrapped * 1e6,
                     "overhead_us": (wrapped - bare) * 1e6,
                 }
@@ -205,12 +221,13 @@ def main() -> None:
             f"{row['ratio']:6.2f} {row['bytes']:7d}"
         )
     print("\ncompression layer, raw ASGI app, per request")
-    print(f"{'case':42} {'bare us':>8} {'layer us':>9} {'overhead':>9}")
+    print(f"{'case':42} {'bare us':>8} {'no-op us':>9} {'layer us':>9} {'overhead':>9}")
     for row in layer:
         print(
-            f"{row['case']:42} {row['bare_us']:8.2f} {row['layer_us']:9.2f} "
-            f"{row['overhead_us']:9.2f}"
+            f"{row['case']:42} {row['bare_us']:8.2f} {row['noop_layer_us']:9.2f} "
+            f"{row['layer_us']:9.2f} {row['overhead_us']:9.2f}"
         )
+    print("(no-op: a layer that only wraps send; overhead: layer minus bare app)")
 
 
 if __name__ == "__main__":

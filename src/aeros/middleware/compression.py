@@ -182,7 +182,7 @@ class CompressingSender:
         self._state = _START
         self._start: Message | None = None
         self._expected = -1
-        self._buffer: list[bytes] = []
+        self._buffer: bytearray  # set when a split body is collected (_BUFFER)
         self._encoder: StreamEncoder | None = None
 
     async def __call__(self, message: Message) -> None:
@@ -206,20 +206,38 @@ class CompressingSender:
         if message["type"] != "http.response.start":
             await self.send(message)
             return
-        headers: Headers = message.get("headers") or []
-        codec = self.codec
         self._state = _PASS
-        if not is_compressible(message["status"], headers, self.codecs):
+        status = message["status"]
+        headers: Headers = message.get("headers") or []
+        if status < 200 or status in _UNTOUCHED_STATUS:
             await self.send(message)
             return
+        # one pass over the headers; this is the whole cost of a response left alone
+        content_type = None
         length = -1
         for name, value in headers:
-            if name == b"content-length":
-                try:
-                    length = int(value)
-                except ValueError:
-                    length = -1
-        if codec is None or 0 <= length < codec.min_size or not _accepts(codec, headers):
+            if name == b"content-type":
+                content_type = value
+            elif name == b"content-length":
+                length = int(value) if value.isdigit() else -1
+            elif name == b"content-encoding" and value.strip().lower() != b"identity":
+                await self.send(message)  # already encoded: never twice
+                return
+        if content_type is None:
+            await self.send(message)
+            return
+        for some_codec in self.codecs:
+            if some_codec.accepts(content_type):
+                break
+        else:
+            await self.send(message)  # no codec wants this type: it does not vary by coding
+            return
+        codec = self.codec
+        if (
+            codec is None
+            or 0 <= length < codec.min_size
+            or (codec is not some_codec and not codec.accepts(content_type))
+        ):
             message["headers"] = add_vary(headers)
             await self.send(message)
             return
@@ -270,29 +288,22 @@ class CompressingSender:
         if not more_body or len(body) >= expected >= 0:
             await self._send_whole(body, more_body)
         elif 0 <= expected <= BUFFER_LIMIT:
-            self._buffer.append(body)
+            self._buffer = bytearray(body)
             self._state = _BUFFER
         else:
             await self._begin_stream(body, more_body)
 
     async def _on_buffer(self, message: Message) -> None:
         if message["type"] != "http.response.body":
-            await self._flush_buffer_as_stream()
+            await self._begin_stream(bytes(self._buffer), True)
             await self.send(message)
             return
-        self._buffer.append(message.get("body", b""))
+        buffer = self._buffer
+        buffer += message.get("body", b"")
         more_body: bool = message.get("more_body", False)
-        body = b"".join(self._buffer)
-        if not more_body or len(body) >= self._expected:
-            self._buffer = []
-            await self._send_whole(body, more_body)
-        else:
-            self._buffer = [body]
-
-    async def _flush_buffer_as_stream(self) -> None:
-        body = b"".join(self._buffer)
-        self._buffer = []
-        await self._begin_stream(body, True)
+        if not more_body or len(buffer) >= self._expected:
+            self._buffer = bytearray()
+            await self._send_whole(bytes(buffer), more_body)
 
     async def _begin_stream(self, body: bytes, more_body: bool) -> None:
         codec = self.codec
