@@ -87,6 +87,20 @@ def test_server_keep_alive_timeout_closes_idle_connections(live_server) -> None:
     assert 0.3 < idle_for < 3  # ...after about 0.5 s, not the default 5 s
 
 
+def test_server_backlog_reaches_the_listening_socket() -> None:
+    """backlog=17 is the listen queue length the kernel reports for the serving socket."""
+    ss = shutil.which("ss")
+    require(ss is not None, "ss (iproute2) is not installed")
+    app = WebServer(__name__, access_log=False, backlog=17)
+    with app.serve_in_thread() as url:
+        port = urlsplit(url).port
+        listing = subprocess.run(
+            [str(ss), "-ltnH", f"sport = :{port}"], check=True, capture_output=True, text=True
+        ).stdout.split()
+    assert listing[0] == "LISTEN"
+    assert listing[2] == "17"  # Send-Q of a listening socket is its backlog
+
+
 @pytest.fixture
 def certificate(tmp_path: Path) -> tuple[str, str]:
     """A self-signed certificate for 127.0.0.1 made with openssl: (certfile, keyfile)."""

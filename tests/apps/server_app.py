@@ -1,8 +1,8 @@
 """A small app for the server's subprocess tests: prints its URL, its workers and their fate.
 
 stdout lines the tests read: ``URL <base url>`` once serving, ``WORKER <pid>`` from each
-worker's startup, ``BLOCK <pid>`` before /block freezes a worker's event loop, ``EXITED`` after
-``run_server()`` returned.
+worker's startup, ``BLOCK <pid>`` before /block freezes a worker's event loop, and
+``EXITED <...>`` after ``run_server()`` returned (saying whether signal handlers were restored).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import multiprocessing
 import os
+import signal
 import time
 
 from aeros import WebServer
@@ -81,5 +82,7 @@ async def block(seconds: float) -> str:
 
 
 if __name__ == "__main__":
+    before = [signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)]
     app.run_server(on_started=lambda url: say(f"URL {url}"))
-    say("EXITED")
+    after = [signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)]
+    say("EXITED " + ("signal handlers restored" if after == before else f"{before} -> {after}"))

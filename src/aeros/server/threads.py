@@ -27,7 +27,8 @@ def serve_in_thread(app: Any, *, host: str, port: int, timeout: float) -> Iterat
         RuntimeError: the server did not start within ``timeout`` seconds, or its thread died
             (the thread's exception is chained).
     """
-    sock = bind_socket(host, port, 2048)
+    config = getattr(app, "server_config", None)
+    sock = bind_socket(host, port, getattr(config, "backlog", 2048))
     started = threading.Event()
     urls: list[str] = []
     errors: list[BaseException] = []
