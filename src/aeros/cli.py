@@ -25,7 +25,7 @@ from typing import Any
 from aeros.errors import ConfigurationError
 from aeros.logging import ACCESS_FORMATS, LEVELS, LogConfig, configure_logging
 
-__all__ = ["AppSpecError", "build_parser", "import_app", "main"]
+__all__ = ["AppSpecError", "build_parser", "child_command", "import_app", "main", "reload_loop"]
 
 logger = logging.getLogger("aeros.cli")
 
@@ -215,13 +215,18 @@ def _changed(before: dict[Path, float], after: dict[Path, float]) -> list[str]:
     )
 
 
+def child_command(argv: Sequence[str]) -> list[str]:
+    """The command ``--reload`` runs and restarts: the same arguments, without ``--reload``."""
+    return [sys.executable, "-m", "aeros", *(arg for arg in argv if arg != "--reload")]
+
+
 def reload_loop(argv: Sequence[str], args: argparse.Namespace, interval: float = 0.5) -> int:
     """Run ``aeros run`` without ``--reload`` in a child process; restart it on changes.
 
     A child that exits by itself (a syntax error, say) is restarted after the next change.
     SIGINT/SIGTERM stop the child gracefully, then this loop. Returns the exit status.
     """
-    child_argv = [sys.executable, "-m", "aeros", *(a for a in argv if a != "--reload")]
+    child_argv = child_command(argv)
     directories = args.reload_dir or [args.app_dir]
     handle = configure_logging(LogConfig(level=args.log_level or "info", access_log=False))
     stopping = False

@@ -1,0 +1,93 @@
+"""Every program in examples/ runs, serves "/" on the address from AEROS_HOST/AEROS_PORT, and
+exits cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import free_port
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def ok_json(response: httpx.Response) -> None:
+    assert response.json()["response"] == "ok"
+
+
+def seed_getting_started(response: httpx.Response) -> None:
+    assert response.json() == {"response": "ok"}
+
+
+def global_headers(response: httpx.Response) -> None:
+    ok_json(response)
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def no_server_header(response: httpx.Response) -> None:
+    ok_json(response)
+    assert "server" not in response.headers
+
+
+# What "/" must answer, per example; any other example must answer 200 with a body.
+CHECKS: dict[str, Callable[[httpx.Response], None]] = {
+    "getting_started.py": seed_getting_started,
+    "sync_to_async.py": seed_getting_started,
+    "server_in_thread.py": ok_json,
+    "global_headers.py": global_headers,
+    "no_server_header.py": no_server_header,
+    "demo.py": ok_json,
+}
+
+
+def wait_ready(proc: subprocess.Popen[str], url: str, deadline: float) -> httpx.Response:
+    """Poll ``url`` until it answers, the process dies, or the deadline passes."""
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError(f"example exited early with status {proc.returncode}")
+        try:
+            return httpx.get(url, timeout=2)
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{url} did not answer in time") from None
+            time.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    "example", sorted(path.name for path in EXAMPLES.glob("*.py") if path.name != "__init__.py")
+)
+def test_example_serves_and_stops(example: str) -> None:
+    """The example serves "/" on AEROS_HOST:AEROS_PORT and exits 0 on SIGTERM."""
+    port = free_port()
+    env = {**os.environ, "AEROS_HOST": "127.0.0.1", "AEROS_PORT": str(port), "NO_COLOR": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / example)],
+        cwd=EXAMPLES,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        response = wait_ready(proc, f"http://127.0.0.1:{port}/", time.monotonic() + 30)
+        assert response.status_code == 200
+        assert response.content
+        CHECKS.get(example, lambda _: None)(response)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert '"GET / HTTP/1.1" 200' in out  # the access log is on in every example
