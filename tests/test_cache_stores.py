@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -210,6 +211,20 @@ async def test_redis_down_raises_store_error_fast(redis: Any) -> None:
             await asyncio.sleep(0.05)
     assert await cache.get("k") == b"again"
     await cache.aclose()
+
+
+async def test_redis_silent_server_times_out_fast() -> None:
+    """A Redis that accepts but never answers costs a request at most about the timeout."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        cache = RedisCache(port=silent.getsockname()[1], socket_timeout=0.1)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(StoreError):
+            await cache.get("k")
+        assert loop.time() - started < 1.0
+        await cache.aclose()
 
 
 async def test_redis_clear_keeps_foreign_keys(redis: Any) -> None:

@@ -13,6 +13,8 @@ Per cached GET/HEAD request:
 - a miss runs the app once per key (per process and event loop) with compression skipped,
   stores the identity response when it is storable and encodes it for the client; concurrent
   misses for the key wait for that one result;
+- a successful unsafe request (POST, PUT, DELETE, ...) to a cached route drops that path's
+  entries, so the next GET sees the change;
 - a failing store (:class:`aeros.errors.StoreError`) serves the request uncached and logs a
   warning at most once per ``warn_interval`` seconds.
 
@@ -40,6 +42,7 @@ from aeros.middleware.cache_entry import (
     decode_entry,
     encode_entry,
     key_material,
+    path_prefix,
     request_host,
     request_path,
 )
@@ -110,19 +113,52 @@ class CacheMiddleware:
             asyncio.AbstractEventLoop, dict[str, asyncio.Future[Entry | None]]
         ] = weakref.WeakKeyDictionary()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._generation = 0  # bumped by every clear/purge/invalidation
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         policy = self.policy_for(scope)
         if policy is None:
             await self.app(scope, receive, send)
-            return
-        await self._serve(policy, scope, receive, send)
+        elif scope["method"] in ("GET", "HEAD"):
+            await self._serve(policy, scope, receive, send)
+        else:
+            await self._invalidating(policy, scope, receive, send)
+
+    async def _invalidating(
+        self, policy: CachePolicy, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """An unsafe method that succeeds drops the path's entries (RFC 9111 section 4.4).
+
+        The entries go before the response ends, so the client's next GET cannot race them.
+        """
+        status = 0
+        delete_prefix = getattr(self.store, "delete_prefix", None)
+
+        async def watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif (
+                message["type"] == "http.response.body"
+                and not message.get("more_body", False)
+                and 200 <= status < 400
+                and delete_prefix is not None
+            ):
+                try:
+                    await delete_prefix(path_prefix(policy, request_path(scope)))
+                except StoreError as exc:
+                    self._warn(exc)
+                self.forget()
+            await send(message)
+
+        await self.app(scope, receive, watch)
 
     def forget(self) -> None:
         """Drop finished fills kept for late arrivals (after a clear or purge)."""
+        self._generation += 1
         for table in list(self._inflight.values()):
             for key, future in list(table.items()):
                 if future.done():
@@ -272,7 +308,7 @@ class CacheMiddleware:
             encoded = entry.variants.get(coding)
             if encoded is None:
                 encoded = entry.variants[coding] = codec.compress(body)
-                self._spawn(self._save(key, entry))  # keep the variant for the next hit
+                self._spawn(self._save(key, entry, self._generation))  # for the next hit
             headers = encoded_headers(headers, codec, len(encoded))
             body = encoded
         else:
@@ -299,10 +335,10 @@ class CacheMiddleware:
             return _FAILED  # type: ignore[no-any-return]
         return None if raw is None else decode_entry(raw)
 
-    async def _save(self, key: str, entry: Entry) -> None:
+    async def _save(self, key: str, entry: Entry, generation: int | None = None) -> None:
         ttl = entry.stale_until - time.time()
-        if ttl <= 0:
-            return
+        if ttl <= 0 or (generation is not None and generation != self._generation):
+            return  # expired, or cleared/purged since: never write an old entry back
         try:
             await self.store.set(key, encode_entry(entry), ttl=None if ttl == float("inf") else ttl)
         except StoreError as exc:
