@@ -97,6 +97,17 @@ def test_access_log_off_writes_nothing(live_server, tmp_path: Path) -> None:
     assert not log.exists() or log.read_text() == ""
 
 
+def test_access_log_from_forked_workers(live_server, tmp_path: Path) -> None:
+    """With 2 worker processes every request still gets exactly one line in the file."""
+    app, log = hello_app(tmp_path, "common", workers=2)
+    with live_server(app) as url:
+        for _ in range(20):
+            assert httpx.get(url + "/items", headers={"connection": "close"}).text == "hello"
+    lines = log.read_text().splitlines()
+    assert len(lines) == 20
+    assert all(line.endswith('"GET /items HTTP/1.1" 200 5') for line in lines)
+
+
 def raw_request(url: str, request: bytes) -> bytes:
     host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=5) as sock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
@@ -281,6 +282,23 @@ def test_configure_logging_again_in_forked_child(tmp_path: Path) -> None:
     parent_text = (tmp_path / "parent.log").read_text()
     assert "from parent" in parent_text
     assert "from child" not in parent_text
+
+
+def test_foreign_uvicorn_handlers_set_aside_and_restored(tmp_path: Path) -> None:
+    """uvicorn's own handlers (from its dictConfig) are set aside while aeros logs: no doubles."""
+    foreign_stream = io.StringIO()
+    foreign = logging.StreamHandler(foreign_stream)
+    uvicorn_logger = logging.getLogger("uvicorn")
+    uvicorn_logger.addHandler(foreign)
+    try:
+        handle = configure_logging(LogConfig(log_file=str(tmp_path / "s.log"), access_log=False))
+        logging.getLogger("uvicorn.error").info("once")
+        handle.stop()
+        assert foreign in uvicorn_logger.handlers
+    finally:
+        uvicorn_logger.removeHandler(foreign)
+    assert (tmp_path / "s.log").read_text().count("uvicorn.error: once") == 1
+    assert foreign_stream.getvalue() == ""
 
 
 # ---- banner, routing, tracebacks, sync views --------------------------------------------

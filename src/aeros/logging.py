@@ -52,6 +52,8 @@ LEVELS = {"critical": 50, "error": 40, "warning": 30, "info": 20, "debug": 10, "
 
 # Loggers aeros routes, besides the app's own (added by route_logger).
 _ROUTED = ("aeros", "uvicorn", "quart")
+# Of those, the libraries whose own default handlers are set aside while aeros logs.
+_FOREIGN = frozenset({"uvicorn", "quart"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -161,8 +163,9 @@ class _State:
         self.listener: _Listener | None = None
         self.sinks: list[logging.Handler] = []
         self.active: LogConfig | None = None
-        self.saved: dict[str, tuple[int, bool]] = {}
-        self.extra: set[str] = set()
+        # logger name -> (level, propagate, handlers) before aeros took it over
+        self.saved: dict[str, tuple[int, bool, list[logging.Handler]]] = {}
+        self.extra: set[str] = getattr(self, "extra", set())  # names survive a fork
 
     def acquire(self, config: LogConfig) -> LoggingHandle:
         handle = LoggingHandle(config)
@@ -199,7 +202,9 @@ class _State:
     def attach(self, name: str, level: int) -> None:
         logger = logging.getLogger(name)
         if name not in self.saved:
-            self.saved[name] = (logger.level, logger.propagate)
+            self.saved[name] = (logger.level, logger.propagate, list(logger.handlers))
+            if name in _FOREIGN:
+                logger.handlers.clear()  # e.g. uvicorn's own dictConfig: lines would double
         logger.setLevel(level)
         logger.propagate = False
         if self.handler not in logger.handlers:
@@ -212,12 +217,7 @@ class _State:
         self.stop_listener()
         self.active = config
         if config is None:
-            for name, (level, propagate) in self.saved.items():
-                logger = logging.getLogger(name)
-                logger.removeHandler(self.handler)
-                logger.setLevel(level)
-                logger.propagate = propagate
-            self.saved.clear()
+            self.restore()
             return
         self.sinks = _build_sinks(config)
         self.listener = _Listener(self.queue, *self.sinks, respect_handler_level=True)
@@ -243,11 +243,22 @@ class _State:
         self.queue.put_nowait(marker)
         event.wait(timeout)
 
+    def restore(self) -> None:
+        """Give every routed logger back its level, propagation and handlers."""
+        for name, (level, propagate, handlers) in self.saved.items():
+            logger = logging.getLogger(name)
+            logger.removeHandler(self.handler)
+            for handler in handlers:
+                if handler not in logger.handlers:
+                    logger.addHandler(handler)
+            logger.setLevel(level)
+            logger.propagate = propagate
+        self.saved.clear()
+
     def after_fork(self) -> None:
         # In a forked child the listener thread does not exist and the lock may be held by a
         # thread that is gone: start over; the worker calls configure_logging again.
-        for name in list(self.saved):
-            logging.getLogger(name).removeHandler(self.handler)
+        self.restore()
         for sink in self.sinks:
             if isinstance(sink, logging.FileHandler):
                 sink.close()
