@@ -71,6 +71,7 @@ _NOT_MODIFIED_HEADERS = frozenset(
 )
 _REFUSED_DIRECTIVES = frozenset({b"private", b"no-store", b"no-cache"})
 _FAILED: Any = object()  # the store raised StoreError
+_DECODED_LIMIT = 1024  # decoded entries kept per layer (a bounded memo, cleared when full)
 
 
 class CacheMiddleware:
@@ -114,6 +115,7 @@ class CacheMiddleware:
         ] = weakref.WeakKeyDictionary()
         self._tasks: set[asyncio.Task[None]] = set()
         self._generation = 0  # bumped by every clear/purge/invalidation
+        self._decoded: dict[str, tuple[bytes, Entry]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -159,6 +161,7 @@ class CacheMiddleware:
     def forget(self) -> None:
         """Drop finished fills kept for late arrivals (after a clear or purge)."""
         self._generation += 1
+        self._decoded.clear()
         for table in list(self._inflight.values()):
             for key, future in list(table.items()):
                 if future.done():
@@ -256,8 +259,10 @@ class CacheMiddleware:
         try:
             codec = self.negotiate(accept)
             stream = CompressingSender(send, codec, self.codecs)
-            entry = await self._fill(key, policy, scope, receive, stream)
+            entry = await self._fill(policy, scope, receive, stream)
             if entry is not None:
+                self._prepare(entry, codec)  # the client's variant goes into the one write
+                await self._save(key, entry)
                 await self._send_entry(key, policy, entry, send, accept, None, False, entry.created)
         finally:
             future.set_result(entry)
@@ -272,9 +277,9 @@ class CacheMiddleware:
             del table[key]
 
     async def _fill(
-        self, key: str, policy: CachePolicy, scope: Scope, receive: Receive, stream: Send | None
+        self, policy: CachePolicy, scope: Scope, receive: Receive, stream: Send | None
     ) -> Entry | None:
-        """Run the app; store and return its response when storable, else stream it."""
+        """Run the app; return its response as an entry when storable, else stream it on."""
         inner = dict(scope)
         inner[SKIP_COMPRESSION] = True
         capture = _Capture(policy, self.max_entry_bytes, stream)
@@ -285,8 +290,30 @@ class CacheMiddleware:
             return None
         if is_compressible(entry.status, entry.headers, self.codecs):
             entry.headers = add_vary(entry.headers)
-        await self._save(key, entry)
         return entry
+
+    def _prepare(self, entry: Entry, codec: Codec | None) -> tuple[Headers, bytes, bool]:
+        """Headers (without Age) and body for a client accepting ``codec``; memoised per entry.
+
+        Returns ``(headers, body, new)``: ``new`` is true when a variant was encoded now.
+        """
+        coding = codec.encoding if codec is not None else b""
+        prepared = entry.prepared.get(coding)
+        if prepared is not None:
+            return prepared[0], prepared[1], False
+        headers, body = entry.headers, entry.body
+        new = False
+        if codec is not None and len(body) >= codec.min_size and _accepts(codec, headers):
+            encoded = entry.variants.get(coding)
+            if encoded is None:
+                encoded = entry.variants[coding] = codec.compress(body)
+                new = True
+            headers = encoded_headers(headers, codec, len(encoded))
+            body = encoded
+        else:
+            headers = [*headers, (b"content-length", str(len(body)).encode())]
+        entry.prepared[coding] = (headers, body)
+        return headers, body, new
 
     async def _send_entry(
         self,
@@ -300,19 +327,10 @@ class CacheMiddleware:
         now: float,
     ) -> None:
         """Answer from ``entry``: 304, or the identity body or a variant the client accepts."""
-        headers = entry.headers
-        body = entry.body
         codec = self.negotiate(accept) if self.codecs else None
-        if codec is not None and len(body) >= codec.min_size and _accepts(codec, headers):
-            coding = codec.encoding
-            encoded = entry.variants.get(coding)
-            if encoded is None:
-                encoded = entry.variants[coding] = codec.compress(body)
-                self._spawn(self._save(key, entry, self._generation))  # for the next hit
-            headers = encoded_headers(headers, codec, len(encoded))
-            body = encoded
-        else:
-            headers = [*headers, (b"content-length", str(len(body)).encode())]
+        headers, body, new = self._prepare(entry, codec)
+        if new:  # keep the new variant for the next hit, in every worker
+            self._spawn(self._save(key, entry, self._generation))
         age = str(max(0, int(now - entry.created))).encode()
         if if_none_match is not None and _etag_matches(if_none_match, entry.etag):
             headers = [(n, v) for n, v in headers if n in _NOT_MODIFIED_HEADERS]
@@ -333,7 +351,18 @@ class CacheMiddleware:
         except StoreError as exc:
             self._warn(exc)
             return _FAILED  # type: ignore[no-any-return]
-        return None if raw is None else decode_entry(raw)
+        if raw is None:
+            return None
+        # the same stored bytes decode to the same entry: reuse it with its prepared answers
+        decoded = self._decoded.get(key)
+        if decoded is not None and (decoded[0] is raw or decoded[0] == raw):
+            return decoded[1]
+        entry = decode_entry(raw)
+        if entry is not None:
+            if len(self._decoded) >= _DECODED_LIMIT:
+                self._decoded.clear()
+            self._decoded[key] = (raw, entry)
+        return entry
 
     async def _save(self, key: str, entry: Entry, generation: int | None = None) -> None:
         ttl = entry.stale_until - time.time()
@@ -368,7 +397,9 @@ class CacheMiddleware:
         async def run() -> None:
             entry: Entry | None = None
             try:
-                entry = await self._fill(key, policy, inner, _empty_receive(), None)
+                entry = await self._fill(policy, inner, _empty_receive(), None)
+                if entry is not None:
+                    await self._save(key, entry)
             except Exception:
                 logger.exception("refreshing a stale cache entry failed")
             finally:

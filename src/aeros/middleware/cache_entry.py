@@ -14,7 +14,7 @@ import re
 import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_to_bytes
 
 from aeros.middleware.types import Headers, Scope
 
@@ -68,18 +68,17 @@ class CachePolicy:
     stale_while_revalidate: float = 0.0
     route: str = ""
     route_hash: str = field(init=False, default="")
+    key_prefix_bytes: bytes = field(init=False, default=b"")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "route_hash", _digest(self.route.encode(), 8))
+        object.__setattr__(
+            self, "key_prefix_bytes", self.key_prefix.encode("utf-8", "surrogatepass")
+        )
 
 
 def _digest(data: bytes, size: int) -> str:
     return hashlib.blake2b(data, digest_size=size).hexdigest()
-
-
-def _put(out: bytearray, data: bytes) -> None:
-    out += _LEN.pack(len(data))
-    out += data
 
 
 def request_host(scope: Scope, host: bytes | None) -> bytes | None:
@@ -102,12 +101,25 @@ def request_host(scope: Scope, host: bytes | None) -> bytes | None:
     return host
 
 
-def _query(raw: bytes, enabled: bool) -> list[tuple[str, str]]:
+def _query(raw: bytes, enabled: bool) -> list[tuple[bytes, bytes]]:
+    """Query parameters decoded the way the app decodes them, sorted (order does not matter).
+
+    Percent-escapes and ``+`` are decoded to bytes, so ``a=%41`` and ``a=A`` share an entry
+    while any two queries the app could tell apart stay different.
+    """
     if not enabled or not raw:
         return []
-    # parsed the way the app parses it, then sorted: order does not matter, meaning does
-    pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True, errors="surrogateescape")
-    return sorted(pairs)
+    pairs = []
+    for part in raw.split(b"&"):
+        if not part:
+            continue
+        name, _, value = part.partition(b"=")
+        if b"%" in part or b"+" in part:
+            name = unquote_to_bytes(name.replace(b"+", b" "))
+            value = unquote_to_bytes(value.replace(b"+", b" "))
+        pairs.append((name, value))
+    pairs.sort()
+    return pairs
 
 
 def key_material(
@@ -117,25 +129,24 @@ def key_material(
     varied: Iterable[tuple[bytes, bytes | None]],
 ) -> tuple[bytes, bytes]:
     """Return the injective encodings of (URL, varied headers) that the key hashes."""
-    url = bytearray(b"GET")  # method class: HEAD is answered from GET entries
-    _put(url, policy.key_prefix.encode("utf-8", "surrogatepass"))
-    _put(url, scope.get("scheme", "http").encode("latin-1"))
-    _put(url, host)
-    _put(url, request_path(scope))
+    pack = _LEN.pack
+    prefix = policy.key_prefix_bytes
+    scheme = scope.get("scheme", "http").encode("latin-1")
+    path = request_path(scope)
     pairs = _query(scope.get("query_string", b""), policy.query_string)
-    url += _LEN.pack(len(pairs))
-    for param, arg in pairs:
-        _put(url, param.encode("utf-8", "surrogateescape"))
-        _put(url, arg.encode("utf-8", "surrogateescape"))
-    variant = bytearray()
-    for name, value in varied:
-        _put(variant, name)
-        if value is None:
-            variant += b"\x00"
+    # method class first: HEAD is answered from GET entries
+    url = [b"GET", pack(len(prefix)), prefix, pack(len(scheme)), scheme, pack(len(host)), host]
+    url += (pack(len(path)), path, pack(len(pairs)))
+    for name, value in pairs:
+        url += (pack(len(name)), name, pack(len(value)), value)
+    variant: list[bytes] = []
+    for name, header in varied:
+        variant += (pack(len(name)), name)
+        if header is None:
+            variant.append(b"\x00")
         else:
-            variant += b"\x01"
-            _put(variant, value)
-    return bytes(url), bytes(variant)
+            variant += (b"\x01", pack(len(header)), header)
+    return b"".join(url), b"".join(variant)
 
 
 def route_prefix(policy: CachePolicy) -> str:
@@ -185,6 +196,8 @@ class Entry:
     stale_until: float
     variants: dict[bytes, bytes] = field(default_factory=dict)
     etag: bytes = b""
+    prepared: dict[bytes, tuple[Headers, bytes]] = field(default_factory=dict)
+    """Per coding (``b""``: identity), the headers and body a hit sends; never stored."""
 
     def __post_init__(self) -> None:
         if not self.etag:
