@@ -145,6 +145,14 @@ async def test_layer_leaves_response_untouched(status: int, headers: Any) -> Non
     assert body_of(sent) == JSON
 
 
+async def test_layer_replaces_identity_content_encoding() -> None:
+    """'Content-Encoding: identity' is not an encoding: the body is encoded, one header left."""
+    sent = await run(scripted(200, [CT_JSON, (b"content-encoding", b"identity")], [JSON]))
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    assert [v for n, v in start["headers"] if n == b"content-encoding"] == [b"gzip"]
+    assert decode("gzip", body_of(sent)) == JSON
+
+
 async def test_layer_head_gets_get_headers_without_body() -> None:
     """HEAD: Content-Encoding and Vary as for GET, no Content-Length, no identity bytes."""
     sent = await run(scripted(200, [CT_JSON, length(JSON)], [JSON, b""]), method="HEAD")

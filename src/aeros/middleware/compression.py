@@ -48,6 +48,9 @@ BUFFER_LIMIT = 1 << 20
 collected and encoded at once (exact ``Content-Length``); a larger one is streamed."""
 
 _UNTOUCHED_STATUS = frozenset({204, 206, 304})
+# dropped from an encoded response: the length changes, "Content-Encoding: identity" is
+# replaced, and byte ranges would address the identity body
+_REPLACED = frozenset({b"content-length", b"content-encoding", b"accept-ranges"})
 _ACCEPT_ENCODING = b"accept-encoding"
 _VARY_VALUE = b"accept-encoding"
 
@@ -90,7 +93,7 @@ def encoded_headers(headers: Headers, codec: Codec, length: int | None) -> Heade
     """
     out: Headers = []
     for name, value in headers:
-        if name == b"content-length" or name == b"accept-ranges":
+        if name in _REPLACED:
             continue
         if name == b"etag":
             out.append((name, weak_etag(value)))
