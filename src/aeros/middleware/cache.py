@@ -25,7 +25,6 @@ Per cached GET/HEAD request:
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 import weakref
@@ -35,6 +34,7 @@ from typing import Any
 from aeros.compression.codecs import Codec
 from aeros.compression.negotiate import Negotiator
 from aeros.errors import StoreError
+from aeros.middleware.cache_capture import Capture, empty_receive
 from aeros.middleware.cache_entry import (
     CachePolicy,
     Entry,
@@ -63,15 +63,12 @@ CACHE_STATE = "aeros.cache_state"
 logger = logging.getLogger(__name__)
 
 _CREDENTIALS = (b"authorization", b"cookie")
-_NOT_STORED_HEADERS = frozenset(
-    {b"content-length", b"transfer-encoding", b"connection", b"keep-alive", b"date", b"age"}
-)
 _NOT_MODIFIED_HEADERS = frozenset(
     {b"cache-control", b"content-location", b"etag", b"expires", b"vary"}
 )
-_REFUSED_DIRECTIVES = frozenset({b"private", b"no-store", b"no-cache"})
 _FAILED: Any = object()  # the store raised StoreError
 _DECODED_LIMIT = 1024  # decoded entries kept per layer (a bounded memo, cleared when full)
+_DECODED_MAX_BYTES = 16 << 20  # ... and at most about this many bytes of them
 
 
 class CacheMiddleware:
@@ -116,6 +113,7 @@ class CacheMiddleware:
         self._tasks: set[asyncio.Task[None]] = set()
         self._generation = 0  # bumped by every clear/purge/invalidation
         self._decoded: dict[str, tuple[bytes, Entry]] = {}
+        self._decoded_bytes = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -162,6 +160,7 @@ class CacheMiddleware:
         """Drop finished fills kept for late arrivals (after a clear or purge)."""
         self._generation += 1
         self._decoded.clear()
+        self._decoded_bytes = 0
         for table in list(self._inflight.values()):
             for key, future in list(table.items()):
                 if future.done():
@@ -282,7 +281,7 @@ class CacheMiddleware:
         """Run the app; return its response as an entry when storable, else stream it on."""
         inner = dict(scope)
         inner[SKIP_COMPRESSION] = True
-        capture = _Capture(policy, self.max_entry_bytes, stream)
+        capture = Capture(policy, self.max_entry_bytes, stream)
         await self.app(inner, receive, capture)
         entry = capture.entry(policy)
         if entry is None:
@@ -358,10 +357,12 @@ class CacheMiddleware:
         if decoded is not None and (decoded[0] is raw or decoded[0] == raw):
             return decoded[1]
         entry = decode_entry(raw)
-        if entry is not None:
-            if len(self._decoded) >= _DECODED_LIMIT:
+        if entry is not None and len(raw) <= _DECODED_MAX_BYTES // 16:
+            if len(self._decoded) >= _DECODED_LIMIT or self._decoded_bytes > _DECODED_MAX_BYTES:
                 self._decoded.clear()
+                self._decoded_bytes = 0
             self._decoded[key] = (raw, entry)
+            self._decoded_bytes += 2 * len(raw)  # the raw bytes and the decoded copies
         return entry
 
     async def _save(self, key: str, entry: Entry, generation: int | None = None) -> None:
@@ -397,7 +398,7 @@ class CacheMiddleware:
         async def run() -> None:
             entry: Entry | None = None
             try:
-                entry = await self._fill(policy, inner, _empty_receive(), None)
+                entry = await self._fill(policy, inner, empty_receive(), None)
                 if entry is not None:
                     await self._save(key, entry)
             except Exception:
@@ -407,107 +408,6 @@ class CacheMiddleware:
                 self._forget(table, key, future)
 
         self._spawn(run())
-
-
-class _Capture:
-    """``send`` for a fill: buffers a storable response, streams any other one to ``stream``."""
-
-    def __init__(self, policy: CachePolicy, max_bytes: int, stream: Send | None) -> None:
-        self.policy = policy
-        self.max_bytes = max_bytes
-        self.stream = stream
-        self.start: Message | None = None
-        self.chunks: list[bytes] = []
-        self.length = -1
-        self.storable = False
-        self.complete = False
-
-    async def __call__(self, message: Message) -> None:
-        if self.start is None and message["type"] == "http.response.start":
-            self.start = message
-            self.length = _storable_length(message, self.policy, self.max_bytes)
-            self.storable = self.length >= 0
-            if not self.storable:
-                await self._forward(message)
-            return
-        if self.storable and message["type"] == "http.response.body" and not self.complete:
-            self.chunks.append(message.get("body", b""))
-            self.complete = not message.get("more_body", False)
-            return
-        if self.storable:  # anything unexpected: stop storing, send what we hold as it is
-            await self.release()
-        await self._forward(message)
-
-    async def _forward(self, message: Message) -> None:
-        if self.stream is not None:
-            await self.stream(message)
-
-    async def release(self) -> None:
-        """Send a held response on unchanged (it turned out not to be storable)."""
-        if not self.storable or self.start is None:
-            return
-        self.storable = False
-        await self._forward(self.start)
-        if self.chunks:
-            body = b"".join(self.chunks)
-            self.chunks = []
-            await self._forward(
-                {"type": "http.response.body", "body": body, "more_body": not self.complete}
-            )
-
-    def entry(self, policy: CachePolicy) -> Entry | None:
-        if not (self.storable and self.complete and self.start is not None):
-            return None
-        body = b"".join(self.chunks)
-        if len(body) != self.length:
-            return None
-        headers = [
-            (name, value)
-            for name, value in self.start.get("headers") or []
-            if name not in _NOT_STORED_HEADERS
-        ]
-        if all(name != b"etag" for name, _ in headers):
-            digest = hashlib.blake2b(body, digest_size=16).hexdigest().encode()
-            headers.append((b"etag", b'W/"' + digest + b'"'))
-        created = time.time()
-        fresh = created + policy.timeout if policy.timeout is not None else float("inf")
-        return Entry(
-            status=self.start["status"],
-            headers=headers,
-            body=body,
-            created=created,
-            fresh_until=fresh,
-            stale_until=fresh + policy.stale_while_revalidate,
-        )
-
-
-def _storable_length(start: Message, policy: CachePolicy, max_bytes: int) -> int:
-    """Content-Length of a response a shared cache may store, or -1 when it may not."""
-    if start["status"] not in policy.statuses or start.get("trailers"):
-        return -1
-    length = -1
-    for name, value in start.get("headers") or []:
-        if name == b"set-cookie":
-            return -1
-        if name == b"content-length":
-            if not value.isdigit():
-                return -1
-            length = int(value)
-        elif name == b"cache-control":
-            for directive in value.lower().split(b","):
-                if directive.split(b"=", 1)[0].strip() in _REFUSED_DIRECTIVES:
-                    return -1
-        elif name == b"vary":
-            for token in value.lower().split(b","):
-                token = token.strip()
-                if token and token != b"accept-encoding" and token not in policy.vary:
-                    return -1  # "*" or a header the key does not hold
-        elif name == b"content-encoding":
-            if value.strip().lower() != b"identity":
-                return -1
-        elif name == b"content-type" and value.lower().startswith(b"text/event-stream"):
-            return -1
-    return length if length <= max_bytes else -1
 
 
 def _accepts(codec: Codec, headers: Headers) -> bool:
@@ -530,18 +430,3 @@ def _etag_matches(if_none_match: bytes, etag: bytes) -> bool:
         return True
     wanted = _opaque(etag)
     return any(_opaque(tag) == wanted for tag in if_none_match.split(b","))
-
-
-def _empty_receive() -> Receive:
-    sent = False
-    never = asyncio.Event()
-
-    async def receive() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await never.wait()  # a background refresh has no client to disconnect
-        return {"type": "http.disconnect"}
-
-    return receive
