@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -203,19 +204,24 @@ def test_compression_sse_stream_not_held_back(live_server: LiveServer) -> None:
     assert [e.split(b" ")[2] for e in text.split(b"\n\n") if e] == [b"0", b"1", b"2"]
 
 
-def test_compression_curl_compressed(served: str) -> None:
-    """curl --compressed negotiates, receives and decodes the body."""
+@pytest.mark.parametrize("codec", [Gzip(), Br(), Zstd()], ids=lambda c: c.name)
+def test_compression_curl_compressed(live_server: LiveServer, codec: Any) -> None:
+    """curl --compressed negotiates, receives and decodes each coding it was built with."""
     curl = shutil.which("curl")
     require(curl is not None, "curl is not installed (make test installs it)")
     assert curl is not None
-    result = subprocess.run(
-        [curl, "-sS", "--compressed", "-D", "-", served + "/json"],
-        capture_output=True,
-        timeout=20,
-        check=True,
-    )
+    features = subprocess.run([curl, "--version"], capture_output=True, check=True).stdout
+    built_with = {"gzip": b"libz", "br": b"brotli", "zstd": b"zstd"}[codec.name]
+    require(built_with in features, f"this curl cannot decode {codec.name}")
+    with live_server(build(WebServer(__name__, access_log=False, compression=codec))) as url:
+        result = subprocess.run(
+            [curl, "-sS", "--compressed", "-D", "-", url + "/json"],
+            capture_output=True,
+            timeout=20,
+            check=True,
+        )
     head, _, body = result.stdout.partition(b"\r\n\r\n")
-    assert b"content-encoding: " in head.lower()
+    assert f"content-encoding: {codec.name}".encode() in head.lower()
     assert httpx.Response(200, content=body).json() == ITEMS
 
 

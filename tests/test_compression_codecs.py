@@ -6,6 +6,8 @@ import sys
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from aeros import Br, Compress, ConfigurationError, Gzip, WebServer, Zstd
 from aeros.compression import (
@@ -212,3 +214,17 @@ def test_compress_init_app_later_and_explicit_codecs() -> None:
     ext = Compress(codecs=[Br()])
     ext.init_app(app)
     assert app.codecs == (Br(),)
+
+
+ACCEPT_PARTS = st.sampled_from(["gzip", "br", "zstd", "identity", "*", "deflate", "x-gzip", ""])
+WEIGHTS = st.sampled_from(["", ";q=0", ";q=0.0", ";q=0.5", ";q=1", ";q=abc", ";Q=0.3", ";q=2"])
+
+
+@given(st.lists(st.tuples(ACCEPT_PARTS, WEIGHTS), max_size=6))
+def test_negotiate_never_picks_a_refused_coding(items: list[tuple[str, str]]) -> None:
+    """Whatever the header, the choice is a coding the client weighs above zero."""
+    header = ", ".join(coding + weight for coding, weight in items).encode()
+    codec = negotiate(header, ALL)
+    if codec is not None:
+        weights = parse_accept_encoding(header)
+        assert weights.get(codec.name, weights.get("*", 0.0)) > 0
