@@ -228,3 +228,30 @@ def test_encoded_headers_and_encode_body() -> None:
     assert out == encoded_headers(headers, Gzip(), len(body))
     out, body, used = encode_body(200, headers, JSON, None, (Gzip(),))
     assert (body, used, dict(out)[b"vary"]) == (JSON, None, b"accept-encoding")
+
+
+async def test_layer_streams_large_known_length(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A body longer than BUFFER_LIMIT is streamed (chunked), not collected in memory."""
+    monkeypatch.setattr("aeros.middleware.compression.BUFFER_LIMIT", 1000)
+    parts = [JSON[:600], JSON[600:]]
+    sent = await run(scripted(200, [CT_JSON, length(JSON)], [*parts, b""]))
+    headers = start_headers(sent)
+    assert b"content-length" not in headers
+    assert headers[b"content-encoding"] == b"gzip"
+    assert len([m for m in sent if m["type"] == "http.response.body" and m["body"]]) >= 2
+    assert decode("gzip", body_of(sent)) == JSON
+
+
+async def test_layer_other_message_types_pass_identity() -> None:
+    """A non-body message where a body was expected (pathsend) gets the identity response."""
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [CT_JSON]})
+        await send({"type": "http.response.pathsend", "path": "/srv/static/x.json"})
+
+    sent = await drive(CompressionMiddleware(inner, GZIP_ONLY), scope("GET", GZIP_REQ), [])
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.pathsend"]
+    assert start_headers(sent) == {
+        b"content-type": b"application/json",
+        b"vary": b"accept-encoding",
+    }
