@@ -160,6 +160,9 @@ def test_negotiator_memo_is_bounded() -> None:
     for i in range(2000):
         memoised(b"gzip, x-%d" % i)
     assert len(memoised._memo) <= 512
+    long_value = b"br;q=0, " + b"x" * 1000 + b", gzip"
+    assert memoised(long_value) is not None
+    assert long_value not in memoised._memo
 
 
 def test_resolve_codecs_defaults_and_arguments() -> None:

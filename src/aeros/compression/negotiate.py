@@ -18,6 +18,7 @@ C = TypeVar("C", bound=Codec)
 
 _ALIASES = {"x-gzip": "gzip"}  # RFC 9110 section 8.4.1.3: x-gzip is gzip
 _MEMO_LIMIT = 512  # distinct Accept-Encoding values remembered; browsers send a handful
+_MEMO_VALUE_LIMIT = 256  # longer values are negotiated every time, never remembered
 
 
 def _parse_q(params: str) -> float:
@@ -106,6 +107,8 @@ class Negotiator(Generic[C]):
         except KeyError:
             pass
         codec = negotiate(accept_encoding, self.codecs)
+        if len(accept_encoding) > _MEMO_VALUE_LIMIT:
+            return codec  # real clients send short values; keep memory bounded by bytes too
         if len(memo) >= _MEMO_LIMIT:
             memo.clear()
         memo[accept_encoding] = codec
