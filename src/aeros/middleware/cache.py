@@ -18,6 +18,9 @@ Per cached GET/HEAD request:
 - a failing store (:class:`aeros.errors.StoreError`) serves the request uncached and logs a
   warning at most once per ``warn_interval`` seconds.
 
+Request ``Cache-Control: no-cache`` / ``Pragma`` are ignored on purpose: honouring them would let
+any client force misses (and load on the app) at will, as most CDNs recognise.
+
 ``scope["aeros.cache_state"]`` tells the access log what happened: ``hit``, ``stale``,
 ``miss``, ``bypass`` or ``error``.
 """
@@ -69,6 +72,8 @@ _NOT_MODIFIED_HEADERS = frozenset(
 _FAILED: Any = object()  # the store raised StoreError
 _DECODED_LIMIT = 1024  # decoded entries kept per layer (a bounded memo, cleared when full)
 _DECODED_MAX_BYTES = 16 << 20  # ... and at most about this many bytes of them
+_KEY_MEMO_LIMIT = 4096  # request -> store key answers kept (cleared when full)
+_KEY_MEMO_URL = 512  # longer path + query are keyed afresh (bounds the memo's bytes)
 
 
 class CacheMiddleware:
@@ -114,6 +119,7 @@ class CacheMiddleware:
         self._generation = 0  # bumped by every clear/purge/invalidation
         self._decoded: dict[str, tuple[bytes, Entry]] = {}
         self._decoded_bytes = 0
+        self._keys: dict[tuple[Any, ...], tuple[CachePolicy, str]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -188,13 +194,9 @@ class CacheMiddleware:
                 credentials = True
         if credentials or (policy.unless is not None and policy.unless(scope)):
             return await self._bypass(scope, receive, send)
-        valid_host = request_host(scope, host)
-        if valid_host is None:
+        key = self._key(policy, scope, host, varied)
+        if key is None:  # not a valid Host: never cached
             return await self._bypass(scope, receive, send)
-        url, variant = key_material(
-            policy, scope, valid_host, [(name, varied.get(name)) for name in vary]
-        )
-        key = build_key(policy, request_path(scope), url, variant)
         head = scope["method"] == "HEAD"
 
         entry = await self._load(key)
@@ -228,6 +230,33 @@ class CacheMiddleware:
             return
         scope[CACHE_STATE] = "miss"
         await self._lead(key, policy, table, scope, receive, send, accept)
+
+    def _key(
+        self, policy: CachePolicy, scope: Scope, host: bytes | None, varied: dict[bytes, bytes]
+    ) -> str | None:
+        """The store key of a request (None: invalid Host), memoised for short URLs."""
+        path: str = scope["path"]
+        query: bytes = scope.get("query_string", b"")
+        memo_key: tuple[Any, ...] | None = None
+        if host is not None and len(path) + len(query) <= _KEY_MEMO_URL:
+            values = tuple(varied.get(name) for name in policy.vary) if policy.vary else ()
+            memo_key = (id(policy), scope.get("scheme"), host, scope.get("root_path"), path, query)
+            memo_key += values
+            found = self._keys.get(memo_key)
+            if found is not None and found[0] is policy:
+                return found[1]
+        valid_host = request_host(scope, host)
+        if valid_host is None:
+            return None
+        url, variant = key_material(
+            policy, scope, valid_host, [(name, varied.get(name)) for name in policy.vary]
+        )
+        key = build_key(policy, request_path(scope), url, variant)
+        if memo_key is not None:
+            if len(self._keys) >= _KEY_MEMO_LIMIT:
+                self._keys.clear()
+            self._keys[memo_key] = (policy, key)
+        return key
 
     async def _bypass(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope[CACHE_STATE] = "bypass"
@@ -331,7 +360,11 @@ class CacheMiddleware:
         if new:  # keep the new variant for the next hit, in every worker
             self._spawn(self._save(key, entry, self._generation))
         age = str(max(0, int(now - entry.created))).encode()
-        if if_none_match is not None and _etag_matches(if_none_match, entry.etag):
+        if (
+            if_none_match is not None
+            and 200 <= entry.status < 300  # RFC 9110 13.2.2: preconditions apply to 2xx only
+            and _etag_matches(if_none_match, entry.etag)
+        ):
             headers = [(n, v) for n, v in headers if n in _NOT_MODIFIED_HEADERS]
             headers.append((b"age", age))
             await send({"type": "http.response.start", "status": 304, "headers": headers})
