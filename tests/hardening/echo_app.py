@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import request
+from quart import request, websocket
 
 from aeros import Limits, WebServer
 
@@ -53,5 +53,10 @@ def make_app(limits: Limits | None = TEST_LIMITS, **options: Any) -> WebServer:
             "remote_addr": request.remote_addr,
             "scheme": request.scheme,
         }
+
+    @app.websocket("/ws")
+    async def ws() -> None:
+        while True:
+            await websocket.send(await websocket.receive())
 
     return app

@@ -241,3 +241,31 @@ def test_closed_after_error_even_with_keep_alive_data_pending(echo_url: str) -> 
         result = read_until_close(sock)
     assert [r.status for r in result.responses] == [400]
     assert result.closed
+
+
+def test_websocket_upgrade_still_works(echo_url: str) -> None:
+    """The head checks leave a valid WebSocket handshake alone (101 Switching Protocols)."""
+    url = echo_url
+    data = (
+        b"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    with connect(url) as sock:
+        sock.sendall(data)
+        sock.settimeout(5)
+        head = sock.recv(4096)
+        sock.sendall(b"\x81\x82abcd" + bytes(b ^ k for b, k in zip(b"hi", b"ab", strict=True)))
+        frame = sock.recv(4096)
+    assert head.startswith(b"HTTP/1.1 101 ")
+    assert frame == b"\x81\x02hi"
+
+
+def test_websocket_upgrade_with_two_hosts_is_refused(echo_url: str) -> None:
+    """An upgrade request goes through the same head rules as any other."""
+    data = (
+        b"GET /ws HTTP/1.1\r\nHost: a\r\nHost: b\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    result = exchange(echo_url, data)
+    assert [r.status for r in result.responses] == [400]
+    assert result.closed

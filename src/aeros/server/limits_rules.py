@@ -72,9 +72,23 @@ def error_response(status: int, default_headers: Iterable[tuple[bytes, bytes]]) 
     return b"".join(parts)
 
 
+_KNOWN_HOSTS: set[bytes] = set()
+_KNOWN_HOSTS_MAX = 1024
+
+
 def is_valid_host(value: bytes) -> bool:
-    """Whether ``value`` is a Host aeros lets through: ``name[:port]`` or ``[v6][:port]``."""
-    return _HOST.fullmatch(value) is not None
+    """Whether ``value`` is a Host aeros lets through: ``name[:port]`` or ``[v6][:port]``.
+
+    A service sees few distinct hosts, so valid ones are remembered (up to 1024) and the
+    pattern runs once per host rather than once per request.
+    """
+    if value in _KNOWN_HOSTS:
+        return True
+    if _HOST.fullmatch(value) is None:
+        return False
+    if len(_KNOWN_HOSTS) < _KNOWN_HOSTS_MAX:
+        _KNOWN_HOSTS.add(value)
+    return True
 
 
 def other_target_status(method: bytes, target: bytes, host: bytes | None) -> int:

@@ -37,6 +37,9 @@ __all__ = ["HardenedHttpToolsProtocol", "build_protocol_class"]
 logger = logging.getLogger(__name__)
 
 _SLASH = ord("/")
+_NEVER = float("inf")
+# Header fields the head rules look at; every other field costs one set lookup.
+_FRAMING_HEADERS = frozenset((b"host", b"content-length", b"transfer-encoding", b"expect"))
 
 LINGER_SECONDS = 2.0
 """After an error answer, how long unread request bytes are drained before the socket closes.
@@ -92,22 +95,26 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
         # uvicorn counts open connections against limit_concurrency, so idle keep-alive clients
         # would cause 503s; aeros counts requests in flight (server.concurrency) instead.
         self.limit_concurrency = None
-        # uvicorn.Config takes whole seconds; ServerConfig allows fractions.
-        self.timeout_keep_alive = self.keep_alive_timeout  # type: ignore[assignment]
-        self._head_timer: asyncio.TimerHandle | None = None
-        self._body_timer: asyncio.TimerHandle | None = None
+        # One lazy timer per connection serves the head, body and keep-alive deadlines: state
+        # changes only move timestamps, and the timer, when it fires, works out which deadline
+        # applies now and re-arms itself if that lies ahead. So a request costs a clock read or
+        # two instead of arming and cancelling timers (uvicorn arms one per request).
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = _NEVER
         self._linger_timer: asyncio.TimerHandle | None = None
+        self._head_started = 0.0  # loop time the pending head's deadline counts from
+        self._idle_since = 0.0  # loop time the last response completed
+        self._body_at = 0.0  # loop time body bytes last arrived
         # True while the next bytes belong to a request head (parser between messages or
         # inside a head); the head deadline and the head-size guard apply only then.
         self._head_pending = True
+        self._body_pending = False
         self._head_bytes = 0
         self._header_bytes = 0
-        self._header_count = 0
         self._host: bytes | None = None
         self._content_length: bytes | None = None
         self._transfer_encoding: bytes | None = None
         self._body_bytes = 0
-        self._body_at = 0.0
         self._reject_status = 0
         self._failed = False
         self._deferred = 0
@@ -116,28 +123,33 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
+        # A first request's head deadline counts from the connection: a client may not idle
+        # before its first byte either.
+        self._head_started = now = self.loop.time()
+        self._arm(now + self.header_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        for timer in (self._head_timer, self._body_timer, self._linger_timer):
-            if timer is not None:
-                timer.cancel()
-        self._head_timer = self._body_timer = self._linger_timer = None
+        self._disarm()
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+            self._linger_timer = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if self._failed:
             return  # draining after an error answer: nothing more is parsed
         if self._head_pending:
-            # A keep-alive follow-up's deadline starts with its first byte (before that the
-            # keep-alive timeout applies); a first request's started at connection_made.
-            if self._head_timer is None:
-                self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
+            if not self._head_bytes and self.cycle is not None:
+                # A follow-up's head deadline starts with its first byte (the keep-alive
+                # timeout applied before it).
+                self._head_started = now = self.loop.time()
+                if now + self.header_timeout < self._timer_at:
+                    self._arm(now + self.header_timeout)
             self._head_bytes += len(data)
-        self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
+            self._disarm()  # the WebSocket protocol takes the connection over
             if self._should_upgrade():
                 self.handle_websocket_upgrade()
             else:
@@ -158,11 +170,22 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
         raise RejectRequest(status)
 
     def on_message_begin(self) -> None:
-        super().on_message_begin()
-        if self._head_timer is None:  # a pipelined head that arrived with the previous request
-            self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
+        # uvicorn's, inlined (this runs for every request)
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
+        self.scope = {  # type: ignore[typeddict-item]
+            "type": "http",
+            "asgi": {"version": self.asgi_version, "spec_version": "2.3"},
+            "http_version": "1.1",
+            "server": self.server,
+            "client": self.client,
+            "scheme": self.scheme,  # type: ignore[typeddict-item]
+            "root_path": self.root_path,
+            "headers": self.headers,
+            "state": self.app_state.copy(),
+        }
         self._header_bytes = 0
-        self._header_count = 0
         self._host = None
         self._content_length = None
         self._transfer_encoding = None
@@ -175,10 +198,12 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         name = name.lower()
-        self._header_count += 1
-        self._header_bytes += len(name) + len(value) + 4
-        if self._header_count > self.max_header_count or self._header_bytes > self.max_header_size:
-            self._fail(431)
+        self._header_bytes += len(name) + len(value)
+        if name in _FRAMING_HEADERS:
+            self._framing_header(name, value)
+        self.headers.append((name, value))
+
+    def _framing_header(self, name: bytes, value: bytes) -> None:
         if name == b"host":
             if self._host is not None:
                 self._fail(400)
@@ -188,15 +213,14 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
         elif name == b"transfer-encoding":
             te = self._transfer_encoding
             self._transfer_encoding = value if te is None else te + b"," + value
-        elif name == b"expect" and value.lower() == b"100-continue":
+        elif value.lower() == b"100-continue":  # expect
             self.expect_100_continue = True
-        self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        timer = self._head_timer
-        if timer is not None:
-            timer.cancel()
-            self._head_timer = None
+        # Sizes are checked once here; memory is bounded meanwhile by data_received's guard.
+        count = len(self.headers)
+        if count > self.max_header_count or self._header_bytes + 4 * count > self.max_header_size:
+            self._fail(431)
         parser = self.parser
         http_version = parser.get_http_version()
         if http_version != "1.1":
@@ -234,8 +258,10 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
             return
         self._start_cycle(url, http_version)
         if has_body:
-            self._body_at = self.loop.time()
-            self._body_timer = self.loop.call_later(self.body_timeout, self._body_timed_out)
+            self._body_pending = True
+            self._body_at = now = self.loop.time()
+            if now + self.body_timeout < self._timer_at:
+                self._arm(now + self.body_timeout)
 
     def _start_cycle(self, url: bytes, http_version: str) -> None:
         """uvicorn's on_headers_complete from parsing the target on (its 503 check dropped)."""
@@ -277,54 +303,78 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._head_pending = True
-        timer = self._body_timer
-        if timer is not None:
-            timer.cancel()
-            self._body_timer = None
+        self._body_pending = False
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
+        """uvicorn's, with the keep-alive deadline kept by the connection timer."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
         if self._deferred and not self.pipeline:
             # The last request before the rejected one is answered: now the error goes out.
-            self.server_state.total_requests += 1
             self._send_error(self._deferred)
             return
-        super().on_response_complete()
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            return
+        now = self.loop.time()
+        self._idle_since = now
+        if self._head_bytes:
+            self._head_started = now  # a pipelined head waited for us, not the other way round
+        if now + self.keep_alive_timeout < self._timer_at:
+            self._arm(now + self.keep_alive_timeout)
 
     # ---- deadlines -----------------------------------------------------------------------
 
-    def _head_timed_out(self) -> None:
-        self._head_timer = None
-        cycle = self.cycle
-        if self.pipeline or (cycle is not None and not cycle.response_complete):
-            # Still answering an earlier request: bytes of the next head may wait for it.
-            self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
-        elif self._head_bytes:
-            self._reject(408)
-        else:
-            self.transport.close()  # a connection that never sent a byte gets no answer
+    def _arm(self, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self.loop.call_at(when, self._timer_fired)
+        self._timer_at = when
 
-    def _body_timed_out(self) -> None:
-        self._body_timer = None
-        now = self.loop.time()
-        if self.flow.read_paused:
-            self._body_at = now  # we stopped reading (the app is behind): the client is not idle
-        idle = now - self._body_at
-        if idle < self.body_timeout:
-            self._body_timer = self.loop.call_later(self.body_timeout - idle, self._body_timed_out)
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = _NEVER
+
+    def _deadline(self) -> float:
+        """When this connection is next due for closing, in loop time (never: the app has it)."""
+        cycle = self.cycle
+        if self._head_pending:
+            if self.pipeline or (cycle is not None and not cycle.response_complete):
+                return _NEVER  # answering earlier requests; re-armed when they are done
+            if self._head_bytes or cycle is None:
+                return self._head_started + self.header_timeout
+            return self._idle_since + self.keep_alive_timeout
+        if self._body_pending:
+            if self.flow.read_paused:  # we stopped reading (the app is behind): not idle
+                self._body_at = self.loop.time()
+            return self._body_at + self.body_timeout
+        return _NEVER
+
+    def _timer_fired(self) -> None:
+        self._timer = None
+        self._timer_at = _NEVER
+        deadline = self._deadline()
+        if deadline > self.loop.time():
+            if deadline != _NEVER:
+                self._arm(deadline)
+        elif self._body_pending or self._head_bytes:
+            self._reject(408)  # a head or body that trickled in too slowly
         else:
-            self._reject(408)
+            self.transport.close()  # idle: closed without a word, as keep-alive ends
 
     # ---- answering errors ----------------------------------------------------------------
 
     def _reject(self, status: int) -> None:
         """Answer ``status`` with Connection: close once earlier answers are out; parse no more."""
         self._failed = True
+        self._disarm()
         logger.debug("rejected request from %s: %d", self.client, status)
-        for timer in (self._head_timer, self._body_timer):
-            if timer is not None:
-                timer.cancel()
-        self._head_timer = self._body_timer = None
         cycle = None if self._head_pending else self.cycle
         if cycle is not None:
             queued = [entry for entry in self.pipeline if entry[0] is cycle]
