@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import runpy
 import signal
 import subprocess
 import sys
@@ -238,3 +239,30 @@ def test_cli_reload_restarts_on_change(app_dir: Path) -> None:
     assert proc.returncode == 0, err
     assert "reload: " in err
     assert "clidemo.py changed; restarting" in err
+
+
+def test_run_hands_overrides_to_run_server(app_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """run module:app passes --host/--port/--workers to run_server and nothing it was not given."""
+    calls: list[dict[str, object]] = []
+
+    def fake_run_server(self: WebServer, **kwargs: object) -> None:
+        calls.append({"app": self, **kwargs})
+
+    monkeypatch.setattr(WebServer, "run_server", fake_run_server)
+    status = main(
+        ["run", "clidemo:app", "--app-dir", str(app_dir), "--port", "9", "--workers", "3"]
+    )
+    (call,) = calls
+    assert status == 0
+    assert call == {"app": sys.modules["clidemo"].app, "host": None, "port": 9, "workers": 3}
+
+
+def test_python_dash_m_aeros_is_the_cli(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """python -m aeros runs the same command line (here: --version)."""
+    monkeypatch.setattr(sys, "argv", ["aeros", "--version"])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_module("aeros", run_name="__main__")
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.startswith("aeros ")
