@@ -149,8 +149,8 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._disarm()  # the WebSocket protocol takes the connection over
             if self._should_upgrade():
+                self._disarm()  # the WebSocket protocol takes the connection over
                 self.handle_websocket_upgrade()
             else:
                 self._unsupported_upgrade_warning()
