@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from aeros import WebServer
-from aeros.log_format import MAX_HEADER, MAX_PATH
+from aeros.log_format import MAX_HEADER, MAX_PATH, AccessEntry
 from aeros.logging import LogConfig, configure_logging
 from aeros.middleware.access_log import AccessLogMiddleware
 
@@ -304,3 +304,32 @@ async def test_access_record_reaches_foreign_handlers() -> None:
         .format(record)
         .startswith("aeros.access INFO ")
     )
+
+
+@pytest.mark.parametrize(
+    ("fmt", "coloured"),
+    [
+        pytest.param("default", True, id="default"),
+        pytest.param("combined", False, id="combined"),
+        pytest.param("json", False, id="json"),
+    ],
+)
+def test_access_line_colour_only_in_default_format(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], fmt: str, coloured: bool
+) -> None:
+    """With colour on, the default format colours the status; machine formats stay plain."""
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    access = logging.getLogger("aeros.access")
+    handle = configure_logging(LogConfig(access_log_format=fmt))
+    try:
+        entry = AccessEntry(("127.0.0.1", 5), "GET", b"/", b"", "1.1", 404, 0, 1.0, "hit")
+        access.info(entry)
+        access.info("plain %s", "message")  # not an AccessEntry: server-log format
+    finally:
+        handle.stop()
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    assert ("\x1b[33m404\x1b[0m" in lines[0]) is coloured
+    assert ("\x1b" in lines[0]) is coloured
+    assert re.search(r"aeros\.access.*: plain message$", lines[1])
