@@ -229,7 +229,7 @@ class CacheMiddleware:
             await self.app(scope, receive, send)
             return
         scope[CACHE_STATE] = "miss"
-        await self._lead(key, policy, table, scope, receive, send, accept)
+        await self._lead(key, policy, table, scope, receive, send, accept, if_none_match)
 
     def _key(
         self, policy: CachePolicy, scope: Scope, host: bytes | None, varied: dict[bytes, bytes]
@@ -278,26 +278,38 @@ class CacheMiddleware:
         receive: Receive,
         send: Send,
         accept: bytes | None,
+        if_none_match: bytes | None,
     ) -> None:
         """Run the app for a miss, store the result, answer every request waiting for it."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Entry | None] = loop.create_future()
         table[key] = future
         entry: Entry | None = None
+
+        def unstorable() -> None:
+            # release the waiters as soon as the response start says it will not be stored:
+            # they must not wait for a long stream (an event stream) to end
+            if not future.done():
+                future.set_result(None)
+                self._forget(table, key, future)
+
         try:
             codec = self.negotiate(accept)
             stream = CompressingSender(send, codec, self.codecs)
-            entry = await self._fill(policy, scope, receive, stream)
+            entry = await self._fill(policy, scope, receive, stream, unstorable)
             if entry is not None:
                 self._prepare(entry, codec)  # the client's variant goes into the one write
                 await self._save(key, entry)
-                await self._send_entry(key, policy, entry, send, accept, None, False, entry.created)
+                await self._send_entry(
+                    key, policy, entry, send, accept, if_none_match, False, entry.created
+                )
         finally:
-            future.set_result(entry)
-            if entry is None or self.coalesce_grace <= 0:
-                self._forget(table, key, future)
-            else:
-                loop.call_later(self.coalesce_grace, self._forget, table, key, future)
+            if not future.done():
+                future.set_result(entry)
+                if entry is None or self.coalesce_grace <= 0:
+                    self._forget(table, key, future)
+                else:
+                    loop.call_later(self.coalesce_grace, self._forget, table, key, future)
 
     @staticmethod
     def _forget(table: dict[str, Any], key: str, future: asyncio.Future[Entry | None]) -> None:
@@ -305,12 +317,17 @@ class CacheMiddleware:
             del table[key]
 
     async def _fill(
-        self, policy: CachePolicy, scope: Scope, receive: Receive, stream: Send | None
+        self,
+        policy: CachePolicy,
+        scope: Scope,
+        receive: Receive,
+        stream: Send | None,
+        unstorable: Callable[[], None] | None = None,
     ) -> Entry | None:
         """Run the app; return its response as an entry when storable, else stream it on."""
         inner = dict(scope)
         inner[SKIP_COMPRESSION] = True
-        capture = Capture(policy, self.max_entry_bytes, stream)
+        capture = Capture(policy, self.max_entry_bytes, stream, unstorable)
         await self.app(inner, receive, capture)
         entry = capture.entry(policy)
         if entry is None:

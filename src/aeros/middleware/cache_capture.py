@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from collections.abc import Callable
 
 from aeros.middleware.cache_entry import CachePolicy, Entry
 from aeros.middleware.types import Message, Receive, Send
@@ -31,10 +32,18 @@ class Capture:
         policy: the route's policy (statuses, vary).
         max_bytes: larger bodies are streamed, not stored.
         stream: where a response that is not stored goes (None: dropped, for refreshes).
+        unstorable: called once the response start shows it will not be stored.
     """
 
-    def __init__(self, policy: CachePolicy, max_bytes: int, stream: Send | None) -> None:
+    def __init__(
+        self,
+        policy: CachePolicy,
+        max_bytes: int,
+        stream: Send | None,
+        unstorable: Callable[[], None] | None = None,
+    ) -> None:
         self.policy = policy
+        self.unstorable = unstorable
         self.max_bytes = max_bytes
         self.stream = stream
         self.start: Message | None = None
@@ -49,6 +58,8 @@ class Capture:
             self.length = storable_length(message, self.policy, self.max_bytes)
             self.storable = self.length >= 0
             if not self.storable:
+                if self.unstorable is not None:
+                    self.unstorable()
                 await self._forward(message)
             return
         if self.storable and message["type"] == "http.response.body" and not self.complete:
