@@ -24,6 +24,7 @@ logs that once per function (:func:`note_sync_function`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import sys
@@ -53,13 +54,18 @@ def note_sync_function(func: Any) -> None:
     Called by ``WebServer.ensure_async`` for every view, hook and handler Quart is about to
     call; the second and later calls for one function cost one set lookup.
     """
-    key = getattr(func, "__func__", None) or getattr(func, "func", None) or func
     try:
+        if func in _seen:
+            return
+    except TypeError:  # unhashable callable: nothing to remember it by
+        return
+    key = getattr(func, "__func__", None) or getattr(func, "func", None) or func
+    if key is not func:  # a bound method or a partial: remember the function behind it
         if key in _seen:
             return
         _seen.add(key)
-    except TypeError:  # unhashable callable: check it, but do not remember it
-        pass
+    if not isinstance(func, functools.partial):  # partials are new objects on every call
+        _seen.add(func)
     if _iscoroutinefunction(func):
         return
     name = getattr(key, "__qualname__", None) or repr(key)
