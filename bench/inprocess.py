@@ -1,0 +1,173 @@
+"""Per-request cost in microseconds: call each ASGI app directly in a tight, bounded loop.
+
+No sockets and no server: this isolates the framework's own work per request (routing,
+request/response objects, context, hooks, JSON, the aeros layers).
+
+    .venv/bin/python -m bench.inprocess                 # table: aeros vs stock Quart (+ bare)
+    .venv/bin/python -m bench.inprocess --profile json  # cProfile of aeros on one scenario
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import json
+import pstats
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from bench import apps
+
+ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+
+SCENARIOS: dict[str, tuple[str, list[tuple[bytes, bytes]]]] = {
+    "plaintext": ("/plaintext", []),
+    "json": ("/json", []),
+    "path-param": ("/items/42", []),
+    "json-20k": ("/big", []),
+    "json-20k-gzip": ("/big", [(b"accept-encoding", b"gzip, deflate")]),
+    "cached-hit": ("/cached", []),
+    "cached-20k-gzip-hit": ("/cached-big", [(b"accept-encoding", b"gzip, deflate")]),
+}
+
+
+def make_scope(path: str, extra: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    """A scope as uvicorn builds it for ``GET path`` over HTTP/1.1."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "server": ("127.0.0.1", 8000),
+        "client": ("127.0.0.1", 50000),
+        "scheme": "http",
+        "method": "GET",
+        "root_path": "",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"bench"), *extra],
+        "state": {},
+    }
+
+
+async def run_requests(app: ASGIApp, path: str, extra: list[tuple[bytes, bytes]], n: int) -> int:
+    """Serve ``n`` requests one after another; returns the status of the last one."""
+    loop = asyncio.get_running_loop()
+    never: asyncio.Future[Any] = loop.create_future()  # a client that never disconnects
+    status = 0
+
+    for _ in range(n):
+        body_sent = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal body_sent
+            if not body_sent:
+                body_sent = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            return await asyncio.shield(never)  # type: ignore[no-any-return]
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+
+        await app(make_scope(path, extra), receive, send)
+    return status
+
+
+def measure(app: ASGIApp, scenario: str, n: int) -> float:
+    """Microseconds per request of ``app`` on ``scenario`` (after a warm-up)."""
+    path, extra = SCENARIOS[scenario]
+
+    async def main() -> float:
+        status = await run_requests(app, path, extra, 300)  # warm-up, fills caches
+        if status != 200:
+            raise RuntimeError(f"{scenario}: status {status}")
+        best = float("inf")
+        for _ in range(3):  # best of three: the least disturbed by other work on the machine
+            start = time.perf_counter()
+            await run_requests(app, path, extra, n)
+            best = min(best, (time.perf_counter() - start) / n * 1e6)
+        return best
+
+    return new_loop().run_until_complete(main())
+
+
+def new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+
+        return uvloop.new_event_loop()
+    except ImportError:  # pragma: no cover - uvloop is a dependency of aeros
+        return asyncio.new_event_loop()
+
+
+def contenders() -> dict[str, ASGIApp]:
+    return {
+        "bare": apps.bare_app,
+        "aeros": apps.make_aeros_app(),
+        "quart": apps.make_quart_app(),
+    }
+
+
+def table(n: int) -> dict[str, dict[str, float | None]]:
+    results: dict[str, dict[str, float | None]] = {}
+    for name, app in contenders().items():
+        row: dict[str, float | None] = {}
+        for scenario in SCENARIOS:
+            if name == "quart" and scenario.startswith("cached"):
+                row[scenario] = None
+                continue
+            row[scenario] = measure(app, scenario, n)
+        results[name] = row
+    return results
+
+
+def print_table(results: dict[str, dict[str, float | None]]) -> None:
+    names = list(results)
+    print(f"{'scenario (us/request)':24}" + "".join(f"{n:>10}" for n in names) + "  quart/aeros")
+    for scenario in SCENARIOS:
+        cells = [results[n][scenario] for n in names]
+        line = f"{scenario:24}" + "".join(f"{c:10.1f}" if c else f"{'-':>10}" for c in cells)
+        aeros, quart = results["aeros"][scenario], results["quart"][scenario]
+        if aeros and quart:
+            line += f"  {quart / aeros:10.2f}x"
+        print(line)
+
+
+def profile(scenario: str, n: int, top: int) -> str:
+    app = apps.make_aeros_app()
+    path, extra = SCENARIOS[scenario]
+    loop = new_loop()
+    loop.run_until_complete(run_requests(app, path, extra, 300))
+    profiler = cProfile.Profile()
+    profiler.enable()
+    loop.run_until_complete(run_requests(app, path, extra, n))
+    profiler.disable()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(top)
+    return out.getvalue()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=5000, help="requests per measurement")
+    parser.add_argument("--profile", metavar="SCENARIO", choices=list(SCENARIOS))
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--json", metavar="FILE", help="also write the table as JSON")
+    args = parser.parse_args()
+    if args.profile:
+        print(profile(args.profile, args.n, args.top))
+        return
+    results = table(args.n)
+    print_table(results)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(results, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,441 @@
+"""The aeros benchmark: every contender, every scenario, one command, a few minutes, loopback.
+
+    .venv/bin/python -m bench.run                      # full run (about 5 minutes)
+    .venv/bin/python -m bench.run --quick              # 1 s per scenario, to try the harness
+
+Each contender starts in turn on a free 127.0.0.1 port, one worker process pinned to the server
+CPU; ``wrk -t1 -c64`` pinned to the client CPU drives each scenario after a warm-up. The table
+gives req/s, p50/p99 latency and the ratio to the bare ASGI app on uvicorn (the ceiling) from
+the same run. Then a worker-scaling run of aeros (1, 2, 4, 8 workers) and two checks: a cache
+hit is served from the cache (``Age`` header), and 100 concurrent misses on one key call the
+view once. Results go to ``bench/results/results.json``; ``python -m bench.charts`` draws them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+GZIP = "Accept-Encoding: gzip, deflate"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One wrk workload: a path, optional request header, and who can serve it."""
+
+    name: str
+    path: str
+    header: str | None = None
+    only: tuple[str, ...] | None = None  # None: every contender
+    title: str = ""
+
+
+SCENARIOS = (
+    Scenario("plaintext", "/plaintext", title="plaintext"),
+    Scenario("json", "/json", title="JSON"),
+    Scenario("path-param", "/items/42", title="path parameter"),
+    Scenario("json-20k", "/big", title="20 KB JSON"),
+    Scenario("json-20k-gzip", "/big", GZIP, ("bare", "aeros", "fastapi"), "20 KB JSON, gzip"),
+    Scenario("cached-hit", "/cached", only=("bare", "aeros"), title="cache hit"),
+    Scenario(
+        "cached-20k-gzip-hit",
+        "/cached-big",
+        GZIP,
+        ("bare", "aeros"),
+        "20 KB gzip cache hit",
+    ),
+    Scenario("sleep-10ms", "/sleep", title="10 ms await"),
+)
+CONTENDERS = ("bare", "aeros", "quart", "quart-hypercorn", "fastapi", "flask-gunicorn")
+LABELS = {
+    "bare": "bare ASGI (uvicorn)",
+    "aeros": "aeros (uvicorn)",
+    "quart": "Quart (uvicorn)",
+    "quart-hypercorn": "Quart (Hypercorn)",
+    "fastapi": "FastAPI (uvicorn)",
+    "flask-gunicorn": "Flask (Gunicorn)",
+}
+
+
+@dataclass
+class Result:
+    """One wrk measurement."""
+
+    contender: str
+    scenario: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    workers: int = 1
+    ratio: float | None = None
+    probe: dict[str, str] = field(default_factory=dict)
+
+
+# ---- processes -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pinned(cpus: list[int]) -> Any:
+    def pin() -> None:
+        os.sched_setaffinity(0, cpus)
+
+    return pin
+
+
+def get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str]]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        response = conn.getresponse()
+        response.read()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}
+    finally:
+        conn.close()
+
+
+def start_server(
+    contender: str, workers: int, cpus: list[int]
+) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "src"), env.get("PYTHONPATH", "")])
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.serve", contender, str(port), str(workers)],
+        cwd=ROOT,
+        env=env,
+        preexec_fn=pinned(cpus),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if get(port, "/plaintext")[0] == 200:
+                return process, port
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop_server(process)
+            err = process.stderr.read().decode(errors="replace") if process.stderr else ""
+            raise RuntimeError(f"{contender} did not start:\n{err[-2000:]}")
+        time.sleep(0.1)
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(10)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+
+
+# ---- wrk -------------------------------------------------------------------------------------
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    if match is None:
+        raise ValueError(f"unexpected wrk latency {text!r}")
+    return float(match[1]) * _UNITS[match[2]]
+
+
+def parse_wrk(output: str) -> tuple[float, float, float, int]:
+    """(req/s, p50 ms, p99 ms, errors) from ``wrk --latency`` output."""
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output)[1])  # type: ignore[index]
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", output)[1])  # type: ignore[index]
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", output)[1])  # type: ignore[index]
+    errors = 0
+    if match := re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output):
+        errors += int(match[1])
+    if match := re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    ):
+        errors += sum(int(g) for g in match.groups())
+    return rps, p50, p99, errors
+
+
+def wrk(
+    wrk_bin: str,
+    port: int,
+    scenario: Scenario,
+    seconds: float,
+    cpus: list[int],
+    threads: int,
+    conns: int,
+) -> str:
+    cmd = [
+        wrk_bin,
+        f"-t{threads}",
+        f"-c{conns}",
+        f"-d{max(1, round(seconds))}s",
+        "--latency",
+        "--timeout",
+        "5s",
+    ]
+    if scenario.header:
+        cmd += ["-H", scenario.header]
+    cmd.append(f"http://127.0.0.1:{port}{scenario.path}")
+    done = subprocess.run(
+        cmd,
+        preexec_fn=pinned(cpus),
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+        check=True,
+    )
+    return done.stdout
+
+
+# ---- checks ----------------------------------------------------------------------------------
+
+
+async def _one_get(port: int, path: str) -> int:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+    await writer.drain()
+    data = await reader.read()
+    writer.close()
+    return int(data.split(b" ", 2)[1])
+
+
+def coalescing_check(port: int, n: int = 100) -> dict[str, Any]:
+    """``n`` concurrent misses on one fresh key: how often did the view run?"""
+
+    def calls() -> int:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("GET", "/calls")
+        value = int(json.loads(conn.getresponse().read())["calls"])
+        conn.close()
+        return value
+
+    path = f"/coalesce?k={uuid.uuid4().hex}"
+    before = calls()
+
+    async def burst() -> list[int]:
+        return await asyncio.gather(*(_one_get(port, path) for _ in range(n)))
+
+    statuses = asyncio.run(burst())
+    return {
+        "requests": n,
+        "ok": sum(s == 200 for s in statuses),
+        "view_calls": calls() - before,
+    }
+
+
+def probe(port: int, scenario: Scenario) -> dict[str, str]:
+    """Headers of the second response (the first fills a cache), to show what was measured."""
+    headers = dict([scenario.header.split(": ", 1)]) if scenario.header else {}
+    get(port, scenario.path, headers)
+    status, got = get(port, scenario.path, headers)
+    keep = ("content-encoding", "age", "content-length", "x-cache", "etag", "vary")
+    return {"status": str(status), **{k: got[k] for k in keep if k in got}}
+
+
+# ---- the run ---------------------------------------------------------------------------------
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {
+        "python": platform.python_version(),
+        "machine": platform.processor() or platform.machine(),
+    }
+    for dist in (
+        "quart",
+        "uvicorn",
+        "uvloop",
+        "httptools",
+        "hypercorn",
+        "fastapi",
+        "flask",
+        "gunicorn",
+        "orjson",
+    ):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = "-"
+    try:
+        model = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+        out["cpu"] = model
+    except (OSError, StopIteration):
+        pass
+    out["cpus"] = str(os.cpu_count())
+    return out
+
+
+def print_table(results: list[Result]) -> None:
+    print(
+        f"\n{'scenario':22} {'contender':20} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}"
+        f" {'x bare':>7} err"
+    )
+    for scenario in SCENARIOS:
+        for r in results:
+            if r.scenario == scenario.name and r.workers == 1:
+                ratio = f"{r.ratio:.2f}" if r.ratio is not None else "-"
+                print(
+                    f"{scenario.name:22} {LABELS[r.contender]:20} {r.rps:10.0f} "
+                    f"{r.p50_ms:8.2f} {r.p99_ms:8.2f} {ratio:>7} {r.errors}"
+                )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds of warm-up per scenario")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--server-cpu", type=int, default=0)
+    parser.add_argument("--client-cpu", type=int, default=1)
+    parser.add_argument("--contenders", default=",".join(CONTENDERS))
+    parser.add_argument("--scenarios", default=",".join(s.name for s in SCENARIOS))
+    parser.add_argument(
+        "--workers", default="1,2,4,8", help="aeros worker counts to scale ('' skips)"
+    )
+    parser.add_argument("--quick", action="store_true", help="1 s per scenario, no warm-up")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "results.json"))
+    args = parser.parse_args()
+    if args.quick:
+        args.duration, args.warmup = 1.0, 0.0
+
+    wrk_bin = os.environ.get("WRK") or shutil.which("wrk")
+    if wrk_bin is None:
+        raise SystemExit("wrk is not installed (apt-get install wrk)")
+    contenders = [c for c in args.contenders.split(",") if c]
+    wanted = set(args.scenarios.split(","))
+    scenarios = [s for s in SCENARIOS if s.name in wanted]
+    server_cpus, client_cpus = [args.server_cpu], [args.client_cpu]
+    started = time.monotonic()
+    results: list[Result] = []
+    checks: dict[str, Any] = {}
+
+    for contender in contenders:
+        try:
+            process, port = start_server(contender, 1, server_cpus)
+        except RuntimeError as exc:
+            print(f"!! {exc}", file=sys.stderr)
+            continue
+        try:
+            for scenario in scenarios:
+                if scenario.only is not None and contender not in scenario.only:
+                    continue
+                seen = probe(port, scenario)
+                if args.warmup:
+                    wrk(wrk_bin, port, scenario, args.warmup, client_cpus, 1, args.connections)
+                out = wrk(wrk_bin, port, scenario, args.duration, client_cpus, 1, args.connections)
+                rps, p50, p99, errors = parse_wrk(out)
+                results.append(Result(contender, scenario.name, rps, p50, p99, errors, probe=seen))
+                print(
+                    f"{contender:16} {scenario.name:22} {rps:10.0f} req/s"
+                    f"  p50 {p50:.2f} ms  p99 {p99:.2f} ms",
+                    flush=True,
+                )
+            if contender == "aeros":
+                checks["coalescing"] = coalescing_check(port)
+                print(f"coalescing: {checks['coalescing']}", flush=True)
+        finally:
+            stop_server(process)
+
+    ceiling = {r.scenario: r.rps for r in results if r.contender == "bare"}
+    for r in results:
+        if r.scenario in ceiling:
+            r.ratio = r.rps / ceiling[r.scenario]
+
+    scaling: list[Result] = []
+    worker_counts = [int(w) for w in args.workers.split(",") if w]
+    total_cpus = os.cpu_count() or 2
+    json_scenario = next(s for s in SCENARIOS if s.name == "json")
+    for n in worker_counts:
+        if 2 * n > total_cpus and n > 1:
+            print(f"skipping {n} workers: {total_cpus} CPUs", file=sys.stderr)
+            continue
+        cpus = list(range(n))
+        clients = list(range(n, min(total_cpus, n + max(2, min(4, total_cpus - n)))))
+        process, port = start_server("aeros", n, cpus)
+        try:
+            threads = len(clients)
+            conns = max(args.connections, 64 * n)
+            if args.warmup:
+                wrk(wrk_bin, port, json_scenario, args.warmup, clients, threads, conns)
+            out = wrk(wrk_bin, port, json_scenario, args.duration, clients, threads, conns)
+            rps, p50, p99, errors = parse_wrk(out)
+            scaling.append(Result("aeros", "json", rps, p50, p99, errors, workers=n))
+            print(
+                f"aeros x{n} workers json {rps:10.0f} req/s  p50 {p50:.2f} ms  p99 {p99:.2f} ms",
+                flush=True,
+            )
+        finally:
+            stop_server(process)
+
+    print_table(results)
+    if scaling:
+        print("\naeros worker scaling (JSON):")
+        for r in scaling:
+            print(
+                f"  {r.workers} workers: {r.rps:10.0f} req/s"
+                f"  p50 {r.p50_ms:.2f} ms  p99 {r.p99_ms:.2f} ms"
+            )
+    if "coalescing" in checks:
+        c = checks["coalescing"]
+        print(
+            f"\n{c['requests']} concurrent misses on one cached key -> view ran "
+            f"{c['view_calls']} time(s), {c['ok']} x 200"
+        )
+
+    doc = {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "seconds": round(time.monotonic() - started, 1),
+        "settings": {
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "connections": args.connections,
+            "wrk_threads": 1,
+            "server_cpus": server_cpus,
+            "client_cpus": client_cpus,
+        },
+        "environment": versions(),
+        "scenarios": [asdict(s) for s in scenarios],
+        "labels": LABELS,
+        "results": [asdict(r) for r in results],
+        "scaling": [asdict(r) for r in scaling],
+        "checks": checks,
+    }
+    out_path = Path(args.out)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"\nwrote {out_path} in {doc['seconds']} s")
+
+
+if __name__ == "__main__":
+    main()

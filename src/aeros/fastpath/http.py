@@ -1,0 +1,182 @@
+"""A lean ASGI HTTP connection for WebServer: Quart's own, without per-request tasks.
+
+Quart's :class:`quart.asgi.ASGIHTTPConnection` starts two tasks per request (one reads the
+body, one runs the app), waits on both, and wraps sending in ``asyncio.wait_for`` (which on
+Python 3.11 starts a third task). It also sends every body as one message with
+``more_body=True`` followed by an empty closing message.
+
+:class:`LeanHTTPConnection` keeps Quart's behaviour and does less work:
+
+- A request without a body, or with a small body of known length, is read in the server's own
+  task before the view runs, and the app runs there too: no task, no ``asyncio.wait``. Bodies
+  that are chunked, larger than :data:`INLINE_BODY_LIMIT` or sent over HTTP/2 take Quart's own
+  path, which hands the body to the view while it is still arriving.
+- A complete body (``bytes``, ``str``, JSON) goes out as one ``http.response.body`` message
+  with ``more_body=False``.
+- The response timeout (``RESPONSE_TIMEOUT`` or ``Response.timeout``) is an
+  ``asyncio.timeout`` scope, and none at all when it is ``None``.
+- A streaming body is sent while a watcher listens for the client going away, as Quart does,
+  so an endless event stream stops when its client disconnects.
+
+One difference remains: a view that is still computing when its client disconnects runs to
+completion (as in Starlette and Flask) instead of being cancelled; its response is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from functools import partial
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import urlparse
+
+from quart.asgi import ASGIHTTPConnection, _handle_exception, _normalise_path
+from quart.utils import cancel_tasks, encode_headers, raise_task_exceptions
+from quart.wrappers.response import DataBody, Response
+
+from aeros.fastpath.dispatch import handle_request, uses_quart_dispatch
+from aeros.fastpath.request import scope_headers
+
+if TYPE_CHECKING:
+    from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable
+    from quart.wrappers import Request
+
+__all__ = ["INLINE_BODY_LIMIT", "LeanHTTPConnection"]
+
+INLINE_BODY_LIMIT = 64 * 1024
+"""Bodies up to this many bytes (by ``Content-Length``) are read before the view runs."""
+
+_INLINE_HTTP_VERSIONS = frozenset({"1.0", "1.1"})
+
+
+def inline_body_length(scope: Any) -> int | None:
+    """How much body to read before the view runs: its length if known, -1 if unknown, else None.
+
+    None (take Quart's streaming path) for chunked bodies, bodies over
+    :data:`INLINE_BODY_LIMIT` and HTTP/2 or later, where a view may read while the body arrives.
+    -1 means no ``Content-Length``: on HTTP/1.x there is then normally no body at all, but an
+    in-process caller (Quart's test client) may still send one, so it is read all the same.
+    """
+    if scope["http_version"] not in _INLINE_HTTP_VERSIONS:
+        return None
+    length = -1
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                length = int(value)
+            except ValueError:
+                return None
+        elif name == b"transfer-encoding":
+            return None
+    return length if length <= INLINE_BODY_LIMIT else None
+
+
+class LeanHTTPConnection(ASGIHTTPConnection):
+    """Quart's ASGI HTTP connection with no per-request tasks (see the module docstring)."""
+
+    async def __call__(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        length = inline_body_length(self.scope)
+        if length is None:
+            await super().__call__(receive, send)
+            return
+        request = self._create_request_from_scope(send)
+        body = request.body
+        # For a GET the server has the (empty) body already: this receive() does not wait.
+        while True:
+            message = await receive()
+            if message["type"] == "http.request":
+                body.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    body.set_complete()
+                    break
+            elif message["type"] == "http.disconnect":
+                return  # as in Quart: the client left before the view ran
+        await self._respond(request, receive, send)
+
+    def _create_request_from_scope(self, send: ASGISendCallable) -> Request:
+        """Quart's request for this scope, with the headers converted in one pass."""
+        scope = self.scope
+        config = self.app.config
+        headers = scope_headers(scope)
+        if scope["http_version"] < "1.1":
+            headers.setdefault("Host", config["SERVER_NAME"] or "")
+        path = scope["path"]
+        path = path if path[0] == "/" else urlparse(path).path
+        root_path = scope.get("root_path", "")
+        if root_path != "":
+            path = _normalise_path(path, root_path)
+        return self.app.request_class(
+            scope["method"],
+            scope["scheme"],
+            path,
+            scope["query_string"],
+            headers,
+            root_path,
+            scope["http_version"],
+            max_content_length=config["MAX_CONTENT_LENGTH"],
+            body_timeout=config["BODY_TIMEOUT"],
+            send_push_promise=partial(self._send_push_promise, send),
+            scope=scope,
+        )
+
+    async def _respond(
+        self, request: Request, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
+        app = self.app
+        try:
+            if uses_quart_dispatch(app):
+                response = await handle_request(app, request)
+            else:
+                response = await app.handle_request(request)
+        except Exception as error:
+            response = await _handle_exception(app, error)
+
+        if isinstance(response, Response) and response.timeout is not Ellipsis:
+            timeout = cast(float | None, response.timeout)
+        else:
+            timeout = app.config["RESPONSE_TIMEOUT"]
+
+        body = response.response
+        if type(body) is DataBody:
+            data = body.data
+            if body.begin != 0 or body.end != len(data):
+                data = data[body.begin : body.end]
+            start = {
+                "type": "http.response.start",
+                "status": response.status_code,
+                "headers": encode_headers(response.headers),
+            }
+            end = {"type": "http.response.body", "body": data, "more_body": False}
+            if timeout is None:
+                await send(start)  # type: ignore[arg-type]
+                await send(end)  # type: ignore[arg-type]
+                return
+            try:
+                async with asyncio.timeout(timeout):
+                    await send(start)  # type: ignore[arg-type]
+                    await send(end)  # type: ignore[arg-type]
+            except TimeoutError:
+                pass
+            return
+
+        # A streaming body: send it while watching for the client to go away, as Quart does.
+        sender = asyncio.ensure_future(self._send_with_timeout(send, response, timeout))
+        watcher = asyncio.ensure_future(_wait_for_disconnect(receive))
+        done, pending = await asyncio.wait([sender, watcher], return_when=asyncio.FIRST_COMPLETED)
+        await cancel_tasks(pending)
+        raise_task_exceptions(done)
+
+    async def _send_with_timeout(
+        self, send: ASGISendCallable, response: Any, limit: float | None
+    ) -> None:
+        try:
+            async with asyncio.timeout(limit):
+                await self._send_response(send, response)
+        except TimeoutError:
+            pass
+
+
+async def _wait_for_disconnect(receive: ASGIReceiveCallable) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
