@@ -19,6 +19,7 @@ from quart import Quart
 from aeros.caching import ResponseCache
 from aeros.compression import DEFAULT_COMPRESSION, Codec, resolve_codecs
 from aeros.errors import ConfigurationError
+from aeros.fastpath import LeanHTTPConnection, LeanRequest, OrjsonProvider
 from aeros.logging import LogConfig, configure_logging, log_banner, route_logger
 from aeros.middleware.access_log import AccessLogMiddleware
 from aeros.middleware.compression import CompressionMiddleware
@@ -76,6 +77,11 @@ class WebServer(Quart):
         log_file: also write the server log to this file.
         **quart_kwargs: passed to :class:`quart.Quart` (``static_folder``, ...).
     """
+
+    # the lean request path (aeros.fastpath): no per-request tasks, orjson for JSON
+    asgi_http_class = LeanHTTPConnection
+    json_provider_class = OrjsonProvider
+    request_class = LeanRequest
 
     def __init__(
         self,
