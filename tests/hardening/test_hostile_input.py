@@ -207,6 +207,17 @@ def test_bad_request_after_pipelined_ones_is_answered_last(echo_url: str) -> Non
     assert result.closed
 
 
+def test_bad_body_of_a_queued_request_is_answered_after_the_one_before(echo_url: str) -> None:
+    """A pipelined request whose chunked body is malformed never runs; its 400 comes in turn."""
+    data = (
+        b"GET /seq/1 HTTP/1.1\r\nHost: a\r\n\r\n"
+        b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+    )
+    result = exchange(echo_url, data)
+    assert [(r.status, r.body) for r in result.responses] == [(200, b"1"), (400, b"Bad Request")]
+    assert result.closed
+
+
 def test_unread_post_body_is_not_parsed_as_a_request(
     echo_server: tuple[WebServer, str], echo_url: str
 ) -> None:
