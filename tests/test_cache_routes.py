@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from quart import Blueprint
 
-from aeros import FilesystemCache, SimpleCache, WebServer
+from aeros import ConfigurationError, FilesystemCache, SimpleCache, WebServer
 from aeros.caching import _MEMO_LIMIT
 from cache_support import LiveServer, call, http_scope
 
@@ -95,3 +96,19 @@ def test_cache_unusable_filesystem_never_5xx(tmp_path: Path, live_server: LiveSe
         responses = [httpx.get(url + "/") for _ in range(5)]
     assert [r.status_code for r in responses] == [200] * 5
     assert len(calls) == 5
+
+
+def test_cache_refuses_sync_store() -> None:
+    """A store with blocking (non-async) methods is refused when the app is built."""
+
+    class SyncStore:
+        def get(self, key: str) -> None: ...
+        def set(self, key: str, value: bytes, *, ttl: float | None) -> None: ...
+        def delete(self, key: str) -> None: ...
+        def clear(self) -> None: ...
+        def aclose(self) -> None: ...
+
+    with pytest.raises(ConfigurationError, match="async get/set"):
+        WebServer(__name__, cache=SyncStore())
+    with pytest.raises(ConfigurationError, match="async get/set"):
+        WebServer(__name__, cache="redis://localhost")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import inspect
 import logging
 import math
 import threading
@@ -60,7 +61,13 @@ class ResponseCache:
     """
 
     def __init__(self, app: Any, store: Any) -> None:
-        if store is not None and not isinstance(store, Store):
+        if store is not None and not (
+            isinstance(store, Store)
+            and all(
+                inspect.iscoroutinefunction(getattr(store, name))
+                for name in ("get", "set", "delete", "clear", "aclose")
+            )
+        ):
             raise ConfigurationError(
                 f"WebServer(cache={store!r}) must be a store with async get/set/delete/clear/"
                 "aclose (SimpleCache, FilesystemCache, RedisCache) or None"
