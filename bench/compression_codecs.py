@@ -7,7 +7,9 @@ Bounded and in-process (each case runs for about ``--seconds``). Measures:
    microseconds per body, MB/s of input, and ratio (identity size / encoded size);
 2. the compression layer on a raw ASGI app: per-request overhead on a response it leaves
    alone (``image/png``), on a small JSON it only tags with ``Vary``, and the full cost on the
-   20 KB JSON; next to a no-op layer that only wraps ``send`` (the floor for any layer).
+   20 KB JSON; next to a no-op layer that only wraps ``send`` (the floor for any layer);
+3. the whole app in-process: a ``@app.cache`` route serving the 20 KB JSON from the response
+   cache against an uncached route, counting how often gzip runs (a hit must not compress).
 
 Run: ``.venv/bin/python bench/compression_codecs.py [--seconds 0.5] [--json]``.
 """
@@ -25,6 +27,7 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
+from aeros import SimpleCache, WebServer
 from aeros.compression import Br, Gzip, Zstd
 from aeros.middleware.compression import CompressionMiddleware
 
@@ -202,6 +205,83 @@ def bench_layer(body: bytes, seconds: float) -> list[dict[str, Any]]:
     return rows
 
 
+def bench_cached(body: bytes, seconds: float) -> list[dict[str, Any]]:
+    calls = [0]
+
+    class CountingGzip(Gzip):
+        def compress(self, data: bytes) -> bytes:
+            calls[0] += 1
+            return Gzip.compress(self, data)
+
+    app = WebServer(
+        __name__, access_log=False, cache=SimpleCache(timeout=600), compression=CountingGzip()
+    )
+    headers = {"Content-Type": "application/json"}
+
+    @app.route("/cached")
+    @app.cache(timeout=600)
+    async def cached() -> Any:
+        return body, 200, headers
+
+    @app.route("/fresh")
+    async def fresh() -> Any:
+        return body, 200, headers
+
+    async def receive() -> Any:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    rows = []
+    loop = asyncio.new_event_loop()
+    try:
+        for path in ("/cached", "/fresh"):
+            scope = {
+                "type": "http",
+                "asgi": {"version": "3.0"},
+                "http_version": "1.1",
+                "method": "GET",
+                "scheme": "http",
+                "path": path,
+                "raw_path": path.encode(),
+                "root_path": "",
+                "query_string": b"",
+                "headers": [(b"host", b"bench"), (b"accept-encoding", b"gzip")],
+                "server": ("127.0.0.1", 80),
+                "client": ("127.0.0.1", 1),
+            }
+
+            served = [0]
+
+            def run(scope: Any = scope, served: list[int] = served, n: int = 20) -> None:
+                async def many() -> None:
+                    for _ in range(n):
+                        sent.clear()
+                        await app.asgi_app(dict(scope), receive, send)
+
+                loop.run_until_complete(many())
+                served[0] += n
+
+            run(n=1)  # fills the cache (and its gzip variant) for /cached
+            before, served[0] = calls[0], 0
+            per = measure(run, seconds) / 20
+            start = next(m for m in sent if m["type"] == "http.response.start")
+            assert (b"content-encoding", b"gzip") in start["headers"], path
+            rows.append(
+                {
+                    "case": f"GET {path} (gzip accepted)",
+                    "us": per * 1e6,
+                    "gzip_calls_per_request": (calls[0] - before) / served[0],
+                }
+            )
+    finally:
+        loop.close()
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=0.5, help="time per case (default 0.5)")
@@ -210,8 +290,10 @@ def main() -> None:
     body = make_json()
     codecs = bench_codecs(body, args.seconds)
     layer = bench_layer(body, args.seconds)
+    cached = bench_cached(body, args.seconds)
     if args.json:
-        print(json.dumps({"body_bytes": len(body), "codecs": codecs, "layer": layer}, indent=2))
+        result = {"body_bytes": len(body), "codecs": codecs, "layer": layer, "cached": cached}
+        print(json.dumps(result, indent=2))
         return
     print(f"one-shot encoding of a {len(body)} byte JSON body (python {sys.version.split()[0]})")
     print(f"{'case':34} {'us/body':>9} {'MB/s':>8} {'ratio':>6} {'bytes':>7}")
@@ -228,6 +310,10 @@ def main() -> None:
             f"{row['layer_us']:9.2f} {row['overhead_us']:9.2f}"
         )
     print("(no-op: a layer that only wraps send; overhead: layer minus bare app)")
+    print("\nwhole app in-process (Quart included), 20 KB JSON")
+    print(f"{'case':42} {'us/request':>10} {'gzip calls/request':>19}")
+    for row in cached:
+        print(f"{row['case']:42} {row['us']:10.1f} {row['gzip_calls_per_request']:19.2f}")
 
 
 if __name__ == "__main__":
