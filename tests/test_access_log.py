@@ -333,3 +333,22 @@ def test_access_line_colour_only_in_default_format(
     assert ("\x1b[33m404\x1b[0m" in lines[0]) is coloured
     assert ("\x1b" in lines[0]) is coloured
     assert re.search(r"aeros\.access.*: plain message$", lines[1])
+
+
+async def test_access_line_to_stdout_and_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """access_log_file adds a file: stdout and the file get the same line."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    path = tmp_path / "access.log"
+    handle = configure_logging(LogConfig(access_log_format="combined", access_log_file=str(path)))
+    try:
+        await drive(
+            AccessLogMiddleware(chunked_app(b"body"), LogConfig(access_log_format="combined")),
+            scope_for(b"/both", headers=[(b"referer", b"http://r/")]),
+        )
+    finally:
+        handle.stop()
+    (line,) = path.read_text().splitlines()
+    assert capsys.readouterr().out.splitlines() == [line]
+    assert line.endswith('"GET /both HTTP/1.1" 200 4 "http://r/" "-"')

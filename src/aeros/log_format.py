@@ -182,7 +182,13 @@ class AccessFormatter(logging.Formatter):
         entry = record.msg
         if not isinstance(entry, AccessEntry):  # someone else logged on aeros.access
             return ConsoleFormatter(self.color).format(record)
-        return self.line(entry, self.fmt, self.color, record.created)
+        # stdout and the file usually share a format: build the line once per record
+        cache: dict[tuple[str, bool], str] = record.__dict__.setdefault("aeros_lines", {})
+        key = (self.fmt, self.color)
+        line = cache.get(key)
+        if line is None:
+            line = cache[key] = self.line(entry, self.fmt, self.color, record.created)
+        return line
 
     @staticmethod
     def line(entry: AccessEntry, fmt: str, color: bool, created: float | None = None) -> str:
