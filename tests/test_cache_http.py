@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -349,3 +349,42 @@ def test_cache_gzip_codec_used_for_hits(store: Any, live_server: LiveServer) -> 
         responses = [httpx.get(url + "/big", headers={"Accept-Encoding": "gzip"}) for _ in range(2)]
     assert [r.headers.get("content-encoding") for r in responses] == ["gzip", "gzip"]
     assert s.views["big"] == 1
+
+
+class CountingGzip(Gzip):
+    """Gzip that counts how many bodies it encodes whole."""
+
+    compressed: ClassVar[list[int]] = []
+
+    def compress(self, data: bytes) -> bytes:
+        CountingGzip.compressed.append(len(data))
+        return super().compress(data)
+
+
+def test_cache_hit_does_no_compression_work(store: Any, live_server: LiveServer) -> None:
+    """The fill encodes the body once; gzip and identity hits afterwards encode nothing."""
+    CountingGzip.compressed.clear()
+    s = Site(store, compression=CountingGzip())
+    with live_server(s.app) as url, httpx.Client(base_url=url) as client:
+        client.get("/big", headers={"Accept-Encoding": "gzip"})
+        assert len(CountingGzip.compressed) == 1
+        for _ in range(5):
+            hit = client.get("/big", headers={"Accept-Encoding": "gzip"})
+            assert hit.headers["content-encoding"] == "gzip"
+            plain = client.get("/big", headers={"Accept-Encoding": "identity"})
+            assert "content-encoding" not in plain.headers
+    assert len(CountingGzip.compressed) == 1
+    assert s.views["big"] == 1
+
+
+def test_cache_new_variant_encoded_once(store: Any, live_server: LiveServer) -> None:
+    """A variant first asked for on a hit is encoded once, then kept in the entry."""
+    CountingGzip.compressed.clear()
+    s = Site(store, compression=CountingGzip())
+    with live_server(s.app) as url, httpx.Client(base_url=url) as client:
+        client.get("/big", headers={"Accept-Encoding": "identity"})
+        assert CountingGzip.compressed == []
+        for _ in range(5):
+            hit = client.get("/big", headers={"Accept-Encoding": "gzip"})
+            assert hit.headers["content-encoding"] == "gzip"
+    assert len(CountingGzip.compressed) == 1
