@@ -390,3 +390,17 @@ def test_tracebacks_to_stderr_access_to_stdout(tmp_path: Path) -> None:
     assert len(re.findall(r'"GET /sync HTTP/1.1" 200 ', out)) == 3
     assert err.count("sync_view is synchronous: Quart runs it in a thread pool") == 1
     assert ESC not in out + err  # not a terminal, NO_COLOR: plain
+
+
+@pytest.mark.parametrize("option", ["log_file", "access_log_file"])
+def test_unwritable_log_file_is_refused_cleanly(tmp_path: Path, option: str) -> None:
+    """A log file that cannot be opened is a ConfigurationError naming it; nothing is left over."""
+    before = aeros_handlers()
+    bad = str(tmp_path / "missing-dir" / "x.log")
+    with pytest.raises(ConfigurationError, match=f"{option}=.*cannot be opened"):
+        configure_logging(LogConfig(**{option: bad}))  # type: ignore[arg-type]
+    assert aeros_handlers() == before
+    handle = configure_logging(LogConfig(log_file=str(tmp_path / "ok.log"), access_log=False))
+    logging.getLogger("aeros.test").info("still works")
+    handle.stop()
+    assert "still works" in (tmp_path / "ok.log").read_text()

@@ -170,8 +170,8 @@ class _State:
     def acquire(self, config: LogConfig) -> LoggingHandle:
         handle = LoggingHandle(config)
         with self.lock:
-            self.handles.append(handle)
             self.apply(config)
+            self.handles.append(handle)
         return handle
 
     def release(self, handle: LoggingHandle) -> None:
@@ -214,12 +214,13 @@ class _State:
         """Make ``config`` the active configuration (None: tear everything down)."""
         if config == self.active and (config is None or self.listener is not None):
             return
+        sinks = _build_sinks(config) if config is not None else []  # may raise: change nothing
         self.stop_listener()
         self.active = config
         if config is None:
             self.restore()
             return
-        self.sinks = _build_sinks(config)
+        self.sinks = sinks
         self.listener = _Listener(self.queue, *self.sinks, respect_handler_level=True)
         self.listener.start()
         for name in self.names():
@@ -269,6 +270,15 @@ class _State:
             self.stop_listener()
 
 
+def _open(option: str, path: str) -> logging.FileHandler:
+    try:
+        return logging.FileHandler(path, encoding="utf-8")  # append mode: workers share it
+    except OSError as exc:
+        raise ConfigurationError(
+            f"{option}={path!r} cannot be opened for appending: {exc}"
+        ) from exc
+
+
 def _build_sinks(config: LogConfig) -> list[logging.Handler]:
     level = config.levelno
     sinks: list[logging.Handler] = []
@@ -276,14 +286,19 @@ def _build_sinks(config: LogConfig) -> list[logging.Handler]:
         (logging.StreamHandler(sys.stderr), ConsoleFormatter(use_color(sys.stderr, config.color)))
     ]
     if config.log_file:
-        server.append((logging.FileHandler(config.log_file, encoding="utf-8"), ConsoleFormatter()))
+        server.append((_open("log_file", config.log_file), ConsoleFormatter()))
     access: list[tuple[logging.Handler, logging.Formatter]] = []
     if config.access_log:
         fmt = config.access_log_format
         color = use_color(sys.stdout, config.color)
         access.append((logging.StreamHandler(sys.stdout), AccessFormatter(fmt, color)))
         if config.access_log_file:
-            file = logging.FileHandler(config.access_log_file, encoding="utf-8")
+            try:
+                file = _open("access_log_file", config.access_log_file)
+            except ConfigurationError:
+                for sink, _ in server:
+                    sink.close()
+                raise
             access.append((file, AccessFormatter(fmt)))
     for group, is_access in ((server, False), (access, True)):
         for sink, formatter in group:
