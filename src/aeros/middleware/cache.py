@@ -66,6 +66,7 @@ CACHE_STATE = "aeros.cache_state"
 logger = logging.getLogger(__name__)
 
 _CREDENTIALS = (b"authorization", b"cookie")
+_OTHER_SAFE_METHODS = frozenset({"OPTIONS", "TRACE"})  # never stored, never invalidate
 _NOT_MODIFIED_HEADERS = frozenset(
     {b"cache-control", b"content-location", b"etag", b"expires", b"vary"}
 )
@@ -125,10 +126,11 @@ class CacheMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        method = scope["method"]
         policy = self.policy_for(scope)
-        if policy is None:
+        if policy is None or method in _OTHER_SAFE_METHODS:
             await self.app(scope, receive, send)
-        elif scope["method"] in ("GET", "HEAD"):
+        elif method in ("GET", "HEAD"):
             await self._serve(policy, scope, receive, send)
         else:
             await self._invalidating(policy, scope, receive, send)
