@@ -14,6 +14,7 @@ import os
 import queue
 import sys
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from logging.handlers import QueueHandler, QueueListener
@@ -40,6 +41,7 @@ __all__ = [
     "LoggingHandle",
     "configure_logging",
     "escape",
+    "log_access",
     "log_banner",
     "route_logger",
     "use_color",
@@ -307,6 +309,70 @@ def _build_sinks(config: LogConfig) -> list[logging.Handler]:
             sink.addFilter(_IsAccess(is_access))
             sinks.append(sink)
     return sinks
+
+
+# ---- access records: built cheaply on the event loop, formatted by the listener ---------
+
+# what LogRecord.relativeCreated is measured from
+_start_time: float = logging._startTime  # type: ignore[attr-defined]
+_pid = os.getpid()
+
+
+def _update_pid() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_update_pid)
+
+
+# Every LogRecord attribute that is the same for all access records; formatters read them
+# from the instance __dict__ (``%(name)s``), so each record gets a copy, not class attributes.
+_FIXED: dict[str, Any] = {
+    "name": ACCESS_LOGGER,
+    "levelno": logging.INFO,
+    "levelname": "INFO",
+    "args": None,
+    "exc_info": None,
+    "exc_text": None,
+    "stack_info": None,
+    "pathname": "",
+    "filename": "",
+    "module": "",
+    "funcName": None,
+    "lineno": 0,
+    "thread": None,
+    "threadName": None,
+    "processName": None,
+    "taskName": None,
+}
+
+
+class _AccessRecord(logging.LogRecord):
+    """A LogRecord built without ``LogRecord.__init__``'s caller lookup and bookkeeping."""
+
+    def __init__(self, entry: AccessEntry) -> None:
+        now = time.time()
+        fields = _FIXED.copy()
+        fields["msg"] = entry
+        fields["created"] = now
+        fields["msecs"] = int(now % 1 * 1000) + 0.0
+        fields["relativeCreated"] = (now - _start_time) * 1000
+        fields["process"] = _pid
+        self.__dict__ = fields
+
+
+_access_logger = logging.getLogger(ACCESS_LOGGER)
+
+
+def log_access(entry: AccessEntry) -> None:
+    """Hand one request's raw fields to the ``aeros.access`` logger (formatted off the loop).
+
+    The caller checks ``logging.getLogger(ACCESS_LOGGER).isEnabledFor(logging.INFO)`` first
+    when it wants to skip collecting the fields; a server that answers a request itself (a
+    400 for a malformed head, say) calls this too, so every answer gets its line.
+    """
+    _access_logger.handle(_AccessRecord(entry))
 
 
 _state = _State()

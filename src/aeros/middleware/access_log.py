@@ -8,63 +8,14 @@ the listener thread (:mod:`aeros.logging`), never on the event loop.
 from __future__ import annotations
 
 import logging
-import os
 import time
-from typing import Any
 
-from aeros.logging import ACCESS_LOGGER, AccessEntry, LogConfig
+from aeros.logging import ACCESS_LOGGER, AccessEntry, LogConfig, log_access
 from aeros.middleware.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["AccessLogMiddleware"]
 
 _INFO = logging.INFO
-# what LogRecord.relativeCreated is measured from
-_start_time: float = logging._startTime  # type: ignore[attr-defined]
-_pid = os.getpid()
-
-
-def _update_pid() -> None:
-    global _pid
-    _pid = os.getpid()
-
-
-os.register_at_fork(after_in_child=_update_pid)
-
-
-# Every LogRecord attribute that is the same for all access records; formatters read them
-# from the instance __dict__ (``%(name)s``), so each record gets a copy, not class attributes.
-_FIXED: dict[str, Any] = {
-    "name": ACCESS_LOGGER,
-    "levelno": _INFO,
-    "levelname": "INFO",
-    "args": None,
-    "exc_info": None,
-    "exc_text": None,
-    "stack_info": None,
-    "pathname": __file__,
-    "filename": "access_log.py",
-    "module": "access_log",
-    "funcName": "__call__",
-    "lineno": 0,
-    "thread": None,
-    "threadName": None,
-    "processName": None,
-    "taskName": None,
-}
-
-
-class _AccessRecord(logging.LogRecord):
-    """A LogRecord built without ``LogRecord.__init__``'s caller lookup and bookkeeping."""
-
-    def __init__(self, entry: AccessEntry) -> None:
-        now = time.time()
-        fields = _FIXED.copy()
-        fields["msg"] = entry
-        fields["created"] = now
-        fields["msecs"] = int(now % 1 * 1000) + 0.0
-        fields["relativeCreated"] = (now - _start_time) * 1000
-        fields["process"] = _pid
-        self.__dict__ = fields
 
 
 class AccessLogMiddleware:
@@ -126,4 +77,4 @@ class AccessLogMiddleware:
             referer,
             user_agent,
         )
-        self.logger.handle(_AccessRecord(entry))
+        log_access(entry)
