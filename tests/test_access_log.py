@@ -352,3 +352,33 @@ async def test_access_line_to_stdout_and_file(
     (line,) = path.read_text().splitlines()
     assert capsys.readouterr().out.splitlines() == [line]
     assert line.endswith('"GET /both HTTP/1.1" 200 4 "http://r/" "-"')
+
+
+def test_websocket_logged_when_it_closes(live_server, tmp_path: Path) -> None:
+    """A WebSocket gets one line when it closes: 101, payload bytes sent; a refused one 403."""
+    from quart import websocket
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    app, log = hello_app(tmp_path, "common")
+
+    @app.websocket("/ws")
+    async def echo() -> None:
+        message = await websocket.receive()
+        await websocket.send(f"echo {message}")
+
+    @app.websocket("/refused")
+    async def refused() -> None:
+        return None  # returns before accepting: the server answers 403
+
+    with live_server(app) as url:
+        ws_url = url.replace("http://", "ws://")
+        with connect(ws_url + "/ws") as client:
+            client.send("héllo")
+            assert client.recv() == "echo héllo"
+        with pytest.raises(InvalidStatus), connect(ws_url + "/refused"):
+            pass
+    lines = log.read_text().splitlines()
+    assert len(lines) == 2
+    assert lines[0].endswith('"GET /ws HTTP/1.1" 101 11')  # "echo héllo" in UTF-8
+    assert re.search(r'"GET /refused HTTP/1\.1" 403 ', lines[1])

@@ -1,4 +1,4 @@
-"""Access-log layer: one record per HTTP request on the ``aeros.access`` logger.
+"""Access-log layer: one record per HTTP request (and WebSocket) on ``aeros.access``.
 
 The outermost layer, so it is on every request's path: it only counts bytes, reads the clock
 twice and hands the raw fields to the logging queue. Escaping and formatting happen later in
@@ -33,9 +33,12 @@ class AccessLogMiddleware:
         self.with_headers = config.access_log_format in ("combined", "json")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve one ASGI connection; HTTP requests are timed and logged when it ends."""
+        """Serve one ASGI connection; HTTP requests and WebSockets are logged when they end."""
         if scope["type"] != "http" or not self.logger.isEnabledFor(_INFO):
-            await self.app(scope, receive, send)
+            if scope["type"] == "websocket" and self.logger.isEnabledFor(_INFO):
+                await self.websocket(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
             return
         start = time.perf_counter()
         status = 0
@@ -55,6 +58,34 @@ class AccessLogMiddleware:
             # An app that fails before starting a response gets a 500 from the server.
             self.log(scope, status or 500, size, (time.perf_counter() - start) * 1000)
 
+    async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one WebSocket; its line comes when it closes: 101 once accepted, else the
+        status of the denial (403 when the app closes before accepting, as servers answer).
+        Bytes are the payloads sent; the duration is the connection's lifetime."""
+        start = time.perf_counter()
+        status = 403
+        size = 0
+
+        async def counting_send(message: Message) -> None:
+            nonlocal status, size
+            kind = message["type"]
+            if kind == "websocket.send":
+                size += len(message.get("bytes") or b"") + len(
+                    (message.get("text") or "").encode("utf-8", "surrogatepass")
+                )
+            elif kind == "websocket.accept":
+                status = 101
+            elif kind == "websocket.http.response.start":
+                status = message["status"]
+            elif kind == "websocket.http.response.body":
+                size += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counting_send)
+        finally:
+            self.log(scope, status, size, (time.perf_counter() - start) * 1000)
+
     def log(self, scope: Scope, status: int, size: int, duration_ms: float) -> None:
         """Hand one request's raw fields to the ``aeros.access`` logger."""
         referer = user_agent = None
@@ -66,7 +97,7 @@ class AccessLogMiddleware:
                     referer = value
         entry = AccessEntry(
             scope.get("client"),
-            scope["method"],
+            scope.get("method", "GET"),  # a WebSocket scope has none: its handshake is a GET
             scope.get("raw_path") or scope["path"],
             scope.get("query_string", b""),
             scope.get("http_version", "1.1"),
