@@ -177,6 +177,7 @@ def test_configure_logging_is_reference_counted() -> None:
     """Many configure calls share one handler and thread; the last stop removes both."""
     before_threads = set(threading.enumerate())
     before_handlers = aeros_handlers()
+    before_propagate = logging.getLogger("uvicorn").propagate
     config = LogConfig(access_log=False)
     handles = []
     lock = threading.Lock()
@@ -200,7 +201,7 @@ def test_configure_logging_is_reference_counted() -> None:
     handles[-1].stop()  # idempotent
     assert aeros_handlers() == before_handlers
     assert set(threading.enumerate()) - before_threads == set()
-    assert logging.getLogger("uvicorn").propagate is True  # restored
+    assert logging.getLogger("uvicorn").propagate is before_propagate  # restored
 
 
 def test_twenty_servers_leave_no_handler_or_thread(live_server) -> None:
