@@ -71,6 +71,34 @@ async def test_store_delete_prefix(store: Any) -> None:
     assert await store.get("r2:p1:a") == b"x"
 
 
+async def test_store_delete_group(store: Any) -> None:
+    """delete_group drops exactly the keys whose part up to the last ':' is the group."""
+    for key in ("r1:p1:a", "r1:p1:b", "r1:p1:x:y", "r1:p2:a", "nogroup", "r1:p1"):
+        await store.set(key, b"x", ttl=60)
+    assert await store.delete_group("r1:p1:") == 2
+    assert [await store.get(k) for k in ("r1:p1:a", "r1:p1:b")] == [None, None]
+    for key in ("r1:p1:x:y", "r1:p2:a", "nogroup", "r1:p1"):
+        assert await store.get(key) == b"x", key
+    assert await store.delete_group("r1:p1:") == 0
+    await store.set("r1:p1:a", b"again", ttl=None)  # a group can be refilled after a delete
+    assert await store.get("r1:p1:a") == b"again"
+    assert await store.delete_group("r1:p1:") == 1
+
+
+async def test_redis_group_index_expires_with_its_entries(redis: Any) -> None:
+    """A group's index set lives as long as its longest-lived entry, never longer."""
+    cache = RedisCache(url=redis.url, prefix="t:")
+    await cache.set("g:a", b"1", ttl=0.2)
+    await cache.set("g:b", b"1", ttl=30)
+    await cache.set("g:c", b"1", ttl=0.1)  # a shorter TTL never shortens the index
+    client = cache._client().redis
+    assert 20_000 < await client.pttl(b"t:i:g:") <= 30_000
+    await cache.set("h:a", b"1", ttl=None)
+    await cache.set("h:b", b"1", ttl=5)
+    assert await client.pttl(b"t:i:h:") == -1  # an entry without TTL keeps the index
+    await cache.aclose()
+
+
 @pytest.mark.parametrize("key", HOSTILE_KEYS)
 async def test_store_hostile_keys_roundtrip(store: Any, key: str) -> None:
     """Keys with ../, NUL, glob characters or 10 KB are just keys, distinct from each other."""

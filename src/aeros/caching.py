@@ -227,8 +227,9 @@ class ResponseCache:
             endpoint: a Quart endpoint name such as ``"item"`` or ``"blueprint.item"``.
 
         Returns:
-            How many entries were removed. A store without ``delete_prefix`` is cleared
-            entirely instead (and 0 is returned).
+            How many entries were removed. A path purge is one indexed group delete; an
+            endpoint purge scans the store's keys. A store without ``delete_group`` /
+            ``delete_prefix`` is cleared entirely instead (and 0 is returned).
 
         Raises:
             StoreError: the store failed.
@@ -237,6 +238,7 @@ class ResponseCache:
             raise TypeError("purge() takes exactly one of path=... or endpoint=...")
         if self.store is None:
             return 0
+        store = self.store
         if path is not None:
             path = path.split("?", 1)[0] or "/"
             policy = self.policy_for(
@@ -244,15 +246,21 @@ class ResponseCache:
             )
             if policy is None:
                 return 0
-            prefix = path_prefix(policy, path.encode("utf-8", "surrogateescape"))
+            group = path_prefix(policy, path.encode("utf-8", "surrogateescape"))
+            if hasattr(store, "delete_group"):  # a path's entries are one group: indexed
+                removed = int(await store.delete_group(group))
+            elif hasattr(store, "delete_prefix"):
+                removed = int(await store.delete_prefix(group))
+            else:
+                await store.clear()
+                removed = 0
         else:
             prefix = route_prefix(CachePolicy(timeout=None, route=str(endpoint)))
-        delete_prefix = getattr(self.store, "delete_prefix", None)
-        if delete_prefix is None:
-            await self.store.clear()
-            removed = 0
-        else:
-            removed = int(await delete_prefix(prefix))
+            if hasattr(store, "delete_prefix"):
+                removed = int(await store.delete_prefix(prefix))
+            else:
+                await store.clear()
+                removed = 0
         self._forget()
         return removed
 

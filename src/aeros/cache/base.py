@@ -13,7 +13,7 @@ from typing import Protocol, runtime_checkable
 
 from aeros.errors import ConfigurationError
 
-__all__ = ["PrefixStore", "Store", "check_size", "check_timeout", "expiry"]
+__all__ = ["PrefixStore", "Store", "check_size", "check_timeout", "expiry", "key_group"]
 
 
 @runtime_checkable
@@ -48,11 +48,25 @@ class Store(Protocol):
 
 @runtime_checkable
 class PrefixStore(Store, Protocol):
-    """A store that can also drop every key starting with a prefix (used for purges)."""
+    """A store that can also drop many keys at once (used for purges and invalidation).
+
+    A key's *group* is everything up to and including its last ``:`` (``"a:b:c"`` is in group
+    ``"a:b:"``). Stores index groups, so :meth:`delete_group` is cheap; :meth:`delete_prefix`
+    may have to look at every key.
+    """
 
     async def delete_prefix(self, prefix: str) -> int:
         """Remove every key that starts with ``prefix``; return how many were removed."""
         ...
+
+    async def delete_group(self, group: str) -> int:
+        """Remove every key whose group is exactly ``group``; return how many were removed."""
+        ...
+
+
+def key_group(key: str) -> str:
+    """A key's group: everything up to and including its last ``:`` (empty when none)."""
+    return key[: key.rfind(":") + 1]
 
 
 def check_timeout(owner: str, timeout: float | None) -> float | None:

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from aeros.cache.base import check_size, check_timeout, expiry
+from aeros.cache.base import check_size, check_timeout, expiry, key_group
 from aeros.errors import ConfigurationError, StoreError
 
 __all__ = ["FileSystemCache", "FilesystemCache"]
@@ -97,6 +97,10 @@ class FilesystemCache:
         """Remove every entry whose key starts with ``prefix``; return how many."""
         return await asyncio.to_thread(self._delete_prefix, prefix)
 
+    async def delete_group(self, group: str) -> int:
+        """Remove every entry whose key's group (up to its last ``:``) is ``group``."""
+        return await asyncio.to_thread(self._delete_group, group)
+
     async def clear(self) -> None:
         """Remove every entry file (the directory and its secret stay)."""
         await asyncio.to_thread(self._clear)
@@ -107,8 +111,10 @@ class FilesystemCache:
     # ---- blocking work, always in a thread ----------------------------------------------
 
     def _path(self, key: str) -> Path:
+        # <group hash>-<key hash>.aec: a group's files are found by name, without reading
+        group = _group_hash(key_group(key))
         digest = hashlib.blake2b(_encode_key(key), digest_size=20).hexdigest()
-        return self.directory / (digest + _SUFFIX)
+        return self.directory / f"{group}-{digest}{_SUFFIX}"
 
     def _ready(self) -> bytes:
         """Create the directory and load (or create) the shared secret, once per process."""
@@ -221,6 +227,21 @@ class FilesystemCache:
                     removed += parsed is not None
         return removed
 
+    def _delete_group(self, group: str) -> int:
+        secret = self._ready()
+        start = _group_hash(group) + "-"
+        removed = 0
+        for entry in self._entries():
+            if not entry.name.startswith(start):
+                continue
+            with contextlib.suppress(OSError):
+                parsed = _parse(Path(entry.path).read_bytes(), secret)
+                # the name is a hash: check the key itself before removing
+                if parsed is None or _key_group_of(parsed[1]) == group:
+                    os.unlink(entry.path)
+                    removed += parsed is not None
+        return removed
+
     def _clear(self) -> None:
         self._ready()
         for entry in self._entries():
@@ -266,6 +287,14 @@ FileSystemCache = FilesystemCache
 def _encode_key(key: str) -> bytes:
     # surrogatepass: any str is a valid key, even one decoded with surrogateescape
     return key.encode("utf-8", "surrogatepass")
+
+
+def _key_group_of(raw_key: bytes) -> str:
+    return key_group(raw_key.decode("utf-8", "surrogatepass"))
+
+
+def _group_hash(group: str) -> str:
+    return hashlib.blake2b(_encode_key(group), digest_size=8).hexdigest()
 
 
 def _mac(secret: bytes, body: bytes) -> bytes:

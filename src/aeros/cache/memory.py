@@ -6,7 +6,7 @@ import threading
 import time
 from collections import OrderedDict
 
-from aeros.cache.base import check_size, check_timeout, expiry
+from aeros.cache.base import check_size, check_timeout, expiry, key_group
 
 __all__ = ["SimpleCache"]
 
@@ -79,6 +79,14 @@ class SimpleCache:
         """Remove every key starting with ``prefix``; return how many were removed."""
         with self._lock:
             doomed = [key for key in self._entries if key.startswith(prefix)]
+            for key in doomed:
+                self._drop(key)
+        return len(doomed)
+
+    async def delete_group(self, group: str) -> int:
+        """Remove every key whose group (up to its last ``:``) is ``group``."""
+        with self._lock:
+            doomed = [key for key in self._entries if key_group(key) == group]
             for key in doomed:
                 self._drop(key)
         return len(doomed)

@@ -14,14 +14,15 @@ import math
 import os
 import time
 import weakref
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-from aeros.cache.base import check_timeout
+from aeros.cache.base import check_timeout, key_group
 from aeros.errors import ConfigurationError, StoreError
 
 __all__ = ["RedisCache"]
@@ -29,6 +30,30 @@ __all__ = ["RedisCache"]
 _SCHEMES = ("redis://", "rediss://", "unix://")
 _GLOB_SPECIAL = str.maketrans({c: "\\" + c for c in "*?[]\\"})
 _FAILURES = (RedisError, OSError, asyncio.TimeoutError)
+
+# SET the entry and add it to its group's index in one round trip; the index lives as long as
+# the longest-lived entry in it (PEXPIRE only ever extends it; an entry without TTL persists it)
+_SET_INDEXED = """
+local ttl = tonumber(ARGV[2])
+if ttl > 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+local existed = redis.call('EXISTS', KEYS[2])
+redis.call('SADD', KEYS[2], KEYS[1])
+if ttl == 0 then
+  redis.call('PERSIST', KEYS[2])
+elseif existed == 0 then
+  redis.call('PEXPIRE', KEYS[2], ttl)
+else
+  local left = redis.call('PTTL', KEYS[2])
+  if left >= 0 and left < ttl then
+    redis.call('PEXPIRE', KEYS[2], ttl)
+  end
+end
+return 1
+"""
 
 
 class RedisCache:
@@ -42,8 +67,10 @@ class RedisCache:
         url: ``redis://``, ``rediss://`` or ``unix://`` URL; replaces host/port/password/db.
         timeout: default lifetime in seconds of a cached response; 0 or None: no expiry.
             Default 300.
-        prefix: prepended to every key, so :meth:`clear` removes only this cache's keys and
-            several apps can share one database. Default ``aeros:``.
+        prefix: prepended to every Redis key, so :meth:`clear` removes only this cache's keys
+            and several apps can share one database. Default ``aeros:``. Entries live under
+            ``<prefix>k:<key>``; a key's group (up to its last ``:``) is indexed in a set under
+            ``<prefix>i:<group>`` so :meth:`delete_group` needs no scan.
         socket_timeout: seconds to wait for a connection or an answer. Default 0.1.
         retry_after: seconds to fail fast after a failure before trying Redis again. Default 1.
         max_connections: connections per process and event loop. Default 64.
@@ -91,11 +118,11 @@ class RedisCache:
         }
         if url is None:
             self._options.update(host=host, port=port, db=db, password=password or None)
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Client] = (
             weakref.WeakKeyDictionary()
         )
         self._pid = os.getpid()
-        self._orphans: list[aioredis.Redis] = []
+        self._orphans: list[_Client] = []
         self._down_until = 0.0
 
     def __repr__(self) -> str:
@@ -104,7 +131,7 @@ class RedisCache:
             where = where.split("://", 1)[0] + "://***@" + where.rsplit("@", 1)[1]
         return f"RedisCache({where!r}, timeout={self.timeout!r})"
 
-    def _client(self) -> aioredis.Redis:
+    def _client(self) -> _Client:
         if self._down_until and time.monotonic() < self._down_until:
             raise StoreError(f"{self!r} is unavailable; retrying in at most {self.retry_after} s")
         if os.getpid() != self._pid:
@@ -122,14 +149,19 @@ class RedisCache:
                 pool = aioredis.BlockingConnectionPool.from_url(self.url, **self._options)
             else:
                 pool = aioredis.BlockingConnectionPool(**self._options)
-            client = aioredis.Redis.from_pool(pool)
-            self._clients[loop] = client
+            redis = aioredis.Redis.from_pool(pool)
+            client = self._clients[loop] = _Client(redis, redis.register_script(_SET_INDEXED))
         return client
 
-    def _name(self, key: str, *, escape_prefix: bool = False) -> bytes:
-        prefix = self.prefix.translate(_GLOB_SPECIAL) if escape_prefix else self.prefix
+    def _name(self, kind: str, key: str, *, pattern: bool = False) -> bytes:
+        """The Redis key of an entry (kind ``k``) or a group index (kind ``i``)."""
+        name = self.prefix + kind + ":"
+        if pattern:
+            name = name.translate(_GLOB_SPECIAL) + key.translate(_GLOB_SPECIAL) + "*"
+        else:
+            name += key
         # surrogatepass: any str is a valid key, even one decoded with surrogateescape
-        return (prefix + key).encode("utf-8", "surrogatepass")
+        return name.encode("utf-8", "surrogatepass")
 
     def _failed(self, exc: BaseException, action: str) -> StoreError:
         self._down_until = time.monotonic() + self.retry_after
@@ -139,7 +171,7 @@ class RedisCache:
         """Return the value under ``key``, or None."""
         client = self._client()
         try:
-            value = await client.get(self._name(key))
+            value = await client.redis.get(self._name("k", key))
         except _FAILURES as exc:
             raise self._failed(exc, "get") from exc
         self._down_until = 0.0
@@ -148,11 +180,16 @@ class RedisCache:
         raise StoreError(f"{self!r} returned {type(value).__name__}, not bytes")
 
     async def set(self, key: str, value: bytes, *, ttl: float | None) -> None:
-        """Store ``value`` with a millisecond TTL (None: no expiry)."""
+        """Store ``value`` with a millisecond TTL (None: no expiry), indexed by its group."""
         client = self._client()
-        px = None if ttl is None or ttl <= 0 else max(1, math.ceil(ttl * 1000))
+        px = 0 if ttl is None or ttl <= 0 else max(1, math.ceil(ttl * 1000))
+        name = self._name("k", key)
+        group = key_group(key)
         try:
-            await client.set(self._name(key), value, px=px)
+            if group:
+                await client.set_indexed(keys=[name, self._name("i", group)], args=[value, px])
+            else:
+                await client.redis.set(name, value, px=px or None)
         except _FAILURES as exc:
             raise self._failed(exc, "set") from exc
         self._down_until = 0.0
@@ -161,27 +198,49 @@ class RedisCache:
         """Remove ``key``."""
         client = self._client()
         try:
-            await client.delete(self._name(key))
+            await client.redis.delete(self._name("k", key))
         except _FAILURES as exc:
             raise self._failed(exc, "delete") from exc
 
-    async def delete_prefix(self, prefix: str) -> int:
-        """Remove every key of this cache starting with ``prefix`` (SCAN + UNLINK)."""
+    async def delete_group(self, group: str) -> int:
+        """Remove every key whose group (up to and including its last ``:``) is ``group``.
+
+        One index lookup, no scan of the database.
+        """
         client = self._client()
-        pattern = self._name(prefix.translate(_GLOB_SPECIAL) + "*", escape_prefix=True)
+        index = self._name("i", group)
+        try:
+            members = await client.redis.smembers(index)
+            removed = 0
+            batch = list(members)
+            for start in range(0, len(batch), 1000):
+                removed += await client.redis.unlink(*batch[start : start + 1000])
+            await client.redis.unlink(index)
+        except _FAILURES as exc:
+            raise self._failed(exc, "delete a group") from exc
+        return int(removed)
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """Remove every key of this cache starting with ``prefix`` (SCAN + UNLINK; slow on big
+        databases: prefer :meth:`delete_group` where the prefix is a group)."""
+        client = self._client()
         removed = 0
         try:
-            batch: list[bytes] = []
-            async for name in client.scan_iter(match=pattern, count=1000):
-                batch.append(name)
-                if len(batch) >= 1000:
-                    removed += await client.unlink(*batch)
-                    batch.clear()
-            if batch:
-                removed += await client.unlink(*batch)
+            for kind in ("k", "i"):
+                batch: list[bytes] = []
+                pattern = self._name(kind, prefix, pattern=True)
+                async for name in client.redis.scan_iter(match=pattern, count=1000):
+                    batch.append(name)
+                    if len(batch) >= 1000:
+                        count = await client.redis.unlink(*batch)
+                        removed += count if kind == "k" else 0
+                        batch.clear()
+                if batch:
+                    count = await client.redis.unlink(*batch)
+                    removed += count if kind == "k" else 0
         except _FAILURES as exc:
             raise self._failed(exc, "delete keys") from exc
-        return removed
+        return int(removed)
 
     async def clear(self) -> None:
         """Remove every key under this cache's prefix (never the whole database)."""
@@ -196,6 +255,13 @@ class RedisCache:
         client = self._clients.pop(loop, None)
         if client is not None:
             try:
-                await client.aclose()
+                await client.redis.aclose()
             except _FAILURES as exc:
                 raise StoreError(f"{self!r} failed to close: {exc!r}") from exc
+
+
+class _Client(NamedTuple):
+    """One event loop's connection pool and the scripts registered on it."""
+
+    redis: aioredis.Redis
+    set_indexed: AsyncScript

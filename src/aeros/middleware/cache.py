@@ -143,7 +143,8 @@ class CacheMiddleware:
         The entries go before the response ends, so the client's next GET cannot race them.
         """
         status = 0
-        delete_prefix = getattr(self.store, "delete_prefix", None)
+        # a path's entries are one store group (``route:path:``): an indexed delete
+        delete_group = getattr(self.store, "delete_group", None)
 
         async def watch(message: Message) -> None:
             nonlocal status
@@ -153,10 +154,10 @@ class CacheMiddleware:
                 message["type"] == "http.response.body"
                 and not message.get("more_body", False)
                 and 200 <= status < 400
-                and delete_prefix is not None
+                and delete_group is not None
             ):
                 try:
-                    await delete_prefix(path_prefix(policy, request_path(scope)))
+                    await delete_group(path_prefix(policy, request_path(scope)))
                 except StoreError as exc:
                     self._warn(exc)
                 self.forget()

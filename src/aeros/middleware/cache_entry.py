@@ -161,7 +161,8 @@ def request_path(scope: Scope) -> bytes:
 
 
 def path_prefix(policy: CachePolicy, path: bytes) -> str:
-    """Store-key prefix of every entry of one path: any host, query or variant."""
+    """Store-key prefix of every entry of one path (any host, query or variant): exactly the
+    store *group* of those keys (see :class:`aeros.cache.PrefixStore`)."""
     return f"{policy.route_hash}:{_digest(path, 8)}:"
 
 
