@@ -323,9 +323,6 @@ def _update_pid() -> None:
     _pid = os.getpid()
 
 
-os.register_at_fork(after_in_child=_update_pid)
-
-
 # Every LogRecord attribute that is the same for all access records; formatters read them
 # from the instance __dict__ (``%(name)s``), so each record gets a copy, not class attributes.
 _FIXED: dict[str, Any] = {
@@ -376,7 +373,15 @@ def log_access(entry: AccessEntry) -> None:
 
 
 _state = _State()
-os.register_at_fork(after_in_child=lambda: _state.after_fork())
+
+
+def _after_fork_in_child() -> None:
+    _update_pid()
+    _state.after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 atexit.register(lambda: _state.shutdown())
 
 
