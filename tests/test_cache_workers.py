@@ -1,12 +1,15 @@
-"""Shared stores across worker processes, and a Redis outage under load."""
+"""Shared stores across worker processes; Redis stopped, silent or resetting under load."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -16,7 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
-from cache_support import LiveServer, Site, make_store
+from aeros import RedisCache
+from cache_support import LiveServer, Records, Site, make_store
 
 WORKER_APP = textwrap.dedent(
     """
@@ -152,3 +156,57 @@ async def test_cache_redis_outage_under_load(
                 assert time.monotonic() < deadline, "no hit after Redis came back"
                 await asyncio.sleep(0.1)
     assert set(statuses) == {200}, statuses
+
+
+class FakeRedis:
+    """A TCP server that plays a broken Redis: silent (never answers) or reset (closes at once)."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.port = self.sock.getsockname()[1]
+        self.held: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            if self.mode == "reset":
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                conn.close()
+            else:
+                self.held.append(conn)
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
+
+
+@pytest.mark.parametrize("mode", ["silent", "reset"])
+async def test_cache_broken_redis_under_load(mode: str, live_server: LiveServer) -> None:
+    """A Redis that hangs or resets connections: zero 5xx, each request bounded, one warning."""
+    fake = FakeRedis(mode)
+    try:
+        store = RedisCache(port=fake.port, socket_timeout=0.1, retry_after=0.3)
+        site = Site(store)
+        with Records("aeros.middleware.cache") as log, live_server(site.app) as url:
+            async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+
+                async def one(i: int) -> tuple[int, float]:
+                    started = time.monotonic()
+                    response = await client.get(f"/page/{i % 3}")
+                    return response.status_code, time.monotonic() - started
+
+                results = await asyncio.gather(*(one(i) for i in range(60)))
+    finally:
+        fake.close()
+    assert {status for status, _ in results} == {200}
+    assert max(duration for _, duration in results) < 5  # bounded by the short timeouts
+    assert len([r for r in log.records if "store failed" in r.getMessage()]) == 1

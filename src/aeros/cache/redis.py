@@ -29,7 +29,9 @@ __all__ = ["RedisCache"]
 
 _SCHEMES = ("redis://", "rediss://", "unix://")
 _GLOB_SPECIAL = str.maketrans({c: "\\" + c for c in "*?[]\\"})
-_FAILURES = (RedisError, OSError, asyncio.TimeoutError)
+# RuntimeError: uvloop raises it (not an OSError) when a write hits a transport that the peer
+# has reset, and redis-py lets it through
+_FAILURES = (RedisError, OSError, asyncio.TimeoutError, RuntimeError)
 
 # SET the entry and add it to its group's index in one round trip; the index lives as long as
 # the longest-lived entry in it (PEXPIRE only ever extends it; an entry without TTL persists it)
