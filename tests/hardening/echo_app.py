@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from quart import request, websocket
@@ -44,6 +45,11 @@ def make_app(limits: Limits | None = TEST_LIMITS, **options: Any) -> WebServer:
     @app.route("/seq/<int:n>")
     async def seq(n: int) -> str:
         return str(n)
+
+    @app.route("/sleep/<float:seconds>")
+    async def sleep(seconds: float) -> str:
+        await asyncio.sleep(seconds)
+        return "slept"
 
     @app.route("/info")
     async def info() -> dict[str, Any]:

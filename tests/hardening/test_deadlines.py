@@ -130,3 +130,25 @@ def test_keep_alive_serves_many_requests_on_one_connection(echo_url: str) -> Non
             (response,) = read_responses(sock, 1)
             assert response.body == str(n).encode()
             time.sleep(HEAD_DEADLINE / 3)
+
+
+def test_head_deadline_waits_while_an_earlier_request_is_answered(echo_url: str) -> None:
+    """A pipelined head's deadline starts when the server is free to read it, not before."""
+    slow = HEAD_DEADLINE * 2
+    with connect(echo_url) as sock:
+        sock.sendall(b"GET /sleep/%.1f HTTP/1.1\r\nHost: a\r\n\r\nGET /seq/2 HTTP/1.1\r\n" % slow)
+        (first,) = read_responses(sock, 1, timeout=slow + SLACK)
+        time.sleep(HEAD_DEADLINE / 3)  # the rest of the head comes soon after the first answer
+        sock.sendall(b"Host: a\r\n\r\n")
+        (second,) = read_responses(sock, 1)
+    assert (first.status, first.body) == (200, b"slept")
+    assert (second.status, second.body) == (200, b"2")
+
+
+def test_slow_view_is_not_cut_by_any_deadline(echo_url: str) -> None:
+    """Deadlines bound what the client sends; a view slower than all of them still answers."""
+    slow = max(HEAD_DEADLINE, BODY_DEADLINE) * 2
+    with connect(echo_url) as sock:
+        sock.sendall(b"GET /sleep/%.1f HTTP/1.1\r\nHost: a\r\n\r\n" % slow)
+        (response,) = read_responses(sock, 1, timeout=slow + SLACK)
+    assert (response.status, response.body) == (200, b"slept")
