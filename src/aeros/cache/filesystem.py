@@ -245,6 +245,8 @@ class FilesystemCache:
     def _clear(self) -> None:
         self._ready()
         for entry in self._entries():
+            if not entry.name.endswith(_SUFFIX):
+                continue  # temp files are other workers' writes in progress; prune reaps leftovers
             with contextlib.suppress(FileNotFoundError):
                 try:
                     os.unlink(entry.path)
