@@ -37,6 +37,7 @@ from typing import Any
 from aeros.compression.codecs import Codec
 from aeros.compression.negotiate import Negotiator
 from aeros.errors import StoreError
+from aeros.middleware.cache_answer import answer, prepare
 from aeros.middleware.cache_capture import Capture, empty_receive
 from aeros.middleware.cache_entry import (
     CachePolicy,
@@ -53,10 +54,9 @@ from aeros.middleware.compression import (
     SKIP_COMPRESSION,
     CompressingSender,
     add_vary,
-    encoded_headers,
     is_compressible,
 )
-from aeros.middleware.types import ASGIApp, Headers, Message, Receive, Scope, Send
+from aeros.middleware.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["CACHE_STATE", "CacheMiddleware", "CachePolicy"]
 
@@ -67,9 +67,6 @@ logger = logging.getLogger(__name__)
 
 _CREDENTIALS = (b"authorization", b"cookie")
 _OTHER_SAFE_METHODS = frozenset({"OPTIONS", "TRACE"})  # never stored, never invalidate
-_NOT_MODIFIED_HEADERS = frozenset(
-    {b"cache-control", b"content-location", b"etag", b"expires", b"vary"}
-)
 _FAILED: Any = object()  # the store raised StoreError
 _DECODED_LIMIT = 1024  # decoded entries kept per layer (a bounded memo, cleared when full)
 _DECODED_MAX_BYTES = 16 << 20  # ... and at most about this many bytes of them
@@ -301,7 +298,7 @@ class CacheMiddleware:
             stream = CompressingSender(send, codec, self.codecs)
             entry = await self._fill(policy, scope, receive, stream, unstorable)
             if entry is not None:
-                self._prepare(entry, codec)  # the client's variant goes into the one write
+                prepare(entry, codec)  # the client's variant goes into the one write
                 await self._save(key, entry)
                 await self._send_entry(
                     key, policy, entry, send, accept, if_none_match, False, entry.created
@@ -340,29 +337,6 @@ class CacheMiddleware:
             entry.headers = add_vary(entry.headers)
         return entry
 
-    def _prepare(self, entry: Entry, codec: Codec | None) -> tuple[Headers, bytes, bool]:
-        """Headers (without Age) and body for a client accepting ``codec``; memoised per entry.
-
-        Returns ``(headers, body, new)``: ``new`` is true when a variant was encoded now.
-        """
-        coding = codec.encoding if codec is not None else b""
-        prepared = entry.prepared.get(coding)
-        if prepared is not None:
-            return prepared[0], prepared[1], False
-        headers, body = entry.headers, entry.body
-        new = False
-        if codec is not None and len(body) >= codec.min_size and _accepts(codec, headers):
-            encoded = entry.variants.get(coding)
-            if encoded is None:
-                encoded = entry.variants[coding] = codec.compress(body)
-                new = True
-            headers = encoded_headers(headers, codec, len(encoded))
-            body = encoded
-        else:
-            headers = [*headers, (b"content-length", str(len(body)).encode())]
-        entry.prepared[coding] = (headers, body)
-        return headers, body, new
-
     async def _send_entry(
         self,
         key: str,
@@ -376,24 +350,10 @@ class CacheMiddleware:
     ) -> None:
         """Answer from ``entry``: 304, or the identity body or a variant the client accepts."""
         codec = self.negotiate(accept) if self.codecs else None
-        headers, body, new = self._prepare(entry, codec)
+        headers, body, new = prepare(entry, codec)
         if new:  # keep the new variant for the next hit, in every worker
             self._spawn(self._save(key, entry, self._generation))
-        age = str(max(0, int(now - entry.created))).encode()
-        if (
-            if_none_match is not None
-            and 200 <= entry.status < 300  # RFC 9110 13.2.2: preconditions apply to 2xx only
-            and _etag_matches(if_none_match, entry.etag)
-        ):
-            headers = [(n, v) for n, v in headers if n in _NOT_MODIFIED_HEADERS]
-            headers.append((b"age", age))
-            await send({"type": "http.response.start", "status": 304, "headers": headers})
-            await send({"type": "http.response.body", "body": b""})
-            return
-        if now != entry.created:
-            headers = [*headers, (b"age", age)]
-        await send({"type": "http.response.start", "status": entry.status, "headers": headers})
-        await send({"type": "http.response.body", "body": b"" if head else body})
+        await answer(send, entry, headers, body, if_none_match, head, now)
 
     # ---- the store, behind the one place that catches StoreError ----------------------------
 
@@ -461,25 +421,3 @@ class CacheMiddleware:
                 self._forget(table, key, future)
 
         self._spawn(run())
-
-
-def _accepts(codec: Codec, headers: Headers) -> bool:
-    for name, value in headers:
-        if name == b"content-type":
-            return codec.accepts(value)
-    return False
-
-
-def _opaque(tag: bytes) -> bytes:
-    tag = tag.strip()
-    return tag[2:] if tag.startswith(b"W/") else tag
-
-
-def _etag_matches(if_none_match: bytes, etag: bytes) -> bool:
-    """Weak comparison (RFC 9110 13.1.2): ``*`` or any listed tag with the same opaque part."""
-    if not etag:
-        return False
-    if if_none_match.strip() == b"*":
-        return True
-    wanted = _opaque(etag)
-    return any(_opaque(tag) == wanted for tag in if_none_match.split(b","))

@@ -1,0 +1,94 @@
+"""Answering from a cache entry: the representation a client accepts, 304s, Age.
+
+A hit does no compression work once an entry has served a coding: every encoded variant is
+kept in the entry, and the headers of each answer are prepared once per entry and coding.
+"""
+
+from __future__ import annotations
+
+from aeros.compression.codecs import Codec
+from aeros.middleware.cache_entry import Entry
+from aeros.middleware.compression import encoded_headers
+from aeros.middleware.types import Headers, Send
+
+__all__ = ["answer", "etag_matches", "prepare"]
+
+_NOT_MODIFIED_HEADERS = frozenset(
+    {b"cache-control", b"content-location", b"etag", b"expires", b"vary"}
+)
+
+
+def prepare(entry: Entry, codec: Codec | None) -> tuple[Headers, bytes, bool]:
+    """Headers (without Age) and body for a client accepting ``codec``; memoised per entry.
+
+    Returns ``(headers, body, new)``: ``new`` is true when a variant was encoded now.
+    """
+    coding = codec.encoding if codec is not None else b""
+    prepared = entry.prepared.get(coding)
+    if prepared is not None:
+        return prepared[0], prepared[1], False
+    headers, body = entry.headers, entry.body
+    new = False
+    if codec is not None and len(body) >= codec.min_size and _accepts(codec, headers):
+        encoded = entry.variants.get(coding)
+        if encoded is None:
+            encoded = entry.variants[coding] = codec.compress(body)
+            new = True
+        headers = encoded_headers(headers, codec, len(encoded))
+        body = encoded
+    else:
+        headers = [*headers, (b"content-length", str(len(body)).encode())]
+    entry.prepared[coding] = (headers, body)
+    return headers, body, new
+
+
+async def answer(
+    send: Send,
+    entry: Entry,
+    headers: Headers,
+    body: bytes,
+    if_none_match: bytes | None,
+    head: bool,
+    now: float,
+) -> None:
+    """Send a prepared answer: 304 when ``If-None-Match`` matches, else the status and body.
+
+    ``Age`` is added unless the entry was made at ``now`` (the request that filled it).
+    """
+    age = str(max(0, int(now - entry.created))).encode()
+    if (
+        if_none_match is not None
+        and 200 <= entry.status < 300  # RFC 9110 13.2.2: preconditions apply to 2xx only
+        and etag_matches(if_none_match, entry.etag)
+    ):
+        headers = [(n, v) for n, v in headers if n in _NOT_MODIFIED_HEADERS]
+        headers.append((b"age", age))
+        await send({"type": "http.response.start", "status": 304, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    if now != entry.created:
+        headers = [*headers, (b"age", age)]
+    await send({"type": "http.response.start", "status": entry.status, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+def _accepts(codec: Codec, headers: Headers) -> bool:
+    for name, value in headers:
+        if name == b"content-type":
+            return codec.accepts(value)
+    return False
+
+
+def _opaque(tag: bytes) -> bytes:
+    tag = tag.strip()
+    return tag[2:] if tag.startswith(b"W/") else tag
+
+
+def etag_matches(if_none_match: bytes, etag: bytes) -> bool:
+    """Weak comparison (RFC 9110 13.1.2): ``*`` or any listed tag with the same opaque part."""
+    if not etag:
+        return False
+    if if_none_match.strip() == b"*":
+        return True
+    wanted = _opaque(etag)
+    return any(_opaque(tag) == wanted for tag in if_none_match.split(b","))
