@@ -158,7 +158,9 @@ class FilesystemCache:
         secret = self._ready()
         path = self._path(key)
         try:
-            data = path.read_bytes()
+            with open(path, "rb") as handle:
+                inode = os.fstat(handle.fileno()).st_ino
+                data = handle.read()
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -169,7 +171,8 @@ class FilesystemCache:
         expires, _, value = parsed
         if expires <= time.time():
             with contextlib.suppress(OSError):
-                path.unlink()
+                if os.stat(path).st_ino == inode:  # not a fresh entry another worker just wrote
+                    path.unlink()
             return None
         return value
 
