@@ -85,6 +85,10 @@ def test_workers_aliases_must_agree() -> None:
             {"forwarded_allow_ips": "not-an-ip"}, ConfigurationError, "forwarded", id="ips"
         ),
         pytest.param({"no_such_option": 1}, TypeError, "no_such_option", id="unknown-kwarg"),
+        pytest.param(
+            {"cache_control": 60}, ConfigurationError, "cache_control", id="cache-control"
+        ),
+        pytest.param({"cors": {"origins": "*"}}, ConfigurationError, "cors", id="cors-type"),
     ],
 )
 def test_invalid_server_options_are_refused(kwargs, error, message) -> None:

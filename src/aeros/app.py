@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from quart import Quart
 
+from aeros.cache_control import CacheControl
 from aeros.caching import ResponseCache
 from aeros.compression import DEFAULT_COMPRESSION, Codec, resolve_codecs
 from aeros.errors import ConfigurationError
@@ -96,7 +97,7 @@ class WebServer(Quart):
         *,
         workers: int | None = None,
         cors: CORS | None = None,
-        cache_control: Any = None,
+        cache_control: CacheControl | None = None,
         max_concurrent_requests: int | None = None,
         backlog: int = 2048,
         keep_alive_timeout: float = 5.0,
@@ -169,6 +170,11 @@ class WebServer(Quart):
         self._compression_arg = compression
         self.response_cache = ResponseCache(self, cache)
         if cache_control is not None:
+            if not isinstance(cache_control, CacheControl):
+                raise ConfigurationError(
+                    "WebServer(cache_control=...) must be an aeros.CacheControl(...) or None; "
+                    f"got {cache_control!r}"
+                )
             cache_control.init_app(self)
         self._stack: ASGIApp | None = None
         self._runner: Runner | None = None
