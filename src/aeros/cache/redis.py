@@ -33,26 +33,27 @@ _GLOB_SPECIAL = str.maketrans({c: "\\" + c for c in "*?[]\\"})
 # has reset, and redis-py lets it through
 _FAILURES = (RedisError, OSError, asyncio.TimeoutError, RuntimeError)
 
-# SET the entry and add it to its group's index in one round trip; the index lives as long as
-# the longest-lived entry in it (PEXPIRE only ever extends it; an entry without TTL persists it)
+# SET the entry and add it to its group's index in one round trip. The index is a sorted set
+# scored by each member's expiry (ms), so members of expired entries are trimmed on every write
+# (the index never outgrows the group's live entries) and the index itself expires with the
+# latest of them (an entry without TTL keeps it).
 _SET_INDEXED = """
 local ttl = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+local score = '+inf'
 if ttl > 0 then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
+  score = now + ttl
 else
   redis.call('SET', KEYS[1], ARGV[1])
 end
-local existed = redis.call('EXISTS', KEYS[2])
-redis.call('SADD', KEYS[2], KEYS[1])
-if ttl == 0 then
+redis.call('ZADD', KEYS[2], score, KEYS[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. now)
+local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')[2]
+if last == 'inf' then
   redis.call('PERSIST', KEYS[2])
-elseif existed == 0 then
-  redis.call('PEXPIRE', KEYS[2], ttl)
 else
-  local left = redis.call('PTTL', KEYS[2])
-  if left >= 0 and left < ttl then
-    redis.call('PEXPIRE', KEYS[2], ttl)
-  end
+  redis.call('PEXPIREAT', KEYS[2], math.ceil(tonumber(last)))
 end
 return 1
 """
@@ -71,8 +72,8 @@ class RedisCache:
             Default 300.
         prefix: prepended to every Redis key, so :meth:`clear` removes only this cache's keys
             and several apps can share one database. Default ``aeros:``. Entries live under
-            ``<prefix>k:<key>``; a key's group (up to its last ``:``) is indexed in a set under
-            ``<prefix>i:<group>`` so :meth:`delete_group` needs no scan.
+            ``<prefix>k:<key>``; a key's group (up to its last ``:``) is indexed in a sorted set
+            under ``<prefix>i:<group>`` so :meth:`delete_group` needs no scan.
         socket_timeout: seconds to wait for a connection or an answer. Default 0.1.
         retry_after: seconds to fail fast after a failure before trying Redis again. Default 1.
         max_connections: connections per process and event loop. Default 64.
@@ -189,7 +190,10 @@ class RedisCache:
         group = key_group(key)
         try:
             if group:
-                await client.set_indexed(keys=[name, self._name("i", group)], args=[value, px])
+                now_ms = int(time.time() * 1000)
+                await client.set_indexed(
+                    keys=[name, self._name("i", group)], args=[value, px, now_ms]
+                )
             else:
                 await client.redis.set(name, value, px=px or None)
         except _FAILURES as exc:
@@ -212,9 +216,9 @@ class RedisCache:
         client = self._client()
         index = self._name("i", group)
         try:
-            members = await client.redis.smembers(index)
+            members = await client.redis.zrange(index, 0, -1)
             removed = 0
-            batch = list(members)
+            batch = [name for name in members if isinstance(name, bytes)]  # no WITHSCORES
             for start in range(0, len(batch), 1000):
                 removed += await client.redis.unlink(*batch[start : start + 1000])
             await client.redis.unlink(index)
