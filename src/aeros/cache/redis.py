@@ -39,7 +39,8 @@ _FAILURES = (RedisError, OSError, asyncio.TimeoutError, RuntimeError)
 # latest of them (an entry without TTL keeps it).
 _SET_INDEXED = """
 local ttl = tonumber(ARGV[2])
-local now = tonumber(ARGV[3])
+local clock = redis.call('TIME')  -- the server's clock: instances' clocks may disagree
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local score = '+inf'
 if ttl > 0 then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
@@ -190,10 +191,7 @@ class RedisCache:
         group = key_group(key)
         try:
             if group:
-                now_ms = int(time.time() * 1000)
-                await client.set_indexed(
-                    keys=[name, self._name("i", group)], args=[value, px, now_ms]
-                )
+                await client.set_indexed(keys=[name, self._name("i", group)], args=[value, px])
             else:
                 await client.redis.set(name, value, px=px or None)
         except _FAILURES as exc:
