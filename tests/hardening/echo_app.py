@@ -51,6 +51,11 @@ def make_app(limits: Limits | None = TEST_LIMITS, **options: Any) -> WebServer:
         await asyncio.sleep(seconds)
         return "slept"
 
+    @app.route("/headers", methods=["POST"])
+    async def headers() -> dict[str, Any]:
+        body = await request.get_data()
+        return {"names": [name.lower() for name, _ in request.headers.items()], "body": len(body)}
+
     @app.route("/info")
     async def info() -> dict[str, Any]:
         return {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
@@ -85,6 +86,59 @@ def test_endless_header_line_gets_431_without_buffering_it(echo_url: str) -> Non
                 continue
     assert answer.startswith(b"HTTP/1.1 431 ")
     assert sent < 64 * 1024
+
+
+def send_until_answered(url: str, start: bytes, filler: bytes) -> tuple[bytes, int]:
+    """Send ``start``, then ``filler`` until the server answers; (answer, filler bytes sent)."""
+    sent = 0
+    answer = b""
+    with connect(url) as sock:
+        sock.sendall(start)
+        sock.settimeout(0.05)
+        while not answer and sent < 1_000_000:
+            try:
+                sock.sendall(filler)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            sent += len(filler)
+            try:
+                answer = sock.recv(4096)
+            except TimeoutError:
+                continue
+    return answer, sent
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        pytest.param(b"5\r\nhello\r\n0\r\nX-Trailer: ", id="endless-trailer-field"),
+        pytest.param(b"5\r\nhello\r\n0\r\n", id="endless-trailer-section"),
+        pytest.param(b"5;ext=", id="endless-chunk-extension"),
+    ],
+)
+def test_chunked_framing_without_body_data_is_bounded(echo_url: str, start: bytes) -> None:
+    """Chunk extensions and trailers that never end are refused like an oversized header block."""
+    head = b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+    filler = b"a" * 1000 if start.endswith(b" ") or start.endswith(b"=") else b"X-T: 1\r\n" * 100
+    answer, sent = send_until_answered(echo_url, head + start, filler)
+    assert answer.startswith(b"HTTP/1.1 431 ")
+    assert sent < 64 * 1024
+
+
+def test_trailer_fields_never_reach_the_request_headers(echo_url: str) -> None:
+    """Trailer fields are dropped: they cannot add or override headers the app reads."""
+    data = (
+        b"POST /headers HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nhello\r\n0\r\nX-Trailer: 1\r\nHost: evil\r\n\r\n"
+    )
+    with connect(echo_url) as sock:
+        sock.sendall(data)
+        (response,) = read_responses(sock, 1)
+    assert response.status == 200
+    seen = json.loads(response.body)
+    assert seen["body"] == 5
+    assert "x-trailer" not in seen["names"]
+    assert seen["names"].count("host") == 1
 
 
 def test_known_body_over_limit_gets_413_before_it_is_sent(echo_url: str) -> None:

@@ -115,6 +115,7 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
         self._content_length: bytes | None = None
         self._transfer_encoding: bytes | None = None
         self._body_bytes = 0
+        self._framing_bytes = 0  # bytes received in a body phase since the last body data
         self._reject_status = 0
         self._failed = False
         self._deferred = 0
@@ -146,6 +147,8 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
                 if now + self.header_timeout < self._timer_at:
                     self._arm(now + self.header_timeout)
             self._head_bytes += len(data)
+        elif self._body_pending:
+            self._framing_bytes += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -159,8 +162,13 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
             self._reject(self._reject_status or 400)
             return
         # httptools buffers a header line until it ends, so one endless header is seen only
-        # here: everything received while the head is still incomplete is head.
-        if self._head_pending and self._head_bytes > self.max_head_bytes:
+        # here: everything received while the head is still incomplete is head. Likewise in a
+        # chunked body, bytes that carry no body data (chunk extensions, trailer fields) may
+        # not exceed a header block.
+        if self._head_pending:
+            if self._head_bytes > self.max_head_bytes:
+                self._reject(431)
+        elif self._framing_bytes > self.max_head_bytes:
             self._reject(431)
 
     # ---- parser callbacks (hot path) -----------------------------------------------------
@@ -197,6 +205,8 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
             self._fail(414)
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if not self._head_pending:
+            return  # a trailer field: dropped, never merged into the headers the app has seen
         name = name.lower()
         self._header_bytes += len(name) + len(value)
         if name in _FRAMING_HEADERS:
@@ -259,6 +269,7 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
         self._start_cycle(url, http_version)
         if has_body:
             self._body_pending = True
+            self._framing_bytes = 0
             self._body_at = now = self.loop.time()
             if now + self.body_timeout < self._timer_at:
                 self._arm(now + self.body_timeout)
@@ -295,6 +306,7 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
             self.pipeline.appendleft((self.cycle, self.app))
 
     def on_body(self, body: bytes) -> None:
+        self._framing_bytes = 0
         self._body_bytes += len(body)
         if self._body_bytes > self.max_body_size:
             self._fail(413)  # chunked bodies: a known Content-Length was checked at the head
