@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt
 COLORS = {
     "bare": "#9e9e9e",
     "aeros": "#1f77b4",
+    "aeros-granian": "#aec7e8",
     "quart": "#ff7f0e",
     "quart-hypercorn": "#ffbb78",
     "fastapi": "#2ca02c",

@@ -46,26 +46,36 @@ class Scenario:
     title: str = ""
 
 
+AEROS = ("aeros", "aeros-granian")
 SCENARIOS = (
     Scenario("plaintext", "/plaintext", title="plaintext"),
     Scenario("json", "/json", title="JSON"),
     Scenario("path-param", "/items/42", title="path parameter"),
     Scenario("json-20k", "/big", title="20 KB JSON"),
-    Scenario("json-20k-gzip", "/big", GZIP, ("bare", "aeros", "fastapi"), "20 KB JSON, gzip"),
-    Scenario("cached-hit", "/cached", only=("bare", "aeros"), title="cache hit"),
+    Scenario("json-20k-gzip", "/big", GZIP, ("bare", *AEROS, "fastapi"), "20 KB JSON, gzip"),
+    Scenario("cached-hit", "/cached", only=("bare", *AEROS), title="cache hit"),
     Scenario(
         "cached-20k-gzip-hit",
         "/cached-big",
         GZIP,
-        ("bare", "aeros"),
+        ("bare", *AEROS),
         "20 KB gzip cache hit",
     ),
     Scenario("sleep-10ms", "/sleep", title="10 ms await"),
 )
-CONTENDERS = ("bare", "aeros", "quart", "quart-hypercorn", "fastapi", "flask-gunicorn")
+CONTENDERS = (
+    "bare",
+    "aeros",
+    "aeros-granian",
+    "quart",
+    "quart-hypercorn",
+    "fastapi",
+    "flask-gunicorn",
+)
 LABELS = {
     "bare": "bare ASGI (uvicorn)",
     "aeros": "aeros (uvicorn)",
+    "aeros-granian": "aeros (granian)",
     "quart": "Quart (uvicorn)",
     "quart-hypercorn": "Quart (Hypercorn)",
     "fastapi": "FastAPI (uvicorn)",

@@ -9,7 +9,15 @@ from __future__ import annotations
 import os
 import sys
 
-CONTENDERS = ("bare", "aeros", "quart", "quart-hypercorn", "fastapi", "flask-gunicorn")
+CONTENDERS = (
+    "bare",
+    "aeros",
+    "aeros-granian",
+    "quart",
+    "quart-hypercorn",
+    "fastapi",
+    "flask-gunicorn",
+)
 
 
 def _exec(argv: list[str]) -> None:
@@ -23,6 +31,20 @@ def serve(contender: str, port: int, workers: int) -> None:
         from bench.apps import make_aeros_app
 
         make_aeros_app().run_server(host=host, port=port, workers=workers)
+    elif contender == "aeros-granian":
+        # the same aeros app on granian's ASGI interface (evaluating server="granian")
+        from granian import Granian
+        from granian.constants import Interfaces, Loops
+
+        Granian(
+            "bench.apps:aeros_app",
+            address=host,
+            port=port,
+            interface=Interfaces.ASGI,
+            workers=workers,
+            loop=Loops.uvloop,
+            log_enabled=False,
+        ).serve()
     elif contender in ("bare", "quart", "fastapi"):
         import uvicorn
 

@@ -619,3 +619,85 @@ async def test_test_client_streaming_with_timeout() -> None:
     response = await app.test_client().get("/slow")
     assert await response.get_data() == b"first"
     assert time.monotonic() - start < 10
+
+
+def test_signals_and_appcontext_teardown_still_fire(live_server) -> None:
+    """Connected signals and teardown_appcontext run, though idle ones are skipped."""
+    from quart.signals import appcontext_pushed, request_finished, request_started
+
+    app = make_app()
+    seen: list[str] = []
+
+    async def on_started(sender: Any, **kwargs: Any) -> None:
+        seen.append("started")
+
+    async def on_pushed(sender: Any, **kwargs: Any) -> None:
+        seen.append("pushed")
+
+    async def on_finished(sender: Any, response: Any, **kwargs: Any) -> None:
+        seen.append(f"finished {response.status_code}")
+
+    @app.teardown_appcontext
+    async def app_teardown(exc: BaseException | None) -> None:
+        seen.append("appcontext teardown")
+
+    @app.route("/")
+    async def index() -> str:
+        return "ok"
+
+    request_started.connect(on_started, app)
+    appcontext_pushed.connect(on_pushed, app)
+    request_finished.connect(on_finished, app)
+    try:
+        with live_server(app) as url:
+            assert httpx.get(url + "/").text == "ok"
+    finally:
+        request_started.disconnect(on_started, app)
+        appcontext_pushed.disconnect(on_pushed, app)
+        request_finished.disconnect(on_finished, app)
+    # the lifespan's startup and shutdown push (and tear down) app contexts of their own
+    start = seen.index("started")
+    assert seen[start - 1 : start + 3] == [
+        "pushed",
+        "started",
+        "finished 200",
+        "appcontext teardown",
+    ]
+
+
+def test_sync_views_and_hosts(live_server) -> None:
+    """Sync views still run (in a thread), and routing by host works for many hosts."""
+    app = make_app()
+    app.logger.disabled = True
+
+    @app.route("/sync")
+    def sync_view() -> str:
+        return f"sync {request.host}"
+
+    with live_server(app) as url, httpx.Client(base_url=url) as client:
+        answers = [client.get("/sync", headers={"Host": f"h{i}.test"}).text for i in range(3)]
+        again = client.get("/sync", headers={"Host": "h0.test"}).text
+    assert answers == ["sync h0.test", "sync h1.test", "sync h2.test"]
+    assert again == "sync h0.test"
+
+
+def test_server_name_mismatch_still_404s() -> None:
+    """With SERVER_NAME set, a request for another host is refused every time, as in Quart."""
+    app = make_app()
+    app.config["SERVER_NAME"] = "example.com"
+
+    @app.route("/")
+    async def index() -> str:
+        return "ok"
+
+    async def go() -> list[int]:
+        client = app.test_client()
+        codes = []
+        for _ in range(2):
+            with pytest.warns(UserWarning, match="doesn't match configured"):
+                response = await client.get("/", headers={"Host": "other.org"})
+            codes.append(response.status_code)
+        codes.append((await client.get("/", headers={"Host": "example.com"})).status_code)
+        return codes
+
+    assert asyncio.run(go()) == [404, 404, 200]

@@ -20,7 +20,7 @@ from aeros.cache_control import CacheControl
 from aeros.caching import ResponseCache
 from aeros.compression import DEFAULT_COMPRESSION, Codec, resolve_codecs
 from aeros.errors import ConfigurationError
-from aeros.fastpath import LeanHTTPConnection, LeanRequest, OrjsonProvider
+from aeros.fastpath import LeanHTTPConnection, LeanMap, LeanRequest, OrjsonProvider
 from aeros.logging import LogConfig, configure_logging, log_banner, route_logger
 from aeros.middleware.access_log import AccessLogMiddleware
 from aeros.middleware.compression import CompressionMiddleware
@@ -83,6 +83,7 @@ class WebServer(Quart):
     asgi_http_class = LeanHTTPConnection
     json_provider_class = OrjsonProvider
     request_class = LeanRequest
+    url_map_class = LeanMap
 
     def __init__(
         self,

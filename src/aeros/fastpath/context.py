@@ -1,0 +1,96 @@
+"""Request and app contexts that skip teardown work with nothing registered.
+
+Quart's contexts send ``appcontext_pushed``, ``appcontext_tearing_down``, ``appcontext_popped``
+and ``request_tearing_down`` and walk the teardown tables on every request. These subclasses
+do the same, in the same order, only when a receiver or a teardown function exists. Everything
+else (context variables, sessions, URL matching, preserved contexts, the checks that the right
+context is popped) is Quart's own code.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from quart.ctx import AppContext, RequestContext, _sentinel
+from quart.globals import _cv_app, _cv_request
+from quart.signals import (
+    appcontext_popped,
+    appcontext_pushed,
+    appcontext_tearing_down,
+    request_tearing_down,
+)
+
+__all__ = ["LeanAppContext", "LeanRequestContext"]
+
+
+def _has_functions(table: Any) -> bool:
+    return any(table.values()) if isinstance(table, dict) else bool(table)
+
+
+class LeanAppContext(AppContext):
+    """Quart's app context; signals are sent only when someone listens."""
+
+    async def push(self) -> None:
+        """Make this the current app context (``appcontext_pushed`` if it has receivers)."""
+        self._cv_tokens.append(_cv_app.set(self))
+        if appcontext_pushed.receivers:
+            await appcontext_pushed.send_async(
+                self.app,
+                _sync_wrapper=self.app.ensure_async,  # type: ignore[arg-type]
+            )
+
+    async def pop(self, exc: BaseException | None = _sentinel) -> None:  # type: ignore[assignment]
+        """Tear down and reset, as Quart's ``AppContext.pop`` (skipping idle steps)."""
+        try:
+            if len(self._cv_tokens) == 1 and (
+                self.app.teardown_appcontext_funcs or appcontext_tearing_down.receivers
+            ):
+                if exc is _sentinel:
+                    exc = sys.exc_info()[1]
+                await self.app.do_teardown_appcontext(exc)
+        finally:
+            ctx = _cv_app.get()
+            _cv_app.reset(self._cv_tokens.pop())
+            if ctx is not self:
+                raise AssertionError(f"Popped wrong app context. ({ctx!r} instead of {self!r})")
+        if appcontext_popped.receivers:
+            await appcontext_popped.send_async(
+                self.app,
+                _sync_wrapper=self.app.ensure_async,  # type: ignore[arg-type]
+            )
+
+
+class LeanRequestContext(RequestContext):
+    """Quart's request context with a lean app context and teardown only when registered."""
+
+    async def _push_appctx(self, token: Any) -> None:
+        app_ctx = _cv_app.get(None)
+        if app_ctx is None or app_ctx.app is not self.app:
+            app_ctx = LeanAppContext(self.app)
+            await app_ctx.push()
+        else:
+            app_ctx = None
+        self._cv_tokens.append((token, app_ctx))
+
+    async def pop(self, exc: BaseException | None = _sentinel) -> None:  # type: ignore[assignment]
+        """Tear down and reset, as Quart's ``RequestContext.pop`` (skipping idle steps)."""
+        try:
+            if len(self._cv_tokens) == 1:
+                if exc is _sentinel:
+                    exc = sys.exc_info()[1]
+                if _has_functions(self.app.teardown_request_funcs) or (
+                    request_tearing_down.receivers
+                ):
+                    await self.app.do_teardown_request(exc, self)
+                request_close = getattr(self.request_websocket, "close", None)
+                if request_close is not None:
+                    await request_close()
+        finally:
+            ctx = _cv_request.get()
+            token, app_ctx = self._cv_tokens.pop()
+            _cv_request.reset(token)
+            if app_ctx is not None:
+                await app_ctx.pop(exc)
+            if ctx is not self:
+                raise AssertionError(f"Popped wrong request context. ({ctx!r} instead of {self!r})")
