@@ -86,6 +86,9 @@ def test_workers_aliases_must_agree() -> None:
         ),
         pytest.param({"no_such_option": 1}, TypeError, "no_such_option", id="unknown-kwarg"),
         pytest.param(
+            {"worker_healthcheck_timeout": 0}, ConfigurationError, "healthcheck", id="healthcheck"
+        ),
+        pytest.param(
             {"cache_control": 60}, ConfigurationError, "cache_control", id="cache-control"
         ),
         pytest.param({"cors": {"origins": "*"}}, ConfigurationError, "cors", id="cors-type"),

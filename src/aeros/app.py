@@ -68,6 +68,8 @@ class WebServer(Quart):
         proxy_headers: honour ``X-Forwarded-For/Proto`` from ``forwarded_allow_ips``.
         forwarded_allow_ips: peers trusted for proxy headers (default ``127.0.0.1``).
         server: server backend, ``"uvicorn"`` (default) or ``"granian"``.
+        worker_healthcheck_timeout: seconds a worker's event loop may go without a heartbeat
+            before it is killed and replaced (workers > 1).
         limits: request size and time limits (:class:`aeros.Limits`).
         log_level: level of the aeros and server loggers (name or number).
         color: force coloured (True) or plain (False) console logs; None decides by
@@ -108,6 +110,7 @@ class WebServer(Quart):
         proxy_headers: bool = False,
         forwarded_allow_ips: str | Sequence[str] | None = None,
         server: str = "uvicorn",
+        worker_healthcheck_timeout: float = 30.0,
         limits: Limits | None = None,
         log_level: str | int = "info",
         color: bool | None = None,
@@ -137,6 +140,7 @@ class WebServer(Quart):
             proxy_headers=proxy_headers,
             forwarded_allow_ips=forwarded_allow_ips,
             backend=server,
+            worker_healthcheck_timeout=worker_healthcheck_timeout,
             limits=limits if limits is not None else Limits(),
         )
         self.log_config = LogConfig(
