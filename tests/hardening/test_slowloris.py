@@ -1,23 +1,23 @@
 """Slowloris: hundreds of connections trickling header bytes are cut at the head deadline while a
-normal client keeps being served. The server runs in its own process, as in production."""
+normal client keeps being served. Server and attacker each run in their own process."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .wire import address, connect, read_responses
+from .wire import connect, read_responses
 
 SERVER = Path(__file__).with_name("slowloris_server.py")
+ATTACKER = Path(__file__).with_name("slowloris_attack.py")
 HEAD_DEADLINE = 1.0
 ATTACKERS = 500
 TICK = 0.25  # one header byte per attacker per tick, well inside the deadline
@@ -51,7 +51,7 @@ def server_url() -> Iterator[str]:
 
 
 def latencies(
-    url: str, count: int, until: threading.Thread | None = None
+    url: str, count: int, until: subprocess.Popen[str] | None = None
 ) -> tuple[list[float], list[int]]:
     """``count`` GETs (or more, while ``until`` runs), each on a new connection.
 
@@ -59,7 +59,9 @@ def latencies(
     """
     times: list[float] = []
     statuses: list[int] = []
-    while len(times) < count or (until is not None and until.is_alive() and len(times) < 20_000):
+    while len(times) < count or (
+        until is not None and until.poll() is None and len(times) < 20_000
+    ):
         if until is not None:
             time.sleep(0.002)  # a steady, modest request rate over the whole attack
         start = time.perf_counter()
@@ -76,51 +78,6 @@ def p99(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
-class Trickler(threading.Thread):
-    """Opens ``count`` connections and sends each one header byte per tick until it is closed."""
-
-    def __init__(self, url: str, count: int) -> None:
-        super().__init__(daemon=True)
-        self.url = url
-        self.count = count
-        self.opened: dict[socket.socket, float] = {}
-        self.closed_after: list[float] = []
-        self.answers: list[bytes] = []
-        self.stop = threading.Event()
-        self.ready = threading.Event()
-
-    def run(self) -> None:
-        for _ in range(self.count):
-            sock = socket.create_connection(address(self.url), timeout=5)
-            sock.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n")
-            sock.setblocking(False)
-            self.opened[sock] = time.monotonic()
-        self.ready.set()
-        live = dict(self.opened)
-        deadline = time.monotonic() + HEAD_DEADLINE + 10
-        while live and not self.stop.is_set() and time.monotonic() < deadline:
-            for sock in list(live):
-                ended = False
-                try:
-                    answer = sock.recv(4096)
-                    ended = True
-                    if answer:
-                        self.answers.append(answer)
-                except BlockingIOError:
-                    try:
-                        sock.send(b"X")
-                    except OSError:
-                        ended = True
-                except OSError:
-                    ended = True
-                if ended:
-                    self.closed_after.append(time.monotonic() - live.pop(sock))
-                    sock.close()
-            self.stop.wait(TICK)
-        for sock in live:
-            sock.close()
-
-
 @pytest.mark.slow
 def test_slowloris_connections_are_cut_while_others_are_served(
     server_url: str, record_property: pytest.RecordProperty
@@ -128,18 +85,31 @@ def test_slowloris_connections_are_cut_while_others_are_served(
     """500 trickling heads are closed near header_timeout; a normal client gets only 200s."""
     latencies(server_url, 20)  # warm up
     baseline, _ = latencies(server_url, SAMPLES)
-    attack = Trickler(server_url, ATTACKERS)
-    attack.start()
-    assert attack.ready.wait(30)
-    during, statuses = latencies(server_url, SAMPLES, until=attack)
-    attack.join(HEAD_DEADLINE + 15)
-    assert not attack.is_alive()
+    attack = subprocess.Popen(
+        [
+            *(sys.executable, str(ATTACKER), server_url),
+            *(str(ATTACKERS), str(TICK), str(HEAD_DEADLINE + 10)),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert attack.stdout is not None
+        assert attack.stdout.readline().strip() == "ready"
+        during, statuses = latencies(server_url, SAMPLES, until=attack)
+        out, _ = attack.communicate(timeout=HEAD_DEADLINE + 30)
+    finally:
+        if attack.poll() is None:
+            attack.kill()
+            attack.communicate()
+    result = json.loads(out)
+    closed_after: list[float] = result["closed_after"]
     figures = {
         "attackers": ATTACKERS,
-        "closed": len(attack.closed_after),
-        "closed_after_max_s": round(max(attack.closed_after), 3),
-        "closed_after_min_s": round(min(attack.closed_after), 3),
-        "answered_408": sum(a.startswith(b"HTTP/1.1 408 ") for a in attack.answers),
+        "closed": len(closed_after),
+        "closed_after_max_s": round(max(closed_after), 3),
+        "closed_after_min_s": round(min(closed_after), 3),
+        "answered_408": sum(a.startswith("HTTP/1.1 408 ") for a in result["answers"]),
         "p99_baseline_ms": round(p99(baseline) * 1000, 2),
         "p99_during_ms": round(p99(during) * 1000, 2),
         "requests_during": len(during),
@@ -148,8 +118,8 @@ def test_slowloris_connections_are_cut_while_others_are_served(
         record_property(name, value)
     print("slowloris figures:", figures)
     assert set(statuses) == {200}
-    assert len(attack.closed_after) == ATTACKERS
+    assert len(closed_after) == ATTACKERS
     assert figures["answered_408"] == ATTACKERS
     # Every trickler was cut at the deadline (+ scheduling slack on a loaded machine), no later.
-    assert min(attack.closed_after) >= HEAD_DEADLINE * 0.9
-    assert max(attack.closed_after) < HEAD_DEADLINE + 8
+    assert min(closed_after) >= HEAD_DEADLINE * 0.9
+    assert max(closed_after) < HEAD_DEADLINE + 8
