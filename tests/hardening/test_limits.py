@@ -20,8 +20,10 @@ BODY = TEST_LIMITS.max_body_size
 HOST = b"Host: a\r\n"  # 9 bytes of the header block: len(name) + len(value) + 4
 
 
-def request_with_target(length: int) -> bytes:
-    return b"GET /" + b"a" * (length - 1) + b" HTTP/1.1\r\nHost: a\r\n\r\n"
+def request_with_line(length: int) -> bytes:
+    """A GET whose request line (without its CRLF) is ``length`` bytes long."""
+    target = b"/" + b"a" * (length - len(b"GET / HTTP/1.1"))
+    return b"GET " + target + b" HTTP/1.1\r\nHost: a\r\n\r\n"
 
 
 def request_with_header_block(size: int) -> bytes:
@@ -49,8 +51,8 @@ def chunked_post(size: int) -> bytes:
 @pytest.mark.parametrize(
     ("data", "status"),
     [
-        pytest.param(request_with_target(LINE), 404, id="target-at-limit"),
-        pytest.param(request_with_target(LINE + 1), 414, id="target-over-limit"),
+        pytest.param(request_with_line(LINE), 404, id="line-at-limit"),
+        pytest.param(request_with_line(LINE + 1), 414, id="line-over-limit"),
         pytest.param(request_with_header_block(HEADERS), 200, id="headers-at-limit"),
         pytest.param(request_with_header_block(HEADERS + 1), 431, id="headers-over-limit"),
         pytest.param(request_with_fields(COUNT), 200, id="fields-at-limit"),
@@ -194,8 +196,8 @@ def default_limits_url() -> Iterator[str]:
 @pytest.mark.parametrize(
     ("data", "status"),
     [
-        pytest.param(request_with_target(8 * 1024), 404, id="target-8KiB"),
-        pytest.param(request_with_target(8 * 1024 + 1), 414, id="target-8KiB+1"),
+        pytest.param(request_with_line(8 * 1024), 404, id="line-8KiB"),
+        pytest.param(request_with_line(8 * 1024 + 1), 414, id="line-8KiB+1"),
         pytest.param(request_with_header_block(16 * 1024), 200, id="headers-16KiB"),
         pytest.param(request_with_header_block(16 * 1024 + 1), 431, id="headers-16KiB+1"),
         pytest.param(request_with_fields(100), 200, id="fields-100"),
@@ -208,7 +210,7 @@ def default_limits_url() -> Iterator[str]:
     ],
 )
 def test_default_limits(default_limits_url: str, data: bytes, status: int) -> None:
-    """The defaults are 8 KiB target (414), 16 KiB / 100 header fields (431), 16 MiB body (413)."""
+    """Defaults: 8 KiB request line (414), 16 KiB / 100 header fields (431), 16 MiB body (413)."""
     with connect(default_limits_url) as sock:
         sock.sendall(data)
         (response,) = read_responses(sock, 1)

@@ -112,6 +112,7 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
         self._head_pending = True
         self._body_pending = False
         self._head_bytes = 0
+        self._max_target = 0
         self._header_bytes = 0
         self._host: bytes | None = None
         self._content_length: bytes | None = None
@@ -202,8 +203,11 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
         self._body_bytes = 0
 
     def on_url(self, url: bytes) -> None:
+        if not self.url:
+            # The target may take what the method, two spaces and "HTTP/1.1" leave of the line.
+            self._max_target = self.max_request_line - len(self.parser.get_method()) - 10
         self.url += url
-        if len(self.url) > self.max_request_line:
+        if len(self.url) > self._max_target:
             self._fail(414)
 
     def on_header(self, name: bytes, value: bytes) -> None:
