@@ -4,8 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
-# Debian packages the tests talk to for real; installed only where missing.
-SYSTEM_TOOLS := redis-server curl
+# Debian packages the tests use for real (wrk drives the soak test); installed only where missing.
+SYSTEM_TOOLS := redis-server curl wrk
 
 .PHONY: install system-deps test lint format demo bench bench-quick clean
 

@@ -1,6 +1,6 @@
 """Soak: minutes at 80 % of measured capacity with caching on, no error, flat worker memory.
 
-Opt-in, as it runs for minutes:
+Every run (CI included) soaks for 30 s; the 5-minute soak of issue 6 is
 ``AEROS_SOAK_SECONDS=300 .venv/bin/pytest tests/hardening/test_soak.py -s``.
 """
 
@@ -23,13 +23,11 @@ import pytest
 from conftest import require
 
 HERE = Path(__file__).parent
-SOAK_SECONDS = float(os.environ.get("AEROS_SOAK_SECONDS", "0"))
+SOAK_SECONDS = float(os.environ.get("AEROS_SOAK_SECONDS", "30"))
 CONNECTIONS = 16
 MAX_RSS_GROWTH_KIB = 5 * 1024
 
-pytestmark = pytest.mark.skipif(
-    not SOAK_SECONDS, reason="opt-in: set AEROS_SOAK_SECONDS=300 to run the soak test"
-)
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
