@@ -101,6 +101,9 @@ HOSTILE = [
     pytest.param(get(headers=b"Host: a:80:81\r\n"), 400, id="host-two-ports"),
     pytest.param(get(headers=b"Host: a:http\r\n"), 400, id="host-port-not-digits"),
     pytest.param(get(headers=b"Host: \r\n"), 400, id="host-empty"),
+    pytest.param(get(headers=b"Host: " + b"a" * 300 + b"\r\n"), 400, id="host-label-too-long"),
+    pytest.param(get(headers=b"Host: a..b\r\n"), 400, id="host-empty-label"),
+    pytest.param(get(headers=b"Host: a:99999\r\n"), 400, id="host-port-out-of-range"),
     # request-target
     pytest.param(get(b"foo"), 400, id="target-no-slash"),
     pytest.param(get(b"*"), 400, id="target-star-not-options"),

@@ -28,7 +28,9 @@ def test_is_valid_host_refuses_any_delimiter_or_control(value: bytes) -> None:
 
 
 @given(
-    st.from_regex(rb"\A[a-z0-9][a-z0-9.-]{0,30}(:[0-9]{1,5})?\Z", fullmatch=True),
+    st.from_regex(
+        rb"\A[a-z0-9][a-z0-9-]{0,9}(\.[a-z0-9-]{1,10}){0,3}(:[0-9]{1,4})?\Z", fullmatch=True
+    ),
 )
 def test_is_valid_host_accepts_names_with_ports(value: bytes) -> None:
     """DNS-style names and IPv4 addresses, with or without a port, pass."""
@@ -50,6 +52,13 @@ def test_is_valid_host_accepts_names_with_ports(value: bytes) -> None:
         pytest.param(b"[::1", False, id="ipv6-unclosed"),
         pytest.param(b"::1", False, id="ipv6-unbracketed"),
         pytest.param(b"a\xc3\xa9", False, id="non-ascii"),
+        pytest.param(b"example.com.", True, id="trailing-dot"),
+        pytest.param(b"a" * 63 + b".com:65535", True, id="longest-label-highest-port"),
+        pytest.param(b"a" * 64 + b".com", False, id="label-too-long"),
+        pytest.param(b"a..b", False, id="empty-label"),
+        pytest.param(b".a", False, id="leading-dot"),
+        pytest.param(b"1.2.3.4:99999", False, id="port-out-of-range"),
+        pytest.param(b".".join([b"a" * 63] * 4) + b".b", False, id="name-too-long"),
     ],
 )
 def test_is_valid_host_examples(value: bytes, valid: bool) -> None:

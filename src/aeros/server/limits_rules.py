@@ -26,10 +26,15 @@ __all__ = [
 # towards neither the request-line nor the header-block limit.
 HEAD_SLACK = 64
 
-# A Host value: a bracketed IPv6 literal, or a DNS-style name / IPv4 address (letters, digits,
-# dot, hyphen, underscore), then an optional port. Stricter than RFC 3986's reg-name on purpose:
-# the host ends up in URLs and cache keys, and real clients never send sub-delims there.
-_HOST = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::[0-9]{1,5})?")
+# A Host value: a bracketed IPv6 literal, or a DNS-style name / IPv4 address (labels of 1 to 63
+# letters, digits, hyphens or underscores, dot-separated, an optional trailing dot), then an
+# optional port. Stricter than RFC 3986's reg-name on purpose: the host ends up in URLs and cache
+# keys, real clients never send sub-delims there, and werkzeug's IDNA step fails on empty or
+# over-long labels (which would otherwise surface as a 500 from the app).
+_HOST = re.compile(
+    rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_-]{1,63}(?:\.[A-Za-z0-9_-]{1,63})*\.?)(?::([0-9]{1,5}))?"
+)
+_MAX_NAME = 253  # RFC 1035: a whole domain name in text form
 
 MESSAGES: dict[int, bytes] = {
     400: b"Bad Request",
@@ -84,7 +89,13 @@ def is_valid_host(value: bytes) -> bool:
     """
     if value in _KNOWN_HOSTS:
         return True
-    if _HOST.fullmatch(value) is None:
+    match = _HOST.fullmatch(value)
+    if match is None:
+        return False
+    port = match.group(1)
+    if port is not None and int(port) > 65535:
+        return False
+    if len(value) - (len(port) + 1 if port is not None else 0) > _MAX_NAME:
         return False
     if len(_KNOWN_HOSTS) < _KNOWN_HOSTS_MAX:
         _KNOWN_HOSTS.add(value)
