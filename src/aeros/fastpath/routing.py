@@ -23,7 +23,9 @@ class LeanMap(QuartMap):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._bound_hosts: dict[tuple[str, str, str | None, str | None], tuple[str, str | None]] = {}
+        self._bound_hosts: dict[
+            tuple[str, str, str | None, str | None], tuple[str, str | None]
+        ] = {}
 
     def bind_to_request(self, request: Any, subdomain: str | None, server_name: str | None) -> Any:
         """As Quart's: a ``MapAdapter`` for ``request`` (host work cached per host)."""
