@@ -96,6 +96,34 @@ class Result:
     workers: int = 1
     ratio: float | None = None
     probe: dict[str, str] = field(default_factory=dict)
+    cpu_us: float | None = None  # server CPU time (user+sys, all its processes) per request
+    samples: list[float] = field(default_factory=list)  # req/s of each repeat (median is rps)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU seconds of process ``pid`` and its children (Linux /proc)."""
+    pids = [pid]
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        pids += [int(c) for c in children]
+    except OSError:
+        pass
+    ticks = 0
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def median_result(runs: list[Result]) -> Result:
+    """The run with the median req/s, carrying every run's req/s as samples."""
+    ordered = sorted(runs, key=lambda r: r.rps)
+    mid = ordered[len(ordered) // 2]
+    mid.samples = [round(r.rps, 1) for r in runs]
+    return mid
 
 
 # ---- processes -------------------------------------------------------------------------------
@@ -309,15 +337,16 @@ def versions() -> dict[str, str]:
 def print_table(results: list[Result]) -> None:
     print(
         f"\n{'scenario':22} {'contender':20} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}"
-        f" {'x bare':>7} err"
+        f" {'x bare':>7} {'cpu us':>7} err"
     )
     for scenario in SCENARIOS:
         for r in results:
             if r.scenario == scenario.name and r.workers == 1:
                 ratio = f"{r.ratio:.2f}" if r.ratio is not None else "-"
+                cpu = f"{r.cpu_us:.1f}" if r.cpu_us else "-"
                 print(
                     f"{scenario.name:22} {LABELS[r.contender]:20} {r.rps:10.0f} "
-                    f"{r.p50_ms:8.2f} {r.p99_ms:8.2f} {ratio:>7} {r.errors}"
+                    f"{r.p50_ms:8.2f} {r.p99_ms:8.2f} {ratio:>7} {cpu:>7} {r.errors}"
                 )
 
 
@@ -333,6 +362,7 @@ def main() -> None:
     parser.add_argument(
         "--workers", default="1,2,4,8", help="aeros worker counts to scale ('' skips)"
     )
+    parser.add_argument("--repeat", type=int, default=1, help="runs per measurement (median)")
     parser.add_argument("--quick", action="store_true", help="1 s per scenario, no warm-up")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "results.json"))
     args = parser.parse_args()
@@ -347,35 +377,45 @@ def main() -> None:
     scenarios = [s for s in SCENARIOS if s.name in wanted]
     server_cpus, client_cpus = [args.server_cpu], [args.client_cpu]
     started = time.monotonic()
-    results: list[Result] = []
     checks: dict[str, Any] = {}
 
-    for contender in contenders:
-        try:
-            process, port = start_server(contender, 1, server_cpus)
-        except RuntimeError as exc:
-            print(f"!! {exc}", file=sys.stderr)
-            continue
-        try:
-            for scenario in scenarios:
-                if scenario.only is not None and contender not in scenario.only:
-                    continue
-                seen = probe(port, scenario)
-                if args.warmup:
-                    wrk(wrk_bin, port, scenario, args.warmup, client_cpus, 1, args.connections)
-                out = wrk(wrk_bin, port, scenario, args.duration, client_cpus, 1, args.connections)
-                rps, p50, p99, errors = parse_wrk(out)
-                results.append(Result(contender, scenario.name, rps, p50, p99, errors, probe=seen))
-                print(
-                    f"{contender:16} {scenario.name:22} {rps:10.0f} req/s"
-                    f"  p50 {p50:.2f} ms  p99 {p99:.2f} ms",
-                    flush=True,
-                )
-            if contender == "aeros":
-                checks["coalescing"] = coalescing_check(port)
-                print(f"coalescing: {checks['coalescing']}", flush=True)
-        finally:
-            stop_server(process)
+    runs: dict[tuple[str, str], list[Result]] = {}
+    for _ in range(args.repeat):  # repeats interleave contenders, so drift hits them alike
+        for contender in contenders:
+            try:
+                process, port = start_server(contender, 1, server_cpus)
+            except RuntimeError as exc:
+                print(f"!! {exc}", file=sys.stderr)
+                continue
+            try:
+                for scenario in scenarios:
+                    if scenario.only is not None and contender not in scenario.only:
+                        continue
+                    seen = probe(port, scenario)
+                    if args.warmup:
+                        wrk(wrk_bin, port, scenario, args.warmup, client_cpus, 1, args.connections)
+                    before = cpu_seconds(process.pid)
+                    out = wrk(
+                        wrk_bin, port, scenario, args.duration, client_cpus, 1, args.connections
+                    )
+                    used = cpu_seconds(process.pid) - before
+                    rps, p50, p99, errors = parse_wrk(out)
+                    cpu_us = used / (rps * args.duration) * 1e6 if rps else None
+                    result = Result(
+                        contender, scenario.name, rps, p50, p99, errors, probe=seen, cpu_us=cpu_us
+                    )
+                    runs.setdefault((contender, scenario.name), []).append(result)
+                    print(
+                        f"{contender:16} {scenario.name:22} {rps:10.0f} req/s"
+                        f"  p50 {p50:.2f} ms  p99 {p99:.2f} ms  cpu {cpu_us or 0:.1f} us/req",
+                        flush=True,
+                    )
+                if contender == "aeros" and "coalescing" not in checks:
+                    checks["coalescing"] = coalescing_check(port)
+                    print(f"coalescing: {checks['coalescing']}", flush=True)
+            finally:
+                stop_server(process)
+    results = [median_result(group) for group in runs.values()]
 
     ceiling = {r.scenario: r.rps for r in results if r.contender == "bare"}
     for r in results:
@@ -430,6 +470,7 @@ def main() -> None:
             "duration_s": args.duration,
             "warmup_s": args.warmup,
             "connections": args.connections,
+            "repeat": args.repeat,
             "wrk_threads": 1,
             "server_cpus": server_cpus,
             "client_cpus": client_cpus,

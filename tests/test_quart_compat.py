@@ -701,3 +701,18 @@ def test_server_name_mismatch_still_404s() -> None:
         return codes
 
     assert asyncio.run(go()) == [404, 404, 200]
+
+
+def test_request_headers_get_matches_werkzeug() -> None:
+    """request.headers.get answers as werkzeug's Headers.get: case, defaults, type casts."""
+    from werkzeug.datastructures import Headers
+
+    from aeros.fastpath.request import scope_headers
+
+    scope = {"client": ("1.2.3.4", 5), "headers": [(b"content-length", b"12"), (b"x-a", b"v")]}
+    ours = scope_headers(scope)
+    theirs = Headers(list(ours.items()))
+    for args in [("X-A",), ("x-a",), ("missing",), ("missing", "d"), ("Content-Length", None, int)]:
+        assert ours.get(*args) == theirs.get(*args)
+    assert ours.get("x-a", type=int) is None
+    assert ours["Remote-Addr"] == "1.2.3.4"

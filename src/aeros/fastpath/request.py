@@ -12,10 +12,34 @@ from typing import Any
 from quart.wrappers import Request
 from werkzeug.datastructures import Headers
 
-__all__ = ["LeanRequest", "scope_headers"]
+__all__ = ["LeanHeaders", "LeanRequest", "scope_headers"]
 
 _TITLES: dict[bytes, str] = {}
 _TITLES_MAX = 1024  # header names seen in practice are few; a flood of odd ones stops caching
+
+
+class LeanHeaders(Headers):
+    """werkzeug ``Headers`` whose ``get`` of a missing name does not raise internally.
+
+    werkzeug's ``get`` looks the name up through ``__getitem__``, which raises (and builds) a
+    ``BadRequestKeyError`` for every absent header; each request asks for several absent ones
+    (``Content-Length`` and ``Transfer-Encoding`` of a GET, to begin with). Same results.
+    """
+
+    def get(self, key: Any, default: Any = None, type: Any = None) -> Any:  # type: ignore[override]
+        """As :meth:`werkzeug.datastructures.Headers.get`."""
+        if not isinstance(key, str):
+            return super().get(key, default, type)
+        ikey = key.lower()
+        for name, value in self._list:
+            if name.lower() == ikey:
+                if type is None:
+                    return value
+                try:
+                    return type(value)
+                except ValueError:
+                    return default
+        return default
 
 
 def scope_headers(scope: Any) -> Headers:
@@ -32,7 +56,7 @@ def scope_headers(scope: Any) -> Headers:
             if len(titles) < _TITLES_MAX:
                 titles[name] = title
         items.append((title, value.decode("latin1")))
-    headers = Headers()
+    headers = LeanHeaders()
     # The server parsed and validated these already; werkzeug's per-item checks would only
     # repeat that. ``_list`` is the storage every Headers method reads.
     headers._list = items
