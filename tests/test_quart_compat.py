@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+import websockets.sync.client
 from quart import (
     Blueprint,
     Quart,
@@ -561,7 +562,6 @@ def test_overridden_dispatch_is_respected(live_server) -> None:
 
 def test_websocket_echo(live_server) -> None:
     """A Quart websocket route echoes over a real connection."""
-    websockets_sync = pytest.importorskip("websockets.sync.client")
     app = make_app()
 
     @app.websocket("/ws")
@@ -572,7 +572,7 @@ def test_websocket_echo(live_server) -> None:
 
     with (
         live_server(app) as url,
-        websockets_sync.connect(url.replace("http", "ws", 1) + "/ws", open_timeout=5) as ws,
+        websockets.sync.client.connect(url.replace("http", "ws", 1) + "/ws", open_timeout=5) as ws,
     ):
         ws.send("hi")
         assert ws.recv(timeout=5) == "echo hi"
@@ -716,3 +716,81 @@ def test_request_headers_get_matches_werkzeug() -> None:
         assert ours.get(*args) == theirs.get(*args)
     assert ours.get("x-a", type=int) is None
     assert ours["Remote-Addr"] == "1.2.3.4"
+
+
+async def _drive_with_send(app: Any, send: Any) -> None:
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "scheme": "http",
+        "method": "GET",
+        "path": "/",
+        "raw_path": b"/",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"test")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+    await Quart.asgi_app(app, scope, receive, send)
+
+
+async def test_lean_connection_slow_client_within_timeout() -> None:
+    """A send that has to wait (a slow client) still completes under the response timeout."""
+    app = make_app(compression=None)
+
+    @app.route("/")
+    async def index() -> str:
+        return "body"
+
+    sent: list[dict[str, Any]] = []
+
+    async def slow_send(message: dict[str, Any]) -> None:
+        await asyncio.sleep(0.02)  # the server waits for the socket to drain
+        sent.append(message)
+
+    await _drive_with_send(app, slow_send)
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    assert sent[1]["body"] == b"body"
+
+
+async def test_lean_connection_stuck_client_hits_the_timeout() -> None:
+    """A send that never completes is abandoned after Response.timeout, as in Quart."""
+    app = make_app(compression=None)
+
+    @app.route("/")
+    async def index() -> Response:
+        response = Response("body")
+        response.timeout = 0.1
+        return response
+
+    started: list[str] = []
+
+    async def stuck_send(message: dict[str, Any]) -> None:
+        started.append(message["type"])
+        await asyncio.Event().wait()  # a client that never reads
+
+    begin = time.monotonic()
+    await asyncio.wait_for(_drive_with_send(app, stuck_send), 10)
+    assert started == ["http.response.start"]
+    assert time.monotonic() - begin < 5
+
+
+async def test_lean_connection_send_errors_propagate() -> None:
+    """An error raised by the server's send reaches the server, as with Quart."""
+    app = make_app(compression=None)
+
+    @app.route("/")
+    async def index() -> str:
+        return "body"
+
+    async def broken_send(message: dict[str, Any]) -> None:
+        await asyncio.sleep(0)
+        raise OSError("connection reset")
+
+    with pytest.raises(OSError, match="connection reset"):
+        await _drive_with_send(app, broken_send)
