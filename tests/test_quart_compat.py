@@ -719,8 +719,13 @@ def test_request_headers_get_matches_werkzeug() -> None:
 
 
 async def _drive_with_send(app: Any, send: Any) -> None:
+    messages = [{"type": "http.request", "body": b"", "more_body": False}]
+
     async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
+        if messages:
+            return messages.pop()
+        await asyncio.Event().wait()  # a client that stays connected
+        return {"type": "http.disconnect"}
 
     scope = {
         "type": "http",

@@ -13,8 +13,9 @@ Python 3.11 starts a third task). It also sends every body as one message with
   path, which hands the body to the view while it is still arriving.
 - A complete body (``bytes``, ``str``, JSON) goes out as one ``http.response.body`` message
   with ``more_body=False``.
-- The response timeout (``RESPONSE_TIMEOUT`` or ``Response.timeout``) is an
-  ``asyncio.timeout`` scope, and none at all when it is ``None``.
+- The response timeout (``RESPONSE_TIMEOUT`` or ``Response.timeout``) arms a timer only when
+  sending a complete body has to wait for the client (``asyncio.timeout`` costs ~3.6 us per
+  request even when nothing waits), and never when it is ``None``.
 - A streaming body is sent while a watcher listens for the client going away, as Quart does,
   so an endless event stream stops when its client disconnects.
 
@@ -25,6 +26,7 @@ completion (as in Starlette and Flask) instead of being cancelled; its response 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine, Generator
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlparse
@@ -146,14 +148,20 @@ class LeanHTTPConnection(ASGIHTTPConnection):
                 "headers": encode_headers(response.headers),
             }
             end = {"type": "http.response.body", "body": data, "more_body": False}
+            sending = _send_two(send, start, end)
             if timeout is None:
-                await send(start)  # type: ignore[arg-type]
-                await send(end)  # type: ignore[arg-type]
+                await sending
+                return
+            # Run the sends up to their first wait. Usually there is none (the server buffers
+            # the bytes), so no timer is armed at all; a client too slow to take the bytes
+            # makes the server wait, and only then does the rest run under the timeout.
+            try:
+                waiting_on = sending.send(None)
+            except StopIteration:
                 return
             try:
                 async with asyncio.timeout(timeout):
-                    await send(start)  # type: ignore[arg-type]
-                    await send(end)  # type: ignore[arg-type]
+                    await _Resume(sending, waiting_on)
             except TimeoutError:
                 pass
             return
@@ -173,6 +181,42 @@ class LeanHTTPConnection(ASGIHTTPConnection):
                 await self._send_response(send, response)
         except TimeoutError:
             pass
+
+
+async def _send_two(send: ASGISendCallable, first: Any, second: Any) -> None:
+    await send(first)
+    await send(second)
+
+
+class _Resume:
+    """Await the rest of a coroutine that was already stepped once and is waiting on ``first``.
+
+    A coroutine's steps can be driven by hand; this hands each thing it waits on to the task
+    running us, and sends back (or throws in) what the task resumes us with, cancellation
+    included, until the coroutine returns.
+    """
+
+    __slots__ = ("coro", "first")
+
+    def __init__(self, coro: Coroutine[Any, Any, None], first: Any) -> None:
+        self.coro = coro
+        self.first = first
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        coro, waiting_on = self.coro, self.first
+        while True:
+            try:
+                value = yield waiting_on
+            except BaseException as exc:  # cancellation, GeneratorExit: the coroutine decides
+                try:
+                    waiting_on = coro.throw(exc)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    waiting_on = coro.send(value)
+                except StopIteration:
+                    return
 
 
 async def _wait_for_disconnect(receive: ASGIReceiveCallable) -> None:
