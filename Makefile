@@ -31,7 +31,7 @@ lint: install
 	$(BIN)/mypy
 
 test: install system-deps lint
-	$(BIN)/python -m pytest --cov --cov-report=term-missing:skip-covered --cov-fail-under=80 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --cov --cov-report=term-missing:skip-covered --cov-fail-under=85 $(PYTEST_ARGS)
 
 format: install
 	$(BIN)/ruff format src tests bench examples
