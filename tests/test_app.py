@@ -98,3 +98,35 @@ def test_invalid_server_options_are_refused(kwargs, error, message) -> None:
     """Invalid knobs raise ValueError/TypeError naming the argument."""
     with pytest.raises(error, match=message):
         WebServer(__name__, **kwargs)
+
+
+def test_global_headers_view_value_wins(live_server) -> None:
+    """A header the view sets itself is kept once, with the view's value, not the global one."""
+    app = WebServer(__name__, access_log=False, global_headers={"X-Frame-Options": "DENY"})
+
+    @app.route("/")
+    async def home() -> tuple[str, dict[str, str]]:
+        return "framed", {"X-Frame-Options": "SAMEORIGIN"}
+
+    with live_server(app) as url:
+        response = httpx.get(url + "/")
+    assert response.headers.get_list("x-frame-options") == ["SAMEORIGIN"]
+    assert response.headers.get_list("server") == ["aeros"]
+
+
+async def test_headers_layer_matches_names_case_insensitively() -> None:
+    """A raw ASGI app's mixed-case header still counts as set: no duplicate is added."""
+    from aeros.middleware.headers import HeadersMiddleware
+
+    async def inner(scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"Server", b"x")]})
+        await send({"type": "http.response.body", "body": b""})
+
+    sent: list[dict] = []
+
+    async def send(message) -> None:
+        sent.append(message)
+
+    layer = HeadersMiddleware(inner, [(b"server", b"aeros"), (b"x-a", b"1")])
+    await layer({"type": "http"}, None, send)
+    assert sent[0]["headers"] == [(b"Server", b"x"), (b"x-a", b"1")]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from aeros.middleware.types import ASGIApp, Headers, Message, Receive, Scope, Send
 
 __all__ = ["HeadersMiddleware"]
@@ -31,13 +33,24 @@ class HeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = message.get("headers") or []
-                present = {name.lower() for name, _ in headers} & names
-                if present:
-                    extra_now = tuple((n, v) for n, v in extra if n not in present)
-                    message["headers"] = [*headers, *extra_now]
+                headers = message.get("headers") or ()
+                # The common case (no header of ours already set) must cost one hashed lookup per
+                # header: ASGI names are lower-case, so .lower() runs only on a name that is not.
+                for name, _ in headers:
+                    if name in names or (not name.islower() and name.lower() in names):
+                        message["headers"] = _merge(headers, extra)
+                        break
                 else:
                     message["headers"] = [*headers, *extra]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def _merge(
+    headers: Iterable[tuple[bytes, bytes]], extra: tuple[tuple[bytes, bytes], ...]
+) -> Headers:
+    """``headers`` plus those of ``extra`` it does not already set (the view's value wins)."""
+    headers = list(headers)
+    present = {name.lower() for name, _ in headers}
+    return [*headers, *((name, value) for name, value in extra if name not in present)]
