@@ -82,6 +82,9 @@ def test_workers_aliases_must_agree() -> None:
         ),
         pytest.param({"server": "gunicorn"}, ConfigurationError, "backend", id="backend"),
         pytest.param(
+            {"server": "granian"}, ConfigurationError, "uvicorn", id="granian-not-offered"
+        ),
+        pytest.param(
             {"forwarded_allow_ips": "not-an-ip"}, ConfigurationError, "forwarded", id="ips"
         ),
         pytest.param({"no_such_option": 1}, TypeError, "no_such_option", id="unknown-kwarg"),

@@ -67,7 +67,7 @@ class WebServer(Quart):
         ssl_keyfile: PEM private key.
         proxy_headers: honour ``X-Forwarded-For/Proto`` from ``forwarded_allow_ips``.
         forwarded_allow_ips: peers trusted for proxy headers (default ``127.0.0.1``).
-        server: server backend, ``"uvicorn"`` (default) or ``"granian"``.
+        server: server backend; ``"uvicorn"`` (granian was measured and was not faster).
         worker_healthcheck_timeout: seconds a worker's event loop may go without a heartbeat
             before it is killed and replaced (workers > 1).
         limits: request size and time limits (:class:`aeros.Limits`).

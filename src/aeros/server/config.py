@@ -13,7 +13,9 @@ from aeros.errors import ConfigurationError
 
 __all__ = ["BACKENDS", "Limits", "ServerConfig"]
 
-BACKENDS = ("uvicorn", "granian")
+# granian was measured as a second backend and was not faster for aeros (docs/performance.md:
+# 0.84-0.93x on JSON, 0.64x with awaiting views), so uvicorn is the only one offered.
+BACKENDS = ("uvicorn",)
 
 
 def _check_number(owner: str, name: str, value: Any, *, minimum: float, integer: bool) -> None:
@@ -77,7 +79,7 @@ class ServerConfig:
     worker_healthcheck_timeout: float = 30.0
     """Seconds a worker's event loop may go without a heartbeat before it is killed and replaced."""
     backend: str = "uvicorn"
-    """Server implementation: "uvicorn" (default) or "granian"."""
+    """Server implementation; "uvicorn" is the one offered (see docs/performance.md)."""
     limits: Limits = field(default_factory=Limits)
     """Request size and time limits."""
 
