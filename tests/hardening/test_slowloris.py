@@ -4,8 +4,6 @@ normal client keeps being served. Server and attacker each run in their own proc
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from .subprocess_server import serve_script
 from .wire import connect, read_responses
 
 SERVER = Path(__file__).with_name("slowloris_server.py")
@@ -27,27 +26,8 @@ SAMPLES = 150
 @pytest.fixture(scope="module")
 def server_url() -> Iterator[str]:
     """The echo app with header_timeout=1 s in a subprocess."""
-    proc = subprocess.Popen(
-        [sys.executable, str(SERVER), str(HEAD_DEADLINE)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "NO_COLOR": "1"},
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().strip()  # the server prints its URL once it accepts
-        assert line.startswith("http://"), f"server did not start (exit {proc.poll()})"
-        yield line
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+    with serve_script(SERVER, str(HEAD_DEADLINE)) as (url, _):
+        yield url
 
 
 def latencies(

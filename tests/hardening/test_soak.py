@@ -10,9 +10,7 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -21,6 +19,8 @@ from pathlib import Path
 import pytest
 
 from conftest import require
+
+from .subprocess_server import serve_script
 
 HERE = Path(__file__).parent
 SOAK_SECONDS = float(os.environ.get("AEROS_SOAK_SECONDS", "30"))
@@ -33,27 +33,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def soak_server() -> Iterator[tuple[str, int]]:
     """The soak app (byte-capped memory cache) in a single-process server: (url, pid)."""
-    proc = subprocess.Popen(
-        [sys.executable, str(HERE / "soak_server.py")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "NO_COLOR": "1"},
-    )
-    try:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().strip()
-        assert url.startswith("http://"), f"soak server did not start (exit {proc.poll()})"
-        yield url, proc.pid
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+    with serve_script(HERE / "soak_server.py", stop_timeout=30) as server:
+        yield server
 
 
 def rss_kib(pid: int) -> int:
