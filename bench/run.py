@@ -31,6 +31,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.serve import CONTENDERS
+
 ROOT = Path(__file__).resolve().parent.parent
 GZIP = "Accept-Encoding: gzip, deflate"
 
@@ -62,15 +64,6 @@ SCENARIOS = (
         "20 KB gzip cache hit",
     ),
     Scenario("sleep-10ms", "/sleep", title="10 ms await"),
-)
-CONTENDERS = (
-    "bare",
-    "aeros",
-    "aeros-granian",
-    "quart",
-    "quart-hypercorn",
-    "fastapi",
-    "flask-gunicorn",
 )
 LABELS = {
     "bare": "bare ASGI (uvicorn)",
