@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from aeros import WebServer
+from aeros import Limits, WebServer
 from aeros.log_format import MAX_HEADER, MAX_PATH, AccessEntry
 from aeros.logging import LogConfig, configure_logging
 from aeros.middleware.access_log import AccessLogMiddleware
@@ -382,3 +382,20 @@ def test_websocket_logged_when_it_closes(live_server, tmp_path: Path) -> None:
     assert len(lines) == 2
     assert lines[0].endswith('"GET /ws HTTP/1.1" 101 11')  # "echo héllo" in UTF-8
     assert re.search(r'"GET /refused HTTP/1\.1" 403 ', lines[1])
+
+
+def test_access_log_has_requests_the_server_refuses(live_server, tmp_path: Path) -> None:
+    """A request refused before any app sees it (414 here) still gets its access line."""
+    import socket
+
+    app, log = hello_app(tmp_path, "common", limits=Limits(max_request_line=256))
+    with live_server(app) as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(b"GET /" + b"a" * 400 + b" HTTP/1.1\r\nHost: a\r\n\r\n")
+            assert sock.recv(1024).startswith(b"HTTP/1.1 414 ")
+        assert httpx.get(url + "/items").status_code == 200
+    lines = log.read_text().splitlines()
+    assert len(lines) == 2
+    assert '"- - HTTP/1.1" 414 ' in lines[0]
+    assert '"GET /items HTTP/1.1" 200 ' in lines[1]

@@ -24,6 +24,8 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
+from aeros.log_format import AccessEntry
+from aeros.logging import ACCESS_LOGGER, log_access
 from aeros.server.config import Limits, ServerConfig
 from aeros.server.limits_rules import (
     HEAD_SLACK,
@@ -37,6 +39,7 @@ from aeros.server.limits_rules import (
 __all__ = ["HardenedHttpToolsProtocol", "build_protocol_class"]
 
 logger = logging.getLogger(__name__)
+_access_logger = logging.getLogger(ACCESS_LOGGER)
 
 _SLASH = ord("/")
 _NEVER = float("inf")
@@ -419,7 +422,14 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
         if transport.is_closing():
             return
         self._failed = True
-        transport.write(error_response(status, self.server_state.default_headers))
+        response = error_response(status, self.server_state.default_headers)
+        transport.write(response)
+        if _access_logger.isEnabledFor(logging.INFO):
+            # Refused before any ASGI app saw it, so the access layer cannot log it: log it here,
+            # so refused requests (attacks among them) show in the access log like any other.
+            log_access(
+                AccessEntry(self.client, "-", b"-", b"", "1.1", status, len(response), 0.0, None)
+            )
         if transport.can_write_eof():
             transport.write_eof()
             self.flow.resume_reading()
