@@ -99,7 +99,7 @@ def test_server_graceful_timeout_cancels_long_requests(start_app) -> None:
 
 @pytest.mark.slow
 def test_server_killed_worker_is_replaced(start_app) -> None:
-    """kill -9 of one of 4 workers under load: a replacement serves within 2 s, nothing else lost."""
+    """kill -9 of one of 4 workers under load: a replacement serves within 2 s, 1 loss at most."""
     app = start_app("--workers", "4")
     url = app.url
     first = app.worker_pids(4)
