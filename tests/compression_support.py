@@ -13,25 +13,15 @@ from typing import Any
 import brotli
 import zstandard
 
+from cache_support import http_scope
+
 Message = dict[str, Any]
 Headers = list[tuple[bytes, bytes]]
 
 
 def scope(method: str = "GET", headers: Sequence[tuple[bytes, bytes]] = ()) -> dict[str, Any]:
-    """An HTTP scope as a server builds it (lower-case header names)."""
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": "/",
-        "raw_path": b"/",
-        "query_string": b"",
-        "headers": [(b"host", b"testserver"), *headers],
-        "server": ("127.0.0.1", 80),
-        "client": ("127.0.0.1", 5000),
-    }
+    """An HTTP scope for ``/`` as a server builds it (lower-case header names, a Host)."""
+    return http_scope("/", method=method, headers=[(b"host", b"testserver"), *headers])
 
 
 def scripted(
