@@ -55,8 +55,10 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, counting_send)
         finally:
-            # An app that fails before starting a response gets a 500 from the server.
-            self.log(scope, status or 500, size, (time.perf_counter() - start) * 1000)
+            # An app that fails before starting a response gets a 500 from the server, and a
+            # HEAD answer carries no body on the wire, whatever body the app produced.
+            sent = 0 if scope["method"] == "HEAD" else size
+            self.log(scope, status or 500, sent, (time.perf_counter() - start) * 1000)
 
     async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one WebSocket; its line comes when it closes: 101 once accepted, else the
