@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+import httpx
 import pytest
 
 from aeros import WebServer
@@ -59,6 +60,19 @@ def wait_for_port(host: str, port: int, deadline: float) -> None:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"nothing listens on {host}:{port}") from None
             time.sleep(0.02)
+
+
+def get_when_ready(proc: subprocess.Popen[str], url: str, deadline: float) -> httpx.Response:
+    """GET ``url`` until it answers; fail if ``proc`` exits first or at the (monotonic) deadline."""
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError(f"exited early with {proc.returncode}: {proc.communicate()}")
+        try:
+            return httpx.get(url, timeout=2)
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{url} did not answer in time") from None
+            time.sleep(0.05)
 
 
 class RedisServer:

@@ -24,7 +24,7 @@ from aeros.cli import (
     import_app,
     main,
 )
-from conftest import free_port
+from conftest import free_port, get_when_ready
 
 APP_MODULE = textwrap.dedent(
     """
@@ -184,18 +184,6 @@ def start(app_dir: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
         text=True,
     )
     return proc, f"http://127.0.0.1:{port}/"
-
-
-def get_when_ready(proc: subprocess.Popen[str], url: str, deadline: float) -> httpx.Response:
-    while True:
-        if proc.poll() is not None:
-            raise AssertionError(f"exited early with {proc.returncode}: {proc.communicate()}")
-        try:
-            return httpx.get(url, timeout=2)
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(url) from None
-            time.sleep(0.05)
 
 
 def stop(proc: subprocess.Popen[str]) -> tuple[str, str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import free_port
+from conftest import free_port, get_when_ready
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -49,19 +49,6 @@ CHECKS: dict[str, Callable[[httpx.Response], None]] = {
 }
 
 
-def wait_ready(proc: subprocess.Popen[str], url: str, deadline: float) -> httpx.Response:
-    """Poll ``url`` until it answers, the process dies, or the deadline passes."""
-    while True:
-        if proc.poll() is not None:
-            raise AssertionError(f"example exited early with status {proc.returncode}")
-        try:
-            return httpx.get(url, timeout=2)
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{url} did not answer in time") from None
-            time.sleep(0.05)
-
-
 @pytest.mark.parametrize(
     "example", sorted(path.name for path in EXAMPLES.glob("*.py") if path.name != "__init__.py")
 )
@@ -78,7 +65,7 @@ def test_example_serves_and_stops(example: str) -> None:
         text=True,
     )
     try:
-        response = wait_ready(proc, f"http://127.0.0.1:{port}/", time.monotonic() + 30)
+        response = get_when_ready(proc, f"http://127.0.0.1:{port}/", time.monotonic() + 30)
         assert response.status_code == 200
         assert response.content
         CHECKS.get(example, lambda _: None)(response)

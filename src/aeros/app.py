@@ -34,7 +34,6 @@ from aeros.server.runner import Runner
 __all__ = ["WebServer"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-logger = logging.getLogger(__name__)
 
 
 class WebServer(Quart):
