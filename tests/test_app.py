@@ -133,3 +133,71 @@ async def test_headers_layer_matches_names_case_insensitively() -> None:
     layer = HeadersMiddleware(inner, [(b"server", b"aeros"), (b"x-a", b"1")])
     await layer({"type": "http"}, None, send)
     assert sent[0]["headers"] == [(b"Server", b"x"), (b"x-a", b"1")]
+
+
+def test_global_headers_on_answers_the_outer_layers_make(live_server) -> None:
+    """Cache hits, 304s, fills, uncached answers and CORS preflights all carry global headers
+    exactly once; a view's own value wins on hits too; stored entries do not hold them."""
+    from aeros import CORS, SimpleCache
+    from aeros.middleware.cache_entry import decode_entry
+
+    store = SimpleCache()
+    app = WebServer(
+        __name__,
+        access_log=False,
+        cache=store,
+        cors=CORS(origins=["https://a.example"]),
+        global_headers={"X-Frame-Options": "DENY"},
+    )
+
+    @app.route("/cached")
+    @app.cache()
+    async def cached() -> dict[str, str]:
+        return {"response": "cached"}
+
+    @app.route("/own")
+    @app.cache()
+    async def own() -> tuple[str, dict[str, str]]:
+        return "framed", {"X-Frame-Options": "SAMEORIGIN"}
+
+    @app.route("/cookie")
+    @app.cache()
+    async def cookie() -> tuple[str, dict[str, str]]:
+        return "not stored", {"Set-Cookie": "a=1"}
+
+    with live_server(app) as url, httpx.Client(base_url=url) as client:
+        miss = client.get("/cached")
+        hit = client.get("/cached")
+        not_modified = client.get("/cached", headers={"If-None-Match": hit.headers["etag"]})
+        head = client.head("/cached")
+        bypass = client.get("/cached", headers={"Authorization": "Bearer x"})
+        own_miss, own_hit = client.get("/own"), client.get("/own")
+        cors_hit = client.get("/cached", headers={"Origin": "https://a.example"})
+        preflight = client.options(
+            "/cached",
+            headers={"Origin": "https://a.example", "Access-Control-Request-Method": "GET"},
+        )
+        refused = client.options(
+            "/cached",
+            headers={"Origin": "https://b.example", "Access-Control-Request-Method": "GET"},
+        )
+        unstored = client.get("/cookie")  # last: the client keeps the cookie it sets
+    assert (hit.headers["age"], not_modified.status_code) == ("0", 304)
+    assert "age" in cors_hit.headers  # a hit, with CORS headers added outside the cache
+    assert (preflight.status_code, refused.status_code) == (204, 403)
+    assert cors_hit.headers["access-control-allow-origin"] == "https://a.example"
+    for response in (miss, hit, not_modified, head, bypass, unstored, cors_hit, preflight, refused):
+        assert response.headers.get_list("x-frame-options") == ["DENY"], response
+        assert response.headers.get_list("server") == ["aeros"], response
+    for response in (own_miss, own_hit):
+        assert response.headers.get_list("x-frame-options") == ["SAMEORIGIN"]
+    assert "age" in own_hit.headers
+    stored = [decode_entry(value) for _, value in store._entries.values()]
+    assert len(stored) == 2
+    for entry in stored:
+        assert entry is not None
+        names = {name for name, _ in entry.headers}
+        assert b"server" not in names, entry.headers
+    assert {
+        value for entry in stored for name, value in entry.headers if name == b"x-frame-options"
+    } == {b"SAMEORIGIN"}

@@ -25,7 +25,7 @@ from aeros.logging import LogConfig, configure_logging, log_banner, route_logger
 from aeros.middleware.access_log import AccessLogMiddleware
 from aeros.middleware.compression import CompressionMiddleware
 from aeros.middleware.cors import CORS, CORSMiddleware
-from aeros.middleware.headers import HeadersMiddleware
+from aeros.middleware.headers import GlobalHeaders, HeadersMiddleware
 from aeros.middleware.types import ASGIApp, Headers, Receive, Scope, Send, check_header
 from aeros.misc import note_sync_function
 from aeros.server.config import Limits, ServerConfig
@@ -202,16 +202,22 @@ class WebServer(Quart):
         return resolve_codecs(self, self._compression_arg)
 
     def build_stack(self) -> ASGIApp:
-        """Build the layers around ``Quart.asgi_app``; a layer with nothing to do is left out."""
+        """Build the layers around ``Quart.asgi_app``; a layer with nothing to do is left out.
+
+        Outermost first: access log, CORS, response cache, global headers, compression, Quart.
+        The cache and CORS layers add the global headers to the answers they make themselves,
+        so a cache hit does not pass through the headers layer.
+        """
         stack: ASGIApp = super().asgi_app  # type: ignore[assignment]
         codecs = self.codecs
         if codecs:
             stack = CompressionMiddleware(stack, codecs)
-        stack = self.response_cache.wrap(stack, codecs)
+        headers = GlobalHeaders(self._response_headers)
+        if headers:
+            stack = HeadersMiddleware(stack, headers)
+        stack = self.response_cache.wrap(stack, codecs, headers)
         if self.cors is not None:
-            stack = CORSMiddleware(stack, self.cors)
-        if self._response_headers:
-            stack = HeadersMiddleware(stack, self._response_headers)
+            stack = CORSMiddleware(stack, self.cors, headers)
         if self.log_config.access_log:
             stack = AccessLogMiddleware(stack, self.log_config)
         return stack

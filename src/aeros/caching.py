@@ -28,6 +28,7 @@ from aeros.cache.base import Store
 from aeros.errors import ConfigurationError, StoreError
 from aeros.middleware.cache import CacheMiddleware, CachePolicy
 from aeros.middleware.cache_entry import path_prefix, route_prefix
+from aeros.middleware.headers import GlobalHeaders
 from aeros.middleware.types import ASGIApp, Scope
 
 __all__ = ["POLICY_ATTRIBUTE", "ResponseCache"]
@@ -191,11 +192,17 @@ class ResponseCache:
 
     # ---- wiring, clear and purge ----------------------------------------------------------
 
-    def wrap(self, inner: ASGIApp, codecs: Sequence[Any]) -> ASGIApp:
-        """Put the cache layer in front of ``inner``; ``inner`` itself when no store is set."""
+    def wrap(
+        self, inner: ASGIApp, codecs: Sequence[Any], headers: GlobalHeaders | None = None
+    ) -> ASGIApp:
+        """Put the cache layer in front of ``inner``; ``inner`` itself when no store is set.
+
+        ``headers`` are the global headers of the headers layer inside ``inner``, which the
+        cache layer adds to the answers it sends itself.
+        """
         if self.store is None:
             return inner
-        layer = CacheMiddleware(inner, self.store, self.policy_for, codecs)
+        layer = CacheMiddleware(inner, self.store, self.policy_for, codecs, headers=headers)
         self._layers.append(layer)
         return layer
 

@@ -23,6 +23,10 @@ class Store(Protocol):
     ``ttl`` is in seconds; None keeps the entry until it is evicted or cleared. Every method
     may raise :class:`aeros.errors.StoreError`. ``aclose`` releases the connections the store
     opened for the running event loop; the store stays usable and reconnects when used again.
+
+    A store that answers from this process's memory may also offer a synchronous
+    ``get_nowait(key)`` with :meth:`get`'s meaning; the cache layer then reads it without a
+    coroutine (it must never block: no I/O, no waiting on a lock held across an await).
     """
 
     async def get(self, key: str) -> bytes | None:

@@ -48,6 +48,10 @@ class SimpleCache:
 
     async def get(self, key: str) -> bytes | None:
         """Return the live value under ``key`` and mark it recently used."""
+        return self.get_nowait(key)
+
+    def get_nowait(self, key: str) -> bytes | None:
+        """:meth:`get` without a coroutine (the cache layer reads memory stores this way)."""
         with self._lock:
             item = self._entries.get(key)
             if item is None:

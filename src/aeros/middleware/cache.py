@@ -37,7 +37,7 @@ from typing import Any
 from aeros.compression.codecs import Codec
 from aeros.compression.negotiate import Negotiator
 from aeros.errors import StoreError
-from aeros.middleware.cache_answer import answer, prepare
+from aeros.middleware.cache_answer import NOT_MODIFIED_HEADERS, answer, prepare
 from aeros.middleware.cache_capture import Capture, empty_receive
 from aeros.middleware.cache_entry import (
     CachePolicy,
@@ -56,7 +56,8 @@ from aeros.middleware.compression import (
     add_vary,
     is_compressible,
 )
-from aeros.middleware.types import ASGIApp, Message, Receive, Scope, Send
+from aeros.middleware.headers import SKIP_GLOBAL_HEADERS, GlobalHeaders
+from aeros.middleware.types import ASGIApp, Headers, Message, Receive, Scope, Send
 
 __all__ = ["CACHE_STATE", "CacheMiddleware", "CachePolicy"]
 
@@ -83,6 +84,9 @@ class CacheMiddleware:
         policy_for: maps a scope to the route's :class:`CachePolicy`, or None when the route is
             not cached. Called for every GET/HEAD request; it must be cheap (memoised).
         codecs: the app's compression codecs in order of preference (empty: none).
+        headers: the app's global headers. The layer sits in front of the headers layer and
+            adds them to what it sends itself (hits, 304s, the responses of fills); entries are
+            stored without them.
         max_entry_bytes: responses with a larger body are streamed, never stored. Default 8 MiB.
         warn_interval: seconds between two warnings about a failing store. Default 60.
         coalesce_grace: seconds a finished fill still answers late arrivals of the same burst,
@@ -97,6 +101,7 @@ class CacheMiddleware:
         policy_for: Callable[[Scope], CachePolicy | None],
         codecs: Sequence[Codec] = (),
         *,
+        headers: GlobalHeaders | None = None,
         max_entry_bytes: int = 8 << 20,
         warn_interval: float = 60.0,
         coalesce_grace: float = 0.5,
@@ -106,6 +111,10 @@ class CacheMiddleware:
         self.policy_for = policy_for
         self.codecs: tuple[Codec, ...] = tuple(codecs)
         self.negotiate = Negotiator(self.codecs)
+        self.headers = headers if headers else None
+        self._kept_in_304 = NOT_MODIFIED_HEADERS | (headers.names if headers else frozenset())
+        # a store answering from this process's memory is read without a coroutine
+        self._get_nowait: Callable[[str], bytes | None] | None = getattr(store, "get_nowait", None)
         self.max_entry_bytes = max_entry_bytes
         self.warn_interval = warn_interval
         self.coalesce_grace = coalesce_grace
@@ -199,7 +208,15 @@ class CacheMiddleware:
             return await self._bypass(scope, receive, send)
         head = scope["method"] == "HEAD"
 
-        entry = await self._load(key)
+        get_nowait = self._get_nowait
+        if get_nowait is not None:
+            try:
+                entry = self._decoded_entry(key, get_nowait(key))
+            except StoreError as exc:
+                self._warn(exc)
+                entry = _FAILED
+        else:
+            entry = await self._load(key)
         if entry is _FAILED:
             scope[CACHE_STATE] = "error"
             await self.app(scope, receive, send)
@@ -211,7 +228,8 @@ class CacheMiddleware:
             else:
                 scope[CACHE_STATE] = "stale"
                 self._refresh(key, policy, scope)
-            await self._send_entry(key, policy, entry, send, accept, if_none_match, head, now)
+            headers, body = self._answer_for(key, entry, accept)
+            await answer(send, entry, headers, body, if_none_match, head, now, self._kept_in_304)
             return
 
         table = self._table()
@@ -220,8 +238,11 @@ class CacheMiddleware:
             entry = await asyncio.shield(future)
             if entry is not None:
                 scope[CACHE_STATE] = "hit"
+                headers, body = self._answer_for(key, entry, accept)
                 now = time.time()
-                await self._send_entry(key, policy, entry, send, accept, if_none_match, head, now)
+                await answer(
+                    send, entry, headers, body, if_none_match, head, now, self._kept_in_304
+                )
                 return
         if head or future is not None:
             # a HEAD response has no body to store; an unstorable fill is not shared
@@ -295,13 +316,22 @@ class CacheMiddleware:
 
         try:
             codec = self.negotiate(accept)
-            stream = CompressingSender(send, codec, self.codecs)
+            passed_on = self.headers.sender(send) if self.headers else send
+            stream = CompressingSender(passed_on, codec, self.codecs)
             entry = await self._fill(policy, scope, receive, stream, unstorable)
             if entry is not None:
-                prepare(entry, codec)  # the client's variant goes into the one write
+                # the client's variant goes into the one write
+                headers, body, _ = prepare(entry, codec, self.headers)
                 await self._save(key, entry)
-                await self._send_entry(
-                    key, policy, entry, send, accept, if_none_match, False, entry.created
+                await answer(
+                    send,
+                    entry,
+                    headers,
+                    body,
+                    if_none_match,
+                    False,
+                    entry.created,
+                    self._kept_in_304,
                 )
         finally:
             if not future.done():
@@ -327,6 +357,8 @@ class CacheMiddleware:
         """Run the app; return its response as an entry when storable, else stream it on."""
         inner = dict(scope)
         inner[SKIP_COMPRESSION] = True
+        if self.headers:
+            inner[SKIP_GLOBAL_HEADERS] = True
         capture = Capture(policy, self.max_entry_bytes, stream, unstorable)
         await self.app(inner, receive, capture)
         entry = capture.entry(policy)
@@ -337,23 +369,13 @@ class CacheMiddleware:
             entry.headers = add_vary(entry.headers)
         return entry
 
-    async def _send_entry(
-        self,
-        key: str,
-        policy: CachePolicy,
-        entry: Entry,
-        send: Send,
-        accept: bytes | None,
-        if_none_match: bytes | None,
-        head: bool,
-        now: float,
-    ) -> None:
-        """Answer from ``entry``: 304, or the identity body or a variant the client accepts."""
+    def _answer_for(self, key: str, entry: Entry, accept: bytes | None) -> tuple[Headers, bytes]:
+        """Headers (without Age) and body of the identity or a variant the client accepts."""
         codec = self.negotiate(accept) if self.codecs else None
-        headers, body, new = prepare(entry, codec)
+        headers, body, new = prepare(entry, codec, self.headers)
         if new:  # keep the new variant for the next hit, in every worker
             self._spawn(self._save(key, entry, self._generation))
-        await answer(send, entry, headers, body, if_none_match, head, now)
+        return headers, body
 
     # ---- the store, behind the one place that catches StoreError ----------------------------
 
@@ -363,6 +385,9 @@ class CacheMiddleware:
         except StoreError as exc:
             self._warn(exc)
             return _FAILED  # type: ignore[no-any-return]
+        return self._decoded_entry(key, raw)
+
+    def _decoded_entry(self, key: str, raw: bytes | None) -> Entry | None:
         if raw is None:
             return None
         # the same stored bytes decode to the same entry: reuse it with its prepared answers

@@ -1,7 +1,8 @@
 """Answering from a cache entry: the representation a client accepts, 304s, Age.
 
 A hit does no compression work once an entry has served a coding: every encoded variant is
-kept in the entry, and the headers of each answer are prepared once per entry and coding.
+kept in the entry, and the headers of each answer (global headers included) are prepared once
+per entry and coding.
 """
 
 from __future__ import annotations
@@ -9,19 +10,24 @@ from __future__ import annotations
 from aeros.compression.codecs import Codec
 from aeros.middleware.cache_entry import Entry
 from aeros.middleware.compression import encoded_headers
+from aeros.middleware.headers import GlobalHeaders
 from aeros.middleware.types import Headers, Send
 
-__all__ = ["answer", "etag_matches", "prepare"]
+__all__ = ["NOT_MODIFIED_HEADERS", "answer", "etag_matches", "prepare"]
 
-_NOT_MODIFIED_HEADERS = frozenset(
+NOT_MODIFIED_HEADERS = frozenset(
     {b"cache-control", b"content-location", b"etag", b"expires", b"vary"}
 )
 
 
-def prepare(entry: Entry, codec: Codec | None) -> tuple[Headers, bytes, bool]:
+def prepare(
+    entry: Entry, codec: Codec | None, extra: GlobalHeaders | None = None
+) -> tuple[Headers, bytes, bool]:
     """Headers (without Age) and body for a client accepting ``codec``; memoised per entry.
 
-    Returns ``(headers, body, new)``: ``new`` is true when a variant was encoded now.
+    ``extra`` are the app's global headers (the entry never holds them); a layer passes the
+    same ones for every call on an entry. Returns ``(headers, body, new)``: ``new`` is true
+    when a variant was encoded now.
     """
     coding = codec.encoding if codec is not None else b""
     prepared = entry.prepared.get(coding)
@@ -38,6 +44,8 @@ def prepare(entry: Entry, codec: Codec | None) -> tuple[Headers, bytes, bool]:
         body = encoded
     else:
         headers = [*headers, (b"content-length", str(len(body)).encode())]
+    if extra:
+        headers = extra.apply(headers)
     entry.prepared[coding] = (headers, body)
     return headers, body, new
 
@@ -50,10 +58,12 @@ async def answer(
     if_none_match: bytes | None,
     head: bool,
     now: float,
+    kept_in_304: frozenset[bytes] = NOT_MODIFIED_HEADERS,
 ) -> None:
     """Send a prepared answer: 304 when ``If-None-Match`` matches, else the status and body.
 
-    ``Age`` is added unless the entry was made at ``now`` (the request that filled it).
+    ``Age`` is added unless the entry was made at ``now`` (the request that filled it). A 304
+    keeps only the headers named in ``kept_in_304`` (RFC 9110 15.4.5's list by default).
     """
     age = str(max(0, int(now - entry.created))).encode()
     if (
@@ -61,7 +71,7 @@ async def answer(
         and 200 <= entry.status < 300  # RFC 9110 13.2.2: preconditions apply to 2xx only
         and etag_matches(if_none_match, entry.etag)
     ):
-        headers = [(n, v) for n, v in headers if n in _NOT_MODIFIED_HEADERS]
+        headers = [(n, v) for n, v in headers if n in kept_in_304]
         headers.append((b"age", age))
         await send({"type": "http.response.start", "status": 304, "headers": headers})
         await send({"type": "http.response.body", "body": b""})

@@ -16,6 +16,7 @@ from dataclasses import KW_ONLY, dataclass
 
 from aeros.errors import ConfigurationError
 from aeros.middleware.compression import add_vary
+from aeros.middleware.headers import GlobalHeaders
 from aeros.middleware.types import ASGIApp, Headers, Message, Receive, Scope, Send
 
 __all__ = ["CORS", "CORSMiddleware"]
@@ -141,11 +142,16 @@ class CORSMiddleware:
     Args:
         app: the inner ASGI app.
         cors: the policy.
+        global_headers: the app's global headers, added to the preflight answers this layer
+            makes itself (every other response gets them from the headers layer inside).
     """
 
-    def __init__(self, app: ASGIApp, cors: CORS) -> None:
+    def __init__(
+        self, app: ASGIApp, cors: CORS, global_headers: GlobalHeaders | None = None
+    ) -> None:
         self.app = app
         self.cors = cors
+        self.global_headers = global_headers if global_headers else None
         self.any_origin = cors.allows_any_origin
         self.vary = not self.any_origin  # the answer depends on the origin
         self.exact = (
@@ -254,21 +260,20 @@ class CORSMiddleware:
             if self.any_header and asked and all(_TOKEN.match(h.decode("latin-1")) for h in asked):
                 headers.append((b"access-control-allow-headers", b", ".join(asked)))
             headers += [(b"vary", self.preflight_vary), (b"content-length", b"0")]
+            if self.global_headers:
+                headers = self.global_headers.apply(headers)
             await send({"type": "http.response.start", "status": 204, "headers": headers})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
         body = b"CORS preflight refused: " + reason
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 403,
-                "headers": [
-                    (b"content-type", b"text/plain; charset=utf-8"),
-                    (b"content-length", str(len(body)).encode("ascii")),
-                    (b"vary", self.preflight_vary),
-                ],
-            }
-        )
+        refused: Headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode("ascii")),
+            (b"vary", self.preflight_vary),
+        ]
+        if self.global_headers:
+            refused = self.global_headers.apply(refused)
+        await send({"type": "http.response.start", "status": 403, "headers": refused})
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
 

@@ -1,4 +1,10 @@
-"""Headers layer: global headers and the Server header on every response."""
+"""Headers layer: global headers and the Server header on every response.
+
+Layers that answer requests themselves (cache hits, CORS preflights) sit in front of this one
+and add the same headers with :class:`GlobalHeaders`; a layer that runs the app but adds the
+headers to what it sends itself sets ``scope[SKIP_GLOBAL_HEADERS] = True`` (the response cache
+does, so stored entries never hold them and a hit adds them once per entry).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,55 @@ from collections.abc import Iterable
 
 from aeros.middleware.types import ASGIApp, Headers, Message, Receive, Scope, Send
 
-__all__ = ["HeadersMiddleware"]
+__all__ = ["SKIP_GLOBAL_HEADERS", "GlobalHeaders", "HeadersMiddleware"]
+
+SKIP_GLOBAL_HEADERS = "aeros.skip_global_headers"
+"""Scope key: true when an outer layer adds the global headers to this response itself."""
+
+
+class GlobalHeaders:
+    """Fixed ``(name, value)`` pairs every response carries unless it sets the name itself.
+
+    Args:
+        headers: encoded pairs, names lower-case, already validated
+            (see :func:`aeros.middleware.types.check_header`).
+    """
+
+    __slots__ = ("headers", "names")
+
+    def __init__(self, headers: Iterable[tuple[bytes, bytes]]) -> None:
+        self.headers = tuple(headers)
+        self.names = frozenset(name for name, _ in self.headers)
+
+    def __bool__(self) -> bool:
+        return bool(self.headers)
+
+    def apply(self, headers: Iterable[tuple[bytes, bytes]]) -> Headers:
+        """A new list: ``headers`` plus the global ones it does not set (the view's value wins).
+
+        The common case (no global name already set) costs one hashed lookup per header: ASGI
+        names are lower-case, so ``.lower()`` runs only on a name that is not.
+        """
+        names = self.names
+        headers = list(headers)
+        for name, _ in headers:
+            if name in names or (not name.islower() and name.lower() in names):
+                present = {name.lower() for name, _ in headers}
+                headers += [(name, value) for name, value in self.headers if name not in present]
+                return headers
+        headers += self.headers
+        return headers
+
+    def sender(self, send: Send) -> Send:
+        """Wrap ``send`` so the response start gets the global headers."""
+        apply = self.apply
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = apply(message.get("headers") or ())
+            await send(message)
+
+        return send_with_headers
 
 
 class HeadersMiddleware:
@@ -14,43 +68,16 @@ class HeadersMiddleware:
 
     Args:
         app: the inner ASGI app.
-        headers: encoded ``(name, value)`` pairs, names lower-case, already validated
-            (see :func:`aeros.middleware.types.check_header`). A header the response already
-            carries is left as the view set it, so a view can override a global default.
+        headers: the global headers. A header the response already carries is left as the
+            view set it, so a view can override a global default.
     """
 
-    def __init__(self, app: ASGIApp, headers: Headers) -> None:
+    def __init__(self, app: ASGIApp, headers: GlobalHeaders | Headers) -> None:
         self.app = app
-        self.headers = tuple(headers)
-        self.names = frozenset(name for name, _ in headers)
+        self.headers = headers if isinstance(headers, GlobalHeaders) else GlobalHeaders(headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or SKIP_GLOBAL_HEADERS in scope:
             await self.app(scope, receive, send)
             return
-        extra = self.headers
-        names = self.names
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = message.get("headers") or ()
-                # The common case (no header of ours already set) must cost one hashed lookup per
-                # header: ASGI names are lower-case, so .lower() runs only on a name that is not.
-                for name, _ in headers:
-                    if name in names or (not name.islower() and name.lower() in names):
-                        message["headers"] = _merge(headers, extra)
-                        break
-                else:
-                    message["headers"] = [*headers, *extra]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
-def _merge(
-    headers: Iterable[tuple[bytes, bytes]], extra: tuple[tuple[bytes, bytes], ...]
-) -> Headers:
-    """``headers`` plus those of ``extra`` it does not already set (the view's value wins)."""
-    headers = list(headers)
-    present = {name.lower() for name, _ in headers}
-    return [*headers, *((name, value) for name, value in extra if name not in present)]
+        await self.app(scope, receive, self.headers.sender(send))
