@@ -21,12 +21,13 @@ from typing import Any
 
 import httptools
 from uvicorn.config import Config
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from aeros.log_format import AccessEntry
 from aeros.logging import ACCESS_LOGGER, log_access
 from aeros.server.config import Limits, ServerConfig
+from aeros.server.cycle import LeanCycle
 from aeros.server.limits_rules import (
     HEAD_SLACK,
     RejectRequest,
@@ -284,7 +285,8 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
                 self._arm(now + self.body_timeout)
 
     def _start_cycle(self, url: bytes, http_version: str) -> None:
-        """uvicorn's on_headers_complete from parsing the target on (its 503 check dropped)."""
+        """uvicorn's on_headers_complete from parsing the target on (its 503 check dropped,
+        its cycle replaced by :class:`aeros.server.cycle.LeanCycle`)."""
         parsed_url = httptools.parse_url(url)
         raw_path = parsed_url.path
         path = raw_path.decode("ascii")
@@ -294,7 +296,7 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
         self.scope["raw_path"] = self.root_path.encode("ascii") + raw_path
         self.scope["query_string"] = parsed_url.query or b""
         existing_cycle = self.cycle
-        self.cycle = RequestResponseCycle(
+        self.cycle = LeanCycle(
             scope=self.scope,
             transport=self.transport,
             flow=self.flow,
