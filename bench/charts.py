@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt
 
 COLORS = {
     "bare": "#9e9e9e",
+    "bare-aeros": "#616161",
     "aeros": "#1f77b4",
     "aeros-granian": "#aec7e8",
     "quart": "#ff7f0e",

@@ -6,9 +6,11 @@
 Each contender starts in turn on a free 127.0.0.1 port, one worker process pinned to the server
 CPU; ``wrk -t1 -c64`` pinned to the client CPU drives each scenario after a warm-up. The table
 gives req/s, p50/p99 latency and the ratio to the bare ASGI app on uvicorn (the ceiling) from
-the same run. Then a worker-scaling run of aeros (1, 2, 4, 8 workers) and two checks: a cache
-hit is served from the cache (``Age`` header), and 100 concurrent misses on one key call the
-view once. Results go to ``bench/results/results.json``; ``python -m bench.charts`` draws them.
+the same run, and the ratio to the bare app on the contender's own server where the run has it
+(``bare-aeros`` is the bare app on aeros' server). Then a worker-scaling run of aeros (1, 2,
+4, 8 workers) and two checks: a cache hit is served from the cache (``Age`` header), and 100
+concurrent misses on one key call the view once. Results go to
+``bench/results/results.json``; ``python -m bench.charts`` draws them.
 """
 
 from __future__ import annotations
@@ -49,24 +51,26 @@ class Scenario:
 
 
 AEROS = ("aeros", "aeros-granian")
+BARE = ("bare", "bare-aeros")
 SCENARIOS = (
     Scenario("plaintext", "/plaintext", title="plaintext"),
     Scenario("json", "/json", title="JSON"),
     Scenario("path-param", "/items/42", title="path parameter"),
     Scenario("json-20k", "/big", title="20 KB JSON"),
-    Scenario("json-20k-gzip", "/big", GZIP, ("bare", *AEROS, "fastapi"), "20 KB JSON, gzip"),
-    Scenario("cached-hit", "/cached", only=("bare", *AEROS), title="cache hit"),
+    Scenario("json-20k-gzip", "/big", GZIP, (*BARE, *AEROS, "fastapi"), "20 KB JSON, gzip"),
+    Scenario("cached-hit", "/cached", only=(*BARE, *AEROS), title="cache hit"),
     Scenario(
         "cached-20k-gzip-hit",
         "/cached-big",
         GZIP,
-        ("bare", *AEROS),
+        (*BARE, *AEROS),
         "20 KB gzip cache hit",
     ),
     Scenario("sleep-10ms", "/sleep", title="10 ms await"),
 )
 LABELS = {
     "bare": "bare ASGI (uvicorn)",
+    "bare-aeros": "bare ASGI (aeros server)",
     "aeros": "aeros (uvicorn)",
     "aeros-granian": "aeros (granian)",
     "quart": "Quart (uvicorn)",
@@ -74,6 +78,14 @@ LABELS = {
     "fastapi": "FastAPI (uvicorn)",
     "flask-gunicorn": "Flask (Gunicorn)",
 }
+SAME_SERVER = {
+    "bare": "bare",
+    "quart": "bare",
+    "fastapi": "bare",
+    "bare-aeros": "bare-aeros",
+    "aeros": "bare-aeros",
+}
+"""The bare app on the server each contender runs on (uvicorn, or aeros' server built on it)."""
 
 
 @dataclass
@@ -87,7 +99,8 @@ class Result:
     p99_ms: float
     errors: int
     workers: int = 1
-    ratio: float | None = None
+    ratio: float | None = None  # to the bare app on stock uvicorn
+    same_server_ratio: float | None = None  # to the bare app on the contender's own server
     probe: dict[str, str] = field(default_factory=dict)
     cpu_us: float | None = None  # server CPU time (user+sys, all its processes) per request
     samples: list[float] = field(default_factory=list)  # req/s of each repeat (median is rps)
@@ -329,17 +342,18 @@ def versions() -> dict[str, str]:
 
 def print_table(results: list[Result]) -> None:
     print(
-        f"\n{'scenario':22} {'contender':20} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}"
-        f" {'x bare':>7} {'cpu us':>7} err"
+        f"\n{'scenario':22} {'contender':24} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}"
+        f" {'x bare':>7} {'x same':>7} {'cpu us':>7} err"
     )
     for scenario in SCENARIOS:
         for r in results:
             if r.scenario == scenario.name and r.workers == 1:
                 ratio = f"{r.ratio:.2f}" if r.ratio is not None else "-"
+                same = f"{r.same_server_ratio:.2f}" if r.same_server_ratio is not None else "-"
                 cpu = f"{r.cpu_us:.1f}" if r.cpu_us else "-"
                 print(
-                    f"{scenario.name:22} {LABELS[r.contender]:20} {r.rps:10.0f} "
-                    f"{r.p50_ms:8.2f} {r.p99_ms:8.2f} {ratio:>7} {cpu:>7} {r.errors}"
+                    f"{scenario.name:22} {LABELS[r.contender]:24} {r.rps:10.0f} "
+                    f"{r.p50_ms:8.2f} {r.p99_ms:8.2f} {ratio:>7} {same:>7} {cpu:>7} {r.errors}"
                 )
 
 
@@ -410,10 +424,13 @@ def main() -> None:
                 stop_server(process)
     results = [median_result(group) for group in runs.values()]
 
-    ceiling = {r.scenario: r.rps for r in results if r.contender == "bare"}
+    bare = {(r.contender, r.scenario): r.rps for r in results if r.contender in BARE}
     for r in results:
-        if r.scenario in ceiling:
-            r.ratio = r.rps / ceiling[r.scenario]
+        if ("bare", r.scenario) in bare:
+            r.ratio = r.rps / bare["bare", r.scenario]
+        same = bare.get((SAME_SERVER.get(r.contender, ""), r.scenario))
+        if same:
+            r.same_server_ratio = r.rps / same
 
     scaling: list[Result] = []
     worker_counts = [int(w) for w in args.workers.split(",") if w]

@@ -11,6 +11,7 @@ import sys
 
 CONTENDERS = (
     "bare",
+    "bare-aeros",
     "aeros",
     "aeros-granian",
     "quart",
@@ -31,6 +32,13 @@ def serve(contender: str, port: int, workers: int) -> None:
         from bench.apps import make_aeros_app
 
         make_aeros_app().run_server(host=host, port=port, workers=workers)
+    elif contender == "bare-aeros":
+        # the bare app on aeros' own server: the ceiling "on the same server" as aeros
+        from aeros.server.config import ServerConfig
+        from aeros.server.runner import Runner
+        from bench.apps import bare_app
+
+        Runner(bare_app, ServerConfig(host=host, port=port, workers=workers)).run()
     elif contender == "aeros-granian":
         # the same aeros app on granian's ASGI interface (evaluating server="granian")
         from granian import Granian
