@@ -1,4 +1,8 @@
-"""LeanCycle writes the response head byte for byte as uvicorn's RequestResponseCycle does."""
+"""LeanCycle writes responses byte for byte as uvicorn's RequestResponseCycle does.
+
+It writes head and first body in one write, and a head whose body does not follow within one
+loop iteration alone; the bytes on the wire, the errors and the framing state are uvicorn's.
+"""
 
 from __future__ import annotations
 
@@ -17,9 +21,22 @@ DATE = [(b"date", b"Thu, 03 Dec 2026 09:28:06 GMT")]
 class Transport:
     def __init__(self) -> None:
         self.written: list[bytes] = []
+        self.writes = 0
+        self.closed = False
 
     def write(self, data: bytes) -> None:
-        self.written.append(data)
+        self.written.append(bytes(data))
+        self.writes += 1
+
+    def writelines(self, chunks: tuple[bytes, ...]) -> None:
+        self.written.extend(chunks)
+        self.writes += 1
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
 
 
 class Flow:
@@ -49,6 +66,8 @@ def state(cycle: Any) -> tuple[Any, ...]:
         cycle.expected_content_length,
         cycle.keep_alive,
         cycle.response_started,
+        cycle.response_complete,
+        cycle.transport.closed,
     )
 
 
@@ -93,7 +112,9 @@ async def test_head_bytes_and_state_match_uvicorn(name: str, method: str, keep_a
         theirs = make(RequestResponseCycle, method=method, keep_alive=keep_alive)
         await ours.send(dict(message))
         await theirs.send(dict(message))
+        await asyncio.sleep(0)  # a head whose body does not follow goes out on its own
         assert state(ours) == state(theirs)
+        assert ours.transport.writes == 1
 
 
 @pytest.mark.parametrize(
@@ -131,13 +152,141 @@ async def test_remembered_lines_are_bounded(monkeypatch: pytest.MonkeyPatch) -> 
     assert (b"x-n", b"19") in cycle_module._LINES
 
 
-async def test_body_and_later_messages_are_uvicorns() -> None:
-    """After the head, bodies go through uvicorn's own code (chunked framing included)."""
-    ours, theirs = make(LeanCycle), make(RequestResponseCycle)
-    for cycle in (ours, theirs):
-        await cycle.send({"type": "http.response.start", "status": 200, "headers": []})
-        await cycle.send({"type": "http.response.body", "body": b"abc", "more_body": True})
-        await cycle.send({"type": "http.response.body", "body": b"", "more_body": False})
+LENGTH_5 = [(b"content-length", b"5")]
+RESPONSES = {
+    "whole": (LENGTH_5, [(b"hello", False)]),
+    "empty": ([(b"content-length", b"0")], [(b"", False)]),
+    "no-body-key": ([(b"content-length", b"0")], [(None, False)]),
+    "large": ([(b"content-length", b"40000")], [(b"x" * 40000, False)]),
+    "in-parts": (LENGTH_5, [(b"he", True), (b"llo", False)]),
+    "chunked": ([], [(b"abc", True), (b"", True), (b"de", False)]),
+    "chunked-empty": ([], [(b"", False)]),
+    "longer": (LENGTH_5, [(b"hello!", False)]),
+    "shorter": (LENGTH_5, [(b"hell", False)]),
+    "start-twice": (LENGTH_5, [("start", False)]),
+}
+
+
+async def play(cycle: Any, headers: Any, bodies: Any) -> str | None:
+    """Send one response; return the error it raised, if any."""
+    try:
+        await cycle.send({"type": "http.response.start", "status": 200, "headers": headers})
+        for body, more in bodies:
+            if body == "start":
+                await cycle.send({"type": "http.response.start", "status": 200})
+                continue
+            message: dict[str, Any] = {"type": "http.response.body", "more_body": more}
+            if body is not None:
+                message["body"] = body
+            await cycle.send(message)
+    except RuntimeError as exc:
+        return str(exc)
+    finally:
+        await asyncio.sleep(0)
+    return None
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("keep_alive", [True, False])
+@pytest.mark.parametrize("name", list(RESPONSES))
+async def test_whole_responses_match_uvicorn(name: str, method: str, keep_alive: bool) -> None:
+    """Same bytes, errors, completion and close as uvicorn; head and first body in one write."""
+    headers, bodies = RESPONSES[name]
+    ours = make(LeanCycle, method=method, keep_alive=keep_alive)
+    theirs = make(RequestResponseCycle, method=method, keep_alive=keep_alive)
+    ours_error = await play(ours, headers, bodies)
+    assert ours_error == await play(theirs, headers, bodies)
     assert state(ours) == state(theirs)
-    assert ours.response_complete
-    assert theirs.response_complete
+    # one write fewer wherever uvicorn wrote a head and then body bytes
+    merged = method == "GET" and name not in ("longer", "start-twice")
+    assert ours.transport.writes == theirs.transport.writes - merged
+
+
+async def test_a_head_without_its_body_goes_out_after_one_loop_iteration() -> None:
+    """A stream that waits before its first chunk still shows its headers at once."""
+    cycle = make(LeanCycle)
+    await cycle.send({"type": "http.response.start", "status": 200, "headers": []})
+    assert cycle.transport.written == []
+    await asyncio.sleep(0)
+    assert cycle.transport.written[0].startswith(b"HTTP/1.1 200 OK\r\n")
+    await cycle.send({"type": "http.response.body", "body": b"x", "more_body": True})
+    assert cycle.transport.written[1:] == [b"1\r\nx\r\n"]
+
+
+async def test_a_pending_head_is_dropped_for_a_gone_client() -> None:
+    """Nothing is written once the client disconnected or the transport is closing."""
+    gone, closing = make(LeanCycle), make(LeanCycle)
+    for cycle in (gone, closing):
+        await cycle.send({"type": "http.response.start", "status": 200, "headers": LENGTH_5})
+    gone.disconnected = True
+    closing.transport.close()
+    await asyncio.sleep(0)
+    await gone.send({"type": "http.response.body", "body": b"hello"})
+    assert gone.transport.written == []
+    assert closing.transport.written == []
+
+
+async def test_paused_writing_flushes_the_head_and_waits_as_uvicorn_does() -> None:
+    """With the client's buffer full the head goes out and uvicorn's send drains first."""
+    cycle = make(LeanCycle)
+    drained: list[bool] = []
+
+    async def drain() -> None:
+        drained.append(True)
+        cycle.flow.write_paused = False
+
+    cycle.flow = Flow()
+    cycle.flow.drain = drain
+    await cycle.send({"type": "http.response.start", "status": 200, "headers": LENGTH_5})
+    cycle.flow.write_paused = True
+    await cycle.send({"type": "http.response.body", "body": b"hello"})
+    assert drained == [True]
+    assert b"".join(cycle.transport.written).endswith(b"\r\n\r\nhello")
+    assert cycle.response_complete
+
+
+def test_stream_headers_arrive_before_a_late_first_chunk(live_server) -> None:
+    """Over a real socket: a streamed response's head is not held back for its first chunk,
+    and a whole response arrives complete."""
+    import socket
+    import threading
+    import time
+    from urllib.parse import urlsplit
+
+    from aeros import WebServer
+
+    app = WebServer(__name__, access_log=False)
+    release = threading.Event()
+
+    @app.route("/stream")
+    async def stream() -> object:
+        async def chunks():  # type: ignore[no-untyped-def]
+            while not release.is_set():  # bounded by the test's own deadline below
+                await asyncio.sleep(0.01)
+            yield b"late"
+
+        return chunks(), 200, {"content-type": "text/plain"}
+
+    @app.route("/whole")
+    async def whole() -> str:
+        return "whole body"
+
+    with live_server(app) as url:
+        address = urlsplit(url)
+        with socket.create_connection((address.hostname, address.port), timeout=5) as sock:
+            sock.sendall(b"GET /stream HTTP/1.1\r\nHost: t\r\n\r\n")
+            received = b""
+            deadline = time.monotonic() + 5
+            try:
+                while b"\r\n\r\n" not in received and time.monotonic() < deadline:
+                    received += sock.recv(4096)
+            finally:
+                release.set()
+            assert received.startswith(b"HTTP/1.1 200 OK\r\n")
+            assert b"late" not in received  # the head came while the view still waited
+            sock.sendall(b"GET /whole HTTP/1.1\r\nHost: t\r\n\r\n")
+            while not received.endswith(b"whole body"):
+                chunk = sock.recv(4096)
+                assert chunk, received
+                received += chunk
+        assert b"4\r\nlate\r\n" in received

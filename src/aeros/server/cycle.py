@@ -6,11 +6,19 @@ small request costs the server. Most ``(name, value)`` pairs repeat from one res
 next (``content-type``, ``server``, ``vary``, the ``date`` of this second, a cached entry's
 ``etag``), so :class:`LeanCycle` remembers the line of each pair it has checked and a repeat
 costs one dict lookup. The framing headers (``content-length``, ``transfer-encoding``,
-``connection``) are looked at every time, as uvicorn does. Bodies, the access log and flow
-control stay uvicorn's own code.
+``connection``) are looked at every time, as uvicorn does.
+
+uvicorn also writes the head and the body with two socket writes (two system calls, the first
+of which wakes the client for half a response). LeanCycle holds the head until the first body
+message, which the app nearly always sends at once, and writes both together; a head whose
+body has not come by the next event-loop iteration (a stream that waits before its first
+chunk) is written alone then, so a client still sees headers as soon as uvicorn would show
+them. Everything else (later body chunks, the access log, flow control) is uvicorn's code.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from uvicorn.protocols.http.httptools_impl import (
     HEADER_RE,
@@ -26,6 +34,7 @@ _LINES: dict[tuple[bytes, bytes], bytes] = {}
 """Checked header pairs -> their encoded line; shared by every connection of the process."""
 _LINES_LIMIT = 4096  # the table is emptied when it reaches this many lines (at most ~1 MiB)
 _LINE_LIMIT = 256  # a longer line is checked every time, never remembered
+_JOIN_LIMIT = 16 << 10  # a body up to this size is copied behind the head; larger: writelines
 
 
 class LeanCycle(RequestResponseCycle):
@@ -36,7 +45,21 @@ class LeanCycle(RequestResponseCycle):
     are uvicorn's; ``tests/test_server_cycle.py`` compares the two.
     """
 
+    _head: bytes | None = None  # a response head not written yet
+
     async def send(self, message: dict[str, object]) -> None:  # type: ignore[override]
+        head = self._head
+        if head is not None:
+            self._head = None
+            if (
+                message["type"] == "http.response.body"
+                and not self.disconnected
+                and not self.flow.write_paused
+            ):
+                self._write_first_body(head, message)
+                return
+            if not self.disconnected and not self.transport.is_closing():
+                self.transport.write(head)
         if (
             self.response_started
             or message["type"] != "http.response.start"
@@ -69,7 +92,46 @@ class LeanCycle(RequestResponseCycle):
             self.chunked_encoding = True  # neither Content-Length nor Transfer-Encoding given
             content.append(b"transfer-encoding: chunked\r\n")
         content.append(b"\r\n")
-        self.transport.write(b"".join(content))
+        self._head = b"".join(content)
+        asyncio.get_running_loop().call_soon(self._flush_head)
+
+    def _flush_head(self) -> None:
+        """Write a head whose body did not follow it within one loop iteration."""
+        head = self._head
+        if head is not None:
+            self._head = None
+            if not self.disconnected and not self.transport.is_closing():
+                self.transport.write(head)
+
+    def _write_first_body(self, head: bytes, message: dict[str, object]) -> None:
+        """uvicorn's body branch for the first body message, its bytes written behind ``head``."""
+        body: bytes = message.get("body", b"")  # type: ignore[assignment]
+        more_body = message.get("more_body", False)
+        if self.scope["method"] == "HEAD":
+            self.expected_content_length = 0
+            self.transport.write(head)
+        elif self.chunked_encoding:
+            content = [head, b"%x\r\n" % len(body), body, b"\r\n"] if body else [head]
+            if not more_body:
+                content.append(b"0\r\n\r\n")
+            self.transport.write(b"".join(content))
+        else:
+            if len(body) > self.expected_content_length:
+                self.transport.write(head)
+                raise RuntimeError("Response content longer than Content-Length")
+            self.expected_content_length -= len(body)
+            if len(body) <= _JOIN_LIMIT:
+                self.transport.write(head + body)
+            else:
+                self.transport.writelines((head, body))
+        if not more_body:
+            if self.expected_content_length != 0:
+                raise RuntimeError("Response content shorter than Content-Length")
+            self.response_complete = True
+            self.message_event.set()
+            if not self.keep_alive:
+                self.transport.close()
+            self.on_response()
 
     def _new_line(self, pair: tuple[bytes, bytes]) -> tuple[bytes, bool]:
         """Check one header as uvicorn does; returns its line and whether it closes."""
