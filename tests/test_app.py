@@ -95,6 +95,7 @@ def test_workers_aliases_must_agree() -> None:
             {"cache_control": 60}, ConfigurationError, "cache_control", id="cache-control"
         ),
         pytest.param({"cors": {"origins": "*"}}, ConfigurationError, "cors", id="cors-type"),
+        pytest.param({"freeze_gc": "yes"}, TypeError, "freeze_gc", id="freeze-gc"),
     ],
 )
 def test_invalid_server_options_are_refused(kwargs, error, message) -> None:

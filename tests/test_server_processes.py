@@ -179,3 +179,39 @@ def test_server_hung_worker_is_replaced(start_app) -> None:
     assert replacement not in first
     app.signal(signal.SIGTERM)
     assert app.wait(15) == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "frozen"),
+    [
+        pytest.param((), True, id="one-process"),
+        pytest.param(("--workers", "2"), True, id="workers"),
+        pytest.param(("--no-freeze-gc",), False, id="off"),
+    ],
+)
+def test_server_freezes_startup_objects_where_it_owns_the_process(start_app, args, frozen) -> None:
+    """run_server() and its workers gc.freeze() what start-up left alive; freeze_gc=False not."""
+    app = start_app(*args)
+    url = app.url
+    counts = {get(f"{url}/frozen")[1] for _ in range(6)}
+    assert all(int(count) > 1000 for count in counts) if frozen else counts == {"0"}, counts
+    app.signal(signal.SIGTERM)
+    assert app.wait(15) == 0
+
+
+def test_serve_in_thread_leaves_the_callers_gc_alone(live_server) -> None:
+    """A server in a helper thread shares the caller's process: nothing is frozen there."""
+    import gc
+
+    from aeros import WebServer
+
+    app = WebServer(__name__, access_log=False)
+
+    @app.route("/")
+    async def home() -> str:
+        return "ok"
+
+    before = gc.get_freeze_count()
+    with live_server(app) as url:
+        assert httpx.get(url + "/").text == "ok"
+    assert gc.get_freeze_count() == before == 0

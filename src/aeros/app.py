@@ -69,6 +69,9 @@ class WebServer(Quart):
         server: server backend; ``"uvicorn"`` (granian was measured and was not faster).
         worker_healthcheck_timeout: seconds a worker's event loop may go without a heartbeat
             before it is killed and replaced (workers > 1).
+        freeze_gc: after start-up, ``gc.freeze()`` the objects alive then (the app's modules),
+            so full garbage collections stop re-scanning them; on by default where the server
+            owns its process (``run_server()``, workers), never in ``serve_in_thread()``.
         limits: request size and time limits (:class:`aeros.Limits`).
         log_level: level of the aeros and server loggers (name or number).
         color: force coloured (True) or plain (False) console logs; None decides by
@@ -110,6 +113,7 @@ class WebServer(Quart):
         forwarded_allow_ips: str | Sequence[str] | None = None,
         server: str = "uvicorn",
         worker_healthcheck_timeout: float = 30.0,
+        freeze_gc: bool = True,
         limits: Limits | None = None,
         log_level: str | int = "info",
         color: bool | None = None,
@@ -140,6 +144,7 @@ class WebServer(Quart):
             forwarded_allow_ips=forwarded_allow_ips,
             backend=server,
             worker_healthcheck_timeout=worker_healthcheck_timeout,
+            freeze_gc=freeze_gc,
             limits=limits if limits is not None else Limits(),
         )
         self.log_config = LogConfig(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import multiprocessing
 import os
 import signal
@@ -21,6 +22,7 @@ parser.add_argument("--workers", type=int, default=1)
 parser.add_argument("--graceful-timeout", type=float, default=30.0)
 parser.add_argument("--healthcheck-timeout", type=float, default=30.0)
 parser.add_argument("--crash-at-start", action="store_true")
+parser.add_argument("--no-freeze-gc", action="store_true")
 options = parser.parse_args()
 
 PARENT = os.getpid()
@@ -39,6 +41,7 @@ app = WebServer(
     workers=options.workers,
     graceful_timeout=options.graceful_timeout,
     access_log=False,
+    freeze_gc=not options.no_freeze_gc,
 )
 app.server_config = app.server_config.replace(
     worker_healthcheck_timeout=options.healthcheck_timeout
@@ -67,6 +70,11 @@ async def slow(seconds: float) -> str:
         with IN_FLIGHT.get_lock():
             IN_FLIGHT.value -= 1
     return str(os.getpid())
+
+
+@app.route("/frozen")
+async def frozen() -> str:
+    return str(gc.get_freeze_count())
 
 
 @app.route("/inflight")

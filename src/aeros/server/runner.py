@@ -129,6 +129,9 @@ class Runner:
             build_uvicorn_config(self.app, self.config),
             graceful_timeout=self.config.graceful_timeout,
             on_started=self._announce(url),
+            # a server in a helper thread shares its process with the caller: leave its GC be
+            freeze_gc=self.config.freeze_gc
+            and threading.current_thread() is threading.main_thread(),
         )
         with self._lock:
             if self._stop_requested:
@@ -160,6 +163,7 @@ class Runner:
                 graceful_timeout=self.config.graceful_timeout,
                 on_started=link.mark_ready,
                 companions=(link.run,),
+                freeze_gc=self.config.freeze_gc,
             )
             try:
                 serve(server, sock)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import socket
 import ssl
@@ -94,9 +95,11 @@ class AerosServer(uvicorn.Server):
         install_signals: bool = True,
         on_started: Callable[[], None] | None = None,
         companions: tuple[Callable[[AerosServer], Coroutine[Any, Any, None]], ...] = (),
+        freeze_gc: bool = False,
     ) -> None:
         super().__init__(config)
         self.graceful_timeout = graceful_timeout
+        self.freeze_gc = freeze_gc
         self.install_signals = install_signals
         self.on_started = on_started
         self.companions = companions
@@ -144,13 +147,20 @@ class AerosServer(uvicorn.Server):
                 await asyncio.gather(*tasks, return_exceptions=True)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        """uvicorn's startup; a failed lifespan raises :class:`StartupFailed`, not SystemExit."""
+        """uvicorn's startup; a failed lifespan raises :class:`StartupFailed`, not SystemExit.
+
+        With ``freeze_gc`` the objects alive once the app has started (modules, routes, the
+        app's own state) are collected once and frozen: later full collections skip them.
+        """
         try:
             await super().startup(sockets)
         except SystemExit as exc:
             raise StartupFailed(
                 "the app's startup failed (see the lifespan error logged above)"
             ) from exc
+        if self.freeze_gc and self.started:
+            gc.collect()
+            gc.freeze()
         if self.started and not self.should_exit and self.on_started is not None:
             self.on_started()
 
