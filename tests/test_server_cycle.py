@@ -290,3 +290,41 @@ def test_stream_headers_arrive_before_a_late_first_chunk(live_server) -> None:
                 assert chunk, received
                 received += chunk
         assert b"4\r\nlate\r\n" in received
+
+
+async def test_batched_responses_are_written_after_the_iteration_in_order() -> None:
+    """With a WriteBatch, complete keep-alive responses go out together, each as uvicorn's."""
+    from aeros.server.cycle import WriteBatch
+
+    batch = WriteBatch(asyncio.get_running_loop())
+    ours = [make(LeanCycle) for _ in range(3)]
+    theirs = [make(RequestResponseCycle) for _ in range(3)]
+    for cycle in ours:
+        cycle.writes = batch
+    for n, (mine, uvicorns) in enumerate(zip(ours, theirs, strict=True)):
+        for cycle in (mine, uvicorns):
+            headers = [(b"content-length", b"1")]
+            await cycle.send({"type": "http.response.start", "status": 200, "headers": headers})
+            await cycle.send({"type": "http.response.body", "body": str(n).encode()})
+    assert all(cycle.response_complete and not cycle.transport.written for cycle in ours)
+    assert len(batch.pending) == 3
+    await asyncio.sleep(0)
+    assert batch.pending == []
+    assert [state(cycle) for cycle in ours] == [state(cycle) for cycle in theirs]
+
+
+async def test_batch_skips_closing_transports_and_never_holds_a_closing_response() -> None:
+    """A client gone before the flush gets nothing; Connection: close is written at once."""
+    from aeros.server.cycle import WriteBatch
+
+    batch = WriteBatch(asyncio.get_running_loop())
+    gone, closing = make(LeanCycle), make(LeanCycle, keep_alive=False)
+    for cycle in (gone, closing):
+        cycle.writes = batch
+        await cycle.send({"type": "http.response.start", "status": 200, "headers": LENGTH_5})
+        await cycle.send({"type": "http.response.body", "body": b"hello"})
+    assert closing.transport.closed
+    assert b"".join(closing.transport.written).endswith(b"hello")
+    gone.transport.close()
+    batch.flush()
+    assert gone.transport.written == []

@@ -13,12 +13,15 @@ of which wakes the client for half a response). LeanCycle holds the head until t
 message, which the app nearly always sends at once, and writes both together; a head whose
 body has not come by the next event-loop iteration (a stream that waits before its first
 chunk) is written alone then, so a client still sees headers as soon as uvicorn would show
-them. Everything else (later body chunks, the access log, flow control) is uvicorn's code.
+them. A response complete in one message is queued in the loop's :class:`WriteBatch` and
+written with the others finished in the same loop iteration. Everything else (later body
+chunks, the access log, flow control) is uvicorn's code.
 """
 
 from __future__ import annotations
 
 import asyncio
+import weakref
 
 from uvicorn.protocols.http.httptools_impl import (
     HEADER_RE,
@@ -27,7 +30,7 @@ from uvicorn.protocols.http.httptools_impl import (
     RequestResponseCycle,
 )
 
-__all__ = ["LeanCycle"]
+__all__ = ["LeanCycle", "WriteBatch", "batch_for"]
 
 _FRAMING = frozenset((b"content-length", b"transfer-encoding", b"connection"))
 _LINES: dict[tuple[bytes, bytes], bytes] = {}
@@ -35,6 +38,61 @@ _LINES: dict[tuple[bytes, bytes], bytes] = {}
 _LINES_LIMIT = 4096  # the table is emptied when it reaches this many lines (at most ~1 MiB)
 _LINE_LIMIT = 256  # a longer line is checked every time, never remembered
 _JOIN_LIMIT = 16 << 10  # a body up to this size is copied behind the head; larger: writelines
+
+
+def _write(transport: asyncio.Transport, data: bytes | tuple[bytes, bytes]) -> None:
+    if isinstance(data, tuple):
+        transport.writelines(data)
+    else:
+        transport.write(data)
+
+
+class WriteBatch:
+    """The responses completed during one event-loop iteration, written back to back after it.
+
+    On loopback the sender of a write pays for delivering it, and a client waiting in
+    ``epoll_wait`` must be woken for every write that finds it asleep: 7 us per response write
+    for a server answering 48k req/s, 21 us for one answering 10k (measured under ``wrk``).
+    Writing the responses of one iteration together wakes the client once for all of them.
+    Order per connection holds because a connection's next response can only be written by
+    code that runs after this flush is queued; the protocol flushes before writing anything
+    itself (error answers, a closing deadline) and before parsing more input.
+    """
+
+    __slots__ = ("loop", "pending")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.pending: list[tuple[asyncio.Transport, bytes | tuple[bytes, bytes]]] = []
+
+    def add(self, transport: asyncio.Transport, data: bytes | tuple[bytes, bytes]) -> None:
+        """Queue ``data`` for the end of this loop iteration."""
+        if not self.pending:
+            self.loop.call_soon(self.flush)
+        self.pending.append((transport, data))
+
+    def flush(self) -> None:
+        """Write everything queued, in order; a transport that is closing gets nothing."""
+        pending = self.pending
+        if not pending:
+            return
+        self.pending = []
+        for transport, data in pending:
+            if not transport.is_closing():
+                _write(transport, data)
+
+
+_BATCHES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, WriteBatch] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def batch_for(loop: asyncio.AbstractEventLoop) -> WriteBatch:
+    """The write batch of ``loop`` (one per event loop, shared by its connections)."""
+    batch = _BATCHES.get(loop)
+    if batch is None:
+        batch = _BATCHES[loop] = WriteBatch(loop)
+    return batch
 
 
 class LeanCycle(RequestResponseCycle):
@@ -46,6 +104,7 @@ class LeanCycle(RequestResponseCycle):
     """
 
     _head: bytes | None = None  # a response head not written yet
+    writes: WriteBatch | None = None  # set by the protocol; None writes at once
 
     async def send(self, message: dict[str, object]) -> None:  # type: ignore[override]
         head = self._head
@@ -104,26 +163,37 @@ class LeanCycle(RequestResponseCycle):
                 self.transport.write(head)
 
     def _write_first_body(self, head: bytes, message: dict[str, object]) -> None:
-        """uvicorn's body branch for the first body message, its bytes written behind ``head``."""
+        """uvicorn's body branch for the first body message, its bytes written behind ``head``.
+
+        A response complete with this message on a connection that stays open goes to the
+        loop's :class:`WriteBatch` (when the protocol gave the cycle one).
+        """
         body: bytes = message.get("body", b"")  # type: ignore[assignment]
         more_body = message.get("more_body", False)
+        data: bytes | tuple[bytes, bytes]
         if self.scope["method"] == "HEAD":
             self.expected_content_length = 0
-            self.transport.write(head)
+            data = head
         elif self.chunked_encoding:
             content = [head, b"%x\r\n" % len(body), body, b"\r\n"] if body else [head]
             if not more_body:
                 content.append(b"0\r\n\r\n")
-            self.transport.write(b"".join(content))
+            data = b"".join(content)
         else:
             if len(body) > self.expected_content_length:
                 self.transport.write(head)
                 raise RuntimeError("Response content longer than Content-Length")
             self.expected_content_length -= len(body)
-            if len(body) <= _JOIN_LIMIT:
-                self.transport.write(head + body)
-            else:
-                self.transport.writelines((head, body))
+            data = head + body if len(body) <= _JOIN_LIMIT else (head, body)
+        if (
+            more_body
+            or self.expected_content_length != 0
+            or self.writes is None
+            or not self.keep_alive  # closed right after: on_response must see it closing
+        ):
+            _write(self.transport, data)
+        else:
+            self.writes.add(self.transport, data)
         if not more_body:
             if self.expected_content_length != 0:
                 raise RuntimeError("Response content shorter than Content-Length")

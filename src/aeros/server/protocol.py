@@ -27,7 +27,7 @@ from uvicorn.server import ServerState
 from aeros.log_format import AccessEntry
 from aeros.logging import ACCESS_LOGGER, log_access
 from aeros.server.config import Limits, ServerConfig
-from aeros.server.cycle import LeanCycle
+from aeros.server.cycle import LeanCycle, batch_for
 from aeros.server.limits_rules import (
     HEAD_SLACK,
     RejectRequest,
@@ -126,6 +126,10 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
         self._reject_status = 0
         self._failed = False
         self._deferred = 0
+        # Responses finished in one loop iteration are written together (server/cycle.py);
+        # whatever this protocol writes or closes itself, and new input, flushes them first so
+        # a connection's bytes stay in order.
+        self._writes = batch_for(self.loop)
 
     # ---- connection ----------------------------------------------------------------------
 
@@ -143,7 +147,15 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
             self._linger_timer = None
         super().connection_lost(exc)
 
+    def shutdown(self) -> None:
+        """uvicorn's graceful-shutdown step, after the queued responses are written."""
+        if self._writes.pending:
+            self._writes.flush()
+        super().shutdown()
+
     def data_received(self, data: bytes) -> None:
+        if self._writes.pending:
+            self._writes.flush()
         if self._failed:
             return  # draining after an error answer: nothing more is parsed
         if self._head_pending:
@@ -296,7 +308,7 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
         self.scope["raw_path"] = self.root_path.encode("ascii") + raw_path
         self.scope["query_string"] = parsed_url.query or b""
         existing_cycle = self.cycle
-        self.cycle = LeanCycle(
+        self.cycle = cycle = LeanCycle(
             scope=self.scope,
             transport=self.transport,
             flow=self.flow,
@@ -309,6 +321,7 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
             keep_alive=http_version != "1.0" and self.parser.should_keep_alive(),
             on_response=self.on_response_complete,
         )
+        cycle.writes = self._writes
         if existing_cycle is None or existing_cycle.response_complete:
             self._start_asgi_task(self.cycle, self.app)
         else:
@@ -380,6 +393,8 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
         return _NEVER
 
     def _timer_fired(self) -> None:
+        if self._writes.pending:
+            self._writes.flush()
         self._timer = None
         self._timer_at = _NEVER
         deadline = self._deadline()
@@ -420,6 +435,8 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
         self._send_error(status)
 
     def _send_error(self, status: int) -> None:
+        if self._writes.pending:
+            self._writes.flush()
         transport = self.transport
         if transport.is_closing():
             return
