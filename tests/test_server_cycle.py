@@ -328,3 +328,26 @@ async def test_batch_skips_closing_transports_and_never_holds_a_closing_response
     gone.transport.close()
     batch.flush()
     assert gone.transport.written == []
+
+
+async def test_a_failing_write_costs_only_its_own_connection(caplog) -> None:
+    """A transport that raises is aborted and logged; the responses behind it still go out."""
+    from aeros.server.cycle import WriteBatch
+
+    class Broken(Transport):
+        aborted = False
+
+        def write(self, data: bytes) -> None:
+            raise RuntimeError("handler is closed")
+
+        def abort(self) -> None:
+            self.aborted = True
+
+    batch = WriteBatch(asyncio.get_running_loop())
+    broken, fine = Broken(), Transport()
+    batch.add(broken, b"a")  # type: ignore[arg-type]
+    batch.add(fine, b"b")  # type: ignore[arg-type]
+    batch.flush()
+    assert broken.aborted
+    assert fine.written == [b"b"]
+    assert "writing a response failed" in caplog.text

@@ -21,6 +21,7 @@ chunks, the access log, flow control) is uvicorn's code.
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 
 from uvicorn.protocols.http.httptools_impl import (
@@ -31,6 +32,8 @@ from uvicorn.protocols.http.httptools_impl import (
 )
 
 __all__ = ["LeanCycle", "WriteBatch", "batch_for"]
+
+logger = logging.getLogger(__name__)
 
 _FRAMING = frozenset((b"content-length", b"transfer-encoding", b"connection"))
 _LINES: dict[tuple[bytes, bytes], bytes] = {}
@@ -78,8 +81,13 @@ class WriteBatch:
             return
         self.pending = []
         for transport, data in pending:
-            if not transport.is_closing():
+            if transport.is_closing():
+                continue
+            try:
                 _write(transport, data)
+            except Exception:  # one broken transport must not cost the others their answers
+                logger.warning("writing a response failed; closing the connection", exc_info=True)
+                transport.abort()
 
 
 _BATCHES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, WriteBatch] = (
