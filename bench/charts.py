@@ -24,8 +24,10 @@ COLORS = {
     "aeros": "#1f77b4",
     "aeros-granian": "#aec7e8",
     "quart": "#ff7f0e",
+    "quart-aeros": "#c45a00",
     "quart-hypercorn": "#ffbb78",
     "fastapi": "#2ca02c",
+    "fastapi-aeros": "#155f15",
     "flask-gunicorn": "#d62728",
 }
 

@@ -57,7 +57,13 @@ SCENARIOS = (
     Scenario("json", "/json", title="JSON"),
     Scenario("path-param", "/items/42", title="path parameter"),
     Scenario("json-20k", "/big", title="20 KB JSON"),
-    Scenario("json-20k-gzip", "/big", GZIP, (*BARE, *AEROS, "fastapi"), "20 KB JSON, gzip"),
+    Scenario(
+        "json-20k-gzip",
+        "/big",
+        GZIP,
+        (*BARE, *AEROS, "fastapi", "fastapi-aeros"),
+        "20 KB JSON, gzip",
+    ),
     Scenario("cached-hit", "/cached", only=(*BARE, *AEROS), title="cache hit"),
     Scenario(
         "cached-20k-gzip-hit",
@@ -74,8 +80,10 @@ LABELS = {
     "aeros": "aeros (uvicorn)",
     "aeros-granian": "aeros (granian)",
     "quart": "Quart (uvicorn)",
+    "quart-aeros": "Quart (aeros server)",
     "quart-hypercorn": "Quart (Hypercorn)",
     "fastapi": "FastAPI (uvicorn)",
+    "fastapi-aeros": "FastAPI (aeros server)",
     "flask-gunicorn": "Flask (Gunicorn)",
 }
 SAME_SERVER = {
@@ -84,6 +92,8 @@ SAME_SERVER = {
     "fastapi": "bare",
     "bare-aeros": "bare-aeros",
     "aeros": "bare-aeros",
+    "quart-aeros": "bare-aeros",
+    "fastapi-aeros": "bare-aeros",
 }
 """The bare app on the server each contender runs on (uvicorn, or aeros' server built on it)."""
 

@@ -15,8 +15,10 @@ CONTENDERS = (
     "aeros",
     "aeros-granian",
     "quart",
+    "quart-aeros",
     "quart-hypercorn",
     "fastapi",
+    "fastapi-aeros",
     "flask-gunicorn",
 )
 
@@ -32,13 +34,20 @@ def serve(contender: str, port: int, workers: int) -> None:
         from bench.apps import make_aeros_app
 
         make_aeros_app().run_server(host=host, port=port, workers=workers)
-    elif contender == "bare-aeros":
-        # the bare app on aeros' own server: the ceiling "on the same server" as aeros
+    elif contender in ("bare-aeros", "quart-aeros", "fastapi-aeros"):
+        # another app on aeros' own server: the bare app is the ceiling "on the same server"
+        # as aeros, and stock Quart and FastAPI there separate the framework from the server
         from aeros.server.config import ServerConfig
         from aeros.server.runner import Runner
-        from bench.apps import bare_app
+        from bench.apps import bare_app, make_fastapi_app, make_quart_app
 
-        Runner(bare_app, ServerConfig(host=host, port=port, workers=workers)).run()
+        if contender == "bare-aeros":
+            target = bare_app
+        elif contender == "quart-aeros":
+            target = make_quart_app()
+        else:
+            target = make_fastapi_app()
+        Runner(target, ServerConfig(host=host, port=port, workers=workers)).run()
     elif contender == "aeros-granian":
         # the same aeros app on granian's ASGI interface (evaluating server="granian")
         from granian import Granian
