@@ -296,7 +296,7 @@ async def test_batched_responses_are_written_after_the_iteration_in_order() -> N
     """With a WriteBatch, complete keep-alive responses go out together, each as uvicorn's."""
     from aeros.server.cycle import WriteBatch
 
-    batch = WriteBatch(asyncio.get_running_loop())
+    batch = WriteBatch()
     ours = [make(LeanCycle) for _ in range(3)]
     theirs = [make(RequestResponseCycle) for _ in range(3)]
     for cycle in ours:
@@ -317,7 +317,7 @@ async def test_batch_skips_closing_transports_and_never_holds_a_closing_response
     """A client gone before the flush gets nothing; Connection: close is written at once."""
     from aeros.server.cycle import WriteBatch
 
-    batch = WriteBatch(asyncio.get_running_loop())
+    batch = WriteBatch()
     gone, closing = make(LeanCycle), make(LeanCycle, keep_alive=False)
     for cycle in (gone, closing):
         cycle.writes = batch
@@ -343,7 +343,7 @@ async def test_a_failing_write_costs_only_its_own_connection(caplog) -> None:
         def abort(self) -> None:
             self.aborted = True
 
-    batch = WriteBatch(asyncio.get_running_loop())
+    batch = WriteBatch()
     broken, fine = Broken(), Transport()
     batch.add(broken, b"a")  # type: ignore[arg-type]
     batch.add(fine, b"b")  # type: ignore[arg-type]
@@ -351,3 +351,19 @@ async def test_a_failing_write_costs_only_its_own_connection(caplog) -> None:
     assert broken.aborted
     assert fine.written == [b"b"]
     assert "writing a response failed" in caplog.text
+
+
+def test_a_loop_that_served_is_not_kept_alive_by_its_batch() -> None:
+    """batch_for keys batches weakly by loop; the batch must not hold its loop."""
+    import gc
+    import weakref
+
+    from aeros.server.cycle import batch_for
+
+    loop = asyncio.new_event_loop()
+    batch_for(loop)
+    gone = weakref.ref(loop)
+    loop.close()
+    del loop
+    gc.collect()
+    assert gone() is None

@@ -62,16 +62,17 @@ class WriteBatch:
     itself (error answers, a closing deadline) and before parsing more input.
     """
 
-    __slots__ = ("loop", "pending")
+    __slots__ = ("pending",)
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+    def __init__(self) -> None:
+        # no reference to the loop: batch_for keys batches weakly by it, so one would keep
+        # every loop that ever served alive
         self.pending: list[tuple[asyncio.Transport, bytes | tuple[bytes, bytes]]] = []
 
     def add(self, transport: asyncio.Transport, data: bytes | tuple[bytes, bytes]) -> None:
-        """Queue ``data`` for the end of this loop iteration."""
+        """Queue ``data`` for the end of this loop iteration (call it on the running loop)."""
         if not self.pending:
-            self.loop.call_soon(self.flush)
+            asyncio.get_running_loop().call_soon(self.flush)
         self.pending.append((transport, data))
 
     def flush(self) -> None:
@@ -99,7 +100,7 @@ def batch_for(loop: asyncio.AbstractEventLoop) -> WriteBatch:
     """The write batch of ``loop`` (one per event loop, shared by its connections)."""
     batch = _BATCHES.get(loop)
     if batch is None:
-        batch = _BATCHES[loop] = WriteBatch(loop)
+        batch = _BATCHES[loop] = WriteBatch()
     return batch
 
 
@@ -117,16 +118,15 @@ class LeanCycle(RequestResponseCycle):
     async def send(self, message: dict[str, object]) -> None:  # type: ignore[override]
         head = self._head
         if head is not None:
-            self._head = None
             if (
                 message["type"] == "http.response.body"
                 and not self.disconnected
                 and not self.flow.write_paused
             ):
+                self._head = None
                 self._write_first_body(head, message)
                 return
-            if not self.disconnected and not self.transport.is_closing():
-                self.transport.write(head)
+            self._flush_head()
         if (
             self.response_started
             or message["type"] != "http.response.start"
