@@ -13,7 +13,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -36,7 +36,7 @@ from quart import (
 )
 
 from aeros import WebServer
-from aeros.fastpath import LeanHTTPConnection
+from aeros.fastpath.http import LeanHTTPConnection
 from aeros.fastpath.json import OrjsonProvider
 
 
@@ -799,3 +799,163 @@ async def test_lean_connection_send_errors_propagate() -> None:
 
     with pytest.raises(OSError, match="connection reset"):
         await _drive_with_send(app, broken_send)
+
+
+# ---- the lean path on each supported Quart, and never a silent divergence ----------------
+
+
+def _context_module_seen(url: str) -> str:
+    return httpx.get(url + "/ctx").text
+
+
+@pytest.fixture
+def fastpath_log() -> Iterator[list[str]]:
+    """Messages of the ``aeros.fastpath`` logger (a handler of its own: serving reroutes logs)."""
+    import logging
+
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    logger = logging.getLogger("aeros.fastpath")
+    handler = Collect(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        yield lines
+    finally:
+        logger.removeHandler(handler)
+
+
+def _ctx_app(**kwargs: Any) -> WebServer:
+    """An app whose ``/ctx`` view names the module of the context class it runs under."""
+    import quart.globals
+    from quart.globals import _cv_app
+
+    app = make_app(**kwargs)
+    # Quart 0.22 keeps the request in a context variable of its own; 0.23 in the app context
+    request_cv = getattr(quart.globals, "_cv_request", _cv_app)
+
+    @app.route("/ctx")
+    async def ctx() -> str:
+        return type(request_cv.get()).__module__
+
+    return app
+
+
+def test_lean_path_shape_matches_the_installed_quart() -> None:
+    """Quart >= 0.23 has one context (no RequestContext); 0.22 has two: detection agrees."""
+    import quart.ctx
+
+    from aeros.fastpath import _compat
+
+    major, minor = (int(part) for part in _compat.QUART_VERSION.split(".")[:2])
+    assert (major, minor) >= (0, 22)
+    assert _compat.UNIFIED_CONTEXT is ((major, minor) >= (0, 23))
+    assert _compat.UNIFIED_CONTEXT is (not hasattr(quart.ctx, "RequestContext"))
+    assert _compat.MISSING is None, (
+        f"a supported Quart lacks a lean-path internal: {_compat.MISSING}"
+    )
+
+
+def test_lean_path_is_taken_in_the_normal_case(live_server, fastpath_log) -> None:
+    """A plain WebServer runs aeros' lean contexts (not Quart's) and logs no fallback."""
+    from aeros.fastpath import _compat
+    from aeros.fastpath.dispatch import lean_dispatch_reason
+
+    app = _ctx_app()
+    assert lean_dispatch_reason(app) is None
+    expected = (
+        "aeros.fastpath.ctx_unified" if _compat.UNIFIED_CONTEXT else "aeros.fastpath.ctx_split"
+    )
+    with live_server(app) as url:
+        assert _context_module_seen(url) == expected
+    assert fastpath_log == []
+
+
+def test_class_patch_of_quart_dispatch_runs_and_is_logged(
+    live_server, fastpath_log, monkeypatch
+) -> None:
+    """A monitoring tool's patch of Quart.full_dispatch_request runs under WebServer too."""
+    original = Quart.full_dispatch_request
+
+    async def instrumented(self: Quart, *args: Any, **kwargs: Any) -> Any:
+        response = await original(self, *args, **kwargs)
+        response.headers["X-Instrumented"] = "1"
+        return response
+
+    monkeypatch.setattr(Quart, "full_dispatch_request", instrumented)
+    app = _ctx_app()
+    with live_server(app) as url:
+        first = httpx.get(url + "/ctx")
+        second = httpx.get(url + "/ctx")
+    assert first.headers["x-instrumented"] == second.headers["x-instrumented"] == "1"
+    assert first.text == "quart.ctx"  # Quart's own context ran
+    assert len(fastpath_log) == 1, fastpath_log
+    assert "full_dispatch_request" in fastpath_log[0]
+    assert "Quart's own request dispatch" in fastpath_log[0]
+
+
+def test_instance_override_of_handle_request_runs(live_server, fastpath_log) -> None:
+    """``app.handle_request = ...`` on the instance is called, as it would be on Quart."""
+    app = _ctx_app()
+    calls: list[str] = []
+    original = app.handle_request
+
+    async def handle_request(request: Any) -> Any:
+        calls.append(request.path)
+        return await original(request)
+
+    app.handle_request = handle_request  # type: ignore[method-assign]
+    with live_server(app) as url:
+        assert httpx.get(url + "/ctx").status_code == 200
+    assert calls == ["/ctx"]
+    assert len(fastpath_log) == 1
+    assert "handle_request is overridden on the app instance" in fastpath_log[0]
+
+
+def test_missing_internal_falls_back_to_quart_and_says_why(fastpath_log, monkeypatch) -> None:
+    """When the installed Quart lacks an internal, the app runs Quart's dispatch, logged once."""
+    from aeros.fastpath import _compat
+    from aeros.fastpath.dispatch import lean_dispatch_reason
+
+    monkeypatch.setattr(_compat, "MISSING", "quart.ctx.Something is missing")
+    app = _ctx_app()
+    reason = lean_dispatch_reason(app)
+    assert reason is not None
+    assert "quart.ctx.Something is missing" in reason
+    client = app.test_client()
+
+    async def fetch() -> tuple[str, str]:
+        one = await (await client.get("/ctx")).get_data(as_text=True)
+        two = await (await client.get("/ctx")).get_data(as_text=True)
+        return one, two
+
+    first, second = asyncio.run(fetch())
+    assert first == second == "quart.ctx"
+    assert len(fastpath_log) == 1
+    assert "Something is missing" in fastpath_log[0]
+
+
+def test_websocket_refused_before_accept_is_403_not_a_hang(live_server) -> None:
+    """A websocket view that returns without accepting is refused at once (Quart 0.23 hung)."""
+    from websockets.exceptions import InvalidStatus
+
+    app = make_app()
+
+    @app.websocket("/refused")
+    async def refused() -> None:
+        return None
+
+    with live_server(app) as url:
+        start = time.monotonic()
+        with (
+            pytest.raises(InvalidStatus) as refusal,
+            websockets.sync.client.connect(
+                url.replace("http://", "ws://") + "/refused", open_timeout=5
+            ),
+        ):
+            pass
+        assert refusal.value.response.status_code == 403
+        assert time.monotonic() - start < 2

@@ -20,7 +20,14 @@ from aeros.cache_control import CacheControl
 from aeros.caching import ResponseCache
 from aeros.compression import DEFAULT_COMPRESSION, Codec, resolve_codecs
 from aeros.errors import ConfigurationError
-from aeros.fastpath import LeanHTTPConnection, LeanMap, LeanRequest, OrjsonProvider
+from aeros.fastpath import (
+    HTTPConnection,
+    LeanMap,
+    LeanRequest,
+    OrjsonProvider,
+    WebsocketConnection,
+)
+from aeros.fastpath.dispatch import uses_lean_dispatch
 from aeros.logging import LogConfig, configure_logging, log_banner, route_logger
 from aeros.middleware.access_log import AccessLogMiddleware
 from aeros.middleware.compression import CompressionMiddleware
@@ -84,7 +91,8 @@ class WebServer(Quart):
     """
 
     # the lean request path (aeros.fastpath): no per-request tasks, orjson for JSON
-    asgi_http_class = LeanHTTPConnection
+    asgi_http_class = HTTPConnection
+    asgi_websocket_class = WebsocketConnection
     json_provider_class = OrjsonProvider
     request_class = LeanRequest
     url_map_class = LeanMap
@@ -213,6 +221,7 @@ class WebServer(Quart):
         The cache and CORS layers add the global headers to the answers they make themselves,
         so a cache hit does not pass through the headers layer.
         """
+        uses_lean_dispatch(self)  # decided (and, when not, logged with the reason) here, once
         stack: ASGIApp = super().asgi_app  # type: ignore[assignment]
         codecs = self.codecs
         if codecs:
@@ -260,6 +269,9 @@ class WebServer(Quart):
         """As Quart's: sync functions run in a thread pool; aeros logs that once per function."""
         note_sync_function(func)
         return super().ensure_async(func)
+
+    ensure_async.__aeros_keeps_quart__ = True  # type: ignore[attr-defined]
+    # (the lean dispatch may inline Quart's ensure_async: this override only adds a log line)
 
     # ---- the server --------------------------------------------------------------------
 

@@ -5,59 +5,76 @@ tables, opens a session and wraps the view with ``ensure_async`` on every reques
 not anything is registered. This does exactly what Quart does, in Quart's order, but skips a
 step when it has nothing to run: a signal without receivers, hook tables with no functions, a
 session interface that can only give a null session (Quart's cookie sessions without a secret
-key), and ``ensure_async`` of a view already wrapped once. It is used only when the app's class
-keeps Quart's own dispatch methods; an app that overrides one of them gets Quart's
-:meth:`~quart.Quart.handle_request` unchanged.
+key), and ``ensure_async`` of a view already wrapped once.
+
+It never diverges silently from Quart. :func:`lean_dispatch_reason` decides once per app, when
+the app serves its first request, and logs one line whenever the answer is no:
+
+- the installed Quart lacks an internal this relies on (:data:`aeros.fastpath._compat.MISSING`);
+- a dispatch method is overridden on the app instance (``app.handle_request = ...``);
+- a dispatch method of the app's class is not Quart's own: a subclass override, or a patch of
+  ``Quart.full_dispatch_request`` by a monitoring tool.
+
+Such an app runs Quart's :meth:`~quart.Quart.handle_request` unchanged. Patches applied after
+an app served its first request are not seen: instrument before serving, as APM tools do.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 from quart import Quart
-from quart.ctx import RequestContext
 from quart.sessions import SecureCookieSessionInterface
 from quart.signals import request_finished, request_started
 
-from aeros.fastpath.context import LeanRequestContext
+from aeros.fastpath import _compat
 
 if TYPE_CHECKING:
     from quart.typing import ResponseTypes
     from quart.wrappers import Request
 
-__all__ = ["handle_request", "uses_quart_dispatch"]
+__all__ = ["handle_request", "lean_dispatch_reason", "uses_lean_dispatch"]
 
-_DISPATCH_METHODS = (
-    "request_context",
-    "app_context",
-    "do_teardown_request",
-    "do_teardown_appcontext",
-    "dispatch_request",
-    "ensure_async",
-    "handle_request",
-    "full_dispatch_request",
-    "preprocess_request",
-    "finalize_request",
-    "process_response",
+logger = logging.getLogger("aeros.fastpath")
+
+_STATE_KEY = "_aeros_lean_dispatch"
+"""``app.__dict__`` key holding the decision: None (lean) or the reason Quart's path is used."""
+
+LeanRequestContext: Any = (
+    None
+    if _compat.MISSING is not None
+    else importlib.import_module(
+        "aeros.fastpath.ctx_unified" if _compat.UNIFIED_CONTEXT else "aeros.fastpath.ctx_split"
+    ).LeanRequestContext
 )
-_CHECKED: dict[type, bool] = {}
+"""The request context class of the lean path for the installed Quart (None if it cannot run)."""
 
 
-def uses_quart_dispatch(app: Quart) -> bool:
-    """True when ``app``'s class keeps every dispatch method :func:`handle_request` inlines."""
-    cls = type(app)
-    known = _CHECKED.get(cls)
-    if known is None:
-        from aeros.app import WebServer  # imported here: the app module imports this one
+def _aeros_override(name: str, func: Any) -> bool:
+    """WebServer's ``ensure_async`` only notes sync functions before calling Quart's."""
+    return name == "ensure_async" and getattr(func, "__aeros_keeps_quart__", False) is True
 
-        known = _CHECKED[cls] = all(
-            getattr(cls, name) is getattr(Quart, name)
-            # WebServer's own ensure_async only notes sync functions; it is still Quart's
-            or (name == "ensure_async" and getattr(cls, name) is WebServer.ensure_async)
-            for name in _DISPATCH_METHODS
-        )
-    return known
+
+def lean_dispatch_reason(app: Quart) -> str | None:
+    """Why ``app`` cannot take the lean dispatch, or None when it can (see module docstring)."""
+    if _compat.MISSING is not None:
+        return f"Quart {_compat.QUART_VERSION}: {_compat.MISSING}"
+    return _compat.patched_dispatch(app, _aeros_override)
+
+
+def uses_lean_dispatch(app: Quart) -> bool:
+    """True when ``app`` takes :func:`handle_request`; decided (and logged) once per app."""
+    state = app.__dict__.get(_STATE_KEY, _STATE_KEY)
+    if state is _STATE_KEY:
+        state = app.__dict__[_STATE_KEY] = lean_dispatch_reason(app)
+        if state is not None:
+            # An unexpected Quart is worth a warning; a patch or override is the user's choice.
+            level = logging.WARNING if _compat.MISSING is not None else logging.INFO
+            logger.log(level, "app %r runs Quart's own request dispatch: %s", app.name, state)
+    return state is None
 
 
 def _null_session_only(app: Quart) -> bool:
@@ -82,29 +99,29 @@ def _has_functions(table: Any) -> bool:
 async def handle_request(app: Quart, request: Request) -> ResponseTypes:
     """:meth:`quart.Quart.handle_request`, skipping steps with nothing to run."""
     session = app.session_interface.null_session_class() if _null_session_only(app) else None
-    async with LeanRequestContext(app, request, session) as request_context:
+    async with LeanRequestContext(app, request=request, session=session) as ctx:
         try:
-            return await _full_dispatch(app, request_context)
+            return await _full_dispatch(app, ctx)
         except asyncio.CancelledError:
             raise  # the serving code handles cancellation, as in Quart
         except Exception as error:
-            return await app.handle_exception(error)
+            return await _compat.handle_exception(app, ctx, error)  # type: ignore[no-any-return]
         finally:
             if request.scope.get("_quart._preserve_context", False):
-                app._preserved_context = request_context.copy()
+                app._preserved_context = ctx.copy()
 
 
-async def _full_dispatch(app: Quart, ctx: RequestContext) -> ResponseTypes:
+async def _full_dispatch(app: Quart, ctx: Any) -> ResponseTypes:
     try:
         if request_started.receivers:
             await request_started.send_async(app, _sync_wrapper=app.ensure_async)  # type: ignore[arg-type]
         result: Any = None
         if _has_functions(app.url_value_preprocessors) or _has_functions(app.before_request_funcs):
-            result = await app.preprocess_request(ctx)
+            result = await _compat.preprocess_request(app, ctx)
         if result is None:
             result = await _dispatch(app, ctx)
     except Exception as error:
-        result = await app.handle_user_exception(error)
+        result = await _compat.handle_user_exception(app, ctx, error)
     # finalize_request(result, ctx, from_error_handler=False): errors propagate
     response = await app.make_response(result)
     if (
@@ -112,7 +129,7 @@ async def _full_dispatch(app: Quart, ctx: RequestContext) -> ResponseTypes:
         or _has_functions(app.after_request_funcs)
         or not app.session_interface.is_null_session(ctx.session)
     ):
-        response = await app.process_response(response, ctx)
+        response = await _compat.process_response(app, ctx, response)
     if request_finished.receivers:
         await request_finished.send_async(
             app,
@@ -122,12 +139,12 @@ async def _full_dispatch(app: Quart, ctx: RequestContext) -> ResponseTypes:
     return response
 
 
-async def _dispatch(app: Quart, ctx: RequestContext) -> Any:
+async def _dispatch(app: Quart, ctx: Any) -> Any:
     """:meth:`quart.Quart.dispatch_request` with the view's ``ensure_async`` done once."""
     request_ = ctx.request
     if request_.routing_exception is not None:
         app.raise_routing_exception(request_)
     rule: Any = request_.url_rule
     if request_.method == "OPTIONS" and rule.provide_automatic_options:
-        return await app.make_default_options_response()
-    return await _view(app, rule.endpoint)(**request_.view_args)  # type: ignore[arg-type]
+        return await _compat.default_options_response(app, ctx)
+    return await _view(app, rule.endpoint)(**request_.view_args)

@@ -35,7 +35,7 @@ from quart.asgi import ASGIHTTPConnection, _handle_exception, _normalise_path
 from quart.utils import cancel_tasks, encode_headers, raise_task_exceptions
 from quart.wrappers.response import DataBody, Response
 
-from aeros.fastpath.dispatch import handle_request, uses_quart_dispatch
+from aeros.fastpath.dispatch import handle_request, uses_lean_dispatch
 from aeros.fastpath.request import scope_headers
 
 if TYPE_CHECKING:
@@ -81,17 +81,23 @@ class LeanHTTPConnection(ASGIHTTPConnection):
             await super().__call__(receive, send)
             return
         request = self._create_request_from_scope(send)
-        body = request.body
         # For a GET the server has the (empty) body already: this receive() does not wait.
-        while True:
-            message = await receive()
-            if message["type"] == "http.request":
-                body.append(message.get("body", b""))
+        message = await receive()
+        if message["type"] != "http.request":
+            return  # as in Quart: the client left before the view ran
+        data = message.get("body", b"")
+        if message.get("more_body", False):
+            chunks = [data]
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return
+                chunks.append(message.get("body", b""))
                 if not message.get("more_body", False):
-                    body.set_complete()
                     break
-            elif message["type"] == "http.disconnect":
-                return  # as in Quart: the client left before the view ran
+            data = b"".join(chunks)
+        # Quart 0.22 and 0.23 store bodies differently; set_result is the call both have.
+        request.body.set_result(data)
         await self._respond(request, receive, send)
 
     def _create_request_from_scope(self, send: ASGISendCallable) -> Request:
@@ -125,7 +131,7 @@ class LeanHTTPConnection(ASGIHTTPConnection):
     ) -> None:
         app = self.app
         try:
-            if uses_quart_dispatch(app):
+            if uses_lean_dispatch(app):
                 response = await handle_request(app, request)
             else:
                 response = await app.handle_request(request)

@@ -1,10 +1,11 @@
-"""Request and app contexts that skip teardown work with nothing registered.
+"""Quart 0.22's request and app contexts, skipping teardown work with nothing registered.
 
 Quart's contexts send ``appcontext_pushed``, ``appcontext_tearing_down``, ``appcontext_popped``
 and ``request_tearing_down`` and walk the teardown tables on every request. These subclasses
 do the same, in the same order, only when a receiver or a teardown function exists. Everything
 else (context variables, sessions, URL matching, preserved contexts, the checks that the right
-context is popped) is Quart's own code.
+context is popped) is Quart's own code. Imported only on Quart 0.22, where ``RequestContext``
+exists (:mod:`aeros.fastpath._compat`); :mod:`aeros.fastpath.ctx_unified` is the 0.23 form.
 """
 
 from __future__ import annotations
@@ -63,6 +64,14 @@ class LeanAppContext(AppContext):
 
 class LeanRequestContext(RequestContext):
     """Quart's request context with a lean app context and teardown only when registered."""
+
+    async def push(self) -> None:
+        """As Quart's ``RequestContext.push``, with the lean app context.
+
+        Quart's own ``push`` calls ``super()._push_appctx``, which would skip the override below.
+        """
+        await self._push_appctx(_cv_request.set(self))
+        await self._push()
 
     async def _push_appctx(self, token: Any) -> None:
         app_ctx = _cv_app.get(None)

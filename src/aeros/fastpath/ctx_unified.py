@@ -1,0 +1,96 @@
+"""Quart 0.23's one context, skipping signal and teardown work with nothing registered.
+
+From Quart 0.23 on, the request lives in the ``AppContext`` (there is no ``RequestContext``).
+Pushing one sends ``appcontext_pushed``, opens the session and matches the URL; popping it runs
+the request and app teardown functions, closes the request's files and sends
+``appcontext_tearing_down``, ``request_tearing_down`` and ``appcontext_popped``, on every request.
+:class:`LeanRequestContext` does the same, in the same order, but skips a teardown table with no
+functions and a signal with no receivers. Everything else (the context variable, sessions, URL
+matching, copies, the checks that the right context is popped) is Quart's own code.
+
+Imported only on Quart 0.23+ (:mod:`aeros.fastpath._compat`); the internals it uses are checked
+there first. Quart 0.22's form is :mod:`aeros.fastpath.ctx_split`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart.ctx import AppContext
+from quart.globals import _cv_app
+from quart.helpers import _CollectErrors  # type: ignore[attr-defined]
+from quart.signals import (
+    appcontext_popped,
+    appcontext_pushed,
+    appcontext_tearing_down,
+    request_tearing_down,
+)
+
+__all__ = ["LeanRequestContext"]
+
+# Checked against Quart 0.22's stubs by mypy, where AppContext has another shape: the 0.23
+# members used below are reached through ``Any``.
+_AppContext: Any = AppContext
+
+
+def _has_functions(table: Any) -> bool:
+    return any(table.values())
+
+
+class LeanRequestContext(_AppContext):  # type: ignore[misc]
+    """Quart 0.23's ``AppContext`` for one request; idle signals and teardowns are skipped."""
+
+    _cv_token: Any
+    _push_count: int
+
+    async def push(self) -> None:
+        """Make this the current context, open the session and match the URL (as Quart)."""
+        self._push_count += 1
+        if self._cv_token is not None:
+            return
+        self._cv_token = _cv_app.set(self)
+        app = self.app
+        if appcontext_pushed.receivers:
+            await appcontext_pushed.send_async(app, _async_wrapper=app.ensure_async)
+        if self._request_websocket is not None:
+            await self._open_session()
+            if self.url_adapter is not None:
+                self.match_request()
+
+    async def pop(self, exc: BaseException | None = None) -> None:
+        """Tear down and reset, as Quart's ``AppContext.pop`` (skipping idle steps)."""
+        if self._cv_token is None:
+            raise RuntimeError(f"Cannot pop this context ({self!r}), it is not pushed.")
+        ctx = _cv_app.get(None)
+        if ctx is None:
+            raise RuntimeError(f"Cannot pop this context ({self!r}), there is no active context.")
+        if ctx is not self:
+            raise RuntimeError(
+                f"Cannot pop this context ({self!r}), it is not the active context ({ctx!r})."
+            )
+        self._push_count -= 1
+        if self._push_count > 0:
+            return
+
+        app = self.app
+        collect_errors = _CollectErrors()
+        if self._request is not None:
+            if _has_functions(app.teardown_request_funcs) or request_tearing_down.receivers:
+                with collect_errors:
+                    await app.do_teardown_request(self, exc)
+            with collect_errors:
+                await self._request.close()
+        if self._websocket is not None:
+            with collect_errors:
+                await app.do_teardown_websocket(self, exc)
+        if app.teardown_appcontext_funcs or appcontext_tearing_down.receivers:
+            with collect_errors:
+                await app.do_teardown_appcontext(self, exc)
+
+        _cv_app.reset(self._cv_token)
+        self._cv_token = None
+
+        if appcontext_popped.receivers:
+            with collect_errors:
+                await appcontext_popped.send_async(app, _async_wrapper=app.ensure_async)
+        collect_errors.raise_any("Errors during context teardown")
