@@ -155,25 +155,30 @@ class _Watcher:
 
     def poll(self) -> list[str]:
         """The files added, removed or modified since the last call (sorted)."""
-        announced = self._announced()
-        # files of newly announced folders are the new baseline, not changes
+        announced, announced_at = self._announced()
+        # Files of newly announced folders are the new baseline, not changes, unless they
+        # were modified after the child announced them (an edit before this poll saw them).
         fresh = [Path(folder) for folder in announced if folder not in self.folders]
         self.folders = announced
         before, current = self.seen, self._scan()
         self.seen = current
         return sorted(
             str(path)
-            for path in before.keys() | current.keys()
-            if before.get(path) != current.get(path)
-            and not (path not in before and any(path.is_relative_to(root) for root in fresh))
+            for path, mtime in _differences(before, current)
+            if path in before
+            or mtime > announced_at
+            or not any(path.is_relative_to(root) for root in fresh)
         )
 
-    def _announced(self) -> list[str]:
+    def _announced(self) -> tuple[list[str], float]:
         try:
+            announced_at = self.folders_file.stat().st_mtime
             folders = json.loads(self.folders_file.read_text())
         except (OSError, ValueError):
-            return self.folders  # not written yet, or being replaced
-        return [str(folder) for folder in folders] if isinstance(folders, list) else []
+            return self.folders, 0.0  # not written yet, or being replaced
+        if not isinstance(folders, list):
+            return [], announced_at
+        return [str(folder) for folder in folders], announced_at
 
     def _scan(self) -> dict[Path, float]:
         found: dict[Path, float] = {}
@@ -186,6 +191,15 @@ class _Watcher:
                 except OSError:  # removed while we looked
                     continue
         return found
+
+
+def _differences(
+    before: dict[Path, float], after: dict[Path, float]
+) -> Iterator[tuple[Path, float]]:
+    """(path, its new mtime, 0 when removed) for every file added, removed or modified."""
+    for path in before.keys() | after.keys():
+        if before.get(path) != after.get(path):
+            yield path, after.get(path, 0.0)
 
 
 def _files(root: Path, suffixes: tuple[str, ...] | None) -> Iterator[Path]:
