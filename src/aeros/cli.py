@@ -22,12 +22,10 @@ from typing import Any, NoReturn
 from aeros.app import WebServer
 from aeros.errors import ConfigurationError
 from aeros.locate import AppSpecError, import_app
-from aeros.logging import ACCESS_FORMATS, LEVELS, LogConfig, configure_logging, log_banner
-from aeros.middleware.access_log import AccessLogMiddleware
-from aeros.middleware.lifespan import OptionalLifespanMiddleware
+from aeros.logging import ACCESS_FORMATS, LEVELS, LogConfig
 from aeros.server.config import Limits, ServerConfig
 from aeros.server.reload import is_reloader_child, prepare_app, run_with_reloader
-from aeros.server.runner import Runner
+from aeros.server.serve import serve_asgi
 
 __all__ = [
     "AppSpecError",
@@ -388,24 +386,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         serve_asgi(app, server_config(ServerConfig(), args), log_config(LogConfig(), args))
     return 0
-
-
-def serve_asgi(app: Any, config: ServerConfig, logs: LogConfig) -> None:
-    """Serve any ASGI app with aeros' server and access log (a WebServer has run_server())."""
-    asgi: Any = OptionalLifespanMiddleware(app)
-    if logs.access_log:
-        asgi = AccessLogMiddleware(asgi, logs)
-    runner = Runner(
-        asgi,
-        config,
-        on_started=lambda url: log_banner(url, config.workers, None, ()),
-        worker_init=lambda: configure_logging(logs),
-    )
-    handle = configure_logging(logs)
-    try:
-        runner.run()
-    finally:
-        handle.stop()
 
 
 def child_command(argv: Sequence[str]) -> list[str]:
