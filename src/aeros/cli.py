@@ -138,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser(
         "run",
+        usage="aeros run [options] [APP]",  # the full list is in --help, not before each error
         help="serve an app",
         description="Serve an app: an aeros WebServer, a Quart app or any ASGI app. Each "
         "option's [env: ...] variable gives its default; the command line wins.",
@@ -151,9 +152,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     server = run.add_argument_group("server")
     server.add_argument("--host", help="address to bind (default: the app's, 127.0.0.1)")
-    server.add_argument("--port", type=_integer(0, 65535), help="TCP port (default: 8000)")
-    server.add_argument("--workers", type=_integer(1), help="worker processes (default: 1)")
-    server.add_argument("--backlog", type=_integer(1), help="listen backlog (default: 2048)")
+    server.add_argument(
+        "--port", type=_integer(0, 65535), metavar="N", help="TCP port (default: 8000)"
+    )
+    server.add_argument(
+        "--workers", type=_integer(1), metavar="N", help="worker processes (default: 1)"
+    )
+    server.add_argument(
+        "--backlog", type=_integer(1), metavar="N", help="listen backlog (default: 2048)"
+    )
     server.add_argument(
         "--keep-alive-timeout",
         type=_seconds(0),
