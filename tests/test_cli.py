@@ -1,14 +1,14 @@
-"""The command line: ``aeros run module:app`` and ``python -m aeros`` serve an app module."""
+"""The command line: ``aeros run APP`` and ``python -m aeros``: options, environment, errors."""
 
 from __future__ import annotations
 
-import os
+import dataclasses
 import runpy
-import signal
+import shutil
+import ssl
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,17 +18,22 @@ import pytest
 from aeros import WebServer
 from aeros.cli import (
     AppSpecError,
-    _apply_log_options,
+    _subparser,
     build_parser,
     child_command,
     import_app,
+    log_config,
     main,
+    parse_arguments,
 )
-from conftest import free_port, get_when_ready
+from aeros.server.config import Limits, ServerConfig
+from cli_support import start_cli, stop_cli, wait_for
+from conftest import require
 
 APP_MODULE = textwrap.dedent(
     """
     from aeros import WebServer
+    from quart import request
 
     app = WebServer(__name__, port=1)  # the command line's --port wins
 
@@ -36,20 +41,56 @@ APP_MODULE = textwrap.dedent(
     async def home():
         return "MESSAGE"
 
+    @app.route("/peer", methods=["GET", "POST"])
+    async def peer():
+        await request.get_data()
+        return f"{request.scheme} {request.remote_addr}"
+
     not_an_app = 42
+    """
+)
+
+RAW_MODULE = textwrap.dedent(
+    """
+    async def app(scope, receive, send):  # a bare ASGI app, no lifespan support
+        assert scope["type"] == "http"
+        while (await receive()).get("more_body"):
+            pass
+        body = f"{scope['scheme']} {scope['client'][0]}".encode()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
     """
 )
 
 
 @pytest.fixture
 def app_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A directory holding clidemo.py, an app module, and broken_dep.py (forgotten after)."""
+    """A directory holding clidemo.py and rawdemo.py (app modules) and broken_dep.py."""
     (tmp_path / "clidemo.py").write_text(APP_MODULE.replace("MESSAGE", "hello from cli"))
+    (tmp_path / "rawdemo.py").write_text(RAW_MODULE)
     (tmp_path / "broken_dep.py").write_text("import module_that_does_not_exist_xyz\n")
     monkeypatch.setattr(sys, "path", list(sys.path))  # import_app prepends the app dir
     sys.modules.pop("clidemo", None)
     yield tmp_path
     sys.modules.pop("clidemo", None)
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1 made with openssl: (certfile, keyfile)."""
+    openssl = shutil.which("openssl")
+    require(openssl is not None, "openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            *(str(openssl), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"),
+            *("-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return str(cert), str(key)
 
 
 def test_parser_reads_every_option() -> None:
@@ -106,7 +147,7 @@ def test_parser_reads_every_option() -> None:
 def test_parser_refuses_bad_arguments(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     """Bad values exit with status 2 and a usage message."""
     with pytest.raises(SystemExit) as exit_info:
-        build_parser().parse_args(argv)
+        parse_arguments(argv, {})
     assert exit_info.value.code == 2
     assert "usage: aeros" in capsys.readouterr().err
 
@@ -114,15 +155,14 @@ def test_parser_refuses_bad_arguments(argv: list[str], capsys: pytest.CaptureFix
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        pytest.param("clidemo", "must be 'module:attribute'", id="no-colon"),
-        pytest.param(":app", "must be 'module:attribute'", id="no-module"),
+        pytest.param(":app", "must be 'module', 'module:attribute'", id="no-module-name"),
         pytest.param("nosuchmodule_xyz:app", "no module named 'nosuchmodule_xyz'", id="no-module"),
         pytest.param("clidemo:missing", "has no attribute 'missing'", id="no-attribute"),
-        pytest.param("clidemo:not_an_app", "'int', not an aeros.WebServer", id="not-an-app"),
+        pytest.param("clidemo:not_an_app", "'int', not an ASGI app", id="not-an-app"),
     ],
 )
 def test_import_app_explains_bad_specs(app_dir: Path, spec: str, message: str) -> None:
-    """A spec that names no WebServer is refused with a message saying why."""
+    """A spec that names no app is refused with a message saying why."""
     with pytest.raises(AppSpecError, match=message):
         import_app(spec, str(app_dir))
 
@@ -140,22 +180,17 @@ def test_import_app_returns_the_webserver(app_dir: Path) -> None:
 
 def test_main_reports_bad_spec(app_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """main() turns a bad spec into exit status 2 and one clear line."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(["run", "clidemo:missing", "--app-dir", str(app_dir)])
-    assert exit_info.value.code == 2
-    assert capsys.readouterr().err.strip() == (
-        "aeros: error: app 'clidemo:missing': module 'clidemo' has no attribute 'missing'"
+    assert main(["run", "clidemo:missing", "--app-dir", str(app_dir)]) == 2
+    assert capsys.readouterr().err == (
+        "aeros: error: app 'clidemo:missing': module 'clidemo' has no attribute 'missing'\n"
     )
 
 
 def test_log_options_override_only_what_is_given() -> None:
     """Options left out keep the app's own log configuration."""
-    app = WebServer(__name__, access_log_format="combined", log_level="warning")
-    _apply_log_options(
-        app,
-        build_parser().parse_args(["run", "m:app", "--access-log-file", "x.log", "--no-color"]),
-    )
-    config = app.log_config
+    base = WebServer(__name__, access_log_format="combined", log_level="warning").log_config
+    args = parse_arguments(["run", "m:app", "--access-log-file", "x.log", "--no-color"], {})
+    config = log_config(base, args)
     assert (config.access_log_format, config.level) == ("combined", "warning")
     assert (config.access_log_file, config.color) == ("x.log", False)
 
@@ -173,60 +208,17 @@ def test_reload_child_command_drops_reload() -> None:
     ]
 
 
-def start(app_dir: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "aeros", "run", "clidemo:app", "--port", str(port), *extra],
-        cwd=app_dir,
-        env={**os.environ, "NO_COLOR": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    return proc, f"http://127.0.0.1:{port}/"
-
-
-def stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
-    try:
-        proc.send_signal(signal.SIGTERM)
-        return proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-
-
 def test_cli_serves_an_app_module(app_dir: Path) -> None:
     """python -m aeros run module:app --port N serves the app with the chosen access format."""
-    proc, url = start(app_dir, "--access-log-format", "common")
-    response = get_when_ready(proc, url, time.monotonic() + 30)
-    out, err = stop(proc)
+    proc, url = start_cli(app_dir, "clidemo:app", "--access-log-format", "common")
+    try:
+        response = wait_for(proc, lambda: httpx.get(url, timeout=2), lambda r: True)
+    finally:
+        out, err = stop_cli(proc)
     assert response.text == "hello from cli"
     assert proc.returncode == 0, err
     assert f"aeros: serving on {url.rstrip('/')} (workers: 1" in err
     assert '"GET / HTTP/1.1" 200 14' in out
-
-
-def test_cli_reload_restarts_on_change(app_dir: Path) -> None:
-    """--reload restarts the server when a source file changes; SIGTERM stops both."""
-    proc, url = start(app_dir, "--reload")
-    try:
-        assert get_when_ready(proc, url, time.monotonic() + 30).text == "hello from cli"
-        (app_dir / "clidemo.py").write_text(APP_MODULE.replace("MESSAGE", "hello again"))
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(url, timeout=2).text == "hello again":
-                    break
-            except httpx.TransportError:
-                pass  # between the old server and the new one
-            assert time.monotonic() < deadline, "not reloaded in time"
-            time.sleep(0.1)
-    finally:
-        _, err = stop(proc)
-    assert proc.returncode == 0, err
-    assert "reload: " in err
-    assert "clidemo.py changed; restarting" in err
 
 
 def test_run_hands_overrides_to_run_server(app_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -254,3 +246,204 @@ def test_python_dash_m_aeros_is_the_cli(
         runpy.run_module("aeros", run_name="__main__")
     assert exit_info.value.code == 0
     assert capsys.readouterr().out.startswith("aeros ")
+
+
+# ---- item: errors name the option; every option has help and an AEROS_* variable --------
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        pytest.param(
+            ["--port", "abc"], "argument --port: must be 0 to 65535; got 'abc'", id="port-text"
+        ),
+        pytest.param(
+            ["--port", "70000"], "argument --port: must be 0 to 65535; got '70000'", id="port"
+        ),
+        pytest.param(
+            ["--workers", "two"],
+            "argument --workers: must be an integer >= 1; got 'two'",
+            id="workers",
+        ),
+        pytest.param(
+            ["--graceful-timeout", "-1"],
+            "argument --graceful-timeout: must be seconds >= 0; got '-1'",
+            id="timeout",
+        ),
+        pytest.param(
+            ["--keep-alive-timeout", "nan"],
+            "argument --keep-alive-timeout: must be seconds >= 0; got 'nan'",
+            id="nan",
+        ),
+        pytest.param(
+            ["--max-body-size", "1e6"],
+            "argument --max-body-size: must be an integer >= 1; got '1e6'",
+            id="limit",
+        ),
+        pytest.param(
+            ["--ssl-certfile", "/no/such.pem"],
+            "argument --ssl-certfile: no such file: '/no/such.pem'",
+            id="certfile",
+        ),
+        pytest.param(
+            ["--forwarded-allow-ips", "10.0.0.1,proxy"],
+            "argument --forwarded-allow-ips: 'proxy' is not an IP address, a network or '*'",
+            id="ips",
+        ),
+    ],
+)
+def test_cli_errors_name_the_option(
+    argv: list[str], line: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bad value exits 2 with one line naming the option, the value and what is allowed."""
+    with pytest.raises(SystemExit) as exit_info:
+        parse_arguments(["run", "m:app", *argv], {})
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"aeros run: error: {line}" in err
+    assert "invalid _" not in err  # never the name of a private converter
+
+
+def test_cli_tls_files_go_together(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A certificate without its key (or an unloadable pair) is refused naming both options."""
+    cert = tmp_path / "cert.pem"
+    cert.write_text("not a certificate")
+    with pytest.raises(SystemExit):
+        parse_arguments(["run", "m:app", "--ssl-certfile", str(cert)], {})
+    assert "--ssl-certfile and --ssl-keyfile go together" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse_arguments(
+            ["run", "m:app", "--ssl-certfile", str(cert), "--ssl-keyfile", str(cert)], {}
+        )
+    assert "--ssl-certfile/--ssl-keyfile: cannot load" in capsys.readouterr().err
+
+
+def test_cli_help_documents_every_option(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """aeros run --help lists every server option WebServer has, each with help and its variable."""
+    monkeypatch.setenv("COLUMNS", "400")  # one option a line, nothing wrapped
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    server_fields = {f.name for f in dataclasses.fields(ServerConfig)} - {"backend", "limits"}
+    for name in sorted(server_fields | {f.name for f in dataclasses.fields(Limits)}):
+        assert f"--{name.replace('_', '-')}" in text, name
+        assert f"[env: AEROS_{name.upper()}]" in text, name
+    for action in _subparser(build_parser(), "run")._actions:
+        assert action.help, action.dest
+        assert not action.help.startswith("None"), action.dest
+        if action.dest != "help":
+            assert f"[env: AEROS_{action.dest.upper()}]" in text, action.dest
+
+
+def test_cli_environment_gives_defaults() -> None:
+    """AEROS_* variables fill what the command line left out; the command line wins."""
+    environ = {
+        "AEROS_APP": "pkg.web:create_app()",
+        "AEROS_PORT": "9000",
+        "AEROS_WORKERS": "4",
+        "AEROS_ACCESS_LOG": "off",
+        "AEROS_PROXY_HEADERS": "1",
+        "AEROS_GRACEFUL_TIMEOUT": "2.5",
+        "AEROS_MAX_BODY_SIZE": "1024",
+        "AEROS_LOG_LEVEL": "debug",
+        "AEROS_RELOAD_DIR": f"src{':' if sys.platform != 'win32' else ';'}templates",
+        "AEROS_HOST": "",  # empty: unset
+    }
+    args = parse_arguments(["run", "--workers", "2"], environ)
+    assert (args.app, args.port, args.workers, args.host) == ("pkg.web:create_app()", 9000, 2, None)
+    assert (args.access_log, args.proxy_headers, args.graceful_timeout) == (False, True, 2.5)
+    assert (args.max_body_size, args.log_level, args.reload_dir) == (
+        1024,
+        "debug",
+        ["src", "templates"],
+    )
+    assert parse_arguments(["run", "other:app"], environ).app == "other:app"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        pytest.param("AEROS_PORT", "abc", "must be 0 to 65535; got 'abc'", id="port"),
+        pytest.param("AEROS_WORKERS", "0", "must be an integer >= 1; got '0'", id="workers"),
+        pytest.param("AEROS_LOG_LEVEL", "loud", "invalid choice 'loud'", id="choice"),
+        pytest.param("AEROS_PROXY_HEADERS", "maybe", "must be true or false", id="flag"),
+    ],
+)
+def test_cli_bad_environment_names_the_variable(
+    variable: str, value: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bad AEROS_* value exits 2 with one line naming the variable."""
+    with pytest.raises(SystemExit) as exit_info:
+        parse_arguments(["run", "m:app"], {variable: value})
+    assert exit_info.value.code == 2
+    assert f"aeros run: error: environment variable {variable}: {message}" in (
+        capsys.readouterr().err
+    )
+
+
+def test_cli_needs_an_app(capsys: pytest.CaptureFixture[str]) -> None:
+    """Without APP and AEROS_APP the command says what to give."""
+    with pytest.raises(SystemExit) as exit_info:
+        parse_arguments(["run"], {})
+    assert exit_info.value.code == 2
+    assert "give the app to serve (APP" in capsys.readouterr().err
+
+
+def test_cli_server_options_reach_the_webserver(
+    app_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Server and limit options given are applied to the app's config; the rest is kept."""
+    monkeypatch.setattr(WebServer, "run_server", lambda self, **kwargs: None)
+    argv = ["run", "clidemo:app", "--app-dir", str(app_dir), "--backlog", "64"]
+    argv += ["--keep-alive-timeout", "0.5", "--max-concurrent-requests", "7"]
+    argv += ["--worker-healthcheck-timeout", "3", "--no-freeze-gc", "--header-timeout", "4"]
+    assert main(argv) == 0
+    config = sys.modules["clidemo"].app.server_config
+    assert (config.backlog, config.keep_alive_timeout, config.max_concurrent_requests) == (
+        64,
+        0.5,
+        7,
+    )
+    assert (config.worker_healthcheck_timeout, config.freeze_gc) == (3.0, False)
+    assert (config.limits.header_timeout, config.limits.max_body_size) == (
+        4.0,
+        Limits().max_body_size,
+    )
+    assert (config.port, config.graceful_timeout) == (1, 30.0)  # the app's own, not given
+
+
+@pytest.mark.parametrize("spec", ["clidemo:app", "rawdemo"])
+def test_cli_serves_tls_proxy_headers_and_limits(
+    app_dir: Path, certificate: tuple[str, str], spec: str
+) -> None:
+    """TLS, proxy-header and limit options (command line and AEROS_*) reach any served app."""
+    cert, key = certificate
+    proc, url = start_cli(
+        app_dir,
+        spec,
+        "--ssl-certfile",
+        cert,
+        "--proxy-headers",
+        "--forwarded-allow-ips",
+        "127.0.0.1",
+        env={"AEROS_SSL_KEYFILE": key, "AEROS_MAX_BODY_SIZE": "10", "AEROS_PORT": "1"},
+    )
+    url = url.replace("http://", "https://") + ("peer" if spec == "clidemo:app" else "")
+    context = ssl.create_default_context(cafile=cert)
+    forwarded = {"x-forwarded-for": "203.0.113.7", "x-forwarded-proto": "https"}
+    try:
+        response = wait_for(
+            proc,
+            lambda: httpx.get(url, headers=forwarded, verify=context, timeout=2),
+            lambda r: True,
+        )
+        small = httpx.post(url, content=b"0123456789", verify=context, timeout=5)
+        large = httpx.post(url, content=b"01234567890", verify=context, timeout=5)
+    finally:
+        _, err = stop_cli(proc)
+    assert (response.status_code, response.text) == (200, "https 203.0.113.7"), err
+    assert (small.status_code, small.text) == (200, "https 127.0.0.1")
+    assert large.status_code == 413

@@ -1,89 +1,294 @@
-"""The ``aeros`` command line: ``aeros run module:app [options]`` (``python -m aeros`` too).
+"""The ``aeros`` command line: ``aeros run APP [options]`` (``python -m aeros`` too).
 
-``module:app`` names a :class:`aeros.WebServer` the way uvicorn does (``module`` imported from
-the current directory, ``app`` an attribute, dotted for nested ones). Options given on the
-command line override what the app was constructed with; options left out keep it.
+``APP`` is ``module``, ``module:app`` or ``module:create_app(...)`` (see :mod:`aeros.locate`);
+any ASGI app is served, an :class:`aeros.WebServer` with its own configuration. Options given
+on the command line override what the app was constructed with; options left out keep it.
+Every option also reads an ``AEROS_*`` environment variable (``--port`` -> ``AEROS_PORT``,
+the app -> ``AEROS_APP``); the command line wins over the environment.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
 import importlib.metadata
-import logging
+import ipaddress
 import os
-import signal
-import subprocess
+import ssl
 import sys
-import time
-from collections.abc import Iterator, Sequence
-from pathlib import Path
-from types import FrameType
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NoReturn
 
+from aeros.app import WebServer
 from aeros.errors import ConfigurationError
-from aeros.logging import ACCESS_FORMATS, LEVELS, LogConfig, configure_logging
+from aeros.locate import AppSpecError, import_app
+from aeros.logging import ACCESS_FORMATS, LEVELS, LogConfig
+from aeros.server.config import Limits, ServerConfig
+from aeros.server.reload import is_reloader_child, prepare_app, run_with_reloader
+from aeros.server.serve import serve_asgi
 
-__all__ = ["AppSpecError", "build_parser", "child_command", "import_app", "main", "reload_loop"]
+__all__ = [
+    "AppSpecError",
+    "build_parser",
+    "child_command",
+    "import_app",
+    "main",
+    "parse_arguments",
+]
 
-logger = logging.getLogger("aeros.cli")
+ENV_PREFIX = "AEROS_"
+
+SERVER_OPTIONS = (
+    "host",
+    "port",
+    "workers",
+    "backlog",
+    "keep_alive_timeout",
+    "graceful_timeout",
+    "max_concurrent_requests",
+    "worker_healthcheck_timeout",
+    "ssl_certfile",
+    "ssl_keyfile",
+    "proxy_headers",
+    "forwarded_allow_ips",
+    "freeze_gc",
+)
+"""``run`` options that are :class:`aeros.server.config.ServerConfig` fields of the same name."""
+
+LIMIT_OPTIONS = tuple(field.name for field in dataclasses.fields(Limits))
+LOG_OPTIONS = {
+    "log_level": "level",
+    "color": "color",
+    "access_log": "access_log",
+    "access_log_format": "access_log_format",
+    "access_log_file": "access_log_file",
+    "log_file": "log_file",
+}
+"""``run`` option -> :class:`aeros.logging.LogConfig` field."""
 
 
-class AppSpecError(Exception):
-    """``module:app`` could not be resolved to a WebServer; the message says why."""
+# ---- value types: each error names what is allowed; argparse adds the option's name ------
+
+
+def _integer(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    allowed = f"an integer >= {minimum}" if maximum is None else f"{minimum} to {maximum}"
+
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {allowed}; got {text!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"must be {allowed}; got {text!r}")
+        return value
+
+    return convert
+
+
+def _seconds(minimum: float) -> Callable[[str], float]:
+    def convert(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not value >= minimum or value == float("inf"):  # NaN fails the comparison
+            raise argparse.ArgumentTypeError(f"must be seconds >= {minimum:g}; got {text!r}")
+        return value
+
+    return convert
+
+
+def _existing_file(text: str) -> str:
+    if not os.path.isfile(text):
+        raise argparse.ArgumentTypeError(f"no such file: {text!r}")
+    return text
+
+
+def _addresses(text: str) -> str:
+    for item in (part.strip() for part in text.split(",")):
+        if item == "*":
+            continue
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{item!r} is not an IP address, a network or '*' (comma-separated)"
+            ) from None
+    return text
+
+
+def _boolean(text: str) -> bool:
+    value = text.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise argparse.ArgumentTypeError(f"must be true or false (1/0, yes/no, on/off); got {text!r}")
+
+
+# ---- the parser ------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``aeros`` command."""
+    """The argument parser of the ``aeros`` command (environment variables not applied)."""
     parser = argparse.ArgumentParser(
-        prog="aeros", description="Run an aeros WebServer with its production server."
+        prog="aeros", description="Run an ASGI app (an aeros WebServer) with aeros' server."
     )
     parser.add_argument("--version", action="version", version=f"aeros {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser(
         "run",
-        help="serve module:app",
-        description="Serve the WebServer named by module:app (e.g. myproject.web:app).",
+        usage="aeros run [options] [APP]",  # the full list is in --help, not before each error
+        help="serve an app",
+        description="Serve an app: an aeros WebServer, a Quart app or any ASGI app. Each "
+        "option's [env: ...] variable gives its default; the command line wins.",
     )
-    run.add_argument("app", metavar="module:app", help="module and attribute of the WebServer")
-    run.add_argument("--host", help="address to bind (default: the app's, 127.0.0.1)")
-    run.add_argument("--port", type=_port, help="TCP port (default: the app's, 8000)")
-    run.add_argument("--workers", type=_positive, help="worker processes (default: the app's)")
     run.add_argument(
+        "app",
+        nargs="?",
+        metavar="APP",
+        help="the app: 'module' (finds app, application or create_app()), 'module:app' "
+        "or 'module:create_app(...)' with literal arguments",
+    )
+    server = run.add_argument_group("server")
+    server.add_argument("--host", help="address to bind (default: the app's, 127.0.0.1)")
+    server.add_argument(
+        "--port", type=_integer(0, 65535), metavar="N", help="TCP port (default: 8000)"
+    )
+    server.add_argument(
+        "--workers", type=_integer(1), metavar="N", help="worker processes (default: 1)"
+    )
+    server.add_argument(
+        "--backlog", type=_integer(1), metavar="N", help="listen backlog (default: 2048)"
+    )
+    server.add_argument(
+        "--keep-alive-timeout",
+        type=_seconds(0),
+        metavar="SECONDS",
+        help="seconds an idle keep-alive connection stays open (default: 5)",
+    )
+    server.add_argument(
+        "--graceful-timeout",
+        type=_seconds(0),
+        metavar="SECONDS",
+        help="seconds in-flight requests get to finish on shutdown (default: 30)",
+    )
+    server.add_argument(
+        "--max-concurrent-requests",
+        type=_integer(1),
+        metavar="N",
+        help="requests in flight per worker above which the answer is 503 (default: no limit)",
+    )
+    server.add_argument(
+        "--worker-healthcheck-timeout",
+        type=_seconds(0.1),
+        metavar="SECONDS",
+        help="seconds a worker may miss its heartbeat before it is replaced (default: 30)",
+    )
+    server.add_argument(
+        "--freeze-gc",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="gc.freeze() what is alive after start-up (default: on)",
+    )
+    net = run.add_argument_group("TLS and proxies")
+    net.add_argument(
+        "--ssl-certfile", type=_existing_file, metavar="PATH", help="PEM certificate (HTTPS)"
+    )
+    net.add_argument(
+        "--ssl-keyfile", type=_existing_file, metavar="PATH", help="PEM private key (HTTPS)"
+    )
+    net.add_argument(
+        "--proxy-headers",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="honour X-Forwarded-For/-Proto from --forwarded-allow-ips (default: off)",
+    )
+    net.add_argument(
+        "--forwarded-allow-ips",
+        type=_addresses,
+        metavar="IPS",
+        help="comma-separated proxies (IPs, networks or '*') trusted for proxy headers "
+        "(default: 127.0.0.1)",
+    )
+    limits = run.add_argument_group("request limits")
+    for name, help_text in (
+        ("max_request_line", "longest request line in bytes; longer gets 414"),
+        ("max_header_size", "largest header block in bytes; larger gets 431"),
+        ("max_header_count", "most header fields in a request; more gets 431"),
+        ("max_body_size", "largest request body in bytes; larger gets 413"),
+    ):
+        default = getattr(Limits(), name)
+        limits.add_argument(
+            "--" + name.replace("_", "-"),
+            type=_integer(1),
+            metavar="N",
+            help=f"{help_text} (default: {default})",
+        )
+    for name, help_text in (
+        ("header_timeout", "seconds a client has to send the request head"),
+        ("body_timeout", "seconds a request body may stay idle between chunks"),
+    ):
+        limits.add_argument(
+            "--" + name.replace("_", "-"),
+            type=_seconds(0.001),
+            metavar="SECONDS",
+            help=f"{help_text} (default: {getattr(Limits(), name):g})",
+        )
+    _add_log_options(run.add_argument_group("logging"))
+    dev = run.add_argument_group("development")
+    dev.add_argument(
         "--reload",
         action="store_true",
-        help="restart the server when a .py file under --reload-dir changes (development)",
+        default=None,
+        help="restart when a .py file under --reload-dir or a template/static file changes; "
+        "templates are re-read at once",
     )
-    run.add_argument(
+    dev.add_argument(
         "--reload-dir",
         action="append",
         metavar="DIR",
-        help="directory to watch with --reload (repeatable; default: the current directory)",
+        help="directory to watch with --reload (repeatable; default: --app-dir)",
     )
-    run.add_argument("--log-level", choices=tuple(LEVELS), help="level of the server log")
-    run.add_argument(
+    dev.add_argument(
+        "--app-dir",
+        metavar="DIR",
+        help="directory put first on sys.path to import the module (default: .)",
+    )
+    for action in run._actions:
+        if action.dest != "help":
+            action.help = f"{action.help} [env: {env_name(action)}]"
+    return parser
+
+
+def _add_log_options(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--log-level", choices=tuple(LEVELS), help="level of the server log (default: info)"
+    )
+    group.add_argument(
         "--access-log",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="write one access-log line per request",
+        help="write one access-log line per request (default: on)",
     )
-    run.add_argument("--access-log-format", choices=ACCESS_FORMATS)
-    run.add_argument("--access-log-file", metavar="PATH", help="also write the access log here")
-    run.add_argument("--log-file", metavar="PATH", help="also write the server log here")
-    run.add_argument(
+    group.add_argument(
+        "--access-log-format",
+        choices=ACCESS_FORMATS,
+        help="format of the access log (default: default)",
+    )
+    group.add_argument("--access-log-file", metavar="PATH", help="also write the access log here")
+    group.add_argument("--log-file", metavar="PATH", help="also write the server log here")
+    group.add_argument(
         "--color",
         action=argparse.BooleanOptionalAction,
         default=None,
         help="force coloured (--color) or plain (--no-color) console output",
     )
-    run.add_argument(
-        "--app-dir",
-        default=".",
-        metavar="DIR",
-        help="directory put first on sys.path to import the module (default: .)",
-    )
-    return parser
+
+
+def env_name(action: argparse.Action) -> str:
+    """The environment variable that gives ``action``'s default (``AEROS_PORT``)."""
+    return ENV_PREFIX + action.dest.upper()
 
 
 def _version() -> str:
@@ -93,126 +298,101 @@ def _version() -> str:
         return "(not installed)"
 
 
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 0 to 65535; got {value}")
-    return value
+def parse_arguments(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> argparse.Namespace:
+    """Parse ``argv``, then fill what it left out from ``AEROS_*`` variables of ``environ``.
 
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"workers must be >= 1; got {value}")
-    return value
-
-
-def import_app(spec: str, app_dir: str = ".") -> Any:
-    """Import ``module:attribute`` and return the WebServer it names.
-
-    Raises:
-        AppSpecError: the spec is malformed, the module does not exist, the attribute is
-            missing or is not an :class:`aeros.WebServer`. Errors raised while the module
-            itself runs are left alone: they are the app's bugs, with their traceback.
+    Exits with status 2 and one line naming the option or the variable on a bad value.
     """
-    from aeros.app import WebServer
-
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise AppSpecError(f"app {spec!r} must be 'module:attribute', e.g. 'myproject.web:app'")
-    app_path = str(Path(app_dir).resolve())
-    if app_path not in sys.path:
-        sys.path.insert(0, app_path)
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        missing = exc.name or ""
-        if missing != module_name and not module_name.startswith(missing + "."):
-            raise  # a module the app imports is missing: the app's traceback says which
-        raise AppSpecError(f"app {spec!r}: no module named {module_name!r} in {app_path}") from exc
-    obj: Any = module
-    for part in attribute.split("."):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    run = _subparser(parser, "run")
+    environ = os.environ if environ is None else environ
+    for action in run._actions:
+        raw = environ.get(env_name(action), "")
+        if action.dest == "help" or getattr(args, action.dest) is not None or not raw:
+            continue
         try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise AppSpecError(
-                f"app {spec!r}: module {module_name!r} has no attribute {attribute!r}"
-            ) from None
-    if not isinstance(obj, WebServer):
-        raise AppSpecError(
-            f"app {spec!r} is {type(obj).__name__!r}, not an aeros.WebServer; "
-            "build it with WebServer(__name__, ...)"
-        )
-    return obj
+            setattr(args, action.dest, _from_environment(action, raw))
+        except (argparse.ArgumentTypeError, ValueError) as exc:
+            _fail(run, f"environment variable {env_name(action)}: {exc}")
+    if args.app is None:
+        _fail(run, "give the app to serve (APP, e.g. 'myproject.web:app') or set AEROS_APP")
+    args.app_dir = args.app_dir or "."
+    _check_tls(run, args)
+    return args
 
 
-def _apply_log_options(app: Any, args: argparse.Namespace) -> None:
-    changes = {
-        "level": args.log_level,
-        "color": args.color,
-        "access_log": args.access_log,
-        "access_log_format": args.access_log_format,
-        "access_log_file": args.access_log_file,
-        "log_file": args.log_file,
-    }
-    given = {key: value for key, value in changes.items() if value is not None}
-    if given:
-        app.log_config = dataclasses.replace(app.log_config, **given)
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            found: argparse.ArgumentParser = action.choices[name]
+            return found
+    raise LookupError(name)  # pragma: no cover - build_parser always adds it
+
+
+def _from_environment(action: argparse.Action, raw: str) -> Any:
+    if action.nargs == 0:  # a flag: --reload, --access-log / --no-access-log
+        return _boolean(raw)
+    if isinstance(action, argparse._AppendAction):
+        return [item for item in raw.split(os.pathsep) if item]
+    value = action.type(raw) if callable(action.type) else raw
+    if action.choices is not None and value not in action.choices:
+        allowed = ", ".join(map(repr, action.choices))
+        raise argparse.ArgumentTypeError(f"invalid choice {raw!r}; choose from {allowed}")
+    return value
+
+
+def _fail(parser: argparse.ArgumentParser, message: str) -> NoReturn:
+    parser.print_usage(sys.stderr)
+    parser.exit(2, f"aeros run: error: {message}\n")
+
+
+def _check_tls(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.ssl_certfile is None and args.ssl_keyfile is None:
+        return
+    if args.ssl_certfile is None or args.ssl_keyfile is None:
+        _fail(parser, "--ssl-certfile and --ssl-keyfile go together; give both")
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(args.ssl_certfile, args.ssl_keyfile)
+    except (OSError, ssl.SSLError) as exc:
+        _fail(parser, f"--ssl-certfile/--ssl-keyfile: cannot load the certificate and key: {exc}")
+
+
+# ---- running ---------------------------------------------------------------------------
+
+
+def _given(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
+def server_config(base: ServerConfig, args: argparse.Namespace) -> ServerConfig:
+    """``base`` with the server and limit options of ``args`` applied (the rest kept)."""
+    config = base.replace(**_given(args, SERVER_OPTIONS))
+    limits = _given(args, LIMIT_OPTIONS)
+    if limits:
+        config = config.replace(limits=dataclasses.replace(config.limits, **limits))
+    return config
+
+
+def log_config(base: LogConfig, args: argparse.Namespace) -> LogConfig:
+    """``base`` with the logging options of ``args`` applied (the rest kept)."""
+    given = {LOG_OPTIONS[name]: value for name, value in _given(args, list(LOG_OPTIONS)).items()}
+    return dataclasses.replace(base, **given) if given else base
 
 
 def run(args: argparse.Namespace) -> int:
-    """Serve one app in this process until it is stopped; the exit status."""
+    """Serve the app ``args`` names in this process until it is stopped; the exit status."""
     app = import_app(args.app, args.app_dir)
-    _apply_log_options(app, args)
-    app.run_server(host=args.host, port=args.port, workers=args.workers)
+    prepare_app(app)  # under --reload: template auto-reload, folders to watch
+    if isinstance(app, WebServer):
+        app.server_config = server_config(app.server_config, args)
+        app.log_config = log_config(app.log_config, args)
+        app.run_server(host=args.host, port=args.port, workers=args.workers)
+    else:
+        serve_asgi(app, server_config(ServerConfig(), args), log_config(LogConfig(), args))
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``aeros`` and ``python -m aeros``; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        if args.reload:
-            return reload_loop(sys.argv[1:] if argv is None else list(argv), args)
-        return run(args)
-    except AppSpecError as exc:
-        parser.exit(2, f"aeros: error: {exc}\n")
-    except ConfigurationError as exc:  # the message names the option and what is allowed
-        parser.exit(2, f"aeros: error: {exc}\n")
-
-
-# ---- --reload: a parent that restarts a child process when source files change ---------
-
-
-def _source_mtimes(directories: Sequence[str]) -> dict[Path, float]:
-    found: dict[Path, float] = {}
-    for directory in directories:
-        for path in _python_files(Path(directory)):
-            try:
-                found[path] = path.stat().st_mtime
-            except OSError:  # removed while we looked
-                continue
-    return found
-
-
-def _python_files(root: Path) -> Iterator[Path]:
-    for dirpath, dirnames, filenames in os.walk(root):
-        # skip virtualenvs, caches and hidden directories: big and never the app's source
-        dirnames[:] = [
-            name
-            for name in dirnames
-            if not name.startswith((".", "__pycache__")) and name not in {"venv", "node_modules"}
-        ]
-        for name in filenames:
-            if name.endswith(".py"):
-                yield Path(dirpath, name)
-
-
-def _changed(before: dict[Path, float], after: dict[Path, float]) -> list[str]:
-    return sorted(
-        str(path) for path in before.keys() | after.keys() if before.get(path) != after.get(path)
-    )
 
 
 def child_command(argv: Sequence[str]) -> list[str]:
@@ -220,57 +400,18 @@ def child_command(argv: Sequence[str]) -> list[str]:
     return [sys.executable, "-m", "aeros", *(arg for arg in argv if arg != "--reload")]
 
 
-def reload_loop(argv: Sequence[str], args: argparse.Namespace, interval: float = 0.5) -> int:
-    """Run ``aeros run`` without ``--reload`` in a child process; restart it on changes.
-
-    A child that exits by itself (a syntax error, say) is restarted after the next change.
-    SIGINT/SIGTERM stop the child gracefully, then this loop. Returns the exit status.
-    """
-    child_argv = child_command(argv)
-    directories = args.reload_dir or [args.app_dir]
-    handle = configure_logging(LogConfig(level=args.log_level or "info", access_log=False))
-    stopping = False
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``aeros`` and ``python -m aeros``; returns the exit status."""
+    args = parse_arguments(argv)
     try:
-        logger.info("reload: watching %s for changes to .py files", ", ".join(directories))
-        seen = _source_mtimes(directories)
-        while not stopping:
-            child = subprocess.Popen(child_argv)  # noqa: S603 (our interpreter, our argv)
-            changed: list[str] = []
-            while not stopping and not changed:
-                time.sleep(interval)
-                current = _source_mtimes(directories)
-                changed = _changed(seen, current)
-                seen = current
-                if child.poll() is not None and not changed:
-                    logger.warning(
-                        "reload: server exited with status %s; waiting for a change",
-                        child.returncode,
-                    )
-                    while not stopping and not changed:
-                        time.sleep(interval)
-                        current = _source_mtimes(directories)
-                        changed, seen = _changed(seen, current), current
-            if changed:
-                logger.info("reload: %s changed; restarting", ", ".join(changed[:3]))
-            _stop_child(child)
-        return 0
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        handle.stop()
-
-
-def _stop_child(child: subprocess.Popen[bytes]) -> None:
-    if child.poll() is None:
-        child.send_signal(signal.SIGTERM)  # the server drains in-flight requests
-        try:
-            child.wait(timeout=35)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+        if args.reload and not is_reloader_child():
+            return run_with_reloader(
+                child_command(sys.argv[1:] if argv is None else argv),
+                directories=args.reload_dir or [args.app_dir],
+                log_level=args.log_level or "info",
+            )
+        return run(args)
+    except (AppSpecError, ConfigurationError) as exc:
+        # one line: the message names the app or the option and what is allowed
+        sys.stderr.write(f"aeros: error: {exc}\n")
+        return 2

@@ -6,6 +6,12 @@ origin, method and headers are allowed, 403 with no allow headers otherwise. On 
 from an allowed origin it adds ``Access-Control-Allow-Origin`` (and credentials / exposed
 headers). Whenever the answer depends on the origin, responses carry ``Vary: Origin`` so shared
 caches keep one answer per origin. Header bytes are built once, in ``__init__``.
+
+Browsers do not apply CORS to WebSockets: any page may open one to any site, with the user's
+cookies. So, unless every origin is allowed, the layer also checks WebSocket handshakes: one
+whose ``Origin`` is neither allowed nor the server's own (the ``Host`` it was sent to) is
+refused with 403 before the app sees it. Handshakes without ``Origin`` (not from a browser)
+pass.
 """
 
 from __future__ import annotations
@@ -201,7 +207,10 @@ class CORSMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            if scope["type"] == "websocket" and not self.any_origin:
+                await self._websocket(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
             return
         origin = request_method = request_headers = None
         for name, value in scope["headers"]:
@@ -241,6 +250,30 @@ class CORSMiddleware:
 
         await self.app(scope, receive, send_with_cors)
 
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        origin = host = None
+        for name, value in scope["headers"]:
+            if name == b"origin":
+                origin = value
+            elif name == b"host":
+                host = value
+        if origin is None or self._allowed(origin) or _same_origin(origin, host):
+            await self.app(scope, receive, send)
+            return
+        await receive()  # websocket.connect; the handshake is answered, never accepted
+        if "websocket.http.response" not in scope.get("extensions", {}):
+            await send({"type": "websocket.close", "code": 1008})  # the server sends 403
+            return
+        body = b"WebSocket refused: origin not allowed"
+        headers: Headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode("ascii")),
+        ]
+        if self.global_headers:
+            headers = self.global_headers.apply(headers)
+        await send({"type": "websocket.http.response.start", "status": 403, "headers": headers})
+        await send({"type": "websocket.http.response.body", "body": body, "more_body": False})
+
     async def _preflight(
         self, origin: bytes, method: bytes, requested: bytes | None, send: Send
     ) -> None:
@@ -275,6 +308,18 @@ class CORSMiddleware:
             refused = self.global_headers.apply(refused)
         await send({"type": "http.response.start", "status": 403, "headers": refused})
         await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+_DEFAULT_PORTS = {b"http": b":80", b"https": b":443", b"ws": b":80", b"wss": b":443"}
+
+
+def _same_origin(origin: bytes, host: bytes | None) -> bool:
+    """Whether ``origin`` names the host the request was sent to (default ports ignored)."""
+    scheme, sep, authority = origin.lower().partition(b"://")
+    if not sep or host is None:
+        return False
+    default = _DEFAULT_PORTS.get(scheme, b"")
+    return authority.removesuffix(default) == host.lower().removesuffix(default)
 
 
 def _vary_sender(send: Send) -> Send:
