@@ -48,7 +48,7 @@ class WorkerStart:
     sock: socket.socket
     """The listening socket."""
     channel: socket.socket
-    """This worker's end of its socket pair with the supervisor (heartbeats aside: messages)."""
+    """This worker's end of its message channel with the supervisor (:mod:`.peers`)."""
     beats: Any
     ready: Any
     helper_pid: int

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from aeros.server import peers
 from aeros.server.config import ServerConfig
 from aeros.server.forkserver import ForkServer, WorkerStart
 from aeros.server.supervisor import Supervisor, WorkerLink, can_fork
@@ -68,6 +69,8 @@ def _worker_main(app: Any, start: WorkerStart, worker_init: Callable[[], Any] | 
     """The body of a forked worker; returns its exit status."""
     config: ServerConfig = start.settings
     link = WorkerLink.for_worker(start, config.worker_healthcheck_timeout)
+    channel = peers.WorkerPeers(start.channel)
+    peers.attach(app, channel)
     resources = None
     try:
         resources = worker_init() if worker_init is not None else None
@@ -75,7 +78,7 @@ def _worker_main(app: Any, start: WorkerStart, worker_init: Callable[[], Any] | 
             build_uvicorn_config(app, config),
             graceful_timeout=config.graceful_timeout,
             on_started=link.mark_ready,
-            companions=(link.run,),
+            companions=(link.run, channel.run),
             freeze_gc=config.freeze_gc,
         )
         try:
@@ -228,4 +231,10 @@ class Runner:
             if self._stop_requested:
                 return
             self._active = supervisor
-        supervisor.run()
+        # app.clear_cache() and friends called in this process reach every worker
+        channel = peers.SupervisorPeers(supervisor.publish)
+        peers.attach(self.app, channel)
+        try:
+            supervisor.run()
+        finally:
+            peers.detach(self.app, channel)

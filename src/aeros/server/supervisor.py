@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from aeros.server import signals
+from aeros.server import peers, signals
 from aeros.server.forkserver import ForkServer, WorkerStart
 
 if TYPE_CHECKING:
@@ -115,8 +115,6 @@ class WorkerLink:
 @dataclass(slots=True)
 class _Worker:
     pid: int
-    channel: socket.socket
-    """The supervisor's end of the worker's socket pair; EOF when the worker is gone."""
     killed: bool = False
     seen_ready: bool = False
 
@@ -158,6 +156,9 @@ class Supervisor:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_w.setblocking(False)
         self._selector = selectors.DefaultSelector()
+        self._publications: queue.SimpleQueue[tuple[peers.Message, Callable[[], None]]]
+        self._publications = queue.SimpleQueue()
+        self.relay = peers.PeerRelay()
         self._beats: Any = fork_server.beats
         self._ready: Any = fork_server.ready
         self._slots: list[_Worker | None] = [None] * workers
@@ -175,6 +176,20 @@ class Supervisor:
 
     def _on_signal(self, sig: int, frame: object) -> None:
         self._post(signals.signal_name(sig))  # only enqueue: the loop does the work
+
+    def publish(self, message: peers.Message, done: Callable[[], None]) -> None:
+        """Send ``message`` to every worker, then call ``done()``; safe from any thread."""
+        self._publications.put((message, done))
+        self._post("publish")
+
+    def handle_publish(self) -> bool:
+        """Relay the messages published in this process (``app.clear_cache()`` here)."""
+        while True:
+            try:
+                message, done = self._publications.get_nowait()
+            except queue.Empty:
+                return False
+            self.relay.broadcast(message, done)
 
     def _post(self, event: str) -> None:
         self._events.put(event)
@@ -205,6 +220,9 @@ class Supervisor:
                 try:
                     self._drain()
                 finally:
+                    self.relay.close()
+                    while not self._publications.empty():  # nobody is left to apply them
+                        self._publications.get_nowait()[1]()
                     self.fork_server.close()
                     self._selector.close()
                     self._wake_r.close()
@@ -219,6 +237,8 @@ class Supervisor:
                 if key.data == "wake":
                     with contextlib.suppress(BlockingIOError):
                         self._wake_r.recv(512)
+                elif isinstance(key.data, int):
+                    self.relay.on_readable(key.data)
             while True:
                 try:
                     event = self._events.get_nowait()
@@ -257,7 +277,7 @@ class Supervisor:
     def _spawn(self, slot: int) -> None:
         self._beats[slot] = time.monotonic()  # the grace period starts at the fork
         self._ready[slot] = 0
-        mine, theirs = socket.socketpair()
+        mine, theirs = peers.socket_pair()
         try:
             pid = self.fork_server.spawn(slot, self.settings, self.sock, theirs)
         except OSError:
@@ -265,8 +285,10 @@ class Supervisor:
             self.failed_reason = "the helper process that forks the workers exited"
             return
         finally:
-            theirs.close()  # the worker has its copy; EOF on ours then means it is gone
-        self._slots[slot] = _Worker(pid, mine)
+            theirs.close()  # the worker has its copy
+        self.relay.add(slot, mine)
+        self._selector.register(mine, selectors.EVENT_READ, slot)
+        self._slots[slot] = _Worker(pid)
         logger.info("Started worker %d [pid %d]", slot, pid)
 
     def _collect_exits(self, block: float = 0.0) -> dict[int, int]:
@@ -293,7 +315,7 @@ class Supervisor:
                     self._failures = 0
                 continue
             self._slots[slot] = None
-            worker.channel.close()
+            self._forget_channel(slot)
             self._on_exit(slot, worker, describe_exit(exited[worker.pid]))
         if not self._announced and all(
             worker is not None and self._ready[slot] for slot, worker in enumerate(self._slots)
@@ -326,6 +348,12 @@ class Supervisor:
             return
         delay = _RETRY_DELAYS[min(self._failures, len(_RETRY_DELAYS)) - 1]
         self._respawn_at[slot] = time.monotonic() + delay
+
+    def _forget_channel(self, slot: int) -> None:
+        for key in list(self._selector.get_map().values()):
+            if key.data == slot:
+                self._selector.unregister(key.fileobj)
+        self.relay.remove(slot)
 
     def _events_say(self, wanted: str) -> bool:
         """Whether ``wanted`` is among the queued events (the others are dropped: draining)."""
@@ -390,8 +418,7 @@ class Supervisor:
         kill_deadline = time.monotonic() + KILL_MARGIN
         while live and time.monotonic() < kill_deadline:
             live.difference_update(self._collect_exits(block=0.05))
-        for worker in self._slots:
-            if worker is not None:
-                worker.channel.close()
+        for slot in range(self.workers):
+            self._forget_channel(slot)
         self._slots = [None] * self.workers
         logger.info("All workers stopped")
