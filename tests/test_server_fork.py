@@ -46,7 +46,7 @@ def _check_forks(stdout: str, stderr: str, minimum: int) -> None:
     assert "DeprecationWarning" not in stderr
 
 
-@pytest.mark.parametrize("mode", ["serve_in_thread", "AdvancedThread"])
+@pytest.mark.parametrize("mode", ["serve_in_thread", "AdvancedThread", "Thread"])
 def test_workers_fork_single_threaded_when_served_from_a_thread(tmp_path: Path, mode: str) -> None:
     """workers=2 started in a thread: the helper and both workers fork with one thread."""
     proc, stderr_path = _start(mode, tmp_path)
@@ -93,3 +93,17 @@ def test_workers_fork_single_threaded_from_the_main_thread_and_on_respawn(tmp_pa
     assert proc.returncode == 0, stderr[-3000:]
     assert "starting a replacement" in stderr
     _check_forks(stdout, stderr, minimum=4)  # the helper, two workers, one replacement
+
+
+def test_fork_warning_is_not_hidden_when_the_callers_thread_forks(tmp_path: Path) -> None:
+    """A plain thread without prepare_workers(): Python's warning shows; workers still serve."""
+    proc, stderr_path = _start("Thread-unprepared", tmp_path)
+    stdout, _ = proc.communicate(timeout=45)
+    stderr = stderr_path.read_text(errors="replace")
+    assert proc.returncode == 0, stderr[-3000:]
+    assert any(line.startswith("GOT 200 ") for line in stdout.splitlines()), stdout
+    forks = [line.split()[2] for line in stdout.splitlines() if line.startswith("FORK ")]
+    assert forks[0] == "2"  # the helper: forked from the caller's thread, beside the main one
+    assert forks[1:] == ["1", "1"]  # the workers: from the single-threaded helper
+    warned = "multi-threaded, use of fork()" in stderr
+    assert warned == (sys.version_info >= (3, 12))  # the warning is new in Python 3.12

@@ -1,10 +1,12 @@
 """Workers started from the main thread or a thread, reporting every fork and its thread count.
 
-Run as ``python -W error::DeprecationWarning fork_app.py MODE`` (MODE: ``main``,
-``serve_in_thread`` or ``AdvancedThread``). stdout lines the tests read: ``FORK <pid> <threads>``
-just before every ``os.fork()`` of this process or of its fork helper (``threads``: OS threads of
-the forking process, the number Python 3.12+ checks before it warns), ``URL <base url>`` once
-serving, ``GOT <status> <body>`` for a request the script made itself, and ``EXITED`` at the end.
+Run as ``python -W error::DeprecationWarning fork_app.py MODE``, MODE one of ``main``,
+``serve_in_thread``, ``AdvancedThread``, ``Thread`` (a plain thread after
+``app.prepare_workers()``) or ``Thread-unprepared``. stdout lines the tests read:
+``FORK <pid> <threads>`` just before every ``os.fork()`` of this process or of its fork helper
+(``threads``: OS threads of the forking process, the number Python 3.12+ checks before it
+warns), ``URL <base url>`` once serving, ``GOT <status> <body>`` for a request the script made
+itself, and ``EXITED`` at the end.
 """
 
 from __future__ import annotations
@@ -74,6 +76,22 @@ if __name__ == "__main__":
         say(f"URL {urls[0]}")
         say(f"GOT {get(urls[0] + '/pid')}")
         thread.stop()
+        thread.join(30)
+    elif mode in ("Thread", "Thread-unprepared"):
+        started = threading.Event()
+        urls = []
+        if mode == "Thread":
+            app.prepare_workers()  # before the thread exists
+        thread = threading.Thread(
+            target=app.run_server,
+            kwargs={"on_started": lambda url: (urls.append(url), started.set())},
+        )
+        thread.start()
+        if not started.wait(20):
+            raise SystemExit("the server did not start within 20 s")
+        say(f"URL {urls[0]}")
+        say(f"GOT {get(urls[0] + '/pid')}")
+        app.stop()
         thread.join(30)
     else:
         raise SystemExit(f"unknown mode {mode!r}")
