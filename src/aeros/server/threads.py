@@ -28,7 +28,13 @@ def serve_in_thread(app: Any, *, host: str, port: int, timeout: float) -> Iterat
             (the thread's exception is chained).
     """
     config = getattr(app, "server_config", None)
-    sock = bind_socket(host, port, getattr(config, "backlog", 2048))
+    # the workers' helper first (before the thread), and before the socket: it keeps no copy
+    _prepare_workers(app)
+    try:
+        sock = bind_socket(host, port, getattr(config, "backlog", 2048))
+    except BaseException:
+        _discard_prepared_workers(app)
+        raise
     started = threading.Event()
     urls: list[str] = []
     errors: list[BaseException] = []
@@ -44,7 +50,6 @@ def serve_in_thread(app: Any, *, host: str, port: int, timeout: float) -> Iterat
             errors.append(exc)
 
     thread = threading.Thread(target=target, name="aeros-server", daemon=True)
-    _prepare_workers(app)
     try:
         thread.start()
         deadline = time.monotonic() + timeout
