@@ -214,4 +214,4 @@ def test_serve_in_thread_leaves_the_callers_gc_alone(live_server) -> None:
     before = gc.get_freeze_count()
     with live_server(app) as url:
         assert httpx.get(url + "/").text == "ok"
-    assert gc.get_freeze_count() == before == 0
+    assert gc.get_freeze_count() == before  # before: not always 0 (3.12.1 starts with 375)

@@ -36,7 +36,8 @@ from aeros.middleware.headers import GlobalHeaders, HeadersMiddleware
 from aeros.middleware.types import ASGIApp, Headers, Receive, Scope, Send, check_header
 from aeros.misc import note_sync_function
 from aeros.server.config import Limits, ServerConfig
-from aeros.server.runner import Runner
+from aeros.server.forkserver import ForkServer
+from aeros.server.runner import Runner, fork_server_for
 
 __all__ = ["WebServer"]
 
@@ -196,6 +197,7 @@ class WebServer(Quart):
         self._stack: ASGIApp | None = None
         self._runner: Runner | None = None
         self._runner_lock = threading.Lock()
+        self._prepared_fork_server: ForkServer | None = None
 
     # ---- the layer stack ---------------------------------------------------------------
 
@@ -301,27 +303,62 @@ class WebServer(Quart):
             if on_started is not None:
                 on_started(base_url)
 
-        runner = Runner(
-            self,
-            config,
-            sock=sock,
-            on_started=started,
-            worker_init=lambda: configure_logging(self.log_config),
-        )
         # Registered before anything slow, so a stop() from another thread is never lost.
         with self._runner_lock:
             if self._runner is not None:
                 raise RuntimeError("this WebServer is already serving; call stop() first")
-            self._runner = runner
+            prepared, self._prepared_fork_server = self._prepared_fork_server, None
+            runner = self._runner = Runner(
+                self,
+                config,
+                sock=sock,
+                on_started=started,
+                worker_init=self._start_worker_logging,
+                fork_server=prepared,
+            )
         try:
+            # Workers are forked by a helper forked here, before the log listener thread
+            # starts (or earlier, by AdvancedThread / serve_in_thread, before their thread).
+            runner.prepare()
             listener = configure_logging(self.log_config)
             try:
                 runner.run()
             finally:
                 listener.stop()
         finally:
+            runner.close()
             with self._runner_lock:
                 self._runner = None
+
+    def _start_worker_logging(self) -> Any:
+        return configure_logging(self.log_config)
+
+    def prepare_workers(self, workers: int | None = None) -> None:
+        """Fork the helper that forks the worker processes now, for the next ``run_server()``.
+
+        For a server started in a thread: call it before that thread starts, while the process
+        still has only one thread (``AdvancedThread.start()`` and ``serve_in_thread()`` do).
+        Forking in a process with threads can deadlock the child, and Python 3.12+ warns about
+        it; aeros forks its workers only from this single-threaded helper. Without this call a
+        ``run_server()`` in a thread forks the helper itself, and Python warns that the process
+        has threads (yours). A no-op for one process.
+
+        Args:
+            workers: the worker count ``run_server()`` will use; default: the constructor's.
+        """
+        count = self.server_config.workers if workers is None else workers
+        helper = fork_server_for(self, count, self._start_worker_logging)
+        with self._runner_lock:
+            previous, self._prepared_fork_server = self._prepared_fork_server, helper
+        if previous is not None:
+            previous.close()
+
+    def discard_prepared_workers(self) -> None:
+        """Let a helper from :meth:`prepare_workers` go when ``run_server()`` will not run."""
+        with self._runner_lock:
+            previous, self._prepared_fork_server = self._prepared_fork_server, None
+        if previous is not None:
+            previous.close()
 
     def run(
         self, host: str | None = None, port: int | None = None, *args: Any, **kwargs: Any

@@ -27,9 +27,10 @@ from werkzeug.routing import RoutingException
 from aeros.cache.base import Store
 from aeros.errors import ConfigurationError, StoreError
 from aeros.middleware.cache import CacheMiddleware, CachePolicy
-from aeros.middleware.cache_entry import path_prefix, route_prefix
+from aeros.middleware.cache_entry import path_prefix, request_path, route_prefix
 from aeros.middleware.headers import GlobalHeaders
 from aeros.middleware.types import ASGIApp, Scope
+from aeros.server import peers
 
 __all__ = ["POLICY_ATTRIBUTE", "ResponseCache"]
 
@@ -79,8 +80,13 @@ class ResponseCache:
         self._routes: dict[tuple[str, int], CachePolicy] = {}
         self._layers: list[CacheMiddleware] = []
         self._warned = False
+        # A store in each process's memory (SimpleCache) exists once per worker: clears,
+        # purges and write invalidations are passed to the other workers (aeros.server.peers).
+        self.per_process = store is not None and not getattr(store, "shared", True)
         if store is not None:
             app.after_serving(self._close)
+        if self.per_process:
+            app.before_serving(self._join_peers)
 
     @property
     def default_timeout(self) -> float | None:
@@ -202,7 +208,14 @@ class ResponseCache:
         """
         if self.store is None:
             return inner
-        layer = CacheMiddleware(inner, self.store, self.policy_for, codecs, headers=headers)
+        layer = CacheMiddleware(
+            inner,
+            self.store,
+            self.policy_for,
+            codecs,
+            headers=headers,
+            on_invalidated=self._invalidated if self.per_process else None,
+        )
         self._layers.append(layer)
         return layer
 
@@ -214,8 +227,13 @@ class ResponseCache:
         """
         if self.store is None:
             return
-        await self.store.clear()
-        self._forget()
+        await self._clear_here()
+        await self._tell_other_workers({"op": "clear"})
+
+    async def _clear_here(self) -> None:
+        if self.store is not None:
+            await self.store.clear()
+            self._forget()
 
     def clear_sync(self) -> None:
         """:meth:`clear` from synchronous code.
@@ -234,15 +252,24 @@ class ResponseCache:
             endpoint: a Quart endpoint name such as ``"item"`` or ``"blueprint.item"``.
 
         Returns:
-            How many entries were removed. A path purge is one indexed group delete; an
-            endpoint purge scans the store's keys. A store without ``delete_group`` /
-            ``delete_prefix`` is cleared entirely instead (and 0 is returned).
+            How many entries were removed (from this worker's store, for a store in each
+            process's memory: the other workers purge theirs too). A path purge is one indexed
+            group delete; an endpoint purge scans the store's keys. A store without
+            ``delete_group`` / ``delete_prefix`` is cleared entirely instead (and 0 is returned).
 
         Raises:
             StoreError: the store failed.
         """
         if (path is None) == (endpoint is None):
             raise TypeError("purge() takes exactly one of path=... or endpoint=...")
+        removed = await self._purge_here(path, endpoint)
+        if path is not None:
+            await self._tell_other_workers({"op": "purge", "path": path})
+        else:
+            await self._tell_other_workers({"op": "purge", "endpoint": endpoint})
+        return removed
+
+    async def _purge_here(self, path: str | None, endpoint: str | None) -> int:
         if self.store is None:
             return 0
         store = self.store
@@ -270,6 +297,41 @@ class ResponseCache:
                 removed = 0
         self._forget()
         return removed
+
+    # ---- other workers (a store in each process's memory) ---------------------------------
+
+    async def _tell_other_workers(self, message: peers.Message) -> None:
+        """After a clear/purge/invalidation here: the same in every other worker, awaited."""
+        channel = peers.channel_for(self.app) if self.per_process else None
+        if channel is not None:
+            await channel.publish(message)
+
+    async def _invalidated(self, scope: Scope) -> None:
+        # the cache layer invalidated the target URI of a successful unsafe request here
+        uri = request_path(scope).decode("utf-8", "surrogateescape")
+        await self._tell_other_workers({"op": "invalidate", "uri": uri})
+
+    async def _join_peers(self) -> None:
+        channel = peers.channel_for(self.app)
+        if channel is not None:  # in a worker: apply what the other workers publish
+            channel.subscribe(self._apply_peer_message)
+
+    async def _apply_peer_message(self, message: peers.Message) -> None:
+        """Run another worker's operation on this worker's store (without passing it on)."""
+        op = message.get("op")
+        if op == "clear":
+            await self._clear_here()
+        elif op == "purge":
+            await self._purge_here(message.get("path"), message.get("endpoint"))
+        elif op == "invalidate":
+            await self._invalidate_here(str(message["uri"]))
+        else:
+            logger.warning("unknown cache message from another worker: %r", message)
+
+    async def _invalidate_here(self, uri: str) -> None:
+        # Write invalidation of the target URI, as the cache layer did it in the publishing
+        # worker: its entries are the path's group.
+        await self._purge_here(uri, None)
 
     def run_sync(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run a cache coroutine to completion from synchronous code (see :meth:`clear_sync`)."""

@@ -27,6 +27,10 @@ class Store(Protocol):
     A store that answers from this process's memory may also offer a synchronous
     ``get_nowait(key)`` with :meth:`get`'s meaning; the cache layer then reads it without a
     coroutine (it must never block: no I/O, no waiting on a lock held across an await).
+
+    A store whose entries live in each process separately says so with a class attribute
+    ``shared = False``; the response cache then passes clears, purges and write invalidations
+    to every worker of the server. Without the attribute a store counts as shared.
     """
 
     async def get(self, key: str) -> bytes | None:

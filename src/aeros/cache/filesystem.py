@@ -53,6 +53,9 @@ class FilesystemCache:
         max_bytes: most bytes of entry files kept; a larger value is not stored. Default 256 MiB.
     """
 
+    shared = True
+    """Every process using it sees the same entries: nothing to pass between workers."""
+
     def __init__(
         self,
         directory: str | os.PathLike[str],

@@ -25,6 +25,10 @@ class SimpleCache:
             stored. Default 64 MiB.
     """
 
+    shared = False
+    """Each process has its own entries: with workers, the response cache passes clears,
+    purges and write invalidations to every worker (see :mod:`aeros.server.peers`)."""
+
     def __init__(
         self, timeout: float | None = 300, threshold: int = 500, *, max_bytes: int = 64 << 20
     ) -> None:

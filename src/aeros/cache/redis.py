@@ -80,6 +80,9 @@ class RedisCache:
         max_connections: connections per process and event loop. Default 64.
     """
 
+    shared = True
+    """Every process using it sees the same entries: nothing to pass between workers."""
+
     def __init__(
         self,
         host: str = "127.0.0.1",

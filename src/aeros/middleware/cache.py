@@ -31,7 +31,7 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aeros.compression.codecs import Codec
@@ -105,8 +105,11 @@ class CacheMiddleware:
         max_entry_bytes: int = 8 << 20,
         warn_interval: float = 60.0,
         coalesce_grace: float = 0.5,
+        on_invalidated: Callable[[Scope], Awaitable[None]] | None = None,
     ) -> None:
         self.app = app
+        # told after a write invalidated here (the response cache passes it on to other workers)
+        self.on_invalidated = on_invalidated
         self.store = store
         self.policy_for = policy_for
         self.codecs: tuple[Codec, ...] = tuple(codecs)
@@ -167,6 +170,8 @@ class CacheMiddleware:
                 except StoreError as exc:
                     self._warn(exc)
                 self.forget()
+                if self.on_invalidated is not None:
+                    await self.on_invalidated(scope)
             await send(message)
 
         await self.app(scope, receive, watch)

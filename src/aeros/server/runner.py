@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 from collections.abc import Callable
 from typing import Any
 
+from aeros.server import peers
 from aeros.server.config import ServerConfig
+from aeros.server.forkserver import ForkServer, WorkerStart
 from aeros.server.supervisor import Supervisor, WorkerLink, can_fork
 from aeros.server.uvicorn_backend import (
     AerosServer,
@@ -18,7 +21,7 @@ from aeros.server.uvicorn_backend import (
     serve,
 )
 
-__all__ = ["Runner", "base_url", "bind_socket"]
+__all__ = ["Runner", "base_url", "bind_socket", "fork_server_for"]
 
 logger = logging.getLogger("aeros.server")
 
@@ -45,6 +48,54 @@ def base_url(sock: socket.socket, ssl: bool) -> str:
     return f"{'https' if ssl else 'http'}://{shown}:{port}"
 
 
+def fork_server_for(
+    app: Any, workers: int, worker_init: Callable[[], Any] | None = None
+) -> ForkServer | None:
+    """Fork the helper that will fork ``workers`` workers serving ``app``; None for one process.
+
+    Call it while the process has no thread but the calling one (see
+    :mod:`aeros.server.forkserver`): every worker is a copy of the process as it is now.
+    """
+    if workers <= 1 or not can_fork():
+        return None
+
+    def run_worker(start: WorkerStart) -> int:
+        return _worker_main(app, start, worker_init)
+
+    return ForkServer(workers, run_worker)
+
+
+def _worker_main(app: Any, start: WorkerStart, worker_init: Callable[[], Any] | None) -> int:
+    """The body of a forked worker; returns its exit status."""
+    config: ServerConfig = start.settings
+    link = WorkerLink.for_worker(start, config.worker_healthcheck_timeout)
+    channel = peers.WorkerPeers(start.channel)
+    peers.attach(app, channel)
+    resources = None
+    try:
+        resources = worker_init() if worker_init is not None else None
+        server = AerosServer(
+            build_uvicorn_config(app, config),
+            graceful_timeout=config.graceful_timeout,
+            on_started=link.mark_ready,
+            companions=(link.run, channel.run),
+            freeze_gc=config.freeze_gc,
+        )
+        try:
+            serve(server, start.sock)
+        except StartupFailed as exc:
+            logger.error("Worker %d: %s", link.slot, exc)
+            return 3
+        return 0
+    except BaseException:
+        logger.exception("Worker %d [pid %d] crashed", link.slot, os.getpid())
+        return 1
+    finally:
+        stop = getattr(resources, "stop", None)
+        if callable(stop):
+            stop()
+
+
 class Runner:
     """Serve ``app`` until :meth:`stop` (any thread) or SIGINT/SIGTERM (main thread only).
 
@@ -53,8 +104,11 @@ class Runner:
         config: the server configuration.
         sock: an already bound listening socket; None binds ``config.host:config.port``.
         on_started: called once with the base URL when the server (every worker) accepts.
-        worker_init: called first thing in each forked worker (re-creates logging after the
-            fork); an object it returns with a ``stop()`` is stopped when the worker ends.
+        worker_init: called first thing in each forked worker (sets up its logging); an
+            object it returns with a ``stop()`` is stopped when the worker ends.
+        fork_server: a helper already forked for this app by :func:`fork_server_for` (before
+            the caller's thread started); used when its slots match the workers of this run,
+            closed otherwise. The runner owns it from here on.
     """
 
     def __init__(
@@ -65,15 +119,35 @@ class Runner:
         sock: socket.socket | None = None,
         on_started: Callable[[str], None] | None = None,
         worker_init: Callable[[], Any] | None = None,
+        fork_server: ForkServer | None = None,
     ) -> None:
         self.app = app
         self.config = config
         self.sock = sock
         self.on_started = on_started
         self.worker_init = worker_init
+        self.fork_server = fork_server
         self._lock = threading.Lock()
         self._stop_requested = False
         self._active: AerosServer | Supervisor | None = None
+
+    def prepare(self) -> None:
+        """Fork the workers' helper now, unless one is ready; a no-op for one process.
+
+        Call it before anything starts a thread (the log listener): see
+        :mod:`aeros.server.forkserver`.
+        """
+        workers = self.config.workers
+        if self.fork_server is not None and self.fork_server.slots != workers:
+            self.close()
+        if self.fork_server is None:
+            self.fork_server = fork_server_for(self.app, workers, self.worker_init)
+
+    def close(self) -> None:
+        """Let the workers' helper go (the run closes it too); idempotent."""
+        if self.fork_server is not None:
+            self.fork_server.close()
+            self.fork_server = None
 
     def run(self) -> None:
         """Serve until stopped; returns after a graceful drain.
@@ -106,6 +180,7 @@ class Runner:
                 self._active = None
             if owns_socket:
                 sock.close()
+            self.close()
 
     def stop(self) -> None:
         """Stop gracefully; safe from any thread, idempotent, and effective before the start."""
@@ -140,10 +215,14 @@ class Runner:
         serve(server, sock)
 
     def _run_workers(self, sock: socket.socket, url: str, workers: int) -> None:
+        self.prepare()  # normally done already, before the caller started its threads
+        if self.fork_server is None:  # pragma: no cover (run() checked can_fork())
+            raise RuntimeError("no fork helper for workers > 1")
         supervisor = Supervisor(
             workers=workers,
             sock=sock,
-            run_worker=lambda link: self._worker_main(sock, link),
+            fork_server=self.fork_server,
+            settings=self.config,
             graceful_timeout=self.config.graceful_timeout,
             healthcheck_timeout=self.config.worker_healthcheck_timeout,
             on_started=self._announce(url),
@@ -152,26 +231,10 @@ class Runner:
             if self._stop_requested:
                 return
             self._active = supervisor
-        supervisor.run()
-
-    def _worker_main(self, sock: socket.socket, link: WorkerLink) -> int:
-        """The body of a forked worker; returns its exit status."""
-        resources = self.worker_init() if self.worker_init is not None else None
+        # app.clear_cache() and friends called in this process reach every worker
+        channel = peers.SupervisorPeers(supervisor.publish)
+        peers.attach(self.app, channel)
         try:
-            server = AerosServer(
-                build_uvicorn_config(self.app, self.config),
-                graceful_timeout=self.config.graceful_timeout,
-                on_started=link.mark_ready,
-                companions=(link.run,),
-                freeze_gc=self.config.freeze_gc,
-            )
-            try:
-                serve(server, sock)
-            except StartupFailed as exc:
-                logger.error("Worker %d: %s", link.slot, exc)
-                return 3
-            return 0
+            supervisor.run()
         finally:
-            stop = getattr(resources, "stop", None)
-            if callable(stop):
-                stop()
+            peers.detach(self.app, channel)

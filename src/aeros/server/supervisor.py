@@ -1,13 +1,16 @@
 """Fork N workers serving one inherited socket; replace dead or hung ones; drain them on stop.
 
 uvicorn's supervisor shape: signal handlers only enqueue, one loop in the parent dispatches
-``handle_<event>()``, reaps exited workers and checks heartbeats. Workers are ``os.fork()``-ed, so
-they inherit the app object and the listening socket (no import string, no re-binding). Each
-worker's event loop writes a timestamp into shared memory (:class:`WorkerLink`); a worker whose
-loop stops writing for ``worker_healthcheck_timeout`` seconds is blocked, and is killed and
-replaced. Workers that die before they ever serve are start failures: they are retried with a
-growing delay, and after :data:`START_FAILURE_LIMIT` in a row the parent gives up with exit
-status :data:`EXIT_CRASH_LOOP` instead of respawning forever.
+``handle_<event>()``, reaps exited workers and checks heartbeats. Workers are forked, so they
+inherit the app object (no import string), by a single-threaded helper
+(:class:`~aeros.server.forkserver.ForkServer`) that was forked before aeros started any thread:
+the supervisor's own process has threads, and forking there could deadlock a worker (Python
+3.12+ warns about exactly that). The listening socket is passed to each worker as a
+descriptor. Each worker's event loop writes a timestamp into shared memory (:class:`WorkerLink`);
+a worker whose loop stops writing for ``worker_healthcheck_timeout`` seconds is blocked, and is
+killed and replaced. Workers that die before they ever serve are start failures: they are
+retried with a growing delay, and after :data:`START_FAILURE_LIMIT` in a row the parent gives up
+with exit status :data:`EXIT_CRASH_LOOP` instead of respawning forever.
 """
 
 from __future__ import annotations
@@ -17,17 +20,17 @@ import contextlib
 import logging
 import os
 import queue
+import selectors
 import signal
 import socket
 import sys
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from multiprocessing.sharedctypes import RawArray
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
-from aeros.server import signals
+from aeros.server import peers, signals
+from aeros.server.forkserver import ForkServer, WorkerStart
 
 if TYPE_CHECKING:
     from aeros.server.uvicorn_backend import AerosServer
@@ -51,6 +54,16 @@ def can_fork() -> bool:
     return hasattr(os, "fork") and sys.platform != "win32"
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover (a recycled pid of another user)
+        return False
+    return True
+
+
 def describe_exit(code: int) -> str:
     """``exit status 1`` or ``killed by SIGKILL`` for an ``os.waitstatus_to_exitcode`` value."""
     if code < 0:
@@ -68,6 +81,17 @@ class WorkerLink:
         self.parent_pid = parent_pid
         self.interval = interval
 
+    @classmethod
+    def for_worker(cls, start: WorkerStart, healthcheck_timeout: float) -> WorkerLink:
+        """The link of the worker ``start`` describes, beating often enough for the timeout."""
+        return cls(
+            start.beats,
+            start.ready,
+            start.slot,
+            start.helper_pid,
+            interval=min(1.0, healthcheck_timeout / 4),
+        )
+
     def beat(self) -> None:
         """Record that this worker's event loop is running now."""
         self._beats[self.slot] = time.monotonic()
@@ -82,7 +106,8 @@ class WorkerLink:
         while True:
             self.beat()
             if os.getppid() != self.parent_pid:
-                # Orphaned (the parent was SIGKILLed): drain instead of serving unsupervised.
+                # Orphaned (the fork helper exited with the supervisor, which was SIGKILLed):
+                # drain instead of serving unsupervised.
                 server.request_stop("the supervisor exited")
             await asyncio.sleep(self.interval)
 
@@ -99,9 +124,10 @@ class Supervisor:
 
     Args:
         workers: number of worker processes.
-        sock: the bound, listening socket the workers inherit.
-        run_worker: called in each forked worker with its :class:`WorkerLink`; serves until
-            stopped and returns the worker's exit status.
+        sock: the bound, listening socket the workers serve.
+        fork_server: the helper that forks the workers (its ``slots`` equal ``workers``); the
+            supervisor closes it when it returns.
+        settings: sent to every new worker with its :class:`WorkerStart` (the ServerConfig).
         graceful_timeout: seconds each worker gets to drain on stop (plus :data:`KILL_MARGIN`).
         healthcheck_timeout: seconds without a heartbeat after which a worker is killed.
         on_started: called once in the parent when every worker accepts connections.
@@ -112,20 +138,29 @@ class Supervisor:
         *,
         workers: int,
         sock: socket.socket,
-        run_worker: Callable[[WorkerLink], int],
+        fork_server: ForkServer,
+        settings: Any,
         graceful_timeout: float,
         healthcheck_timeout: float,
         on_started: Callable[[], None] | None = None,
     ) -> None:
         self.workers = workers
         self.sock = sock
-        self.run_worker = run_worker
+        self.fork_server = fork_server
+        self.settings = settings
         self.graceful_timeout = graceful_timeout
         self.healthcheck_timeout = healthcheck_timeout
         self.on_started = on_started
         self._events: queue.SimpleQueue[str] = queue.SimpleQueue()  # put() is reentrant
-        self._beats: Any = RawArray("d", workers)
-        self._ready: Any = RawArray("b", workers)
+        # put() is followed by a byte on this pair, so the loop's select() wakes at once
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_w.setblocking(False)
+        self._selector = selectors.DefaultSelector()
+        self._publications: queue.SimpleQueue[tuple[peers.Message, Callable[[], None]]]
+        self._publications = queue.SimpleQueue()
+        self.relay = peers.PeerRelay()
+        self._beats: Any = fork_server.beats
+        self._ready: Any = fork_server.ready
         self._slots: list[_Worker | None] = [None] * workers
         self._respawn_at: dict[int, float] = {}
         self._failures = 0
@@ -137,10 +172,29 @@ class Supervisor:
 
     def stop(self) -> None:
         """Drain every worker and return from :meth:`run`; safe from any thread, idempotent."""
-        self._events.put("stop")
+        self._post("stop")
 
     def _on_signal(self, sig: int, frame: object) -> None:
-        self._events.put(signals.signal_name(sig))  # only enqueue: the loop does the work
+        self._post(signals.signal_name(sig))  # only enqueue: the loop does the work
+
+    def publish(self, message: peers.Message, done: Callable[[], None]) -> None:
+        """Send ``message`` to every worker, then call ``done()``; safe from any thread."""
+        self._publications.put((message, done))
+        self._post("publish")
+
+    def handle_publish(self) -> bool:
+        """Relay the messages published in this process (``app.clear_cache()`` here)."""
+        while True:
+            try:
+                message, done = self._publications.get_nowait()
+            except queue.Empty:
+                return False
+            self.relay.broadcast(message, done)
+
+    def _post(self, event: str) -> None:
+        self._events.put(event)
+        with contextlib.suppress(OSError):  # full (a wake-up is pending anyway) or closed
+            self._wake_w.send(b"\0")
 
     # ---- the parent's loop ----------------------------------------------------------------
 
@@ -150,27 +204,49 @@ class Supervisor:
         Raises:
             SystemExit: with :data:`EXIT_CRASH_LOOP` when workers keep failing at start.
         """
-        handled = (*signals.SHUTDOWN_SIGNALS, signal.SIGCHLD)
-        with signals.capture(handled, self._on_signal):
+        if self.fork_server.slots != self.workers:
+            raise ValueError(
+                f"Supervisor(workers={self.workers}) needs a ForkServer with as many slots; "
+                f"got {self.fork_server.slots}"
+            )
+        self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
+        self._selector.register(self.fork_server, selectors.EVENT_READ, "exits")
+        with signals.capture(signals.SHUTDOWN_SIGNALS, self._on_signal):
             try:
                 for slot in range(self.workers):
                     self._spawn(slot)
                 self._supervise()
             finally:
-                self._drain()
+                try:
+                    self._drain()
+                finally:
+                    self.relay.close()
+                    while not self._publications.empty():  # nobody is left to apply them
+                        self._publications.get_nowait()[1]()
+                    self.fork_server.close()
+                    self._selector.close()
+                    self._wake_r.close()
+                    self._wake_w.close()
         if self.failed_reason is not None:
             logger.critical("Stopping: %s", self.failed_reason)
             raise SystemExit(EXIT_CRASH_LOOP)
 
     def _supervise(self) -> None:
         while True:
-            try:
-                event = self._events.get(timeout=_TICK)
-            except queue.Empty:
-                event = "tick"
-            handler = getattr(self, f"handle_{event.lower()}", None)
-            if handler is not None and handler():
-                return
+            for key, _mask in self._selector.select(_TICK):
+                if key.data == "wake":
+                    with contextlib.suppress(BlockingIOError):
+                        self._wake_r.recv(512)
+                elif isinstance(key.data, int):
+                    self.relay.on_readable(key.data)
+            while True:
+                try:
+                    event = self._events.get_nowait()
+                except queue.Empty:
+                    break
+                handler = getattr(self, f"handle_{event.lower()}", None)
+                if handler is not None and handler():
+                    return
             self._reap()
             if self.failed_reason is not None:
                 return
@@ -201,59 +277,46 @@ class Supervisor:
     def _spawn(self, slot: int) -> None:
         self._beats[slot] = time.monotonic()  # the grace period starts at the fork
         self._ready[slot] = 0
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()  # or buffered output would be written twice
-        with warnings.catch_warnings():
-            # Python 3.12+ warns that forking a threaded process may deadlock the child; the
-            # worker touches only its own fresh state and re-creates logging first.
-            warnings.filterwarnings("ignore", message=".*fork", category=DeprecationWarning)
-            pid = os.fork()
-        if pid == 0:
-            self._child(slot)
+        mine, theirs = peers.socket_pair()
+        try:
+            pid = self.fork_server.spawn(slot, self.settings, self.sock, theirs)
+        except OSError:
+            mine.close()
+            self.failed_reason = "the helper process that forks the workers exited"
+            return
+        finally:
+            theirs.close()  # the worker has its copy
+        self.relay.add(slot, mine)
+        self._selector.register(mine, selectors.EVENT_READ, slot)
         self._slots[slot] = _Worker(pid)
         logger.info("Started worker %d [pid %d]", slot, pid)
 
-    def _child(self, slot: int) -> NoReturn:
-        code = 1
-        try:
-            # Drop the parent's handlers: until uvicorn installs its own, a signal ends the
-            # worker outright (nothing is in flight yet), instead of landing in the parent's
-            # queue copy where nobody reads it.
-            for sig in (*signals.SHUTDOWN_SIGNALS, signal.SIGCHLD):
-                signal.signal(sig, signal.SIG_DFL)
-            link = WorkerLink(
-                self._beats,
-                self._ready,
-                slot,
-                os.getppid(),
-                interval=min(1.0, self.healthcheck_timeout / 4),
-            )
-            code = self.run_worker(link)
-        except BaseException:
-            with contextlib.suppress(BaseException):
-                logger.exception("Worker %d [pid %d] crashed", slot, os.getpid())
-        finally:
-            for stream in (sys.stdout, sys.stderr):
-                with contextlib.suppress(BaseException):
-                    stream.flush()
-            os._exit(code)  # never return into the parent's stack (its finally blocks, atexit)
+    def _collect_exits(self, block: float = 0.0) -> dict[int, int]:
+        """Exit codes (``os.waitstatus_to_exitcode``) of workers that exited, by pid."""
+        reports = self.fork_server.exits(block)
+        if reports is None:  # the helper is gone, and with it the exit statuses of its workers
+            if self.failed_reason is None:
+                self.failed_reason = "the helper process that forks the workers exited"
+            return {
+                worker.pid: -signal.SIGKILL
+                for worker in self._slots
+                if worker is not None and not _alive(worker.pid)
+            }
+        return {pid: os.waitstatus_to_exitcode(status) for pid, status in reports}
 
     def _reap(self) -> None:
+        exited = self._collect_exits()
         for slot, worker in enumerate(self._slots):
             if worker is None:
                 continue
-            try:
-                pid, status = os.waitpid(worker.pid, os.WNOHANG)
-            except ChildProcessError:  # reaped by someone else: its status is lost
-                pid, status = worker.pid, 0
-            if pid == 0:
+            if worker.pid not in exited:
                 if self._ready[slot] and not worker.seen_ready:
                     worker.seen_ready = True
                     self._failures = 0
                 continue
             self._slots[slot] = None
-            self._on_exit(slot, worker, describe_exit(os.waitstatus_to_exitcode(status)))
+            self._forget_channel(slot)
+            self._on_exit(slot, worker, describe_exit(exited[worker.pid]))
         if not self._announced and all(
             worker is not None and self._ready[slot] for slot, worker in enumerate(self._slots)
         ):
@@ -285,6 +348,21 @@ class Supervisor:
             return
         delay = _RETRY_DELAYS[min(self._failures, len(_RETRY_DELAYS)) - 1]
         self._respawn_at[slot] = time.monotonic() + delay
+
+    def _forget_channel(self, slot: int) -> None:
+        for key in list(self._selector.get_map().values()):
+            if key.data == slot:
+                self._selector.unregister(key.fileobj)
+        self.relay.remove(slot)
+
+    def _events_say(self, wanted: str) -> bool:
+        """Whether ``wanted`` is among the queued events (the others are dropped: draining)."""
+        found = False
+        while True:
+            try:
+                found = self._events.get_nowait() == wanted or found
+            except queue.Empty:
+                return found
 
     def _respawn_due(self) -> None:
         now = time.monotonic()
@@ -324,16 +402,10 @@ class Supervisor:
                 os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + self.graceful_timeout + KILL_MARGIN
         while live and time.monotonic() < deadline and not self._force:
-            for pid in list(live):
-                with contextlib.suppress(ChildProcessError):
-                    if os.waitpid(pid, os.WNOHANG)[0] == 0:
-                        continue
-                live.discard(pid)
-            if live:
-                with contextlib.suppress(queue.Empty):
-                    if self._events.get(timeout=0.05) == "SIGINT":
-                        logger.warning("Second SIGINT: killing %d worker(s) now", len(live))
-                        self._force = True
+            live.difference_update(self._collect_exits(block=0.05))
+            if live and self._events_say("SIGINT"):
+                logger.warning("Second SIGINT: killing %d worker(s) now", len(live))
+                self._force = True
         for pid in live:
             if not self._force:
                 logger.warning(
@@ -343,7 +415,10 @@ class Supervisor:
                 )
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
+        kill_deadline = time.monotonic() + KILL_MARGIN
+        while live and time.monotonic() < kill_deadline:
+            live.difference_update(self._collect_exits(block=0.05))
+        for slot in range(self.workers):
+            self._forget_channel(slot)
         self._slots = [None] * self.workers
         logger.info("All workers stopped")

@@ -28,7 +28,13 @@ def serve_in_thread(app: Any, *, host: str, port: int, timeout: float) -> Iterat
             (the thread's exception is chained).
     """
     config = getattr(app, "server_config", None)
-    sock = bind_socket(host, port, getattr(config, "backlog", 2048))
+    # the workers' helper first (before the thread), and before the socket: it keeps no copy
+    _prepare_workers(app)
+    try:
+        sock = bind_socket(host, port, getattr(config, "backlog", 2048))
+    except BaseException:
+        _discard_prepared_workers(app)
+        raise
     started = threading.Event()
     urls: list[str] = []
     errors: list[BaseException] = []
@@ -60,8 +66,27 @@ def serve_in_thread(app: Any, *, host: str, port: int, timeout: float) -> Iterat
         app.stop()
         thread.join(timeout)
         sock.close()
+        _discard_prepared_workers(app)
         if thread.is_alive():
             raise RuntimeError(f"the server thread did not stop within {timeout} s")
+
+
+def _prepare_workers(app: Any, *args: Any, **kwargs: Any) -> None:
+    """Have ``app`` fork its workers' helper now, before the server's thread exists.
+
+    A WebServer forks its workers from a helper process that must be forked while the process
+    has a single thread (see :mod:`aeros.server.forkserver`); in a thread ``run_server()`` is
+    too late for that. Any other app is left alone.
+    """
+    prepare = getattr(app, "prepare_workers", None)
+    if callable(prepare):
+        prepare(*args, **kwargs)
+
+
+def _discard_prepared_workers(app: Any) -> None:
+    discard = getattr(app, "discard_prepared_workers", None)
+    if callable(discard):
+        discard()
 
 
 class AdvancedThread(threading.Thread):
@@ -91,17 +116,35 @@ class AdvancedThread(threading.Thread):
                 "stop(), such as app.run_server"
             )
         self._stop_owner: Callable[[], object] = stop
+        self._owner = owner
+        workers = dict(kwargs or {}).get("workers")
+        positional = tuple(args)
+        if workers is None and len(positional) >= 3:  # run_server(host, port, workers)
+            workers = positional[2]
+        self._workers = (
+            workers if isinstance(workers, int) and not isinstance(workers, bool) else None
+        )
+        self._serves = getattr(target, "__name__", None) in ("run_server", "run")
         self._state_lock = threading.Lock()
         self._stop_requested = False
         self._target_entered = False
 
+    def start(self) -> None:
+        """Start the thread; a WebServer target first forks its workers' helper, from here."""
+        if self._serves:
+            _prepare_workers(self._owner, self._workers)
+        super().start()
+
     def run(self) -> None:
         """Run the target unless :meth:`stop` came first."""
-        with self._state_lock:
-            if self._stop_requested:
-                return
-            self._target_entered = True
-        super().run()
+        try:
+            with self._state_lock:
+                if self._stop_requested:
+                    return
+                self._target_entered = True
+            super().run()
+        finally:
+            _discard_prepared_workers(self._owner)
 
     def stop(self) -> None:
         """Stop the server this thread runs, gracefully; idempotent, safe from any thread.

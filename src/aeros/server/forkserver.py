@@ -1,0 +1,262 @@
+"""A single-threaded helper process that forks the workers (multiprocessing's forkserver idea).
+
+Python 3.12+ warns when ``os.fork()`` runs in a process with more than one OS thread (it reads
+the thread count of ``/proc/self/stat``), because a lock held by another thread at that moment
+stays locked forever in the child. The supervisor's process has threads (aeros' log listener,
+and the caller's thread when ``run_server()`` runs in one), so it never forks a worker itself.
+It forks this helper first, while the process still has one thread; the helper keeps that
+state (the app as it was, nothing running) and forks every worker, the first ones and each
+replacement, from a process that has only one thread.
+
+The helper is driven over a private socket pair: the supervisor asks for a worker for a slot,
+passing the listening socket and the worker's channel as file descriptors; the helper answers
+with the pid and later reports that pid's exit status (the workers are its children, so only it
+can ``waitpid`` them). It exits when the supervisor closes the pair or goes away.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import select
+import signal
+import socket
+import struct
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.sharedctypes import RawArray
+from typing import Any, NoReturn
+
+__all__ = ["ForkServer", "WorkerStart"]
+
+_HEADER = struct.Struct("!I")
+_MAX_FDS = 2
+_REAP_INTERVAL = 0.5
+"""Seconds between checks that the supervisor still exists (besides EOF on the pair)."""
+
+
+@dataclass(slots=True)
+class WorkerStart:
+    """What a freshly forked worker gets: its slot, the run's settings and its sockets."""
+
+    slot: int
+    settings: Any
+    """The supervisor's per-run settings (a ServerConfig), sent with every spawn request."""
+    sock: socket.socket
+    """The listening socket."""
+    channel: socket.socket
+    """This worker's end of its message channel with the supervisor (:mod:`.peers`)."""
+    beats: Any
+    ready: Any
+    helper_pid: int
+    """The helper's pid: the worker's parent; a different parent means the helper is gone."""
+
+
+def _send_frame(sock: socket.socket, payload: object, fds: tuple[int, ...] = ()) -> None:
+    data = pickle.dumps(payload)
+    frame = _HEADER.pack(len(data)) + data
+    if fds:
+        sent = socket.send_fds(sock, [frame], list(fds))
+        frame = frame[sent:]
+    if frame:
+        sock.sendall(frame)
+
+
+def _recv_exact(sock: socket.socket, size: int, fds: list[int]) -> bytes | None:
+    chunks = b""
+    while len(chunks) < size:
+        data, got, _flags, _addr = socket.recv_fds(sock, size - len(chunks), _MAX_FDS)
+        fds.extend(got)
+        if not data:
+            return None
+        chunks += data
+    return chunks
+
+
+def _recv_frame(sock: socket.socket) -> tuple[Any, list[int]] | None:
+    """One frame and the descriptors that came with it; None at EOF."""
+    fds: list[int] = []
+    head = _recv_exact(sock, _HEADER.size, fds)
+    if head is None:
+        return None
+    body = _recv_exact(sock, _HEADER.unpack(head)[0], fds)
+    if body is None:
+        return None
+    # Both ends are this process and a fork of it: nothing foreign is ever unpickled here.
+    return pickle.loads(body), fds  # noqa: S301
+
+
+class ForkServer:
+    """Fork the helper now; :meth:`spawn` then asks it for workers.
+
+    Create it while the process has no threads but the calling one: in ``run_server()`` before
+    the log listener starts, or in ``AdvancedThread.start()`` / ``serve_in_thread()`` before the
+    server's thread exists. Every worker runs ``target(start)`` in the helper's copy of the
+    process as it was at this moment, and exits with the status it returns.
+
+    Args:
+        slots: how many workers run at once (sizes the shared heartbeat arrays).
+        target: the worker's body; gets a :class:`WorkerStart`, returns an exit status.
+    """
+
+    def __init__(self, slots: int, target: Callable[[WorkerStart], int]) -> None:
+        self.slots = slots
+        self.beats: Any = RawArray("d", slots)
+        self.ready: Any = RawArray("b", slots)
+        self._target = target
+        self._inbox: list[tuple[str, int, int]] = []
+        self._closed = False
+        self._wake: tuple[int, int] = (-1, -1)  # the helper's signal wake-up pipe
+        mine, helpers = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()  # or buffered output would be written twice
+        pid = os.fork()
+        if pid == 0:
+            mine.close()
+            self._helper_main(helpers)
+        helpers.close()
+        self.pid = pid
+        self._sock = mine
+
+    # ---- supervisor side ----------------------------------------------------------------
+
+    def fileno(self) -> int:
+        """The pair's descriptor: readable when the helper reported an exit (for selectors)."""
+        return self._sock.fileno()
+
+    def spawn(self, slot: int, settings: Any, sock: socket.socket, channel: socket.socket) -> int:
+        """Fork a worker for ``slot``; returns its pid.
+
+        Raises:
+            OSError: the helper is gone.
+        """
+        _send_frame(self._sock, ("spawn", slot, settings), (sock.fileno(), channel.fileno()))
+        while True:
+            frame = _recv_frame(self._sock)
+            if frame is None:
+                raise OSError("the worker fork helper exited")
+            message = frame[0]
+            if message[0] == "pid":
+                return int(message[2])
+            self._inbox.append(message)
+
+    def exits(self, block: float = 0.0) -> list[tuple[int, int]] | None:
+        """``(pid, wait status)`` of the workers that exited since the last call.
+
+        Waits up to ``block`` seconds for the first report. None once the helper is gone.
+        """
+        reports = [(pid, status) for _kind, pid, status in self._inbox]
+        self._inbox.clear()
+        deadline = time.monotonic() + block
+        while True:
+            readable, _, _ = select.select(
+                [self._sock], [], [], 0 if reports else max(0.0, deadline - time.monotonic())
+            )
+            if not readable:
+                return reports
+            frame = _recv_frame(self._sock)
+            if frame is None:
+                return reports or None
+            kind, pid, status = frame[0]
+            if kind == "exit":
+                reports.append((int(pid), int(status)))
+
+    def close(self) -> None:
+        """Let the helper exit (its workers should be gone by now) and reap it; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._sock.close()
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+
+    # ---- the helper -----------------------------------------------------------------------
+
+    def _helper_main(self, sock: socket.socket) -> NoReturn:
+        code = 0
+        try:
+            # Ctrl-C, or a service manager's SIGTERM, may reach the whole process group: the
+            # supervisor decides what happens, and the helper must outlive the workers' drain to
+            # report their exits. It ends when the supervisor closes the pair or is gone.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            wake_r, wake_w = self._wake = os.pipe()
+            os.set_blocking(wake_w, False)
+            signal.set_wakeup_fd(wake_w)
+            signal.signal(signal.SIGCHLD, lambda _sig, _frame: None)  # wakes select() below
+            supervisor = os.getppid()
+            while os.getppid() == supervisor:
+                readable, _, _ = select.select([sock.fileno(), wake_r], [], [], _REAP_INTERVAL)
+                if wake_r in readable:
+                    os.read(wake_r, 512)
+                self._report_exits(sock)
+                if sock.fileno() in readable:
+                    frame = _recv_frame(sock)
+                    if frame is None:
+                        break
+                    self._fork_worker(sock, frame[0], frame[1])
+        except BaseException:  # the helper must never return into the caller's stack
+            code = 1
+            with contextlib.suppress(BaseException):
+                import traceback
+
+                traceback.print_exc()
+        finally:
+            os._exit(code)
+
+    def _report_exits(self, sock: socket.socket) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            with contextlib.suppress(OSError):
+                _send_frame(sock, ("exit", pid, status))
+
+    def _fork_worker(self, sock: socket.socket, message: Any, fds: list[int]) -> None:
+        _kind, slot, settings = message
+        listen_fd, channel_fd = fds
+        pid = os.fork()
+        if pid == 0:
+            sock.close()
+            self._worker_main(slot, settings, listen_fd, channel_fd)
+        os.close(listen_fd)
+        os.close(channel_fd)
+        _send_frame(sock, ("pid", slot, pid))
+
+    def _worker_main(self, slot: int, settings: Any, listen_fd: int, channel_fd: int) -> NoReturn:
+        code = 1
+        try:
+            signal.set_wakeup_fd(-1)
+            for fd in self._wake:
+                os.close(fd)
+            # Until the server installs its own handlers a signal ends the worker outright
+            # (nothing is in flight yet).
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
+                signal.signal(sig, signal.SIG_DFL)
+            start = WorkerStart(
+                slot=slot,
+                settings=settings,
+                sock=socket.socket(fileno=listen_fd),
+                channel=socket.socket(fileno=channel_fd),
+                beats=self.beats,
+                ready=self.ready,
+                helper_pid=os.getppid(),
+            )
+            code = self._target(start)
+        except BaseException:
+            with contextlib.suppress(BaseException):
+                import traceback
+
+                traceback.print_exc()
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(BaseException):
+                    stream.flush()
+            os._exit(code)
