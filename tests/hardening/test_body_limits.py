@@ -164,3 +164,23 @@ def test_form_memory_limit_is_a_limits_knob(options: dict[str, int], status: int
     assert response.status_code == status
     if status == 200:
         assert json.loads(response.text) == {"field": 1_000_000}
+
+
+def test_app_error_handler_sees_quarts_413_but_not_the_servers() -> None:
+    """@app.errorhandler(413) answers Quart's form-limit 413; the server's 413 is made before
+    the app runs, so the handler never sees it (docs/security.md says so)."""
+    app = upload_app(limits=Limits(max_body_size=MiB))
+    handled: list[str] = []
+
+    @app.errorhandler(413)
+    async def too_large(error: Exception) -> tuple[str, int]:
+        handled.append(request.path)
+        return "custom 413", 413
+
+    with app.serve_in_thread(host="127.0.0.1", port=0) as url:
+        form = httpx.post(url + "/form", files={"field": (None, "v" * 600_000)}, timeout=10)
+        first, status, _ = upload_with_expect(url, 2 * MiB)
+    assert (form.status_code, form.text) == (413, "custom 413")
+    assert status == 413
+    assert first.startswith(b"HTTP/1.1 413 Content Too Large\r\n")
+    assert handled == ["/form"]

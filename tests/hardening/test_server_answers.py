@@ -72,6 +72,18 @@ REFUSALS = [
         id="431",
     ),
     pytest.param(chunked_upload(2000), 413, "Content Too Large", id="413-chunked-app-running"),
+    pytest.param(
+        b"POST /raw HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n12345",
+        408,
+        "Request Timeout",
+        id="408-body-idle-app-running",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        501,
+        "Not Implemented",
+        id="501",
+    ),
 ]
 
 
