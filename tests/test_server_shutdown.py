@@ -52,3 +52,25 @@ def test_second_sigint_cancels_requests_and_still_runs_shutdown_hooks(tmp_path: 
     assert outcome == [503]
     assert marker.read_text() == f"{app.proc.pid}\n"  # after_serving ran, once
     assert app.values("EXITED") == ["signal handlers restored"]
+
+
+@pytest.mark.slow
+def test_third_signal_skips_hanging_shutdown_hooks(tmp_path: Path) -> None:
+    """after_serving hangs: a second SIGINT still waits for it, a third skips it, quietly."""
+    marker = tmp_path / "after_serving"
+    app = AppProcess(tmp_path, "--after-serving-file", str(marker), "--hang-after-serving")
+    try:
+        app.wait_for("URL")
+        app.signal(signal.SIGINT)
+        app.wait_for("HOOK", timeout=10)
+        app.signal(signal.SIGINT)
+        time.sleep(0.5)
+        assert app.proc.poll() is None  # the second one lets the hooks run on
+        app.signal(signal.SIGINT)
+        assert app.wait(5) == 0
+    finally:
+        app.close()
+    logs = app.stderr()
+    assert "SIGINT again: skipping the rest of the shutdown hooks" in logs
+    assert "Traceback" not in logs
+    assert marker.read_text() == f"{app.proc.pid}\n"

@@ -24,6 +24,7 @@ parser.add_argument("--healthcheck-timeout", type=float, default=30.0)
 parser.add_argument("--crash-at-start", action="store_true")
 parser.add_argument("--no-freeze-gc", action="store_true")
 parser.add_argument("--after-serving-file", help="after_serving writes its pid to this file")
+parser.add_argument("--hang-after-serving", action="store_true", help="then sleeps 60 s")
 options = parser.parse_args()
 
 PARENT = os.getpid()
@@ -61,6 +62,9 @@ async def record_after_serving() -> None:
     if options.after_serving_file:
         with open(options.after_serving_file, "a") as file:
             file.write(f"{os.getpid()}\n")
+    if options.hang_after_serving:
+        say("HOOK hanging")
+        await asyncio.sleep(60)
 
 
 @app.route("/pid")

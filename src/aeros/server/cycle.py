@@ -14,8 +14,9 @@ message, which the app nearly always sends at once, and writes both together; a 
 body has not come by the next event-loop iteration (a stream that waits before its first
 chunk) is written alone then, so a client still sees headers as soon as uvicorn would show
 them. A response complete in one message is queued in the loop's :class:`WriteBatch` and
-written with the others finished in the same loop iteration. Everything else (later body
-chunks, the access log, flow control) is uvicorn's code.
+written with the others finished in the same loop iteration. A request cancelled at shutdown
+logs one warning line and gets the protocol's 503 (uvicorn logs a traceback and sends a 500).
+Everything else (later body chunks, the access log, flow control) is uvicorn's code.
 """
 
 from __future__ import annotations

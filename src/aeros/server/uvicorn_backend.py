@@ -7,7 +7,9 @@
   status -15 instead of 0);
 - :meth:`AerosServer.request_stop` is safe from any thread and wakes the loop at once;
 - the drain waits up to ``graceful_timeout`` (a float: uvicorn's own setting is typed int), then
-  cancels what is left, logs how many requests were cut off, and closes their connections.
+  cancels what is left (a 503 each, one warning line each) and closes their connections;
+- a second SIGINT cuts the drain short the same way, and the app's shutdown hooks run after
+  either (uvicorn skips them after a second SIGINT); a third signal skips them.
 """
 
 from __future__ import annotations
@@ -245,6 +247,9 @@ class AerosServer(uvicorn.Server):
                 hooks.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await hooks
+                # the app's lifespan task is cancelled with the loop; uvicorn would log that
+                # as a lifespan error (a traceback) unless told the shutdown failed already
+                self.lifespan.shutdown_failed = True
                 return
         hooks.result()
 
