@@ -72,7 +72,10 @@ class WebServer(Quart):
         freeze_gc: after start-up, ``gc.freeze()`` the objects alive then (the app's modules),
             so full garbage collections stop re-scanning them; on by default where the server
             owns its process (``run_server()``, workers), never in ``serve_in_thread()``.
-        limits: request size and time limits (:class:`aeros.Limits`).
+        limits: request size and time limits (:class:`aeros.Limits`); its body and form
+            sizes are also Quart's ``MAX_CONTENT_LENGTH``, ``MAX_FORM_MEMORY_SIZE`` and
+            ``MAX_FORM_PARTS``, and a ``MAX_CONTENT_LENGTH`` set later is the server's limit
+            too (docs/security.md).
         log_level: level of the aeros and server loggers (name or number).
         color: force coloured (True) or plain (False) console logs; None decides by
             ``NO_COLOR`` / ``FORCE_COLOR`` / whether stdout is a terminal.

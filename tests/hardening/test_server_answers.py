@@ -218,3 +218,25 @@ def test_graceful_timeout_answers_503_and_logs_one_line_per_request(tmp_path: Pa
         "GET /hang HTTP/1.1 503",
         "GET /stream HTTP/1.1 200",
     ]
+
+
+def test_graceful_timeout_503_goes_to_the_running_request_of_a_pipeline(tmp_path: Path) -> None:
+    """With requests pipelined behind it, the running one still gets the 503; none after it."""
+    app = logged_app(tmp_path, graceful_timeout=0.3)
+    entered = threading.Event()
+
+    @app.route("/hang")
+    async def hang() -> str:
+        entered.set()
+        await asyncio.sleep(30)
+        return "never"
+
+    with app.serve_in_thread(host="127.0.0.1", port=0) as url, connect(url) as sock:
+        sock.sendall(b"GET /hang HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert entered.wait(5)
+        app.stop()
+        result = read_until_close(sock, timeout=5)
+    assert [(r.status, r.header("connection")) for r in result.responses] == [(503, "close")]
+    assert result.closed
+    server_log = (tmp_path / "server.log").read_text()
+    assert "GET /hang cut off (graceful_timeout of 0.3s exceeded): answered 503" in server_log

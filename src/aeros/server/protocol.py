@@ -130,6 +130,7 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
         self._reject_status = 0
         self._failed = False
         self._deferred = 0
+        self._running: LeanCycle | None = None  # the cycle whose app task runs (not a queued one)
         # Responses finished in one loop iteration are written together (server/cycle.py);
         # whatever this protocol writes or closes itself, and new input, flushes them first so
         # a connection's bytes stay in order.
@@ -327,7 +328,8 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
         )
         cycle.writes = self._writes
         if existing_cycle is None or existing_cycle.response_complete:
-            self._start_asgi_task(self.cycle, self.app)
+            self._running = cycle
+            self._start_asgi_task(cycle, self.app)
         else:
             # Pipelined requests wait for the ones before them.
             self.flow.pause_reading()
@@ -358,6 +360,7 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
         self.flow.resume_reading()
         if self.pipeline:
             cycle, app = self.pipeline.pop()
+            self._running = cycle  # type: ignore[assignment]
             self._start_asgi_task(cycle, app)
             return
         now = self.loop.time()
@@ -373,8 +376,8 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
         An app that has not started its response is answered ``503`` with ``Connection:
         close`` by its cycle, and its access-log line shows that; one that has is cut off.
         """
-        cycle = self.cycle
-        if not isinstance(cycle, LeanCycle) or cycle.response_complete:
+        cycle = self._running
+        if cycle is None or cycle.response_complete:
             return
         answer = None
         if not (cycle.response_started or cycle.disconnected or self.transport.is_closing()):
