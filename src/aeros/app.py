@@ -35,7 +35,7 @@ from aeros.middleware.cors import CORS, CORSMiddleware
 from aeros.middleware.headers import GlobalHeaders, HeadersMiddleware
 from aeros.middleware.types import ASGIApp, Headers, Receive, Scope, Send, check_header
 from aeros.misc import note_sync_function
-from aeros.server.config import Limits, ServerConfig
+from aeros.server.config import Limits, ServerConfig, body_limit_from_app_config
 from aeros.server.forkserver import ForkServer
 from aeros.server.runner import Runner, fork_server_for
 
@@ -80,7 +80,10 @@ class WebServer(Quart):
         freeze_gc: after start-up, ``gc.freeze()`` the objects alive then (the app's modules),
             so full garbage collections stop re-scanning them; on by default where the server
             owns its process (``run_server()``, workers), never in ``serve_in_thread()``.
-        limits: request size and time limits (:class:`aeros.Limits`).
+        limits: request size and time limits (:class:`aeros.Limits`); its body and form
+            sizes are also Quart's ``MAX_CONTENT_LENGTH``, ``MAX_FORM_MEMORY_SIZE`` and
+            ``MAX_FORM_PARTS``, and a ``MAX_CONTENT_LENGTH`` set later is the server's limit
+            too (docs/security.md).
         log_level: level of the aeros and server loggers (name or number).
         color: force coloured (True) or plain (False) console logs; None decides by
             ``NO_COLOR`` / ``FORCE_COLOR`` / whether stdout is a terminal.
@@ -156,6 +159,11 @@ class WebServer(Quart):
             freeze_gc=freeze_gc,
             limits=limits if limits is not None else Limits(),
         )
+        # One body limit, not two: Quart's checks read these keys (docs/security.md).
+        limits = self.server_config.limits
+        self.config["MAX_CONTENT_LENGTH"] = limits.max_body_size
+        self.config["MAX_FORM_MEMORY_SIZE"] = limits.max_form_memory_size
+        self.config["MAX_FORM_PARTS"] = limits.max_form_parts
         self.log_config = LogConfig(
             level=log_level,
             color=color,
@@ -296,7 +304,13 @@ class WebServer(Quart):
                 from it); tests pass one bound to port 0.
             on_started: called with the base URL (``http://127.0.0.1:8000``) once serving.
         """
-        config = self.server_config.replace(host=host, port=port, workers=workers)
+        config = self.server_config.replace(
+            host=host,
+            port=port,
+            workers=workers,
+            limits=body_limit_from_app_config(self.server_config.limits, self.config),
+            answer_headers=tuple(self._response_headers),
+        )
 
         def started(base_url: str) -> None:
             log_banner(base_url, config.workers, self.response_cache.store, self.codecs)

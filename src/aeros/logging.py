@@ -34,6 +34,7 @@ __all__ = [
     "ACCESS_FORMATS",
     "ACCESS_LOGGER",
     "LEVELS",
+    "SERVER_ANSWER",
     "AccessEntry",
     "AccessFormatter",
     "ConsoleFormatter",
@@ -49,6 +50,10 @@ __all__ = [
 
 ACCESS_LOGGER = "aeros.access"
 """Name of the logger that receives one record per request."""
+SERVER_ANSWER = "aeros.server_answer"
+"""ASGI scope key the server sets to ``(status, bytes sent)`` when it answers a request the app
+is handling in the app's place (a 413 for a chunked body over the limit, a 503 when shutdown
+cuts the request off): the access-log line shows that answer, not what the app tried to send."""
 LEVELS = {"critical": 50, "error": 40, "warning": 30, "info": 20, "debug": 10, "trace": 5}
 """Level names accepted by ``log_level`` (``trace`` is uvicorn's level 5)."""
 

@@ -23,6 +23,8 @@ parser.add_argument("--graceful-timeout", type=float, default=30.0)
 parser.add_argument("--healthcheck-timeout", type=float, default=30.0)
 parser.add_argument("--crash-at-start", action="store_true")
 parser.add_argument("--no-freeze-gc", action="store_true")
+parser.add_argument("--after-serving-file", help="after_serving writes its pid to this file")
+parser.add_argument("--hang-after-serving", action="store_true", help="then sleeps 60 s")
 options = parser.parse_args()
 
 PARENT = os.getpid()
@@ -54,6 +56,16 @@ async def announce() -> None:
     if options.crash_at_start and os.getpid() != PARENT:
         os._exit(1)
     say(f"WORKER {os.getpid()}")
+
+
+@app.after_serving
+async def record_after_serving() -> None:
+    if options.after_serving_file:
+        with open(options.after_serving_file, "a") as file:
+            file.write(f"{os.getpid()}\n")
+    if options.hang_after_serving:
+        say("HOOK hanging")
+        await asyncio.sleep(60)
 
 
 @app.route("/pid")

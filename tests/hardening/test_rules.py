@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from aeros.server.limits_rules import (
     MESSAGES,
+    answer_header_block,
     error_response,
     is_valid_host,
     other_target_status,
@@ -117,3 +118,27 @@ def test_error_response_is_complete_and_closes(status: int) -> None:
     assert response.header("connection") == "close"
     assert response.header("date") == "Tue, 24 Nov 2026 07:00:00 GMT"
     assert response.body == MESSAGES[status]
+
+
+def test_error_response_keeps_its_own_framing_over_global_headers() -> None:
+    """Global headers join an error answer, lower-cased, except those it sets itself."""
+    extra = answer_header_block(
+        [
+            (b"X-Frame-Options", b"DENY"),
+            (b"Content-Type", b"text/html"),
+            (b"Connection", b"keep-alive"),
+            (b"content-length", b"0"),
+            (b"server", b"aeros"),
+        ]
+    )
+    raw = error_response(431, [], extra)
+    assert raw.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
+    (response,), rest = parse_responses(raw)
+    assert rest == b""
+    assert response.headers == [
+        ("content-type", "text/plain; charset=utf-8"),
+        ("content-length", str(len(MESSAGES[431]))),
+        ("connection", "close"),
+        ("x-frame-options", "DENY"),
+        ("server", "aeros"),
+    ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 
-from aeros.logging import ACCESS_LOGGER, AccessEntry, LogConfig, log_access
+from aeros.logging import ACCESS_LOGGER, SERVER_ANSWER, AccessEntry, LogConfig, log_access
 from aeros.middleware.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["AccessLogMiddleware"]
@@ -56,9 +56,14 @@ class AccessLogMiddleware:
             await self.app(scope, receive, counting_send)
         finally:
             # An app that fails before starting a response gets a 500 from the server, and a
-            # HEAD answer carries no body on the wire, whatever body the app produced.
-            sent = 0 if scope["method"] == "HEAD" else size
-            self.log(scope, status or 500, sent, (time.perf_counter() - start) * 1000)
+            # HEAD answer carries no body on the wire, whatever body the app produced. aeros'
+            # server may have answered in the app's place (a body over the limit): that shows.
+            answer = scope.get(SERVER_ANSWER)
+            if answer is not None:
+                status, size = answer
+            elif scope["method"] == "HEAD":
+                size = 0
+            self.log(scope, status or 500, size, (time.perf_counter() - start) * 1000)
 
     async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one WebSocket; its line comes when it closes: 101 once accepted, else the

@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from aeros.errors import ConfigurationError
 
-__all__ = ["BACKENDS", "Limits", "ServerConfig"]
+__all__ = ["BACKENDS", "Limits", "ServerConfig", "body_limit_from_app_config"]
 
 # granian was measured as a second backend and was not faster for aeros (docs/performance.md:
 # 0.84-0.93x on JSON, 0.64x with awaiting views), so uvicorn is the only one offered.
@@ -28,7 +28,13 @@ def _check_number(owner: str, name: str, value: Any, *, minimum: float, integer:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
-    """Request size and time limits enforced by the server (see docs/security.md)."""
+    """Request size and time limits enforced by the server (see docs/security.md).
+
+    The body and form limits are also Quart's: :class:`aeros.WebServer` copies
+    ``max_body_size``, ``max_form_memory_size`` and ``max_form_parts`` into
+    ``app.config["MAX_CONTENT_LENGTH" | "MAX_FORM_MEMORY_SIZE" | "MAX_FORM_PARTS"]``, and a
+    ``MAX_CONTENT_LENGTH`` changed later is what the server enforces (one limit, not two).
+    """
 
     max_request_line: int = 8 * 1024
     """Longest request line (method, target, version) in bytes; longer gets 414."""
@@ -37,14 +43,27 @@ class Limits:
     max_header_count: int = 100
     """Most header fields in one request; more gets 431."""
     max_body_size: int = 16 * 1024 * 1024
-    """Largest request body in bytes; larger gets 413."""
+    """Largest request body in bytes; larger gets 413 from the server, before the body is read
+    (no ``100 Continue``). Also Quart's ``MAX_CONTENT_LENGTH``."""
+    max_form_memory_size: int = 500_000
+    """Largest form field that is not a file upload, in bytes (Quart's
+    ``MAX_FORM_MEMORY_SIZE``); a larger field makes ``await request.form`` answer 413."""
+    max_form_parts: int = 1_000
+    """Most fields and files in one multipart form (Quart's ``MAX_FORM_PARTS``); more: 413."""
     header_timeout: float = 30.0
     """Seconds a client has to send a complete request head."""
     body_timeout: float = 60.0
     """Seconds a request body may stay idle between chunks."""
 
     def __post_init__(self) -> None:
-        for name in ("max_request_line", "max_header_size", "max_header_count", "max_body_size"):
+        for name in (
+            "max_request_line",
+            "max_header_size",
+            "max_header_count",
+            "max_body_size",
+            "max_form_memory_size",
+            "max_form_parts",
+        ):
             _check_number("Limits", name, getattr(self, name), minimum=1, integer=True)
         for name in ("header_timeout", "body_timeout"):
             _check_number("Limits", name, getattr(self, name), minimum=0.001, integer=False)
@@ -88,6 +107,9 @@ class ServerConfig:
     """Server implementation; "uvicorn" is the one offered (see docs/performance.md)."""
     limits: Limits = field(default_factory=Limits)
     """Request size and time limits."""
+    answer_headers: tuple[tuple[bytes, bytes], ...] = ()
+    """Headers added to the answers the server makes itself (a 413, 431 or 503 sent before or
+    instead of the app's answer): WebServer passes its global headers and ``server: aeros``."""
 
     def __post_init__(self) -> None:
         owner = "WebServer"
@@ -137,6 +159,16 @@ class ServerConfig:
         if not isinstance(self.limits, Limits):
             raise TypeError(f"{owner}(limits={self.limits!r}) must be an aeros.Limits(...)")
 
+        for pair in self.answer_headers:
+            if (
+                not isinstance(pair, tuple)
+                or len(pair) != 2
+                or not all(isinstance(part, bytes) for part in pair)
+            ):
+                raise TypeError(
+                    f"ServerConfig(answer_headers=...) holds (bytes, bytes) pairs; got {pair!r}"
+                )
+
     def replace(self, **changes: Any) -> ServerConfig:
         """A copy with the given fields changed; None values are ignored."""
         given = {key: value for key, value in changes.items() if value is not None}
@@ -157,3 +189,25 @@ def _parse_ips(value: str | Sequence[str] | None) -> tuple[str, ...]:
                 f"WebServer(forwarded_allow_ips=...): {item!r} is not an IP address, network or '*'"
             ) from exc
     return tuple(items)
+
+
+def body_limit_from_app_config(limits: Limits, app_config: Mapping[str, Any]) -> Limits:
+    """``limits`` with ``max_body_size`` taken from Quart's ``MAX_CONTENT_LENGTH``.
+
+    WebServer writes ``Limits.max_body_size`` into ``app.config["MAX_CONTENT_LENGTH"]`` when
+    it is built; a value set there later (``app.config["MAX_CONTENT_LENGTH"] = 64 << 20``,
+    ``app.config.from_object(...)``) is read when the server starts and becomes the server's
+    limit too, so the two never disagree. ``None`` turns Quart's own check off and leaves the
+    server's ``max_body_size`` in force: the server always bounds a body.
+
+    Raises:
+        ConfigurationError: the config value is not a positive int or None.
+    """
+    value = app_config.get("MAX_CONTENT_LENGTH")
+    if value is None or value == limits.max_body_size:
+        return limits
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(
+            f'app.config["MAX_CONTENT_LENGTH"]={value!r} must be a positive int (bytes) or None'
+        )
+    return dataclasses.replace(limits, max_body_size=value)

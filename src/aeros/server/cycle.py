@@ -14,8 +14,9 @@ message, which the app nearly always sends at once, and writes both together; a 
 body has not come by the next event-loop iteration (a stream that waits before its first
 chunk) is written alone then, so a client still sees headers as soon as uvicorn would show
 them. A response complete in one message is queued in the loop's :class:`WriteBatch` and
-written with the others finished in the same loop iteration. Everything else (later body
-chunks, the access log, flow control) is uvicorn's code.
+written with the others finished in the same loop iteration. A request cancelled at shutdown
+logs one warning line and gets the protocol's 503 (uvicorn logs a traceback and sends a 500).
+Everything else (later body chunks, the access log, flow control) is uvicorn's code.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import (
     HEADER_RE,
@@ -114,6 +116,62 @@ class LeanCycle(RequestResponseCycle):
 
     _head: bytes | None = None  # a response head not written yet
     writes: WriteBatch | None = None  # set by the protocol; None writes at once
+    _cut_off: tuple[str, bytes | None] | None = None  # set by the protocol at shutdown
+
+    def cut_off(self, reason: str, answer: bytes | None) -> None:
+        """The server is about to cancel this request: say ``reason`` in the log line, and
+        send ``answer`` (a complete 503 that closes) if the app has not started its response."""
+        self._cut_off = (reason, answer)
+
+    async def run_asgi(self, app: Any) -> None:
+        """uvicorn's, except that a cancelled request (shutdown cut it off) logs one warning
+        line, no traceback, and gets the protocol's 503 instead of a 500."""
+        try:
+            result = await app(self.scope, self.receive, self.send)
+        except asyncio.CancelledError:
+            self._cancelled()
+        except BaseException as exc:
+            self.logger.error("Exception in ASGI application", exc_info=exc)
+            if not self.response_started:
+                await self.send_500_response()
+            else:
+                self.transport.close()
+        else:
+            if result is not None:
+                msg = "ASGI callable should return None, but returned '%s'."
+                self.logger.error(msg, result)
+                self.transport.close()
+            elif not self.response_started and not self.disconnected:
+                self.logger.error("ASGI callable returned without starting response.")
+                await self.send_500_response()
+            elif not self.response_complete and not self.disconnected:
+                self.logger.error("ASGI callable returned without completing response.")
+                self.transport.close()
+        finally:
+            self.on_response = lambda: None
+
+    def _cancelled(self) -> None:
+        reason, answer = self._cut_off or ("cancelled", None)
+        transport = self.transport
+        answered = False
+        if (
+            answer is not None
+            and not self.response_started
+            and not self.disconnected
+            and not transport.is_closing()
+        ):
+            if self.writes is not None and self.writes.pending:
+                self.writes.flush()  # earlier responses on this connection go first
+            transport.write(answer)
+            self.response_started = self.response_complete = answered = True
+        logger.warning(
+            "%s %s cut off (%s): %s",
+            self.scope["method"],
+            self.scope["path"],
+            reason,
+            "answered 503" if answered else "connection closed",
+        )
+        transport.close()
 
     async def send(self, message: dict[str, object]) -> None:  # type: ignore[override]
         head = self._head

@@ -8,7 +8,6 @@ here cover what it accepts but a server facing the internet must not (see docs/s
 
 from __future__ import annotations
 
-import http
 import re
 from collections.abc import Iterable
 
@@ -16,6 +15,7 @@ __all__ = [
     "HEAD_SLACK",
     "MESSAGES",
     "RejectRequest",
+    "answer_header_block",
     "error_response",
     "is_valid_host",
     "other_target_status",
@@ -43,14 +43,21 @@ MESSAGES: dict[int, bytes] = {
     414: b"URI Too Long",
     431: b"Request Header Fields Too Large",
     501: b"Not Implemented",
+    503: b"Service Unavailable",
     505: b"HTTP Version Not Supported",
 }
+"""The reason phrase of each answer the server makes itself (RFC 9110 names), which is also
+its body: Python's ``http.HTTPStatus`` still has the older names for some (``Request Entity Too
+Large``), so the status line and the body would disagree."""
+
+# Headers an answer of the server sets itself: an extra header of the same name is left out.
+_OWN_HEADERS = frozenset((b"content-type", b"content-length", b"connection", b"transfer-encoding"))
 
 # Status line and fixed headers of each error answer, built once; the server's default headers
 # (Date) and the body are appended per answer.
 _HEADS: dict[int, bytes] = {
     status: (
-        f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}\r\n"
+        f"HTTP/1.1 {status} {body.decode('ascii')}\r\n"
         "content-type: text/plain; charset=utf-8\r\n"
         f"content-length: {len(body)}\r\n"
         "connection: close\r\n"
@@ -63,17 +70,34 @@ class RejectRequest(Exception):
     """Raised inside a parser callback to stop parsing and answer ``status``."""
 
 
-def error_response(status: int, default_headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+def answer_header_block(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """``headers`` (the app's global headers) as header lines for :func:`error_response`.
+
+    Built once per server. Names are lower-cased; the framing and content-type headers the
+    answer sets itself are left out, as a view's own header wins over a global one.
+    """
+    lines = []
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered not in _OWN_HEADERS:
+            lines.append(lowered + b": " + value + b"\r\n")
+    return b"".join(lines)
+
+
+def error_response(
+    status: int, default_headers: Iterable[tuple[bytes, bytes]], extra: bytes = b""
+) -> bytes:
     """The bytes of a complete ``status`` answer that closes the connection.
 
     Args:
         status: one of :data:`MESSAGES`.
-        default_headers: the server's per-response headers (uvicorn's ``Date``, ``Server``).
+        default_headers: the server's per-response headers (uvicorn's ``Date``).
+        extra: more header lines, from :func:`answer_header_block` (the global headers).
     """
     parts = [_HEADS[status]]
     for name, value in default_headers:
         parts += (name, b": ", value, b"\r\n")
-    parts += (b"\r\n", MESSAGES[status])
+    parts += (extra, b"\r\n", MESSAGES[status])
     return b"".join(parts)
 
 

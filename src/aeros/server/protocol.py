@@ -21,16 +21,17 @@ from typing import Any
 
 import httptools
 from uvicorn.config import Config
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
 from aeros.log_format import AccessEntry
-from aeros.logging import ACCESS_LOGGER, log_access
+from aeros.logging import ACCESS_LOGGER, SERVER_ANSWER, log_access
 from aeros.server.config import Limits, ServerConfig
 from aeros.server.cycle import LeanCycle, batch_for
 from aeros.server.limits_rules import (
     HEAD_SLACK,
     RejectRequest,
+    answer_header_block,
     error_response,
     is_valid_host,
     other_target_status,
@@ -71,6 +72,7 @@ def build_protocol_class(config: ServerConfig) -> type[asyncio.Protocol]:
         body_timeout = limits.body_timeout
         keep_alive_timeout = config.keep_alive_timeout
         max_head_bytes = limits.max_request_line + limits.max_header_size + HEAD_SLACK
+        answer_headers = answer_header_block(config.answer_headers)
 
     return Protocol
 
@@ -89,6 +91,8 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
     body_timeout: float = Limits().body_timeout
     keep_alive_timeout: float = 5.0
     max_head_bytes: int = max_request_line + max_header_size + HEAD_SLACK
+    answer_headers: bytes = b""
+    """Header lines (the app's global headers) added to every answer the server makes."""
 
     def __init__(
         self,
@@ -126,6 +130,7 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
         self._reject_status = 0
         self._failed = False
         self._deferred = 0
+        self._running: LeanCycle | None = None  # the cycle whose app task runs (not a queued one)
         # Responses finished in one loop iteration are written together (server/cycle.py);
         # whatever this protocol writes or closes itself, and new input, flushes them first so
         # a connection's bytes stay in order.
@@ -323,7 +328,8 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
         )
         cycle.writes = self._writes
         if existing_cycle is None or existing_cycle.response_complete:
-            self._start_asgi_task(self.cycle, self.app)
+            self._running = cycle
+            self._start_asgi_task(cycle, self.app)
         else:
             # Pipelined requests wait for the ones before them.
             self.flow.pause_reading()
@@ -354,6 +360,7 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
         self.flow.resume_reading()
         if self.pipeline:
             cycle, app = self.pipeline.pop()
+            self._running = cycle  # type: ignore[assignment]
             self._start_asgi_task(cycle, app)
             return
         now = self.loop.time()
@@ -362,6 +369,21 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
             self._head_started = now  # a pipelined head waited for us, not the other way round
         if now + self.keep_alive_timeout < self._timer_at:
             self._arm(now + self.keep_alive_timeout)
+
+    def cut_off(self, reason: str) -> None:
+        """Prepare the request in flight for cancellation at shutdown (the server cancels it).
+
+        An app that has not started its response is answered ``503`` with ``Connection:
+        close`` by its cycle, and its access-log line shows that; one that has is cut off.
+        """
+        cycle = self._running
+        if cycle is None or cycle.response_complete:
+            return
+        answer = None
+        if not (cycle.response_started or cycle.disconnected or self.transport.is_closing()):
+            answer = error_response(503, self.server_state.default_headers, self.answer_headers)
+            cycle.scope[SERVER_ANSWER] = (503, len(answer))  # type: ignore[literal-required]
+        cycle.cut_off(reason, answer)
 
     # ---- deadlines -----------------------------------------------------------------------
 
@@ -423,9 +445,10 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
                 return
             else:
                 # The app is running: it sees a disconnect, and anything it sends is dropped.
+                # Its access-log line (written when it returns) shows this answer.
                 cycle.disconnected = True
                 cycle.message_event.set()
-                self._send_error(status)
+                self._send_error(status, in_place_of=cycle)
                 return
         current = self.cycle
         if self.pipeline or (current is not None and not current.response_complete):
@@ -434,16 +457,19 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
             return
         self._send_error(status)
 
-    def _send_error(self, status: int) -> None:
+    def _send_error(self, status: int, in_place_of: RequestResponseCycle | None = None) -> None:
+        """Write the ``status`` answer and close; ``in_place_of``: the running cycle it answers."""
         if self._writes.pending:
             self._writes.flush()
         transport = self.transport
         if transport.is_closing():
             return
         self._failed = True
-        response = error_response(status, self.server_state.default_headers)
+        response = error_response(status, self.server_state.default_headers, self.answer_headers)
         transport.write(response)
-        if _access_logger.isEnabledFor(logging.INFO):
+        if in_place_of is not None:
+            in_place_of.scope[SERVER_ANSWER] = (status, len(response))  # type: ignore[literal-required]
+        elif _access_logger.isEnabledFor(logging.INFO):
             # Refused before any ASGI app saw it, so the access layer cannot log it: log it here,
             # so refused requests (attacks among them) show in the access log like any other.
             log_access(

@@ -7,7 +7,9 @@
   status -15 instead of 0);
 - :meth:`AerosServer.request_stop` is safe from any thread and wakes the loop at once;
 - the drain waits up to ``graceful_timeout`` (a float: uvicorn's own setting is typed int), then
-  cancels what is left, logs how many requests were cut off, and closes their connections.
+  cancels what is left (a 503 each, one warning line each) and closes their connections;
+- a second SIGINT cuts the drain short the same way, and the app's shutdown hooks run after
+  either (uvicorn skips them after a second SIGINT); a third signal skips them.
 """
 
 from __future__ import annotations
@@ -48,7 +50,9 @@ def build_uvicorn_config(app: Any, config: ServerConfig) -> uvicorn.Config:
     """The ``uvicorn.Config`` for ``app`` served with ``config`` (nothing is loaded yet)."""
     asgi = app
     if config.max_concurrent_requests is not None:
-        asgi = ConcurrencyLimitMiddleware(app, config.max_concurrent_requests)
+        asgi = ConcurrencyLimitMiddleware(
+            app, config.max_concurrent_requests, config.answer_headers
+        )
     return uvicorn.Config(
         asgi,
         http=build_protocol_class(config),
@@ -106,6 +110,8 @@ class AerosServer(uvicorn.Server):
         self.exit_reason = "stop()"
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup: asyncio.Event | None = None
+        self._last_signal = "signal"
+        self._signals_seen = 0
 
     def request_stop(self, reason: str = "stop()") -> None:
         """Start the graceful shutdown; safe from any thread, idempotent."""
@@ -128,9 +134,12 @@ class AerosServer(uvicorn.Server):
             yield
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        """Signal handler: only flags (a second SIGINT forces the exit, as in uvicorn)."""
+        """Signal handler: only flags. A second SIGINT cancels the requests still in flight
+        (as in uvicorn) but the shutdown hooks still run; a third one skips those too."""
+        self._last_signal = signals.signal_name(sig)
+        self._signals_seen += 1
         if not self.should_exit:
-            self.exit_reason = signals.signal_name(sig)
+            self.exit_reason = self._last_signal
         super().handle_exit(sig, frame)
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
@@ -195,14 +204,23 @@ class AerosServer(uvicorn.Server):
                 break
             await asyncio.sleep(0.02)  # uvicorn's state has no event to await
         if state.tasks:
-            logger.warning(
-                "graceful_timeout of %gs exceeded: cancelling %d request(s) still running",
-                self.graceful_timeout,
-                len(state.tasks),
-            )
+            if self.force_exit:
+                reason = f"second {self._last_signal}"
+                logger.warning("%s: cancelling %d in-flight request(s)", reason, len(state.tasks))
+            else:
+                reason = f"graceful_timeout of {self.graceful_timeout:g}s exceeded"
+                logger.warning(
+                    "%s: cancelling %d request(s) still running", reason, len(state.tasks)
+                )
+            for connection in list(state.connections):
+                cut_off = getattr(connection, "cut_off", None)
+                if cut_off is not None:
+                    cut_off(reason)  # a 503 for a request whose response has not started
             for task in list(state.tasks):
-                task.cancel("graceful_timeout exceeded")
+                task.cancel(reason)
             await asyncio.wait(list(state.tasks), timeout=_CLOSE_GRACE)
+        elif self.force_exit:
+            logger.info("second %s: nothing in flight", self._last_signal)
         for connection in list(state.connections):
             # Past the deadline: abort, since close() would wait on a TLS peer that never
             # answers close_notify.
@@ -213,8 +231,27 @@ class AerosServer(uvicorn.Server):
             await asyncio.wait_for(
                 asyncio.gather(*(server.wait_closed() for server in self.servers)), _CLOSE_GRACE
             )
-        if not self.force_exit:
-            await self.lifespan.shutdown()
+        await self._shutdown_lifespan()
+
+    async def _shutdown_lifespan(self) -> None:
+        """Run the app's shutdown hooks (``after_serving``), also after a second signal; a
+        third signal while they run skips the rest of them."""
+        signals_seen = self._signals_seen
+        hooks = asyncio.ensure_future(self.lifespan.shutdown())
+        while not hooks.done():
+            await asyncio.wait((hooks,), timeout=0.05)
+            if self._signals_seen > max(signals_seen, 2) and not hooks.done():
+                logger.warning(
+                    "%s again: skipping the rest of the shutdown hooks", self._last_signal
+                )
+                hooks.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await hooks
+                # the app's lifespan task is cancelled with the loop; uvicorn would log that
+                # as a lifespan error (a traceback) unless told the shutdown failed already
+                self.lifespan.shutdown_failed = True
+                return
+        hooks.result()
 
 
 def serve(server: AerosServer, sock: socket.socket) -> None:
