@@ -55,27 +55,34 @@ def make_scope(path: str, extra: list[tuple[bytes, bytes]]) -> dict[str, Any]:
 
 async def run_requests(app: ASGIApp, path: str, extra: list[tuple[bytes, bytes]], n: int) -> int:
     """Serve ``n`` requests one after another; returns the status of the last one."""
-    loop = asyncio.get_running_loop()
-    never: asyncio.Future[Any] = loop.create_future()  # a client that never disconnects
-    status = 0
-
+    last = _Client()
     for _ in range(n):
-        body_sent = False
+        last = _Client()
+        await app(make_scope(path, extra), last.receive, last.send)
+    return last.status
 
-        async def receive() -> dict[str, Any]:
-            nonlocal body_sent
-            if not body_sent:
-                body_sent = True
-                return {"type": "http.request", "body": b"", "more_body": False}
-            return await asyncio.shield(never)  # type: ignore[no-any-return]
 
-        async def send(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
+class _Client:
+    """One request's client: an empty body, then (as uvicorn does once the response is
+    complete) a disconnect, which Quart 0.23 waits for before its ASGI call returns."""
 
-        await app(make_scope(path, extra), receive, send)
-    return status
+    def __init__(self) -> None:
+        self.status = 0
+        self.body_sent = False
+        self.complete = asyncio.Event()
+
+    async def receive(self) -> dict[str, Any]:
+        if not self.body_sent:
+            self.body_sent = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await self.complete.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        elif message["type"] == "http.response.body" and not message.get("more_body"):
+            self.complete.set()
 
 
 def measure(app: ASGIApp, scenario: str, n: int) -> float:
