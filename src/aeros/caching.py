@@ -1,7 +1,8 @@
-"""Route-level response cache for a Quart app: ``@app.cache(...)``, route lookup, clear and purge.
+"""Route-level response cache for a Quart app: route lookup, clear, purge and invalidation.
 
-This is the Quart-aware half of the response cache. The decorator marks the view function with
-a :class:`~aeros.middleware.cache.CachePolicy`; the cache layer (pure ASGI, in front of Quart)
+This is the Quart-aware half of the response cache. ``@app.cache(...)`` and ``@cached(...)``
+(:mod:`aeros.cache_policy`) mark the view function with a
+:class:`~aeros.middleware.cache.CachePolicy`; the cache layer (pure ASGI, in front of Quart)
 asks :meth:`ResponseCache.policy_for` which policy a request's route has. The lookup matches
 (method, path) against ``app.url_map`` once and remembers the answer in a bounded table, so
 the hot path is one dict lookup and a hit never enters Quart.
@@ -16,18 +17,19 @@ import asyncio
 import dataclasses
 import inspect
 import logging
-import math
 import threading
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RoutingException
 
 from aeros.cache.base import Store
+from aeros.cache_policy import POLICY_ATTRIBUTE, make_decorator, policy_of
 from aeros.errors import ConfigurationError, StoreError
 from aeros.middleware.cache import CacheMiddleware, CachePolicy
-from aeros.middleware.cache_entry import path_prefix, route_prefix
+from aeros.middleware.cache_entry import route_prefix
+from aeros.middleware.cache_invalidation import Target, drop_target
 from aeros.middleware.headers import GlobalHeaders
 from aeros.middleware.types import ASGIApp, Scope
 
@@ -37,19 +39,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
-POLICY_ATTRIBUTE = "__aeros_cache__"
-"""Attribute of a view function holding its :class:`CachePolicy`."""
-
 _MEMO_LIMIT = 4096  # (method, host, path) answers kept; random 404 paths cannot grow it beyond
-_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz")
-_OPTIONS = (
-    "query_string",
-    "key_prefix",
-    "unless",
-    "vary",
-    "statuses",
-    "stale_while_revalidate",
-)
 
 
 class ResponseCache:
@@ -58,7 +48,8 @@ class ResponseCache:
     Args:
         app: the Quart app (``WebServer``).
         store: any :class:`aeros.cache.Store` (``SimpleCache``, ``FilesystemCache``,
-            ``RedisCache``, your own), or None: caching off and ``@app.cache()`` passes through.
+            ``RedisCache``, your own), or None: caching off; views marked for caching are
+            served uncached and :meth:`warn_without_store` names them once at start.
     """
 
     def __init__(self, app: Any, store: Any) -> None:
@@ -78,7 +69,7 @@ class ResponseCache:
         self._memo: dict[tuple[str, str, str], CachePolicy | None] = {}
         self._routes: dict[tuple[str, int], CachePolicy] = {}
         self._layers: list[CacheMiddleware] = []
-        self._warned = False
+        self._told_no_store = False
         if store is not None:
             app.after_serving(self._close)
 
@@ -91,41 +82,34 @@ class ResponseCache:
     # ---- the decorator --------------------------------------------------------------------
 
     def decorator(self, timeout: float | None = None, **options: Any) -> Callable[[F], F]:
-        """Return the ``@app.cache(...)`` decorator for a view.
+        """Return the ``@app.cache(...)`` decorator: :func:`aeros.cached` under its app name.
 
-        Args:
-            timeout: seconds a response stays fresh; None: the store's timeout; 0: no expiry.
-            **options: ``query_string`` (bool, default True: ``/s?q=a`` and ``/s?q=b`` are
-                separate entries, parameter order ignored), ``key_prefix`` (str),
-                ``unless`` (callable taking the ASGI scope; True skips the cache for that
-                request; it runs before Quart, so ``quart.request`` is not available),
-                ``vary`` (request header names the response depends on),
-                ``statuses`` (cacheable statuses, default ``(200,)``),
-                ``stale_while_revalidate`` (seconds a stale entry is served while refreshed).
-
-        Without a configured store this warns once (a log record) and leaves views as they are.
+        The options are :func:`aeros.cached`'s; ``timeout=None`` is this store's timeout.
         """
-        unknown = sorted(set(options) - set(_OPTIONS))
-        if unknown:
-            raise TypeError(
-                f"app.cache() got unknown option(s) {', '.join(unknown)}; "
-                f"allowed: timeout, {', '.join(_OPTIONS)}"
+        return make_decorator("app.cache", timeout, options)
+
+    def warn_without_store(self) -> None:
+        """Without a store, warn once naming the routes whose views asked for caching.
+
+        Called when the app starts (``run_server()`` before any worker is forked, and the
+        first ASGI call under any server), when every blueprint is registered.
+        """
+        if self.store is not None or self._told_no_store:
+            return
+        self._told_no_store = True
+        routes = sorted(
+            f"{rule.rule} ({rule.endpoint})"
+            for rule in self.app.url_map.iter_rules()
+            if policy_of(self.app.view_functions.get(rule.endpoint)) is not None
+        )
+        if routes:
+            logger.warning(
+                "%d route(s) ask for caching but WebServer(cache=...) is not set, so they are "
+                "served uncached: %s (pass cache=SimpleCache(), FilesystemCache(...) or "
+                "RedisCache())",
+                len(routes),
+                ", ".join(routes),
             )
-        policy = _build_policy(timeout, self.default_timeout, options)
-        if self.store is None:
-            if not self._warned:
-                self._warned = True
-                logger.warning(
-                    "@app.cache() used but WebServer(cache=...) is not set: responses are "
-                    "not cached (pass cache=SimpleCache(), FilesystemCache(...) or RedisCache())"
-                )
-            return lambda func: func
-
-        def mark(func: F) -> F:
-            setattr(func, POLICY_ATTRIBUTE, policy)
-            return func
-
-        return mark
 
     # ---- the route lookup (hot path) ------------------------------------------------------
 
@@ -181,13 +165,15 @@ class ResponseCache:
             return None  # 404, 405, a redirect: nothing to cache
         endpoint = rule.endpoint
         view = app.view_functions.get(endpoint)
-        policy = _policy_of(view)
+        policy = policy_of(view)
         if policy is None:
             return None
         route_key = (endpoint, id(policy))
         routed = self._routes.get(route_key)
         if routed is None:
-            routed = self._routes[route_key] = dataclasses.replace(policy, route=endpoint)
+            timeout = self.default_timeout if policy.store_timeout else policy.timeout
+            routed = dataclasses.replace(policy, route=endpoint, timeout=timeout)
+            self._routes[route_key] = routed
         return routed
 
     # ---- wiring, clear and purge ----------------------------------------------------------
@@ -202,7 +188,9 @@ class ResponseCache:
         """
         if self.store is None:
             return inner
-        layer = CacheMiddleware(inner, self.store, self.policy_for, codecs, headers=headers)
+        layer = CacheMiddleware(
+            inner, self.store, self.policy_for, codecs, headers=headers, invalidate=self.drop
+        )
         self._layers.append(layer)
         return layer
 
@@ -245,29 +233,43 @@ class ResponseCache:
             raise TypeError("purge() takes exactly one of path=... or endpoint=...")
         if self.store is None:
             return 0
-        store = self.store
         if path is not None:
-            path = path.split("?", 1)[0] or "/"
-            policy = self.policy_for(
-                {"type": "http", "method": "GET", "path": path, "headers": [], "scheme": "http"}
-            )
-            if policy is None:
-                return 0
-            group = path_prefix(policy, path.encode("utf-8", "surrogateescape"))
-            if hasattr(store, "delete_group"):  # a path's entries are one group: indexed
-                removed = int(await store.delete_group(group))
-            elif hasattr(store, "delete_prefix"):
-                removed = int(await store.delete_prefix(group))
-            else:
-                await store.clear()
-                removed = 0
+            return await self.invalidate(path.split("?", 1)[0] or "/")
+        store = self.store
+        prefix = route_prefix(CachePolicy(timeout=None, route=str(endpoint)))
+        if hasattr(store, "delete_prefix"):
+            removed = int(await store.delete_prefix(prefix))
         else:
-            prefix = route_prefix(CachePolicy(timeout=None, route=str(endpoint)))
-            if hasattr(store, "delete_prefix"):
-                removed = int(await store.delete_prefix(prefix))
-            else:
-                await store.clear()
-                removed = 0
+            await store.clear()
+            removed = 0
+        self._forget()
+        return removed
+
+    async def invalidate(self, path: str, *, host: str = "", root_path: str = "") -> int:
+        """Drop the stored entries of one target URI: every query string, host and variant
+        of what ``GET path`` stored (RFC 9111 section 4.4 write invalidation).
+
+        The cache layer calls this (through :meth:`drop`) after every successful unsafe
+        request, for its target URI and a same-origin ``Location`` / ``Content-Location``.
+
+        Args:
+            path: the decoded request path, such as ``/items/1``.
+            host: the Host header, needed only by routes that match on host or subdomain.
+            root_path: the ASGI ``root_path`` the app is mounted under.
+
+        Returns:
+            How many entries were removed (0 when the store had to be cleared instead).
+
+        Raises:
+            StoreError: the store failed.
+        """
+        return await self.drop(Target(path, host, root_path))
+
+    async def drop(self, target: Target) -> int:
+        """:meth:`invalidate` for a :class:`~aeros.middleware.cache_invalidation.Target`."""
+        if self.store is None:
+            return 0
+        removed = await drop_target(self.store, self.policy_for, target)
         self._forget()
         return removed
 
@@ -312,79 +314,3 @@ class ResponseCache:
             await self.store.aclose()
         except StoreError as exc:
             logger.warning("closing the response cache store failed: %s", exc)
-
-
-def _policy_of(view: Any) -> CachePolicy | None:
-    """The policy marked on a view function or on a function it wraps (functools.wraps)."""
-    for _ in range(16):
-        if view is None:
-            return None
-        policy = getattr(view, POLICY_ATTRIBUTE, None)
-        if isinstance(policy, CachePolicy):
-            return policy
-        view = getattr(view, "__wrapped__", None)
-    return None
-
-
-def _seconds(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ConfigurationError(f"app.cache({name}={value!r}) must be a number of seconds")
-    if value < 0:
-        raise ConfigurationError(f"app.cache({name}={value!r}) must be >= 0 seconds")
-    return float(value)
-
-
-def _header_names(value: Any) -> tuple[bytes, ...]:
-    names = [value] if isinstance(value, str) else value
-    if not isinstance(names, Iterable):
-        raise ConfigurationError(f"app.cache(vary={value!r}) must be header names")
-    out: set[bytes] = set()
-    for name in names:
-        if not isinstance(name, str) or not name or not set(name.lower()) <= _TOKEN:
-            raise ConfigurationError(
-                f"app.cache(vary=...): {name!r} is not a header name (letters, digits, -)"
-            )
-        out.add(name.lower().encode("ascii"))
-    return tuple(sorted(out))
-
-
-def _statuses(value: Any) -> frozenset[int]:
-    if not isinstance(value, Iterable) or isinstance(value, str | bytes):
-        raise ConfigurationError(f"app.cache(statuses={value!r}) must be status codes")
-    statuses = frozenset(value)
-    for status in statuses:
-        if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599:
-            raise ConfigurationError(
-                f"app.cache(statuses=...): {status!r} is not a final status code (200-599)"
-            )
-    if not statuses:
-        raise ConfigurationError("app.cache(statuses=()) would cache nothing; give at least one")
-    return statuses
-
-
-def _build_policy(timeout: Any, default: float | None, options: dict[str, Any]) -> CachePolicy:
-    if timeout is None:
-        resolved = default
-    else:
-        seconds = _seconds("timeout", timeout)
-        resolved = seconds if seconds > 0 else None
-    unless = options.get("unless")
-    if unless is not None and not callable(unless):
-        raise ConfigurationError(f"app.cache(unless={unless!r}) must be a callable or None")
-    query_string = options.get("query_string", True)
-    if not isinstance(query_string, bool):
-        raise ConfigurationError(f"app.cache(query_string={query_string!r}) must be a bool")
-    key_prefix = options.get("key_prefix", "")
-    if not isinstance(key_prefix, str):
-        raise ConfigurationError(f"app.cache(key_prefix={key_prefix!r}) must be a str")
-    return CachePolicy(
-        timeout=resolved,
-        query_string=query_string,
-        key_prefix=key_prefix,
-        unless=unless,
-        vary=_header_names(options.get("vary", ())),
-        statuses=_statuses(options.get("statuses", (200,))),
-        stale_while_revalidate=_seconds(
-            "stale_while_revalidate", options.get("stale_while_revalidate", 0)
-        ),
-    )

@@ -44,6 +44,8 @@ class CachePolicy:
 
     Attributes:
         timeout: seconds a response stays fresh; None: until evicted or cleared.
+        store_timeout: the decorator was given no timeout: the app serving the route replaces
+            ``timeout`` with its store's default timeout.
         query_string: the query string is part of the key (``/s?q=a`` and ``/s?q=b`` differ;
             parameter order does not). False: every query shares one entry.
         key_prefix: a namespace mixed into the key (bump it to orphan old entries).
@@ -60,6 +62,7 @@ class CachePolicy:
     """
 
     timeout: float | None
+    store_timeout: bool = False
     query_string: bool = True
     key_prefix: str = ""
     unless: Callable[[Scope], bool] | None = None

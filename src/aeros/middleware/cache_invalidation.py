@@ -1,0 +1,128 @@
+"""Write invalidation (RFC 9111 section 4.4): the stored URIs a successful unsafe request
+makes stale. Pure ASGI.
+
+A 2xx or 3xx answer to any method other than GET, HEAD, OPTIONS and TRACE invalidates the
+request's target URI, whichever view answered it (``POST /thing/1`` handled by one view drops
+what ``GET /thing/1`` on another view stored), and the URIs of its ``Location`` and
+``Content-Location`` headers when they have the request's origin (scheme and host); another
+origin's entries are never touched, so a response cannot drop what it does not own.
+
+A URI's entries are those of the GET route it resolves to, every query string, host and
+variant: one indexed group delete in the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
+from urllib.parse import quote, unquote, urljoin, urlsplit
+
+from aeros.middleware.cache_entry import CachePolicy, path_prefix, request_host, request_path
+from aeros.middleware.types import Scope
+
+__all__ = ["SAFE_METHODS", "Target", "drop_target", "invalidated_targets", "target_scope"]
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+"""Methods that never invalidate (RFC 9110 9.2.1); every other method is unsafe."""
+
+_LOCATIONS = (b"location", b"content-location")
+
+
+class Target(NamedTuple):
+    """One URI whose stored entries are dropped.
+
+    Attributes:
+        path: the decoded request path (``/things/1``), without ``root_path`` or query.
+        host: the Host the request named, as sent (``""``: none); routes that match on host
+            or subdomain need it.
+        root_path: the ASGI ``root_path`` the app is mounted under (``""`` usually).
+    """
+
+    path: str
+    host: str = ""
+    root_path: str = ""
+
+
+def invalidated_targets(scope: Scope, headers: Iterable[tuple[bytes, bytes]]) -> list[Target]:
+    """The URIs a successful unsafe response invalidates: the target URI first, then a
+    same-origin ``Location`` / ``Content-Location`` (each once)."""
+    host_header = b""
+    for name, value in scope["headers"]:
+        if name == b"host":
+            host_header = value
+            break
+    host = host_header.decode("latin-1")
+    root_path: str = scope.get("root_path", "")
+    path: str = scope["path"]  # as the server gave it: a GET to this URI gets the same
+    targets = [Target(path, host, root_path)]
+    for name, value in headers:
+        if name in _LOCATIONS:
+            target = _same_origin(scope, host_header, root_path, value)
+            if target is not None and target not in targets:
+                targets.append(target)
+    return targets
+
+
+def _same_origin(scope: Scope, host: bytes, root_path: str, location: bytes) -> Target | None:
+    """The Target of a Location-like header, or None for another origin or a foreign path."""
+    try:
+        text = location.decode("ascii").strip()
+        parts = urlsplit(text)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    scheme = scope.get("scheme", "http")
+    if parts.scheme and parts.scheme.lower() != scheme:
+        return None
+    if parts.netloc:
+        theirs = request_host(scope, parts.netloc.encode("ascii"))
+        if theirs is None or theirs != request_host(scope, host or None):
+            return None
+    path: str = scope["path"]
+    # servers differ on whether ``path`` includes ``root_path``; keep this server's habit
+    includes_root = not root_path or path.startswith(root_path)
+    url_path = path if includes_root else root_path + path
+    resolved = urljoin("http://origin" + quote(url_path, safe="/"), text)
+    full = unquote(urlsplit(resolved).path) or "/"
+    if root_path:
+        if full != root_path and not full.startswith(root_path.rstrip("/") + "/"):
+            return None  # outside the app's mount point: not this app's entries
+        if not includes_root:
+            full = full[len(root_path) :] or "/"
+    return Target(full, host.decode("latin-1"), root_path)
+
+
+def target_scope(target: Target, scheme: str = "http") -> Scope:
+    """A minimal GET scope for ``target``: what the route lookup and the key need."""
+    headers = [(b"host", target.host.encode("latin-1"))] if target.host else []
+    return {
+        "type": "http",
+        "method": "GET",
+        "scheme": scheme,
+        "path": target.path,
+        "root_path": target.root_path,
+        "query_string": b"",
+        "headers": headers,
+    }
+
+
+async def drop_target(
+    store: Any, policy_for: Callable[[Scope], CachePolicy | None], target: Target
+) -> int:
+    """Drop every stored entry of ``target``; return how many were removed.
+
+    A store without ``delete_group`` falls back to ``delete_prefix``, and without that is
+    cleared entirely (0 is returned then). Raises what the store raises (``StoreError``).
+    """
+    scope = target_scope(target)
+    policy = policy_for(scope)
+    if policy is None:
+        return 0  # GET on this URI is not cached: nothing stored
+    group = path_prefix(policy, request_path(scope))
+    delete_group = getattr(store, "delete_group", None)
+    if delete_group is not None:  # a path's entries are one store group: indexed
+        return int(await delete_group(group))
+    delete_prefix = getattr(store, "delete_prefix", None)
+    if delete_prefix is not None:
+        return int(await delete_prefix(group))
+    await store.clear()
+    return 0
