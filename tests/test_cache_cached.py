@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import textwrap
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -59,6 +64,59 @@ def test_cached_without_store_warns_once_at_start(live_server: LiveServer) -> No
     for route in ("/blog/posts/<int:post_id> (blog.post)", "/blog/latest", "/home (home)"):
         assert route in warnings[0]
     assert "WebServer(cache=...)" in warnings[0]
+
+
+FACTORY_SERVER = textwrap.dedent(
+    """
+    import os, sys
+    sys.path.insert(0, sys.argv[1])
+    from apps.cached_factory import create_app
+
+    url_file = sys.argv[2]
+    app = create_app(None)
+
+    def started(url):
+        with open(url_file + ".tmp", "w") as f:
+            f.write(url)
+        os.replace(url_file + ".tmp", url_file)
+
+    app.run_server(port=0, workers=2, on_started=started)
+    """
+)
+
+
+def test_cached_without_store_warns_once_with_workers(tmp_path: Path) -> None:
+    """run_server() with 2 worker processes and no store: the warning comes once (from the
+    parent before forking), not once per worker."""
+    script, url_file, log = tmp_path / "app.py", tmp_path / "url.txt", tmp_path / "err.txt"
+    script.write_text(FACTORY_SERVER)
+    tests_dir = str(Path(__file__).resolve().parent)
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, str(script), tests_dir, str(url_file)],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while not url_file.exists():
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.05)
+        url = url_file.read_text()
+        for _ in range(4):  # fresh connections: both workers build their stacks
+            response = httpx.get(url + "/home", headers={"Connection": "close"}, timeout=10)
+            assert response.status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+    text = log.read_text()
+    assert text.count("ask for caching but WebServer(cache=...) is not set") == 1, text
+    assert "/blog/posts/<int:post_id> (blog.post)" in text
 
 
 def test_app_cache_without_store_warns_at_start_not_at_decoration() -> None:

@@ -143,9 +143,9 @@ def test_cache_invalidation_targets_unit() -> None:
     ]
 
 
-def test_cache_unsafe_requests_on_uncached_app_pay_little(live_server: LiveServer) -> None:
-    """GETs never touch invalidation; an unsafe request to a route whose GET is not cached
-    drops nothing and answers normally (the store is never called)."""
+def test_cache_unsafe_requests_on_uncached_uris_pay_little(live_server: LiveServer) -> None:
+    """An unsafe request to a URI whose GET is not cached, or that fails, never calls the
+    store and keeps what the layer has decoded."""
 
     class CountingStore:
         timeout = 60.0
@@ -180,7 +180,17 @@ def test_cache_unsafe_requests_on_uncached_app_pay_little(live_server: LiveServe
     async def plain() -> str:
         return "plain"
 
+    @app.route("/cached")
+    @app.cache(timeout=60)
+    async def cached() -> str:
+        return "cached"
+
     with live_server(app) as url, httpx.Client(base_url=url) as client:
         assert client.get("/plain").text == "plain"
         assert client.post("/plain").text == "plain"
-    assert store.calls == []
+        assert store.calls == []
+        layer = app.response_cache._layers[0]
+        assert layer.entries.generation == 0  # decoded entries of other URIs are kept
+        assert client.post("/cached").status_code == 405
+        assert client.delete("/cached").status_code == 405
+        assert store.calls == []

@@ -134,6 +134,28 @@ def test_cache_uncacheable_logged_with_reason(
     assert repr(path.strip("/").replace("origin", "by_origin")) in warnings[0]
 
 
+def test_cache_body_over_store_limit_is_uncacheable(
+    tmp_path: Path, live_server: LiveServer
+) -> None:
+    """A body the store would refuse (over its max_bytes) is logged uncacheable, not miss."""
+    log = tmp_path / "access.log"
+    store = SimpleCache(max_bytes=1000)
+    app = WebServer(__name__, access_log=True, access_log_file=str(log), cache=store)
+
+    @app.route("/big")
+    @app.cache(timeout=60)
+    async def big() -> str:
+        return "x" * 2000
+
+    with Records("aeros.middleware.cache") as records, live_server(app) as url:
+        for _ in range(2):
+            assert httpx.get(url + "/big").text == "x" * 2000
+    assert [line.rsplit(" ", 1)[1] for line in log.read_text().splitlines()] == [
+        "cache=uncacheable"
+    ] * 2
+    assert ["entry limit (1000 bytes)" in r.getMessage() for r in records.records] == [True]
+
+
 def test_cache_status_outside_statuses_is_quiet(tmp_path: Path, live_server: LiveServer) -> None:
     """A status the route does not cache (a 404) is uncacheable but not worth a warning."""
     app, log = uncacheable_app(tmp_path)

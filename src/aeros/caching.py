@@ -39,6 +39,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
+_MAX_ENTRY_BYTES = 8 << 20  # larger bodies are streamed, never stored
 _MEMO_LIMIT = 4096  # (method, host, path) answers kept; random 404 paths cannot grow it beyond
 
 
@@ -188,8 +189,19 @@ class ResponseCache:
         """
         if self.store is None:
             return inner
+        # a store that keeps fewer bytes than the layer's limit would drop the entry silently
+        store_limit = getattr(self.store, "max_bytes", None)
+        max_entry = _MAX_ENTRY_BYTES
+        if isinstance(store_limit, int) and 0 < store_limit < max_entry:
+            max_entry = store_limit
         layer = CacheMiddleware(
-            inner, self.store, self.policy_for, codecs, headers=headers, invalidate=self.drop
+            inner,
+            self.store,
+            self.policy_for,
+            codecs,
+            headers=headers,
+            max_entry_bytes=max_entry,
+            invalidate=self.drop,
         )
         self._layers.append(layer)
         return layer
@@ -270,6 +282,8 @@ class ResponseCache:
         if self.store is None:
             return 0
         removed = await drop_target(self.store, self.policy_for, target)
+        if removed is None:
+            return 0  # GET on this URI is not cached: nothing stored, nothing to forget
         self._forget()
         return removed
 

@@ -173,6 +173,8 @@ class CacheMiddleware:
 
     async def _drop_here(self, target: Target) -> int:
         removed = await drop_target(self.store, self.policy_for, target)
+        if removed is None:
+            return 0
         self.forget()
         return removed
 

@@ -107,8 +107,9 @@ def target_scope(target: Target, scheme: str = "http") -> Scope:
 
 async def drop_target(
     store: Any, policy_for: Callable[[Scope], CachePolicy | None], target: Target
-) -> int:
-    """Drop every stored entry of ``target``; return how many were removed.
+) -> int | None:
+    """Drop every stored entry of ``target``; return how many were removed, or None when
+    ``GET target`` is not cached (nothing was or could have been stored: nothing to forget).
 
     A store without ``delete_group`` falls back to ``delete_prefix``, and without that is
     cleared entirely (0 is returned then). Raises what the store raises (``StoreError``).
@@ -116,7 +117,7 @@ async def drop_target(
     scope = target_scope(target)
     policy = policy_for(scope)
     if policy is None:
-        return 0  # GET on this URI is not cached: nothing stored
+        return None
     group = path_prefix(policy, request_path(scope))
     delete_group = getattr(store, "delete_group", None)
     if delete_group is not None:  # a path's entries are one store group: indexed
