@@ -214,8 +214,13 @@ class CacheMiddleware:
         head = scope["method"] == "HEAD"
 
         entries = self.entries
-        if entries.get_nowait is not None:
-            entry = entries.load_nowait(key)
+        get_nowait = entries.get_nowait
+        if get_nowait is not None:  # a memory store: no coroutine on the hot path
+            try:
+                entry = entries.decoded(key, get_nowait(key))
+            except StoreError as exc:
+                entries.warn(exc)
+                entry = FAILED
         else:
             entry = await entries.load(key)
         if entry is FAILED:

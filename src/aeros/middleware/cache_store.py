@@ -49,17 +49,6 @@ class EntryStore:
         self._decoded.clear()
         self._decoded_bytes = 0
 
-    def load_nowait(self, key: str) -> Entry | None:
-        """The entry under ``key`` from a memory store (``get_nowait``), or :data:`FAILED`."""
-        get_nowait = self.get_nowait
-        if get_nowait is None:
-            raise TypeError(f"{self.store!r} has no get_nowait(); use load()")
-        try:
-            return self.decoded(key, get_nowait(key))
-        except StoreError as exc:
-            self.warn(exc)
-            return FAILED  # type: ignore[no-any-return]
-
     async def load(self, key: str) -> Entry | None:
         """The entry under ``key``, None when absent, :data:`FAILED` when the store failed."""
         try:
