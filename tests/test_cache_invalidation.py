@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,9 +12,9 @@ import httpx
 import pytest
 from quart import Response, request
 
-from aeros import WebServer
+from aeros import SimpleCache, WebServer
 from aeros.middleware.cache_invalidation import Target, invalidated_targets
-from cache_support import BACKENDS, LiveServer, http_scope, make_store
+from cache_support import BACKENDS, LiveServer, call, http_scope, make_store
 
 
 @pytest.fixture(params=BACKENDS)
@@ -194,3 +195,44 @@ def test_cache_unsafe_requests_on_uncached_uris_pay_little(live_server: LiveServ
         assert client.post("/cached").status_code == 405
         assert client.delete("/cached").status_code == 405
         assert store.calls == []
+
+
+async def test_cache_write_during_a_fill_wins() -> None:
+    """A GET whose view read the data before a write, and finished after it, never stores
+    that old body: the next GET (and one that was waiting on the fill) sees the write."""
+    value = {"v": "old"}
+    entered, gate = asyncio.Event(), asyncio.Event()
+    app = WebServer(__name__, access_log=False, cache=SimpleCache())
+
+    @app.get("/thing")
+    @app.cache(timeout=60)
+    async def show() -> str:
+        current = value["v"]
+        entered.set()
+        await gate.wait()
+        return current
+
+    @app.post("/thing")
+    async def write() -> tuple[str, int]:
+        value["v"] = "new"
+        return "", 204
+
+    @app.get("/other")
+    @app.cache(timeout=60)
+    async def other() -> str:
+        await gate.wait()
+        return value["v"]
+
+    slow = asyncio.ensure_future(call(app.asgi_app, http_scope("/thing")))
+    unrelated = asyncio.ensure_future(call(app.asgi_app, http_scope("/other")))
+    await entered.wait()
+    waiter = asyncio.ensure_future(call(app.asgi_app, http_scope("/thing")))
+    await asyncio.sleep(0.01)  # the waiter joins the running fill
+    assert (await call(app.asgi_app, http_scope("/thing", method="POST"))).status == 204
+    gate.set()
+    assert (await slow).body == b"old"  # its view read before the write
+    assert (await waiter).body == b"new"
+    assert (await call(app.asgi_app, http_scope("/thing"))).body == b"new"
+    # a write to another URI does not stop /other's fill from being stored
+    assert (await unrelated).body == b"new"
+    assert (await call(app.asgi_app, http_scope("/other"))).header(b"age") is not None

@@ -281,11 +281,11 @@ class ResponseCache:
         """:meth:`invalidate` for a :class:`~aeros.middleware.cache_invalidation.Target`."""
         if self.store is None:
             return 0
-        removed = await drop_target(self.store, self.policy_for, target)
-        if removed is None:
+        dropped = await drop_target(self.store, self.policy_for, target)
+        if dropped is None:
             return 0  # GET on this URI is not cached: nothing stored, nothing to forget
-        self._forget()
-        return removed
+        self._forget(dropped[1])
+        return dropped[0]
 
     def run_sync(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run a cache coroutine to completion from synchronous code (see :meth:`clear_sync`)."""
@@ -317,9 +317,9 @@ class ResponseCache:
             raise errors[0]
         return results[0]
 
-    def _forget(self) -> None:
+    def _forget(self, group: str | None = None) -> None:
         for layer in self._layers:
-            layer.forget()
+            layer.forget(group)
 
     async def _close(self) -> None:
         if self.store is None:

@@ -43,15 +43,8 @@ from aeros.compression.negotiate import Negotiator
 from aeros.errors import StoreError
 from aeros.middleware.cache_answer import NOT_MODIFIED_HEADERS, answer, prepare
 from aeros.middleware.cache_capture import Capture, Refusal, empty_receive
-from aeros.middleware.cache_entry import (
-    CachePolicy,
-    Entry,
-    build_key,
-    key_material,
-    request_host,
-    request_path,
-)
-from aeros.middleware.cache_invalidation import Target, drop_target, invalidated_targets
+from aeros.middleware.cache_entry import CachePolicy, Entry, KeyMemo
+from aeros.middleware.cache_invalidation import Target, drop_target, serve_unsafe
 from aeros.middleware.cache_store import FAILED, EntryStore
 from aeros.middleware.compression import (
     SKIP_COMPRESSION,
@@ -60,7 +53,7 @@ from aeros.middleware.compression import (
     is_compressible,
 )
 from aeros.middleware.headers import SKIP_GLOBAL_HEADERS, GlobalHeaders
-from aeros.middleware.types import ASGIApp, Headers, Message, Receive, Scope, Send
+from aeros.middleware.types import ASGIApp, Headers, Receive, Scope, Send
 
 __all__ = ["CACHE_STATE", "CacheMiddleware", "CachePolicy"]
 
@@ -72,8 +65,6 @@ logger = logging.getLogger(__name__)
 _CREDENTIALS = (b"authorization", b"cookie")
 _OTHER_SAFE_METHODS = frozenset({"OPTIONS", "TRACE"})  # never stored, never invalidate
 _QUIET_REFUSALS = frozenset({"status"})  # a status outside statuses= is the route's choice
-_KEY_MEMO_LIMIT = 4096  # request -> store key answers kept (cleared when full)
-_KEY_MEMO_URL = 512  # longer path + query are keyed afresh (bounds the memo's bytes)
 
 
 class CacheMiddleware:
@@ -126,7 +117,7 @@ class CacheMiddleware:
             asyncio.AbstractEventLoop, dict[str, asyncio.Future[Entry | None]]
         ] = weakref.WeakKeyDictionary()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._keys: dict[tuple[Any, ...], tuple[CachePolicy, str]] = {}
+        self._key = KeyMemo()
         self.invalidate = invalidate if invalidate is not None else self._drop_here
         self._refusals_told: set[tuple[str, str]] = set()  # (route, kind) warned about
 
@@ -143,47 +134,23 @@ class CacheMiddleware:
                 await self._serve(policy, scope, receive, send)
         elif method in _OTHER_SAFE_METHODS:
             await self.app(scope, receive, send)
-        else:
-            await self._invalidating(scope, receive, send)
-
-    async def _invalidating(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """A successful unsafe request drops its target URI's entries (RFC 9111 section 4.4),
-        whichever route answered it, and those of a same-origin Location/Content-Location.
-
-        The entries go before the response ends, so the client's next GET cannot race them.
-        """
-        targets: list[Target] = []
-
-        async def watch(message: Message) -> None:
-            nonlocal targets
-            kind = message["type"]
-            if kind == "http.response.start":
-                if 200 <= message["status"] < 400:
-                    targets = invalidated_targets(scope, message.get("headers") or ())
-            elif targets and not message.get("more_body", False):  # the response's last message
-                done, targets = targets, []
-                for target in done:
-                    try:
-                        await self.invalidate(target)
-                    except StoreError as exc:
-                        self.entries.warn(exc)
-            await send(message)
-
-        await self.app(scope, receive, watch)
+        else:  # unsafe: a success drops its target URI's entries, whichever route answered
+            await serve_unsafe(self.app, self.invalidate, self.entries.warn, scope, receive, send)
 
     async def _drop_here(self, target: Target) -> int:
-        removed = await drop_target(self.store, self.policy_for, target)
-        if removed is None:
+        dropped = await drop_target(self.store, self.policy_for, target)
+        if dropped is None:
             return 0
-        self.forget()
-        return removed
+        self.forget(dropped[1])
+        return dropped[0]
 
-    def forget(self) -> None:
-        """Drop finished fills kept for late arrivals (after a clear or purge)."""
-        self.entries.forget()
+    def forget(self, group: str | None = None) -> None:
+        """Entries of one store key ``group`` (or all) were dropped: drop finished fills kept
+        for late arrivals, and never store what a fill running now produces for them."""
+        self.entries.forget(group)
         for table in list(self._inflight.values()):
             for key, future in list(table.items()):
-                if future.done():
+                if (group is None or key.startswith(group)) and future.done():
                     table.pop(key, None)
 
     # ---- one request ----------------------------------------------------------------------
@@ -208,7 +175,7 @@ class CacheMiddleware:
                 credentials = True
         if credentials or (policy.unless is not None and policy.unless(scope)):
             return await self._bypass(scope, receive, send)
-        key = self._key(policy, scope, host, varied)
+        key = self._key(policy, scope, host, varied)  # a KeyMemo
         if key is None:  # not a valid Host: never cached
             return await self._bypass(scope, receive, send)
         head = scope["method"] == "HEAD"
@@ -258,33 +225,6 @@ class CacheMiddleware:
         scope[CACHE_STATE] = "miss"
         await self._lead(key, policy, table, scope, receive, send, accept, if_none_match)
 
-    def _key(
-        self, policy: CachePolicy, scope: Scope, host: bytes | None, varied: dict[bytes, bytes]
-    ) -> str | None:
-        """The store key of a request (None: invalid Host), memoised for short URLs."""
-        path: str = scope["path"]
-        query: bytes = scope.get("query_string", b"")
-        memo_key: tuple[Any, ...] | None = None
-        if host is not None and len(path) + len(query) <= _KEY_MEMO_URL:
-            values = tuple(varied.get(name) for name in policy.vary) if policy.vary else ()
-            memo_key = (id(policy), scope.get("scheme"), host, scope.get("root_path"), path, query)
-            memo_key += values
-            found = self._keys.get(memo_key)
-            if found is not None and found[0] is policy:
-                return found[1]
-        valid_host = request_host(scope, host)
-        if valid_host is None:
-            return None
-        url, variant = key_material(
-            policy, scope, valid_host, [(name, varied.get(name)) for name in policy.vary]
-        )
-        key = build_key(policy, request_path(scope), url, variant)
-        if memo_key is not None:
-            if len(self._keys) >= _KEY_MEMO_LIMIT:
-                self._keys.clear()
-            self._keys[memo_key] = (policy, key)
-        return key
-
     async def _bypass(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope[CACHE_STATE] = "bypass"
         await self.app(scope, receive, send)
@@ -312,6 +252,7 @@ class CacheMiddleware:
         future: asyncio.Future[Entry | None] = loop.create_future()
         table[key] = future
         entry: Entry | None = None
+        generation = self.entries.generation
 
         def unstorable() -> None:
             # release the waiters as soon as the response start says it will not be stored:
@@ -332,7 +273,7 @@ class CacheMiddleware:
                 headers, body, _ = prepare(entry, codec, self.headers)
                 if capture.per_request:  # this request's own headers: never stored
                     headers = [*headers, *capture.per_request]
-                await self.entries.save(key, entry)
+                await self.entries.save(key, entry, generation)
                 await answer(
                     send,
                     entry,
@@ -345,6 +286,8 @@ class CacheMiddleware:
                 )
         finally:
             if not future.done():
+                if self.entries.changed_since(generation, key):
+                    entry = None  # a write replaced it meanwhile: waiters run the view afresh
                 future.set_result(entry)
                 if entry is None or self.coalesce_grace <= 0:
                     self._forget(table, key, future)
@@ -421,13 +364,14 @@ class CacheMiddleware:
         table[key] = future
         # the refresh must not see this request's body channel or extensions it may close
         inner = {k: v for k, v in scope.items() if k != CACHE_STATE}
+        generation = self.entries.generation
 
         async def run() -> None:
             entry: Entry | None = None
             try:
                 entry, _ = await self._fill(policy, inner, empty_receive(), None)
                 if entry is not None:
-                    await self.entries.save(key, entry)
+                    await self.entries.save(key, entry, generation)
             except Exception:
                 logger.exception("refreshing a stale cache entry failed")
             finally:

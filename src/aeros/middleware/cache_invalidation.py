@@ -13,14 +13,22 @@ variant: one indexed group delete in the store.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, NamedTuple
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
+from aeros.errors import StoreError
 from aeros.middleware.cache_entry import CachePolicy, path_prefix, request_host, request_path
-from aeros.middleware.types import Scope
+from aeros.middleware.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["SAFE_METHODS", "Target", "drop_target", "invalidated_targets", "target_scope"]
+__all__ = [
+    "SAFE_METHODS",
+    "Target",
+    "drop_target",
+    "invalidated_targets",
+    "serve_unsafe",
+    "target_scope",
+]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 """Methods that never invalidate (RFC 9110 9.2.1); every other method is unsafe."""
@@ -41,6 +49,38 @@ class Target(NamedTuple):
     path: str
     host: str = ""
     root_path: str = ""
+
+
+async def serve_unsafe(
+    app: ASGIApp,
+    invalidate: Callable[[Target], Awaitable[object]],
+    on_error: Callable[[StoreError], None],
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+) -> None:
+    """Run ``app`` for an unsafe request; if it succeeds, ``invalidate`` each target URI.
+
+    The entries go before the response's last message is sent, so the client's next GET
+    cannot race them. A failing store is reported to ``on_error``, never to the client.
+    """
+    targets: list[Target] = []
+
+    async def watch(message: Message) -> None:
+        nonlocal targets
+        if message["type"] == "http.response.start":
+            if 200 <= message["status"] < 400:
+                targets = invalidated_targets(scope, message.get("headers") or ())
+        elif targets and not message.get("more_body", False):  # the response's last message
+            done, targets = targets, []
+            for target in done:
+                try:
+                    await invalidate(target)
+                except StoreError as exc:
+                    on_error(exc)
+        await send(message)
+
+    await app(scope, receive, watch)
 
 
 def invalidated_targets(scope: Scope, headers: Iterable[tuple[bytes, bytes]]) -> list[Target]:
@@ -107,12 +147,16 @@ def target_scope(target: Target, scheme: str = "http") -> Scope:
 
 async def drop_target(
     store: Any, policy_for: Callable[[Scope], CachePolicy | None], target: Target
-) -> int | None:
-    """Drop every stored entry of ``target``; return how many were removed, or None when
-    ``GET target`` is not cached (nothing was or could have been stored: nothing to forget).
+) -> tuple[int, str | None] | None:
+    """Drop every stored entry of ``target``.
+
+    Returns:
+        ``(removed, group)``: how many entries were removed and the store key group they
+        were in (None: the store had to be cleared, 0 is counted then); None when
+        ``GET target`` is not cached (nothing was or could have been stored).
 
     A store without ``delete_group`` falls back to ``delete_prefix``, and without that is
-    cleared entirely (0 is returned then). Raises what the store raises (``StoreError``).
+    cleared entirely. Raises what the store raises (``StoreError``).
     """
     scope = target_scope(target)
     policy = policy_for(scope)
@@ -121,9 +165,9 @@ async def drop_target(
     group = path_prefix(policy, request_path(scope))
     delete_group = getattr(store, "delete_group", None)
     if delete_group is not None:  # a path's entries are one store group: indexed
-        return int(await delete_group(group))
+        return int(await delete_group(group)), group
     delete_prefix = getattr(store, "delete_prefix", None)
     if delete_prefix is not None:
-        return int(await delete_prefix(group))
+        return int(await delete_prefix(group)), group
     await store.clear()
-    return 0
+    return 0, None

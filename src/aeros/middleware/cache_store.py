@@ -21,6 +21,7 @@ FAILED: Any = object()
 
 _DECODED_LIMIT = 1024  # decoded entries kept (a bounded memo, cleared when full)
 _DECODED_MAX_BYTES = 16 << 20  # ... and at most about this many bytes of them
+_GROUPS_LIMIT = 4096  # dropped groups remembered before a drop counts as "everything"
 
 
 class EntryStore:
@@ -39,15 +40,34 @@ class EntryStore:
         # a store answering from this process's memory is read without a coroutine
         self.get_nowait: Callable[[str], bytes | None] | None = getattr(store, "get_nowait", None)
         self.generation = 0  # bumped by every clear/purge/invalidation
+        self._everything_at = 0  # generation of the last forget() of every entry
+        self._groups_at: dict[str, int] = {}  # store group -> generation it was last dropped
         self._last_warning = -float("inf")
         self._decoded: dict[str, tuple[bytes, Entry]] = {}
         self._decoded_bytes = 0
 
-    def forget(self) -> None:
-        """Drop decoded entries and refuse writes started before now (after a clear)."""
+    def forget(self, group: str | None = None) -> None:
+        """Entries were dropped from the store: those of one key ``group``, or all of them.
+
+        Decoded entries go, and an entry made from a response that was being produced
+        meanwhile is never written back (see :meth:`changed_since`).
+        """
         self.generation += 1
         self._decoded.clear()
         self._decoded_bytes = 0
+        if group is None or len(self._groups_at) >= _GROUPS_LIMIT:
+            self._everything_at = self.generation  # bounded: past the limit, assume everything
+            self._groups_at.clear()
+        else:
+            self._groups_at[group] = self.generation
+
+    def changed_since(self, generation: int, key: str) -> bool:
+        """Whether ``key``'s entries were dropped after ``generation`` (a fill started then
+        may hold what a write has since replaced)."""
+        if self._everything_at > generation:
+            return True
+        dropped = self._groups_at.get(key[: key.rfind(":") + 1])
+        return dropped is not None and dropped > generation
 
     async def load(self, key: str) -> Entry | None:
         """The entry under ``key``, None when absent, :data:`FAILED` when the store failed."""
@@ -75,10 +95,11 @@ class EntryStore:
         return entry
 
     async def save(self, key: str, entry: Entry, generation: int | None = None) -> None:
-        """Store ``entry`` until it goes stale; not when ``generation`` is no longer current."""
+        """Store ``entry`` until it goes stale; not when its key was dropped after
+        ``generation`` (the generation when the response was produced)."""
         ttl = entry.stale_until - time.time()
-        if ttl <= 0 or (generation is not None and generation != self.generation):
-            return  # expired, or cleared/purged since: never write an old entry back
+        if ttl <= 0 or (generation is not None and self.changed_since(generation, key)):
+            return  # expired, or cleared/purged/invalidated since: never write it back
         try:
             await self.store.set(key, encode_entry(entry), ttl=None if ttl == float("inf") else ttl)
         except StoreError as exc:
