@@ -135,7 +135,9 @@ class CacheMiddleware:
         elif method in _OTHER_SAFE_METHODS:
             await self.app(scope, receive, send)
         else:  # unsafe: a success drops its target URI's entries, whichever route answered
-            await serve_unsafe(self.app, self.invalidate, self.entries.warn, scope, receive, send)
+            await serve_unsafe(
+                self.app, self.policy_for, self.invalidate, self.entries.warn, scope, receive, send
+            )
 
     async def _drop_here(self, target: Target) -> int:
         dropped = await drop_target(self.store, self.policy_for, target)

@@ -53,13 +53,15 @@ class Target(NamedTuple):
 
 async def serve_unsafe(
     app: ASGIApp,
+    policy_for: Callable[[Scope], CachePolicy | None],
     invalidate: Callable[[Target], Awaitable[object]],
     on_error: Callable[[StoreError], None],
     scope: Scope,
     receive: Receive,
     send: Send,
 ) -> None:
-    """Run ``app`` for an unsafe request; if it succeeds, ``invalidate`` each target URI.
+    """Run ``app`` for an unsafe request; if it succeeds, ``invalidate`` each target URI
+    whose GET is cached (``policy_for``; the others hold nothing, and cost no store call).
 
     The entries go before the response's last message is sent, so the client's next GET
     cannot race them. A failing store is reported to ``on_error``, never to the client.
@@ -70,7 +72,8 @@ async def serve_unsafe(
         nonlocal targets
         if message["type"] == "http.response.start":
             if 200 <= message["status"] < 400:
-                targets = invalidated_targets(scope, message.get("headers") or ())
+                found = invalidated_targets(scope, message.get("headers") or ())
+                targets = [t for t in found if policy_for(target_scope(t)) is not None]
         elif targets and not message.get("more_body", False):  # the response's last message
             done, targets = targets, []
             for target in done:
