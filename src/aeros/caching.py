@@ -44,7 +44,7 @@ _MEMO_LIMIT = 4096  # (method, host, path) answers kept; random 404 paths cannot
 
 
 class ResponseCache:
-    """The app's response cache: the decorator, the route lookup, and clear/purge.
+    """The app's response cache: the decorator, the route lookup, clear, purge, invalidation.
 
     Args:
         app: the Quart app (``WebServer``).
