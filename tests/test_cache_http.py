@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -292,24 +291,6 @@ def test_cache_failing_store_never_5xx(live_server: LiveServer) -> None:
     assert store.calls >= 10
     warnings = [r for r in log.records if "store failed" in r.getMessage()]
     assert len(warnings) == 1
-
-
-def test_cache_decorator_without_store_warns_once(caplog: pytest.LogCaptureFixture) -> None:
-    """@app.cache() without a configured cache logs one warning and leaves the view as it is."""
-    app = WebServer(__name__, access_log=False)
-    with caplog.at_level(logging.WARNING, logger="aeros"):
-
-        @app.route("/")
-        @app.cache()
-        async def home() -> str:
-            return "hi"
-
-        @app.route("/two")
-        @app.cache(timeout=5)
-        async def two() -> str:
-            return "two"
-
-    assert len([r for r in caplog.records if "not cached" in r.getMessage()]) == 1
 
 
 @pytest.mark.parametrize(

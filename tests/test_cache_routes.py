@@ -80,10 +80,11 @@ async def test_cache_route_lookup_is_bounded() -> None:
 
 
 def test_cache_unusable_filesystem_never_5xx(tmp_path: Path, live_server: LiveServer) -> None:
-    """A FilesystemCache on a path that cannot be a directory: requests are served uncached."""
-    blocker = tmp_path / "file"
-    blocker.write_bytes(b"")
-    app = WebServer(__name__, access_log=False, cache=FilesystemCache(blocker / "cache"))
+    """A FilesystemCache whose directory becomes a file after start: served uncached."""
+    directory = tmp_path / "cache"
+    app = WebServer(__name__, access_log=False, cache=FilesystemCache(directory))
+    directory.rmdir()
+    directory.write_bytes(b"")  # the path can no longer be a directory
     calls = []
 
     @app.route("/")

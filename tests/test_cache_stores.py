@@ -185,14 +185,35 @@ async def test_filesystem_shared_between_instances(tmp_path: Path) -> None:
 
 
 async def test_filesystem_unusable_directory_raises_store_error(tmp_path: Path) -> None:
-    """A directory that cannot be created or written raises StoreError, not OSError."""
-    blocker = tmp_path / "file"
-    blocker.write_bytes(b"")
-    cache = FilesystemCache(blocker / "cache")
+    """A directory that becomes unusable after construction raises StoreError, not OSError."""
+    directory = tmp_path / "cache"
+    cache = FilesystemCache(directory)
+    directory.rmdir()
+    directory.write_bytes(b"")
     with pytest.raises(StoreError):
         await cache.set("k", b"v", ttl=None)
     with pytest.raises(StoreError):
         await cache.get("k")
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        pytest.param("/proc/nope", id="proc"),
+        pytest.param("{tmp}/file/cache", id="under-a-file"),
+        pytest.param("{tmp}/file", id="is-a-file"),
+    ],
+)
+def test_filesystem_unusable_directory_refused_at_construction(tmp_path: Path, where: str) -> None:
+    """FilesystemCache on a path that cannot be created or written raises at construction,
+    with one line naming the argument and the path."""
+    (tmp_path / "file").write_bytes(b"")
+    directory = where.format(tmp=tmp_path)
+    with pytest.raises(ConfigurationError) as info:
+        FilesystemCache(directory)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"FilesystemCache(directory={directory!r}) cannot be used: ")
 
 
 async def test_memory_lru_threshold() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aeros.app import WebServer
 from aeros.cache import FileSystemCache, FilesystemCache, RedisCache, SimpleCache
 from aeros.cache_control import CacheControl, CacheTypes
+from aeros.cache_policy import cached
 from aeros.compression import Br, Compress, Gzip, Zstd
 from aeros.errors import AerosError, ConfigurationError, StoreError
 from aeros.middleware.cors import CORS
@@ -31,6 +32,7 @@ __all__ = [
     "WebServer",
     "Zstd",
     "async_to_sync",
+    "cached",
     "jsonify",
     "render_template",
     "sync_to_async",

@@ -239,6 +239,7 @@ class WebServer(Quart):
         headers = GlobalHeaders(self._response_headers)
         if headers:
             stack = HeadersMiddleware(stack, headers)
+        self.response_cache.warn_without_store()  # every blueprint is registered by now
         stack = self.response_cache.wrap(stack, codecs, headers)
         if self.cors is not None:
             stack = CORSMiddleware(stack, self.cors, headers)
@@ -249,7 +250,11 @@ class WebServer(Quart):
     # ---- response cache ----------------------------------------------------------------
 
     def cache(self, timeout: float | None = None, **options: Any) -> Callable[[F], F]:
-        """Cache the view's responses server-side; see :class:`aeros.caching.ResponseCache`."""
+        """Cache the view's responses server-side: :func:`aeros.cached`, same options.
+
+        ``@cached(...)`` needs no app object, for blueprints in their own modules and app
+        factories.
+        """
         return self.response_cache.decorator(timeout=timeout, **options)
 
     def clear_cache(self) -> None:
@@ -311,6 +316,7 @@ class WebServer(Quart):
             limits=body_limit_from_app_config(self.server_config.limits, self.config),
             answer_headers=tuple(self._response_headers),
         )
+        self.response_cache.warn_without_store()  # here once, not again in each forked worker
 
         def started(base_url: str) -> None:
             log_banner(base_url, config.workers, self.response_cache.store, self.codecs)

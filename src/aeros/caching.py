@@ -1,7 +1,8 @@
-"""Route-level response cache for a Quart app: ``@app.cache(...)``, route lookup, clear and purge.
+"""Route-level response cache for a Quart app: route lookup, clear, purge and invalidation.
 
-This is the Quart-aware half of the response cache. The decorator marks the view function with
-a :class:`~aeros.middleware.cache.CachePolicy`; the cache layer (pure ASGI, in front of Quart)
+This is the Quart-aware half of the response cache. ``@app.cache(...)`` and ``@cached(...)``
+(:mod:`aeros.cache_policy`) mark the view function with a
+:class:`~aeros.middleware.cache.CachePolicy`; the cache layer (pure ASGI, in front of Quart)
 asks :meth:`ResponseCache.policy_for` which policy a request's route has. The lookup matches
 (method, path) against ``app.url_map`` once and remembers the answer in a bounded table, so
 the hot path is one dict lookup and a hit never enters Quart.
@@ -16,18 +17,19 @@ import asyncio
 import dataclasses
 import inspect
 import logging
-import math
 import threading
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RoutingException
 
 from aeros.cache.base import Store
+from aeros.cache_policy import POLICY_ATTRIBUTE, make_decorator, policy_of
 from aeros.errors import ConfigurationError, StoreError
 from aeros.middleware.cache import CacheMiddleware, CachePolicy
-from aeros.middleware.cache_entry import path_prefix, request_path, route_prefix
+from aeros.middleware.cache_entry import route_prefix
+from aeros.middleware.cache_invalidation import Target, drop_target
 from aeros.middleware.headers import GlobalHeaders
 from aeros.middleware.types import ASGIApp, Scope
 from aeros.server import peers
@@ -38,28 +40,18 @@ F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
-POLICY_ATTRIBUTE = "__aeros_cache__"
-"""Attribute of a view function holding its :class:`CachePolicy`."""
-
+_MAX_ENTRY_BYTES = 8 << 20  # larger bodies are streamed, never stored
 _MEMO_LIMIT = 4096  # (method, host, path) answers kept; random 404 paths cannot grow it beyond
-_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz")
-_OPTIONS = (
-    "query_string",
-    "key_prefix",
-    "unless",
-    "vary",
-    "statuses",
-    "stale_while_revalidate",
-)
 
 
 class ResponseCache:
-    """The app's response cache: the decorator, the route lookup, and clear/purge.
+    """The app's response cache: the decorator, the route lookup, clear, purge, invalidation.
 
     Args:
         app: the Quart app (``WebServer``).
         store: any :class:`aeros.cache.Store` (``SimpleCache``, ``FilesystemCache``,
-            ``RedisCache``, your own), or None: caching off and ``@app.cache()`` passes through.
+            ``RedisCache``, your own), or None: caching off; views marked for caching are
+            served uncached and :meth:`warn_without_store` names them once at start.
     """
 
     def __init__(self, app: Any, store: Any) -> None:
@@ -79,7 +71,7 @@ class ResponseCache:
         self._memo: dict[tuple[str, str, str], CachePolicy | None] = {}
         self._routes: dict[tuple[str, int], CachePolicy] = {}
         self._layers: list[CacheMiddleware] = []
-        self._warned = False
+        self._told_no_store = False
         # A store in each process's memory (SimpleCache) exists once per worker: clears,
         # purges and write invalidations are passed to the other workers (aeros.server.peers).
         self.per_process = store is not None and not getattr(store, "shared", True)
@@ -97,41 +89,34 @@ class ResponseCache:
     # ---- the decorator --------------------------------------------------------------------
 
     def decorator(self, timeout: float | None = None, **options: Any) -> Callable[[F], F]:
-        """Return the ``@app.cache(...)`` decorator for a view.
+        """Return the ``@app.cache(...)`` decorator: :func:`aeros.cached` under its app name.
 
-        Args:
-            timeout: seconds a response stays fresh; None: the store's timeout; 0: no expiry.
-            **options: ``query_string`` (bool, default True: ``/s?q=a`` and ``/s?q=b`` are
-                separate entries, parameter order ignored), ``key_prefix`` (str),
-                ``unless`` (callable taking the ASGI scope; True skips the cache for that
-                request; it runs before Quart, so ``quart.request`` is not available),
-                ``vary`` (request header names the response depends on),
-                ``statuses`` (cacheable statuses, default ``(200,)``),
-                ``stale_while_revalidate`` (seconds a stale entry is served while refreshed).
-
-        Without a configured store this warns once (a log record) and leaves views as they are.
+        The options are :func:`aeros.cached`'s; ``timeout=None`` is this store's timeout.
         """
-        unknown = sorted(set(options) - set(_OPTIONS))
-        if unknown:
-            raise TypeError(
-                f"app.cache() got unknown option(s) {', '.join(unknown)}; "
-                f"allowed: timeout, {', '.join(_OPTIONS)}"
+        return make_decorator("app.cache", timeout, options)
+
+    def warn_without_store(self) -> None:
+        """Without a store, warn once naming the routes whose views asked for caching.
+
+        Called when the app starts (``run_server()`` before any worker is forked, and the
+        first ASGI call under any server), when every blueprint is registered.
+        """
+        if self.store is not None or self._told_no_store:
+            return
+        self._told_no_store = True
+        routes = sorted(
+            f"{rule.rule} ({rule.endpoint})"
+            for rule in self.app.url_map.iter_rules()
+            if policy_of(self.app.view_functions.get(rule.endpoint)) is not None
+        )
+        if routes:
+            logger.warning(
+                "%d route(s) ask for caching but WebServer(cache=...) is not set, so they are "
+                "served uncached: %s (pass cache=SimpleCache(), FilesystemCache(...) or "
+                "RedisCache())",
+                len(routes),
+                ", ".join(routes),
             )
-        policy = _build_policy(timeout, self.default_timeout, options)
-        if self.store is None:
-            if not self._warned:
-                self._warned = True
-                logger.warning(
-                    "@app.cache() used but WebServer(cache=...) is not set: responses are "
-                    "not cached (pass cache=SimpleCache(), FilesystemCache(...) or RedisCache())"
-                )
-            return lambda func: func
-
-        def mark(func: F) -> F:
-            setattr(func, POLICY_ATTRIBUTE, policy)
-            return func
-
-        return mark
 
     # ---- the route lookup (hot path) ------------------------------------------------------
 
@@ -187,13 +172,15 @@ class ResponseCache:
             return None  # 404, 405, a redirect: nothing to cache
         endpoint = rule.endpoint
         view = app.view_functions.get(endpoint)
-        policy = _policy_of(view)
+        policy = policy_of(view)
         if policy is None:
             return None
         route_key = (endpoint, id(policy))
         routed = self._routes.get(route_key)
         if routed is None:
-            routed = self._routes[route_key] = dataclasses.replace(policy, route=endpoint)
+            timeout = self.default_timeout if policy.store_timeout else policy.timeout
+            routed = dataclasses.replace(policy, route=endpoint, timeout=timeout)
+            self._routes[route_key] = routed
         return routed
 
     # ---- wiring, clear and purge ----------------------------------------------------------
@@ -208,13 +195,19 @@ class ResponseCache:
         """
         if self.store is None:
             return inner
+        # a store that keeps fewer bytes than the layer's limit would drop the entry silently
+        store_limit = getattr(self.store, "max_bytes", None)
+        max_entry = _MAX_ENTRY_BYTES
+        if isinstance(store_limit, int) and 0 < store_limit < max_entry:
+            max_entry = store_limit
         layer = CacheMiddleware(
             inner,
             self.store,
             self.policy_for,
             codecs,
             headers=headers,
-            on_invalidated=self._invalidated if self.per_process else None,
+            max_entry_bytes=max_entry,
+            invalidate=self.drop,
         )
         self._layers.append(layer)
         return layer
@@ -272,29 +265,16 @@ class ResponseCache:
     async def _purge_here(self, path: str | None, endpoint: str | None) -> int:
         if self.store is None:
             return 0
+        if path is not None:  # local only: purge() passes the purge itself to other workers
+            removed = await self._drop_here(Target(path.split("?", 1)[0] or "/", "", ""))
+            return 0 if removed is None else removed
         store = self.store
-        if path is not None:
-            path = path.split("?", 1)[0] or "/"
-            policy = self.policy_for(
-                {"type": "http", "method": "GET", "path": path, "headers": [], "scheme": "http"}
-            )
-            if policy is None:
-                return 0
-            group = path_prefix(policy, path.encode("utf-8", "surrogateescape"))
-            if hasattr(store, "delete_group"):  # a path's entries are one group: indexed
-                removed = int(await store.delete_group(group))
-            elif hasattr(store, "delete_prefix"):
-                removed = int(await store.delete_prefix(group))
-            else:
-                await store.clear()
-                removed = 0
+        prefix = route_prefix(CachePolicy(timeout=None, route=str(endpoint)))
+        if hasattr(store, "delete_prefix"):
+            removed = int(await store.delete_prefix(prefix))
         else:
-            prefix = route_prefix(CachePolicy(timeout=None, route=str(endpoint)))
-            if hasattr(store, "delete_prefix"):
-                removed = int(await store.delete_prefix(prefix))
-            else:
-                await store.clear()
-                removed = 0
+            await store.clear()
+            removed = 0
         self._forget()
         return removed
 
@@ -305,11 +285,6 @@ class ResponseCache:
         channel = peers.channel_for(self.app) if self.per_process else None
         if channel is not None:
             await channel.publish(message)
-
-    async def _invalidated(self, scope: Scope) -> None:
-        # the cache layer invalidated the target URI of a successful unsafe request here
-        uri = request_path(scope).decode("utf-8", "surrogateescape")
-        await self._tell_other_workers({"op": "invalidate", "uri": uri})
 
     async def _join_peers(self) -> None:
         channel = peers.channel_for(self.app)
@@ -324,14 +299,63 @@ class ResponseCache:
         elif op == "purge":
             await self._purge_here(message.get("path"), message.get("endpoint"))
         elif op == "invalidate":
-            await self._invalidate_here(str(message["uri"]))
+            target = Target(
+                str(message["path"]),
+                str(message.get("host", "")),
+                str(message.get("root_path", "")),
+            )
+            await self._drop_here(target)
         else:
             logger.warning("unknown cache message from another worker: %r", message)
 
-    async def _invalidate_here(self, uri: str) -> None:
-        # Write invalidation of the target URI, as the cache layer did it in the publishing
-        # worker: its entries are the path's group.
-        await self._purge_here(uri, None)
+    async def invalidate(self, path: str, *, host: str = "", root_path: str = "") -> int:
+        """Drop the stored entries of one target URI: every query string, host and variant
+        of what ``GET path`` stored (RFC 9111 section 4.4 write invalidation).
+
+        The cache layer calls this (through :meth:`drop`) after every successful unsafe
+        request, for its target URI and a same-origin ``Location`` / ``Content-Location``.
+
+        Args:
+            path: the decoded request path, such as ``/items/1``.
+            host: the Host header, needed only by routes that match on host or subdomain.
+            root_path: the ASGI ``root_path`` the app is mounted under.
+
+        Returns:
+            How many entries were removed (0 when the store had to be cleared instead).
+
+        Raises:
+            StoreError: the store failed.
+        """
+        return await self.drop(Target(path, host, root_path))
+
+    async def drop(self, target: Target) -> int:
+        """:meth:`invalidate` for a :class:`~aeros.middleware.cache_invalidation.Target`.
+
+        With a store in each process's memory, every other worker drops the target too before
+        this returns (so the client's next GET finds no stale entry in any worker).
+        """
+        dropped = await self._drop_here(target)
+        if dropped is None:
+            return 0  # GET on this URI is not cached: no worker stored anything for it
+        await self._tell_other_workers(
+            {
+                "op": "invalidate",
+                "path": target.path,
+                "host": target.host,
+                "root_path": target.root_path,
+            }
+        )
+        return dropped
+
+    async def _drop_here(self, target: Target) -> int | None:
+        """Drop ``target`` in this process's store; None when GET on it is not cached."""
+        if self.store is None:
+            return None
+        dropped = await drop_target(self.store, self.policy_for, target)
+        if dropped is None:
+            return None
+        self._forget(dropped[1])
+        return dropped[0]
 
     def run_sync(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run a cache coroutine to completion from synchronous code (see :meth:`clear_sync`)."""
@@ -363,9 +387,9 @@ class ResponseCache:
             raise errors[0]
         return results[0]
 
-    def _forget(self) -> None:
+    def _forget(self, group: str | None = None) -> None:
         for layer in self._layers:
-            layer.forget()
+            layer.forget(group)
 
     async def _close(self) -> None:
         if self.store is None:
@@ -374,79 +398,3 @@ class ResponseCache:
             await self.store.aclose()
         except StoreError as exc:
             logger.warning("closing the response cache store failed: %s", exc)
-
-
-def _policy_of(view: Any) -> CachePolicy | None:
-    """The policy marked on a view function or on a function it wraps (functools.wraps)."""
-    for _ in range(16):
-        if view is None:
-            return None
-        policy = getattr(view, POLICY_ATTRIBUTE, None)
-        if isinstance(policy, CachePolicy):
-            return policy
-        view = getattr(view, "__wrapped__", None)
-    return None
-
-
-def _seconds(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ConfigurationError(f"app.cache({name}={value!r}) must be a number of seconds")
-    if value < 0:
-        raise ConfigurationError(f"app.cache({name}={value!r}) must be >= 0 seconds")
-    return float(value)
-
-
-def _header_names(value: Any) -> tuple[bytes, ...]:
-    names = [value] if isinstance(value, str) else value
-    if not isinstance(names, Iterable):
-        raise ConfigurationError(f"app.cache(vary={value!r}) must be header names")
-    out: set[bytes] = set()
-    for name in names:
-        if not isinstance(name, str) or not name or not set(name.lower()) <= _TOKEN:
-            raise ConfigurationError(
-                f"app.cache(vary=...): {name!r} is not a header name (letters, digits, -)"
-            )
-        out.add(name.lower().encode("ascii"))
-    return tuple(sorted(out))
-
-
-def _statuses(value: Any) -> frozenset[int]:
-    if not isinstance(value, Iterable) or isinstance(value, str | bytes):
-        raise ConfigurationError(f"app.cache(statuses={value!r}) must be status codes")
-    statuses = frozenset(value)
-    for status in statuses:
-        if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599:
-            raise ConfigurationError(
-                f"app.cache(statuses=...): {status!r} is not a final status code (200-599)"
-            )
-    if not statuses:
-        raise ConfigurationError("app.cache(statuses=()) would cache nothing; give at least one")
-    return statuses
-
-
-def _build_policy(timeout: Any, default: float | None, options: dict[str, Any]) -> CachePolicy:
-    if timeout is None:
-        resolved = default
-    else:
-        seconds = _seconds("timeout", timeout)
-        resolved = seconds if seconds > 0 else None
-    unless = options.get("unless")
-    if unless is not None and not callable(unless):
-        raise ConfigurationError(f"app.cache(unless={unless!r}) must be a callable or None")
-    query_string = options.get("query_string", True)
-    if not isinstance(query_string, bool):
-        raise ConfigurationError(f"app.cache(query_string={query_string!r}) must be a bool")
-    key_prefix = options.get("key_prefix", "")
-    if not isinstance(key_prefix, str):
-        raise ConfigurationError(f"app.cache(key_prefix={key_prefix!r}) must be a str")
-    return CachePolicy(
-        timeout=resolved,
-        query_string=query_string,
-        key_prefix=key_prefix,
-        unless=unless,
-        vary=_header_names(options.get("vary", ())),
-        statuses=_statuses(options.get("statuses", (200,))),
-        stale_while_revalidate=_seconds(
-            "stale_while_revalidate", options.get("stale_while_revalidate", 0)
-        ),
-    )

@@ -41,7 +41,9 @@ _STALE_TMP_SECONDS = 300.0
 class FilesystemCache:
     """Entries as files in ``directory``; every worker and process using it shares them.
 
-    The directory is created (mode 0700) on first use and entries are written 0600. The store
+    The directory is created (mode 0700) when the store is built, which raises
+    :class:`~aeros.errors.ConfigurationError` if it cannot be created or written; entries are
+    written 0600. The store
     keeps itself near its limits: each process prunes expired and then least recently written
     entries after every ``threshold // 10`` writes.
 
@@ -76,6 +78,20 @@ class FilesystemCache:
         self._writes = 0
         self._secret: bytes | None = None
         self._ready_pid = 0
+        self._check_usable()
+
+    def _check_usable(self) -> None:
+        """Create the directory and write a file in it now, so a path this process cannot use
+        fails when the app is configured, not at its first request."""
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.directory, prefix=_TMP_PREFIX):
+                pass
+        except OSError as exc:
+            raise ConfigurationError(
+                f"FilesystemCache(directory={str(self.directory)!r}) cannot be used: "
+                f"{exc.strerror or exc}; give a directory this process can create and write"
+            ) from exc
 
     def __repr__(self) -> str:
         return f"FilesystemCache({str(self.directory)!r}, timeout={self.timeout!r})"

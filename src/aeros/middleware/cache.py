@@ -13,8 +13,12 @@ Per cached GET/HEAD request:
 - a miss runs the app once per key (per process and event loop) with compression skipped,
   stores the identity response when it is storable and encodes it for the client; concurrent
   misses for the key wait for that one result;
-- a successful unsafe request (POST, PUT, DELETE, ...) to a cached route drops that path's
-  entries, so the next GET sees the change;
+- a miss whose response may not be stored (a stream, ``Set-Cookie``, a ``Vary`` outside the
+  route's ``vary=``, ...) is served as it is, logged as ``uncacheable``, with one warning per
+  route and reason;
+- a successful unsafe request (POST, PUT, PATCH, DELETE, ...) to any route drops the stored
+  entries of its target URI and of a same-origin ``Location`` / ``Content-Location``
+  (:mod:`aeros.middleware.cache_invalidation`), so the next GET sees the change;
 - a failing store (:class:`aeros.errors.StoreError`) serves the request uncached and logs a
   warning at most once per ``warn_interval`` seconds.
 
@@ -22,7 +26,7 @@ Request ``Cache-Control: no-cache`` / ``Pragma`` are ignored on purpose: honouri
 any client force misses (and load on the app) at will, as most CDNs recognise.
 
 ``scope["aeros.cache_state"]`` tells the access log what happened: ``hit``, ``stale``,
-``miss``, ``bypass`` or ``error``.
+``miss``, ``uncacheable``, ``bypass`` or ``error``.
 """
 
 from __future__ import annotations
@@ -38,18 +42,10 @@ from aeros.compression.codecs import Codec
 from aeros.compression.negotiate import Negotiator
 from aeros.errors import StoreError
 from aeros.middleware.cache_answer import NOT_MODIFIED_HEADERS, answer, prepare
-from aeros.middleware.cache_capture import Capture, empty_receive
-from aeros.middleware.cache_entry import (
-    CachePolicy,
-    Entry,
-    build_key,
-    decode_entry,
-    encode_entry,
-    key_material,
-    path_prefix,
-    request_host,
-    request_path,
-)
+from aeros.middleware.cache_capture import Capture, Refusal, empty_receive
+from aeros.middleware.cache_entry import CachePolicy, Entry, KeyMemo
+from aeros.middleware.cache_invalidation import Target, drop_target, serve_unsafe
+from aeros.middleware.cache_store import FAILED, EntryStore
 from aeros.middleware.compression import (
     SKIP_COMPRESSION,
     CompressingSender,
@@ -57,22 +53,18 @@ from aeros.middleware.compression import (
     is_compressible,
 )
 from aeros.middleware.headers import SKIP_GLOBAL_HEADERS, GlobalHeaders
-from aeros.middleware.types import ASGIApp, Headers, Message, Receive, Scope, Send
+from aeros.middleware.types import ASGIApp, Headers, Receive, Scope, Send
 
 __all__ = ["CACHE_STATE", "CacheMiddleware", "CachePolicy"]
 
 CACHE_STATE = "aeros.cache_state"
-"""Scope key the layer sets for the access log: hit, stale, miss, bypass or error."""
+"""Scope key the layer sets for the access log: hit, stale, miss, uncacheable, bypass or error."""
 
 logger = logging.getLogger(__name__)
 
 _CREDENTIALS = (b"authorization", b"cookie")
 _OTHER_SAFE_METHODS = frozenset({"OPTIONS", "TRACE"})  # never stored, never invalidate
-_FAILED: Any = object()  # the store raised StoreError
-_DECODED_LIMIT = 1024  # decoded entries kept per layer (a bounded memo, cleared when full)
-_DECODED_MAX_BYTES = 16 << 20  # ... and at most about this many bytes of them
-_KEY_MEMO_LIMIT = 4096  # request -> store key answers kept (cleared when full)
-_KEY_MEMO_URL = 512  # longer path + query are keyed afresh (bounds the memo's bytes)
+_QUIET_REFUSALS = frozenset({"status"})  # a status outside statuses= is the route's choice
 
 
 class CacheMiddleware:
@@ -92,6 +84,10 @@ class CacheMiddleware:
         coalesce_grace: seconds a finished fill still answers late arrivals of the same burst,
             so a request that missed the store just before the fill landed does not run the
             app again. Default 0.5.
+        invalidate: ``await invalidate(target)`` drops the stored entries of one
+            :class:`~aeros.middleware.cache_invalidation.Target` after a successful unsafe
+            request; default: drop them from ``store`` here. The app passes its own so that
+            every layer (and worker) sharing the store forgets them too.
     """
 
     def __init__(
@@ -105,85 +101,58 @@ class CacheMiddleware:
         max_entry_bytes: int = 8 << 20,
         warn_interval: float = 60.0,
         coalesce_grace: float = 0.5,
-        on_invalidated: Callable[[Scope], Awaitable[None]] | None = None,
+        invalidate: Callable[[Target], Awaitable[object]] | None = None,
     ) -> None:
         self.app = app
-        # told after a write invalidated here (the response cache passes it on to other workers)
-        self.on_invalidated = on_invalidated
         self.store = store
         self.policy_for = policy_for
         self.codecs: tuple[Codec, ...] = tuple(codecs)
         self.negotiate = Negotiator(self.codecs)
         self.headers = headers if headers else None
         self._kept_in_304 = NOT_MODIFIED_HEADERS | (headers.names if headers else frozenset())
-        # a store answering from this process's memory is read without a coroutine
-        self._get_nowait: Callable[[str], bytes | None] | None = getattr(store, "get_nowait", None)
+        self.entries = EntryStore(store, logger, warn_interval)
         self.max_entry_bytes = max_entry_bytes
-        self.warn_interval = warn_interval
         self.coalesce_grace = coalesce_grace
-        self._last_warning = -float("inf")
         self._inflight: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, dict[str, asyncio.Future[Entry | None]]
         ] = weakref.WeakKeyDictionary()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._generation = 0  # bumped by every clear/purge/invalidation
-        self._decoded: dict[str, tuple[bytes, Entry]] = {}
-        self._decoded_bytes = 0
-        self._keys: dict[tuple[Any, ...], tuple[CachePolicy, str]] = {}
+        self._key = KeyMemo()
+        self.invalidate = invalidate if invalidate is not None else self._drop_here
+        self._refusals_told: set[tuple[str, str]] = set()  # (route, kind) warned about
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         method = scope["method"]
-        policy = self.policy_for(scope)
-        if policy is None or method in _OTHER_SAFE_METHODS:
+        if method == "GET" or method == "HEAD":
+            policy = self.policy_for(scope)
+            if policy is None:
+                await self.app(scope, receive, send)
+            else:
+                await self._serve(policy, scope, receive, send)
+        elif method in _OTHER_SAFE_METHODS:
             await self.app(scope, receive, send)
-        elif method in ("GET", "HEAD"):
-            await self._serve(policy, scope, receive, send)
-        else:
-            await self._invalidating(policy, scope, receive, send)
+        else:  # unsafe: a success drops its target URI's entries, whichever route answered
+            await serve_unsafe(
+                self.app, self.policy_for, self.invalidate, self.entries.warn, scope, receive, send
+            )
 
-    async def _invalidating(
-        self, policy: CachePolicy, scope: Scope, receive: Receive, send: Send
-    ) -> None:
-        """An unsafe method that succeeds drops the path's entries (RFC 9111 section 4.4).
+    async def _drop_here(self, target: Target) -> int:
+        dropped = await drop_target(self.store, self.policy_for, target)
+        if dropped is None:
+            return 0
+        self.forget(dropped[1])
+        return dropped[0]
 
-        The entries go before the response ends, so the client's next GET cannot race them.
-        """
-        status = 0
-        # a path's entries are one store group (``route:path:``): an indexed delete
-        delete_group = getattr(self.store, "delete_group", None)
-
-        async def watch(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            elif (
-                message["type"] == "http.response.body"
-                and not message.get("more_body", False)
-                and 200 <= status < 400
-                and delete_group is not None
-            ):
-                try:
-                    await delete_group(path_prefix(policy, request_path(scope)))
-                except StoreError as exc:
-                    self._warn(exc)
-                self.forget()
-                if self.on_invalidated is not None:
-                    await self.on_invalidated(scope)
-            await send(message)
-
-        await self.app(scope, receive, watch)
-
-    def forget(self) -> None:
-        """Drop finished fills kept for late arrivals (after a clear or purge)."""
-        self._generation += 1
-        self._decoded.clear()
-        self._decoded_bytes = 0
+    def forget(self, group: str | None = None) -> None:
+        """Entries of one store key ``group`` (or all) were dropped: drop finished fills kept
+        for late arrivals, and never store what a fill running now produces for them."""
+        self.entries.forget(group)
         for table in list(self._inflight.values()):
             for key, future in list(table.items()):
-                if future.done():
+                if (group is None or key.startswith(group)) and future.done():
                     table.pop(key, None)
 
     # ---- one request ----------------------------------------------------------------------
@@ -208,21 +177,22 @@ class CacheMiddleware:
                 credentials = True
         if credentials or (policy.unless is not None and policy.unless(scope)):
             return await self._bypass(scope, receive, send)
-        key = self._key(policy, scope, host, varied)
+        key = self._key(policy, scope, host, varied)  # a KeyMemo
         if key is None:  # not a valid Host: never cached
             return await self._bypass(scope, receive, send)
         head = scope["method"] == "HEAD"
 
-        get_nowait = self._get_nowait
-        if get_nowait is not None:
+        entries = self.entries
+        get_nowait = entries.get_nowait
+        if get_nowait is not None:  # a memory store: no coroutine on the hot path
             try:
-                entry = self._decoded_entry(key, get_nowait(key))
+                entry = entries.decoded(key, get_nowait(key))
             except StoreError as exc:
-                self._warn(exc)
-                entry = _FAILED
+                entries.warn(exc)
+                entry = FAILED
         else:
-            entry = await self._load(key)
-        if entry is _FAILED:
+            entry = await entries.load(key)
+        if entry is FAILED:
             scope[CACHE_STATE] = "error"
             await self.app(scope, receive, send)
             return
@@ -257,33 +227,6 @@ class CacheMiddleware:
         scope[CACHE_STATE] = "miss"
         await self._lead(key, policy, table, scope, receive, send, accept, if_none_match)
 
-    def _key(
-        self, policy: CachePolicy, scope: Scope, host: bytes | None, varied: dict[bytes, bytes]
-    ) -> str | None:
-        """The store key of a request (None: invalid Host), memoised for short URLs."""
-        path: str = scope["path"]
-        query: bytes = scope.get("query_string", b"")
-        memo_key: tuple[Any, ...] | None = None
-        if host is not None and len(path) + len(query) <= _KEY_MEMO_URL:
-            values = tuple(varied.get(name) for name in policy.vary) if policy.vary else ()
-            memo_key = (id(policy), scope.get("scheme"), host, scope.get("root_path"), path, query)
-            memo_key += values
-            found = self._keys.get(memo_key)
-            if found is not None and found[0] is policy:
-                return found[1]
-        valid_host = request_host(scope, host)
-        if valid_host is None:
-            return None
-        url, variant = key_material(
-            policy, scope, valid_host, [(name, varied.get(name)) for name in policy.vary]
-        )
-        key = build_key(policy, request_path(scope), url, variant)
-        if memo_key is not None:
-            if len(self._keys) >= _KEY_MEMO_LIMIT:
-                self._keys.clear()
-            self._keys[memo_key] = (policy, key)
-        return key
-
     async def _bypass(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope[CACHE_STATE] = "bypass"
         await self.app(scope, receive, send)
@@ -311,6 +254,7 @@ class CacheMiddleware:
         future: asyncio.Future[Entry | None] = loop.create_future()
         table[key] = future
         entry: Entry | None = None
+        generation = self.entries.generation
 
         def unstorable() -> None:
             # release the waiters as soon as the response start says it will not be stored:
@@ -323,11 +267,15 @@ class CacheMiddleware:
             codec = self.negotiate(accept)
             passed_on = self.headers.sender(send) if self.headers else send
             stream = CompressingSender(passed_on, codec, self.codecs)
-            entry = await self._fill(policy, scope, receive, stream, unstorable)
-            if entry is not None:
+            entry, capture = await self._fill(policy, scope, receive, stream, unstorable)
+            if entry is None:
+                self._refused(policy, scope, capture.refusal)
+            else:
                 # the client's variant goes into the one write
                 headers, body, _ = prepare(entry, codec, self.headers)
-                await self._save(key, entry)
+                if capture.per_request:  # this request's own headers: never stored
+                    headers = [*headers, *capture.per_request]
+                await self.entries.save(key, entry, generation)
                 await answer(
                     send,
                     entry,
@@ -340,6 +288,8 @@ class CacheMiddleware:
                 )
         finally:
             if not future.done():
+                if self.entries.changed_since(generation, key):
+                    entry = None  # a write replaced it meanwhile: waiters run the view afresh
                 future.set_result(entry)
                 if entry is None or self.coalesce_grace <= 0:
                     self._forget(table, key, future)
@@ -358,7 +308,7 @@ class CacheMiddleware:
         receive: Receive,
         stream: Send | None,
         unstorable: Callable[[], None] | None = None,
-    ) -> Entry | None:
+    ) -> tuple[Entry | None, Capture]:
         """Run the app; return its response as an entry when storable, else stream it on."""
         inner = dict(scope)
         inner[SKIP_COMPRESSION] = True
@@ -369,59 +319,38 @@ class CacheMiddleware:
         entry = capture.entry(policy)
         if entry is None:
             await capture.release()
-            return None
+            return None, capture
         if is_compressible(entry.status, entry.headers, self.codecs):
             entry.headers = add_vary(entry.headers)
-        return entry
+        return entry, capture
+
+    def _refused(self, policy: CachePolicy, scope: Scope, refusal: Refusal | None) -> None:
+        """A fill that was not stored: say so in the access log, and once per route and
+        reason in the log, so a route that can never be a hit does not stay a silent miss."""
+        if refusal is None:
+            return  # the app failed before answering: nothing to say about caching
+        scope[CACHE_STATE] = "uncacheable"
+        kind, text = refusal
+        told = (policy.route, kind)
+        if kind in _QUIET_REFUSALS or told in self._refusals_told:
+            return
+        self._refusals_told.add(told)
+        logger.warning(
+            "response cache: %s responses of route %r (%s) are not stored: %s; every request "
+            "runs the view (cache=uncacheable in the access log)",
+            scope["method"],
+            policy.route or "?",
+            scope.get("path", ""),
+            text,
+        )
 
     def _answer_for(self, key: str, entry: Entry, accept: bytes | None) -> tuple[Headers, bytes]:
         """Headers (without Age) and body of the identity or a variant the client accepts."""
         codec = self.negotiate(accept) if self.codecs else None
         headers, body, new = prepare(entry, codec, self.headers)
         if new:  # keep the new variant for the next hit, in every worker
-            self._spawn(self._save(key, entry, self._generation))
+            self._spawn(self.entries.save(key, entry, self.entries.generation))
         return headers, body
-
-    # ---- the store, behind the one place that catches StoreError ----------------------------
-
-    async def _load(self, key: str) -> Entry | None:
-        try:
-            raw = await self.store.get(key)
-        except StoreError as exc:
-            self._warn(exc)
-            return _FAILED  # type: ignore[no-any-return]
-        return self._decoded_entry(key, raw)
-
-    def _decoded_entry(self, key: str, raw: bytes | None) -> Entry | None:
-        if raw is None:
-            return None
-        # the same stored bytes decode to the same entry: reuse it with its prepared answers
-        decoded = self._decoded.get(key)
-        if decoded is not None and (decoded[0] is raw or decoded[0] == raw):
-            return decoded[1]
-        entry = decode_entry(raw)
-        if entry is not None and len(raw) <= _DECODED_MAX_BYTES // 16:
-            if len(self._decoded) >= _DECODED_LIMIT or self._decoded_bytes > _DECODED_MAX_BYTES:
-                self._decoded.clear()
-                self._decoded_bytes = 0
-            self._decoded[key] = (raw, entry)
-            self._decoded_bytes += 2 * len(raw)  # the raw bytes and the decoded copies
-        return entry
-
-    async def _save(self, key: str, entry: Entry, generation: int | None = None) -> None:
-        ttl = entry.stale_until - time.time()
-        if ttl <= 0 or (generation is not None and generation != self._generation):
-            return  # expired, or cleared/purged since: never write an old entry back
-        try:
-            await self.store.set(key, encode_entry(entry), ttl=None if ttl == float("inf") else ttl)
-        except StoreError as exc:
-            self._warn(exc)
-
-    def _warn(self, exc: StoreError) -> None:
-        now = time.monotonic()
-        if now - self._last_warning >= self.warn_interval:
-            self._last_warning = now
-            logger.warning("response cache store failed; serving uncached: %s", exc)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -437,13 +366,14 @@ class CacheMiddleware:
         table[key] = future
         # the refresh must not see this request's body channel or extensions it may close
         inner = {k: v for k, v in scope.items() if k != CACHE_STATE}
+        generation = self.entries.generation
 
         async def run() -> None:
             entry: Entry | None = None
             try:
-                entry = await self._fill(policy, inner, empty_receive(), None)
+                entry, _ = await self._fill(policy, inner, empty_receive(), None)
                 if entry is not None:
-                    await self._save(key, entry)
+                    await self.entries.save(key, entry, generation)
             except Exception:
                 logger.exception("refreshing a stale cache entry failed")
             finally:

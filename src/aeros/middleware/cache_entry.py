@@ -14,6 +14,7 @@ import re
 import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from aeros.middleware.types import Headers, Scope
@@ -21,6 +22,7 @@ from aeros.middleware.types import Headers, Scope
 __all__ = [
     "CachePolicy",
     "Entry",
+    "KeyMemo",
     "decode_entry",
     "encode_entry",
     "key_material",
@@ -44,6 +46,8 @@ class CachePolicy:
 
     Attributes:
         timeout: seconds a response stays fresh; None: until evicted or cleared.
+        store_timeout: the decorator was given no timeout: the app serving the route replaces
+            ``timeout`` with its store's default timeout.
         query_string: the query string is part of the key (``/s?q=a`` and ``/s?q=b`` differ;
             parameter order does not). False: every query shares one entry.
         key_prefix: a namespace mixed into the key (bump it to orphan old entries).
@@ -60,6 +64,7 @@ class CachePolicy:
     """
 
     timeout: float | None
+    store_timeout: bool = False
     query_string: bool = True
     key_prefix: str = ""
     unless: Callable[[Scope], bool] | None = None
@@ -173,6 +178,44 @@ def build_key(
     digest = hashlib.blake2b(url_material, digest_size=16)
     digest.update(variant_material)
     return path_prefix(policy, path) + digest.hexdigest()
+
+
+_KEY_MEMO_LIMIT = 4096  # request -> store key answers kept (cleared when full)
+_KEY_MEMO_URL = 512  # longer path + query are keyed afresh (bounds the memo's bytes)
+
+
+class KeyMemo:
+    """The store key of a request, memoised for short URLs (hashing is the costly part)."""
+
+    def __init__(self) -> None:
+        self._keys: dict[tuple[Any, ...], tuple[CachePolicy, str]] = {}
+
+    def __call__(
+        self, policy: CachePolicy, scope: Scope, host: bytes | None, varied: dict[bytes, bytes]
+    ) -> str | None:
+        """The key of a request to ``policy``'s route; None when its Host is not valid."""
+        path: str = scope["path"]
+        query: bytes = scope.get("query_string", b"")
+        memo_key: tuple[Any, ...] | None = None
+        if host is not None and len(path) + len(query) <= _KEY_MEMO_URL:
+            values = tuple(varied.get(name) for name in policy.vary) if policy.vary else ()
+            memo_key = (id(policy), scope.get("scheme"), host, scope.get("root_path"), path, query)
+            memo_key += values
+            found = self._keys.get(memo_key)
+            if found is not None and found[0] is policy:
+                return found[1]
+        valid_host = request_host(scope, host)
+        if valid_host is None:
+            return None
+        url, variant = key_material(
+            policy, scope, valid_host, [(name, varied.get(name)) for name in policy.vary]
+        )
+        key = build_key(policy, request_path(scope), url, variant)
+        if memo_key is not None:
+            if len(self._keys) >= _KEY_MEMO_LIMIT:
+                self._keys.clear()
+            self._keys[memo_key] = (policy, key)
+        return key
 
 
 # ---- entries ----------------------------------------------------------------------------
