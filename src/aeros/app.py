@@ -18,7 +18,7 @@ from quart import Quart
 
 from aeros.cache_control import CacheControl
 from aeros.caching import ResponseCache
-from aeros.compression import DEFAULT_COMPRESSION, Codec, resolve_codecs
+from aeros.compression import DEFAULT_COMPRESSION, Codec, check_codecs, resolve_codecs
 from aeros.errors import ConfigurationError
 from aeros.fastpath import LeanHTTPConnection, LeanMap, LeanRequest, OrjsonProvider
 from aeros.logging import LogConfig, configure_logging, log_banner, route_logger
@@ -176,6 +176,9 @@ class WebServer(Quart):
                 f"WebServer(cors=...) must be an aeros.CORS(...) policy or None; got {cors!r}"
             )
         self.cors = cors
+        # checked now, so a typo fails here in one line rather than at the first request
+        if compression is not None and compression is not DEFAULT_COMPRESSION:
+            compression = check_codecs(compression)
         self._compression_arg = compression
         self.response_cache = ResponseCache(self, cache)
         if cache_control is not None:

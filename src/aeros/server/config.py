@@ -146,7 +146,15 @@ class ServerConfig:
 def _parse_ips(value: str | Sequence[str] | None) -> tuple[str, ...]:
     if value is None:
         return ("127.0.0.1",)
-    items = [part.strip() for part in value.split(",")] if isinstance(value, str) else list(value)
+    if isinstance(value, str):
+        items = [part.strip() for part in value.split(",")]
+    elif isinstance(value, Sequence) and all(isinstance(item, str) for item in value):
+        items = list(value)
+    else:
+        raise ConfigurationError(
+            f"WebServer(forwarded_allow_ips={value!r}) must be a comma-separated str or a "
+            "list of IP addresses / networks ('*' for any)"
+        )
     for item in items:
         if item == "*":
             continue
