@@ -7,14 +7,17 @@ construction still count) and hands the app to the server runner.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import os
 import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from quart import Quart
+from quart.helpers import get_debug_flag
 
 from aeros.cache_control import CacheControl
 from aeros.caching import ResponseCache
@@ -28,6 +31,7 @@ from aeros.middleware.cors import CORS, CORSMiddleware
 from aeros.middleware.headers import GlobalHeaders, HeadersMiddleware
 from aeros.middleware.types import ASGIApp, Headers, Receive, Scope, Send, check_header
 from aeros.misc import note_sync_function
+from aeros.reloading import inherited_run_options, run_with_reloader
 from aeros.server.config import Limits, ServerConfig
 from aeros.server.runner import Runner
 
@@ -285,6 +289,9 @@ class WebServer(Quart):
                 from it); tests pass one bound to port 0.
             on_started: called with the base URL (``http://127.0.0.1:8000``) once serving.
         """
+        inherited = inherited_run_options()
+        if inherited is not None:  # a child of run(use_reloader=True): what run() was told
+            self._apply_run_options(**inherited)
         config = self.server_config.replace(host=host, port=port, workers=workers)
 
         def started(base_url: str) -> None:
@@ -315,10 +322,82 @@ class WebServer(Quart):
                 self._runner = None
 
     def run(
-        self, host: str | None = None, port: int | None = None, *args: Any, **kwargs: Any
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        debug: bool | None = None,
+        use_reloader: bool = False,
+        loop: asyncio.AbstractEventLoop | None = None,
+        ca_certs: str | None = None,
+        certfile: str | None = None,
+        keyfile: str | None = None,
+        **kwargs: Any,
     ) -> None:
-        """Same as :meth:`run_server` (the seed's name); Quart's debug runner is not used."""
-        self.run_server(host, port, *args, **kwargs)
+        """Serve with aeros' production server, taking :meth:`quart.Quart.run`'s arguments.
+
+        ``quart run`` and code written for Quart call it this way; Quart's development
+        server is not used.
+
+        Args:
+            host: overrides the constructor's host (Quart's default is not used: the app's is).
+            port: overrides the constructor's port.
+            debug: Quart's debug mode (tracebacks in error pages, indented JSON) and template
+                auto-reload; None leaves it as the app has it (``QUART_DEBUG`` counts, as in
+                Quart).
+            use_reloader: restart the server when a source file changes (the ``aeros run
+                --reload`` reloader; main thread only). Default False, unlike Quart's
+                development server: ``run()`` is aeros' production entry point too.
+            loop: not supported (aeros' server runs its own event loop); must be None.
+            ca_certs: CA bundle for client certificates (with ``certfile``/``keyfile``).
+            certfile: PEM certificate; with ``keyfile`` serves HTTPS.
+            keyfile: PEM private key.
+            **kwargs: aeros' :meth:`run_server` options: ``workers``, ``sock``, ``on_started``.
+        """
+        unknown = kwargs.keys() - {"workers", "sock", "on_started"}
+        if unknown:
+            raise TypeError(
+                f"run() got unexpected keyword argument(s) {', '.join(sorted(unknown))}; it "
+                "takes Quart's arguments and aeros' workers=, sock=, on_started="
+            )
+        if loop is not None:
+            raise ConfigurationError(
+                f"run(loop={loop!r}) is not supported: aeros' server runs its own event loop "
+                "(uvloop); leave loop=None"
+            )
+        if not isinstance(use_reloader, bool):
+            raise TypeError(f"run(use_reloader={use_reloader!r}) must be True or False")
+        _check_run_options(debug, ca_certs, certfile, keyfile)
+        child = inherited_run_options() is not None  # already the reloader's child
+        if use_reloader and not child:
+            options = {
+                "debug": debug,
+                "ca_certs": ca_certs,
+                "certfile": certfile,
+                "keyfile": keyfile,
+            }
+            run_with_reloader(
+                self, host=host, port=port, workers=kwargs.get("workers"), options=options
+            )
+            return
+        self._apply_run_options(debug, ca_certs, certfile, keyfile)
+        self.run_server(host, port, **kwargs)
+
+    def _apply_run_options(
+        self,
+        debug: bool | None = None,
+        ca_certs: str | None = None,
+        certfile: str | None = None,
+        keyfile: str | None = None,
+    ) -> None:
+        _check_run_options(debug, ca_certs, certfile, keyfile)
+        if "QUART_DEBUG" in os.environ:
+            self.debug = get_debug_flag()
+        if debug is not None:
+            self.debug = debug  # Flask's setter also turns template auto-reload on
+        if certfile is not None:
+            self.server_config = self.server_config.replace(
+                ssl_certfile=certfile, ssl_keyfile=keyfile, ssl_ca_certs=ca_certs
+            )
 
     def stop(self) -> bool:
         """Stop serving gracefully; safe from any thread, idempotent.
@@ -349,3 +428,23 @@ class WebServer(Quart):
             self, host=host or self.server_config.host, port=port, timeout=timeout
         ) as url:
             yield url
+
+
+def _check_run_options(
+    debug: bool | None, ca_certs: str | None, certfile: str | None, keyfile: str | None
+) -> None:
+    """Refuse what Quart's ``run()`` arguments cannot mean, naming the argument."""
+    if debug is not None and not isinstance(debug, bool):
+        raise TypeError(f"run(debug={debug!r}) must be True, False or None")
+    if (certfile is None) != (keyfile is None):
+        raise ConfigurationError(
+            f"run(certfile={certfile!r}, keyfile={keyfile!r}): give both or neither"
+        )
+    if ca_certs is not None and certfile is None:
+        raise ConfigurationError(
+            f"run(ca_certs={ca_certs!r}) needs certfile= and keyfile= (it verifies client "
+            "certificates of an HTTPS server)"
+        )
+    for name, path in (("ca_certs", ca_certs), ("certfile", certfile), ("keyfile", keyfile)):
+        if path is not None and not os.path.isfile(path):
+            raise ConfigurationError(f"run({name}={path!r}): no such file")

@@ -72,6 +72,8 @@ class ServerConfig:
     """PEM certificate file; set together with ``ssl_keyfile`` to serve HTTPS."""
     ssl_keyfile: str | None = None
     """PEM private key file."""
+    ssl_ca_certs: str | None = None
+    """CA bundle used to verify client certificates (``run(ca_certs=...)``, as in Quart)."""
     proxy_headers: bool = False
     """Honour X-Forwarded-For / X-Forwarded-Proto from ``forwarded_allow_ips`` peers."""
     forwarded_allow_ips: str | Sequence[str] | None = ("127.0.0.1",)
@@ -122,7 +124,11 @@ class ServerConfig:
                 f"{owner}(ssl_certfile={self.ssl_certfile!r}, ssl_keyfile={self.ssl_keyfile!r}): "
                 "give both or neither"
             )
-        for name in ("ssl_certfile", "ssl_keyfile"):
+        if self.ssl_ca_certs is not None and self.ssl_certfile is None:
+            raise ConfigurationError(
+                f"{owner}: ssl_ca_certs={self.ssl_ca_certs!r} needs ssl_certfile and ssl_keyfile"
+            )
+        for name in ("ssl_certfile", "ssl_keyfile", "ssl_ca_certs"):
             path = getattr(self, name)
             if path is not None and not os.path.isfile(path):
                 raise ConfigurationError(f"{owner}({name}={path!r}): no such file")
