@@ -34,6 +34,7 @@ from aeros.misc import note_sync_function
 from aeros.reloading import inherited_run_options, run_with_reloader
 from aeros.server.config import Limits, ServerConfig
 from aeros.server.runner import Runner
+from aeros.server.threads import serving_in_this_thread
 
 __all__ = ["WebServer"]
 
@@ -314,7 +315,8 @@ class WebServer(Quart):
         try:
             listener = configure_logging(self.log_config)
             try:
-                runner.run()
+                with serving_in_this_thread(self):  # AdvancedThread.stop() finds it there
+                    runner.run()
             finally:
                 listener.stop()
         finally:
