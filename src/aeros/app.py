@@ -59,7 +59,9 @@ class WebServer(Quart):
             preference, or None to turn compression off. Default: gzip level 2 for text-like
             bodies over 500 bytes, overridable through ``app.config["COMPRESS_*"]``.
         global_headers: headers added to every response (a view's own header wins).
-        include_server_header: send ``server: aeros`` (no version); False sends none.
+        include_server_header: send ``server: aeros`` (no version) when served by aeros' own
+            server (``run_server()``, ``run()``, ``aeros run``); False sends none. Under an
+            external ASGI server (uvicorn, hypercorn) that server's own header is left alone.
         workers: alias of ``worker_threads``.
         cors: a :class:`aeros.CORS` policy, or None.
         cache_control: a default ``CacheControl`` for every route without its own.
@@ -173,8 +175,10 @@ class WebServer(Quart):
             check_header(name, value, where="WebServer(global_headers=...)")
             for name, value in (global_headers or {}).items()
         ]
-        if include_server_header and all(name != b"server" for name, _ in headers):
-            headers.append((b"server", b"aeros"))
+        # `server: aeros` only on aeros' own server (run_server sets _own_server): under an
+        # external uvicorn/hypercorn that server sends its own, and two would go out.
+        self._server_header = include_server_header and all(n != b"server" for n, _ in headers)
+        self._own_server = False
         self._response_headers = headers
         if cors is not None and not isinstance(cors, CORS):
             raise ConfigurationError(
@@ -225,7 +229,10 @@ class WebServer(Quart):
         codecs = self.codecs
         if codecs:
             stack = CompressionMiddleware(stack, codecs)
-        headers = GlobalHeaders(self._response_headers)
+        pairs = self._response_headers
+        if self._server_header and self._own_server:
+            pairs = [*pairs, (b"server", b"aeros")]
+        headers = GlobalHeaders(pairs)
         if headers:
             stack = HeadersMiddleware(stack, headers)
         stack = self.response_cache.wrap(stack, codecs, headers)
@@ -312,6 +319,9 @@ class WebServer(Quart):
             if self._runner is not None:
                 raise RuntimeError("this WebServer is already serving; call stop() first")
             self._runner = runner
+            if not self._own_server:  # rebuild the layers with `server: aeros` (if wanted)
+                self._own_server = True
+                self._stack = None
         try:
             listener = configure_logging(self.log_config)
             try:
