@@ -35,6 +35,7 @@ from aeros.reloading import inherited_run_options, run_with_reloader
 from aeros.server.config import Limits, ServerConfig
 from aeros.server.runner import Runner
 from aeros.server.threads import serving_in_this_thread
+from aeros.server.uvicorn_backend import check_ssl
 
 __all__ = ["WebServer"]
 
@@ -154,6 +155,7 @@ class WebServer(Quart):
             freeze_gc=freeze_gc,
             limits=limits if limits is not None else Limits(),
         )
+        check_ssl(self.server_config)  # a bad certificate or key fails here, not at start
         self.log_config = LogConfig(
             level=log_level,
             color=color,
@@ -410,6 +412,7 @@ class WebServer(Quart):
             self.server_config = self.server_config.replace(
                 ssl_certfile=certfile, ssl_keyfile=keyfile, ssl_ca_certs=ca_certs
             )
+            check_ssl(self.server_config)
 
     def stop(self) -> bool:
         """Stop serving gracefully; safe from any thread, idempotent.
