@@ -52,12 +52,3 @@ def test_app_options_bad_compression_is_one_line_not_two_tracebacks() -> None:
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("aeros.errors.ConfigurationError: WebServer(compression='gzip')")
     assert "serving on" not in proc.stderr
-
-
-def test_app_options_bad_certificate_refused_at_construction(tmp_path) -> None:
-    """A certificate/key pair that cannot be loaded fails when WebServer(...) is built."""
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert.write_text("not a certificate")
-    key.write_text("not a key")
-    with pytest.raises(ConfigurationError, match=r"WebServer\(ssl_certfile=.*cannot load"):
-        WebServer(__name__, ssl_certfile=str(cert), ssl_keyfile=str(key))
