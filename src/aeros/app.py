@@ -10,14 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from quart import Quart
-from quart.helpers import get_debug_flag
 
 from aeros.cache_control import CacheControl
 from aeros.caching import ResponseCache
@@ -31,7 +29,13 @@ from aeros.middleware.cors import CORS, CORSMiddleware
 from aeros.middleware.headers import GlobalHeaders, HeadersMiddleware
 from aeros.middleware.types import ASGIApp, Headers, Receive, Scope, Send, check_header
 from aeros.misc import note_sync_function
-from aeros.reloading import inherited_run_options, run_with_reloader
+from aeros.run_options import (
+    apply_run_options,
+    check_run_call,
+    check_run_options,
+    inherited_run_options,
+    run_with_reloader,
+)
 from aeros.server.config import Limits, ServerConfig
 from aeros.server.runner import Runner
 from aeros.server.threads import serving_in_this_thread
@@ -301,7 +305,7 @@ class WebServer(Quart):
         """
         inherited = inherited_run_options()
         if inherited is not None:  # a child of run(use_reloader=True): what run() was told
-            self._apply_run_options(**inherited)
+            apply_run_options(self, **inherited)
         config = self.server_config.replace(host=host, port=port, workers=workers)
 
         def started(base_url: str) -> None:
@@ -367,20 +371,8 @@ class WebServer(Quart):
             keyfile: PEM private key.
             **kwargs: aeros' :meth:`run_server` options: ``workers``, ``sock``, ``on_started``.
         """
-        unknown = kwargs.keys() - {"workers", "sock", "on_started"}
-        if unknown:
-            raise TypeError(
-                f"run() got unexpected keyword argument(s) {', '.join(sorted(unknown))}; it "
-                "takes Quart's arguments and aeros' workers=, sock=, on_started="
-            )
-        if loop is not None:
-            raise ConfigurationError(
-                f"run(loop={loop!r}) is not supported: aeros' server runs its own event loop "
-                "(uvloop); leave loop=None"
-            )
-        if not isinstance(use_reloader, bool):
-            raise TypeError(f"run(use_reloader={use_reloader!r}) must be True or False")
-        _check_run_options(debug, ca_certs, certfile, keyfile)
+        check_run_call(kwargs.keys(), loop, use_reloader)
+        check_run_options(debug, ca_certs, certfile, keyfile)
         child = inherited_run_options() is not None  # already the reloader's child
         if use_reloader and not child:
             options = {
@@ -389,30 +381,10 @@ class WebServer(Quart):
                 "certfile": certfile,
                 "keyfile": keyfile,
             }
-            run_with_reloader(
-                self, host=host, port=port, workers=kwargs.get("workers"), options=options
-            )
+            run_with_reloader(self, host, port, kwargs.get("workers"), options)
             return
-        self._apply_run_options(debug, ca_certs, certfile, keyfile)
+        apply_run_options(self, debug, ca_certs, certfile, keyfile)
         self.run_server(host, port, **kwargs)
-
-    def _apply_run_options(
-        self,
-        debug: bool | None = None,
-        ca_certs: str | None = None,
-        certfile: str | None = None,
-        keyfile: str | None = None,
-    ) -> None:
-        _check_run_options(debug, ca_certs, certfile, keyfile)
-        if "QUART_DEBUG" in os.environ:
-            self.debug = get_debug_flag()
-        if debug is not None:
-            self.debug = debug  # Flask's setter also turns template auto-reload on
-        if certfile is not None:
-            self.server_config = self.server_config.replace(
-                ssl_certfile=certfile, ssl_keyfile=keyfile, ssl_ca_certs=ca_certs
-            )
-            check_ssl(self.server_config)
 
     def stop(self) -> bool:
         """Stop serving gracefully; safe from any thread, idempotent.
@@ -443,23 +415,3 @@ class WebServer(Quart):
             self, host=host or self.server_config.host, port=port, timeout=timeout
         ) as url:
             yield url
-
-
-def _check_run_options(
-    debug: bool | None, ca_certs: str | None, certfile: str | None, keyfile: str | None
-) -> None:
-    """Refuse what Quart's ``run()`` arguments cannot mean, naming the argument."""
-    if debug is not None and not isinstance(debug, bool):
-        raise TypeError(f"run(debug={debug!r}) must be True, False or None")
-    if (certfile is None) != (keyfile is None):
-        raise ConfigurationError(
-            f"run(certfile={certfile!r}, keyfile={keyfile!r}): give both or neither"
-        )
-    if ca_certs is not None and certfile is None:
-        raise ConfigurationError(
-            f"run(ca_certs={ca_certs!r}) needs certfile= and keyfile= (it verifies client "
-            "certificates of an HTTPS server)"
-        )
-    for name, path in (("ca_certs", ca_certs), ("certfile", certfile), ("keyfile", keyfile)):
-        if path is not None and not os.path.isfile(path):
-            raise ConfigurationError(f"run({name}={path!r}): no such file")

@@ -1,6 +1,8 @@
-"""``app.run(use_reloader=True)``: serve the app under the ``aeros run --reload`` reloader.
+"""Quart's ``run()`` arguments on aeros' server: debug, TLS files, and the reloader.
 
-The reloader (:func:`aeros.cli.reload_loop`) restarts ``python -m aeros run module:app`` in a
+:meth:`aeros.WebServer.run` takes :meth:`quart.Quart.run`'s signature; this module checks and
+applies its options. ``run(use_reloader=True)`` serves the app under the ``aeros run --reload``
+reloader: it (:func:`aeros.cli.reload_loop`) restarts ``python -m aeros run module:app`` in a
 child process whenever a source file changes. ``app.run()`` finds the ``module:app`` spec of the
 app it was called on and hands over to it. What ``run()`` was told and the command line cannot
 say (``debug``, TLS files) travels to the child in :data:`RUN_OPTIONS_ENV`, which the child's
@@ -14,15 +16,84 @@ import json
 import os
 import sys
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from aeros.errors import ConfigurationError
+from quart.helpers import get_debug_flag
 
-__all__ = ["RUN_OPTIONS_ENV", "app_spec", "inherited_run_options", "run_with_reloader"]
+from aeros.errors import ConfigurationError
+from aeros.server.uvicorn_backend import check_ssl
+
+__all__ = [
+    "RUN_OPTIONS_ENV",
+    "app_spec",
+    "apply_run_options",
+    "check_run_call",
+    "check_run_options",
+    "inherited_run_options",
+    "run_with_reloader",
+]
 
 RUN_OPTIONS_ENV = "AEROS_RELOADER_RUN_OPTIONS"
 """Environment variable carrying ``run()``'s options (JSON) from the reloader to its child."""
+
+
+def check_run_call(keywords: Iterable[str], loop: object, use_reloader: object) -> None:
+    """Refuse ``run()`` keywords aeros does not take, a ``loop``, a non-bool ``use_reloader``."""
+    unknown = set(keywords) - {"workers", "sock", "on_started"}
+    if unknown:
+        raise TypeError(
+            f"run() got unexpected keyword argument(s) {', '.join(sorted(unknown))}; it "
+            "takes Quart's arguments and aeros' workers=, sock=, on_started="
+        )
+    if loop is not None:
+        raise ConfigurationError(
+            f"run(loop={loop!r}) is not supported: aeros' server runs its own event loop "
+            "(uvloop); leave loop=None"
+        )
+    if not isinstance(use_reloader, bool):
+        raise TypeError(f"run(use_reloader={use_reloader!r}) must be True or False")
+
+
+def check_run_options(
+    debug: bool | None, ca_certs: str | None, certfile: str | None, keyfile: str | None
+) -> None:
+    """Refuse what Quart's ``run()`` arguments cannot mean, naming the argument."""
+    if debug is not None and not isinstance(debug, bool):
+        raise TypeError(f"run(debug={debug!r}) must be True, False or None")
+    if (certfile is None) != (keyfile is None):
+        raise ConfigurationError(
+            f"run(certfile={certfile!r}, keyfile={keyfile!r}): give both or neither"
+        )
+    if ca_certs is not None and certfile is None:
+        raise ConfigurationError(
+            f"run(ca_certs={ca_certs!r}) needs certfile= and keyfile= (it verifies client "
+            "certificates of an HTTPS server)"
+        )
+    for name, path in (("ca_certs", ca_certs), ("certfile", certfile), ("keyfile", keyfile)):
+        if path is not None and not os.path.isfile(path):
+            raise ConfigurationError(f"run({name}={path!r}): no such file")
+
+
+def apply_run_options(
+    app: Any,
+    debug: bool | None = None,
+    ca_certs: str | None = None,
+    certfile: str | None = None,
+    keyfile: str | None = None,
+) -> None:
+    """Apply ``run()``'s options to ``app``: debug mode (``QUART_DEBUG`` too), TLS files."""
+    check_run_options(debug, ca_certs, certfile, keyfile)
+    if "QUART_DEBUG" in os.environ:  # as Quart's run() does
+        app.debug = get_debug_flag()
+    if debug is not None:
+        app.debug = debug  # Flask's setter also turns template auto-reload on
+    if certfile is not None:
+        app.server_config = app.server_config.replace(
+            ssl_certfile=certfile, ssl_keyfile=keyfile, ssl_ca_certs=ca_certs
+        )
+        check_ssl(app.server_config)
 
 
 def inherited_run_options() -> dict[str, Any] | None:
@@ -65,7 +136,7 @@ def app_spec(app: Any) -> tuple[str, str]:
 
 
 def run_with_reloader(
-    app: Any, *, host: str | None, port: int | None, workers: int | None, options: dict[str, Any]
+    app: Any, host: str | None, port: int | None, workers: int | None, options: dict[str, Any]
 ) -> int:
     """Serve ``app`` under the CLI's reloader until SIGINT/SIGTERM; the exit status.
 
