@@ -39,8 +39,7 @@ def main() -> None:
     thread = AdvancedThread(target=app.run_server, daemon=True)
     thread.start()
     done.wait()
-    thread.stop()  # graceful: in-flight requests finish first
-    thread.join()
+    thread.stop()  # graceful: in-flight requests finish first; returns once it stopped
 
 
 if __name__ == "__main__":

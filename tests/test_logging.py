@@ -298,7 +298,7 @@ def test_foreign_uvicorn_handlers_set_aside_and_restored(tmp_path: Path) -> None
         assert foreign in uvicorn_logger.handlers
     finally:
         uvicorn_logger.removeHandler(foreign)
-    assert (tmp_path / "s.log").read_text().count("uvicorn.error: once") == 1
+    assert (tmp_path / "s.log").read_text().count("aeros.server: once") == 1
     assert foreign_stream.getvalue() == ""
 
 
@@ -332,7 +332,7 @@ def test_server_log_routes_uvicorn_quart_and_banner(live_server, tmp_path: Path)
     with live_server(app) as url:
         assert httpx.get(url + "/boom").status_code == 500
     text = log_file.read_text()
-    assert re.search(r"INFO     uvicorn\.error: Application startup complete", text)
+    assert re.search(r"INFO     aeros\.server: Application startup complete", text)
     assert re.search(
         rf"INFO     aeros: serving on {re.escape(url)} \(workers: 1, cache: SimpleCache, "
         r"compression: [a-z, ]+\)",

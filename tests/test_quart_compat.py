@@ -322,7 +322,7 @@ def test_json_loads_and_dumps_fallbacks() -> None:
     provider = make_app().json
     assert provider.loads('{"a": NaN}')["a"] != provider.loads('{"a": NaN}')["a"]
     assert provider.loads(b'{"a": [1]}') == {"a": [1]}
-    assert provider.dumps({"b": 1, "a": 2}) == '{"a":2,"b":1}'
+    assert provider.dumps({"b": 1, "a": 2}) == '{"a": 2, "b": 1}'  # json's spacing, as Quart
     assert provider.dumps({"a": 1}, indent=1) == json.dumps({"a": 1}, indent=1, sort_keys=True)
     with pytest.raises(TypeError):
         provider.dumps({"a": object()})

@@ -7,6 +7,7 @@ construction still count) and hands the app to the server runner.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import socket
@@ -18,7 +19,7 @@ from quart import Quart
 
 from aeros.cache_control import CacheControl
 from aeros.caching import ResponseCache
-from aeros.compression import DEFAULT_COMPRESSION, Codec, resolve_codecs
+from aeros.compression import DEFAULT_COMPRESSION, Codec, check_codecs, resolve_codecs
 from aeros.errors import ConfigurationError
 from aeros.fastpath import (
     HTTPConnection,
@@ -35,9 +36,18 @@ from aeros.middleware.cors import CORS, CORSMiddleware
 from aeros.middleware.headers import GlobalHeaders, HeadersMiddleware
 from aeros.middleware.types import ASGIApp, Headers, Receive, Scope, Send, check_header
 from aeros.misc import note_sync_function
+from aeros.run_options import (
+    apply_run_options,
+    check_run_call,
+    check_run_options,
+    inherited_run_options,
+    run_with_reloader,
+)
 from aeros.server.config import Limits, ServerConfig, body_limit_from_app_config
 from aeros.server.forkserver import ForkServer
 from aeros.server.runner import Runner, fork_server_for
+from aeros.server.threads import serving_in_this_thread
+from aeros.server.uvicorn_backend import check_ssl
 
 __all__ = ["WebServer"]
 
@@ -62,7 +72,9 @@ class WebServer(Quart):
             preference, or None to turn compression off. Default: gzip level 2 for text-like
             bodies over 500 bytes, overridable through ``app.config["COMPRESS_*"]``.
         global_headers: headers added to every response (a view's own header wins).
-        include_server_header: send ``server: aeros`` (no version); False sends none.
+        include_server_header: send ``server: aeros`` (no version) when served by aeros' own
+            server (``run_server()``, ``run()``, ``aeros run``); False sends none. Under an
+            external ASGI server (uvicorn, hypercorn) that server's own header is left alone.
         workers: alias of ``worker_threads``.
         cors: a :class:`aeros.CORS` policy, or None.
         cache_control: a default ``CacheControl`` for every route without its own.
@@ -164,6 +176,7 @@ class WebServer(Quart):
         self.config["MAX_CONTENT_LENGTH"] = limits.max_body_size
         self.config["MAX_FORM_MEMORY_SIZE"] = limits.max_form_memory_size
         self.config["MAX_FORM_PARTS"] = limits.max_form_parts
+        check_ssl(self.server_config)  # a bad certificate or key fails here, not at start
         self.log_config = LogConfig(
             level=log_level,
             color=color,
@@ -185,14 +198,19 @@ class WebServer(Quart):
             check_header(name, value, where="WebServer(global_headers=...)")
             for name, value in (global_headers or {}).items()
         ]
-        if include_server_header and all(name != b"server" for name, _ in headers):
-            headers.append((b"server", b"aeros"))
+        # `server: aeros` only on aeros' own server (run_server sets _own_server): under an
+        # external uvicorn/hypercorn that server sends its own, and two would go out.
+        self._server_header = include_server_header and all(n != b"server" for n, _ in headers)
+        self._own_server = False
         self._response_headers = headers
         if cors is not None and not isinstance(cors, CORS):
             raise ConfigurationError(
                 f"WebServer(cors=...) must be an aeros.CORS(...) policy or None; got {cors!r}"
             )
         self.cors = cors
+        # checked now, so a typo fails here in one line rather than at the first request
+        if compression is not None and compression is not DEFAULT_COMPRESSION:
+            compression = check_codecs(compression)
         self._compression_arg = compression
         self.response_cache = ResponseCache(self, cache)
         if cache_control is not None:
@@ -236,7 +254,10 @@ class WebServer(Quart):
         codecs = self.codecs
         if codecs:
             stack = CompressionMiddleware(stack, codecs)
-        headers = GlobalHeaders(self._response_headers)
+        pairs = self._response_headers
+        if self._server_header and self._own_server:
+            pairs = [*pairs, (b"server", b"aeros")]
+        headers = GlobalHeaders(pairs)
         if headers:
             stack = HeadersMiddleware(stack, headers)
         self.response_cache.warn_without_store()  # every blueprint is registered by now
@@ -309,12 +330,15 @@ class WebServer(Quart):
                 from it); tests pass one bound to port 0.
             on_started: called with the base URL (``http://127.0.0.1:8000``) once serving.
         """
+        inherited = inherited_run_options()
+        if inherited is not None:  # a child of run(use_reloader=True): what run() was told
+            apply_run_options(self, **inherited)
         config = self.server_config.replace(
             host=host,
             port=port,
             workers=workers,
             limits=body_limit_from_app_config(self.server_config.limits, self.config),
-            answer_headers=tuple(self._response_headers),
+            answer_headers=self._answer_headers(),
         )
         self.response_cache.warn_without_store()  # here once, not again in each forked worker
 
@@ -327,6 +351,9 @@ class WebServer(Quart):
         with self._runner_lock:
             if self._runner is not None:
                 raise RuntimeError("this WebServer is already serving; call stop() first")
+            if not self._own_server:  # rebuild the layers with `server: aeros` (if wanted)
+                self._own_server = True
+                self._stack = None
             prepared, self._prepared_fork_server = self._prepared_fork_server, None
             runner = self._runner = Runner(
                 self,
@@ -342,13 +369,19 @@ class WebServer(Quart):
             runner.prepare()
             listener = configure_logging(self.log_config)
             try:
-                runner.run()
+                with serving_in_this_thread(self):  # AdvancedThread.stop() finds it there
+                    runner.run()
             finally:
                 listener.stop()
         finally:
             runner.close()
             with self._runner_lock:
                 self._runner = None
+
+    def _answer_headers(self) -> tuple[tuple[bytes, bytes], ...]:
+        """The headers of the answers aeros' server makes itself (413, 408, 503, ...)."""
+        server = ((b"server", b"aeros"),) if self._server_header else ()
+        return (*self._response_headers, *server)
 
     def _start_worker_logging(self) -> Any:
         return configure_logging(self.log_config)
@@ -367,6 +400,11 @@ class WebServer(Quart):
             workers: the worker count ``run_server()`` will use; default: the constructor's.
         """
         count = self.server_config.workers if workers is None else workers
+        # the workers are forked from the helper's copy of this app: served by aeros' server
+        with self._runner_lock:
+            if not self._own_server:
+                self._own_server = True
+                self._stack = None
         helper = fork_server_for(self, count, self._start_worker_logging)
         with self._runner_lock:
             previous, self._prepared_fork_server = self._prepared_fork_server, helper
@@ -381,10 +419,51 @@ class WebServer(Quart):
             previous.close()
 
     def run(
-        self, host: str | None = None, port: int | None = None, *args: Any, **kwargs: Any
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        debug: bool | None = None,
+        use_reloader: bool = False,
+        loop: asyncio.AbstractEventLoop | None = None,
+        ca_certs: str | None = None,
+        certfile: str | None = None,
+        keyfile: str | None = None,
+        **kwargs: Any,
     ) -> None:
-        """Same as :meth:`run_server` (the seed's name); Quart's debug runner is not used."""
-        self.run_server(host, port, *args, **kwargs)
+        """Serve with aeros' production server, taking :meth:`quart.Quart.run`'s arguments.
+
+        ``quart run`` and code written for Quart call it this way; Quart's development
+        server is not used.
+
+        Args:
+            host: overrides the constructor's host (Quart's default is not used: the app's is).
+            port: overrides the constructor's port.
+            debug: Quart's debug mode (tracebacks in error pages, indented JSON) and template
+                auto-reload; None leaves it as the app has it (``QUART_DEBUG`` counts, as in
+                Quart).
+            use_reloader: restart the server when a source file changes (the ``aeros run
+                --reload`` reloader; main thread only). Default False, unlike Quart's
+                development server: ``run()`` is aeros' production entry point too.
+            loop: not supported (aeros' server runs its own event loop); must be None.
+            ca_certs: CA bundle for client certificates (with ``certfile``/``keyfile``).
+            certfile: PEM certificate; with ``keyfile`` serves HTTPS.
+            keyfile: PEM private key.
+            **kwargs: aeros' :meth:`run_server` options: ``workers``, ``sock``, ``on_started``.
+        """
+        check_run_call(kwargs.keys(), loop, use_reloader)
+        check_run_options(debug, ca_certs, certfile, keyfile)
+        child = inherited_run_options() is not None  # already the reloader's child
+        if use_reloader and not child:
+            options = {
+                "debug": debug,
+                "ca_certs": ca_certs,
+                "certfile": certfile,
+                "keyfile": keyfile,
+            }
+            run_with_reloader(self, host, port, kwargs.get("workers"), options)
+            return
+        apply_run_options(self, debug, ca_certs, certfile, keyfile)
+        self.run_server(host, port, **kwargs)
 
     def stop(self) -> bool:
         """Stop serving gracefully; safe from any thread, idempotent.

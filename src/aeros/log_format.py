@@ -152,7 +152,8 @@ class ConsoleFormatter(logging.Formatter):
         self.color = color
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        message = record.message.replace("\n", "\\n").replace("\r", "\\r")
+        # a trailing newline (uvicorn's "Exception in ASGI application\n") ends the line anyway
+        message = record.message.rstrip("\r\n").replace("\n", "\\n").replace("\r", "\\r")
         if _UNSAFE_TEXT.search(message) is not None:
             message = _UNSAFE_TEXT.sub(_escape_char, message)
         level = f"{record.levelname:<8}"

@@ -35,6 +35,7 @@ __all__ = [
     "ACCESS_LOGGER",
     "LEVELS",
     "SERVER_ANSWER",
+    "SERVER_LOGGER",
     "AccessEntry",
     "AccessFormatter",
     "ConsoleFormatter",
@@ -124,6 +125,34 @@ class _QueueHandler(QueueHandler):
         return record
 
 
+# uvicorn (and the websockets library it hands its logger to) logs every WebSocket's handshake,
+# opening and closing on "uvicorn.error" at INFO: access-log lines that duplicate aeros' own
+# (one per connection, in aeros.access) and that appear even with the access log off.
+_UVICORN_ACCESS_LIKE = frozenset(
+    {
+        '%s - "WebSocket %s" [accepted]',
+        '%s - "WebSocket %s" 403',
+        '%s - "WebSocket %s" %d',
+        "connection open",
+        "connection closed",
+    }
+)
+SERVER_LOGGER = "aeros.server"
+"""The name uvicorn's "uvicorn.error" records are shown under: aeros' server, not an error."""
+
+
+class _ServerEvents(logging.Filter):
+    """Drop uvicorn's per-WebSocket lines; show its other events as ``aeros.server``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name != "uvicorn.error":
+            return True
+        if record.msg in _UVICORN_ACCESS_LIKE:
+            return False
+        record.name = SERVER_LOGGER  # "uvicorn.error" says error for "Application startup"
+        return True
+
+
 class _Listener(QueueListener):
     def handle(self, record: logging.LogRecord) -> None:
         event = getattr(record, "aeros_flush", None)
@@ -167,6 +196,7 @@ class _State:
         self.handles: list[LoggingHandle] = []
         self.queue: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
         self.handler = _QueueHandler(self.queue)
+        self.handler.addFilter(_ServerEvents())
         self.listener: _Listener | None = None
         self.sinks: list[logging.Handler] = []
         self.active: LogConfig | None = None

@@ -25,6 +25,7 @@ __all__ = [
     "Negotiator",
     "StreamEncoder",
     "Zstd",
+    "check_codecs",
     "codecs_from_config",
     "negotiate",
     "parse_accept_encoding",
@@ -116,7 +117,13 @@ def codecs_from_config(config: Mapping[str, Any]) -> tuple[Codec, ...]:
     return tuple(codecs)
 
 
-def _check_codecs(compression: object) -> tuple[Codec, ...]:
+def check_codecs(compression: object) -> tuple[Codec, ...]:
+    """Validate ``WebServer(compression=...)`` (a codec or a sequence of them); the tuple.
+
+    Raises:
+        ConfigurationError: not a codec or a sequence of codecs (``"gzip"`` included: pass
+            ``Gzip()``), or a coding listed twice.
+    """
     items = [compression] if isinstance(compression, Codec) else compression
     if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
         raise ConfigurationError(
@@ -156,7 +163,7 @@ def resolve_codecs(app: _App, compression: object) -> tuple[Codec, ...]:
         return ()
     if compression is DEFAULT_COMPRESSION:
         return codecs_from_config(app.config)
-    return _check_codecs(compression)
+    return check_codecs(compression)
 
 
 class Compress:
@@ -171,7 +178,7 @@ class Compress:
     """
 
     def __init__(self, app: _App | None = None, codecs: Codec | Iterable[Codec] | None = None):
-        self.codecs = None if codecs is None else _check_codecs(codecs)
+        self.codecs = None if codecs is None else check_codecs(codecs)
         if app is not None:
             self.init_app(app)
 

@@ -1,20 +1,36 @@
 """An orjson JSON provider for WebServer, with Quart's output and stdlib json as a fallback.
 
-Quart (through Flask's ``DefaultJSONProvider``) serialises with :mod:`json`, sorted keys and
-compact separators. :class:`OrjsonProvider` produces the same documents several times faster:
+Quart (through Flask's ``DefaultJSONProvider``) serialises with :mod:`json`: sorted keys, ASCII
+escapes, compact separators in responses and ``", "`` / ``": "`` in ``app.json.dumps`` (Jinja's
+``tojson``). :class:`OrjsonProvider` writes the same documents with orjson where orjson can, and
+hands everything else to :mod:`json` with the arguments Flask would have used, so the result
+(or the exception) is Quart's:
 
-- keys stay sorted (``sort_keys``), dates are HTTP dates, ``Decimal``/``UUID`` become strings,
-  dataclasses become objects and ``__html__`` objects their markup, exactly as Flask does;
-- non-ASCII text is written as UTF-8 rather than ``\\uXXXX`` escapes (``ensure_ascii`` is not
-  honoured); both decode to the same value;
-- anything orjson refuses (integers beyond 64 bits, ``cls=``, custom separators, mixed key types)
-  is handed to :mod:`json` with the arguments Flask would have used, so it still works or
-  fails exactly as on Quart.
+- plain documents (dicts with str keys, lists, tuples, str, int, float, bool, None) go through
+  orjson; non-ASCII text is then escaped as Quart escapes it (``\\u00e9``), so responses are
+  byte for byte Quart's;
+- dates, ``Decimal``, ``UUID``, dataclasses and ``__html__`` objects go through Flask's
+  ``default`` (HTTP dates, strings, ``dataclasses.asdict``, markup), as in Quart;
+- non-str keys (Quart sorts ``{10: .., 9: ..}`` as ints and refuses mixed key types), NaN and
+  infinities (Quart writes ``NaN`` / ``Infinity``; orjson would write ``null``), integers beyond
+  64 bits, str/float/tuple subclasses orjson does not know, ``cls=``, other separators and
+  indents: :mod:`json` decides, exactly as on Quart.
+
+Differences that remain, neither changing a decoded value: a float below 1e-4 may be spelt
+without an exponent (``0.00001`` where Quart writes ``1e-05``); and a plain :class:`enum.Enum`
+member (not ``IntEnum``/``StrEnum``, which both write as their value) is written as its value
+where Quart raises ``TypeError``: orjson serialises enums natively, and finding one would mean
+walking every document in Python, which costs more than serialising it.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from gc import get_referents
+from itertools import compress
+from json.encoder import encode_basestring_ascii
+from math import isfinite
 from typing import Any
 
 import orjson
@@ -22,29 +38,95 @@ from flask.json.provider import DefaultJSONProvider, _default
 
 __all__ = ["OrjsonProvider"]
 
-_SORTED = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
-_UNSORTED = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
-_ORJSON_KWARGS = frozenset({"default", "ensure_ascii", "sort_keys"})
+# No OPT_NON_STR_KEYS: a non-str key makes orjson raise, and json sorts and converts it as
+# Quart does. Dataclasses go to Flask's default (dataclasses.asdict), as in Quart.
+_PASSTHROUGH = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+_COMPACT = (",", ":")
+_FAST_KWARGS = frozenset({"default", "ensure_ascii", "sort_keys", "separators", "indent"})
+# json's ensure_ascii escapes DEL (0x7f) as well as every non-ASCII character
+_NON_ASCII = re.compile("[\x7f-\U0010ffff]+")
+_PLAIN = frozenset({str, int, bool, type(None)})
+_FLOAT = frozenset({float})
+_CONTAINERS = frozenset({dict, list, tuple})
+_KNOWN = _PLAIN | _FLOAT | _CONTAINERS
+
+
+def _escape_run(match: re.Match[str]) -> str:
+    # json's own escaper (C), so the escapes (surrogate pairs included) are json's exactly
+    return encode_basestring_ascii(match.group())[1:-1]
+
+
+def _to_ascii(data: bytes) -> bytes:
+    """orjson's UTF-8 output with non-ASCII text escaped as ``json.dumps(ensure_ascii=True)``."""
+    return _NON_ASCII.sub(_escape_run, data.decode()).encode()
+
+
+def _needs_json(obj: Any) -> bool:
+    """True when ``obj`` holds a non-finite float or anything beyond plain JSON types.
+
+    Called only when orjson wrote ``null`` (what it makes of NaN and infinities); anything
+    unusual sends the document to :mod:`json`, which writes it as Quart does. It walks the
+    document one depth at a time with C-level passes (``gc.get_referents`` yields the values
+    of every dict and the items of every list and tuple of a level), not item by item.
+    """
+    kind = type(obj)
+    if kind not in _CONTAINERS:
+        return kind not in _KNOWN or (kind is float and not isfinite(obj))
+    items: list[Any] = get_referents(obj)
+    while True:
+        kinds_list = list(map(type, items))
+        kinds = set(kinds_list)
+        if not kinds <= _KNOWN:
+            return True
+        if float in kinds:
+            # NaN and infinities survive a sum; an overflow to inf only sends it to json
+            floats = compress(items, map(_FLOAT.__contains__, kinds_list))
+            if not isfinite(sum(floats, 0.0)):
+                return True
+        if kinds.isdisjoint(_CONTAINERS):
+            return False
+        items = get_referents(*compress(items, map(_CONTAINERS.__contains__, kinds_list)))
 
 
 class OrjsonProvider(DefaultJSONProvider):
-    """``app.json`` backed by orjson; see the module docstring for what differs (only escapes)."""
+    """``app.json`` backed by orjson, writing what Quart writes (see the module docstring)."""
 
-    def _encode(self, obj: Any, indent: bool) -> bytes:
-        option = _SORTED if self.sort_keys else _UNSORTED
+    def _fast(self, obj: Any, sort_keys: bool, indent: bool, ensure_ascii: bool) -> bytes | None:
+        """orjson's rendering of ``obj`` as json would write it, or None: let json do it."""
+        option = _PASSTHROUGH
+        if sort_keys:
+            option |= orjson.OPT_SORT_KEYS
         if indent:
             option |= orjson.OPT_INDENT_2
-        return orjson.dumps(obj, default=self.default, option=option)
+        try:
+            data = orjson.dumps(obj, default=self.default, option=option)
+        except (TypeError, orjson.JSONEncodeError):
+            return None  # json decides: it may accept it (huge ints, int keys) or raise
+        if b"null" in data and _needs_json(obj):
+            return None
+        if ensure_ascii and (not data.isascii() or b"\x7f" in data):
+            data = _to_ascii(data)
+        return data
 
     def dumps(self, obj: Any, **kwargs: Any) -> str:
-        """Serialise ``obj`` to a JSON string (orjson; :mod:`json` for options it lacks)."""
-        if kwargs.keys() <= _ORJSON_KWARGS and kwargs.get("default", _default) is _default:
-            sort_keys = kwargs.get("sort_keys", self.sort_keys)
-            option = _SORTED if sort_keys else _UNSORTED
-            try:
-                return orjson.dumps(obj, default=self.default, option=option).decode()
-            except (TypeError, orjson.JSONEncodeError):
-                pass  # json decides: it may accept it (huge ints) or raise Flask's error
+        """Serialise ``obj`` to a JSON string exactly as Quart's provider does.
+
+        orjson writes it when the options are ones it has (compact separators, or ``indent=2``
+        with json's default separators); json otherwise, e.g. for ``tojson``'s ``", "``.
+        """
+        if kwargs.keys() <= _FAST_KWARGS and kwargs.get("default", _default) is _default:
+            separators = kwargs.get("separators")
+            indent = kwargs.get("indent")
+            fast = None
+            if (separators == _COMPACT and indent is None) or (indent == 2 and separators is None):
+                fast = self._fast(
+                    obj,
+                    kwargs.get("sort_keys", self.sort_keys),
+                    indent == 2,
+                    kwargs.get("ensure_ascii", self.ensure_ascii),
+                )
+            if fast is not None:
+                return fast.decode()
         return super().dumps(obj, **kwargs)
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
@@ -60,8 +142,7 @@ class OrjsonProvider(DefaultJSONProvider):
         """A JSON response, as Flask builds it (compact, trailing newline), serialised by orjson."""
         obj = self._prepare_response_obj(args, kwargs)
         indent = (self.compact is None and self._app.debug) or self.compact is False
-        try:
-            body = self._encode(obj, indent) + b"\n"
-        except (TypeError, orjson.JSONEncodeError):
+        body = self._fast(obj, self.sort_keys, indent, self.ensure_ascii)
+        if body is None:
             return super().response(*args, **kwargs)
-        return self._app.response_class(body, mimetype=self.mimetype)  # type: ignore[arg-type]
+        return self._app.response_class(body + b"\n", mimetype=self.mimetype)  # type: ignore[arg-type]

@@ -91,6 +91,8 @@ class ServerConfig:
     """PEM certificate file; set together with ``ssl_keyfile`` to serve HTTPS."""
     ssl_keyfile: str | None = None
     """PEM private key file."""
+    ssl_ca_certs: str | None = None
+    """CA bundle used to verify client certificates (``run(ca_certs=...)``, as in Quart)."""
     proxy_headers: bool = False
     """Honour X-Forwarded-For / X-Forwarded-Proto from ``forwarded_allow_ips`` peers."""
     forwarded_allow_ips: str | Sequence[str] | None = ("127.0.0.1",)
@@ -144,7 +146,11 @@ class ServerConfig:
                 f"{owner}(ssl_certfile={self.ssl_certfile!r}, ssl_keyfile={self.ssl_keyfile!r}): "
                 "give both or neither"
             )
-        for name in ("ssl_certfile", "ssl_keyfile"):
+        if self.ssl_ca_certs is not None and self.ssl_certfile is None:
+            raise ConfigurationError(
+                f"{owner}: ssl_ca_certs={self.ssl_ca_certs!r} needs ssl_certfile and ssl_keyfile"
+            )
+        for name in ("ssl_certfile", "ssl_keyfile", "ssl_ca_certs"):
             path = getattr(self, name)
             if path is not None and not os.path.isfile(path):
                 raise ConfigurationError(f"{owner}({name}={path!r}): no such file")
@@ -178,7 +184,15 @@ class ServerConfig:
 def _parse_ips(value: str | Sequence[str] | None) -> tuple[str, ...]:
     if value is None:
         return ("127.0.0.1",)
-    items = [part.strip() for part in value.split(",")] if isinstance(value, str) else list(value)
+    if isinstance(value, str):
+        items = [part.strip() for part in value.split(",")]
+    elif isinstance(value, Sequence) and all(isinstance(item, str) for item in value):
+        items = list(value)
+    else:
+        raise ConfigurationError(
+            f"WebServer(forwarded_allow_ips={value!r}) must be a comma-separated str or a "
+            "list of IP addresses / networks ('*' for any)"
+        )
     for item in items:
         if item == "*":
             continue

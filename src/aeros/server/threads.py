@@ -6,14 +6,11 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from aeros.server.runner import bind_socket
 
-__all__ = ["AdvancedThread", "serve_in_thread"]
-
-_STOP_RETRY_SECONDS = 10.0
-"""How long AdvancedThread.stop() retries while its target has not reached a server yet."""
+__all__ = ["AdvancedThread", "serve_in_thread", "serving_in_this_thread"]
 
 
 @contextlib.contextmanager
@@ -89,12 +86,51 @@ def _discard_prepared_workers(app: Any) -> None:
         discard()
 
 
+class _Stoppable(Protocol):
+    def stop(self) -> object: ...
+
+
+# Servers running now, by the thread that runs them: AdvancedThread.stop() finds the server
+# its target started however the target reached it (app.run_server, a lambda, a function).
+_serving: dict[int, list[_Stoppable]] = {}
+_serving_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def serving_in_this_thread(server: _Stoppable) -> Iterator[None]:
+    """Register ``server`` as running in the calling thread for the ``with`` block.
+
+    ``WebServer.run_server`` wraps its run in it. When the thread is an
+    :class:`AdvancedThread` whose :meth:`~AdvancedThread.stop` came first, the server is
+    stopped at once (it then returns without serving).
+    """
+    thread = threading.current_thread()
+    ident = threading.get_ident()
+    with _serving_lock:
+        _serving.setdefault(ident, []).append(server)
+        stop_now = isinstance(thread, AdvancedThread) and thread.stop_requested
+    if stop_now:
+        server.stop()
+    try:
+        yield
+    finally:
+        with _serving_lock:
+            servers = _serving.get(ident, [])
+            if server in servers:
+                servers.remove(server)
+            if not servers:
+                _serving.pop(ident, None)
+
+
 class AdvancedThread(threading.Thread):
     """A thread running a server whose :meth:`stop` shuts that server down gracefully.
 
-    ``AdvancedThread(target=app.run_server)``: ``stop()`` calls ``app.stop()`` (the owner of the
-    bound-method target); no exception is injected into the thread. A ``stop()`` made before the
-    server accepts, or even before the thread starts, still stops it.
+    The target is any callable that runs a :class:`aeros.WebServer` in this thread:
+    ``AdvancedThread(target=app.run_server)``, ``AdvancedThread(target=lambda:
+    app.run_server(port=9000))`` or a function that builds the app and serves it. ``stop()``
+    stops the servers running in this thread (no exception is injected into it) and waits
+    until the thread has ended, so the same app can be served again right after. A ``stop()``
+    made before the server accepts, or even before the thread starts, still stops it.
     """
 
     def __init__(
@@ -107,16 +143,16 @@ class AdvancedThread(threading.Thread):
         *,
         daemon: bool | None = None,
     ) -> None:
-        super().__init__(group, target, name, args, kwargs, daemon=daemon)
-        owner = getattr(target, "__self__", None)
-        stop = getattr(owner, "stop", None)
-        if not callable(stop):
+        if target is not None and not callable(target):
             raise TypeError(
-                f"AdvancedThread(target={target!r}) needs a bound method of an object with "
-                "stop(), such as app.run_server"
+                f"AdvancedThread(target={target!r}) must be a callable that runs a WebServer, "
+                "such as app.run_server"
             )
-        self._stop_owner: Callable[[], object] = stop
-        self._owner = owner
+        super().__init__(group, target, name, args, kwargs, daemon=daemon)
+        # a bound method of an object with stop() (a WebServer, or a server of the user's own)
+        owner_stop = getattr(getattr(target, "__self__", None), "stop", None)
+        self._owner_stop: Callable[[], object] | None = owner_stop if callable(owner_stop) else None
+        self._owner = getattr(target, "__self__", None)
         workers = dict(kwargs or {}).get("workers")
         positional = tuple(args)
         if workers is None and len(positional) >= 3:  # run_server(host, port, workers)
@@ -124,10 +160,11 @@ class AdvancedThread(threading.Thread):
         self._workers = (
             workers if isinstance(workers, int) and not isinstance(workers, bool) else None
         )
+        # app.run_server / app.run: its workers' helper can be forked in start(), before the
+        # thread exists (any other target forks it in the thread, and Python 3.12+ warns)
         self._serves = getattr(target, "__name__", None) in ("run_server", "run")
-        self._state_lock = threading.Lock()
-        self._stop_requested = False
-        self._target_entered = False
+        self.stop_requested = False
+        """True once :meth:`stop` was called; a server starting in this thread then stops."""
 
     def start(self) -> None:
         """Start the thread; a WebServer target first forks its workers' helper, from here."""
@@ -138,26 +175,40 @@ class AdvancedThread(threading.Thread):
     def run(self) -> None:
         """Run the target unless :meth:`stop` came first."""
         try:
-            with self._state_lock:
-                if self._stop_requested:
+            with _serving_lock:
+                if self.stop_requested:
                     return
-                self._target_entered = True
             super().run()
         finally:
             _discard_prepared_workers(self._owner)
 
-    def stop(self) -> None:
-        """Stop the server this thread runs, gracefully; idempotent, safe from any thread.
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the server this thread runs, gracefully, and wait until the thread has ended.
 
-        Returns once the stop is delivered; ``join()`` waits for the drain to finish.
+        Idempotent and safe from any thread. In-flight requests get the server's
+        ``graceful_timeout`` to finish. Called from the thread itself, it only asks.
+
+        Args:
+            timeout: seconds to wait for the server to stop and the thread to end; None (the
+                default) waits as long as the drain takes.
+
+        Raises:
+            TimeoutError: the thread was still running after ``timeout`` seconds (the server
+                keeps stopping; call ``stop()`` or ``join()`` again to wait more).
         """
-        with self._state_lock:
-            self._stop_requested = True
-            entered = self._target_entered
-        if not entered:
+        with _serving_lock:
+            self.stop_requested = True
+            servers = list(_serving.get(self.ident, ())) if self.ident is not None else []
+        for server in servers:
+            server.stop()
+        if self._owner_stop is not None and not servers:
+            self._owner_stop()  # a server of the user's own: its stop() is all we know
+        if self is threading.current_thread() or not self._started.is_set():  # type: ignore[attr-defined]
             return
-        # The target may not have registered its server yet; WebServer.stop() says whether it
-        # reached one (False: not yet), so retry until it does or the target has returned.
-        deadline = time.monotonic() + _STOP_RETRY_SECONDS
-        while self._stop_owner() is False and self.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.005)
+        self.join(timeout)
+        if self.is_alive():
+            raise TimeoutError(
+                f"AdvancedThread.stop(timeout={timeout!r}): {self.name} is still running "
+                f"after {timeout} s (the server is draining); call stop() or join() again "
+                "to wait longer"
+            )

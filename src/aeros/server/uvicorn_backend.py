@@ -68,6 +68,7 @@ def build_uvicorn_config(app: Any, config: ServerConfig) -> uvicorn.Config:
         timeout_graceful_shutdown=None,  # AerosServer.shutdown enforces graceful_timeout
         ssl_certfile=config.ssl_certfile,
         ssl_keyfile=config.ssl_keyfile,
+        ssl_ca_certs=config.ssl_ca_certs,
         proxy_headers=config.proxy_headers,
         forwarded_allow_ips=list(config.forwarded_allow_ips or ()),
     )
