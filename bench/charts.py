@@ -29,6 +29,12 @@ COLORS = {
     "fastapi": "#2ca02c",
     "fastapi-aeros": "#155f15",
     "flask-gunicorn": "#d62728",
+    "sanic": "#9467bd",
+    "litestar": "#bcbd22",
+    "starlette": "#17becf",
+    "blacksheep": "#8c564b",
+    "falcon": "#e377c2",
+    "robyn": "#393b79",
 }
 
 
@@ -39,7 +45,7 @@ def _grouped(doc: dict[str, Any], key: str, path: Path, ylabel: str, title: str)
     if key == "ratio":
         contenders = [c for c in contenders if c != "bare"]
     width = 0.8 / max(1, len(contenders))
-    fig, ax = plt.subplots(figsize=(12, 5))
+    fig, ax = plt.subplots(figsize=(14 if len(contenders) > 10 else 12, 5))
     for i, contender in enumerate(contenders):
         xs, ys = [], []
         for j, scenario in enumerate(scenarios):
@@ -55,7 +61,10 @@ def _grouped(doc: dict[str, Any], key: str, path: Path, ylabel: str, title: str)
         ax.axhline(1.0, color="#555", linewidth=0.8, linestyle="--")
     env = doc["environment"]
     ax.set_title(f"{title}\n{env.get('cpu', '')}, one worker on one CPU, wrk -t1 -c64")
-    ax.legend(fontsize=8)
+    if len(contenders) > 10:  # the whole field: beside the bars rather than over them
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    else:
+        ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -1,7 +1,8 @@
 """The aeros benchmark: every contender, every scenario, one command, a few minutes, loopback.
 
-    .venv/bin/python -m bench.run                      # full run (about 5 minutes)
+    .venv/bin/python -m bench.run                      # full run (about 9 minutes)
     .venv/bin/python -m bench.run --quick              # 1 s per scenario, to try the harness
+    .venv/bin/python -m bench.run --field --repeat 5   # the field, uncached (about 18 minutes)
 
 Each contender starts in turn on a free 127.0.0.1 port, one worker process pinned to the server
 CPU; ``wrk -t1 -c64`` pinned to the client CPU drives each scenario after a warm-up. The table
@@ -11,6 +12,11 @@ the same run, and the ratio to the bare app on the contender's own server where 
 4, 8 workers) and two checks: a cache hit is served from the cache (``Age`` header), and 100
 concurrent misses on one key call the view once. Results go to
 ``bench/results/results.json``; ``python -m bench.charts`` draws them.
+
+``--field`` compares aeros with the frameworks users pick instead (:mod:`bench.field`: Sanic,
+Litestar, Starlette, BlackSheep, Falcon, Robyn, with FastAPI, Quart and Flask) on the plaintext,
+JSON and path-parameter scenarios, the only ones they serve, and skips the worker scaling.
+``--contenders`` takes names and the groups of :data:`bench.catalog.GROUPS`.
 """
 
 from __future__ import annotations
@@ -33,69 +39,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.serve import CONTENDERS
+from bench.catalog import (
+    BARE,
+    GROUPS,
+    LABELS,
+    SAME_SERVER,
+    SCENARIOS,
+    UNCACHED,
+    Scenario,
+    expand_contenders,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
-GZIP = "Accept-Encoding: gzip, deflate"
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """One wrk workload: a path, optional request header, and who can serve it."""
-
-    name: str
-    path: str
-    header: str | None = None
-    only: tuple[str, ...] | None = None  # None: every contender
-    title: str = ""
-
-
-AEROS = ("aeros", "aeros-granian")
-BARE = ("bare", "bare-aeros")
-SCENARIOS = (
-    Scenario("plaintext", "/plaintext", title="plaintext"),
-    Scenario("json", "/json", title="JSON"),
-    Scenario("path-param", "/items/42", title="path parameter"),
-    Scenario("json-20k", "/big", title="20 KB JSON"),
-    Scenario(
-        "json-20k-gzip",
-        "/big",
-        GZIP,
-        (*BARE, *AEROS, "fastapi", "fastapi-aeros"),
-        "20 KB JSON, gzip",
-    ),
-    Scenario("cached-hit", "/cached", only=(*BARE, *AEROS), title="cache hit"),
-    Scenario(
-        "cached-20k-gzip-hit",
-        "/cached-big",
-        GZIP,
-        (*BARE, *AEROS),
-        "20 KB gzip cache hit",
-    ),
-    Scenario("sleep-10ms", "/sleep", title="10 ms await"),
-)
-LABELS = {
-    "bare": "bare ASGI (uvicorn)",
-    "bare-aeros": "bare ASGI (aeros server)",
-    "aeros": "aeros (uvicorn)",
-    "aeros-granian": "aeros (granian)",
-    "quart": "Quart (uvicorn)",
-    "quart-aeros": "Quart (aeros server)",
-    "quart-hypercorn": "Quart (Hypercorn)",
-    "fastapi": "FastAPI (uvicorn)",
-    "fastapi-aeros": "FastAPI (aeros server)",
-    "flask-gunicorn": "Flask (Gunicorn)",
-}
-SAME_SERVER = {
-    "bare": "bare",
-    "quart": "bare",
-    "fastapi": "bare",
-    "bare-aeros": "bare-aeros",
-    "aeros": "bare-aeros",
-    "quart-aeros": "bare-aeros",
-    "fastapi-aeros": "bare-aeros",
-}
-"""The bare app on the server each contender runs on (uvicorn, or aeros' server built on it)."""
 
 
 @dataclass
@@ -308,7 +263,7 @@ def probe(port: int, scenario: Scenario) -> dict[str, str]:
     headers = dict([scenario.header.split(": ", 1)]) if scenario.header else {}
     get(port, scenario.path, headers)
     status, got = get(port, scenario.path, headers)
-    keep = ("content-encoding", "age", "content-length", "x-cache", "etag", "vary")
+    keep = ("content-type", "content-encoding", "age", "content-length", "x-cache", "etag", "vary")
     return {"status": str(status), **{k: got[k] for k in keep if k in got}}
 
 
@@ -332,6 +287,13 @@ def versions() -> dict[str, str]:
         "flask",
         "gunicorn",
         "orjson",
+        "sanic",
+        "litestar",
+        "msgspec",
+        "starlette",
+        "blacksheep",
+        "falcon",
+        "robyn",
     ):
         try:
             out[dist] = version(dist)
@@ -374,23 +336,47 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--server-cpu", type=int, default=0)
     parser.add_argument("--client-cpu", type=int, default=1)
-    parser.add_argument("--contenders", default=",".join(CONTENDERS))
-    parser.add_argument("--scenarios", default=",".join(s.name for s in SCENARIOS))
     parser.add_argument(
-        "--workers", default="1,2,4,8", help="aeros worker counts to scale ('' skips)"
+        "--contenders",
+        help=f"names or groups ({', '.join(GROUPS)}), comma-separated; default all, or field",
+    )
+    parser.add_argument(
+        "--scenarios", help="comma-separated; default all, or plaintext,json,path-param for --field"
+    )
+    parser.add_argument(
+        "--workers", help="aeros worker counts to scale ('' skips); default 1,2,4,8, '' for --field"
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs per measurement (median)")
     parser.add_argument("--quick", action="store_true", help="1 s per scenario, no warm-up")
+    parser.add_argument(
+        "--field",
+        action="store_true",
+        help="the frameworks users pick instead: field group, uncached scenarios, no scaling",
+    )
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "results.json"))
     args = parser.parse_args()
     if args.quick:
         args.duration, args.warmup = 1.0, 0.0
+    if args.contenders is None:
+        args.contenders = "field" if args.field else "all"
+    if args.scenarios is None:
+        args.scenarios = ",".join(UNCACHED if args.field else (s.name for s in SCENARIOS))
+    if args.workers is None:
+        args.workers = "" if args.field else "1,2,4,8"
+    try:
+        contenders = expand_contenders(args.contenders)
+    except ValueError as exc:
+        parser.error(f"--contenders: {exc}")
+    wanted = {n for n in args.scenarios.split(",") if n}
+    if unknown := wanted - {s.name for s in SCENARIOS}:
+        parser.error(
+            f"--scenarios: unknown {', '.join(sorted(unknown))!r};"
+            f" choose from {', '.join(s.name for s in SCENARIOS)}"
+        )
 
     wrk_bin = os.environ.get("WRK") or shutil.which("wrk")
     if wrk_bin is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
-    contenders = [c for c in args.contenders.split(",") if c]
-    wanted = set(args.scenarios.split(","))
     scenarios = [s for s in SCENARIOS if s.name in wanted]
     server_cpus, client_cpus = [args.server_cpu], [args.client_cpu]
     started = time.monotonic()

@@ -7,8 +7,11 @@ worker process (unless WORKERS says otherwise), no access log, uvloop where it h
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
+FIELD = ("sanic", "litestar", "starlette", "blacksheep", "falcon", "robyn")
+"""The frameworks of :mod:`bench.field`: they serve the plaintext, JSON and path-param routes."""
 CONTENDERS = (
     "bare",
     "bare-aeros",
@@ -20,7 +23,20 @@ CONTENDERS = (
     "fastapi",
     "fastapi-aeros",
     "flask-gunicorn",
+    *FIELD,
 )
+
+
+UVICORN = {
+    "bare": "bench.apps:bare_app",
+    "quart": "bench.apps:quart_app",
+    "fastapi": "bench.apps:fastapi_app",
+    "starlette": "bench.field:starlette_app",
+    "litestar": "bench.field:litestar_app",
+    "blacksheep": "bench.field:blacksheep_app",
+    "falcon": "bench.field:falcon_app",
+}
+"""The contenders stock uvicorn serves, by the app's import string."""
 
 
 def _exec(argv: list[str]) -> None:
@@ -62,14 +78,11 @@ def serve(contender: str, port: int, workers: int) -> None:
             loop=Loops.uvloop,
             log_enabled=False,
         ).serve()
-    elif contender in ("bare", "quart", "fastapi"):
+    elif contender in UVICORN:
         import uvicorn
 
-        target = {"bare": "bench.apps:bare_app", "quart": "bench.apps:quart_app"}.get(
-            contender, "bench.apps:fastapi_app"
-        )
         uvicorn.run(
-            target,
+            UVICORN[contender],
             host=host,
             port=port,
             workers=workers if workers > 1 else None,
@@ -78,6 +91,26 @@ def serve(contender: str, port: int, workers: int) -> None:
             access_log=False,
             log_level="warning",
         )
+    elif contender == "sanic":
+        # Sanic's own server in this process (single_process=True: no worker manager), uvloop
+        # by default. Its multi-worker mode re-imports the app in spawned processes: not wired.
+        if workers > 1:
+            raise SystemExit("bench.serve runs sanic in one process only")
+        from bench.field import make_sanic_app
+
+        make_sanic_app().run(
+            host=host, port=port, single_process=True, access_log=False, motd=False
+        )
+    elif contender == "robyn":
+        # Robyn's own Rust server; with one process it serves from this process (uvloop)
+        from bench.field import make_robyn_app
+
+        app = make_robyn_app()
+        app.config.processes = workers
+        # On SIGTERM its Rust server stops but its Python loop runs on (loop.run_forever()), so
+        # bench.run would wait 10 s to kill it: exit at once, as the other servers do.
+        signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+        app.start(host=host, port=port)
     elif contender == "quart-hypercorn":
         # in-process, as one Hypercorn worker runs it (the CLI cannot load a lazy module attr)
         import uvloop

@@ -1,0 +1,113 @@
+"""What :mod:`bench.run` measures: the scenarios, who serves each, labels and named groups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.serve import CONTENDERS, FIELD
+
+GZIP = "Accept-Encoding: gzip, deflate"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One wrk workload: a path, optional request header, and who can serve it."""
+
+    name: str
+    path: str
+    header: str | None = None
+    only: tuple[str, ...] | None = None  # None: every contender
+    title: str = ""
+
+
+AEROS = ("aeros", "aeros-granian")
+BARE = ("bare", "bare-aeros")
+EVERY_ROUTE = tuple(c for c in CONTENDERS if c not in FIELD)
+"""The contenders of :mod:`bench.apps`: they also serve the 20 KB and 10 ms sleep routes."""
+SCENARIOS = (
+    Scenario("plaintext", "/plaintext", title="plaintext"),
+    Scenario("json", "/json", title="JSON"),
+    Scenario("path-param", "/items/42", title="path parameter"),
+    Scenario("json-20k", "/big", only=EVERY_ROUTE, title="20 KB JSON"),
+    Scenario(
+        "json-20k-gzip",
+        "/big",
+        GZIP,
+        (*BARE, *AEROS, "fastapi", "fastapi-aeros"),
+        "20 KB JSON, gzip",
+    ),
+    Scenario("cached-hit", "/cached", only=(*BARE, *AEROS), title="cache hit"),
+    Scenario(
+        "cached-20k-gzip-hit",
+        "/cached-big",
+        GZIP,
+        (*BARE, *AEROS),
+        "20 KB gzip cache hit",
+    ),
+    Scenario("sleep-10ms", "/sleep", only=EVERY_ROUTE, title="10 ms await"),
+)
+UNCACHED = ("plaintext", "json", "path-param")
+"""The scenarios every contender serves: the field is compared on these."""
+LABELS = {
+    "bare": "bare ASGI (uvicorn)",
+    "bare-aeros": "bare ASGI (aeros server)",
+    "aeros": "aeros (uvicorn)",
+    "aeros-granian": "aeros (granian)",
+    "quart": "Quart (uvicorn)",
+    "quart-aeros": "Quart (aeros server)",
+    "quart-hypercorn": "Quart (Hypercorn)",
+    "fastapi": "FastAPI (uvicorn)",
+    "fastapi-aeros": "FastAPI (aeros server)",
+    "flask-gunicorn": "Flask (Gunicorn)",
+    "sanic": "Sanic (own server)",
+    "litestar": "Litestar (uvicorn)",
+    "starlette": "Starlette (uvicorn)",
+    "blacksheep": "BlackSheep (uvicorn)",
+    "falcon": "Falcon (uvicorn)",
+    "robyn": "Robyn (own server)",
+}
+SAME_SERVER = {
+    "bare": "bare",
+    "quart": "bare",
+    "fastapi": "bare",
+    "starlette": "bare",
+    "litestar": "bare",
+    "blacksheep": "bare",
+    "falcon": "bare",
+    "bare-aeros": "bare-aeros",
+    "aeros": "bare-aeros",
+    "quart-aeros": "bare-aeros",
+    "fastapi-aeros": "bare-aeros",
+}
+"""The bare app on the server each contender runs on (uvicorn, or aeros' server built on it).
+
+Sanic and Robyn have no entry: no bare app runs on their servers, so they have no ``x same``.
+"""
+GROUPS = {
+    "all": CONTENDERS,
+    "core": EVERY_ROUTE,
+    "field": ("bare", "aeros", *FIELD, "fastapi", "quart", "flask-gunicorn"),
+}
+"""Names ``--contenders`` accepts for a set: ``core`` is aeros and its baselines on every
+scenario, ``field`` the frameworks users pick instead (issue 12's table)."""
+
+
+def expand_contenders(spec: str) -> list[str]:
+    """Contender names from a comma-separated ``spec`` of names and group names, in order.
+
+    Raises ``ValueError`` naming the first entry that is neither.
+    """
+    out: list[str] = []
+    for name in (n.strip() for n in spec.split(",")):
+        if not name:
+            continue
+        if name in GROUPS:
+            out += GROUPS[name]
+        elif name in CONTENDERS:
+            out.append(name)
+        else:
+            raise ValueError(
+                f"unknown contender {name!r}; choose from {', '.join(CONTENDERS)}"
+                f" or a group: {', '.join(GROUPS)}"
+            )
+    return list(dict.fromkeys(out))
