@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from aeros import Limits, WebServer
-from aeros.log_format import MAX_HEADER, MAX_PATH, AccessEntry
-from aeros.logging import LogConfig, configure_logging
+from aeros.logging.config import LogConfig, configure_logging
+from aeros.logging.formatters import MAX_HEADER, MAX_PATH, AccessEntry
 from aeros.middleware.access_log import AccessLogMiddleware
 
 FORMATS = ("default", "common", "combined", "json")

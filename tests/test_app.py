@@ -140,7 +140,7 @@ def test_global_headers_on_answers_the_outer_layers_make(live_server) -> None:
     """Cache hits, 304s, fills, uncached answers and CORS preflights all carry global headers
     exactly once; a view's own value wins on hits too; stored entries do not hold them."""
     from aeros import CORS, SimpleCache
-    from aeros.middleware.cache_entry import decode_entry
+    from aeros.response_cache.entry import decode_entry
 
     store = SimpleCache()
     app = WebServer(

@@ -54,7 +54,7 @@ def test_cached_without_store_warns_once_at_start(live_server: LiveServer) -> No
     every route that asked for caching."""
     calls.clear()
     app = create_app(None)
-    with Records("aeros.caching") as log, live_server(app) as url:
+    with Records("aeros.response_cache.routes") as log, live_server(app) as url:
         bodies = [httpx.get(url + "/blog/posts/1").text for _ in range(3)]
         assert bodies == ["post 1 #1", "post 1 #2", "post 1 #3"]
     warnings = [r.getMessage() for r in log.records]
@@ -121,7 +121,7 @@ def test_app_cache_without_store_warns_at_start_not_at_decoration() -> None:
     """@app.cache() without a store: no warning when decorating (blueprints may come later),
     one at start naming the routes; an app without cached routes says nothing."""
     app = WebServer(__name__, access_log=False)
-    with Records("aeros.caching") as log:
+    with Records("aeros.response_cache.routes") as log:
 
         @app.route("/")
         @app.cache()

@@ -284,7 +284,7 @@ def test_cache_failing_store_never_5xx(live_server: LiveServer) -> None:
     """A store that raises StoreError: every request is served uncached, one warning logged."""
     store = FailingStore()
     s = Site(store)
-    with Records("aeros.middleware.cache") as log, live_server(s.app) as url:
+    with Records("aeros.response_cache.layer") as log, live_server(s.app) as url:
         responses = [httpx.get(url + "/") for _ in range(10)]
     assert [r.status_code for r in responses] == [200] * 10
     assert s.views["page"] == 10

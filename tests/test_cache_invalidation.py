@@ -13,7 +13,7 @@ import pytest
 from quart import Response, request
 
 from aeros import SimpleCache, WebServer
-from aeros.middleware.cache_invalidation import Target, invalidated_targets
+from aeros.response_cache.invalidation import Target, invalidated_targets
 from cache_support import BACKENDS, LiveServer, call, http_scope, make_store
 
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from aeros import Gzip, SimpleCache
-from aeros.middleware.cache import CACHE_STATE, CacheMiddleware
-from aeros.middleware.cache_entry import CachePolicy
+from aeros.response_cache.entry import CachePolicy
+from aeros.response_cache.layer import CACHE_STATE, CacheMiddleware
 from cache_support import call, http_scope
 
 POLICY = CachePolicy(timeout=60, route="r")

@@ -12,8 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aeros import SimpleCache, WebServer
-from aeros.middleware.cache import CacheMiddleware
-from aeros.middleware.cache_entry import (
+from aeros.response_cache.entry import (
     CachePolicy,
     build_key,
     decode_entry,
@@ -22,6 +21,7 @@ from aeros.middleware.cache_entry import (
     request_host,
     request_path,
 )
+from aeros.response_cache.layer import CacheMiddleware
 from cache_support import call, http_scope
 
 VARY = (b"accept-language", b"cookie")
@@ -113,7 +113,7 @@ def test_cache_entry_roundtrip_and_truncation(
     cut: int,
 ) -> None:
     """An entry decodes to itself; any truncation decodes to None, never to other data."""
-    from aeros.middleware.cache_entry import Entry
+    from aeros.response_cache.entry import Entry
 
     entry = Entry(status, headers, body, created, created, created, variants, etag=b"x")
     data = encode_entry(entry)

@@ -12,7 +12,7 @@ import pytest
 from quart import Blueprint
 
 from aeros import ConfigurationError, FilesystemCache, SimpleCache, WebServer
-from aeros.caching import _MEMO_LIMIT
+from aeros.response_cache.routes import _MEMO_LIMIT
 from cache_support import LiveServer, call, http_scope
 
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from aeros import ConfigurationError, FileSystemCache, FilesystemCache, RedisCache, SimpleCache
-from aeros.cache import PrefixStore, Store
 from aeros.errors import StoreError
+from aeros.stores import PrefixStore, Store
 from cache_support import BACKENDS, make_store
 
 HOSTILE_KEYS = [

@@ -15,7 +15,7 @@ import pytest
 from quart import Response, send_file
 
 from aeros import SimpleCache, WebServer
-from aeros.middleware.cache import CacheMiddleware, CachePolicy
+from aeros.response_cache.layer import CacheMiddleware, CachePolicy
 from cache_support import BACKENDS, LiveServer, Records, call, http_scope, make_store
 
 PER_REQUEST = {
@@ -120,7 +120,7 @@ def test_cache_uncacheable_logged_with_reason(
     """A response the cache may not store logs cache=uncacheable on every request (not
     miss) and one warning for the route naming the reason."""
     app, log = uncacheable_app(tmp_path)
-    with Records("aeros.middleware.cache") as records, live_server(app) as url:
+    with Records("aeros.response_cache.layer") as records, live_server(app) as url:
         for _ in range(3):
             assert httpx.get(url + path).status_code == 200
         httpx.get(url + "/fine")
@@ -147,7 +147,7 @@ def test_cache_body_over_store_limit_is_uncacheable(
     async def big() -> str:
         return "x" * 2000
 
-    with Records("aeros.middleware.cache") as records, live_server(app) as url:
+    with Records("aeros.response_cache.layer") as records, live_server(app) as url:
         for _ in range(2):
             assert httpx.get(url + "/big").text == "x" * 2000
     assert [line.rsplit(" ", 1)[1] for line in log.read_text().splitlines()] == [
@@ -159,7 +159,7 @@ def test_cache_body_over_store_limit_is_uncacheable(
 def test_cache_status_outside_statuses_is_quiet(tmp_path: Path, live_server: LiveServer) -> None:
     """A status the route does not cache (a 404) is uncacheable but not worth a warning."""
     app, log = uncacheable_app(tmp_path)
-    with Records("aeros.middleware.cache") as records, live_server(app) as url:
+    with Records("aeros.response_cache.layer") as records, live_server(app) as url:
         assert httpx.get(url + "/missing").status_code == 404
     assert log.read_text().rstrip().endswith("cache=uncacheable")
     assert records.records == []

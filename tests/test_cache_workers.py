@@ -196,7 +196,7 @@ async def test_cache_broken_redis_under_load(mode: str, live_server: LiveServer)
     try:
         store = RedisCache(port=fake.port, socket_timeout=0.1, retry_after=0.3)
         site = Site(store)
-        with Records("aeros.middleware.cache") as log, live_server(site.app) as url:
+        with Records("aeros.response_cache.layer") as log, live_server(site.app) as url:
             async with httpx.AsyncClient(base_url=url, timeout=10) as client:
 
                 async def one(i: int) -> tuple[int, float]:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from aeros import Br, ConfigurationError, Gzip, Zstd
-from aeros.middleware.compression import (
+from aeros.compression.layer import (
     SKIP_COMPRESSION,
     CompressionMiddleware,
     add_vary,
@@ -232,7 +232,7 @@ def test_encoded_headers_and_encode_body() -> None:
 
 async def test_layer_streams_large_known_length(monkeypatch: pytest.MonkeyPatch) -> None:
     """A body longer than BUFFER_LIMIT is streamed (chunked), not collected in memory."""
-    monkeypatch.setattr("aeros.middleware.compression.BUFFER_LIMIT", 1000)
+    monkeypatch.setattr("aeros.compression.layer.BUFFER_LIMIT", 1000)
     parts = [JSON[:600], JSON[600:]]
     sent = await run(scripted(200, [CT_JSON, length(JSON)], [*parts, b""]))
     headers = start_headers(sent)

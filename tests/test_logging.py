@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from aeros import ConfigurationError, SimpleCache, WebServer
-from aeros.log_format import ConsoleFormatter, escape, use_color
-from aeros.logging import LogConfig, configure_logging, log_banner
+from aeros.logging.config import LogConfig, configure_logging, log_banner
+from aeros.logging.formatters import ConsoleFormatter, escape, use_color
 from conftest import free_port, wait_for_port
 
 ESC = "\x1b["

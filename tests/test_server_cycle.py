@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
-from aeros.server import cycle as cycle_module
-from aeros.server.cycle import LeanCycle
+from aeros.server.http import cycle as cycle_module
+from aeros.server.http.cycle import LeanCycle
 
 DATE = [(b"date", b"Thu, 03 Dec 2026 09:28:06 GMT")]
 
@@ -294,7 +294,7 @@ def test_stream_headers_arrive_before_a_late_first_chunk(live_server) -> None:
 
 async def test_batched_responses_are_written_after_the_iteration_in_order() -> None:
     """With a WriteBatch, complete keep-alive responses go out together, each as uvicorn's."""
-    from aeros.server.cycle import WriteBatch
+    from aeros.server.http.cycle import WriteBatch
 
     batch = WriteBatch()
     ours = [make(LeanCycle) for _ in range(3)]
@@ -315,7 +315,7 @@ async def test_batched_responses_are_written_after_the_iteration_in_order() -> N
 
 async def test_batch_skips_closing_transports_and_never_holds_a_closing_response() -> None:
     """A client gone before the flush gets nothing; Connection: close is written at once."""
-    from aeros.server.cycle import WriteBatch
+    from aeros.server.http.cycle import WriteBatch
 
     batch = WriteBatch()
     gone, closing = make(LeanCycle), make(LeanCycle, keep_alive=False)
@@ -332,7 +332,7 @@ async def test_batch_skips_closing_transports_and_never_holds_a_closing_response
 
 async def test_a_failing_write_costs_only_its_own_connection(caplog) -> None:
     """A transport that raises is aborted and logged; the responses behind it still go out."""
-    from aeros.server.cycle import WriteBatch
+    from aeros.server.http.cycle import WriteBatch
 
     class Broken(Transport):
         aborted = False
@@ -358,7 +358,7 @@ def test_a_loop_that_served_is_not_kept_alive_by_its_batch() -> None:
     import gc
     import weakref
 
-    from aeros.server.cycle import batch_for
+    from aeros.server.http.cycle import batch_for
 
     loop = asyncio.new_event_loop()
     batch_for(loop)

@@ -11,7 +11,7 @@ from quart import websocket
 from websockets.sync.client import connect
 
 from aeros import WebServer
-from aeros.middleware.types import Receive, Scope, Send
+from aeros.types import Receive, Scope, Send
 
 
 def _app(tmp_path: Path, *, access_log: bool) -> WebServer:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from aeros.app import WebServer
-from aeros.cache import FileSystemCache, FilesystemCache, RedisCache, SimpleCache
 from aeros.cache_control import CacheControl, CacheTypes
-from aeros.cache_policy import cached
 from aeros.compression import Br, Compress, Gzip, Zstd
 from aeros.errors import AerosError, ConfigurationError, StoreError
 from aeros.middleware.cors import CORS
 from aeros.misc import async_to_sync, jsonify, render_template, sync_to_async
+from aeros.response_cache.policy import cached
 from aeros.server.config import Limits
 from aeros.server.threads import AdvancedThread
+from aeros.stores import FileSystemCache, FilesystemCache, RedisCache, SimpleCache
 
 __all__ = [
     "CORS",

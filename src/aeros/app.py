@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 from quart import Quart
 
 from aeros.cache_control import CacheControl
-from aeros.caching import ResponseCache
 from aeros.compression import DEFAULT_COMPRESSION, Codec, check_codecs, resolve_codecs
+from aeros.compression.layer import CompressionMiddleware
 from aeros.errors import ConfigurationError
 from aeros.fastpath import (
     HTTPConnection,
@@ -29,13 +29,12 @@ from aeros.fastpath import (
     WebsocketConnection,
 )
 from aeros.fastpath.dispatch import uses_lean_dispatch
-from aeros.logging import LogConfig, configure_logging, log_banner, route_logger
+from aeros.logging.config import LogConfig, configure_logging, log_banner, route_logger
 from aeros.middleware.access_log import AccessLogMiddleware
-from aeros.middleware.compression import CompressionMiddleware
 from aeros.middleware.cors import CORS, CORSMiddleware
 from aeros.middleware.headers import GlobalHeaders, HeadersMiddleware
-from aeros.middleware.types import ASGIApp, Headers, Receive, Scope, Send, check_header
 from aeros.misc import note_sync_function
+from aeros.response_cache.routes import ResponseCache
 from aeros.run_options import (
     apply_run_options,
     check_run_call,
@@ -48,6 +47,7 @@ from aeros.server.forkserver import ForkServer
 from aeros.server.runner import Runner, fork_server_for
 from aeros.server.threads import serving_in_this_thread
 from aeros.server.uvicorn_backend import check_ssl
+from aeros.types import ASGIApp, Headers, Receive, Scope, Send, check_header
 
 __all__ = ["WebServer"]
 
@@ -67,7 +67,7 @@ class WebServer(Quart):
         port: TCP port. Default 8000: unprivileged, so no root is needed (80 needs it).
         worker_threads: number of worker processes serving one socket (alias ``workers``).
         cache: a store (``SimpleCache``, ``FilesystemCache``, ``RedisCache`` or any
-            :class:`aeros.cache.base.Store`) behind ``@app.cache()``; None disables caching.
+            :class:`aeros.stores.base.Store`) behind ``@app.cache()``; None disables caching.
         compression: a codec (``Gzip()``, ``Br()``, ``Zstd()``), a sequence of them in order of
             preference, or None to turn compression off. Default: gzip level 2 for text-like
             bodies over 500 bytes, overridable through ``app.config["COMPRESS_*"]``.

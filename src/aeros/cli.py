@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 from aeros.app import WebServer
 from aeros.errors import ConfigurationError
 from aeros.locate import AppSpecError, import_app
-from aeros.logging import ACCESS_FORMATS, LEVELS, LogConfig
+from aeros.logging.config import ACCESS_FORMATS, LEVELS, LogConfig
 from aeros.server.config import Limits, ServerConfig
 from aeros.server.reload import is_reloader_child, prepare_app, run_with_reloader
 from aeros.server.serve import serve_asgi
@@ -64,7 +64,7 @@ LOG_OPTIONS = {
     "access_log_file": "access_log_file",
     "log_file": "log_file",
 }
-"""``run`` option -> :class:`aeros.logging.LogConfig` field."""
+"""``run`` option -> :class:`aeros.logging.config.LogConfig` field."""
 
 
 # ---- value types: each error names what is allowed; argparse adds the option's name ------

@@ -20,7 +20,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from aeros.server.config import ServerConfig
-from aeros.server.protocol import build_protocol_class
+from aeros.server.http.protocol import build_protocol_class
 
 REQUEST = (
     b"GET /items/42?full=1 HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: bench/1.0\r\n"

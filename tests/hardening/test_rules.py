@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aeros.server.limits_rules import (
+from aeros.server.http.rules import (
     MESSAGES,
     answer_header_block,
     error_response,

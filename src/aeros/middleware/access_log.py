@@ -2,7 +2,7 @@
 
 The outermost layer, so it is on every request's path: it only counts bytes, reads the clock
 twice and hands the raw fields to the logging queue. Escaping and formatting happen later in
-the listener thread (:mod:`aeros.logging`), never on the event loop.
+the listener thread (:mod:`aeros.logging.config`), never on the event loop.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import time
 
-from aeros.logging import ACCESS_LOGGER, SERVER_ANSWER, AccessEntry, LogConfig, log_access
-from aeros.middleware.types import ASGIApp, Message, Receive, Scope, Send
+from aeros.logging.config import ACCESS_LOGGER, SERVER_ANSWER, AccessEntry, LogConfig, log_access
+from aeros.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["AccessLogMiddleware"]
 
@@ -23,7 +23,7 @@ class AccessLogMiddleware:
 
     Args:
         app: the ASGI app to wrap.
-        config: the :class:`aeros.logging.LogConfig`; its format decides whether the
+        config: the :class:`aeros.logging.config.LogConfig`; its format decides whether the
             User-Agent and Referer headers are looked up (``combined`` and ``json`` only).
     """
 

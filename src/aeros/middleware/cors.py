@@ -20,10 +20,10 @@ import re
 from collections.abc import Iterable
 from dataclasses import KW_ONLY, dataclass
 
+from aeros.compression.layer import add_vary
 from aeros.errors import ConfigurationError
-from aeros.middleware.compression import add_vary
 from aeros.middleware.headers import GlobalHeaders
-from aeros.middleware.types import ASGIApp, Headers, Message, Receive, Scope, Send
+from aeros.types import ASGIApp, Headers, Message, Receive, Scope, Send
 
 __all__ = ["CORS", "CORSMiddleware"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from aeros.middleware.types import ASGIApp, Headers, Message, Receive, Scope, Send
+from aeros.types import ASGIApp, Headers, Message, Receive, Scope, Send
 
 __all__ = ["SKIP_GLOBAL_HEADERS", "GlobalHeaders", "HeadersMiddleware"]
 
@@ -23,7 +23,7 @@ class GlobalHeaders:
 
     Args:
         headers: encoded pairs, names lower-case, already validated
-            (see :func:`aeros.middleware.types.check_header`).
+            (see :func:`aeros.types.check_header`).
     """
 
     __slots__ = ("headers", "names")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aeros.logging import LogConfig, configure_logging, log_banner
+from aeros.logging.config import LogConfig, configure_logging, log_banner
 from aeros.middleware.access_log import AccessLogMiddleware
 from aeros.middleware.lifespan import OptionalLifespanMiddleware
 from aeros.server.config import ServerConfig

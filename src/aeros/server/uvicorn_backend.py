@@ -27,10 +27,10 @@ from typing import Any
 import uvicorn
 
 from aeros.errors import ConfigurationError
+from aeros.middleware.concurrency_limit import ConcurrencyLimitMiddleware
 from aeros.server import signals
-from aeros.server.concurrency import ConcurrencyLimitMiddleware
 from aeros.server.config import ServerConfig
-from aeros.server.protocol import build_protocol_class
+from aeros.server.http.protocol import build_protocol_class
 
 __all__ = ["AerosServer", "StartupFailed", "build_uvicorn_config", "check_ssl", "serve"]
 

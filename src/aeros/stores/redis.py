@@ -22,8 +22,8 @@ from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-from aeros.cache.base import check_timeout, key_group
 from aeros.errors import ConfigurationError, StoreError
+from aeros.stores.base import check_timeout, key_group
 
 __all__ = ["RedisCache"]
 

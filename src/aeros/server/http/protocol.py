@@ -3,7 +3,7 @@
 uvicorn's ``HttpToolsProtocol`` parses with llhttp, which is strict about framing, but it has no
 limit on the size of a request line or header block, no deadline for a request head (a client
 can hold a connection open forever by trickling bytes: slowloris), and no body size limit. This
-subclass adds those, and the head rules of :mod:`aeros.server.limits_rules`, answering each
+subclass adds those, and the head rules of :mod:`aeros.server.http.rules`, answering each
 violation with a fixed 4xx/5xx and ``Connection: close`` (see docs/security.md).
 
 Everything here runs for every request, so the checks are integer compares and a few byte
@@ -24,11 +24,11 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
-from aeros.log_format import AccessEntry
-from aeros.logging import ACCESS_LOGGER, SERVER_ANSWER, log_access
+from aeros.logging.config import ACCESS_LOGGER, SERVER_ANSWER, log_access
+from aeros.logging.formatters import AccessEntry
 from aeros.server.config import Limits, ServerConfig
-from aeros.server.cycle import LeanCycle, batch_for
-from aeros.server.limits_rules import (
+from aeros.server.http.cycle import LeanCycle, batch_for
+from aeros.server.http.rules import (
     HEAD_SLACK,
     RejectRequest,
     answer_header_block,
@@ -303,7 +303,7 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
 
     def _start_cycle(self, url: bytes, http_version: str) -> None:
         """uvicorn's on_headers_complete from parsing the target on (its 503 check dropped,
-        its cycle replaced by :class:`aeros.server.cycle.LeanCycle`)."""
+        its cycle replaced by :class:`aeros.server.http.cycle.LeanCycle`)."""
         parsed_url = httptools.parse_url(url)
         raw_path = parsed_url.path
         path = raw_path.decode("ascii")

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from aeros.compression.codecs import Codec, StreamEncoder
 from aeros.compression.negotiate import Negotiator
 from aeros.errors import ConfigurationError
-from aeros.middleware.types import ASGIApp, Headers, Message, Receive, Scope, Send
+from aeros.types import ASGIApp, Headers, Message, Receive, Scope, Send
 
 __all__ = [
     "SKIP_COMPRESSION",

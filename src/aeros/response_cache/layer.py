@@ -18,7 +18,7 @@ Per cached GET/HEAD request:
   route and reason;
 - a successful unsafe request (POST, PUT, PATCH, DELETE, ...) to any route drops the stored
   entries of its target URI and of a same-origin ``Location`` / ``Content-Location``
-  (:mod:`aeros.middleware.cache_invalidation`), so the next GET sees the change;
+  (:mod:`aeros.response_cache.invalidation`), so the next GET sees the change;
 - a failing store (:class:`aeros.errors.StoreError`) serves the request uncached and logs a
   warning at most once per ``warn_interval`` seconds.
 
@@ -39,21 +39,21 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aeros.compression.codecs import Codec
-from aeros.compression.negotiate import Negotiator
-from aeros.errors import StoreError
-from aeros.middleware.cache_answer import NOT_MODIFIED_HEADERS, answer, prepare
-from aeros.middleware.cache_capture import Capture, Refusal, empty_receive
-from aeros.middleware.cache_entry import CachePolicy, Entry, KeyMemo
-from aeros.middleware.cache_invalidation import Target, drop_target, serve_unsafe
-from aeros.middleware.cache_store import FAILED, EntryStore
-from aeros.middleware.compression import (
+from aeros.compression.layer import (
     SKIP_COMPRESSION,
     CompressingSender,
     add_vary,
     is_compressible,
 )
+from aeros.compression.negotiate import Negotiator
+from aeros.errors import StoreError
 from aeros.middleware.headers import SKIP_GLOBAL_HEADERS, GlobalHeaders
-from aeros.middleware.types import ASGIApp, Headers, Receive, Scope, Send
+from aeros.response_cache.answer import NOT_MODIFIED_HEADERS, answer, prepare
+from aeros.response_cache.capture import Capture, Refusal, empty_receive
+from aeros.response_cache.entry import CachePolicy, Entry, KeyMemo
+from aeros.response_cache.invalidation import Target, drop_target, serve_unsafe
+from aeros.response_cache.storage import FAILED, EntryStore
+from aeros.types import ASGIApp, Headers, Receive, Scope, Send
 
 __all__ = ["CACHE_STATE", "CacheMiddleware", "CachePolicy"]
 
@@ -72,7 +72,7 @@ class CacheMiddleware:
 
     Args:
         app: the inner ASGI app (compression, then the framework).
-        store: any :class:`aeros.cache.Store`.
+        store: any :class:`aeros.stores.Store`.
         policy_for: maps a scope to the route's :class:`CachePolicy`, or None when the route is
             not cached. Called for every GET/HEAD request; it must be cheap (memoised).
         codecs: the app's compression codecs in order of preference (empty: none).
@@ -85,7 +85,7 @@ class CacheMiddleware:
             so a request that missed the store just before the fill landed does not run the
             app again. Default 0.5.
         invalidate: ``await invalidate(target)`` drops the stored entries of one
-            :class:`~aeros.middleware.cache_invalidation.Target` after a successful unsafe
+            :class:`~aeros.response_cache.invalidation.Target` after a successful unsafe
             request; default: drop them from ``store`` here. The app passes its own so that
             every layer (and worker) sharing the store forgets them too.
     """

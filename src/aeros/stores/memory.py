@@ -6,7 +6,7 @@ import threading
 import time
 from collections import OrderedDict
 
-from aeros.cache.base import check_size, check_timeout, expiry, key_group
+from aeros.stores.base import check_size, check_timeout, expiry, key_group
 
 __all__ = ["SimpleCache"]
 

@@ -1,8 +1,8 @@
 """Formatting of aeros' log lines: escaping, the console format, the access-log formats.
 
-Everything here runs in the logging listener thread (:mod:`aeros.logging`), never on the event
-loop: the access-log layer hands over raw fields (:class:`AccessEntry`) and this module turns
-them into one safe line.
+Everything here runs in the logging listener thread (:mod:`aeros.logging.config`), never on
+the event loop: the access-log layer hands over raw fields (:class:`AccessEntry`) and this
+module turns them into one safe line.
 """
 
 from __future__ import annotations

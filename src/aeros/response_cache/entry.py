@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from aeros.middleware.types import Headers, Scope
+from aeros.types import Headers, Scope
 
 __all__ = [
     "CachePolicy",
@@ -167,7 +167,7 @@ def request_path(scope: Scope) -> bytes:
 
 def path_prefix(policy: CachePolicy, path: bytes) -> str:
     """Store-key prefix of every entry of one path (any host, query or variant): exactly the
-    store *group* of those keys (see :class:`aeros.cache.PrefixStore`)."""
+    store *group* of those keys (see :class:`aeros.stores.PrefixStore`)."""
     return f"{policy.route_hash}:{_digest(path, 8)}:"
 
 

@@ -1,6 +1,6 @@
 """What a request head must look like, and the answers sent when it does not.
 
-Pure functions and tables, no I/O: the HTTP protocol class (:mod:`aeros.server.protocol`) calls
+Pure functions and tables, no I/O: the HTTP protocol class (:mod:`aeros.server.http.protocol`) calls
 them from its parser callbacks. llhttp (through httptools) already rejects malformed framing,
 Content-Length and Transfer-Encoding combinations, control characters and obs-fold; the rules
 here cover what it accepts but a server facing the internet must not (see docs/security.md).

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from aeros.cache.base import PrefixStore, Store
-from aeros.cache.filesystem import FileSystemCache, FilesystemCache
-from aeros.cache.memory import SimpleCache
-from aeros.cache.redis import RedisCache
+from aeros.stores.base import PrefixStore, Store
+from aeros.stores.filesystem import FileSystemCache, FilesystemCache
+from aeros.stores.memory import SimpleCache
+from aeros.stores.redis import RedisCache
 
 __all__ = [
     "FileSystemCache",

@@ -7,8 +7,8 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
-from aeros.log_format import AccessEntry
-from aeros.logging import ACCESS_LOGGER, log_access
+from aeros.logging.config import ACCESS_LOGGER, log_access
+from aeros.logging.formatters import AccessEntry
 
 __all__ = ["ConcurrencyLimitMiddleware"]
 

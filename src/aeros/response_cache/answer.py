@@ -8,10 +8,10 @@ per entry and coding.
 from __future__ import annotations
 
 from aeros.compression.codecs import Codec
-from aeros.middleware.cache_entry import Entry
-from aeros.middleware.compression import encoded_headers
+from aeros.compression.layer import encoded_headers
 from aeros.middleware.headers import GlobalHeaders
-from aeros.middleware.types import Headers, Send
+from aeros.response_cache.entry import Entry
+from aeros.types import Headers, Send
 
 __all__ = ["NOT_MODIFIED_HEADERS", "answer", "etag_matches", "prepare"]
 

@@ -1,8 +1,8 @@
 """Route-level response cache for a Quart app: route lookup, clear, purge and invalidation.
 
 This is the Quart-aware half of the response cache. ``@app.cache(...)`` and ``@cached(...)``
-(:mod:`aeros.cache_policy`) mark the view function with a
-:class:`~aeros.middleware.cache.CachePolicy`; the cache layer (pure ASGI, in front of Quart)
+(:mod:`aeros.response_cache.policy`) mark the view function with a
+:class:`~aeros.response_cache.layer.CachePolicy`; the cache layer (pure ASGI, in front of Quart)
 asks :meth:`ResponseCache.policy_for` which policy a request's route has. The lookup matches
 (method, path) against ``app.url_map`` once and remembers the answer in a bounded table, so
 the hot path is one dict lookup and a hit never enters Quart.
@@ -24,15 +24,15 @@ from typing import Any, TypeVar
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RoutingException
 
-from aeros.cache.base import Store
-from aeros.cache_policy import POLICY_ATTRIBUTE, make_decorator, policy_of
 from aeros.errors import ConfigurationError, StoreError
-from aeros.middleware.cache import CacheMiddleware, CachePolicy
-from aeros.middleware.cache_entry import route_prefix
-from aeros.middleware.cache_invalidation import Target, drop_target
 from aeros.middleware.headers import GlobalHeaders
-from aeros.middleware.types import ASGIApp, Scope
+from aeros.response_cache.entry import route_prefix
+from aeros.response_cache.invalidation import Target, drop_target
+from aeros.response_cache.layer import CacheMiddleware, CachePolicy
+from aeros.response_cache.policy import POLICY_ATTRIBUTE, make_decorator, policy_of
 from aeros.server import peers
+from aeros.stores.base import Store
+from aeros.types import ASGIApp, Scope
 
 __all__ = ["POLICY_ATTRIBUTE", "ResponseCache"]
 
@@ -49,7 +49,7 @@ class ResponseCache:
 
     Args:
         app: the Quart app (``WebServer``).
-        store: any :class:`aeros.cache.Store` (``SimpleCache``, ``FilesystemCache``,
+        store: any :class:`aeros.stores.Store` (``SimpleCache``, ``FilesystemCache``,
             ``RedisCache``, your own), or None: caching off; views marked for caching are
             served uncached and :meth:`warn_without_store` names them once at start.
     """
@@ -329,7 +329,7 @@ class ResponseCache:
         return await self.drop(Target(path, host, root_path))
 
     async def drop(self, target: Target) -> int:
-        """:meth:`invalidate` for a :class:`~aeros.middleware.cache_invalidation.Target`.
+        """:meth:`invalidate` for a :class:`~aeros.response_cache.invalidation.Target`.
 
         With a store in each process's memory, every other worker drops the target too before
         this returns (so the client's next GET finds no stale entry in any worker).

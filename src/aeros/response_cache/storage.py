@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aeros.errors import StoreError
-from aeros.middleware.cache_entry import Entry, decode_entry, encode_entry
+from aeros.response_cache.entry import Entry, decode_entry, encode_entry
 
 __all__ = ["FAILED", "EntryStore"]
 
@@ -28,7 +28,7 @@ class EntryStore:
     """Reads and writes entries of ``store`` for one cache layer.
 
     Args:
-        store: any :class:`aeros.cache.Store`.
+        store: any :class:`aeros.stores.Store`.
         logger: where failures are reported.
         warn_interval: seconds between two warnings about a failing store.
     """

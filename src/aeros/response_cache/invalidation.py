@@ -18,8 +18,8 @@ from typing import Any, NamedTuple
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from aeros.errors import StoreError
-from aeros.middleware.cache_entry import CachePolicy, path_prefix, request_host, request_path
-from aeros.middleware.types import ASGIApp, Message, Receive, Scope, Send
+from aeros.response_cache.entry import CachePolicy, path_prefix, request_host, request_path
+from aeros.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = [
     "SAFE_METHODS",

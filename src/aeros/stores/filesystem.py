@@ -24,8 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from aeros.cache.base import check_size, check_timeout, expiry, key_group
 from aeros.errors import ConfigurationError, StoreError
+from aeros.stores.base import check_size, check_timeout, expiry, key_group
 
 __all__ = ["FileSystemCache", "FilesystemCache"]
 

@@ -21,7 +21,7 @@ from logging.handlers import QueueHandler, QueueListener
 from typing import Any
 
 from aeros.errors import ConfigurationError
-from aeros.log_format import (
+from aeros.logging.formatters import (
     ACCESS_FORMATS,
     AccessEntry,
     AccessFormatter,
@@ -430,7 +430,9 @@ def configure_logging(config: LogConfig) -> LoggingHandle:
     handlers and stops the thread.
     """
     if not isinstance(config, LogConfig):
-        raise TypeError(f"configure_logging(config={config!r}) needs an aeros.logging.LogConfig")
+        raise TypeError(
+            f"configure_logging(config={config!r}) needs an aeros.logging.config.LogConfig"
+        )
     return _state.acquire(config)
 
 

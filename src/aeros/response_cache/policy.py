@@ -1,6 +1,6 @@
 """``@cached(...)``: mark a view function for the response cache, without an app object.
 
-The decorator only attaches a :class:`~aeros.middleware.cache.CachePolicy` to the function;
+The decorator only attaches a :class:`~aeros.response_cache.layer.CachePolicy` to the function;
 whichever :class:`aeros.WebServer` serves the view later reads it when a request arrives. So a
 blueprint in its own module and an app factory can cache views, as Flask extensions that never
 hold the app do. ``app.cache(...)`` is the same decorator.
@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from aeros.errors import ConfigurationError
-from aeros.middleware.cache_entry import CachePolicy
+from aeros.response_cache.entry import CachePolicy
 
 __all__ = [
     "OPTIONS",

@@ -19,8 +19,8 @@ import hashlib
 import time
 from collections.abc import Callable
 
-from aeros.middleware.cache_entry import CachePolicy, Entry
-from aeros.middleware.types import Headers, Message, Receive, Send
+from aeros.response_cache.entry import CachePolicy, Entry
+from aeros.types import Headers, Message, Receive, Send
 
 __all__ = ["PATHSEND", "Capture", "Refusal", "empty_receive", "is_per_request", "storable"]
 
