@@ -21,7 +21,7 @@ from quart import current_app, render_template
 from aeros import WebServer
 from aeros.errors import ConfigurationError
 from aeros.server.runner import bind_socket
-from conftest import free_port
+from tests.support.net import free_port
 
 
 def _app(**kwargs: Any) -> WebServer:

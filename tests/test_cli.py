@@ -27,8 +27,8 @@ from aeros.cli import (
     parse_arguments,
 )
 from aeros.server.config import Limits, ServerConfig
-from cli_support import start_cli, stop_cli, wait_for
-from conftest import require
+from tests.support.cli import start_cli, stop_cli, wait_for
+from tests.support.net import require
 
 APP_MODULE = textwrap.dedent(
     """

@@ -111,7 +111,7 @@ class LeanCycle(RequestResponseCycle):
 
     The bytes written, the errors raised for an invalid header (``RuntimeError``) and the
     framing state it leaves (``chunked_encoding``, ``expected_content_length``, ``keep_alive``)
-    are uvicorn's; ``tests/test_server_cycle.py`` compares the two.
+    are uvicorn's; ``tests/server/test_server_cycle.py`` compares the two.
     """
 
     _head: bytes | None = None  # a response head not written yet
