@@ -327,7 +327,12 @@ def test_cli_help_documents_every_option(
         main(["run", "--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    server_fields = {f.name for f in dataclasses.fields(ServerConfig)} - {"backend", "limits"}
+    # answer_headers: the app's global headers, filled by run_server(), not a user option
+    server_fields = {f.name for f in dataclasses.fields(ServerConfig)} - {
+        "backend",
+        "limits",
+        "answer_headers",
+    }
     for name in sorted(server_fields | {f.name for f in dataclasses.fields(Limits)}):
         assert f"--{name.replace('_', '-')}" in text, name
         assert f"[env: AEROS_{name.upper()}]" in text, name

@@ -171,11 +171,7 @@ class WebServer(Quart):
             freeze_gc=freeze_gc,
             limits=limits if limits is not None else Limits(),
         )
-        # One body limit, not two: Quart's checks read these keys (docs/security.md).
-        limits = self.server_config.limits
-        self.config["MAX_CONTENT_LENGTH"] = limits.max_body_size
-        self.config["MAX_FORM_MEMORY_SIZE"] = limits.max_form_memory_size
-        self.config["MAX_FORM_PARTS"] = limits.max_form_parts
+        self.use_limits(self.server_config.limits)
         check_ssl(self.server_config)  # a bad certificate or key fails here, not at start
         self.log_config = LogConfig(
             level=log_level,
@@ -377,6 +373,17 @@ class WebServer(Quart):
             runner.close()
             with self._runner_lock:
                 self._runner = None
+
+    def use_limits(self, limits: Limits) -> None:
+        """Serve with ``limits``: the server's and Quart's body and form limits at once.
+
+        One body limit, not two: Quart's own checks read ``MAX_CONTENT_LENGTH``,
+        ``MAX_FORM_MEMORY_SIZE`` and ``MAX_FORM_PARTS`` (docs/security.md).
+        """
+        self.server_config = self.server_config.replace(limits=limits)
+        self.config["MAX_CONTENT_LENGTH"] = limits.max_body_size
+        self.config["MAX_FORM_MEMORY_SIZE"] = limits.max_form_memory_size
+        self.config["MAX_FORM_PARTS"] = limits.max_form_parts
 
     def _answer_headers(self) -> tuple[tuple[bytes, bytes], ...]:
         """The headers of the answers aeros' server makes itself (413, 408, 503, ...)."""

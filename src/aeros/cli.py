@@ -49,6 +49,7 @@ SERVER_OPTIONS = (
     "worker_healthcheck_timeout",
     "ssl_certfile",
     "ssl_keyfile",
+    "ssl_ca_certs",
     "proxy_headers",
     "forwarded_allow_ips",
     "freeze_gc",
@@ -199,6 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--ssl-keyfile", type=_existing_file, metavar="PATH", help="PEM private key (HTTPS)"
     )
     net.add_argument(
+        "--ssl-ca-certs",
+        type=_existing_file,
+        metavar="PATH",
+        help="CA bundle to verify client certificates against (needs the two above)",
+    )
+    net.add_argument(
         "--proxy-headers",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -217,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("max_header_size", "largest header block in bytes; larger gets 431"),
         ("max_header_count", "most header fields in a request; more gets 431"),
         ("max_body_size", "largest request body in bytes; larger gets 413"),
+        ("max_form_memory_size", "largest non-file form field in bytes; larger gets 413"),
+        ("max_form_parts", "most parts in a multipart form; more gets 413"),
     ):
         default = getattr(Limits(), name)
         limits.add_argument(
@@ -388,6 +397,7 @@ def run(args: argparse.Namespace) -> int:
     prepare_app(app)  # under --reload: template auto-reload, folders to watch
     if isinstance(app, WebServer):
         app.server_config = server_config(app.server_config, args)
+        app.use_limits(app.server_config.limits)  # Quart's body/form limits follow the options
         app.log_config = log_config(app.log_config, args)
         app.run_server(host=args.host, port=args.port, workers=args.workers)
     else:
