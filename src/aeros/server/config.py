@@ -9,14 +9,21 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from aeros import _validate
 from aeros.errors import ConfigurationError
 
-__all__ = ["BACKENDS", "Limits", "ServerConfig", "body_limit_from_app_config"]
+__all__ = [
+    "BACKENDS",
+    "QUART_LIMIT_KEYS",
+    "Limits",
+    "ServerConfig",
+    "body_limit_from_app_config",
+    "not_an_address",
+]
 
 # granian was measured as a second backend and was not faster for aeros (docs/performance.md:
 # 0.84-0.93x on JSON, 0.64x with awaiting views), so uvicorn is the only one offered.
@@ -166,6 +173,32 @@ class ServerConfig:
         given = {key: value for key, value in changes.items() if value is not None}
         return dataclasses.replace(self, **given) if given else self
 
+    def with_options(self, options: Mapping[str, Any]) -> ServerConfig:
+        """A copy with ``options`` applied by name, :class:`Limits` fields (``max_body_size``)
+        to :attr:`limits` and the others to this config; None values are ignored.
+
+        Raises:
+            ConfigurationError: a value is not allowed (as when the config is built).
+        """
+        limit_names = {field.name for field in dataclasses.fields(Limits)}
+        given = {name: value for name, value in options.items() if value is not None}
+        limits = {name: given.pop(name) for name in list(given) if name in limit_names}
+        if limits:
+            given["limits"] = dataclasses.replace(self.limits, **limits)
+        return self.replace(**given)
+
+
+def not_an_address(items: Iterable[str]) -> str | None:
+    """The first of ``items`` that is not an IP address, a network or ``"*"``; None if all are."""
+    for item in items:
+        if item == "*":
+            continue
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except (ValueError, TypeError):
+            return item
+    return None
+
 
 def _parse_ips(value: str | Sequence[str] | None) -> tuple[str, ...]:
     if value is None:
@@ -179,16 +212,21 @@ def _parse_ips(value: str | Sequence[str] | None) -> tuple[str, ...]:
             f"WebServer(forwarded_allow_ips={value!r}) must be a comma-separated str or a "
             "list of IP addresses / networks ('*' for any)"
         )
-    for item in items:
-        if item == "*":
-            continue
-        try:
-            ipaddress.ip_network(item, strict=False)
-        except (ValueError, TypeError) as exc:
-            raise ConfigurationError(
-                f"WebServer(forwarded_allow_ips=...): {item!r} is not an IP address, network or '*'"
-            ) from exc
+    bad = not_an_address(items)
+    if bad is not None:
+        raise ConfigurationError(
+            f"WebServer(forwarded_allow_ips=...): {bad!r} is not an IP address, network or '*'"
+        )
     return tuple(items)
+
+
+QUART_LIMIT_KEYS = {
+    "max_body_size": "MAX_CONTENT_LENGTH",
+    "max_form_memory_size": "MAX_FORM_MEMORY_SIZE",
+    "max_form_parts": "MAX_FORM_PARTS",
+}
+""":class:`Limits` fields that are also Quart's (``app.config`` keys): a WebServer writes them
+there when it is built, and a value given later (``aeros run --max-body-size``) goes there too."""
 
 
 def body_limit_from_app_config(limits: Limits, app_config: Mapping[str, Any]) -> Limits:

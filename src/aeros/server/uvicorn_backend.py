@@ -39,7 +39,7 @@ from aeros.server import signals
 from aeros.server.config import ServerConfig
 from aeros.server.http.protocol import build_protocol_class
 
-__all__ = ["AerosServer", "StartupFailed", "check_ssl"]
+__all__ = ["AerosServer", "StartupFailed", "check_ssl", "tls_error"]
 
 logger = logging.getLogger("aeros.server")
 
@@ -81,19 +81,25 @@ def _uvicorn_config(app: Any, config: ServerConfig) -> uvicorn.Config:
     )
 
 
+def tls_error(certfile: str, keyfile: str | None) -> str | None:
+    """Why the certificate and key cannot be loaded (the SSL or OS error), None when they load."""
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(certfile, keyfile)
+    except (OSError, ssl.SSLError) as exc:
+        return str(exc)
+    return None
+
+
 def check_ssl(config: ServerConfig) -> None:
     """Load the certificate and key once, so a bad pair fails before any worker starts."""
     if config.ssl_certfile is None:
         return
-    try:
-        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(
-            config.ssl_certfile, config.ssl_keyfile
-        )
-    except (OSError, ssl.SSLError) as exc:
+    error = tls_error(config.ssl_certfile, config.ssl_keyfile)
+    if error is not None:
         raise ConfigurationError(
             f"WebServer(ssl_certfile={config.ssl_certfile!r}, ssl_keyfile={config.ssl_keyfile!r})"
-            f": cannot load the certificate and key: {exc}"
-        ) from exc
+            f": cannot load the certificate and key: {error}"
+        )
 
 
 class AerosServer(uvicorn.Server):
