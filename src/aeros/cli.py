@@ -167,6 +167,11 @@ _LIMIT_ARGUMENTS = (
 """Request limits: (Limits field, value type, help); the default is read from ``Limits()``."""
 
 
+def _add_switch(group: argparse._ArgumentGroup, flag: str, help_text: str) -> None:
+    """``--flag`` / ``--no-flag``; None when neither is given (the app's own setting stays)."""
+    group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+
+
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
@@ -207,12 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     server = run.add_argument_group("server")
     server.add_argument("--host", help="address to bind (default: the app's, 127.0.0.1)")
     _add_valued(server, _SERVER_ARGUMENTS)
-    server.add_argument(
-        "--freeze-gc",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="gc.freeze() what is alive after start-up (default: on)",
-    )
+    _add_switch(server, "--freeze-gc", "gc.freeze() what is alive after start-up (default: on)")
     net = run.add_argument_group("TLS and proxies")
     for name, help_text in (
         ("ssl_certfile", "PEM certificate (HTTPS)"),
@@ -220,11 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
         ("ssl_ca_certs", "CA bundle that verifies client certificates (with the two above)"),
     ):
         net.add_argument(_flag(name), type=_existing_file, metavar="PATH", help=help_text)
-    net.add_argument(
+    _add_switch(
+        net,
         "--proxy-headers",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="honour X-Forwarded-For/-Proto from --forwarded-allow-ips (default: off)",
+        "honour X-Forwarded-For/-Proto from --forwarded-allow-ips (default: off)",
     )
     net.add_argument(
         "--forwarded-allow-ips",
@@ -265,12 +264,7 @@ def _add_log_options(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
         "--log-level", choices=tuple(LEVELS), help="level of the server log (default: info)"
     )
-    group.add_argument(
-        "--access-log",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="write one access-log line per request (default: on)",
-    )
+    _add_switch(group, "--access-log", "write one access-log line per request (default: on)")
     group.add_argument(
         "--access-log-format",
         choices=ACCESS_FORMATS,
@@ -278,12 +272,7 @@ def _add_log_options(group: argparse._ArgumentGroup) -> None:
     )
     group.add_argument("--access-log-file", metavar="PATH", help="also write the access log here")
     group.add_argument("--log-file", metavar="PATH", help="also write the server log here")
-    group.add_argument(
-        "--color",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="force coloured (--color) or plain (--no-color) console output",
-    )
+    _add_switch(group, "--color", "force coloured (--color) or plain (--no-color) console output")
 
 
 def env_name(action: argparse.Action) -> str:

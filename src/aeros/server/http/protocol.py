@@ -20,8 +20,6 @@ import urllib.parse
 from typing import Any
 
 import httptools
-from uvicorn.config import Config
-from uvicorn.server import ServerState
 
 from aeros.server.config import Limits, ServerConfig
 from aeros.server.http.answers import ConnectionControl
@@ -76,14 +74,8 @@ class HardenedHttpToolsProtocol(ConnectionControl):
     max_body_size: int = Limits().max_body_size
     max_head_bytes: int = max_request_line + max_header_size + HEAD_SLACK
 
-    def __init__(
-        self,
-        config: Config,
-        server_state: ServerState,
-        app_state: dict[str, Any],
-        _loop: asyncio.AbstractEventLoop | None = None,
-    ) -> None:
-        super().__init__(config, server_state, app_state, _loop)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # uvicorn's (config, server_state, app_state, loop)
         # uvicorn counts open connections against limit_concurrency, so idle keep-alive clients
         # would cause 503s; aeros counts requests in flight (server.concurrency) instead.
         self.limit_concurrency = None
