@@ -56,6 +56,8 @@ class StartupFailed(RuntimeError):
 def _uvicorn_config(app: Any, config: ServerConfig) -> uvicorn.Config:
     """The ``uvicorn.Config`` for ``app`` served with ``config`` (nothing is loaded yet)."""
     asgi = app
+    # The limiter wraps the app here until the app's own layer stack holds it (issue 16 moves
+    # it inside the access log); then this wrapping goes.
     if config.max_concurrent_requests is not None:
         asgi = ConcurrencyLimitMiddleware(
             app, config.max_concurrent_requests, config.answer_headers
