@@ -196,10 +196,31 @@ def test_server_proxy_headers_only_from_allowed_peers(live_server, options, expe
     [
         pytest.param(0, ConfigurationError, id="zero"),
         pytest.param(-1.0, ConfigurationError, id="negative"),
-        pytest.param("30", TypeError, id="string"),
+        pytest.param("30", ConfigurationError, id="string"),
     ],
 )
 def test_server_worker_healthcheck_timeout_is_validated(value, error) -> None:
     """worker_healthcheck_timeout must be a positive number; the message names it."""
     with pytest.raises(error, match="worker_healthcheck_timeout"):
         ServerConfig(worker_healthcheck_timeout=value)
+
+
+@pytest.mark.parametrize(
+    ("changes", "shown"),
+    [
+        pytest.param({"host": 5}, r"host=5\) must be a non-empty str", id="host-type"),
+        pytest.param({"port": True}, r"port=True\) must be an integer from 0 to 65535", id="port"),
+        pytest.param({"backlog": 1.5}, r"backlog=1.5\) must be an integer >= 1", id="backlog"),
+        pytest.param({"keep_alive_timeout": "5"}, r"keep_alive_timeout='5'\)", id="keep-alive"),
+        pytest.param({"graceful_timeout": float("inf")}, r"graceful_timeout=inf\)", id="inf"),
+        pytest.param({"proxy_headers": "yes"}, r"proxy_headers='yes'\) must be True", id="bool"),
+        pytest.param({"limits": {}}, r"limits=\{\}\) must be an aeros.Limits", id="limits"),
+        pytest.param({"answer_headers": (("a", "b"),)}, r"\(bytes, bytes\) pairs", id="headers"),
+    ],
+)
+def test_server_config_refuses_every_bad_argument_with_configuration_error(
+    changes: dict[str, object], shown: str
+) -> None:
+    """A wrong type is a bad argument like a wrong value: ConfigurationError naming both."""
+    with pytest.raises(ConfigurationError, match=shown):
+        ServerConfig(**changes)  # type: ignore[arg-type]

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from aeros import AdvancedThread, WebServer
+from aeros import AdvancedThread, ConfigurationError, WebServer
 from aeros.server.runner import bind_socket
 from tests.support.server import wait_until
 
@@ -165,7 +165,7 @@ def test_server_advanced_thread_stop_right_after_start() -> None:
 
 def test_server_advanced_thread_needs_a_callable_target() -> None:
     """AdvancedThread refuses a target that is not callable, naming it."""
-    with pytest.raises(TypeError, match=r"AdvancedThread\(target=42\) must be a callable"):
+    with pytest.raises(ConfigurationError, match=r"AdvancedThread\(target=42\) must be a callable"):
         AdvancedThread(target=42)  # type: ignore[arg-type]
 
 
