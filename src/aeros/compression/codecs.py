@@ -135,7 +135,7 @@ def _matches(mimetypes: frozenset[str], content_type: bytes) -> bool:
     return plus >= 0 and subtype[plus:] in mimetypes
 
 
-def _import(module: str, api: str, extra: str) -> ModuleType:
+def _import(module: str, extra: str, *, api: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
@@ -160,6 +160,7 @@ class _Base:
     name: ClassVar[str] = ""
     encoding: ClassVar[bytes] = b""
     _levels: ClassVar[tuple[int, int]] = (1, 9)
+    _library: ClassVar[tuple[str, str] | None] = None  # (module, aeros extra) when optional
 
     def __post_init__(self) -> None:
         api = type(self).__name__
@@ -167,6 +168,8 @@ class _Base:
         integer(api, "level", self.level, minimum=low, maximum=high)
         integer(api, "min_size", self.min_size, minimum=0)
         object.__setattr__(self, "mimetypes", _normalize_mimetypes(api, self.mimetypes))
+        if self._library is not None:
+            _import(*self._library, api=f"{api}()")
 
     def accepts(self, content_type: bytes | None) -> bool:
         """Whether a body with this ``Content-Type`` value is in :attr:`mimetypes`."""
@@ -241,10 +244,7 @@ class Br(_Base):
     name: ClassVar[str] = "br"
     encoding: ClassVar[bytes] = b"br"
     _levels: ClassVar[tuple[int, int]] = (0, 11)
-
-    def __post_init__(self) -> None:
-        _Base.__post_init__(self)
-        _import("brotli", "Br()", "brotli")
+    _library: ClassVar[tuple[str, str] | None] = ("brotli", "brotli")
 
     def compress(self, data: bytes) -> bytes:
         """Encode a whole body."""
@@ -273,10 +273,7 @@ class Zstd(_Base):
     name: ClassVar[str] = "zstd"
     encoding: ClassVar[bytes] = b"zstd"
     _levels: ClassVar[tuple[int, int]] = (1, 22)
-
-    def __post_init__(self) -> None:
-        _Base.__post_init__(self)
-        _import("zstandard", "Zstd()", "zstd")
+    _library: ClassVar[tuple[str, str] | None] = ("zstandard", "zstd")
 
     def compress(self, data: bytes) -> bytes:
         """Encode a whole body as one zstd frame (with its content size)."""
