@@ -18,6 +18,17 @@ WEB = ("quart", "werkzeug", "flask")
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "errors": ("aeros.", *WEB),
     "types": ("aeros.app", "aeros.middleware", "aeros.response_cache", "aeros.server", *WEB),
+    "headers": (
+        "aeros.app",
+        "aeros.middleware",
+        "aeros.response_cache",
+        "aeros.compression",
+        "aeros.stores",
+        "aeros.logging",
+        "aeros.server",
+        "aeros.fastpath",
+        *WEB,
+    ),
     "_validate": ("aeros.app", "aeros.middleware", "aeros.response_cache", "aeros.server", *WEB),
     "logging": (
         "aeros.app",

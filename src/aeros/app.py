@@ -29,6 +29,7 @@ from aeros.fastpath import (
     WebsocketConnection,
 )
 from aeros.fastpath.dispatch import uses_lean_dispatch
+from aeros.headers import check_header
 from aeros.logging.config import LogConfig, configure_logging, log_banner, route_logger
 from aeros.middleware.access_log import AccessLogMiddleware
 from aeros.middleware.cors import CORS, CORSMiddleware
@@ -47,7 +48,7 @@ from aeros.server.forkserver import ForkServer
 from aeros.server.runner import Runner, fork_server_for
 from aeros.server.threads import serving_in_this_thread
 from aeros.server.uvicorn_backend import check_ssl
-from aeros.types import ASGIApp, Headers, Receive, Scope, Send, check_header
+from aeros.types import ASGIApp, Headers, Receive, Scope, Send
 
 __all__ = ["WebServer"]
 

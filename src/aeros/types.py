@@ -1,23 +1,24 @@
-"""ASGI type aliases and the few header helpers every layer shares.
+"""ASGI type aliases and the scope keys layers share.
 
 Headers in the hot path stay raw ``list[tuple[bytes, bytes]]`` with lower-case names, as
-servers deliver them (ASGI spec); nothing here allocates for a request that needs no work.
+servers deliver them (ASGI spec). The header grammar and helpers are in :mod:`aeros.headers`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Any
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, Final
 
 __all__ = [
+    "CACHE_STATE",
+    "SKIP_COMPRESSION",
+    "SKIP_GLOBAL_HEADERS",
     "ASGIApp",
     "Headers",
     "Message",
     "Receive",
     "Scope",
     "Send",
-    "check_header",
-    "get_header",
 ]
 
 Scope = MutableMapping[str, Any]
@@ -27,45 +28,15 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
 
-_FORBIDDEN = frozenset("\r\n\x00")
-_TOKEN_CHARS = frozenset(
-    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-)
+SKIP_COMPRESSION: Final = "aeros.skip_compression"
+"""Scope key: when an outer layer sets ``scope[SKIP_COMPRESSION] = True`` the compression
+layer passes the response through untouched (the response cache sets it on a miss so it
+receives the identity body, stores it, and encodes for the client itself)."""
 
+SKIP_GLOBAL_HEADERS: Final = "aeros.skip_global_headers"
+"""Scope key: present when an outer layer adds the global headers to this response itself
+(the response cache does, so stored entries never hold them)."""
 
-def get_header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:
-    """Return the first value of header ``name`` (lower-case bytes), or None."""
-    for key, value in headers:
-        if key == name:
-            return value
-    return None
-
-
-def check_header(name: str, value: str, *, where: str) -> tuple[bytes, bytes]:
-    """Validate one configured header and return it encoded for the wire.
-
-    Raises:
-        ConfigurationError: the name is not an RFC 9110 token, or the value holds CR, LF or NUL
-            (which would let a configured value split a response).
-    """
-    from aeros.errors import ConfigurationError
-
-    if not isinstance(name, str) or not isinstance(value, str):
-        raise ConfigurationError(
-            f"{where}: header names and values must be str; got {name!r}: {value!r}"
-        )
-    if not name or not set(name) <= _TOKEN_CHARS:
-        raise ConfigurationError(
-            f"{where}: header name {name!r} is not a valid token (letters, digits, !#$%&'*+-.^_`|~)"
-        )
-    if _FORBIDDEN & set(value):
-        raise ConfigurationError(
-            f"{where}: header {name!r} has a value with CR, LF or NUL, which is refused: {value!r}"
-        )
-    try:
-        encoded = value.encode("latin-1")
-    except UnicodeEncodeError as exc:
-        raise ConfigurationError(
-            f"{where}: header {name!r} value must be latin-1 encodable; got {value!r}"
-        ) from exc
-    return name.lower().encode("ascii"), encoded
+CACHE_STATE: Final = "aeros.cache_state"
+"""Scope key: what the response cache did for this request (``"hit"``, ``"miss"``,
+``"stale"``, ``"bypass"``, ``"uncacheable"``, ``"error"``); the access log prints it."""

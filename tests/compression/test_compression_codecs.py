@@ -75,11 +75,11 @@ def test_codec_mimetypes_type_wildcard() -> None:
 @pytest.mark.parametrize(
     ("factory", "message"),
     [
-        pytest.param(lambda: Gzip(level=0), "use 1 to 9", id="gzip-level-low"),
-        pytest.param(lambda: Gzip(level=10), "use 1 to 9", id="gzip-level-high"),
-        pytest.param(lambda: Gzip(level=True), "must be an int", id="gzip-level-bool"),
-        pytest.param(lambda: Br(level=12), "use 0 to 11", id="br-level"),
-        pytest.param(lambda: Zstd(level=23), "use 1 to 22", id="zstd-level"),
+        pytest.param(lambda: Gzip(level=0), "from 1 to 9", id="gzip-level-low"),
+        pytest.param(lambda: Gzip(level=10), "from 1 to 9", id="gzip-level-high"),
+        pytest.param(lambda: Gzip(level=True), "must be an integer", id="gzip-level-bool"),
+        pytest.param(lambda: Br(level=12), "from 0 to 11", id="br-level"),
+        pytest.param(lambda: Zstd(level=23), "from 1 to 22", id="zstd-level"),
         pytest.param(lambda: Gzip(min_size=-1), ">= 0", id="min-size"),
         pytest.param(lambda: Gzip(mimetypes="text/html"), "list of mimetypes", id="mimetypes-str"),
         pytest.param(lambda: Gzip(mimetypes=["html"]), "'type/subtype'", id="mimetype-bad"),
@@ -207,7 +207,7 @@ def test_compress_config_algorithms_and_off() -> None:
     assert codecs_from_config({"COMPRESS_REGISTER": False}) == ()
     with pytest.raises(ConfigurationError, match="COMPRESS_ALGORITHM"):
         codecs_from_config({"COMPRESS_ALGORITHM": "lzma"})
-    with pytest.raises(ConfigurationError, match=r"COMPRESS_\*.*use 1 to 9"):
+    with pytest.raises(ConfigurationError, match=r"COMPRESS_\*.*from 1 to 9"):
         codecs_from_config({"COMPRESS_LEVEL": 42})
 
 
@@ -224,10 +224,36 @@ WEIGHTS = st.sampled_from(["", ";q=0", ";q=0.0", ";q=0.5", ";q=1", ";q=abc", ";Q
 
 
 @given(st.lists(st.tuples(ACCEPT_PARTS, WEIGHTS), max_size=6))
-def test_negotiate_never_picks_a_refused_coding(items: list[tuple[str, str]]) -> None:
-    """Whatever the header, the choice is a coding the client weighs above zero."""
+def test_negotiate_picks_a_best_weighted_coding(items: list[tuple[str, str]]) -> None:
+    """The choice is a coding with the highest q offered (ties: server order), or None only
+    when no coding is acceptable or identity is weighted higher; never a refused coding."""
     header = ", ".join(coding + weight for coding, weight in items).encode()
     codec = negotiate(header, ALL)
+    weights = parse_accept_encoding(header)
+    star = weights.get("*", 0.0)
+    q = {c.name: weights.get(c.name, star) for c in ALL}
+    best_q = max(q.values())
+    if best_q > 0 and weights.get("identity", star) <= best_q:
+        assert codec is next(c for c in ALL if q[c.name] == best_q)
+    else:
+        assert codec is None
     if codec is not None:
-        weights = parse_accept_encoding(header)
-        assert weights.get(codec.name, weights.get("*", 0.0)) > 0
+        assert q[codec.name] > 0
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        pytest.param(b"gzip", "gzip", id="only-gzip"),
+        pytest.param(b"gzip;q=0.5, br", "br", id="higher-q-wins"),
+        pytest.param(b"gzip, br, zstd", "zstd", id="tie-server-order"),
+        pytest.param(b"*;q=0.2, gzip;q=0.1", "zstd", id="star-covers-unlisted"),
+        pytest.param(b"x-gzip", "gzip", id="x-gzip-alias"),
+        pytest.param(b"gzip;q=0, identity", None, id="refused"),
+        pytest.param(b"gzip;q=0.5, identity;q=1", None, id="identity-preferred"),
+    ],
+)
+def test_negotiate_examples(header: bytes, expected: str | None) -> None:
+    """Examples of the rules the property checks."""
+    codec = negotiate(header, ALL)
+    assert (codec.name if codec is not None else None) == expected

@@ -8,13 +8,10 @@ from typing import Any
 import pytest
 
 from aeros import Br, ConfigurationError, Gzip, Zstd
-from aeros.compression.layer import (
-    SKIP_COMPRESSION,
-    CompressionMiddleware,
-    add_vary,
-    encode_body,
-    encoded_headers,
-)
+from aeros.compression.headers import encoded_headers, is_compressible
+from aeros.compression.layer import CompressionMiddleware
+from aeros.headers import add_vary
+from aeros.types import SKIP_COMPRESSION
 from tests.support.compression import (
     Message,
     StreamDecoder,
@@ -212,22 +209,40 @@ def test_layer_needs_a_codec() -> None:
 def test_add_vary_merges_without_mutating(headers: Any, expected: bytes) -> None:
     """add_vary merges into one Vary header and never mutates its input."""
     before = list(headers)
-    out = add_vary(headers)
+    out = add_vary(headers, b"accept-encoding")
     assert headers == before
     assert dict(out)[b"vary"] == expected
     assert sum(1 for name, _ in out if name == b"vary") == 1
 
 
-def test_encoded_headers_and_encode_body() -> None:
-    """encode_body does what the layer does for a whole body (the response cache uses it)."""
-    headers = [CT_JSON, length(JSON), (b"etag", b'W/"weak"')]
-    out, body, used = encode_body(200, headers, JSON, Gzip(), (Gzip(),))
-    assert used == Gzip()
+async def test_encoded_headers_match_the_layer() -> None:
+    """encoded_headers (what the response cache sends) equals the layer's own start headers."""
+    headers = [CT_JSON, length(JSON), (b"etag", b'"strong"'), (b"accept-ranges", b"bytes")]
+    sent = await run(scripted(200, headers, [JSON]))
+    body = body_of(sent)
     assert zlib.decompress(body, 47) == JSON
-    assert dict(out)[b"etag"] == b'W/"weak"'
-    assert out == encoded_headers(headers, Gzip(), len(body))
-    out, body, used = encode_body(200, headers, JSON, None, (Gzip(),))
-    assert (body, used, dict(out)[b"vary"]) == (JSON, None, b"accept-encoding")
+    assert sent[0]["headers"] == encoded_headers(headers, Gzip(), len(body))
+    assert start_headers(sent)[b"etag"] == b'W/"strong"'
+    assert b"accept-ranges" not in start_headers(sent)
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "expected"),
+    [
+        pytest.param(200, [CT_JSON], True, id="json"),
+        pytest.param(200, [(b"content-type", b"image/png")], False, id="png"),
+        pytest.param(200, [], False, id="no-type"),
+        pytest.param(304, [CT_JSON], False, id="304"),
+        pytest.param(101, [CT_JSON], False, id="1xx"),
+        pytest.param(200, [CT_JSON, (b"content-encoding", b"br")], False, id="encoded"),
+        pytest.param(200, [CT_JSON, (b"content-encoding", b"identity")], True, id="identity"),
+    ],
+)
+def test_is_compressible_follows_the_layer_rules(
+    status: int, headers: list[tuple[bytes, bytes]], expected: bool
+) -> None:
+    """is_compressible (the cache's Vary decision) says what the layer would encode."""
+    assert is_compressible(status, headers, (Gzip(),)) is expected
 
 
 async def test_layer_streams_large_known_length(monkeypatch: pytest.MonkeyPatch) -> None:

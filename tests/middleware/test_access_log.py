@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -13,10 +14,12 @@ from typing import Any
 import httpx
 import pytest
 
-from aeros import Limits, WebServer
+from aeros import ConfigurationError, Limits, WebServer
 from aeros.logging.config import LogConfig, configure_logging
 from aeros.logging.formatters import MAX_HEADER, MAX_PATH, AccessEntry
 from aeros.middleware.access_log import AccessLogMiddleware
+from aeros.middleware.concurrency_limit import ConcurrencyLimitMiddleware
+from aeros.middleware.headers import GlobalHeaders
 
 FORMATS = ("default", "common", "combined", "json")
 
@@ -408,7 +411,48 @@ def test_access_log_head_sends_no_body_bytes(live_server, tmp_path: Path) -> Non
         assert httpx.head(url + "/items").status_code == 200
         assert httpx.get(url + "/items").text == "hello"
     head, get = log.read_text().splitlines()
-    assert head.endswith('"HEAD /items HTTP/1.1" 200 0') or head.endswith(
-        '"HEAD /items HTTP/1.1" 200 -'
-    )
+    # common prints a size of 0 as "-"; a HEAD logged with the body's 5 bytes would end "200 5"
+    assert head.endswith('"HEAD /items HTTP/1.1" 200 -')
     assert get.endswith('"GET /items HTTP/1.1" 200 5')
+
+
+async def test_concurrency_limit_in_the_stack_is_logged_by_the_access_layer(
+    tmp_path: Path,
+) -> None:
+    """Just inside the access log, the limiter's 503 carries the global headers and gets
+    exactly one access line (from the access layer), as do the requests it lets through."""
+    path = tmp_path / "access.log"
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(scope: Scope, receive: Any, send: Any) -> None:
+        entered.set()
+        await release.wait()
+        await chunked_app(b"slow")(scope, receive, send)
+
+    headers = GlobalHeaders([(b"x-frame-options", b"DENY"), (b"content-type", b"x/ignored")])
+    limiter = ConcurrencyLimitMiddleware(slow, 1, headers, log=False)
+    stack = AccessLogMiddleware(limiter, LogConfig(access_log_format="common"))
+    handle = configure_logging(LogConfig(access_log_format="common", access_log_file=str(path)))
+    try:
+        busy = asyncio.create_task(drive(stack, scope_for(b"/slow")))
+        await asyncio.wait_for(entered.wait(), 5)
+        refused = await drive(stack, scope_for(b"/refused"))
+        release.set()
+        served = await asyncio.wait_for(busy, 5)
+    finally:
+        handle.stop()
+    start = dict(refused[0]["headers"])
+    assert (refused[0]["status"], start[b"x-frame-options"]) == (503, b"DENY")
+    assert start[b"content-type"] == b"text/plain; charset=utf-8"  # its own header wins
+    assert (start[b"retry-after"], served[0]["status"]) == (b"1", 200)
+    assert limiter.in_flight == 0
+    lines = path.read_text().splitlines()
+    assert len(lines) == 2, lines
+    assert re.search(r'"GET /refused HTTP/1\.1" 503 \d+$', lines[0]), lines[0]
+    assert lines[1].endswith('"GET /slow HTTP/1.1" 200 4')
+
+
+def test_concurrency_limit_refuses_a_bad_limit() -> None:
+    """The limit is an int >= 1, checked when the layer is built."""
+    with pytest.raises(ConfigurationError, match=r"ConcurrencyLimitMiddleware\(limit=0\)"):
+        ConcurrencyLimitMiddleware(chunked_app(b""), 0)

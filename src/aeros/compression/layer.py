@@ -14,8 +14,8 @@ the first body chunk says what to do:
   progressive HTML reach the client when the app sends them;
 - HEAD: the headers a GET would get, without the body work.
 
-The response cache shares the helpers here (:func:`encoded_headers`, :func:`add_vary`,
-:func:`encode_body`, :data:`SKIP_COMPRESSION`) so a cached entry is encoded the same way.
+The response cache reuses :class:`CompressingSender` to stream a response it does not store,
+and builds encoded headers for its entries with :mod:`aeros.compression.headers`.
 """
 
 from __future__ import annotations
@@ -23,133 +23,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from aeros.compression.codecs import Codec, StreamEncoder
+from aeros.compression.headers import ACCEPT_ENCODING, UNTOUCHED_STATUS, encoded_headers
 from aeros.compression.negotiate import Negotiator
 from aeros.errors import ConfigurationError
-from aeros.types import ASGIApp, Headers, Message, Receive, Scope, Send
+from aeros.headers import add_vary
+from aeros.types import SKIP_COMPRESSION, ASGIApp, Headers, Message, Receive, Scope, Send
 
-__all__ = [
-    "SKIP_COMPRESSION",
-    "CompressingSender",
-    "CompressionMiddleware",
-    "add_vary",
-    "encode_body",
-    "encoded_headers",
-    "is_compressible",
-    "weak_etag",
-]
-
-SKIP_COMPRESSION = "aeros.skip_compression"
-"""Scope key: when an outer layer sets ``scope[SKIP_COMPRESSION] = True`` the compression
-layer passes the response through untouched (the response cache sets it on a miss so it
-receives the identity body, stores it, and encodes for the client itself)."""
+__all__ = ["CompressingSender", "CompressionMiddleware"]
 
 BUFFER_LIMIT = 1 << 20
 """A body with a ``Content-Length`` up to this many bytes that arrives in several chunks is
 collected and encoded at once (exact ``Content-Length``); a larger one is streamed."""
 
-_UNTOUCHED_STATUS = frozenset({204, 206, 304})
-# dropped from an encoded response: the length changes, "Content-Encoding: identity" is
-# replaced, and byte ranges would address the identity body
-_REPLACED = frozenset({b"content-length", b"content-encoding", b"accept-ranges"})
-_ACCEPT_ENCODING = b"accept-encoding"
-_VARY_VALUE = b"accept-encoding"
 
 # sender states
 _START, _HOLD, _BUFFER, _STREAM, _PASS, _HEAD = range(6)
-
-
-def add_vary(headers: Headers, token: bytes = _VARY_VALUE) -> Headers:
-    """Return ``headers`` with ``token`` (lower-case) listed in ``Vary``, merging an existing one.
-
-    The input list is never mutated (it may be a cached entry's); a ``Vary: *`` or a ``Vary``
-    that already lists the token is kept as it is.
-    """
-    for index, (name, value) in enumerate(headers):
-        if name == b"vary":
-            tokens = [t.strip().lower() for t in value.split(b",")]
-            if token in tokens or b"*" in tokens:
-                return list(headers)
-            out = list(headers)
-            out[index] = (b"vary", value + b", " + token if value.strip() else token)
-            return out
-    return [*headers, (b"vary", token)]
-
-
-def weak_etag(value: bytes) -> bytes:
-    """Return a strong ETag as weak (``"x"`` -> ``W/"x"``); a weak one is returned unchanged.
-
-    An encoded body is a different byte sequence, so it must not keep the identity body's
-    strong validator (RFC 9110 section 8.8.1).
-    """
-    return value if value.startswith(b"W/") else b"W/" + value
-
-
-def encoded_headers(headers: Headers, codec: Codec, length: int | None) -> Headers:
-    """Return the headers of an encoded response built from the identity response's headers.
-
-    Sets ``Content-Encoding``, replaces ``Content-Length`` with ``length`` (dropped when None:
-    a stream, or HEAD), weakens a strong ETag, adds ``Vary: Accept-Encoding`` and drops
-    ``Accept-Ranges`` (ranges would address the identity bytes). The input is not mutated.
-    """
-    out: Headers = []
-    for name, value in headers:
-        if name in _REPLACED:
-            continue
-        if name == b"etag":
-            out.append((name, weak_etag(value)))
-        else:
-            out.append((name, value))
-    if length is not None:
-        out.append((b"content-length", str(length).encode("ascii")))
-    out.append((b"content-encoding", codec.encoding))
-    return add_vary(out)
-
-
-def is_compressible(status: int, headers: Headers, codecs: Sequence[Codec]) -> bool:
-    """Whether any of ``codecs`` would encode a response with this status and headers.
-
-    False for 1xx/204/206/304, for a response that already has a ``Content-Encoding`` (never
-    encoded twice) and for mimetypes no codec lists. Body size is not considered.
-    """
-    if status < 200 or status in _UNTOUCHED_STATUS:
-        return False
-    content_type = None
-    for name, value in headers:
-        if name == b"content-encoding" and value.strip().lower() != b"identity":
-            return False
-        if name == b"content-type":
-            content_type = value
-    return any(codec.accepts(content_type) for codec in codecs)
-
-
-def encode_body(
-    status: int, headers: Headers, body: bytes, codec: Codec | None, codecs: Sequence[Codec]
-) -> tuple[Headers, bytes, Codec | None]:
-    """Encode a whole response the way the layer would; for callers holding a complete body.
-
-    Args:
-        status: the response status.
-        headers: the identity response's headers (not mutated).
-        body: the identity body.
-        codec: the negotiated codec (None: the client accepts no coding).
-        codecs: every codec the app uses (decides whether ``Vary`` is needed).
-
-    Returns:
-        ``(headers, body, codec_used)``; ``codec_used`` is None when the body went unencoded.
-    """
-    if not is_compressible(status, headers, codecs):
-        return list(headers), body, None
-    if codec is None or len(body) < codec.min_size or not _accepts(codec, headers):
-        return add_vary(headers), body, None
-    encoded = codec.compress(body)
-    return encoded_headers(headers, codec, len(encoded)), encoded, codec
-
-
-def _accepts(codec: Codec, headers: Headers) -> bool:
-    for name, value in headers:
-        if name == b"content-type":
-            return codec.accepts(value)
-    return False
 
 
 class CompressingSender:
@@ -212,7 +100,7 @@ class CompressingSender:
         self._state = _PASS
         status = message["status"]
         headers: Headers = message.get("headers") or []
-        if status < 200 or status in _UNTOUCHED_STATUS:
+        if status < 200 or status in UNTOUCHED_STATUS:
             await self.send(message)
             return
         # one pass over the headers; this is the whole cost of a response left alone
@@ -241,7 +129,7 @@ class CompressingSender:
             or 0 <= length < codec.min_size
             or (codec is not some_codec and not codec.accepts(content_type))
         ):
-            message["headers"] = add_vary(headers)
+            message["headers"] = add_vary(headers, ACCEPT_ENCODING)
             await self.send(message)
             return
         if self.head:
@@ -264,7 +152,7 @@ class CompressingSender:
         start = self._start
         assert start is not None  # internal state, set before _HOLD
         self._state = _PASS
-        await self._send_start(add_vary(start.get("headers") or []))
+        await self._send_start(add_vary(start.get("headers") or [], ACCEPT_ENCODING))
         await self.send(message)
 
     async def _send_whole(self, body: bytes, more_body: bool) -> None:
@@ -275,7 +163,7 @@ class CompressingSender:
         self._state = _PASS
         headers: Headers = start.get("headers") or []
         if len(body) < codec.min_size:
-            await self._send_start(add_vary(headers))
+            await self._send_start(add_vary(headers, ACCEPT_ENCODING))
         else:
             body = codec.compress(body)
             await self._send_start(encoded_headers(headers, codec, len(body)))
@@ -364,7 +252,7 @@ class CompressionMiddleware:
             return
         accept: bytes | None = None
         for name, value in scope["headers"]:
-            if name == _ACCEPT_ENCODING:
+            if name == ACCEPT_ENCODING:
                 # several Accept-Encoding lines are one comma-separated list (RFC 9110 5.3)
                 accept = value if accept is None else accept + b"," + value
         sender = CompressingSender(

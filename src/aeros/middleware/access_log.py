@@ -11,7 +11,7 @@ import logging
 import time
 
 from aeros.logging.config import ACCESS_LOGGER, SERVER_ANSWER, AccessEntry, LogConfig, log_access
-from aeros.types import ASGIApp, Message, Receive, Scope, Send
+from aeros.types import CACHE_STATE, ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["AccessLogMiddleware"]
 
@@ -111,7 +111,7 @@ class AccessLogMiddleware:
             status,
             size,
             duration_ms,
-            scope.get("aeros.cache_state"),
+            scope.get(CACHE_STATE),
             referer,
             user_agent,
         )

@@ -1,22 +1,18 @@
-"""Answer 503 when a worker already has ``max_concurrent_requests`` requests in flight."""
+"""Concurrency-limit layer: answer 503 when a worker already has ``limit`` requests in flight."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Any
+from collections.abc import Iterable
 
+from aeros._validate import integer
 from aeros.logging.config import ACCESS_LOGGER, log_access
 from aeros.logging.formatters import AccessEntry
+from aeros.middleware.headers import GlobalHeaders
+from aeros.types import ASGIApp, Receive, Scope, Send
 
 __all__ = ["ConcurrencyLimitMiddleware"]
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _BODY = b"Service Unavailable: too many requests in flight, retry shortly\n"
 _HEADERS = (
@@ -25,7 +21,6 @@ _HEADERS = (
     (b"retry-after", b"1"),
     (b"connection", b"close"),
 )
-_OWN = frozenset(name for name, _ in _HEADERS)
 
 _access_logger = logging.getLogger(ACCESS_LOGGER)
 
@@ -38,23 +33,41 @@ class ConcurrencyLimitMiddleware:
     budget. This counts what the knob promises: requests being handled. One event loop per
     worker, so a plain int needs no lock.
 
-    It wraps the whole app, outside the app's own layers, so the 503 carries ``headers`` (the
-    app's global headers and ``server``) and gets its access-log line here.
+    Its place in the stack is just inside the access log (which then logs the 503s) and
+    outside everything else, so a refusal costs no CORS, cache or app work. The 503 gets the
+    global headers here, as the headers layer is further in::
+
+        stack = ConcurrencyLimitMiddleware(stack, limit, global_headers, log=False)
+        stack = AccessLogMiddleware(stack, log_config)
 
     Args:
         app: the ASGI app to guard.
-        limit: requests in flight above which the answer is 503.
-        headers: extra ``(name, value)`` headers for the 503 (a header it sets itself wins).
+        limit: requests in flight above which the answer is 503 (an int >= 1).
+        headers: the app's global headers for the 503 (a :class:`GlobalHeaders`, or encoded
+            ``(name, value)`` pairs); the 503's own framing headers win over them.
+        log: write the 503's access-log line here. Only for a layer outside the access-log
+            layer (the server's wrapping of the whole app); in the stack pass False, the
+            access-log layer outside logs it.
+
+    Raises:
+        ConfigurationError: ``limit`` is not an int >= 1.
     """
 
     def __init__(
-        self, app: ASGIApp, limit: int, headers: Iterable[tuple[bytes, bytes]] = ()
+        self,
+        app: ASGIApp,
+        limit: int,
+        headers: GlobalHeaders | Iterable[tuple[bytes, bytes]] = (),
+        *,
+        log: bool = True,
     ) -> None:
         self.app = app
-        self.limit = limit
+        self.limit = integer("ConcurrencyLimitMiddleware", "limit", limit, minimum=1)
         self.in_flight = 0
-        extra = [(name.lower(), value) for name, value in headers if name.lower() not in _OWN]
-        self.headers = [*_HEADERS, *extra]
+        if not isinstance(headers, GlobalHeaders):
+            headers = GlobalHeaders((name.lower(), value) for name, value in headers)
+        self.headers = headers.apply(_HEADERS)  # built once: the 503 never changes
+        self.log = log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -70,11 +83,11 @@ class ConcurrencyLimitMiddleware:
             self.in_flight -= 1
 
     async def refuse(self, scope: Scope, send: Send) -> None:
-        """Answer 503 with ``Retry-After: 1`` and log the request."""
+        """Answer 503 with ``Retry-After: 1`` (and log the request when ``log`` is set)."""
         start = time.perf_counter()
         await send({"type": "http.response.start", "status": 503, "headers": self.headers})
         await send({"type": "http.response.body", "body": _BODY})
-        if _access_logger.isEnabledFor(logging.INFO):
+        if self.log and _access_logger.isEnabledFor(logging.INFO):
             log_access(
                 AccessEntry(
                     scope.get("client"),

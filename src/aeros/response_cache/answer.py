@@ -8,7 +8,8 @@ per entry and coding.
 from __future__ import annotations
 
 from aeros.compression.codecs import Codec
-from aeros.compression.layer import encoded_headers
+from aeros.compression.headers import encoded_headers
+from aeros.headers import get_header
 from aeros.middleware.headers import GlobalHeaders
 from aeros.response_cache.entry import Entry
 from aeros.types import Headers, Send
@@ -35,7 +36,11 @@ def prepare(
         return prepared[0], prepared[1], False
     headers, body = entry.headers, entry.body
     new = False
-    if codec is not None and len(body) >= codec.min_size and _accepts(codec, headers):
+    if (
+        codec is not None
+        and len(body) >= codec.min_size
+        and codec.accepts(get_header(headers, b"content-type"))
+    ):
         encoded = entry.variants.get(coding)
         if encoded is None:
             encoded = entry.variants[coding] = codec.compress(body)
@@ -80,13 +85,6 @@ async def answer(
         headers = [*headers, (b"age", age)]
     await send({"type": "http.response.start", "status": entry.status, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if head else body})
-
-
-def _accepts(codec: Codec, headers: Headers) -> bool:
-    for name, value in headers:
-        if name == b"content-type":
-            return codec.accepts(value)
-    return False
 
 
 def _opaque(tag: bytes) -> bytes:

@@ -10,13 +10,13 @@ a prefix delete and no user-controlled byte ever reaches a store.
 from __future__ import annotations
 
 import hashlib
-import re
 import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from aeros.headers import is_valid_host
 from aeros.types import Headers, Scope
 
 __all__ = [
@@ -33,10 +33,6 @@ __all__ = [
 ]
 
 _LEN = struct.Struct("<I")
-_HOST = re.compile(
-    rb"(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*\.?"
-    rb"|\[[0-9a-f:.]{2,45}\])(?::[0-9]{1,5})?"
-)
 _DEFAULT_PORTS = {"http": b":80", "https": b":443"}
 
 
@@ -98,7 +94,7 @@ def request_host(scope: Scope, host: bytes | None) -> bytes | None:
             return b""
         host = f"{server[0]}:{server[1]}".encode("latin-1")
     host = host.lower()
-    if len(host) > 300 or _HOST.fullmatch(host) is None:
+    if not is_valid_host(host):
         return None
     default = _DEFAULT_PORTS.get(scope.get("scheme", "http"))
     if default is not None and host.endswith(default):

@@ -39,26 +39,29 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aeros.compression.codecs import Codec
-from aeros.compression.layer import (
-    SKIP_COMPRESSION,
-    CompressingSender,
-    add_vary,
-    is_compressible,
-)
+from aeros.compression.headers import ACCEPT_ENCODING, is_compressible
+from aeros.compression.layer import CompressingSender
 from aeros.compression.negotiate import Negotiator
 from aeros.errors import StoreError
-from aeros.middleware.headers import SKIP_GLOBAL_HEADERS, GlobalHeaders
+from aeros.headers import add_vary
+from aeros.middleware.headers import GlobalHeaders
 from aeros.response_cache.answer import NOT_MODIFIED_HEADERS, answer, prepare
 from aeros.response_cache.capture import Capture, Refusal, empty_receive
 from aeros.response_cache.entry import CachePolicy, Entry, KeyMemo
 from aeros.response_cache.invalidation import Target, drop_target, serve_unsafe
 from aeros.response_cache.storage import FAILED, EntryStore
-from aeros.types import ASGIApp, Headers, Receive, Scope, Send
+from aeros.types import (
+    CACHE_STATE,
+    SKIP_COMPRESSION,
+    SKIP_GLOBAL_HEADERS,
+    ASGIApp,
+    Headers,
+    Receive,
+    Scope,
+    Send,
+)
 
 __all__ = ["CACHE_STATE", "CacheMiddleware", "CachePolicy"]
-
-CACHE_STATE = "aeros.cache_state"
-"""Scope key the layer sets for the access log: hit, stale, miss, uncacheable, bypass or error."""
 
 logger = logging.getLogger(__name__)
 
@@ -321,7 +324,7 @@ class CacheMiddleware:
             await capture.release()
             return None, capture
         if is_compressible(entry.status, entry.headers, self.codecs):
-            entry.headers = add_vary(entry.headers)
+            entry.headers = add_vary(entry.headers, ACCEPT_ENCODING)
         return entry, capture
 
     def _refused(self, policy: CachePolicy, scope: Scope, refusal: Refusal | None) -> None:

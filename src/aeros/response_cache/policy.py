@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from aeros.errors import ConfigurationError
+from aeros.headers import is_token
 from aeros.response_cache.entry import CachePolicy
 
 __all__ = [
@@ -37,7 +38,6 @@ OPTIONS = (
     "statuses",
     "stale_while_revalidate",
 )
-_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz")
 
 
 def cached(timeout: float | None = None, **options: Any) -> Callable[[F], F]:
@@ -142,7 +142,7 @@ def _header_names(api: str, value: Any) -> tuple[bytes, ...]:
         raise ConfigurationError(f"{api}(vary={value!r}) must be header names")
     out: set[bytes] = set()
     for name in names:
-        if not isinstance(name, str) or not name or not set(name.lower()) <= _TOKEN:
+        if not isinstance(name, str) or not is_token(name):
             raise ConfigurationError(
                 f"{api}(vary=...): {name!r} is not a header name (letters, digits, -)"
             )
