@@ -1,15 +1,17 @@
 """What a request head must look like, and the answers sent when it does not.
 
-Pure functions and tables, no I/O: the HTTP protocol class (:mod:`aeros.server.http.protocol`) calls
-them from its parser callbacks. llhttp (through httptools) already rejects malformed framing,
-Content-Length and Transfer-Encoding combinations, control characters and obs-fold; the rules
-here cover what it accepts but a server facing the internet must not (see docs/security.md).
+Pure functions and tables, no I/O: the HTTP protocol class (:mod:`aeros.server.http.protocol`)
+calls them from its parser callbacks. llhttp (through httptools) already rejects malformed
+framing, Content-Length and Transfer-Encoding combinations, control characters and obs-fold;
+the rules here cover what it accepts but a server facing the internet must not (see
+docs/security.md). The Host grammar is :func:`aeros.headers.is_valid_host`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
+
+from aeros.headers import is_valid_host  # one Host grammar, shared with the response cache
 
 __all__ = [
     "HEAD_SLACK",
@@ -25,16 +27,6 @@ __all__ = [
 # Method, spaces, "HTTP/1.1" and the CRLFs around the header block: bytes of a head that count
 # towards neither the request-line nor the header-block limit.
 HEAD_SLACK = 64
-
-# A Host value: a bracketed IPv6 literal, or a DNS-style name / IPv4 address (labels of 1 to 63
-# letters, digits, hyphens or underscores, dot-separated, an optional trailing dot), then an
-# optional port. Stricter than RFC 3986's reg-name on purpose: the host ends up in URLs and cache
-# keys, real clients never send sub-delims there, and werkzeug's IDNA step fails on empty or
-# over-long labels (which would otherwise surface as a 500 from the app).
-_HOST = re.compile(
-    rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_-]{1,63}(?:\.[A-Za-z0-9_-]{1,63})*\.?)(?::([0-9]{1,5}))?"
-)
-_MAX_NAME = 253  # RFC 1035: a whole domain name in text form
 
 MESSAGES: dict[int, bytes] = {
     400: b"Bad Request",
@@ -99,31 +91,6 @@ def error_response(
         parts += (name, b": ", value, b"\r\n")
     parts += (extra, b"\r\n", MESSAGES[status])
     return b"".join(parts)
-
-
-_KNOWN_HOSTS: set[bytes] = set()
-_KNOWN_HOSTS_MAX = 1024
-
-
-def is_valid_host(value: bytes) -> bool:
-    """Whether ``value`` is a Host aeros lets through: ``name[:port]`` or ``[v6][:port]``.
-
-    A service sees few distinct hosts, so valid ones are remembered (up to 1024) and the
-    pattern runs once per host rather than once per request.
-    """
-    if value in _KNOWN_HOSTS:
-        return True
-    match = _HOST.fullmatch(value)
-    if match is None:
-        return False
-    port = match.group(1)
-    if port is not None and int(port) > 65535:
-        return False
-    if len(value) - (len(port) + 1 if port is not None else 0) > _MAX_NAME:
-        return False
-    if len(_KNOWN_HOSTS) < _KNOWN_HOSTS_MAX:
-        _KNOWN_HOSTS.add(value)
-    return True
 
 
 def other_target_status(method: bytes, target: bytes, host: bytes | None) -> int:
