@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from aeros import Gzip, WebServer
+from aeros.errors import ConfigurationError
 from cache_support import BACKENDS, BIG, FailingStore, LiveServer, Records, Site, make_store
 
 
@@ -308,7 +309,7 @@ def test_cache_decorator_refuses_bad_options(options: dict[str, Any], match: str
     app = WebServer(__name__, access_log=False, cache=FailingStore())
     with pytest.raises(ValueError, match=match):
         app.cache(**options)
-    with pytest.raises(TypeError, match="unknown option"):
+    with pytest.raises(ConfigurationError, match="unknown option"):
         app.cache(tiemout=3)
 
 

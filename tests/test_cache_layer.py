@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from aeros import Gzip, SimpleCache
-from aeros.response_cache.entry import CachePolicy
 from aeros.response_cache.layer import CACHE_STATE, CacheMiddleware
+from aeros.response_cache.policy import CachePolicy
 from cache_support import call, http_scope
 
 POLICY = CachePolicy(timeout=60, route="r")

@@ -19,7 +19,8 @@ import hashlib
 import time
 from collections.abc import Callable
 
-from aeros.response_cache.entry import CachePolicy, Entry
+from aeros.response_cache.entry import Entry
+from aeros.response_cache.policy import CachePolicy
 from aeros.types import Headers, Message, Receive, Send
 
 __all__ = ["PATHSEND", "Capture", "Refusal", "empty_receive", "is_per_request", "storable"]

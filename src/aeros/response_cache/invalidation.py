@@ -18,7 +18,8 @@ from typing import Any, NamedTuple
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from aeros.errors import StoreError
-from aeros.response_cache.entry import CachePolicy, path_prefix, request_host, request_path
+from aeros.response_cache.keys import path_prefix, request_host, request_path
+from aeros.response_cache.policy import CachePolicy
 from aeros.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = [

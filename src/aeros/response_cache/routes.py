@@ -2,7 +2,7 @@
 
 This is the Quart-aware half of the response cache. ``@app.cache(...)`` and ``@cached(...)``
 (:mod:`aeros.response_cache.policy`) mark the view function with a
-:class:`~aeros.response_cache.layer.CachePolicy`; the cache layer (pure ASGI, in front of Quart)
+:class:`~aeros.response_cache.policy.CachePolicy`; the cache layer (pure ASGI, in front of Quart)
 asks :meth:`ResponseCache.policy_for` which policy a request's route has. The lookup matches
 (method, path) against ``app.url_map`` once and remembers the answer in a bounded table, so
 the hot path is one dict lookup and a hit never enters Quart.
@@ -26,10 +26,10 @@ from werkzeug.routing import RoutingException
 
 from aeros.errors import ConfigurationError, StoreError
 from aeros.middleware.headers import GlobalHeaders
-from aeros.response_cache.entry import route_prefix
 from aeros.response_cache.invalidation import Target, drop_target
-from aeros.response_cache.layer import CacheMiddleware, CachePolicy
-from aeros.response_cache.policy import POLICY_ATTRIBUTE, make_decorator, policy_of
+from aeros.response_cache.keys import route_prefix
+from aeros.response_cache.layer import CacheMiddleware
+from aeros.response_cache.policy import POLICY_ATTRIBUTE, CachePolicy, make_decorator, policy_of
 from aeros.server import peers
 from aeros.stores.base import Store
 from aeros.types import ASGIApp, Scope
