@@ -13,7 +13,9 @@ from quart import Blueprint
 
 from aeros import ConfigurationError, FilesystemCache, SimpleCache, WebServer
 from aeros.response_cache.routes import _MEMO_LIMIT
-from cache_support import LiveServer, call, http_scope
+from aeros.stores import Capabilities
+from aeros.stores.base import capabilities_of
+from cache_support import BACKENDS, DictStore, LiveServer, call, http_scope, make_store
 
 
 def make_app() -> WebServer:
@@ -113,3 +115,87 @@ def test_cache_refuses_sync_store() -> None:
         WebServer(__name__, cache=SyncStore())
     with pytest.raises(ConfigurationError, match="async get/set"):
         WebServer(__name__, cache="redis://localhost")
+
+
+def dict_store_app(store: Any) -> WebServer:
+    app = WebServer(__name__, access_log=False, cache=store)
+    calls: dict[str, int] = {}
+
+    @app.route("/<name>", methods=["GET", "POST"])
+    @app.cache(timeout=30)
+    async def page(name: str) -> str:
+        calls[name] = calls.get(name, 0) + 1
+        return f"{name} {calls[name]}"
+
+    return app
+
+
+async def get_text(app: WebServer, path: str) -> bytes:
+    return (await call(app, http_scope(path))).body
+
+
+async def test_cache_user_store_without_capabilities() -> None:
+    """A store declaring no capabilities works with the defaults: shared, read with get(),
+    and a write invalidation clears it (it has no group delete the cache may use)."""
+    store = DictStore()  # has get_nowait and delete_group, but does not declare them
+    app = dict_store_app(store)
+    assert not app.response_cache.per_process
+    assert await get_text(app, "/a") == await get_text(app, "/a") == b"a 1"
+    assert await get_text(app, "/b") == b"b 1"
+    assert (await call(app, http_scope("/a", method="POST"))).status == 200
+    assert store.calls["get_nowait"] == store.calls["delete_group"] == 0
+    assert store.calls["clear"] == 1
+    assert await get_text(app, "/b") == b"b 2"  # cleared with the rest
+
+
+async def test_cache_store_declaring_capabilities() -> None:
+    """A store declaring groups and nowait_get is read without a coroutine, and a write
+    invalidation drops only the target's group."""
+
+    class Indexed(DictStore):
+        capabilities = Capabilities(groups=True, nowait_get=True)
+
+    store = Indexed()
+    app = dict_store_app(store)
+    assert await get_text(app, "/a") == await get_text(app, "/a") == b"a 1"
+    assert await get_text(app, "/b") == b"b 1"
+    assert store.calls["get"] == 0
+    assert store.calls["get_nowait"] == 3
+    assert (await call(app, http_scope("/a", method="POST"))).status == 200
+    assert store.calls["delete_group"] == 1
+    assert store.calls["clear"] == 0
+    assert await get_text(app, "/b") == b"b 1"  # another path's entry stays
+    assert await get_text(app, "/a") == b"a 3"  # the POST ran the view as the second call
+
+
+@pytest.mark.parametrize(
+    ("capabilities", "match"),
+    [
+        pytest.param(Capabilities(prefix_delete=True), "no delete_prefix", id="missing-method"),
+        pytest.param(frozenset({"groups"}), "must be an aeros.stores.Capabilities", id="not-caps"),
+    ],
+)
+def test_cache_refuses_wrong_capabilities(capabilities: Any, match: str) -> None:
+    """Capabilities naming a method the store lacks, or not a Capabilities, are refused
+    when the app is built."""
+
+    class Wrong(DictStore):
+        pass
+
+    Wrong.capabilities = capabilities  # type: ignore[attr-defined]
+    with pytest.raises(ConfigurationError, match=match):
+        WebServer(__name__, cache=Wrong())
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+async def test_builtin_stores_declare_what_they_do(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Each built-in store declares its capabilities; only SimpleCache lives per process."""
+    store = make_store(kind, tmp_path, request)
+    capabilities = capabilities_of(store)
+    assert capabilities.groups
+    assert capabilities.prefix_delete
+    assert capabilities.shared == (kind != "memory")
+    assert capabilities.nowait_get == (kind == "memory")
+    await store.aclose()

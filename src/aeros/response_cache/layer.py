@@ -90,6 +90,8 @@ class CacheMiddleware:
             :class:`~aeros.response_cache.invalidation.Target` after a successful unsafe
             request; default: drop them from ``store`` here. The app passes its own so that
             every layer (and worker) sharing the store forgets them too.
+        clock: the wall clock in seconds that dates entries and decides freshness; default
+            ``time.time`` (every worker and instance sharing a store must agree on it).
     """
 
     def __init__(
@@ -104,6 +106,7 @@ class CacheMiddleware:
         warn_interval: float = 60.0,
         coalesce_grace: float = 0.5,
         invalidate: Callable[[Target], Awaitable[object]] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.app = app
         self.store = store
@@ -112,7 +115,8 @@ class CacheMiddleware:
         self.negotiate = Negotiator(self.codecs)
         self.headers = headers if headers else None
         self._kept_in_304 = NOT_MODIFIED_HEADERS | (headers.names if headers else frozenset())
-        self.entries = EntryStore(store, logger, warn_interval)
+        self.clock = clock
+        self.entries = EntryStore(store, logger, warn_interval, clock)
         self.max_entry_bytes = max_entry_bytes
         self.fills = Fills(coalesce_grace)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -192,7 +196,7 @@ class CacheMiddleware:
             scope[CACHE_STATE] = "error"
             await self.app(scope, receive, send)
             return
-        now = time.time()
+        now = self.clock()
         if entry is not None and now < entry.stale_until:
             if now < entry.fresh_until:
                 scope[CACHE_STATE] = "hit"
@@ -206,14 +210,16 @@ class CacheMiddleware:
         future = self.fills.running(key)
         if future is not None:
             entry = await asyncio.shield(future)
-            if entry is not None:
+            now = self.clock()
+            if entry is not None and now < entry.fresh_until:
                 scope[CACHE_STATE] = "hit"
                 headers, body = self._answer_for(key, entry, accept)
-                now = time.time()
                 await answer(
                     send, entry, headers, body, if_none_match, head, now, self._kept_in_304
                 )
                 return
+            if entry is not None:  # a finished fill kept for late arrivals, stale by now
+                future = None
         if head or future is not None:
             # a HEAD response has no body to store; an unstorable fill is not shared
             scope[CACHE_STATE] = "miss"
@@ -290,7 +296,7 @@ class CacheMiddleware:
             inner[SKIP_GLOBAL_HEADERS] = True
         capture = Capture(policy, self.max_entry_bytes, stream, unstorable)
         await self.app(inner, receive, capture)
-        entry = capture.entry(policy)
+        entry = capture.entry(policy, self.clock())
         if entry is None:
             await capture.release()
             return None, capture

@@ -23,9 +23,11 @@ import struct
 import tempfile
 import time
 from pathlib import Path
+from typing import ClassVar
 
+from aeros import _validate
 from aeros.errors import ConfigurationError, StoreError
-from aeros.stores.base import check_size, check_timeout, expiry, key_group
+from aeros.stores.base import Capabilities, Clock, checked_timeout, expiry, key_group
 
 __all__ = ["FileSystemCache", "FilesystemCache"]
 
@@ -53,10 +55,13 @@ class FilesystemCache:
             Default 300.
         threshold: most entries kept. Default 500.
         max_bytes: most bytes of entry files kept; a larger value is not stored. Default 256 MiB.
+        clock: seconds for expiry times; default ``time.time``: the files hold wall-clock
+            times, so every process (and a restarted one) reads them alike.
     """
 
-    shared = True
-    """Every process using it sees the same entries: nothing to pass between workers."""
+    capabilities: ClassVar[Capabilities] = Capabilities(groups=True, prefix_delete=True)
+    """Every process using it sees the same entries (shared): nothing to pass between
+    workers. A group's files share a name prefix, so a group delete reads no file."""
 
     def __init__(
         self,
@@ -65,15 +70,17 @@ class FilesystemCache:
         threshold: int = 500,
         *,
         max_bytes: int = 256 << 20,
+        clock: Clock = time.time,
     ) -> None:
         if not isinstance(directory, str | os.PathLike) or not os.fspath(directory):
             raise ConfigurationError(
                 f"FilesystemCache(directory={directory!r}) must be a non-empty path"
             )
         self.directory = Path(directory).absolute()
-        self.timeout = check_timeout("FilesystemCache", timeout)
-        self.threshold = check_size("FilesystemCache", "threshold", threshold)
-        self.max_bytes = check_size("FilesystemCache", "max_bytes", max_bytes)
+        self.timeout = checked_timeout("FilesystemCache", timeout)
+        self.threshold = _validate.integer("FilesystemCache", "threshold", threshold, minimum=1)
+        self.max_bytes = _validate.integer("FilesystemCache", "max_bytes", max_bytes, minimum=1)
+        self.clock = clock
         self._prune_every = max(1, self.threshold // 10)
         self._writes = 0
         self._secret: bytes | None = None
@@ -188,7 +195,7 @@ class FilesystemCache:
         if parsed is None or parsed[1] != _encode_key(key):
             return None
         expires, _, value = parsed
-        if expires <= time.time():
+        if expires <= self.clock():
             with contextlib.suppress(OSError):
                 if os.stat(path).st_ino == inode:  # not a fresh entry another worker just wrote
                     path.unlink()
@@ -198,7 +205,7 @@ class FilesystemCache:
     def _set(self, key: str, value: bytes, ttl: float | None, prune: bool) -> None:
         secret = self._ready()
         raw_key = _encode_key(key)
-        body = _HEADER.pack(_MAGIC, expiry(time.time(), ttl), len(raw_key)) + raw_key + value
+        body = _HEADER.pack(_MAGIC, expiry(self.clock(), ttl), len(raw_key)) + raw_key + value
         data = body + _mac(secret, body)
         if len(data) > self.max_bytes:
             self._delete(key)
@@ -277,13 +284,14 @@ class FilesystemCache:
 
     def _prune(self) -> None:
         """Drop expired entries, stale temp files, then the oldest until within the limits."""
-        now = time.time()
+        now = self.clock()
+        mtime_now = time.time()  # file times are the system's, whatever self.clock says
         live: list[tuple[float, int, str]] = []
         for entry in self._entries():
             with contextlib.suppress(OSError):  # another worker may remove it meanwhile
                 info = entry.stat()
                 if entry.name.startswith(_TMP_PREFIX):
-                    if info.st_mtime < now - _STALE_TMP_SECONDS:
+                    if info.st_mtime < mtime_now - _STALE_TMP_SECONDS:
                         os.unlink(entry.path)
                     continue
                 with open(entry.path, "rb") as handle:
