@@ -318,6 +318,13 @@ async def test_redis_clear_keeps_foreign_keys(redis: Any) -> None:
         pytest.param(lambda: FilesystemCache(""), "directory", id="empty-dir"),
         pytest.param(lambda: RedisCache(url="http://x"), "redis://", id="bad-url"),
         pytest.param(lambda: RedisCache(port=70000), "port", id="bad-port"),
+        pytest.param(lambda: SimpleCache(timeout="5"), r"timeout='5'", id="str-timeout"),
+        pytest.param(lambda: SimpleCache(timeout=float("inf")), "timeout=inf", id="inf-timeout"),
+        pytest.param(lambda: SimpleCache(max_bytes=True), "max_bytes=True", id="bool-size"),
+        pytest.param(lambda: RedisCache(db=-1), r"db=-1", id="negative-db"),
+        pytest.param(lambda: RedisCache(socket_timeout=-1), "socket_timeout", id="neg-socket"),
+        pytest.param(lambda: RedisCache(retry_after="1"), "retry_after", id="str-retry"),
+        pytest.param(lambda: RedisCache(max_connections=0), "max_connections", id="no-conns"),
     ],
 )
 def test_store_config_refused(factory: Any, match: str) -> None:

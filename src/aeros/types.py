@@ -6,7 +6,7 @@ servers deliver them (ASGI spec); nothing here allocates for a request that need
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 __all__ = [
@@ -17,7 +17,6 @@ __all__ = [
     "Scope",
     "Send",
     "check_header",
-    "get_header",
 ]
 
 Scope = MutableMapping[str, Any]
@@ -31,14 +30,6 @@ _FORBIDDEN = frozenset("\r\n\x00")
 _TOKEN_CHARS = frozenset(
     "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 )
-
-
-def get_header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:
-    """Return the first value of header ``name`` (lower-case bytes), or None."""
-    for key, value in headers:
-        if key == name:
-            return value
-    return None
 
 
 def check_header(name: str, value: str, *, where: str) -> tuple[bytes, bytes]:

@@ -16,6 +16,7 @@ The modules, in the order a request meets them:
 - ``answer.py``: answers from an entry (the coding the client accepts, ETag, Age, 304).
 - ``invalidation.py``: write invalidation of a target URI after an unsafe request (RFC 9111
   section 4.4).
+- ``sync.py``: runs a clear or purge from synchronous code (``app.clear_cache()``).
 
 Only ``routes.py`` imports Quart; the rest is pure ASGI. The stores themselves (memory,
 filesystem, Redis) are in :mod:`aeros.stores` and know no HTTP.

@@ -262,7 +262,7 @@ class CacheMiddleware:
                 self._refused(policy, scope, capture.refusal)
             else:
                 # the client's variant goes into the one write
-                headers, body, _ = prepare(entry, codec, self.headers)
+                headers, body, _ = prepare(entry, codec, self.codecs, self.headers)
                 if capture.per_request:  # this request's own headers: never stored
                     headers = [*headers, *capture.per_request]
                 await self.entries.save(key, entry, generation)
@@ -327,7 +327,7 @@ class CacheMiddleware:
     def _answer_for(self, key: str, entry: Entry, accept: bytes | None) -> tuple[Headers, bytes]:
         """Headers (without Age) and body of the identity or a variant the client accepts."""
         codec = self.negotiate(accept) if self.codecs else None
-        headers, body, new = prepare(entry, codec, self.headers)
+        headers, body, new = prepare(entry, codec, self.codecs, self.headers)
         if new:  # keep the new variant for the next hit, in every worker
             self._spawn(self.entries.save(key, entry, self.entries.generation))
         return headers, body
