@@ -22,6 +22,7 @@ import secrets
 import struct
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -243,30 +244,31 @@ class FilesystemCache:
             raise StoreError(f"FilesystemCache cannot list entries: {exc.strerror}") from exc
 
     def _delete_prefix(self, prefix: str) -> int:
-        secret = self._ready()
         raw_prefix = _encode_key(prefix)
-        removed = 0
-        for entry in self._entries():
-            if not entry.name.endswith(_SUFFIX):
-                continue
-            with contextlib.suppress(OSError):
-                parsed = _parse(Path(entry.path).read_bytes(), secret)
-                if parsed is None or parsed[1].startswith(raw_prefix):
-                    os.unlink(entry.path)
-                    removed += parsed is not None
-        return removed
+        return self._delete_matching(
+            lambda name: name.endswith(_SUFFIX), lambda key: key.startswith(raw_prefix)
+        )
 
     def _delete_group(self, group: str) -> int:
-        secret = self._ready()
         start = _group_hash(group) + "-"
+        # the name holds a hash of the group: check the key itself before removing
+        return self._delete_matching(
+            lambda name: name.startswith(start), lambda key: _key_group_of(key) == group
+        )
+
+    def _delete_matching(
+        self, name_matches: Callable[[str], bool], key_matches: Callable[[bytes], bool]
+    ) -> int:
+        """Remove the entry files whose name and key match (and unreadable ones whose name
+        matches); return how many intact entries were removed."""
+        secret = self._ready()
         removed = 0
         for entry in self._entries():
-            if not entry.name.startswith(start):
+            if not name_matches(entry.name):
                 continue
             with contextlib.suppress(OSError):
                 parsed = _parse(Path(entry.path).read_bytes(), secret)
-                # the name is a hash: check the key itself before removing
-                if parsed is None or _key_group_of(parsed[1]) == group:
+                if parsed is None or key_matches(parsed[1]):
                     os.unlink(entry.path)
                     removed += parsed is not None
         return removed
