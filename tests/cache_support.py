@@ -98,10 +98,16 @@ class DictStore:
 
     async def delete_group(self, group: str) -> int:
         self.calls["delete_group"] += 1
-        doomed = [key for key in self.data if key[: key.rfind(":") + 1] == group]
-        for key in doomed:
+        return self._drop([key for key in self.data if key[: key.rfind(":") + 1] == group])
+
+    async def delete_prefix(self, prefix: str) -> int:
+        self.calls["delete_prefix"] += 1
+        return self._drop([key for key in self.data if key.startswith(prefix)])
+
+    def _drop(self, keys: list[str]) -> int:
+        for key in keys:
             del self.data[key]
-        return len(doomed)
+        return len(keys)
 
     async def clear(self) -> None:
         self.calls["clear"] += 1

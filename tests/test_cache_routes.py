@@ -15,7 +15,15 @@ from aeros import ConfigurationError, FilesystemCache, SimpleCache, WebServer
 from aeros.response_cache.routes import _MEMO_LIMIT
 from aeros.stores import Capabilities
 from aeros.stores.base import capabilities_of
-from cache_support import BACKENDS, DictStore, LiveServer, call, http_scope, make_store
+from cache_support import (
+    BACKENDS,
+    DictStore,
+    FailingStore,
+    LiveServer,
+    call,
+    http_scope,
+    make_store,
+)
 
 
 def make_app() -> WebServer:
@@ -148,21 +156,29 @@ async def test_cache_user_store_without_capabilities() -> None:
     assert await get_text(app, "/b") == b"b 2"  # cleared with the rest
 
 
-async def test_cache_store_declaring_capabilities() -> None:
-    """A store declaring groups and nowait_get is read without a coroutine, and a write
-    invalidation drops only the target's group."""
+@pytest.mark.parametrize(
+    ("capabilities", "used"),
+    [
+        pytest.param(Capabilities(groups=True, nowait_get=True), "delete_group", id="groups"),
+        pytest.param(Capabilities(prefix_delete=True, nowait_get=True), "delete_prefix", id="pfx"),
+    ],
+)
+async def test_cache_store_declaring_capabilities(capabilities: Capabilities, used: str) -> None:
+    """A store declaring nowait_get is read without a coroutine; one declaring groups (or
+    else prefix_delete) has a write invalidation drop only the target's entries with it."""
 
-    class Indexed(DictStore):
-        capabilities = Capabilities(groups=True, nowait_get=True)
+    class Declared(DictStore):
+        pass
 
-    store = Indexed()
+    Declared.capabilities = capabilities  # type: ignore[attr-defined]
+    store = Declared()
     app = dict_store_app(store)
     assert await get_text(app, "/a") == await get_text(app, "/a") == b"a 1"
     assert await get_text(app, "/b") == b"b 1"
     assert store.calls["get"] == 0
     assert store.calls["get_nowait"] == 3
     assert (await call(app, http_scope("/a", method="POST"))).status == 200
-    assert store.calls["delete_group"] == 1
+    assert store.calls[used] == 1
     assert store.calls["clear"] == 0
     assert await get_text(app, "/b") == b"b 1"  # another path's entry stays
     assert await get_text(app, "/a") == b"a 3"  # the POST ran the view as the second call
@@ -179,7 +195,7 @@ def test_cache_refuses_wrong_capabilities(capabilities: Any, match: str) -> None
     """Capabilities naming a method the store lacks, or not a Capabilities, are refused
     when the app is built."""
 
-    class Wrong(DictStore):
+    class Wrong(FailingStore):  # the five protocol methods only
         pass
 
     Wrong.capabilities = capabilities  # type: ignore[attr-defined]
