@@ -13,7 +13,16 @@ import httpx
 import pytest
 
 from aeros import Gzip, WebServer
-from tests.support.cache import BACKENDS, BIG, FailingStore, LiveServer, Records, Site, make_store
+from aeros.errors import ConfigurationError
+from tests.support.cache import (
+    BACKENDS,
+    BIG,
+    FailingStore,
+    LiveServer,
+    Records,
+    Site,
+    make_store,
+)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -205,39 +214,57 @@ def test_cache_unless_sees_the_scope(site: tuple[Site, httpx.Client]) -> None:
 
 
 def test_cache_key_holds_host(site: tuple[Site, httpx.Client]) -> None:
-    """Different hosts are different entries; an invalid Host is never cached."""
-    _s, client = site
+    """Different hosts are different entries (Host is case-insensitive); the server refuses
+    an invalid Host with 400 before the cache sees it (test_cache_invalid_host_bypasses drives
+    the layer alone with one)."""
+    s, client = site
     a = client.get("/", headers={"Host": "a.example"}).text
     b = client.get("/", headers={"Host": "b.example"}).text
     assert a != b
     assert client.get("/", headers={"Host": "A.example"}).text == a
+    views = s.views["page"]
     for host in ("evil/../x", "exa mple"):
-        bad = [client.get("/", headers={"Host": host}) for _ in range(2)]
-        assert all(r.status_code == 400 for r in bad) or bad[0].text != bad[1].text
+        assert client.get("/", headers={"Host": host}).status_code == 400
+    assert s.views["page"] == views
 
 
-def test_cache_entry_expires(site: tuple[Site, httpx.Client]) -> None:
-    """After its timeout an entry is refilled by one call of the view."""
-    s, client = site
+@pytest.fixture
+def timed_site(store: Any, live_server: LiveServer) -> Iterator[tuple[Site, httpx.Client]]:
+    """A running Site whose cache reads a fake clock (``site.clock``), on every backend."""
+    site = Site(store, fake_clock=True)
+    with live_server(site.app) as url, httpx.Client(base_url=url, timeout=10) as client:
+        yield site, client
+
+
+def test_cache_entry_expires(timed_site: tuple[Site, httpx.Client]) -> None:
+    """After its timeout (30 s) an entry is refilled by one call of the view; not before."""
+    s, client = timed_site
     assert client.get("/short").text == "short 1"
-    end = time.monotonic() + 5
-    while client.get("/short").text == "short 1":
-        assert time.monotonic() < end, "entry never expired"
-        time.sleep(0.05)
+    s.clock.advance(29.9)
+    assert client.get("/short").text == "short 1"
+    s.clock.advance(0.2)
+    assert client.get("/short").text == "short 2"
+    assert client.get("/short").text == "short 2"
     assert s.views["short"] == 2
 
 
-def test_cache_stale_while_revalidate(site: tuple[Site, httpx.Client]) -> None:
-    """A stale entry is served at once while one background request refreshes it."""
-    s, client = site
+def test_cache_stale_while_revalidate(timed_site: tuple[Site, httpx.Client]) -> None:
+    """A stale entry is served at once while one background request refreshes it; past
+    stale_while_revalidate it is a plain miss."""
+    s, client = timed_site
     assert client.get("/swr").text == "swr 1"
-    time.sleep(0.4)
-    assert client.get("/swr").text == "swr 1"  # stale, served immediately
+    s.clock.advance(31)
+    stale = client.get("/swr")
+    assert stale.text == "swr 1"  # stale, served immediately
+    assert int(stale.headers["age"]) == 31
     end = time.monotonic() + 5
-    while client.get("/swr").text != "swr 2":
+    while client.get("/swr").text != "swr 2":  # the background refresh lands
         assert time.monotonic() < end, "never refreshed"
         time.sleep(0.02)
     assert s.views["swr"] == 2
+    s.clock.advance(91)  # past timeout + stale_while_revalidate: not served stale
+    assert client.get("/swr").text == "swr 3"
+    assert s.views["swr"] == 3
 
 
 async def test_cache_coalesces_100_misses(store: Any, live_server: LiveServer) -> None:
@@ -266,6 +293,9 @@ def test_cache_clear_and_purge(site: tuple[Site, httpx.Client]) -> None:
     assert client.get("/q?x=1").text.endswith(" 1")
     s.app.clear_cache()
     assert client.get("/q?x=1").text.endswith(" 2")
+    for bad in ({}, {"path": "/q", "endpoint": "query"}):
+        with pytest.raises(ConfigurationError, match="exactly one"):
+            s.app.purge_cache(**bad)
 
 
 async def test_cache_clear_inside_running_loop(store: Any, live_server: LiveServer) -> None:
@@ -308,7 +338,7 @@ def test_cache_decorator_refuses_bad_options(options: dict[str, Any], match: str
     app = WebServer(__name__, access_log=False, cache=FailingStore())
     with pytest.raises(ValueError, match=match):
         app.cache(**options)
-    with pytest.raises(TypeError, match="unknown option"):
+    with pytest.raises(ConfigurationError, match="unknown option"):
         app.cache(tiemout=3)
 
 

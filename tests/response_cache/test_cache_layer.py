@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from aeros import Gzip, SimpleCache
-from aeros.response_cache.entry import CachePolicy
 from aeros.response_cache.layer import CACHE_STATE, CacheMiddleware
+from aeros.response_cache.policy import CachePolicy
 from tests.support.cache import call, http_scope
 
 POLICY = CachePolicy(timeout=60, route="r")
@@ -142,3 +142,38 @@ async def test_cache_no_304_for_non_2xx(status: int) -> None:
     await call(app, http_scope())
     hit = await call(app, http_scope(headers=[(b"host", b"testserver"), (b"if-none-match", b"*")]))
     assert hit.status == (304 if 200 <= status < 300 else status)
+
+
+@pytest.mark.parametrize(
+    "hosts",
+    [
+        pytest.param([b"evil/../x"], id="path-in-host"),
+        pytest.param([b"exa mple"], id="space"),
+        pytest.param([b"a.example:99999x"], id="bad-port"),
+        pytest.param([b"a.example", b"b.example"], id="two-hosts"),
+    ],
+)
+async def test_cache_invalid_host_bypasses(hosts: list[bytes]) -> None:
+    """A request whose Host is not one valid host name is neither served from nor stored in
+    the cache: the layer alone, as behind a server that passes any Host through."""
+    calls = 0
+
+    async def counting(scope: Any, receive: Any, send: Any) -> None:
+        nonlocal calls
+        calls += 1
+        body = str(calls).encode()
+        headers = [(b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    store = SimpleCache()
+    app = CacheMiddleware(counting, store, lambda scope: POLICY)
+    for expected in (b"1", b"2"):
+        scope = http_scope(headers=[(b"host", host) for host in hosts])
+        response = await call(app, scope)
+        assert response.body == expected
+        assert scope[CACHE_STATE] == "bypass"
+    assert len(store) == 0
+    valid = http_scope(headers=[(b"host", hosts[0] if len(hosts) > 1 else b"a.example")])
+    await call(app, valid)
+    assert len(store) == 1  # the same layer stores a request with a valid Host

@@ -12,16 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aeros import SimpleCache, WebServer
-from aeros.response_cache.entry import (
-    CachePolicy,
-    build_key,
-    decode_entry,
-    encode_entry,
-    key_material,
-    request_host,
-    request_path,
-)
+from aeros.response_cache.entry import decode_entry, encode_entry
+from aeros.response_cache.keys import build_key, key_material, request_host, request_path
 from aeros.response_cache.layer import CacheMiddleware
+from aeros.response_cache.policy import CachePolicy
 from tests.support.cache import call, http_scope
 
 VARY = (b"accept-language", b"cookie")

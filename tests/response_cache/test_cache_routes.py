@@ -13,7 +13,17 @@ from quart import Blueprint
 
 from aeros import ConfigurationError, FilesystemCache, SimpleCache, WebServer
 from aeros.response_cache.routes import _MEMO_LIMIT
-from tests.support.cache import LiveServer, call, http_scope
+from aeros.stores import Capabilities
+from aeros.stores.base import capabilities_of
+from tests.support.cache import (
+    BACKENDS,
+    DictStore,
+    FailingStore,
+    LiveServer,
+    call,
+    http_scope,
+    make_store,
+)
 
 
 def make_app() -> WebServer:
@@ -113,3 +123,95 @@ def test_cache_refuses_sync_store() -> None:
         WebServer(__name__, cache=SyncStore())
     with pytest.raises(ConfigurationError, match="async get/set"):
         WebServer(__name__, cache="redis://localhost")
+
+
+def dict_store_app(store: Any) -> WebServer:
+    app = WebServer(__name__, access_log=False, cache=store)
+    calls: dict[str, int] = {}
+
+    @app.route("/<name>", methods=["GET", "POST"])
+    @app.cache(timeout=30)
+    async def page(name: str) -> str:
+        calls[name] = calls.get(name, 0) + 1
+        return f"{name} {calls[name]}"
+
+    return app
+
+
+async def get_text(app: WebServer, path: str) -> bytes:
+    return (await call(app, http_scope(path))).body
+
+
+async def test_cache_user_store_without_capabilities() -> None:
+    """A store declaring no capabilities works with the defaults: shared, read with get(),
+    and a write invalidation clears it (it has no group delete the cache may use)."""
+    store = DictStore()  # has get_nowait and delete_group, but does not declare them
+    app = dict_store_app(store)
+    assert not app.response_cache.per_process
+    assert await get_text(app, "/a") == await get_text(app, "/a") == b"a 1"
+    assert await get_text(app, "/b") == b"b 1"
+    assert (await call(app, http_scope("/a", method="POST"))).status == 200
+    assert store.calls["get_nowait"] == store.calls["delete_group"] == 0
+    assert store.calls["clear"] == 1
+    assert await get_text(app, "/b") == b"b 2"  # cleared with the rest
+
+
+@pytest.mark.parametrize(
+    ("capabilities", "used"),
+    [
+        pytest.param(Capabilities(groups=True, nowait_get=True), "delete_group", id="groups"),
+        pytest.param(Capabilities(prefix_delete=True, nowait_get=True), "delete_prefix", id="pfx"),
+    ],
+)
+async def test_cache_store_declaring_capabilities(capabilities: Capabilities, used: str) -> None:
+    """A store declaring nowait_get is read without a coroutine; one declaring groups (or
+    else prefix_delete) has a write invalidation drop only the target's entries with it."""
+
+    class Declared(DictStore):
+        pass
+
+    Declared.capabilities = capabilities  # type: ignore[attr-defined]
+    store = Declared()
+    app = dict_store_app(store)
+    assert await get_text(app, "/a") == await get_text(app, "/a") == b"a 1"
+    assert await get_text(app, "/b") == b"b 1"
+    assert store.calls["get"] == 0
+    assert store.calls["get_nowait"] == 3
+    assert (await call(app, http_scope("/a", method="POST"))).status == 200
+    assert store.calls[used] == 1
+    assert store.calls["clear"] == 0
+    assert await get_text(app, "/b") == b"b 1"  # another path's entry stays
+    assert await get_text(app, "/a") == b"a 3"  # the POST ran the view as the second call
+
+
+@pytest.mark.parametrize(
+    ("capabilities", "match"),
+    [
+        pytest.param(Capabilities(prefix_delete=True), "no delete_prefix", id="missing-method"),
+        pytest.param(frozenset({"groups"}), "must be an aeros.stores.Capabilities", id="not-caps"),
+    ],
+)
+def test_cache_refuses_wrong_capabilities(capabilities: Any, match: str) -> None:
+    """Capabilities naming a method the store lacks, or not a Capabilities, are refused
+    when the app is built."""
+
+    class Wrong(FailingStore):  # the five protocol methods only
+        pass
+
+    Wrong.capabilities = capabilities  # type: ignore[attr-defined]
+    with pytest.raises(ConfigurationError, match=match):
+        WebServer(__name__, cache=Wrong())
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+async def test_builtin_stores_declare_what_they_do(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Each built-in store declares its capabilities; only SimpleCache lives per process."""
+    store = make_store(kind, tmp_path, request)
+    capabilities = capabilities_of(store)
+    assert capabilities.groups
+    assert capabilities.prefix_delete
+    assert capabilities.shared == (kind != "memory")
+    assert capabilities.nowait_get == (kind == "memory")
+    await store.aclose()

@@ -15,7 +15,8 @@ import pytest
 from quart import Response, send_file
 
 from aeros import SimpleCache, WebServer
-from aeros.response_cache.layer import CacheMiddleware, CachePolicy
+from aeros.response_cache.layer import CacheMiddleware
+from aeros.response_cache.policy import CachePolicy
 from tests.support.cache import BACKENDS, LiveServer, Records, call, http_scope, make_store
 
 PER_REQUEST = {

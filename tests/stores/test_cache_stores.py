@@ -15,7 +15,7 @@ import pytest
 from aeros import ConfigurationError, FileSystemCache, FilesystemCache, RedisCache, SimpleCache
 from aeros.errors import StoreError
 from aeros.stores import PrefixStore, Store
-from tests.support.cache import BACKENDS, make_store
+from tests.support.cache import BACKENDS, FakeClock, make_store
 
 HOSTILE_KEYS = [
     pytest.param("../../etc/passwd", id="dotdot"),
@@ -50,14 +50,33 @@ async def test_store_roundtrip(store: Any) -> None:
     assert await store.get("b") is None
 
 
-async def test_store_ttl_expires(store: Any) -> None:
-    """An entry is gone once its TTL has passed."""
-    await store.set("k", b"v", ttl=0.05)
+@pytest.mark.parametrize("kind", ["memory", "filesystem"])
+async def test_store_ttl_expires(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """An entry lives exactly its TTL on the store's clock; no TTL: it never expires."""
+    clock = FakeClock()
+    store = make_store(kind, tmp_path, request, clock=clock)
+    await store.set("k", b"v", ttl=10)
+    await store.set("forever", b"v", ttl=None)
+    clock.advance(9.9)
     assert await store.get("k") == b"v"
-    deadline = asyncio.get_running_loop().time() + 5
-    while await store.get("k") is not None:
-        assert asyncio.get_running_loop().time() < deadline, "entry never expired"
-        await asyncio.sleep(0.02)
+    clock.advance(0.2)
+    assert await store.get("k") is None
+    clock.advance(10**9)
+    assert await store.get("forever") == b"v"
+
+
+async def test_redis_ttl_is_kept_by_redis(redis: Any) -> None:
+    """RedisCache hands the TTL to Redis in milliseconds (Redis expires the key on its own
+    clock); no TTL: the key persists."""
+    cache = RedisCache(url=redis.url, prefix="t:")
+    await cache.set("g:k", b"v", ttl=10)
+    await cache.set("g:forever", b"v", ttl=None)
+    await cache.set("k", b"v", ttl=2.5)  # a key without a group takes the plain SET path
+    client = cache._client().redis
+    assert 9_000 < await client.pttl(b"t:k:g:k") <= 10_000
+    assert await client.pttl(b"t:k:g:forever") == -1
+    assert 1_500 < await client.pttl(b"t:k:k") <= 2_500
+    await cache.aclose()
 
 
 async def test_store_delete_prefix(store: Any) -> None:
@@ -299,6 +318,13 @@ async def test_redis_clear_keeps_foreign_keys(redis: Any) -> None:
         pytest.param(lambda: FilesystemCache(""), "directory", id="empty-dir"),
         pytest.param(lambda: RedisCache(url="http://x"), "redis://", id="bad-url"),
         pytest.param(lambda: RedisCache(port=70000), "port", id="bad-port"),
+        pytest.param(lambda: SimpleCache(timeout="5"), r"timeout='5'", id="str-timeout"),
+        pytest.param(lambda: SimpleCache(timeout=float("inf")), "timeout=inf", id="inf-timeout"),
+        pytest.param(lambda: SimpleCache(max_bytes=True), "max_bytes=True", id="bool-size"),
+        pytest.param(lambda: RedisCache(db=-1), r"db=-1", id="negative-db"),
+        pytest.param(lambda: RedisCache(socket_timeout=-1), "socket_timeout", id="neg-socket"),
+        pytest.param(lambda: RedisCache(retry_after="1"), "retry_after", id="str-retry"),
+        pytest.param(lambda: RedisCache(max_connections=0), "max_connections", id="no-conns"),
     ],
 )
 def test_store_config_refused(factory: Any, match: str) -> None:

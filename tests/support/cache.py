@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractContextManager
@@ -17,6 +18,21 @@ from aeros import FilesystemCache, RedisCache, SimpleCache, WebServer
 from aeros.errors import StoreError
 
 BACKENDS = ("memory", "filesystem", "redis")
+
+
+class FakeClock:
+    """A clock that moves only when a test says so: expiry tests advance it instead of
+    sleeping. Starts at the real wall-clock time (file times stay plausible)."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward by ``seconds``."""
+        self.now += seconds
 
 
 def make_store(kind: str, tmp_path: Path, request: Any, **options: Any) -> Any:
@@ -50,6 +66,52 @@ class FailingStore:
 
     async def clear(self) -> None:
         raise StoreError("down")
+
+    async def aclose(self) -> None:
+        return None
+
+
+class DictStore:
+    """A user's own store: the five protocol methods over a dict, no optional capability.
+
+    ``calls`` counts the calls of each method the cache layer made.
+    """
+
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+        self.calls: Counter[str] = Counter()
+
+    async def get(self, key: str) -> bytes | None:
+        self.calls["get"] += 1
+        return self.data.get(key)
+
+    def get_nowait(self, key: str) -> bytes | None:
+        self.calls["get_nowait"] += 1
+        return self.data.get(key)
+
+    async def set(self, key: str, value: bytes, *, ttl: float | None) -> None:
+        self.calls["set"] += 1
+        self.data[key] = value
+
+    async def delete(self, key: str) -> None:
+        self.data.pop(key, None)
+
+    async def delete_group(self, group: str) -> int:
+        self.calls["delete_group"] += 1
+        return self._drop([key for key in self.data if key[: key.rfind(":") + 1] == group])
+
+    async def delete_prefix(self, prefix: str) -> int:
+        self.calls["delete_prefix"] += 1
+        return self._drop([key for key in self.data if key.startswith(prefix)])
+
+    def _drop(self, keys: list[str]) -> int:
+        for key in keys:
+            del self.data[key]
+        return len(keys)
+
+    async def clear(self) -> None:
+        self.calls["clear"] += 1
+        self.data.clear()
 
     async def aclose(self) -> None:
         return None
@@ -133,10 +195,14 @@ LiveServer = Callable[[WebServer], AbstractContextManager[str]]
 class Site:
     """A WebServer with cached routes, counting view calls and requests that enter Quart."""
 
-    def __init__(self, store: Any, **options: Any) -> None:
+    def __init__(self, store: Any, *, fake_clock: bool = False, **options: Any) -> None:
         self.views: Counter[str] = Counter()
         self.entered = 0
         self.app = app = WebServer(__name__, access_log=False, cache=store, **options)
+        self.clock = FakeClock()
+        """The cache's clock when ``fake_clock`` is true (else the real one is used)."""
+        if fake_clock:  # before the first request builds the cache layer
+            app.response_cache.clock = self.clock
 
         @app.before_request
         async def count_entries() -> None:
@@ -241,13 +307,13 @@ class Site:
             return f"slow {self.views['slow']}"
 
         @app.route("/short")
-        @app.cache(timeout=0.3)
+        @app.cache(timeout=30)
         async def short() -> str:
             self.views["short"] += 1
             return f"short {self.views['short']}"
 
         @app.route("/swr")
-        @app.cache(timeout=0.3, stale_while_revalidate=30)
+        @app.cache(timeout=30, stale_while_revalidate=60)
         async def swr() -> str:
             self.views["swr"] += 1
             return f"swr {self.views['swr']}"

@@ -1,8 +1,9 @@
-"""The headers of an encoded response, shared by the compression layer and the response cache.
+"""Encoded responses, shared by the compression layer and the response cache.
 
 A cache entry is encoded for a client the same way the layer encodes a live response, so both
-build the encoded response's headers here: ``Content-Encoding``, the new ``Content-Length``, a
-weak ETag and ``Vary: Accept-Encoding``.
+build the encoded response's headers here (``Content-Encoding``, the new ``Content-Length``, a
+weak ETag and ``Vary: Accept-Encoding``), and the cache encodes a whole stored body with
+:func:`encode_body` by the layer's rules.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from collections.abc import Sequence
 from typing import Final
 
 from aeros.compression.codecs import Codec
-from aeros.headers import add_vary
+from aeros.headers import add_vary, get_header
 from aeros.types import Headers
 
 __all__ = [
     "ACCEPT_ENCODING",
     "UNTOUCHED_STATUS",
+    "encode_body",
     "encoded_headers",
     "is_compressible",
     "weak_etag",
@@ -78,3 +80,30 @@ def is_compressible(status: int, headers: Headers, codecs: Sequence[Codec]) -> b
         if name == b"content-type":
             content_type = value
     return any(codec.accepts(content_type) for codec in codecs)
+
+
+def encode_body(
+    status: int, headers: Headers, body: bytes, codec: Codec | None, codecs: Sequence[Codec]
+) -> tuple[Headers, bytes, Codec | None]:
+    """Encode a whole response the way the layer would; for callers holding a complete body.
+
+    Args:
+        status: the response status.
+        headers: the identity response's headers (not mutated).
+        body: the identity body.
+        codec: the negotiated codec (None: the client accepts no coding).
+        codecs: every codec the app uses (decides whether ``Vary`` is needed).
+
+    Returns:
+        ``(headers, body, codec_used)``; ``codec_used`` is None when the body went unencoded.
+    """
+    if not is_compressible(status, headers, codecs):
+        return list(headers), body, None
+    if (
+        codec is None
+        or len(body) < codec.min_size
+        or not codec.accepts(get_header(headers, b"content-type"))
+    ):
+        return add_vary(headers, ACCEPT_ENCODING), body, None
+    encoded = codec.compress(body)
+    return encoded_headers(headers, codec, len(encoded)), encoded, codec

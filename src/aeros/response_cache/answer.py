@@ -2,14 +2,17 @@
 
 A hit does no compression work once an entry has served a coding: every encoded variant is
 kept in the entry, and the headers of each answer (global headers included) are prepared once
-per entry and coding.
+per entry and coding. A variant is encoded by the compression layer's own
+:func:`~aeros.compression.headers.encode_body`, so a cached response and an uncached one are
+encoded alike.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aeros.compression.codecs import Codec
-from aeros.compression.headers import encoded_headers
-from aeros.headers import get_header
+from aeros.compression.headers import encode_body, encoded_headers
 from aeros.middleware.headers import GlobalHeaders
 from aeros.response_cache.entry import Entry
 from aeros.types import Headers, Send
@@ -22,33 +25,32 @@ NOT_MODIFIED_HEADERS = frozenset(
 
 
 def prepare(
-    entry: Entry, codec: Codec | None, extra: GlobalHeaders | None = None
+    entry: Entry,
+    codec: Codec | None,
+    codecs: Sequence[Codec],
+    extra: GlobalHeaders | None = None,
 ) -> tuple[Headers, bytes, bool]:
     """Headers (without Age) and body for a client accepting ``codec``; memoised per entry.
 
-    ``extra`` are the app's global headers (the entry never holds them); a layer passes the
-    same ones for every call on an entry. Returns ``(headers, body, new)``: ``new`` is true
-    when a variant was encoded now.
+    ``codecs`` are every codec the app uses; ``extra`` are the app's global headers (the entry
+    never holds them). A layer passes the same ones for every call on an entry. Returns
+    ``(headers, body, new)``: ``new`` is true when a variant was encoded now.
     """
     coding = codec.encoding if codec is not None else b""
     prepared = entry.prepared.get(coding)
     if prepared is not None:
         return prepared[0], prepared[1], False
-    headers, body = entry.headers, entry.body
     new = False
-    if (
-        codec is not None
-        and len(body) >= codec.min_size
-        and codec.accepts(get_header(headers, b"content-type"))
-    ):
-        encoded = entry.variants.get(coding)
-        if encoded is None:
-            encoded = entry.variants[coding] = codec.compress(body)
-            new = True
-        headers = encoded_headers(headers, codec, len(encoded))
-        body = encoded
+    encoded = entry.variants.get(coding) if codec is not None else None
+    if codec is not None and encoded is not None:  # encoded before, by this or another worker
+        headers, body = encoded_headers(entry.headers, codec, len(encoded)), encoded
     else:
-        headers = [*headers, (b"content-length", str(len(body)).encode())]
+        headers, body, used = encode_body(entry.status, entry.headers, entry.body, codec, codecs)
+        if used is not None:
+            entry.variants[coding] = body
+            new = True
+        else:
+            headers = [*headers, (b"content-length", str(len(body)).encode())]
     if extra:
         headers = extra.apply(headers)
     entry.prepared[coding] = (headers, body)

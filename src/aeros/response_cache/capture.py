@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
 from collections.abc import Callable
 
-from aeros.response_cache.entry import CachePolicy, Entry
+from aeros.response_cache.entry import Entry
+from aeros.response_cache.policy import CachePolicy
 from aeros.types import Headers, Message, Receive, Send
 
 __all__ = ["PATHSEND", "Capture", "Refusal", "empty_receive", "is_per_request", "storable"]
@@ -122,8 +122,9 @@ class Capture:
                 {"type": "http.response.body", "body": body, "more_body": not self.complete}
             )
 
-    def entry(self, policy: CachePolicy) -> Entry | None:
-        """The captured response as a new entry; None when it was not stored whole."""
+    def entry(self, policy: CachePolicy, now: float) -> Entry | None:
+        """The captured response as a new entry made at ``now`` (wall-clock seconds); None
+        when it was not stored whole."""
         if not (self.storable and self.complete and self.start is not None):
             return None
         body = b"".join(self.chunks)
@@ -139,7 +140,7 @@ class Capture:
         if all(name != b"etag" for name, _ in headers):
             digest = hashlib.blake2b(body, digest_size=16).hexdigest().encode()
             headers.append((b"etag", b'W/"' + digest + b'"'))
-        created = time.time()
+        created = now
         fresh = created + policy.timeout if policy.timeout is not None else float("inf")
         return Entry(
             status=self.start["status"],

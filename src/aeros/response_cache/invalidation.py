@@ -18,12 +18,15 @@ from typing import Any, NamedTuple
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from aeros.errors import StoreError
-from aeros.response_cache.entry import CachePolicy, path_prefix, request_host, request_path
+from aeros.response_cache.keys import path_prefix, request_host, request_path
+from aeros.response_cache.policy import CachePolicy
+from aeros.stores.base import capabilities_of
 from aeros.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = [
     "SAFE_METHODS",
     "Target",
+    "drop_group",
     "drop_target",
     "invalidated_targets",
     "serve_unsafe",
@@ -158,19 +161,26 @@ async def drop_target(
         were in (None: the store had to be cleared, 0 is counted then); None when
         ``GET target`` is not cached (nothing was or could have been stored).
 
-    A store without ``delete_group`` falls back to ``delete_prefix``, and without that is
-    cleared entirely. Raises what the store raises (``StoreError``).
+    Raises what the store raises (``StoreError``).
     """
     scope = target_scope(target)
     policy = policy_for(scope)
     if policy is None:
         return None
     group = path_prefix(policy, request_path(scope))
-    delete_group = getattr(store, "delete_group", None)
-    if delete_group is not None:  # a path's entries are one store group: indexed
-        return int(await delete_group(group)), group
-    delete_prefix = getattr(store, "delete_prefix", None)
-    if delete_prefix is not None:
-        return int(await delete_prefix(group)), group
+    return await drop_group(store, group)
+
+
+async def drop_group(store: Any, group: str) -> tuple[int, str | None]:
+    """Drop one store key group (every entry of one path), as well as ``store`` can.
+
+    A store declaring ``groups`` drops it by index; one declaring only ``prefix_delete`` drops
+    the keys starting with it; any other store is cleared entirely (``(0, None)``).
+    """
+    capabilities = capabilities_of(store)
+    if capabilities.groups:
+        return int(await store.delete_group(group)), group
+    if capabilities.prefix_delete:
+        return int(await store.delete_prefix(group)), group
     await store.clear()
     return 0, None

@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -47,8 +46,11 @@ from aeros.headers import add_vary
 from aeros.middleware.headers import GlobalHeaders
 from aeros.response_cache.answer import NOT_MODIFIED_HEADERS, answer, prepare
 from aeros.response_cache.capture import Capture, Refusal, empty_receive
-from aeros.response_cache.entry import CachePolicy, Entry, KeyMemo
+from aeros.response_cache.coalesce import Fills
+from aeros.response_cache.entry import Entry
 from aeros.response_cache.invalidation import Target, drop_target, serve_unsafe
+from aeros.response_cache.keys import KeyMemo
+from aeros.response_cache.policy import CachePolicy
 from aeros.response_cache.storage import FAILED, EntryStore
 from aeros.types import (
     CACHE_STATE,
@@ -61,7 +63,7 @@ from aeros.types import (
     Send,
 )
 
-__all__ = ["CACHE_STATE", "CacheMiddleware", "CachePolicy"]
+__all__ = ["CACHE_STATE", "CacheMiddleware"]
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +93,8 @@ class CacheMiddleware:
             :class:`~aeros.response_cache.invalidation.Target` after a successful unsafe
             request; default: drop them from ``store`` here. The app passes its own so that
             every layer (and worker) sharing the store forgets them too.
+        clock: the wall clock in seconds that dates entries and decides freshness; default
+            ``time.time`` (every worker and instance sharing a store must agree on it).
     """
 
     def __init__(
@@ -105,6 +109,7 @@ class CacheMiddleware:
         warn_interval: float = 60.0,
         coalesce_grace: float = 0.5,
         invalidate: Callable[[Target], Awaitable[object]] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.app = app
         self.store = store
@@ -113,12 +118,10 @@ class CacheMiddleware:
         self.negotiate = Negotiator(self.codecs)
         self.headers = headers if headers else None
         self._kept_in_304 = NOT_MODIFIED_HEADERS | (headers.names if headers else frozenset())
-        self.entries = EntryStore(store, logger, warn_interval)
+        self.clock = clock
+        self.entries = EntryStore(store, logger, warn_interval, clock)
         self.max_entry_bytes = max_entry_bytes
-        self.coalesce_grace = coalesce_grace
-        self._inflight: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, dict[str, asyncio.Future[Entry | None]]
-        ] = weakref.WeakKeyDictionary()
+        self.fills = Fills(coalesce_grace)
         self._tasks: set[asyncio.Task[None]] = set()
         self._key = KeyMemo()
         self.invalidate = invalidate if invalidate is not None else self._drop_here
@@ -153,10 +156,7 @@ class CacheMiddleware:
         """Entries of one store key ``group`` (or all) were dropped: drop finished fills kept
         for late arrivals, and never store what a fill running now produces for them."""
         self.entries.forget(group)
-        for table in list(self._inflight.values()):
-            for key, future in list(table.items()):
-                if (group is None or key.startswith(group)) and future.done():
-                    table.pop(key, None)
+        self.fills.forget(group)
 
     # ---- one request ----------------------------------------------------------------------
 
@@ -199,7 +199,7 @@ class CacheMiddleware:
             scope[CACHE_STATE] = "error"
             await self.app(scope, receive, send)
             return
-        now = time.time()
+        now = self.clock()
         if entry is not None and now < entry.stale_until:
             if now < entry.fresh_until:
                 scope[CACHE_STATE] = "hit"
@@ -210,42 +210,35 @@ class CacheMiddleware:
             await answer(send, entry, headers, body, if_none_match, head, now, self._kept_in_304)
             return
 
-        table = self._table()
-        future = table.get(key)
+        future = self.fills.running(key)
         if future is not None:
             entry = await asyncio.shield(future)
-            if entry is not None:
+            now = self.clock()
+            if entry is not None and now < entry.fresh_until:
                 scope[CACHE_STATE] = "hit"
                 headers, body = self._answer_for(key, entry, accept)
-                now = time.time()
                 await answer(
                     send, entry, headers, body, if_none_match, head, now, self._kept_in_304
                 )
                 return
+            if entry is not None:  # a finished fill kept for late arrivals, stale by now
+                future = None
         if head or future is not None:
             # a HEAD response has no body to store; an unstorable fill is not shared
             scope[CACHE_STATE] = "miss"
             await self.app(scope, receive, send)
             return
         scope[CACHE_STATE] = "miss"
-        await self._lead(key, policy, table, scope, receive, send, accept, if_none_match)
+        await self._lead(key, policy, scope, receive, send, accept, if_none_match)
 
     async def _bypass(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope[CACHE_STATE] = "bypass"
         await self.app(scope, receive, send)
 
-    def _table(self) -> dict[str, asyncio.Future[Entry | None]]:
-        loop = asyncio.get_running_loop()
-        table = self._inflight.get(loop)
-        if table is None:
-            table = self._inflight[loop] = {}
-        return table
-
     async def _lead(
         self,
         key: str,
         policy: CachePolicy,
-        table: dict[str, asyncio.Future[Entry | None]],
         scope: Scope,
         receive: Receive,
         send: Send,
@@ -253,18 +246,15 @@ class CacheMiddleware:
         if_none_match: bytes | None,
     ) -> None:
         """Run the app for a miss, store the result, answer every request waiting for it."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Entry | None] = loop.create_future()
-        table[key] = future
+        fills = self.fills
+        future = fills.begin(key)
         entry: Entry | None = None
         generation = self.entries.generation
 
         def unstorable() -> None:
             # release the waiters as soon as the response start says it will not be stored:
             # they must not wait for a long stream (an event stream) to end
-            if not future.done():
-                future.set_result(None)
-                self._forget(table, key, future)
+            fills.finish(key, future, None)
 
         try:
             codec = self.negotiate(accept)
@@ -275,7 +265,7 @@ class CacheMiddleware:
                 self._refused(policy, scope, capture.refusal)
             else:
                 # the client's variant goes into the one write
-                headers, body, _ = prepare(entry, codec, self.headers)
+                headers, body, _ = prepare(entry, codec, self.codecs, self.headers)
                 if capture.per_request:  # this request's own headers: never stored
                     headers = [*headers, *capture.per_request]
                 await self.entries.save(key, entry, generation)
@@ -290,19 +280,9 @@ class CacheMiddleware:
                     self._kept_in_304,
                 )
         finally:
-            if not future.done():
-                if self.entries.changed_since(generation, key):
-                    entry = None  # a write replaced it meanwhile: waiters run the view afresh
-                future.set_result(entry)
-                if entry is None or self.coalesce_grace <= 0:
-                    self._forget(table, key, future)
-                else:
-                    loop.call_later(self.coalesce_grace, self._forget, table, key, future)
-
-    @staticmethod
-    def _forget(table: dict[str, Any], key: str, future: asyncio.Future[Entry | None]) -> None:
-        if table.get(key) is future:
-            del table[key]
+            if self.entries.changed_since(generation, key):
+                entry = None  # a write replaced it meanwhile: waiters run the view afresh
+            fills.finish(key, future, entry)
 
     async def _fill(
         self,
@@ -319,7 +299,7 @@ class CacheMiddleware:
             inner[SKIP_GLOBAL_HEADERS] = True
         capture = Capture(policy, self.max_entry_bytes, stream, unstorable)
         await self.app(inner, receive, capture)
-        entry = capture.entry(policy)
+        entry = capture.entry(policy, self.clock())
         if entry is None:
             await capture.release()
             return None, capture
@@ -350,7 +330,7 @@ class CacheMiddleware:
     def _answer_for(self, key: str, entry: Entry, accept: bytes | None) -> tuple[Headers, bytes]:
         """Headers (without Age) and body of the identity or a variant the client accepts."""
         codec = self.negotiate(accept) if self.codecs else None
-        headers, body, new = prepare(entry, codec, self.headers)
+        headers, body, new = prepare(entry, codec, self.codecs, self.headers)
         if new:  # keep the new variant for the next hit, in every worker
             self._spawn(self.entries.save(key, entry, self.entries.generation))
         return headers, body
@@ -362,11 +342,10 @@ class CacheMiddleware:
 
     def _refresh(self, key: str, policy: CachePolicy, scope: Scope) -> None:
         """Refill a stale entry in the background, once per key at a time."""
-        table = self._table()
-        if key in table:
+        fills = self.fills
+        if fills.running(key) is not None:
             return
-        future: asyncio.Future[Entry | None] = asyncio.get_running_loop().create_future()
-        table[key] = future
+        future = fills.begin(key)
         # the refresh must not see this request's body channel or extensions it may close
         inner = {k: v for k, v in scope.items() if k != CACHE_STATE}
         generation = self.entries.generation
@@ -380,7 +359,6 @@ class CacheMiddleware:
             except Exception:
                 logger.exception("refreshing a stale cache entry failed")
             finally:
-                future.set_result(entry)
-                self._forget(table, key, future)
+                fills.finish(key, future, entry, linger=False)
 
         self._spawn(run())

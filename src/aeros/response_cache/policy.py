@@ -1,24 +1,27 @@
-"""``@cached(...)``: mark a view function for the response cache, without an app object.
+"""How a route is cached: :class:`CachePolicy`, and ``@cached(...)`` that marks a view with one.
 
-The decorator only attaches a :class:`~aeros.response_cache.layer.CachePolicy` to the function;
-whichever :class:`aeros.WebServer` serves the view later reads it when a request arrives. So a
-blueprint in its own module and an app factory can cache views, as Flask extensions that never
-hold the app do. ``app.cache(...)`` is the same decorator.
+The decorator only attaches a :class:`CachePolicy` to the function; whichever
+:class:`aeros.WebServer` serves the view later reads it when a request arrives. So a blueprint
+in its own module and an app factory can cache views, as Flask extensions that never hold the
+app do. ``app.cache(...)`` is the same decorator.
 """
 
 from __future__ import annotations
 
-import math
+import hashlib
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from aeros import _validate
 from aeros.errors import ConfigurationError
 from aeros.headers import is_token
-from aeros.response_cache.entry import CachePolicy
+from aeros.types import Scope
 
 __all__ = [
     "OPTIONS",
     "POLICY_ATTRIBUTE",
+    "CachePolicy",
     "build_policy",
     "cached",
     "make_decorator",
@@ -38,6 +41,50 @@ OPTIONS = (
     "statuses",
     "stale_while_revalidate",
 )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CachePolicy:
+    """How one route is cached; built by ``@app.cache(...)`` and read by the cache layer.
+
+    Attributes:
+        timeout: seconds a response stays fresh; None: until evicted or cleared.
+        store_timeout: the decorator was given no timeout: the app serving the route replaces
+            ``timeout`` with its store's default timeout.
+        query_string: the query string is part of the key (``/s?q=a`` and ``/s?q=b`` differ;
+            parameter order does not). False: every query shares one entry.
+        key_prefix: a namespace mixed into the key (bump it to orphan old entries).
+        unless: called with the ASGI scope before the cache is consulted; True bypasses the
+            cache for that request (neither served from nor stored in it).
+        vary: lower-case request header names the response depends on; their values are part
+            of the key. Naming ``authorization`` or ``cookie`` here allows caching requests that
+            carry them (one entry per distinct value).
+        statuses: response statuses that may be stored (default 200 only).
+        stale_while_revalidate: seconds after ``timeout`` during which a stale entry is still
+            served while one background request refreshes it.
+        route: the route's identity (its endpoint), filled in by the route lookup; purges
+            drop keys by it.
+    """
+
+    timeout: float | None
+    store_timeout: bool = False
+    query_string: bool = True
+    key_prefix: str = ""
+    unless: Callable[[Scope], bool] | None = None
+    vary: tuple[bytes, ...] = ()
+    statuses: frozenset[int] = frozenset({200})
+    stale_while_revalidate: float = 0.0
+    route: str = ""
+    route_hash: str = field(init=False, default="")
+    """The first part of every store key of the route (:mod:`aeros.response_cache.keys`)."""
+    key_prefix_bytes: bytes = field(init=False, default=b"")
+
+    def __post_init__(self) -> None:
+        route_hash = hashlib.blake2b(self.route.encode(), digest_size=8).hexdigest()
+        object.__setattr__(self, "route_hash", route_hash)
+        object.__setattr__(
+            self, "key_prefix_bytes", self.key_prefix.encode("utf-8", "surrogatepass")
+        )
 
 
 def cached(timeout: float | None = None, **options: Any) -> Callable[[F], F]:
@@ -60,8 +107,8 @@ def cached(timeout: float | None = None, **options: Any) -> Callable[[F], F]:
             ``stale_while_revalidate`` (seconds a stale entry is served while refreshed).
 
     Raises:
-        TypeError: an unknown option.
-        ConfigurationError: a bad option value (naming the option and the value).
+        ConfigurationError: an unknown option, or a bad option value (naming the option and
+            the value).
     """
     return make_decorator("cached", timeout, options)
 
@@ -70,7 +117,7 @@ def make_decorator(api: str, timeout: Any, options: dict[str, Any]) -> Callable[
     """The decorator :func:`cached` returns; ``api`` names the caller in error messages."""
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
-        raise TypeError(
+        raise ConfigurationError(
             f"{api}() got unknown option(s) {', '.join(unknown)}; "
             f"allowed: timeout, {', '.join(OPTIONS)}"
         )
@@ -100,17 +147,13 @@ def build_policy(timeout: Any, options: dict[str, Any], *, api: str = "cached") 
 
     ``timeout=None`` leaves the timeout to the store of the app that serves the view.
     """
-    if timeout is None:
-        resolved = None
-    else:
-        seconds = _seconds(api, "timeout", timeout)
-        resolved = seconds if seconds > 0 else None
+    # None: the store's timeout; 0: no expiry
+    seconds = _validate.seconds(api, "timeout", timeout, none="the store's timeout")
+    resolved = seconds if seconds else None
     unless = options.get("unless")
     if unless is not None and not callable(unless):
         raise ConfigurationError(f"{api}(unless={unless!r}) must be a callable or None")
-    query_string = options.get("query_string", True)
-    if not isinstance(query_string, bool):
-        raise ConfigurationError(f"{api}(query_string={query_string!r}) must be a bool")
+    query_string = _validate.boolean(api, "query_string", options.get("query_string", True))
     key_prefix = options.get("key_prefix", "")
     if not isinstance(key_prefix, str):
         raise ConfigurationError(f"{api}(key_prefix={key_prefix!r}) must be a str")
@@ -122,18 +165,11 @@ def build_policy(timeout: Any, options: dict[str, Any], *, api: str = "cached") 
         unless=unless,
         vary=_header_names(api, options.get("vary", ())),
         statuses=_statuses(api, options.get("statuses", (200,))),
-        stale_while_revalidate=_seconds(
+        stale_while_revalidate=_validate.seconds(
             api, "stale_while_revalidate", options.get("stale_while_revalidate", 0)
-        ),
+        )
+        or 0.0,
     )
-
-
-def _seconds(api: str, name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ConfigurationError(f"{api}({name}={value!r}) must be a number of seconds")
-    if value < 0:
-        raise ConfigurationError(f"{api}({name}={value!r}) must be >= 0 seconds")
-    return float(value)
 
 
 def _header_names(api: str, value: Any) -> tuple[bytes, ...]:

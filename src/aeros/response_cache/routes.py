@@ -2,7 +2,7 @@
 
 This is the Quart-aware half of the response cache. ``@app.cache(...)`` and ``@cached(...)``
 (:mod:`aeros.response_cache.policy`) mark the view function with a
-:class:`~aeros.response_cache.layer.CachePolicy`; the cache layer (pure ASGI, in front of Quart)
+:class:`~aeros.response_cache.policy.CachePolicy`; the cache layer (pure ASGI, in front of Quart)
 asks :meth:`ResponseCache.policy_for` which policy a request's route has. The lookup matches
 (method, path) against ``app.url_map`` once and remembers the answer in a bounded table, so
 the hot path is one dict lookup and a hit never enters Quart.
@@ -13,11 +13,10 @@ function, read when a request arrives.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import inspect
 import logging
-import threading
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
@@ -26,12 +25,13 @@ from werkzeug.routing import RoutingException
 
 from aeros.errors import ConfigurationError, StoreError
 from aeros.middleware.headers import GlobalHeaders
-from aeros.response_cache.entry import route_prefix
 from aeros.response_cache.invalidation import Target, drop_target
-from aeros.response_cache.layer import CacheMiddleware, CachePolicy
-from aeros.response_cache.policy import POLICY_ATTRIBUTE, make_decorator, policy_of
+from aeros.response_cache.keys import route_prefix
+from aeros.response_cache.layer import CacheMiddleware
+from aeros.response_cache.policy import POLICY_ATTRIBUTE, CachePolicy, make_decorator, policy_of
+from aeros.response_cache.sync import run_sync
 from aeros.server import peers
-from aeros.stores.base import Store
+from aeros.stores.base import Store, capabilities_of, default_timeout_of, size_limit_of
 from aeros.types import ASGIApp, Scope
 
 __all__ = ["POLICY_ATTRIBUTE", "ResponseCache"]
@@ -52,9 +52,12 @@ class ResponseCache:
         store: any :class:`aeros.stores.Store` (``SimpleCache``, ``FilesystemCache``,
             ``RedisCache``, your own), or None: caching off; views marked for caching are
             served uncached and :meth:`warn_without_store` names them once at start.
+        clock: the wall clock in seconds that dates entries and decides their freshness;
+            default ``time.time``. Tests replace it (before the app serves its first request)
+            to move time forward without sleeping.
     """
 
-    def __init__(self, app: Any, store: Any) -> None:
+    def __init__(self, app: Any, store: Any, *, clock: Callable[[], float] = time.time) -> None:
         if store is not None and not (
             isinstance(store, Store)
             and all(
@@ -68,13 +71,14 @@ class ResponseCache:
             )
         self.app = app
         self.store = store
+        self.clock = clock
         self._memo: dict[tuple[str, str, str], CachePolicy | None] = {}
         self._routes: dict[tuple[str, int], CachePolicy] = {}
         self._layers: list[CacheMiddleware] = []
         self._told_no_store = False
         # A store in each process's memory (SimpleCache) exists once per worker: clears,
         # purges and write invalidations are passed to the other workers (aeros.server.peers).
-        self.per_process = store is not None and not getattr(store, "shared", True)
+        self.per_process = store is not None and not capabilities_of(store).shared
         if store is not None:
             app.after_serving(self._close)
         if self.per_process:
@@ -83,8 +87,7 @@ class ResponseCache:
     @property
     def default_timeout(self) -> float | None:
         """The store's default timeout in seconds (None: no expiry)."""
-        timeout = getattr(self.store, "timeout", 300.0)
-        return None if timeout is None or timeout <= 0 else float(timeout)
+        return default_timeout_of(self.store)
 
     # ---- the decorator --------------------------------------------------------------------
 
@@ -196,10 +199,8 @@ class ResponseCache:
         if self.store is None:
             return inner
         # a store that keeps fewer bytes than the layer's limit would drop the entry silently
-        store_limit = getattr(self.store, "max_bytes", None)
-        max_entry = _MAX_ENTRY_BYTES
-        if isinstance(store_limit, int) and 0 < store_limit < max_entry:
-            max_entry = store_limit
+        store_limit = size_limit_of(self.store)
+        max_entry = min(store_limit or _MAX_ENTRY_BYTES, _MAX_ENTRY_BYTES)
         layer = CacheMiddleware(
             inner,
             self.store,
@@ -208,6 +209,7 @@ class ResponseCache:
             headers=headers,
             max_entry_bytes=max_entry,
             invalidate=self.drop,
+            clock=self.clock,
         )
         self._layers.append(layer)
         return layer
@@ -247,14 +249,17 @@ class ResponseCache:
         Returns:
             How many entries were removed (from this worker's store, for a store in each
             process's memory: the other workers purge theirs too). A path purge is one indexed
-            group delete; an endpoint purge scans the store's keys. A store without
-            ``delete_group`` / ``delete_prefix`` is cleared entirely instead (and 0 is returned).
+            group delete; an endpoint purge scans the store's keys. A store whose
+            :class:`~aeros.stores.Capabilities` lack ``groups`` / ``prefix_delete`` is cleared
+            entirely instead (and 0 is returned).
 
         Raises:
             StoreError: the store failed.
         """
         if (path is None) == (endpoint is None):
-            raise TypeError("purge() takes exactly one of path=... or endpoint=...")
+            raise ConfigurationError(
+                f"purge(path={path!r}, endpoint={endpoint!r}) takes exactly one of them"
+            )
         removed = await self._purge_here(path, endpoint)
         if path is not None:
             await self._tell_other_workers({"op": "purge", "path": path})
@@ -268,9 +273,9 @@ class ResponseCache:
         if path is not None:  # local only: purge() passes the purge itself to other workers
             removed = await self._drop_here(Target(path.split("?", 1)[0] or "/", "", ""))
             return 0 if removed is None else removed
-        store = self.store
+        store: Any = self.store
         prefix = route_prefix(CachePolicy(timeout=None, route=str(endpoint)))
-        if hasattr(store, "delete_prefix"):
+        if capabilities_of(store).prefix_delete:
             removed = int(await store.delete_prefix(prefix))
         else:
             await store.clear()
@@ -359,33 +364,7 @@ class ResponseCache:
 
     def run_sync(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run a cache coroutine to completion from synchronous code (see :meth:`clear_sync`)."""
-
-        async def run_and_close() -> T:
-            try:
-                return await coro
-            finally:
-                if self.store is not None:
-                    await self.store.aclose()  # this loop ends here: release its connections
-
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(run_and_close())
-        results: list[T] = []
-        errors: list[BaseException] = []
-
-        def target() -> None:
-            try:
-                results.append(asyncio.run(run_and_close()))
-            except BaseException as exc:  # handed back to the caller's thread
-                errors.append(exc)
-
-        thread = threading.Thread(target=target, name="aeros-cache-sync")
-        thread.start()
-        thread.join()
-        if errors:
-            raise errors[0]
-        return results[0]
+        return run_sync(coro, self.store.aclose if self.store is not None else None)
 
     def _forget(self, group: str | None = None) -> None:
         for layer in self._layers:

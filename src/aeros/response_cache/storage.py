@@ -13,6 +13,7 @@ from typing import Any
 
 from aeros.errors import StoreError
 from aeros.response_cache.entry import Entry, decode_entry, encode_entry
+from aeros.stores.base import capabilities_of
 
 __all__ = ["FAILED", "EntryStore"]
 
@@ -31,14 +32,25 @@ class EntryStore:
         store: any :class:`aeros.stores.Store`.
         logger: where failures are reported.
         warn_interval: seconds between two warnings about a failing store.
+        clock: the wall clock entries are dated by (an entry's TTL is its stale time minus
+            now). Default ``time.time``.
     """
 
-    def __init__(self, store: Any, logger: logging.Logger, warn_interval: float) -> None:
+    def __init__(
+        self,
+        store: Any,
+        logger: logging.Logger,
+        warn_interval: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.store = store
+        self.clock = clock
         self.logger = logger
         self.warn_interval = warn_interval
         # a store answering from this process's memory is read without a coroutine
-        self.get_nowait: Callable[[str], bytes | None] | None = getattr(store, "get_nowait", None)
+        self.get_nowait: Callable[[str], bytes | None] | None = (
+            store.get_nowait if capabilities_of(store).nowait_get else None
+        )
         self.generation = 0  # bumped by every clear/purge/invalidation
         self._everything_at = 0  # generation of the last forget() of every entry
         self._groups_at: dict[str, int] = {}  # store group -> generation it was last dropped
@@ -97,7 +109,7 @@ class EntryStore:
     async def save(self, key: str, entry: Entry, generation: int | None = None) -> None:
         """Store ``entry`` until it goes stale; not when its key was dropped after
         ``generation`` (the generation when the response was produced)."""
-        ttl = entry.stale_until - time.time()
+        ttl = entry.stale_until - self.clock()
         if ttl <= 0 or (generation is not None and self.changed_since(generation, key)):
             return  # expired, or cleared/purged/invalidated since: never write it back
         try:

@@ -22,10 +22,13 @@ import secrets
 import struct
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
+from aeros import _validate
 from aeros.errors import ConfigurationError, StoreError
-from aeros.stores.base import check_size, check_timeout, expiry, key_group
+from aeros.stores.base import Capabilities, Clock, checked_timeout, expiry, key_group
 
 __all__ = ["FileSystemCache", "FilesystemCache"]
 
@@ -53,10 +56,13 @@ class FilesystemCache:
             Default 300.
         threshold: most entries kept. Default 500.
         max_bytes: most bytes of entry files kept; a larger value is not stored. Default 256 MiB.
+        clock: seconds for expiry times; default ``time.time``: the files hold wall-clock
+            times, so every process (and a restarted one) reads them alike.
     """
 
-    shared = True
-    """Every process using it sees the same entries: nothing to pass between workers."""
+    capabilities: ClassVar[Capabilities] = Capabilities(groups=True, prefix_delete=True)
+    """Every process using it sees the same entries (shared): nothing to pass between
+    workers. A group's files share a name prefix, so a group delete reads no file."""
 
     def __init__(
         self,
@@ -65,15 +71,17 @@ class FilesystemCache:
         threshold: int = 500,
         *,
         max_bytes: int = 256 << 20,
+        clock: Clock = time.time,
     ) -> None:
         if not isinstance(directory, str | os.PathLike) or not os.fspath(directory):
             raise ConfigurationError(
                 f"FilesystemCache(directory={directory!r}) must be a non-empty path"
             )
         self.directory = Path(directory).absolute()
-        self.timeout = check_timeout("FilesystemCache", timeout)
-        self.threshold = check_size("FilesystemCache", "threshold", threshold)
-        self.max_bytes = check_size("FilesystemCache", "max_bytes", max_bytes)
+        self.timeout = checked_timeout("FilesystemCache", timeout)
+        self.threshold = _validate.integer("FilesystemCache", "threshold", threshold, minimum=1)
+        self.max_bytes = _validate.integer("FilesystemCache", "max_bytes", max_bytes, minimum=1)
+        self.clock = clock
         self._prune_every = max(1, self.threshold // 10)
         self._writes = 0
         self._secret: bytes | None = None
@@ -188,7 +196,7 @@ class FilesystemCache:
         if parsed is None or parsed[1] != _encode_key(key):
             return None
         expires, _, value = parsed
-        if expires <= time.time():
+        if expires <= self.clock():
             with contextlib.suppress(OSError):
                 if os.stat(path).st_ino == inode:  # not a fresh entry another worker just wrote
                     path.unlink()
@@ -198,7 +206,7 @@ class FilesystemCache:
     def _set(self, key: str, value: bytes, ttl: float | None, prune: bool) -> None:
         secret = self._ready()
         raw_key = _encode_key(key)
-        body = _HEADER.pack(_MAGIC, expiry(time.time(), ttl), len(raw_key)) + raw_key + value
+        body = _HEADER.pack(_MAGIC, expiry(self.clock(), ttl), len(raw_key)) + raw_key + value
         data = body + _mac(secret, body)
         if len(data) > self.max_bytes:
             self._delete(key)
@@ -236,30 +244,31 @@ class FilesystemCache:
             raise StoreError(f"FilesystemCache cannot list entries: {exc.strerror}") from exc
 
     def _delete_prefix(self, prefix: str) -> int:
-        secret = self._ready()
         raw_prefix = _encode_key(prefix)
-        removed = 0
-        for entry in self._entries():
-            if not entry.name.endswith(_SUFFIX):
-                continue
-            with contextlib.suppress(OSError):
-                parsed = _parse(Path(entry.path).read_bytes(), secret)
-                if parsed is None or parsed[1].startswith(raw_prefix):
-                    os.unlink(entry.path)
-                    removed += parsed is not None
-        return removed
+        return self._delete_matching(
+            lambda name: name.endswith(_SUFFIX), lambda key: key.startswith(raw_prefix)
+        )
 
     def _delete_group(self, group: str) -> int:
-        secret = self._ready()
         start = _group_hash(group) + "-"
+        # the name holds a hash of the group: check the key itself before removing
+        return self._delete_matching(
+            lambda name: name.startswith(start), lambda key: _key_group_of(key) == group
+        )
+
+    def _delete_matching(
+        self, name_matches: Callable[[str], bool], key_matches: Callable[[bytes], bool]
+    ) -> int:
+        """Remove the entry files whose name and key match (and unreadable ones whose name
+        matches); return how many intact entries were removed."""
+        secret = self._ready()
         removed = 0
         for entry in self._entries():
-            if not entry.name.startswith(start):
+            if not name_matches(entry.name):
                 continue
             with contextlib.suppress(OSError):
                 parsed = _parse(Path(entry.path).read_bytes(), secret)
-                # the name is a hash: check the key itself before removing
-                if parsed is None or _key_group_of(parsed[1]) == group:
+                if parsed is None or key_matches(parsed[1]):
                     os.unlink(entry.path)
                     removed += parsed is not None
         return removed
@@ -277,13 +286,14 @@ class FilesystemCache:
 
     def _prune(self) -> None:
         """Drop expired entries, stale temp files, then the oldest until within the limits."""
-        now = time.time()
+        now = self.clock()
+        mtime_now = time.time()  # file times are the system's, whatever self.clock says
         live: list[tuple[float, int, str]] = []
         for entry in self._entries():
             with contextlib.suppress(OSError):  # another worker may remove it meanwhile
                 info = entry.stat()
                 if entry.name.startswith(_TMP_PREFIX):
-                    if info.st_mtime < now - _STALE_TMP_SECONDS:
+                    if info.st_mtime < mtime_now - _STALE_TMP_SECONDS:
                         os.unlink(entry.path)
                     continue
                 with open(entry.path, "rb") as handle:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from typing import ClassVar
 
-from aeros.stores.base import check_size, check_timeout, expiry, key_group
+from aeros import _validate
+from aeros.stores.base import Capabilities, Clock, checked_timeout, expiry, key_group
 
 __all__ = ["SimpleCache"]
 
@@ -23,18 +25,29 @@ class SimpleCache:
         threshold: most entries kept. Default 500.
         max_bytes: most bytes of keys and values kept; a value larger than this is not
             stored. Default 64 MiB.
+        clock: seconds for TTLs; default ``time.monotonic`` (entries never leave the process,
+            so a wall-clock step must not expire or revive them).
     """
 
-    shared = False
-    """Each process has its own entries: with workers, the response cache passes clears,
-    purges and write invalidations to every worker (see :mod:`aeros.server.peers`)."""
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        groups=True, prefix_delete=True, nowait_get=True, shared=False
+    )
+    """Each process has its own entries (``shared=False``): with workers, the response cache
+    passes clears, purges and write invalidations to every worker (:mod:`aeros.server.peers`).
+    Reads never block, so the cache layer reads hits with :meth:`get_nowait`."""
 
     def __init__(
-        self, timeout: float | None = 300, threshold: int = 500, *, max_bytes: int = 64 << 20
+        self,
+        timeout: float | None = 300,
+        threshold: int = 500,
+        *,
+        max_bytes: int = 64 << 20,
+        clock: Clock = time.monotonic,
     ) -> None:
-        self.timeout = check_timeout("SimpleCache", timeout)
-        self.threshold = check_size("SimpleCache", "threshold", threshold)
-        self.max_bytes = check_size("SimpleCache", "max_bytes", max_bytes)
+        self.timeout = checked_timeout("SimpleCache", timeout)
+        self.threshold = _validate.integer("SimpleCache", "threshold", threshold, minimum=1)
+        self.max_bytes = _validate.integer("SimpleCache", "max_bytes", max_bytes, minimum=1)
+        self.clock = clock
         self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
@@ -60,7 +73,7 @@ class SimpleCache:
             item = self._entries.get(key)
             if item is None:
                 return None
-            if item[0] <= time.monotonic():
+            if item[0] <= self.clock():
                 self._drop(key)
                 return None
             self._entries.move_to_end(key)
@@ -73,7 +86,7 @@ class SimpleCache:
             self._drop(key)
             if cost > self.max_bytes:
                 return
-            self._entries[key] = (expiry(time.monotonic(), ttl), bytes(value))
+            self._entries[key] = (expiry(self.clock(), ttl), bytes(value))
             self._bytes += cost
             while len(self._entries) > self.threshold or self._bytes > self.max_bytes:
                 self._drop(next(iter(self._entries)))

@@ -14,7 +14,7 @@ import math
 import os
 import time
 import weakref
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -22,8 +22,9 @@ from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
+from aeros import _validate
 from aeros.errors import ConfigurationError, StoreError
-from aeros.stores.base import check_timeout, key_group
+from aeros.stores.base import Capabilities, Clock, checked_timeout, key_group
 
 __all__ = ["RedisCache"]
 
@@ -78,10 +79,13 @@ class RedisCache:
         socket_timeout: seconds to wait for a connection or an answer. Default 0.1.
         retry_after: seconds to fail fast after a failure before trying Redis again. Default 1.
         max_connections: connections per process and event loop. Default 64.
+        clock: seconds for ``retry_after``; default ``time.monotonic``. Entry TTLs are kept
+            by Redis itself, on its own clock.
     """
 
-    shared = True
-    """Every process using it sees the same entries: nothing to pass between workers."""
+    capabilities: ClassVar[Capabilities] = Capabilities(groups=True, prefix_delete=True)
+    """Every process and instance using it sees the same entries (shared): nothing to pass
+    between workers. Groups are indexed, so a group delete needs no scan."""
 
     def __init__(
         self,
@@ -96,24 +100,23 @@ class RedisCache:
         socket_timeout: float = 0.1,
         retry_after: float = 1.0,
         max_connections: int = 64,
+        clock: Clock = time.monotonic,
     ) -> None:
         if url is not None and (not isinstance(url, str) or not url.startswith(_SCHEMES)):
             raise ConfigurationError(
                 f"RedisCache(url=...) must start with redis://, rediss:// or unix://; got {url!r}"
             )
-        if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
-            raise ConfigurationError(f"RedisCache(port={port!r}) must be an integer 1-65535")
-        if not isinstance(db, int) or isinstance(db, bool) or db < 0:
-            raise ConfigurationError(f"RedisCache(db={db!r}) must be an integer >= 0")
-        for name, value in (("socket_timeout", socket_timeout), ("retry_after", retry_after)):
-            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-                raise ConfigurationError(f"RedisCache({name}={value!r}) must be seconds >= 0")
+        _validate.integer("RedisCache", "port", port, minimum=1, maximum=65535)
+        _validate.integer("RedisCache", "db", db, minimum=0)
+        _validate.integer("RedisCache", "max_connections", max_connections, minimum=1)
+        socket_timeout = _validate.seconds("RedisCache", "socket_timeout", socket_timeout) or 0.0
         if not isinstance(prefix, str):
             raise ConfigurationError(f"RedisCache(prefix={prefix!r}) must be a str")
-        self.timeout = check_timeout("RedisCache", timeout)
+        self.timeout = checked_timeout("RedisCache", timeout)
         self.prefix = prefix
         self.url = url
-        self.retry_after = float(retry_after)
+        self.retry_after = _validate.seconds("RedisCache", "retry_after", retry_after) or 0.0
+        self.clock = clock
         self._options: dict[str, Any] = {
             "socket_timeout": socket_timeout,
             "socket_connect_timeout": socket_timeout,
@@ -139,7 +142,7 @@ class RedisCache:
         return f"RedisCache({where!r}, timeout={self.timeout!r})"
 
     def _client(self) -> _Client:
-        if self._down_until and time.monotonic() < self._down_until:
+        if self._down_until and self.clock() < self._down_until:
             raise StoreError(f"{self!r} is unavailable; retrying in at most {self.retry_after} s")
         if os.getpid() != self._pid:
             # forked: the parent's sockets are not ours to use or close; keep them referenced
@@ -171,7 +174,7 @@ class RedisCache:
         return name.encode("utf-8", "surrogatepass")
 
     def _failed(self, exc: BaseException, action: str) -> StoreError:
-        self._down_until = time.monotonic() + self.retry_after
+        self._down_until = self.clock() + self.retry_after
         return StoreError(f"{self!r} failed to {action}: {exc!r}")
 
     async def get(self, key: str) -> bytes | None:
