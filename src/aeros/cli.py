@@ -22,7 +22,8 @@ from typing import Any, NoReturn
 from aeros.app import WebServer
 from aeros.errors import ConfigurationError
 from aeros.locate import AppSpecError, import_app
-from aeros.logging.config import ACCESS_FORMATS, LEVELS, LogConfig
+from aeros.logging.config import LEVELS, LogConfig
+from aeros.logging.formatters import ACCESS_FORMATS
 from aeros.server.config import Limits, ServerConfig
 from aeros.server.reload import is_reloader_child, prepare_app, run_with_reloader
 from aeros.server.serve import serve_asgi

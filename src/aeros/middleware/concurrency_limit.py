@@ -7,7 +7,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
-from aeros.logging.config import ACCESS_LOGGER, log_access
+from aeros.logging.access import ACCESS_LOGGER, log_access
 from aeros.logging.formatters import AccessEntry
 
 __all__ = ["ConcurrencyLimitMiddleware"]
