@@ -81,6 +81,8 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "misc": ("aeros.app", "aeros.server", "aeros.response_cache", "aeros.middleware"),
     "locate": ("aeros.app", "aeros.cli"),
     "run_options": ("aeros.app",),
+    "options": ("aeros.", *WEB),
+    "serving": ("aeros.app", "aeros.cli"),
     "cli": ("aeros.response_cache", "aeros.stores", "aeros.middleware", "aeros.fastpath"),
     "app": ("aeros.cli",),
     "__main__": (),

@@ -1,4 +1,13 @@
-"""aeros: a batteries-included, high-performance ASGI web framework built on Quart."""
+"""aeros: a batteries-included, high-performance ASGI web framework built on Quart.
+
+The public names are imported here. Layout (one feature per package, imports downward only):
+``app.py`` (:class:`WebServer`: options -> configs, the ordered layer list, ``add_middleware``)
+with ``options.py``, ``serving.py`` and ``run_options.py``; ``middleware/`` (access log,
+concurrency limit, CORS, global headers: one module per layer); ``response_cache/``
+(``@app.cache``, the cache layer); ``stores/`` (the cache stores); ``compression/``;
+``logging/``; ``fastpath/`` (the lean Quart dispatch); ``server/`` (aeros' production server);
+``types.py``, ``_validate.py``, ``cache_control.py``, ``cli.py``, ``misc.py``, ``errors.py``.
+"""
 
 from __future__ import annotations
 

@@ -22,7 +22,8 @@ from typing import Any, NoReturn
 
 from aeros.errors import ConfigurationError
 from aeros.locate import AppSpecError, import_app
-from aeros.logging.config import ACCESS_FORMATS, LEVELS
+from aeros.logging.config import LEVELS
+from aeros.logging.formatters import ACCESS_FORMATS
 from aeros.server.config import Limits, not_an_address
 from aeros.server.reload import is_reloader_child, prepare_app, run_with_reloader
 from aeros.server.serve import serve_app

@@ -23,6 +23,7 @@ from typing import Any
 
 from quart.helpers import get_debug_flag
 
+from aeros._validate import boolean
 from aeros.errors import ConfigurationError
 from aeros.server.uvicorn_backend import check_ssl
 
@@ -53,8 +54,7 @@ def check_run_call(keywords: Iterable[str], loop: object, use_reloader: object) 
             f"run(loop={loop!r}) is not supported: aeros' server runs its own event loop "
             "(uvloop); leave loop=None"
         )
-    if not isinstance(use_reloader, bool):
-        raise TypeError(f"run(use_reloader={use_reloader!r}) must be True or False")
+    boolean("run", "use_reloader", use_reloader)
 
 
 def check_run_options(
@@ -62,7 +62,7 @@ def check_run_options(
 ) -> None:
     """Refuse what Quart's ``run()`` arguments cannot mean, naming the argument."""
     if debug is not None and not isinstance(debug, bool):
-        raise TypeError(f"run(debug={debug!r}) must be True, False or None")
+        raise ConfigurationError(f"run(debug={debug!r}) must be True, False or None")
     if (certfile is None) != (keyfile is None):
         raise ConfigurationError(
             f"run(certfile={certfile!r}, keyfile={keyfile!r}): give both or neither"

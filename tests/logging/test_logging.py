@@ -39,9 +39,9 @@ def aeros_handlers() -> list[logging.Handler]:
         pytest.param({"level": -1}, ConfigurationError, "log_level", id="level-negative"),
         pytest.param({"level": True}, ConfigurationError, "log_level", id="level-bool"),
         pytest.param({"access_log_format": "apache"}, ConfigurationError, "combined", id="fmt"),
-        pytest.param({"color": "yes"}, TypeError, "color", id="color-type"),
-        pytest.param({"access_log": 1}, TypeError, "access_log", id="access-log-type"),
-        pytest.param({"log_file": 3}, TypeError, "log_file", id="log-file-type"),
+        pytest.param({"color": "yes"}, ConfigurationError, "color", id="color-type"),
+        pytest.param({"access_log": 1}, ConfigurationError, "access_log", id="access-log-type"),
+        pytest.param({"log_file": 3}, ConfigurationError, "log_file", id="log-file-type"),
     ],
 )
 def test_logconfig_refuses_bad_values(kwargs: dict[str, object], error: type, message: str) -> None:

@@ -405,7 +405,7 @@ def test_access_log_has_requests_the_server_refuses(live_server, tmp_path: Path)
 
 
 def test_access_log_head_sends_no_body_bytes(live_server, tmp_path: Path) -> None:
-    """A HEAD answer is logged with the bytes sent on the wire: none of the body."""
+    """A HEAD answer is logged with the bytes sent on the wire: none of the body ("-")."""
     app, log = hello_app(tmp_path, "common")
     with live_server(app) as url:
         assert httpx.head(url + "/items").status_code == 200
@@ -430,7 +430,7 @@ async def test_concurrency_limit_in_the_stack_is_logged_by_the_access_layer(
         await chunked_app(b"slow")(scope, receive, send)
 
     headers = GlobalHeaders([(b"x-frame-options", b"DENY"), (b"content-type", b"x/ignored")])
-    limiter = ConcurrencyLimitMiddleware(slow, 1, headers, log=False)
+    limiter = ConcurrencyLimitMiddleware(slow, 1, headers)
     stack = AccessLogMiddleware(limiter, LogConfig(access_log_format="common"))
     handle = configure_logging(LogConfig(access_log_format="common", access_log_file=str(path)))
     try:

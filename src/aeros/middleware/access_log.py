@@ -2,7 +2,7 @@
 
 The outermost layer, so it is on every request's path: it only counts bytes, reads the clock
 twice and hands the raw fields to the logging queue. Escaping and formatting happen later in
-the listener thread (:mod:`aeros.logging.config`), never on the event loop.
+the listener thread (:mod:`aeros.logging`), never on the event loop.
 """
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 import time
 
-from aeros.logging.config import ACCESS_LOGGER, SERVER_ANSWER, AccessEntry, LogConfig, log_access
+from aeros.logging.access import ACCESS_LOGGER, SERVER_ANSWER, log_access
+from aeros.logging.config import LogConfig
+from aeros.logging.formatters import AccessEntry
 from aeros.types import CACHE_STATE, ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["AccessLogMiddleware"]

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Iterable
 
 from aeros._validate import integer
-from aeros.logging.config import ACCESS_LOGGER, log_access
-from aeros.logging.formatters import AccessEntry
 from aeros.middleware.headers import GlobalHeaders
 from aeros.types import ASGIApp, Receive, Scope, Send
 
@@ -21,8 +17,6 @@ _HEADERS = (
     (b"retry-after", b"1"),
     (b"connection", b"close"),
 )
-
-_access_logger = logging.getLogger(ACCESS_LOGGER)
 
 
 class ConcurrencyLimitMiddleware:
@@ -37,7 +31,7 @@ class ConcurrencyLimitMiddleware:
     outside everything else, so a refusal costs no CORS, cache or app work. The 503 gets the
     global headers here, as the headers layer is further in::
 
-        stack = ConcurrencyLimitMiddleware(stack, limit, global_headers, log=False)
+        stack = ConcurrencyLimitMiddleware(stack, limit, global_headers)
         stack = AccessLogMiddleware(stack, log_config)
 
     Args:
@@ -45,9 +39,6 @@ class ConcurrencyLimitMiddleware:
         limit: requests in flight above which the answer is 503 (an int >= 1).
         headers: the app's global headers for the 503 (a :class:`GlobalHeaders`, or encoded
             ``(name, value)`` pairs); the 503's own framing headers win over them.
-        log: write the 503's access-log line here. Only for a layer outside the access-log
-            layer (the server's wrapping of the whole app); in the stack pass False, the
-            access-log layer outside logs it.
 
     Raises:
         ConfigurationError: ``limit`` is not an int >= 1.
@@ -58,8 +49,6 @@ class ConcurrencyLimitMiddleware:
         app: ASGIApp,
         limit: int,
         headers: GlobalHeaders | Iterable[tuple[bytes, bytes]] = (),
-        *,
-        log: bool = True,
     ) -> None:
         self.app = app
         self.limit = integer("ConcurrencyLimitMiddleware", "limit", limit, minimum=1)
@@ -67,7 +56,6 @@ class ConcurrencyLimitMiddleware:
         if not isinstance(headers, GlobalHeaders):
             headers = GlobalHeaders((name.lower(), value) for name, value in headers)
         self.headers = headers.apply(_HEADERS)  # built once: the 503 never changes
-        self.log = log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -83,21 +71,6 @@ class ConcurrencyLimitMiddleware:
             self.in_flight -= 1
 
     async def refuse(self, scope: Scope, send: Send) -> None:
-        """Answer 503 with ``Retry-After: 1`` (and log the request when ``log`` is set)."""
-        start = time.perf_counter()
+        """Answer 503 with ``Retry-After: 1`` (the access-log layer outside logs it)."""
         await send({"type": "http.response.start", "status": 503, "headers": self.headers})
         await send({"type": "http.response.body", "body": _BODY})
-        if self.log and _access_logger.isEnabledFor(logging.INFO):
-            log_access(
-                AccessEntry(
-                    scope.get("client"),
-                    scope["method"],
-                    scope.get("raw_path") or scope["path"],
-                    scope.get("query_string", b""),
-                    scope.get("http_version", "1.1"),
-                    503,
-                    0 if scope["method"] == "HEAD" else len(_BODY),
-                    (time.perf_counter() - start) * 1000,
-                    None,
-                )
-            )

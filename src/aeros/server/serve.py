@@ -15,6 +15,7 @@ from typing import Any
 
 from aeros.logging.config import LogConfig, configure_logging, log_banner
 from aeros.middleware.access_log import AccessLogMiddleware
+from aeros.middleware.concurrency_limit import ConcurrencyLimitMiddleware
 from aeros.middleware.lifespan import OptionalLifespanMiddleware
 from aeros.server.config import QUART_LIMIT_KEYS, ServerConfig
 from aeros.server.runner import Runner
@@ -31,6 +32,8 @@ def serve_asgi(app: Any, config: ServerConfig, logs: LogConfig) -> None:
         logs: the log configuration; with ``access_log`` on, one line per request.
     """
     asgi: Any = OptionalLifespanMiddleware(app)
+    if config.max_concurrent_requests is not None:  # as in a WebServer: inside the access log
+        asgi = ConcurrencyLimitMiddleware(asgi, config.max_concurrent_requests)
     if logs.access_log:
         asgi = AccessLogMiddleware(asgi, logs)
     runner = Runner(

@@ -34,7 +34,6 @@ from typing import Any
 import uvicorn
 
 from aeros.errors import ConfigurationError
-from aeros.middleware.concurrency_limit import ConcurrencyLimitMiddleware
 from aeros.server import signals
 from aeros.server.config import ServerConfig
 from aeros.server.http.protocol import build_protocol_class
@@ -55,15 +54,8 @@ class StartupFailed(RuntimeError):
 
 def _uvicorn_config(app: Any, config: ServerConfig) -> uvicorn.Config:
     """The ``uvicorn.Config`` for ``app`` served with ``config`` (nothing is loaded yet)."""
-    asgi = app
-    # The limiter wraps the app here until the app's own layer stack holds it (issue 16 moves
-    # it inside the access log); then this wrapping goes.
-    if config.max_concurrent_requests is not None:
-        asgi = ConcurrencyLimitMiddleware(
-            app, config.max_concurrent_requests, config.answer_headers
-        )
     return uvicorn.Config(
-        asgi,
+        app,
         http=build_protocol_class(config),
         loop="auto",  # uvloop when installed
         lifespan="on",

@@ -18,7 +18,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
-from aeros.logging.config import ACCESS_LOGGER, SERVER_ANSWER, log_access
+from aeros.logging.access import ACCESS_LOGGER, SERVER_ANSWER, log_access
 from aeros.logging.formatters import AccessEntry
 from aeros.server.config import Limits
 from aeros.server.http.cycle import LeanCycle, batch_for
