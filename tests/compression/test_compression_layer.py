@@ -12,12 +12,12 @@ from aeros.compression.headers import encoded_headers, is_compressible
 from aeros.compression.layer import CompressionMiddleware
 from aeros.headers import add_vary
 from aeros.types import SKIP_COMPRESSION
+from tests.support.asgi import drive
 from tests.support.compression import (
     Message,
     StreamDecoder,
     body_of,
     decode,
-    drive,
     scope,
     scripted,
     start_headers,
@@ -36,7 +36,7 @@ def length(body: bytes) -> tuple[bytes, bytes]:
 async def run(
     inner: Any, *, method: str = "GET", req: Any = GZIP_REQ, codecs: Any = GZIP_ONLY
 ) -> list[Message]:
-    return await drive(CompressionMiddleware(inner, codecs), scope(method, req), [])
+    return await drive(CompressionMiddleware(inner, codecs), scope(method, req))
 
 
 async def test_layer_encodes_whole_body_with_exact_length() -> None:
@@ -73,7 +73,7 @@ async def test_layer_streams_and_flushes_every_chunk(codec: Any) -> None:
 
     inner = scripted(200, [(b"content-type", b"text/event-stream")], chunks, between=between)
     layer = CompressionMiddleware(inner, (codec,))
-    await drive(layer, scope("GET", [(b"accept-encoding", codec.name.encode())]), sent)
+    await drive(layer, scope("GET", [(b"accept-encoding", codec.name.encode())]), sent=sent)
     assert seen_after[0].endswith(chunks[0])
     assert b"".join(seen_after) == b"".join(chunks[:-1])
 
@@ -99,7 +99,7 @@ async def test_layer_holds_start_until_first_body() -> None:
         assert forwarded == []
         await send({"type": "http.response.body", "body": JSON, "more_body": False})
 
-    await drive(CompressionMiddleware(inner, (Gzip(),)), scope("GET", GZIP_REQ), forwarded)
+    await drive(CompressionMiddleware(inner, (Gzip(),)), scope("GET", GZIP_REQ), sent=forwarded)
     assert [m["type"] for m in forwarded] == ["http.response.start", "http.response.body"]
 
 
@@ -165,9 +165,7 @@ async def test_layer_skip_compression_scope_key() -> None:
     headers = [CT_JSON, length(JSON)]
     request = scope("GET", GZIP_REQ)
     request[SKIP_COMPRESSION] = True
-    sent = await drive(
-        CompressionMiddleware(scripted(200, headers, [JSON]), (Gzip(),)), request, []
-    )
+    sent = await drive(CompressionMiddleware(scripted(200, headers, [JSON]), (Gzip(),)), request)
     assert start_headers(sent) == dict(headers)
     assert body_of(sent) == JSON
 
@@ -264,7 +262,7 @@ async def test_layer_other_message_types_pass_identity() -> None:
         await send({"type": "http.response.start", "status": 200, "headers": [CT_JSON]})
         await send({"type": "http.response.pathsend", "path": "/srv/static/x.json"})
 
-    sent = await drive(CompressionMiddleware(inner, GZIP_ONLY), scope("GET", GZIP_REQ), [])
+    sent = await drive(CompressionMiddleware(inner, GZIP_ONLY), scope("GET", GZIP_REQ))
     assert [m["type"] for m in sent] == ["http.response.start", "http.response.pathsend"]
     assert start_headers(sent) == {
         b"content-type": b"application/json",

@@ -38,6 +38,7 @@ from quart import (
 from aeros import WebServer
 from aeros.fastpath.http import LeanHTTPConnection
 from aeros.fastpath.json import OrjsonProvider
+from tests.support.asgi import drive, http_scope
 
 
 def make_app(**kwargs: Any) -> WebServer:
@@ -50,40 +51,16 @@ def make_app(**kwargs: Any) -> WebServer:
 async def call_asgi(
     app: Any, path: str, *, method: str = "GET", body: bytes = b"", headers: Any = ()
 ) -> list[dict[str, Any]]:
-    """Drive ``app`` with one request; return every message it sent."""
-    sent: list[dict[str, Any]] = []
-    chunks = [body]  # an ASGI server always sends one http.request first, even empty
+    """Drive ``app``'s Quart part (no aeros layers) with one request; every message it sent."""
     hdrs = [(b"host", b"test"), *headers]
     if body:
         hdrs.append((b"content-length", str(len(body)).encode()))
-    disconnect = asyncio.Event()
+    scope = http_scope(path, method=method, headers=hdrs)
 
-    async def receive() -> dict[str, Any]:
-        if chunks:
-            return {"type": "http.request", "body": chunks.pop(), "more_body": False}
-        await disconnect.wait()
-        return {"type": "http.disconnect"}
+    async def quart_part(scope: Any, receive: Any, send: Any) -> None:
+        await Quart.asgi_app(app, scope, receive, send)
 
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "scheme": "http",
-        "method": method,
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": hdrs,
-        "client": ("127.0.0.1", 1234),
-        "server": ("127.0.0.1", 80),
-    }
-    await Quart.asgi_app(app, scope, receive, send)
-    disconnect.set()
-    return sent
+    return await drive(quart_part, scope, body=body)
 
 
 async def test_lean_connection_is_webservers_http_class() -> None:

@@ -7,7 +7,6 @@ import json
 import logging
 import re
 import socket
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from aeros.logging.formatters import MAX_HEADER, MAX_PATH, AccessEntry
 from aeros.middleware.access_log import AccessLogMiddleware
 from aeros.middleware.concurrency_limit import ConcurrencyLimitMiddleware
 from aeros.middleware.headers import GlobalHeaders
+from tests.support.asgi import drive
 
 FORMATS = ("default", "common", "combined", "json")
 
@@ -168,19 +168,6 @@ def scope_for(path: bytes, *, headers: list[tuple[bytes, bytes]] | None = None) 
         "client": ("203.0.113.9", 4321),
         "server": ("127.0.0.1", 8000),
     }
-
-
-async def drive(app: Callable[..., Any], scope: Scope) -> list[dict[str, Any]]:
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    await app(scope, receive, send)
-    return sent
 
 
 def chunked_app(*chunks: bytes, status: int = 200, cache_state: str | None = None) -> Any:

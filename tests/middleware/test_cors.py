@@ -13,7 +13,8 @@ from quart import Response, jsonify
 
 from aeros import CORS, ConfigurationError, WebServer
 from aeros.middleware.cors import CORSMiddleware
-from tests.support.compression import drive, scope, scripted, start_headers
+from tests.support.asgi import drive
+from tests.support.compression import scope, scripted, start_headers
 
 LiveServer = Callable[[WebServer], AbstractContextManager[str]]
 APP_ORIGIN = "https://app.example.com"
@@ -198,6 +199,5 @@ async def test_cors_layer_precomputes_and_ignores_non_http() -> None:
     sent = await drive(
         CORSMiddleware(scripted(200, [(b"vary", b"Accept-Encoding")], [b"x"]), CORS([APP_ORIGIN])),
         scope("GET", [(b"origin", APP_ORIGIN.encode())]),
-        [],
     )
     assert start_headers(sent)[b"vary"] == b"Accept-Encoding, origin"

@@ -16,7 +16,8 @@ import pytest
 from aeros import ConfigurationError, SimpleCache, WebServer, cached
 from tests.apps.cached_blueprint import calls
 from tests.apps.cached_factory import create_app
-from tests.support.cache import LiveServer, Records, http_scope
+from tests.support.asgi import http_scope
+from tests.support.cache import LiveServer, Records
 
 
 def test_cached_blueprint_module_and_factory(live_server: LiveServer) -> None:

@@ -14,7 +14,8 @@ from quart import Response, request
 
 from aeros import SimpleCache, WebServer
 from aeros.response_cache.invalidation import Target, invalidated_targets
-from tests.support.cache import BACKENDS, LiveServer, call, http_scope, make_store
+from tests.support.asgi import http_scope
+from tests.support.cache import BACKENDS, LiveServer, call, make_store
 
 
 @pytest.fixture(params=BACKENDS)

@@ -10,7 +10,8 @@ import pytest
 from aeros import Gzip, SimpleCache
 from aeros.response_cache.layer import CACHE_STATE, CacheMiddleware
 from aeros.response_cache.policy import CachePolicy
-from tests.support.cache import call, http_scope
+from tests.support.asgi import http_scope
+from tests.support.cache import call
 
 POLICY = CachePolicy(timeout=60, route="r")
 

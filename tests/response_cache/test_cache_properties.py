@@ -16,7 +16,8 @@ from aeros.response_cache.entry import decode_entry, encode_entry
 from aeros.response_cache.keys import build_key, key_material, request_host, request_path
 from aeros.response_cache.layer import CacheMiddleware
 from aeros.response_cache.policy import CachePolicy
-from tests.support.cache import call, http_scope
+from tests.support.asgi import http_scope
+from tests.support.cache import call
 
 VARY = (b"accept-language", b"cookie")
 POLICY = CachePolicy(timeout=60, vary=VARY, route="r")

@@ -15,15 +15,8 @@ from aeros import ConfigurationError, FilesystemCache, SimpleCache, WebServer
 from aeros.response_cache.routes import _MEMO_LIMIT
 from aeros.stores import Capabilities
 from aeros.stores.base import capabilities_of
-from tests.support.cache import (
-    BACKENDS,
-    DictStore,
-    FailingStore,
-    LiveServer,
-    call,
-    http_scope,
-    make_store,
-)
+from tests.support.asgi import http_scope
+from tests.support.cache import BACKENDS, DictStore, FailingStore, LiveServer, call, make_store
 
 
 def make_app() -> WebServer:

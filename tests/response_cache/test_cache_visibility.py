@@ -17,7 +17,8 @@ from quart import Response, send_file
 from aeros import SimpleCache, WebServer
 from aeros.response_cache.layer import CacheMiddleware
 from aeros.response_cache.policy import CachePolicy
-from tests.support.cache import BACKENDS, LiveServer, Records, call, http_scope, make_store
+from tests.support.asgi import http_scope
+from tests.support.cache import BACKENDS, LiveServer, Records, call, make_store
 
 PER_REQUEST = {
     "x-request-id": "req-{n}",

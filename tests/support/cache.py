@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from quart import request
 
 from aeros import FilesystemCache, RedisCache, SimpleCache, WebServer
 from aeros.errors import StoreError
+from tests.support.asgi import drive
 
 BACKENDS = ("memory", "filesystem", "redis")
 
@@ -136,55 +137,15 @@ class Response:
         return None
 
 
-def http_scope(
-    path: str = "/",
-    *,
-    method: str = "GET",
-    query: bytes = b"",
-    headers: Sequence[tuple[bytes, bytes]] = ((b"host", b"testserver"),),
-) -> dict[str, Any]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": query,
-        "headers": list(headers),
-        "server": ("127.0.0.1", 8000),
-        "client": ("127.0.0.1", 50000),
-        "state": {},
-        "extensions": {},
-    }
-
-
 async def call(app: Any, scope: dict[str, Any]) -> Response:
     """Drive one request through an ASGI app in-process and collect what it sends."""
     response = Response()
-    sent = False
-    disconnect = asyncio.Event()
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await disconnect.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
+    for message in await drive(app, scope):
         if message["type"] == "http.response.start":
             response.status = message["status"]
             response.headers = list(message.get("headers") or [])
         elif message["type"] == "http.response.body":
             response.chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                disconnect.set()
-
-    await app(scope, receive, send)
     return response
 
 

@@ -13,9 +13,8 @@ from typing import Any
 import brotli
 import zstandard
 
-from tests.support.cache import http_scope
+from tests.support.asgi import Message, http_scope
 
-Message = dict[str, Any]
 Headers = list[tuple[bytes, bytes]]
 
 
@@ -48,19 +47,6 @@ def scripted(
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     return app
-
-
-async def drive(layer: Any, request_scope: dict[str, Any], sent: list[Message]) -> list[Message]:
-    """Run ``layer`` for one request, appending every message it sends to ``sent``."""
-
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: Any) -> None:
-        sent.append(dict(message))
-
-    await layer(request_scope, receive, send)
-    return sent
 
 
 def start_headers(sent: Sequence[Message]) -> dict[bytes, bytes]:
