@@ -29,7 +29,7 @@ from typing import Any
 
 from aeros import SimpleCache, WebServer
 from aeros.compression import Br, Gzip, Zstd
-from aeros.middleware.compression import CompressionMiddleware
+from aeros.compression.layer import CompressionMiddleware
 
 
 def make_json(size: int = 20_000, seed: int = 7) -> bytes:

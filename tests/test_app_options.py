@@ -52,3 +52,24 @@ def test_app_options_bad_compression_is_one_line_not_two_tracebacks() -> None:
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("aeros.errors.ConfigurationError: WebServer(compression='gzip')")
     assert "serving on" not in proc.stderr
+
+
+def test_readme_option_table_lists_every_webserver_option() -> None:
+    """README's WebServer table names exactly the constructor's parameters and options."""
+    import inspect
+    import re
+    from pathlib import Path
+
+    from aeros.options import LogOptions, ServerOptions
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    table = readme.split("| option | default | what it does |", 1)[1].split("\n\n", 1)[0]
+    listed = {
+        name for row in table.splitlines()[2:] for name in re.findall(r"`(\w+)`", row.split("|")[1])
+    }
+    named = set(inspect.signature(WebServer.__init__).parameters) - {
+        "self",
+        "import_name",
+        "options",
+    }
+    assert listed == named | ServerOptions.__optional_keys__ | LogOptions.__optional_keys__

@@ -21,7 +21,7 @@ from quart import current_app, render_template
 from aeros import WebServer
 from aeros.errors import ConfigurationError
 from aeros.server.runner import bind_socket
-from conftest import free_port
+from tests.support.net import free_port
 
 
 def _app(**kwargs: Any) -> WebServer:
@@ -136,7 +136,13 @@ def test_app_run_certfile_keyfile_serve_https(tmp_path: Path) -> None:
             r"run\(certfile='/nope.pem'\): no such file",
             id="missing-cert",
         ),
-        pytest.param({"debug": "yes"}, TypeError, r"run\(debug='yes'\)", id="debug-type"),
+        pytest.param({"debug": "yes"}, ConfigurationError, r"run\(debug='yes'\)", id="debug-type"),
+        pytest.param(
+            {"use_reloader": 1},
+            ConfigurationError,
+            r"run\(use_reloader=1\) must be True or False",
+            id="reloader-type",
+        ),
         pytest.param({"threads": 4}, TypeError, "threads", id="unknown-kwarg"),
     ],
 )

@@ -22,13 +22,15 @@ from aeros.cli import (
     build_parser,
     child_command,
     import_app,
-    log_config,
+    log_options,
     main,
     parse_arguments,
+    server_options,
 )
 from aeros.server.config import Limits, ServerConfig
-from cli_support import start_cli, stop_cli, wait_for
-from conftest import require
+from aeros.server.serve import serve_app
+from tests.support.cli import start_cli, stop_cli, wait_for
+from tests.support.net import require
 
 APP_MODULE = textwrap.dedent(
     """
@@ -186,11 +188,15 @@ def test_main_reports_bad_spec(app_dir: Path, capsys: pytest.CaptureFixture[str]
     )
 
 
-def test_log_options_override_only_what_is_given() -> None:
+def test_log_options_override_only_what_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
     """Options left out keep the app's own log configuration."""
-    base = WebServer(__name__, access_log_format="combined", log_level="warning").log_config
+    served: list[WebServer] = []
+    monkeypatch.setattr(WebServer, "run_server", lambda self, **kwargs: served.append(self))
+    app = WebServer(__name__, access_log_format="combined", log_level="warning")
     args = parse_arguments(["run", "m:app", "--access-log-file", "x.log", "--no-color"], {})
-    config = log_config(base, args)
+    serve_app(app, server_options(args), log_options(args))
+    config = app.log_config
+    assert served == [app]
     assert (config.access_log_format, config.level) == ("combined", "warning")
     assert (config.access_log_file, config.color) == ("x.log", False)
 
@@ -305,7 +311,8 @@ def test_cli_errors_name_the_option(
 
 
 def test_cli_tls_files_go_together(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A certificate without its key (or an unloadable pair) is refused naming both options."""
+    """A certificate without its key, an unloadable pair or a CA bundle without them is refused
+    naming the options."""
     cert = tmp_path / "cert.pem"
     cert.write_text("not a certificate")
     with pytest.raises(SystemExit):
@@ -316,6 +323,9 @@ def test_cli_tls_files_go_together(tmp_path: Path, capsys: pytest.CaptureFixture
             ["run", "m:app", "--ssl-certfile", str(cert), "--ssl-keyfile", str(cert)], {}
         )
     assert "--ssl-certfile/--ssl-keyfile: cannot load" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse_arguments(["run", "m:app", "--ssl-ca-certs", str(cert)], {})
+    assert "--ssl-ca-certs needs --ssl-certfile and --ssl-keyfile" in capsys.readouterr().err
 
 
 def test_cli_help_documents_every_option(
@@ -327,12 +337,9 @@ def test_cli_help_documents_every_option(
         main(["run", "--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    # answer_headers: the app's global headers, filled by run_server(), not a user option
-    server_fields = {f.name for f in dataclasses.fields(ServerConfig)} - {
-        "backend",
-        "limits",
-        "answer_headers",
-    }
+    # answer_headers is no option: WebServer makes it from its global headers
+    server_fields = {f.name for f in dataclasses.fields(ServerConfig)}
+    server_fields -= {"backend", "limits", "answer_headers"}
     for name in sorted(server_fields | {f.name for f in dataclasses.fields(Limits)}):
         assert f"--{name.replace('_', '-')}" in text, name
         assert f"[env: AEROS_{name.upper()}]" in text, name
@@ -405,8 +412,12 @@ def test_cli_server_options_reach_the_webserver(
     argv = ["run", "clidemo:app", "--app-dir", str(app_dir), "--backlog", "64"]
     argv += ["--keep-alive-timeout", "0.5", "--max-concurrent-requests", "7"]
     argv += ["--worker-healthcheck-timeout", "3", "--no-freeze-gc", "--header-timeout", "4"]
+    argv += ["--max-form-parts", "5"]
     assert main(argv) == 0
-    config = sys.modules["clidemo"].app.server_config
+    app = sys.modules["clidemo"].app
+    config = app.server_config
+    # a limit that is also Quart's is Quart's too, so the app and the server agree
+    assert (config.limits.max_form_parts, app.config["MAX_FORM_PARTS"]) == (5, 5)
     assert (config.backlog, config.keep_alive_timeout, config.max_concurrent_requests) == (
         64,
         0.5,

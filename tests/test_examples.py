@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import free_port, get_when_ready
+from tests.support.net import free_port, get_when_ready
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

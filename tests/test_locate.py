@@ -14,7 +14,7 @@ from quart import Quart
 from aeros import WebServer
 from aeros.cli import main
 from aeros.locate import AppSpecError, import_app, is_asgi_app
-from cli_support import start_cli, stop_cli, wait_for
+from tests.support.cli import start_cli, stop_cli, wait_for
 
 MODULES = {
     "factory": """

@@ -15,6 +15,7 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+from aeros._validate import boolean, integer
 from aeros.errors import ConfigurationError
 
 __all__ = ["CacheControl", "CacheTypes"]
@@ -39,11 +40,8 @@ class CacheTypes(enum.Enum):
 
 
 def _seconds(name: str, value: object) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigurationError(f"CacheControl({name}={value!r}) must be whole seconds >= 0")
-    return value
+    # Cache-Control's delta-seconds are whole numbers (RFC 9111, section 1.2.2)
+    return None if value is None else integer("CacheControl", name, value, minimum=0)
 
 
 class CacheControl:
@@ -106,10 +104,7 @@ class CacheControl:
             ("must_revalidate", must_revalidate),
             ("proxy_revalidate", proxy_revalidate),
         ):
-            if not isinstance(flag, bool):
-                raise ConfigurationError(
-                    f"CacheControl({flag_name}={flag!r}) must be True or False"
-                )
+            boolean("CacheControl", flag_name, flag)
         seconds = {
             "max-age": _seconds("max_age", max_age),
             "s-maxage": _seconds("s_maxage", s_maxage),
@@ -122,10 +117,7 @@ class CacheControl:
             )
         statuses = frozenset(cache_on_status)
         for status in statuses:
-            if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
-                raise ConfigurationError(
-                    f"CacheControl(cache_on_status=...) has {status!r}; use HTTP statuses 100-599"
-                )
+            integer("CacheControl", "cache_on_status", status, minimum=100, maximum=599)
         if cache_type is CacheTypes.NO_STORE and (immutable or any(v for v in seconds.values())):
             raise ConfigurationError(
                 "CacheControl(CacheTypes.NO_STORE, ...) cannot also set freshness (max_age, "

@@ -5,6 +5,9 @@ any ASGI app is served, an :class:`aeros.WebServer` with its own configuration. 
 on the command line override what the app was constructed with; options left out keep it.
 Every option also reads an ``AEROS_*`` environment variable (``--port`` -> ``AEROS_PORT``,
 the app -> ``AEROS_APP``); the command line wins over the environment.
+
+This module parses arguments only: the app is found by :mod:`aeros.locate`, served by
+:func:`aeros.server.serve.serve_app`, and ``--reload`` is :mod:`aeros.server.reload`.
 """
 
 from __future__ import annotations
@@ -12,28 +15,29 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.metadata
-import ipaddress
 import os
-import ssl
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
-from aeros.app import WebServer
 from aeros.errors import ConfigurationError
 from aeros.locate import AppSpecError, import_app
-from aeros.logging import ACCESS_FORMATS, LEVELS, LogConfig
-from aeros.server.config import Limits, ServerConfig
+from aeros.logging.config import LEVELS
+from aeros.logging.formatters import ACCESS_FORMATS
+from aeros.server.config import Limits, not_an_address
 from aeros.server.reload import is_reloader_child, prepare_app, run_with_reloader
-from aeros.server.serve import serve_asgi
+from aeros.server.serve import serve_app
+from aeros.server.uvicorn_backend import tls_error
 
 __all__ = [
     "AppSpecError",
     "build_parser",
     "child_command",
     "import_app",
+    "log_options",
     "main",
     "parse_arguments",
+    "server_options",
 ]
 
 ENV_PREFIX = "AEROS_"
@@ -65,7 +69,7 @@ LOG_OPTIONS = {
     "access_log_file": "access_log_file",
     "log_file": "log_file",
 }
-"""``run`` option -> :class:`aeros.logging.LogConfig` field."""
+"""``run`` option -> :class:`aeros.logging.config.LogConfig` field."""
 
 
 # ---- value types: each error names what is allowed; argparse adds the option's name ------
@@ -106,15 +110,11 @@ def _existing_file(text: str) -> str:
 
 
 def _addresses(text: str) -> str:
-    for item in (part.strip() for part in text.split(",")):
-        if item == "*":
-            continue
-        try:
-            ipaddress.ip_network(item, strict=False)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{item!r} is not an IP address, a network or '*' (comma-separated)"
-            ) from None
+    bad = not_an_address(part.strip() for part in text.split(","))
+    if bad is not None:
+        raise argparse.ArgumentTypeError(
+            f"{bad!r} is not an IP address, a network or '*' (comma-separated)"
+        )
     return text
 
 
@@ -128,6 +128,65 @@ def _boolean(text: str) -> bool:
 
 
 # ---- the parser ------------------------------------------------------------------------
+
+_SERVER_ARGUMENTS = (
+    ("port", _integer(0, 65535), "TCP port (default: 8000)"),
+    ("workers", _integer(1), "worker processes (default: 1)"),
+    ("backlog", _integer(1), "listen backlog (default: 2048)"),
+    (
+        "keep_alive_timeout",
+        _seconds(0),
+        "seconds an idle keep-alive connection stays open (default: 5)",
+    ),
+    (
+        "graceful_timeout",
+        _seconds(0),
+        "seconds in-flight requests get to finish on shutdown (default: 30)",
+    ),
+    (
+        "max_concurrent_requests",
+        _integer(1),
+        "requests in flight per worker above which the answer is 503 (default: no limit)",
+    ),
+    (
+        "worker_healthcheck_timeout",
+        _seconds(0.1),
+        "seconds a worker may miss its heartbeat before it is replaced (default: 30)",
+    ),
+)
+"""Valued server options: (ServerConfig field, value type, help)."""
+_LIMIT_ARGUMENTS = (
+    ("max_request_line", _integer(1), "longest request line in bytes; longer gets 414"),
+    ("max_header_size", _integer(1), "largest header block in bytes; larger gets 431"),
+    ("max_header_count", _integer(1), "most header fields in a request; more gets 431"),
+    ("max_body_size", _integer(1), "largest request body in bytes; larger gets 413"),
+    ("max_form_memory_size", _integer(1), "largest non-file form field in bytes; larger: 413"),
+    ("max_form_parts", _integer(1), "most fields and files in a multipart form; more: 413"),
+    ("header_timeout", _seconds(0.001), "seconds a client has to send the request head"),
+    ("body_timeout", _seconds(0.001), "seconds a request body may stay idle between chunks"),
+)
+"""Request limits: (Limits field, value type, help); the default is read from ``Limits()``."""
+
+
+def _add_switch(group: argparse._ArgumentGroup, flag: str, help_text: str) -> None:
+    """``--flag`` / ``--no-flag``; None when neither is given (the app's own setting stays)."""
+    group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _add_valued(
+    group: argparse._ArgumentGroup,
+    table: Sequence[tuple[str, Callable[[str], Any], str]],
+    defaults: object = None,
+) -> None:
+    for name, convert, help_text in table:
+        if defaults is not None:
+            help_text = f"{help_text} (default: {getattr(defaults, name):g})"
+        metavar = "SECONDS" if name.endswith("timeout") else "N"
+        group.add_argument(_flag(name), type=convert, metavar=metavar, help=help_text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,63 +212,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     server = run.add_argument_group("server")
     server.add_argument("--host", help="address to bind (default: the app's, 127.0.0.1)")
-    server.add_argument(
-        "--port", type=_integer(0, 65535), metavar="N", help="TCP port (default: 8000)"
-    )
-    server.add_argument(
-        "--workers", type=_integer(1), metavar="N", help="worker processes (default: 1)"
-    )
-    server.add_argument(
-        "--backlog", type=_integer(1), metavar="N", help="listen backlog (default: 2048)"
-    )
-    server.add_argument(
-        "--keep-alive-timeout",
-        type=_seconds(0),
-        metavar="SECONDS",
-        help="seconds an idle keep-alive connection stays open (default: 5)",
-    )
-    server.add_argument(
-        "--graceful-timeout",
-        type=_seconds(0),
-        metavar="SECONDS",
-        help="seconds in-flight requests get to finish on shutdown (default: 30)",
-    )
-    server.add_argument(
-        "--max-concurrent-requests",
-        type=_integer(1),
-        metavar="N",
-        help="requests in flight per worker above which the answer is 503 (default: no limit)",
-    )
-    server.add_argument(
-        "--worker-healthcheck-timeout",
-        type=_seconds(0.1),
-        metavar="SECONDS",
-        help="seconds a worker may miss its heartbeat before it is replaced (default: 30)",
-    )
-    server.add_argument(
-        "--freeze-gc",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="gc.freeze() what is alive after start-up (default: on)",
-    )
+    _add_valued(server, _SERVER_ARGUMENTS)
+    _add_switch(server, "--freeze-gc", "gc.freeze() what is alive after start-up (default: on)")
     net = run.add_argument_group("TLS and proxies")
-    net.add_argument(
-        "--ssl-certfile", type=_existing_file, metavar="PATH", help="PEM certificate (HTTPS)"
-    )
-    net.add_argument(
-        "--ssl-keyfile", type=_existing_file, metavar="PATH", help="PEM private key (HTTPS)"
-    )
-    net.add_argument(
-        "--ssl-ca-certs",
-        type=_existing_file,
-        metavar="PATH",
-        help="CA bundle to verify client certificates against (needs the two above)",
-    )
-    net.add_argument(
+    for name, help_text in (
+        ("ssl_certfile", "PEM certificate (HTTPS)"),
+        ("ssl_keyfile", "PEM private key (HTTPS)"),
+        ("ssl_ca_certs", "CA bundle that verifies client certificates (with the two above)"),
+    ):
+        net.add_argument(_flag(name), type=_existing_file, metavar="PATH", help=help_text)
+    _add_switch(
+        net,
         "--proxy-headers",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="honour X-Forwarded-For/-Proto from --forwarded-allow-ips (default: off)",
+        "honour X-Forwarded-For/-Proto from --forwarded-allow-ips (default: off)",
     )
     net.add_argument(
         "--forwarded-allow-ips",
@@ -219,31 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: 127.0.0.1)",
     )
     limits = run.add_argument_group("request limits")
-    for name, help_text in (
-        ("max_request_line", "longest request line in bytes; longer gets 414"),
-        ("max_header_size", "largest header block in bytes; larger gets 431"),
-        ("max_header_count", "most header fields in a request; more gets 431"),
-        ("max_body_size", "largest request body in bytes; larger gets 413"),
-        ("max_form_memory_size", "largest non-file form field in bytes; larger gets 413"),
-        ("max_form_parts", "most parts in a multipart form; more gets 413"),
-    ):
-        default = getattr(Limits(), name)
-        limits.add_argument(
-            "--" + name.replace("_", "-"),
-            type=_integer(1),
-            metavar="N",
-            help=f"{help_text} (default: {default})",
-        )
-    for name, help_text in (
-        ("header_timeout", "seconds a client has to send the request head"),
-        ("body_timeout", "seconds a request body may stay idle between chunks"),
-    ):
-        limits.add_argument(
-            "--" + name.replace("_", "-"),
-            type=_seconds(0.001),
-            metavar="SECONDS",
-            help=f"{help_text} (default: {getattr(Limits(), name):g})",
-        )
+    _add_valued(limits, _LIMIT_ARGUMENTS, Limits())
     _add_log_options(run.add_argument_group("logging"))
     dev = run.add_argument_group("development")
     dev.add_argument(
@@ -274,12 +265,7 @@ def _add_log_options(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
         "--log-level", choices=tuple(LEVELS), help="level of the server log (default: info)"
     )
-    group.add_argument(
-        "--access-log",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="write one access-log line per request (default: on)",
-    )
+    _add_switch(group, "--access-log", "write one access-log line per request (default: on)")
     group.add_argument(
         "--access-log-format",
         choices=ACCESS_FORMATS,
@@ -287,12 +273,7 @@ def _add_log_options(group: argparse._ArgumentGroup) -> None:
     )
     group.add_argument("--access-log-file", metavar="PATH", help="also write the access log here")
     group.add_argument("--log-file", metavar="PATH", help="also write the server log here")
-    group.add_argument(
-        "--color",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="force coloured (--color) or plain (--no-color) console output",
-    )
+    _add_switch(group, "--color", "force coloured (--color) or plain (--no-color) console output")
 
 
 def env_name(action: argparse.Action) -> str:
@@ -360,49 +341,27 @@ def _fail(parser: argparse.ArgumentParser, message: str) -> NoReturn:
 
 def _check_tls(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.ssl_certfile is None and args.ssl_keyfile is None:
+        if args.ssl_ca_certs is not None:
+            _fail(parser, "--ssl-ca-certs needs --ssl-certfile and --ssl-keyfile")
         return
     if args.ssl_certfile is None or args.ssl_keyfile is None:
         _fail(parser, "--ssl-certfile and --ssl-keyfile go together; give both")
-    try:
-        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(args.ssl_certfile, args.ssl_keyfile)
-    except (OSError, ssl.SSLError) as exc:
-        _fail(parser, f"--ssl-certfile/--ssl-keyfile: cannot load the certificate and key: {exc}")
+    error = tls_error(args.ssl_certfile, args.ssl_keyfile)
+    if error is not None:
+        _fail(parser, f"--ssl-certfile/--ssl-keyfile: cannot load the certificate and key: {error}")
 
 
-# ---- running ---------------------------------------------------------------------------
+# ---- what the arguments say --------------------------------------------------------
 
 
-def _given(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
-    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+def server_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The server and limit options ``args`` gives, by ServerConfig / Limits field name."""
+    return {name: getattr(args, name) for name in (*SERVER_OPTIONS, *LIMIT_OPTIONS)}
 
 
-def server_config(base: ServerConfig, args: argparse.Namespace) -> ServerConfig:
-    """``base`` with the server and limit options of ``args`` applied (the rest kept)."""
-    config = base.replace(**_given(args, SERVER_OPTIONS))
-    limits = _given(args, LIMIT_OPTIONS)
-    if limits:
-        config = config.replace(limits=dataclasses.replace(config.limits, **limits))
-    return config
-
-
-def log_config(base: LogConfig, args: argparse.Namespace) -> LogConfig:
-    """``base`` with the logging options of ``args`` applied (the rest kept)."""
-    given = {LOG_OPTIONS[name]: value for name, value in _given(args, list(LOG_OPTIONS)).items()}
-    return dataclasses.replace(base, **given) if given else base
-
-
-def run(args: argparse.Namespace) -> int:
-    """Serve the app ``args`` names in this process until it is stopped; the exit status."""
-    app = import_app(args.app, args.app_dir)
-    prepare_app(app)  # under --reload: template auto-reload, folders to watch
-    if isinstance(app, WebServer):
-        app.server_config = server_config(app.server_config, args)
-        app.use_limits(app.server_config.limits)  # Quart's body/form limits follow the options
-        app.log_config = log_config(app.log_config, args)
-        app.run_server(host=args.host, port=args.port, workers=args.workers)
-    else:
-        serve_asgi(app, server_config(ServerConfig(), args), log_config(LogConfig(), args))
-    return 0
+def log_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The logging options ``args`` gives, by LogConfig field name (None: not given)."""
+    return {field: getattr(args, option) for option, field in LOG_OPTIONS.items()}
 
 
 def child_command(argv: Sequence[str]) -> list[str]:
@@ -420,7 +379,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 directories=args.reload_dir or [args.app_dir],
                 log_level=args.log_level or "info",
             )
-        return run(args)
+        app = import_app(args.app, args.app_dir)
+        prepare_app(app)  # under --reload: template auto-reload, folders to watch
+        serve_app(app, server_options(args), log_options(args))
+        return 0
     except (AppSpecError, ConfigurationError) as exc:
         # one line: the message names the app or the option and what is allowed
         sys.stderr.write(f"aeros: error: {exc}\n")

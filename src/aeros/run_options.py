@@ -2,12 +2,13 @@
 
 :meth:`aeros.WebServer.run` takes :meth:`quart.Quart.run`'s signature; this module checks and
 applies its options. ``run(use_reloader=True)`` serves the app under the ``aeros run --reload``
-reloader: it (:func:`aeros.cli.reload_loop`) restarts ``python -m aeros run module:app`` in a
-child process whenever a source file changes. ``app.run()`` finds the ``module:app`` spec of the
-app it was called on and hands over to it. What ``run()`` was told and the command line cannot
-say (``debug``, TLS files) travels to the child in :data:`RUN_OPTIONS_ENV`, which the child's
-``run_server()`` applies; its presence also marks the child, so a ``run()`` reached while the
-child imports the module serves instead of starting a reloader inside the reloader.
+reloader (:func:`aeros.server.reload.run_with_reloader`), which restarts
+``python -m aeros run module:app`` in a child process whenever a source file changes.
+``app.run()`` finds the ``module:app`` spec of the app it was called on and hands over to it.
+What ``run()`` was told and the command line cannot say (``debug``, TLS files) travels to the
+child in :data:`RUN_OPTIONS_ENV`, which the child's ``run_server()`` applies; its presence also
+marks the child, so a ``run()`` reached while the child imports the module serves instead of
+starting a reloader inside the reloader.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 from quart.helpers import get_debug_flag
 
+from aeros._validate import boolean
 from aeros.errors import ConfigurationError
 from aeros.server.uvicorn_backend import check_ssl
 
@@ -52,8 +54,7 @@ def check_run_call(keywords: Iterable[str], loop: object, use_reloader: object) 
             f"run(loop={loop!r}) is not supported: aeros' server runs its own event loop "
             "(uvloop); leave loop=None"
         )
-    if not isinstance(use_reloader, bool):
-        raise TypeError(f"run(use_reloader={use_reloader!r}) must be True or False")
+    boolean("run", "use_reloader", use_reloader)
 
 
 def check_run_options(
@@ -61,7 +62,7 @@ def check_run_options(
 ) -> None:
     """Refuse what Quart's ``run()`` arguments cannot mean, naming the argument."""
     if debug is not None and not isinstance(debug, bool):
-        raise TypeError(f"run(debug={debug!r}) must be True, False or None")
+        raise ConfigurationError(f"run(debug={debug!r}) must be True, False or None")
     if (certfile is None) != (keyfile is None):
         raise ConfigurationError(
             f"run(certfile={certfile!r}, keyfile={keyfile!r}): give both or neither"
@@ -152,15 +153,16 @@ def run_with_reloader(
             "run(use_reloader=True) must be called from the main thread (the reloader handles "
             "SIGINT/SIGTERM); call run(use_reloader=False) in other threads"
         )
-    from aeros import cli
+    from aeros.server.reload import run_with_reloader as reload_loop
 
     spec, app_dir = app_spec(app)
-    argv = ["run", spec, "--reload", "--app-dir", app_dir]
+    # the child is `python -m aeros run module:app` (what `aeros run --reload` restarts)
+    command = [sys.executable, "-m", "aeros", "run", spec, "--app-dir", app_dir]
     for flag, value in (("--host", host), ("--port", port), ("--workers", workers)):
         if value is not None:
-            argv += [flag, str(value)]
+            command += [flag, str(value)]
     os.environ[RUN_OPTIONS_ENV] = json.dumps(options)  # inherited by every child it starts
     try:
-        return cli.main(argv)
+        return reload_loop(command, directories=[app_dir])
     finally:
         os.environ.pop(RUN_OPTIONS_ENV, None)

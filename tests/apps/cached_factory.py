@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.apps.cached_blueprint import blog
+
 from aeros import WebServer, cached
-from apps.cached_blueprint import blog
 
 
 def create_app(cache: Any = None) -> WebServer:

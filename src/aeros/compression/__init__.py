@@ -3,6 +3,19 @@
 Compression is on by default (gzip level 2, bodies of 500 bytes or more, text-like types).
 Configure it with ``WebServer(compression=Gzip(...) | Br(...) | Zstd(...) | [..] | None)``, or
 the Flask-Compress way: set ``app.config["COMPRESS_*"]`` keys, then call ``Compress(app)``.
+
+Modules, lowest first (ASGI only; none knows Quart, the app or the response cache):
+
+- :mod:`~aeros.compression.codecs`: ``Gzip``, ``Br``, ``Zstd``: validated frozen settings
+  that also encode, whole bodies and streams (one adapter over the three libraries).
+- :mod:`~aeros.compression.negotiate`: ``Accept-Encoding`` parsing and the choice of codec
+  (q-values, ``*``, ``identity``), memoised per header value by ``Negotiator``.
+- :mod:`~aeros.compression.headers`: the headers of an encoded response and whether a
+  response is compressible, shared with the response cache.
+- :mod:`~aeros.compression.layer`: ``CompressionMiddleware``, the ASGI layer, and its
+  per-response ``CompressingSender``.
+- this package: ``Compress`` and how ``WebServer(compression=...)`` and the ``COMPRESS_*``
+  keys turn into the codecs in use.
 """
 
 from __future__ import annotations

@@ -13,9 +13,11 @@ import threading
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from types import ModuleType
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+from aeros._validate import integer
 from aeros.errors import ConfigurationError
 
 __all__ = [
@@ -98,14 +100,6 @@ class Codec(Protocol):
         """Whether a body of this ``Content-Type`` header value is worth encoding."""
 
 
-def _check_int(api: str, name: str, value: object, low: int, high: int | None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigurationError(f"{api}({name}={value!r}) must be an int")
-    if value < low or (high is not None and value > high):
-        allowed = f"{low} to {high}" if high is not None else f">= {low}"
-        raise ConfigurationError(f"{api}({name}={value!r}) is out of range; use {allowed}")
-
-
 def _normalize_mimetypes(api: str, mimetypes: object) -> frozenset[str]:
     if isinstance(mimetypes, (str, bytes)) or not isinstance(mimetypes, Iterable):
         raise ConfigurationError(
@@ -141,7 +135,7 @@ def _matches(mimetypes: frozenset[str], content_type: bytes) -> bool:
     return plus >= 0 and subtype[plus:] in mimetypes
 
 
-def _import(module: str, api: str, extra: str) -> ModuleType:
+def _import(module: str, extra: str, *, api: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
@@ -166,13 +160,16 @@ class _Base:
     name: ClassVar[str] = ""
     encoding: ClassVar[bytes] = b""
     _levels: ClassVar[tuple[int, int]] = (1, 9)
+    _library: ClassVar[tuple[str, str] | None] = None  # (module, aeros extra) when optional
 
     def __post_init__(self) -> None:
         api = type(self).__name__
         low, high = self._levels
-        _check_int(api, "level", self.level, low, high)
-        _check_int(api, "min_size", self.min_size, 0, None)
+        integer(api, "level", self.level, minimum=low, maximum=high)
+        integer(api, "min_size", self.min_size, minimum=0)
         object.__setattr__(self, "mimetypes", _normalize_mimetypes(api, self.mimetypes))
+        if self._library is not None:
+            _import(*self._library, api=f"{api}()")
 
     def accepts(self, content_type: bytes | None) -> bool:
         """Whether a body with this ``Content-Type`` value is in :attr:`mimetypes`."""
@@ -188,20 +185,24 @@ class _Base:
         return found
 
 
-class _ZlibEncoder:
-    __slots__ = ("_obj",)
+class _Encoder:
+    """:class:`StreamEncoder` over a library's own streaming object, given its three calls.
 
-    def __init__(self, obj: Any) -> None:
-        self._obj = obj
+    zlib, brotli and zstandard name them differently (``compress``/``process``, flush modes
+    passed as arguments or not); each codec binds them once per response.
+    """
 
-    def compress(self, data: bytes) -> bytes:
-        return self._obj.compress(data)  # type: ignore[no-any-return]
+    __slots__ = ("compress", "finish", "flush")
 
-    def flush(self) -> bytes:
-        return self._obj.flush(zlib.Z_SYNC_FLUSH)  # type: ignore[no-any-return]
-
-    def finish(self) -> bytes:
-        return self._obj.flush(zlib.Z_FINISH)  # type: ignore[no-any-return]
+    def __init__(
+        self,
+        compress: Callable[[bytes], bytes],
+        flush: Callable[[], bytes],
+        finish: Callable[[], bytes],
+    ) -> None:
+        self.compress = compress
+        self.flush = flush
+        self.finish = finish
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -226,23 +227,10 @@ class Gzip(_Base):
 
     def encoder(self) -> StreamEncoder:
         """Return a streaming gzip encoder."""
-        return _ZlibEncoder(zlib.compressobj(self.level, zlib.DEFLATED, 31))
-
-
-class _BrotliEncoder:
-    __slots__ = ("_obj",)
-
-    def __init__(self, obj: Any) -> None:
-        self._obj = obj
-
-    def compress(self, data: bytes) -> bytes:
-        return self._obj.process(data)  # type: ignore[no-any-return]
-
-    def flush(self) -> bytes:
-        return self._obj.flush()  # type: ignore[no-any-return]
-
-    def finish(self) -> bytes:
-        return self._obj.finish()  # type: ignore[no-any-return]
+        obj = zlib.compressobj(self.level, zlib.DEFLATED, 31)
+        return _Encoder(
+            obj.compress, partial(obj.flush, zlib.Z_SYNC_FLUSH), partial(obj.flush, zlib.Z_FINISH)
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -256,10 +244,7 @@ class Br(_Base):
     name: ClassVar[str] = "br"
     encoding: ClassVar[bytes] = b"br"
     _levels: ClassVar[tuple[int, int]] = (0, 11)
-
-    def __post_init__(self) -> None:
-        _Base.__post_init__(self)
-        _import("brotli", "Br()", "brotli")
+    _library: ClassVar[tuple[str, str] | None] = ("brotli", "brotli")
 
     def compress(self, data: bytes) -> bytes:
         """Encode a whole body."""
@@ -271,24 +256,8 @@ class Br(_Base):
         """Return a streaming brotli encoder."""
         import brotli
 
-        return _BrotliEncoder(brotli.Compressor(quality=self.level))
-
-
-class _ZstdEncoder:
-    __slots__ = ("_flush_block", "_obj")
-
-    def __init__(self, obj: Any, flush_block: int) -> None:
-        self._obj = obj
-        self._flush_block = flush_block
-
-    def compress(self, data: bytes) -> bytes:
-        return self._obj.compress(data)  # type: ignore[no-any-return]
-
-    def flush(self) -> bytes:
-        return self._obj.flush(self._flush_block)  # type: ignore[no-any-return]
-
-    def finish(self) -> bytes:
-        return self._obj.flush()  # type: ignore[no-any-return]
+        obj = brotli.Compressor(quality=self.level)
+        return _Encoder(obj.process, obj.flush, obj.finish)
 
 
 _local = threading.local()  # one reusable zstd context per thread and level (not thread-safe)
@@ -304,10 +273,7 @@ class Zstd(_Base):
     name: ClassVar[str] = "zstd"
     encoding: ClassVar[bytes] = b"zstd"
     _levels: ClassVar[tuple[int, int]] = (1, 22)
-
-    def __post_init__(self) -> None:
-        _Base.__post_init__(self)
-        _import("zstandard", "Zstd()", "zstd")
+    _library: ClassVar[tuple[str, str] | None] = ("zstandard", "zstd")
 
     def compress(self, data: bytes) -> bytes:
         """Encode a whole body as one zstd frame (with its content size)."""
@@ -326,7 +292,9 @@ class Zstd(_Base):
         import zstandard
 
         obj = zstandard.ZstdCompressor(level=self.level).compressobj()
-        return _ZstdEncoder(obj, zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+        return _Encoder(
+            obj.compress, partial(obj.flush, zstandard.COMPRESSOBJ_FLUSH_BLOCK), obj.flush
+        )
 
 
 CODECS: dict[str, Callable[..., Codec]] = {"gzip": Gzip, "br": Br, "zstd": Zstd}

@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 import time
 
-from aeros.logging import ACCESS_LOGGER, SERVER_ANSWER, AccessEntry, LogConfig, log_access
-from aeros.middleware.types import ASGIApp, Message, Receive, Scope, Send
+from aeros.logging.access import ACCESS_LOGGER, SERVER_ANSWER, log_access
+from aeros.logging.config import LogConfig
+from aeros.logging.formatters import AccessEntry
+from aeros.types import CACHE_STATE, ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["AccessLogMiddleware"]
 
@@ -23,7 +25,7 @@ class AccessLogMiddleware:
 
     Args:
         app: the ASGI app to wrap.
-        config: the :class:`aeros.logging.LogConfig`; its format decides whether the
+        config: the :class:`aeros.logging.config.LogConfig`; its format decides whether the
             User-Agent and Referer headers are looked up (``combined`` and ``json`` only).
     """
 
@@ -111,7 +113,7 @@ class AccessLogMiddleware:
             status,
             size,
             duration_ms,
-            scope.get("aeros.cache_state"),
+            scope.get(CACHE_STATE),
             referer,
             user_agent,
         )

@@ -20,14 +20,14 @@ import re
 from collections.abc import Iterable
 from dataclasses import KW_ONLY, dataclass
 
+from aeros._validate import boolean, integer
 from aeros.errors import ConfigurationError
-from aeros.middleware.compression import add_vary
+from aeros.headers import add_vary, is_token
 from aeros.middleware.headers import GlobalHeaders
-from aeros.middleware.types import ASGIApp, Headers, Message, Receive, Scope, Send
+from aeros.types import ASGIApp, Headers, Message, Receive, Scope, Send
 
 __all__ = ["CORS", "CORSMiddleware"]
 
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _ORIGIN = re.compile(r"^[a-z][a-z0-9+.\-]*://[^/?#\s,]+$")
 _DEFAULT_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
@@ -40,7 +40,7 @@ def _tokens(api: str, name: str, value: object, *, upper: bool = False) -> tuple
     out: list[str] = []
     for item in value:
         tok = item.strip() if isinstance(item, str) else item
-        if not isinstance(tok, str) or not (tok == "*" or _TOKEN.match(tok)):
+        if not isinstance(tok, str) or not (tok == "*" or is_token(tok)):
             raise ConfigurationError(
                 f"{api}({name}=...) has {item!r}; use header/method names (tokens) or '*'"
             )
@@ -108,14 +108,9 @@ class CORS:
         object.__setattr__(
             self, "expose_headers", _tokens("CORS", "expose_headers", self.expose_headers)
         )
-        if not isinstance(self.allow_credentials, bool):
-            raise ConfigurationError(
-                f"CORS(allow_credentials={self.allow_credentials!r}) must be True or False"
-            )
-        if self.max_age is not None and (
-            isinstance(self.max_age, bool) or not isinstance(self.max_age, int) or self.max_age < 0
-        ):
-            raise ConfigurationError(f"CORS(max_age={self.max_age!r}) must be an int >= 0 or None")
+        boolean("CORS", "allow_credentials", self.allow_credentials)
+        if self.max_age is not None:
+            integer("CORS", "max_age", self.max_age, minimum=0)
         if self.allow_credentials and self.allows_any_origin:
             raise ConfigurationError(
                 "CORS(origins='*', allow_credentials=True) would let every site make credentialed "
@@ -290,7 +285,7 @@ class CORSMiddleware:
                 (b"access-control-allow-origin", b"*" if self.any_origin else origin),
                 *self.preflight_headers,
             ]
-            if self.any_header and asked and all(_TOKEN.match(h.decode("latin-1")) for h in asked):
+            if self.any_header and asked and all(is_token(h) for h in asked):
                 headers.append((b"access-control-allow-headers", b", ".join(asked)))
             headers += [(b"vary", self.preflight_vary), (b"content-length", b"0")]
             if self.global_headers:

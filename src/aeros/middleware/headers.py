@@ -2,20 +2,18 @@
 
 Layers that answer requests themselves (cache hits, CORS preflights) sit in front of this one
 and add the same headers with :class:`GlobalHeaders`; a layer that runs the app but adds the
-headers to what it sends itself sets ``scope[SKIP_GLOBAL_HEADERS] = True`` (the response cache
-does, so stored entries never hold them and a hit adds them once per entry).
+headers to what it sends itself sets ``scope[SKIP_GLOBAL_HEADERS] = True``
+(:data:`aeros.types.SKIP_GLOBAL_HEADERS`; the response cache does, so stored entries never hold
+them and a hit adds them once per entry).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from aeros.middleware.types import ASGIApp, Headers, Message, Receive, Scope, Send
+from aeros.types import SKIP_GLOBAL_HEADERS, ASGIApp, Headers, Message, Receive, Scope, Send
 
-__all__ = ["SKIP_GLOBAL_HEADERS", "GlobalHeaders", "HeadersMiddleware"]
-
-SKIP_GLOBAL_HEADERS = "aeros.skip_global_headers"
-"""Scope key: true when an outer layer adds the global headers to this response itself."""
+__all__ = ["GlobalHeaders", "HeadersMiddleware"]
 
 
 class GlobalHeaders:
@@ -23,7 +21,7 @@ class GlobalHeaders:
 
     Args:
         headers: encoded pairs, names lower-case, already validated
-            (see :func:`aeros.middleware.types.check_header`).
+            (see :func:`aeros.headers.check_header`).
     """
 
     __slots__ = ("headers", "names")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from aeros.middleware.types import ASGIApp, Message, Receive, Scope, Send
+from aeros.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["OptionalLifespanMiddleware"]
 

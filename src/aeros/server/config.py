@@ -1,29 +1,33 @@
-"""Server configuration: frozen dataclasses, validated once when built."""
+"""Server configuration: frozen dataclasses, validated once when built.
+
+Every bad value raises :class:`aeros.errors.ConfigurationError` naming the argument, the value
+and what is allowed (the checks of :mod:`aeros._validate`).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import ipaddress
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from aeros import _validate
 from aeros.errors import ConfigurationError
 
-__all__ = ["BACKENDS", "Limits", "ServerConfig", "body_limit_from_app_config"]
+__all__ = [
+    "BACKENDS",
+    "QUART_LIMIT_KEYS",
+    "Limits",
+    "ServerConfig",
+    "body_limit_from_app_config",
+    "not_an_address",
+]
 
 # granian was measured as a second backend and was not faster for aeros (docs/performance.md:
 # 0.84-0.93x on JSON, 0.64x with awaiting views), so uvicorn is the only one offered.
 BACKENDS = ("uvicorn",)
-
-
-def _check_number(owner: str, name: str, value: Any, *, minimum: float, integer: bool) -> None:
-    kind = "an int" if integer else "a number"
-    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
-        raise TypeError(f"{owner}({name}={value!r}) must be {kind}")
-    if value < minimum:
-        raise ConfigurationError(f"{owner}({name}={value!r}) must be >= {minimum:g}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,9 +68,9 @@ class Limits:
             "max_form_memory_size",
             "max_form_parts",
         ):
-            _check_number("Limits", name, getattr(self, name), minimum=1, integer=True)
+            _validate.integer("Limits", name, getattr(self, name), minimum=1)
         for name in ("header_timeout", "body_timeout"):
-            _check_number("Limits", name, getattr(self, name), minimum=0.001, integer=False)
+            _validate.seconds("Limits", name, getattr(self, name), minimum=0.001)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,30 +120,18 @@ class ServerConfig:
     def __post_init__(self) -> None:
         owner = "WebServer"
         if not isinstance(self.host, str) or not self.host:
-            raise TypeError(f"{owner}(host={self.host!r}) must be a non-empty str")
-        _check_number(owner, "port", self.port, minimum=0, integer=True)
-        if self.port > 65535:
-            raise ConfigurationError(f"{owner}(port={self.port!r}) must be 0 to 65535")
-        _check_number(owner, "workers", self.workers, minimum=1, integer=True)
-        _check_number(owner, "backlog", self.backlog, minimum=1, integer=True)
-        _check_number(
-            owner, "keep_alive_timeout", self.keep_alive_timeout, minimum=0, integer=False
-        )
-        _check_number(owner, "graceful_timeout", self.graceful_timeout, minimum=0, integer=False)
-        _check_number(
-            owner,
-            "worker_healthcheck_timeout",
-            self.worker_healthcheck_timeout,
-            minimum=0.1,
-            integer=False,
+            raise ConfigurationError(f"{owner}(host={self.host!r}) must be a non-empty str")
+        _validate.integer(owner, "port", self.port, minimum=0, maximum=65535)
+        _validate.integer(owner, "workers", self.workers, minimum=1)
+        _validate.integer(owner, "backlog", self.backlog, minimum=1)
+        _validate.seconds(owner, "keep_alive_timeout", self.keep_alive_timeout)
+        _validate.seconds(owner, "graceful_timeout", self.graceful_timeout)
+        _validate.seconds(
+            owner, "worker_healthcheck_timeout", self.worker_healthcheck_timeout, minimum=0.1
         )
         if self.max_concurrent_requests is not None:
-            _check_number(
-                owner,
-                "max_concurrent_requests",
-                self.max_concurrent_requests,
-                minimum=1,
-                integer=True,
+            _validate.integer(
+                owner, "max_concurrent_requests", self.max_concurrent_requests, minimum=1
             )
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
             raise ConfigurationError(
@@ -154,16 +146,17 @@ class ServerConfig:
             path = getattr(self, name)
             if path is not None and not os.path.isfile(path):
                 raise ConfigurationError(f"{owner}({name}={path!r}): no such file")
-        for name in ("proxy_headers", "freeze_gc"):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"{owner}({name}={getattr(self, name)!r}) must be True or False")
+        _validate.boolean(owner, "proxy_headers", self.proxy_headers)
+        _validate.boolean(owner, "freeze_gc", self.freeze_gc)
         object.__setattr__(self, "forwarded_allow_ips", _parse_ips(self.forwarded_allow_ips))
         if self.backend not in BACKENDS:
             raise ConfigurationError(
                 f"{owner}(server={self.backend!r}) is not a known backend; use one of {BACKENDS}"
             )
         if not isinstance(self.limits, Limits):
-            raise TypeError(f"{owner}(limits={self.limits!r}) must be an aeros.Limits(...)")
+            raise ConfigurationError(
+                f"{owner}(limits={self.limits!r}) must be an aeros.Limits(...)"
+            )
 
         for pair in self.answer_headers:
             if (
@@ -171,7 +164,7 @@ class ServerConfig:
                 or len(pair) != 2
                 or not all(isinstance(part, bytes) for part in pair)
             ):
-                raise TypeError(
+                raise ConfigurationError(
                     f"ServerConfig(answer_headers=...) holds (bytes, bytes) pairs; got {pair!r}"
                 )
 
@@ -179,6 +172,32 @@ class ServerConfig:
         """A copy with the given fields changed; None values are ignored."""
         given = {key: value for key, value in changes.items() if value is not None}
         return dataclasses.replace(self, **given) if given else self
+
+    def with_options(self, options: Mapping[str, Any]) -> ServerConfig:
+        """A copy with ``options`` applied by name, :class:`Limits` fields (``max_body_size``)
+        to :attr:`limits` and the others to this config; None values are ignored.
+
+        Raises:
+            ConfigurationError: a value is not allowed (as when the config is built).
+        """
+        limit_names = {field.name for field in dataclasses.fields(Limits)}
+        given = {name: value for name, value in options.items() if value is not None}
+        limits = {name: given.pop(name) for name in list(given) if name in limit_names}
+        if limits:
+            given["limits"] = dataclasses.replace(self.limits, **limits)
+        return self.replace(**given)
+
+
+def not_an_address(items: Iterable[str]) -> str | None:
+    """The first of ``items`` that is not an IP address, a network or ``"*"``; None if all are."""
+    for item in items:
+        if item == "*":
+            continue
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except (ValueError, TypeError):
+            return item
+    return None
 
 
 def _parse_ips(value: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -193,16 +212,21 @@ def _parse_ips(value: str | Sequence[str] | None) -> tuple[str, ...]:
             f"WebServer(forwarded_allow_ips={value!r}) must be a comma-separated str or a "
             "list of IP addresses / networks ('*' for any)"
         )
-    for item in items:
-        if item == "*":
-            continue
-        try:
-            ipaddress.ip_network(item, strict=False)
-        except (ValueError, TypeError) as exc:
-            raise ConfigurationError(
-                f"WebServer(forwarded_allow_ips=...): {item!r} is not an IP address, network or '*'"
-            ) from exc
+    bad = not_an_address(items)
+    if bad is not None:
+        raise ConfigurationError(
+            f"WebServer(forwarded_allow_ips=...): {bad!r} is not an IP address, network or '*'"
+        )
     return tuple(items)
+
+
+QUART_LIMIT_KEYS = {
+    "max_body_size": "MAX_CONTENT_LENGTH",
+    "max_form_memory_size": "MAX_FORM_MEMORY_SIZE",
+    "max_form_parts": "MAX_FORM_PARTS",
+}
+""":class:`Limits` fields that are also Quart's (``app.config`` keys): a WebServer writes them
+there when it is built, and a value given later (``aeros run --max-body-size``) goes there too."""
 
 
 def body_limit_from_app_config(limits: Limits, app_config: Mapping[str, Any]) -> Limits:

@@ -25,7 +25,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from aeros.logging import LogConfig, configure_logging
+from aeros.logging.config import LogConfig, configure_logging
 
 __all__ = [
     "FOLDERS_ENV",

@@ -1,25 +1,28 @@
-"""Run an ASGI app: one in-process uvicorn server, or N forked workers under a supervisor."""
+"""Run an ASGI app: choose one in-process server or N forked workers under a supervisor.
+
+The whole start-up reads downward: :class:`Runner` binds the socket and picks the shape; one
+process builds an :class:`~aeros.server.uvicorn_backend.AerosServer` from the app and its
+config, workers go through :class:`~aeros.server.supervisor.Supervisor` and the fork helper
+(:mod:`aeros.server.forkserver`) to :func:`aeros.server.worker.worker_main`, which builds the
+same server in each worker. Serving in a thread is the caller's choice
+(:mod:`aeros.server.threads`): the runner then serves in that thread.
+"""
 
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import threading
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from aeros.server import peers
 from aeros.server.config import ServerConfig
-from aeros.server.forkserver import ForkServer, WorkerStart
-from aeros.server.supervisor import Supervisor, WorkerLink, can_fork
-from aeros.server.uvicorn_backend import (
-    AerosServer,
-    StartupFailed,
-    build_uvicorn_config,
-    check_ssl,
-    serve,
-)
+from aeros.server.forkserver import ForkServer
+from aeros.server.supervisor import Supervisor, can_fork
+from aeros.server.uvicorn_backend import AerosServer, check_ssl
+from aeros.server.worker import worker_main
 
 __all__ = ["Runner", "base_url", "bind_socket", "fork_server_for"]
 
@@ -58,42 +61,7 @@ def fork_server_for(
     """
     if workers <= 1 or not can_fork():
         return None
-
-    def run_worker(start: WorkerStart) -> int:
-        return _worker_main(app, start, worker_init)
-
-    return ForkServer(workers, run_worker)
-
-
-def _worker_main(app: Any, start: WorkerStart, worker_init: Callable[[], Any] | None) -> int:
-    """The body of a forked worker; returns its exit status."""
-    config: ServerConfig = start.settings
-    link = WorkerLink.for_worker(start, config.worker_healthcheck_timeout)
-    channel = peers.WorkerPeers(start.channel)
-    peers.attach(app, channel)
-    resources = None
-    try:
-        resources = worker_init() if worker_init is not None else None
-        server = AerosServer(
-            build_uvicorn_config(app, config),
-            graceful_timeout=config.graceful_timeout,
-            on_started=link.mark_ready,
-            companions=(link.run, channel.run),
-            freeze_gc=config.freeze_gc,
-        )
-        try:
-            serve(server, start.sock)
-        except StartupFailed as exc:
-            logger.error("Worker %d: %s", link.slot, exc)
-            return 3
-        return 0
-    except BaseException:
-        logger.exception("Worker %d [pid %d] crashed", link.slot, os.getpid())
-        return 1
-    finally:
-        stop = getattr(resources, "stop", None)
-        if callable(stop):
-            stop()
+    return ForkServer(workers, partial(worker_main, app, worker_init=worker_init))
 
 
 class Runner:
@@ -159,22 +127,21 @@ class Runner:
         """
         cfg = self.config
         check_ssl(cfg)
-        workers = cfg.workers
-        if workers > 1 and not can_fork():
+        forked = cfg.workers > 1 and can_fork()
+        if cfg.workers > 1 and not forked:
             logger.warning(
                 "workers=%d needs os.fork(), which this platform lacks; serving with ONE "
                 "process instead (run several instances behind a load balancer to scale)",
-                workers,
+                cfg.workers,
             )
-            workers = 1
         owns_socket = self.sock is None
         sock = self.sock or bind_socket(cfg.host, cfg.port, cfg.backlog)
         url = base_url(sock, cfg.ssl_certfile is not None)
         try:
-            if workers == 1:
-                self._run_single(sock, url)
+            if forked:
+                self._run_workers(sock, url)
             else:
-                self._run_workers(sock, url, workers)
+                self._run_single(sock, url)
         finally:
             with self._lock:
                 self._active = None
@@ -187,9 +154,7 @@ class Runner:
         with self._lock:
             self._stop_requested = True
             active = self._active
-        if isinstance(active, AerosServer):
-            active.request_stop()
-        elif active is not None:
+        if active is not None:
             active.stop()
 
     def _announce(self, url: str) -> Callable[[], None]:
@@ -199,38 +164,28 @@ class Runner:
 
         return started
 
-    def _run_single(self, sock: socket.socket, url: str) -> None:
-        server = AerosServer(
-            build_uvicorn_config(self.app, self.config),
-            graceful_timeout=self.config.graceful_timeout,
-            on_started=self._announce(url),
-            # a server in a helper thread shares its process with the caller: leave its GC be
-            freeze_gc=self.config.freeze_gc
-            and threading.current_thread() is threading.main_thread(),
-        )
+    def _activate(self, server: AerosServer | Supervisor) -> bool:
+        """Make ``server`` the one :meth:`stop` stops; False when a stop came first."""
         with self._lock:
             if self._stop_requested:
-                return
+                return False
             self._active = server
-        serve(server, sock)
+            return True
 
-    def _run_workers(self, sock: socket.socket, url: str, workers: int) -> None:
+    def _run_single(self, sock: socket.socket, url: str) -> None:
+        server = AerosServer(self.app, self.config, on_started=self._announce(url))
+        if self._activate(server):
+            server.run(sockets=[sock])
+
+    def _run_workers(self, sock: socket.socket, url: str) -> None:
         self.prepare()  # normally done already, before the caller started its threads
         if self.fork_server is None:  # pragma: no cover (run() checked can_fork())
             raise RuntimeError("no fork helper for workers > 1")
         supervisor = Supervisor(
-            workers=workers,
-            sock=sock,
-            fork_server=self.fork_server,
-            settings=self.config,
-            graceful_timeout=self.config.graceful_timeout,
-            healthcheck_timeout=self.config.worker_healthcheck_timeout,
-            on_started=self._announce(url),
+            self.config, sock=sock, fork_server=self.fork_server, on_started=self._announce(url)
         )
-        with self._lock:
-            if self._stop_requested:
-                return
-            self._active = supervisor
+        if not self._activate(supervisor):
+            return
         # app.clear_cache() and friends called in this process reach every worker
         channel = peers.SupervisorPeers(supervisor.publish)
         peers.attach(self.app, channel)

@@ -6,7 +6,8 @@ inherit the app object (no import string), by a single-threaded helper
 (:class:`~aeros.server.forkserver.ForkServer`) that was forked before aeros started any thread:
 the supervisor's own process has threads, and forking there could deadlock a worker (Python
 3.12+ warns about exactly that). The listening socket is passed to each worker as a
-descriptor. Each worker's event loop writes a timestamp into shared memory (:class:`WorkerLink`);
+descriptor. Each worker's event loop writes a timestamp into shared memory
+(:class:`~aeros.server.worker.WorkerLink`);
 a worker whose loop stops writing for ``worker_healthcheck_timeout`` seconds is blocked, and is
 killed and replaced. Workers that die before they ever serve are start failures: they are
 retried with a growing delay, and after :data:`START_FAILURE_LIMIT` in a row the parent gives up
@@ -15,7 +16,6 @@ with exit status :data:`EXIT_CRASH_LOOP` instead of respawning forever.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -27,15 +27,13 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aeros.server import peers, signals
-from aeros.server.forkserver import ForkServer, WorkerStart
+from aeros.server.config import ServerConfig
+from aeros.server.forkserver import ForkServer
 
-if TYPE_CHECKING:
-    from aeros.server.uvicorn_backend import AerosServer
-
-__all__ = ["EXIT_CRASH_LOOP", "START_FAILURE_LIMIT", "Supervisor", "WorkerLink", "can_fork"]
+__all__ = ["EXIT_CRASH_LOOP", "START_FAILURE_LIMIT", "Supervisor", "can_fork"]
 
 logger = logging.getLogger("aeros.server")
 
@@ -71,47 +69,6 @@ def describe_exit(code: int) -> str:
     return f"exit status {code}"
 
 
-class WorkerLink:
-    """A worker's side of the health check: heartbeats and the "serving" flag, in shared memory."""
-
-    def __init__(self, beats: Any, ready: Any, slot: int, parent_pid: int, interval: float) -> None:
-        self._beats = beats
-        self._ready = ready
-        self.slot = slot
-        self.parent_pid = parent_pid
-        self.interval = interval
-
-    @classmethod
-    def for_worker(cls, start: WorkerStart, healthcheck_timeout: float) -> WorkerLink:
-        """The link of the worker ``start`` describes, beating often enough for the timeout."""
-        return cls(
-            start.beats,
-            start.ready,
-            start.slot,
-            start.helper_pid,
-            interval=min(1.0, healthcheck_timeout / 4),
-        )
-
-    def beat(self) -> None:
-        """Record that this worker's event loop is running now."""
-        self._beats[self.slot] = time.monotonic()
-
-    def mark_ready(self) -> None:
-        """Record that this worker accepts connections (its start succeeded)."""
-        self.beat()
-        self._ready[self.slot] = 1
-
-    async def run(self, server: AerosServer) -> None:
-        """Beat every ``interval`` seconds; stop the worker if the supervisor is gone."""
-        while True:
-            self.beat()
-            if os.getppid() != self.parent_pid:
-                # Orphaned (the fork helper exited with the supervisor, which was SIGKILLed):
-                # drain instead of serving unsupervised.
-                server.request_stop("the supervisor exited")
-            await asyncio.sleep(self.interval)
-
-
 @dataclass(slots=True)
 class _Worker:
     pid: int
@@ -120,36 +77,32 @@ class _Worker:
 
 
 class Supervisor:
-    """Run ``workers`` forked processes serving one socket until :meth:`stop` or a signal.
+    """Run ``config.workers`` forked processes serving one socket until :meth:`stop` or a signal.
 
     Args:
-        workers: number of worker processes.
+        config: the run's configuration: ``workers``, ``graceful_timeout`` (each worker's drain,
+            plus :data:`KILL_MARGIN`), ``worker_healthcheck_timeout`` (seconds without a
+            heartbeat after which a worker is killed); sent to every new worker.
         sock: the bound, listening socket the workers serve.
-        fork_server: the helper that forks the workers (its ``slots`` equal ``workers``); the
+        fork_server: the helper that forks the workers (its ``slots`` equal the workers); the
             supervisor closes it when it returns.
-        settings: sent to every new worker with its :class:`WorkerStart` (the ServerConfig).
-        graceful_timeout: seconds each worker gets to drain on stop (plus :data:`KILL_MARGIN`).
-        healthcheck_timeout: seconds without a heartbeat after which a worker is killed.
         on_started: called once in the parent when every worker accepts connections.
     """
 
     def __init__(
         self,
+        config: ServerConfig,
         *,
-        workers: int,
         sock: socket.socket,
         fork_server: ForkServer,
-        settings: Any,
-        graceful_timeout: float,
-        healthcheck_timeout: float,
         on_started: Callable[[], None] | None = None,
     ) -> None:
-        self.workers = workers
+        self.config = config
+        self.workers = config.workers
         self.sock = sock
         self.fork_server = fork_server
-        self.settings = settings
-        self.graceful_timeout = graceful_timeout
-        self.healthcheck_timeout = healthcheck_timeout
+        self.graceful_timeout = config.graceful_timeout
+        self.healthcheck_timeout = config.worker_healthcheck_timeout
         self.on_started = on_started
         self._events: queue.SimpleQueue[str] = queue.SimpleQueue()  # put() is reentrant
         # put() is followed by a byte on this pair, so the loop's select() wakes at once
@@ -161,7 +114,7 @@ class Supervisor:
         self.relay = peers.PeerRelay()
         self._beats: Any = fork_server.beats
         self._ready: Any = fork_server.ready
-        self._slots: list[_Worker | None] = [None] * workers
+        self._slots: list[_Worker | None] = [None] * self.workers
         self._respawn_at: dict[int, float] = {}
         self._failures = 0
         self._announced = False
@@ -279,7 +232,7 @@ class Supervisor:
         self._ready[slot] = 0
         mine, theirs = peers.socket_pair()
         try:
-            pid = self.fork_server.spawn(slot, self.settings, self.sock, theirs)
+            pid = self.fork_server.spawn(slot, self.config, self.sock, theirs)
         except OSError:
             mine.close()
             self.failed_reason = "the helper process that forks the workers exited"

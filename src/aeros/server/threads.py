@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
+from aeros.errors import ConfigurationError
 from aeros.server.runner import bind_socket
 
 __all__ = ["AdvancedThread", "serve_in_thread", "serving_in_this_thread"]
@@ -144,7 +145,7 @@ class AdvancedThread(threading.Thread):
         daemon: bool | None = None,
     ) -> None:
         if target is not None and not callable(target):
-            raise TypeError(
+            raise ConfigurationError(
                 f"AdvancedThread(target={target!r}) must be a callable that runs a WebServer, "
                 "such as app.run_server"
             )

@@ -1,15 +1,21 @@
 """Serve an ASGI app with uvicorn (uvloop + httptools) in this process, and drain it gracefully.
 
-:class:`AerosServer` is a ``uvicorn.Server`` that differs where a library server must:
+:class:`AerosServer` is a ``uvicorn.Server`` built, as uvicorn's is, from one config: the app
+and its :class:`~aeros.server.config.ServerConfig` (``AerosServer(app, config)``; the
+``uvicorn.Config`` is derived from them here, once). ``server.run(sockets=[sock])`` serves in a
+fresh event loop. It differs from uvicorn's where a library server must:
 
 - signal handlers only on the main thread, restored afterwards, and a caught signal is *not*
   re-raised after the drain (uvicorn re-raises it, so ``kill -TERM`` would end the process with
   status -15 instead of 0);
 - :meth:`AerosServer.request_stop` is safe from any thread and wakes the loop at once;
+- :meth:`AerosServer.stop` is the same, for callers that stop a server or a supervisor alike;
 - the drain waits up to ``graceful_timeout`` (a float: uvicorn's own setting is typed int), then
   cancels what is left (a 503 each, one warning line each) and closes their connections;
 - a second SIGINT cuts the drain short the same way, and the app's shutdown hooks run after
-  either (uvicorn skips them after a second SIGINT); a third signal skips them.
+  either (uvicorn skips them after a second SIGINT); a third signal skips them;
+- with ``freeze_gc``, what start-up left alive is frozen, where the server owns its process
+  (the main thread: ``run_server()`` there, or a forked worker).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import gc
 import logging
 import socket
 import ssl
+import threading
 from collections.abc import Callable, Coroutine, Generator
 from types import FrameType
 from typing import Any
@@ -28,11 +35,10 @@ import uvicorn
 
 from aeros.errors import ConfigurationError
 from aeros.server import signals
-from aeros.server.concurrency import ConcurrencyLimitMiddleware
 from aeros.server.config import ServerConfig
-from aeros.server.protocol import build_protocol_class
+from aeros.server.http.protocol import build_protocol_class
 
-__all__ = ["AerosServer", "StartupFailed", "build_uvicorn_config", "check_ssl", "serve"]
+__all__ = ["AerosServer", "StartupFailed", "check_ssl", "tls_error"]
 
 logger = logging.getLogger("aeros.server")
 
@@ -46,15 +52,10 @@ class StartupFailed(RuntimeError):
     """The app's lifespan startup failed; the reason is in the log above."""
 
 
-def build_uvicorn_config(app: Any, config: ServerConfig) -> uvicorn.Config:
+def _uvicorn_config(app: Any, config: ServerConfig) -> uvicorn.Config:
     """The ``uvicorn.Config`` for ``app`` served with ``config`` (nothing is loaded yet)."""
-    asgi = app
-    if config.max_concurrent_requests is not None:
-        asgi = ConcurrencyLimitMiddleware(
-            app, config.max_concurrent_requests, config.answer_headers
-        )
     return uvicorn.Config(
-        asgi,
+        app,
         http=build_protocol_class(config),
         loop="auto",  # uvloop when installed
         lifespan="on",
@@ -74,38 +75,50 @@ def build_uvicorn_config(app: Any, config: ServerConfig) -> uvicorn.Config:
     )
 
 
+def tls_error(certfile: str, keyfile: str | None) -> str | None:
+    """Why the certificate and key cannot be loaded (the SSL or OS error), None when they load."""
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(certfile, keyfile)
+    except (OSError, ssl.SSLError) as exc:
+        return str(exc)
+    return None
+
+
 def check_ssl(config: ServerConfig) -> None:
     """Load the certificate and key once, so a bad pair fails before any worker starts."""
     if config.ssl_certfile is None:
         return
-    try:
-        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(
-            config.ssl_certfile, config.ssl_keyfile
-        )
-    except (OSError, ssl.SSLError) as exc:
+    error = tls_error(config.ssl_certfile, config.ssl_keyfile)
+    if error is not None:
         raise ConfigurationError(
             f"WebServer(ssl_certfile={config.ssl_certfile!r}, ssl_keyfile={config.ssl_keyfile!r})"
-            f": cannot load the certificate and key: {exc}"
-        ) from exc
+            f": cannot load the certificate and key: {error}"
+        )
 
 
 class AerosServer(uvicorn.Server):
-    """uvicorn's server with a thread-safe stop and a bounded, logged drain."""
+    """uvicorn's server with a thread-safe stop and a bounded, logged drain.
+
+    Args:
+        app: the ASGI app to serve.
+        config: the whole server configuration (limits, timeouts, TLS, ``freeze_gc``...).
+        on_started: called once, on the event loop, when the server accepts connections.
+        companions: coroutine functions run alongside the server (a worker's heartbeat and
+            peer channel), each given the server; cancelled when it stops.
+    """
 
     def __init__(
         self,
-        config: uvicorn.Config,
+        app: Any,
+        config: ServerConfig,
         *,
-        graceful_timeout: float,
-        install_signals: bool = True,
         on_started: Callable[[], None] | None = None,
         companions: tuple[Callable[[AerosServer], Coroutine[Any, Any, None]], ...] = (),
-        freeze_gc: bool = False,
     ) -> None:
-        super().__init__(config)
-        self.graceful_timeout = graceful_timeout
-        self.freeze_gc = freeze_gc
-        self.install_signals = install_signals
+        super().__init__(_uvicorn_config(app, config))
+        self.settings = config
+        """aeros' configuration (``self.config`` is the ``uvicorn.Config`` made from it)."""
+        self.graceful_timeout = config.graceful_timeout
         self.on_started = on_started
         self.companions = companions
         self.exit_reason = "stop()"
@@ -113,6 +126,10 @@ class AerosServer(uvicorn.Server):
         self._wakeup: asyncio.Event | None = None
         self._last_signal = "signal"
         self._signals_seen = 0
+
+    def stop(self) -> None:
+        """Start the graceful shutdown; safe from any thread, idempotent."""
+        self.request_stop()
 
     def request_stop(self, reason: str = "stop()") -> None:
         """Start the graceful shutdown; safe from any thread, idempotent."""
@@ -128,9 +145,6 @@ class AerosServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         """Main thread only, old handlers restored, and no re-raise after the drain."""
-        if not self.install_signals:
-            yield
-            return
         with signals.capture(signals.SHUTDOWN_SIGNALS, self.handle_exit):
             yield
 
@@ -142,6 +156,11 @@ class AerosServer(uvicorn.Server):
         if not self.should_exit:
             self.exit_reason = self._last_signal
         super().handle_exit(sig, frame)
+
+    def run(self, sockets: list[socket.socket] | None = None) -> None:
+        """Serve on ``sockets`` in a fresh event loop (uvloop when installed) until stopped."""
+        with asyncio.Runner(loop_factory=self.config.get_loop_factory()) as runner:
+            runner.run(self.serve(sockets=sockets))
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         """Serve on ``sockets`` until stopped, running the companion coroutines alongside."""
@@ -160,7 +179,9 @@ class AerosServer(uvicorn.Server):
         """uvicorn's startup; a failed lifespan raises :class:`StartupFailed`, not SystemExit.
 
         With ``freeze_gc`` the objects alive once the app has started (modules, routes, the
-        app's own state) are collected once and frozen: later full collections skip them.
+        app's own state) are collected once and frozen: later full collections skip them. Only
+        on the main thread: a server in a helper thread shares its process with the caller,
+        whose garbage it must leave alone.
         """
         try:
             await super().startup(sockets)
@@ -168,7 +189,11 @@ class AerosServer(uvicorn.Server):
             raise StartupFailed(
                 "the app's startup failed (see the lifespan error logged above)"
             ) from exc
-        if self.freeze_gc and self.started:
+        if (
+            self.settings.freeze_gc
+            and self.started
+            and threading.current_thread() is threading.main_thread()
+        ):
             gc.collect()
             gc.freeze()
         if self.started and not self.should_exit and self.on_started is not None:
@@ -253,10 +278,3 @@ class AerosServer(uvicorn.Server):
                 self.lifespan.shutdown_failed = True
                 return
         hooks.result()
-
-
-def serve(server: AerosServer, sock: socket.socket) -> None:
-    """Run ``server`` on ``sock`` in a fresh event loop (uvloop when installed) until it stops."""
-    loop_factory = server.config.get_loop_factory()
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(server.serve(sockets=[sock]))

@@ -1,0 +1,261 @@
+"""Compression layer: encode response bodies with a coding the client accepts.
+
+Per request the layer negotiates a codec from ``Accept-Encoding`` (one memoised dict lookup)
+and wraps ``send`` in a :class:`CompressingSender`, which holds ``http.response.start`` until
+the first body chunk says what to do:
+
+- status 1xx/204/206/304, a ``Content-Encoding`` already set, or a mimetype no codec handles:
+  sent untouched (``Vary`` too, the response does not vary by coding);
+- compressible but the client accepts no coding, or the body is under ``min_size``: sent as it
+  is with ``Vary: Accept-Encoding``;
+- a whole body (``more_body`` false, or as long as ``Content-Length`` says): encoded at once
+  with the exact new ``Content-Length``, a weak ETag and ``Vary``;
+- a stream: encoded as it streams, flushed after every chunk so server-sent events and
+  progressive HTML reach the client when the app sends them;
+- HEAD: the headers a GET would get, without the body work.
+
+The response cache reuses :class:`CompressingSender` to stream a response it does not store,
+and builds encoded headers for its entries with :mod:`aeros.compression.headers`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aeros.compression.codecs import Codec, StreamEncoder
+from aeros.compression.headers import ACCEPT_ENCODING, UNTOUCHED_STATUS, encoded_headers
+from aeros.compression.negotiate import Negotiator
+from aeros.errors import ConfigurationError
+from aeros.headers import add_vary
+from aeros.types import SKIP_COMPRESSION, ASGIApp, Headers, Message, Receive, Scope, Send
+
+__all__ = ["CompressingSender", "CompressionMiddleware"]
+
+BUFFER_LIMIT = 1 << 20
+"""A body with a ``Content-Length`` up to this many bytes that arrives in several chunks is
+collected and encoded at once (exact ``Content-Length``); a larger one is streamed."""
+
+
+# sender states
+_START, _HOLD, _BUFFER, _STREAM, _PASS, _HEAD = range(6)
+
+
+class CompressingSender:
+    """``send`` wrapper that encodes one response; see the module docstring for the rules.
+
+    Args:
+        send: the ASGI ``send`` to forward to.
+        codec: the negotiated codec, or None when the client accepts no coding.
+        codecs: every codec the app uses (a compressible response gets ``Vary`` even when
+            sent unencoded).
+        head: the request is HEAD: headers as for GET, no body work.
+    """
+
+    __slots__ = (
+        "_buffer",
+        "_encoder",
+        "_expected",
+        "_start",
+        "_state",
+        "codec",
+        "codecs",
+        "head",
+        "send",
+    )
+
+    def __init__(
+        self, send: Send, codec: Codec | None, codecs: Sequence[Codec], *, head: bool = False
+    ) -> None:
+        self.send = send
+        self.codec = codec
+        self.codecs = codecs
+        self.head = head
+        self._state = _START
+        self._start: Message | None = None
+        self._expected = -1
+        self._buffer: bytearray  # set when a split body is collected (_BUFFER)
+        self._encoder: StreamEncoder | None = None
+
+    async def __call__(self, message: Message) -> None:
+        state = self._state
+        if state == _PASS:
+            await self.send(message)
+        elif state == _START:
+            await self._on_start(message)
+        elif state == _STREAM:
+            await self._on_stream(message)
+        elif state == _HOLD:
+            await self._on_first_body(message)
+        elif state == _BUFFER:
+            await self._on_buffer(message)
+        else:  # _HEAD: the headers promised an encoding; identity bytes must not follow them
+            if message["type"] == "http.response.body" and message.get("body"):
+                message = {**message, "body": b""}
+            await self.send(message)
+
+    async def _on_start(self, message: Message) -> None:
+        if message["type"] != "http.response.start":
+            await self.send(message)
+            return
+        self._state = _PASS
+        status = message["status"]
+        headers: Headers = message.get("headers") or []
+        if status < 200 or status in UNTOUCHED_STATUS:
+            await self.send(message)
+            return
+        # one pass over the headers; this is the whole cost of a response left alone
+        content_type = None
+        length = -1
+        for name, value in headers:
+            if name == b"content-type":
+                content_type = value
+            elif name == b"content-length":
+                length = int(value) if value.isdigit() else -1
+            elif name == b"content-encoding" and value.strip().lower() != b"identity":
+                await self.send(message)  # already encoded: never twice
+                return
+        if content_type is None:
+            await self.send(message)
+            return
+        for some_codec in self.codecs:
+            if some_codec.accepts(content_type):
+                break
+        else:
+            await self.send(message)  # no codec wants this type: it does not vary by coding
+            return
+        codec = self.codec
+        if (
+            codec is None
+            or 0 <= length < codec.min_size
+            or (codec is not some_codec and not codec.accepts(content_type))
+        ):
+            message["headers"] = add_vary(headers, ACCEPT_ENCODING)
+            await self.send(message)
+            return
+        if self.head:
+            message["headers"] = encoded_headers(headers, codec, None)
+            self._state = _HEAD
+            await self.send(message)
+            return
+        self._start = message
+        self._expected = length
+        self._state = _HOLD
+
+    async def _send_start(self, headers: Headers) -> None:
+        start = self._start
+        assert start is not None  # internal state, set before _HOLD
+        start["headers"] = headers
+        self._start = None
+        await self.send(start)
+
+    async def _send_identity(self, message: Message) -> None:
+        start = self._start
+        assert start is not None  # internal state, set before _HOLD
+        self._state = _PASS
+        await self._send_start(add_vary(start.get("headers") or [], ACCEPT_ENCODING))
+        await self.send(message)
+
+    async def _send_whole(self, body: bytes, more_body: bool) -> None:
+        codec = self.codec
+        start = self._start
+        assert codec is not None  # internal state
+        assert start is not None
+        self._state = _PASS
+        headers: Headers = start.get("headers") or []
+        if len(body) < codec.min_size:
+            await self._send_start(add_vary(headers, ACCEPT_ENCODING))
+        else:
+            body = codec.compress(body)
+            await self._send_start(encoded_headers(headers, codec, len(body)))
+        await self.send({"type": "http.response.body", "body": body, "more_body": more_body})
+
+    async def _on_first_body(self, message: Message) -> None:
+        if message["type"] != "http.response.body":  # pathsend, trailers: leave them be
+            await self._send_identity(message)
+            return
+        body: bytes = message.get("body", b"")
+        more_body: bool = message.get("more_body", False)
+        expected = self._expected
+        if not more_body or len(body) >= expected >= 0:
+            await self._send_whole(body, more_body)
+        elif 0 <= expected <= BUFFER_LIMIT:
+            self._buffer = bytearray(body)
+            self._state = _BUFFER
+        else:
+            await self._begin_stream(body, more_body)
+
+    async def _on_buffer(self, message: Message) -> None:
+        if message["type"] != "http.response.body":
+            await self._begin_stream(bytes(self._buffer), True)
+            await self.send(message)
+            return
+        buffer = self._buffer
+        buffer += message.get("body", b"")
+        more_body: bool = message.get("more_body", False)
+        if not more_body or len(buffer) >= self._expected:
+            self._buffer = bytearray()
+            await self._send_whole(bytes(buffer), more_body)
+
+    async def _begin_stream(self, body: bytes, more_body: bool) -> None:
+        codec = self.codec
+        start = self._start
+        assert codec is not None  # internal state
+        assert start is not None
+        self._encoder = codec.encoder()
+        self._state = _STREAM
+        await self._send_start(encoded_headers(start.get("headers") or [], codec, None))
+        await self._encode_chunk(body, more_body)
+
+    async def _on_stream(self, message: Message) -> None:
+        if message["type"] != "http.response.body":
+            await self.send(message)
+            return
+        await self._encode_chunk(message.get("body", b""), message.get("more_body", False))
+
+    async def _encode_chunk(self, body: bytes, more_body: bool) -> None:
+        encoder = self._encoder
+        assert encoder is not None  # internal state, set with _STREAM
+        out = b""
+        if body:
+            # flush every chunk: the app chose its chunk boundaries (SSE events, HTML parts)
+            out = encoder.compress(body) + encoder.flush()
+        if not more_body:
+            out += encoder.finish()
+            self._state = _PASS
+            self._encoder = None
+        if out or not more_body:
+            await self.send({"type": "http.response.body", "body": out, "more_body": more_body})
+
+
+class CompressionMiddleware:
+    """Compress HTTP response bodies with a coding the client accepts.
+
+    Args:
+        app: the inner ASGI app.
+        codecs: the codecs to offer, in order of preference (ties in the client's weights go
+            to the earlier one). At least one.
+    """
+
+    def __init__(self, app: ASGIApp, codecs: Sequence[Codec]) -> None:
+        self.app = app
+        self.codecs: tuple[Codec, ...] = tuple(codecs)
+        if not self.codecs:
+            raise ConfigurationError(
+                "CompressionMiddleware(codecs=()) needs at least one codec; leave the layer "
+                "out to turn compression off"
+            )
+        self.negotiate = Negotiator(self.codecs)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get(SKIP_COMPRESSION):
+            await self.app(scope, receive, send)
+            return
+        accept: bytes | None = None
+        for name, value in scope["headers"]:
+            if name == ACCEPT_ENCODING:
+                # several Accept-Encoding lines are one comma-separated list (RFC 9110 5.3)
+                accept = value if accept is None else accept + b"," + value
+        sender = CompressingSender(
+            send, self.negotiate(accept), self.codecs, head=scope["method"] == "HEAD"
+        )
+        await self.app(scope, receive, sender)

@@ -1,0 +1,273 @@
+"""Formatting of aeros' log lines: escaping, the console format, the access-log formats.
+
+Everything here runs in the logging listener thread (:mod:`aeros.logging.config`), never on
+the event loop: the access-log layer hands over raw fields (:class:`AccessEntry`) and this
+module turns them into one safe line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from typing import IO, Any
+
+from aeros.errors import ConfigurationError
+
+__all__ = [
+    "ACCESS_FORMATS",
+    "MAX_HEADER",
+    "MAX_PATH",
+    "AccessEntry",
+    "AccessFormatter",
+    "ConsoleFormatter",
+    "escape",
+    "use_color",
+]
+
+ACCESS_FORMATS = ("default", "common", "combined", "json")
+"""Access-log formats: aeros' own line, NCSA common and combined log formats, JSON lines."""
+
+MAX_PATH = 2048
+"""Characters of path + query kept in an access-log line; the rest is cut and counted."""
+
+MAX_HEADER = 512
+"""Characters of User-Agent / Referer kept in an access-log line."""
+
+# Control characters (C0, DEL, C1), line/paragraph separators and bidi overrides can rewrite
+# a terminal or forge a log line; quote and backslash would make quoted fields ambiguous.
+_UNSAFE = re.compile('[\x00-\x1f\x7f-\x9f"\\\\\u2028\u2029\u202a-\u202e\u2066-\u2069\udc80-\udcff]')
+_UNSAFE_TEXT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def escape(value: bytes | str, limit: int) -> str:
+    """Make one untrusted field safe for a one-line log: cut at ``limit``, escape the rest.
+
+    Control characters, quotes, backslashes and invalid UTF-8 become ``\\xNN`` / ``\\uNNNN``;
+    the cut is marked ``...[+N]`` with the number of characters dropped.
+    """
+    text = value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
+    suffix = ""
+    if len(text) > limit:
+        suffix = f"...[+{len(text) - limit}]"
+        text = text[:limit]
+    if _UNSAFE.search(text) is not None:
+        text = _UNSAFE.sub(_escape_char, text)
+    return text + suffix
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte kept by surrogateescape
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+class AccessEntry:
+    """The raw fields of one request, formatted only when a handler writes it (off the loop).
+
+    ``str(entry)`` is the ``default`` format, so any handler attached to ``aeros.access``
+    prints a useful line.
+    """
+
+    __slots__ = (
+        "cache",
+        "client",
+        "duration_ms",
+        "method",
+        "path",
+        "query",
+        "referer",
+        "size",
+        "status",
+        "user_agent",
+        "version",
+    )
+
+    def __init__(
+        self,
+        client: tuple[str, int] | None,
+        method: str,
+        path: bytes | str,
+        query: bytes,
+        version: str,
+        status: int,
+        size: int,
+        duration_ms: float,
+        cache: str | None,
+        referer: bytes | None = None,
+        user_agent: bytes | None = None,
+    ) -> None:
+        self.client = client
+        self.method = method
+        self.path = path
+        self.query = query
+        self.version = version
+        self.status = status
+        self.size = size
+        self.duration_ms = duration_ms
+        self.cache = cache
+        self.referer = referer
+        self.user_agent = user_agent
+
+    def target(self) -> str:
+        """Path and query, escaped and cut at :data:`MAX_PATH`."""
+        path = (
+            self.path.encode("utf-8", "surrogateescape")
+            if isinstance(self.path, str)
+            else self.path
+        )
+        return escape(path + b"?" + self.query if self.query else path, MAX_PATH)
+
+    def host(self) -> str:
+        """The client address (``-`` when unknown)."""
+        return escape(self.client[0], 64) if self.client else "-"
+
+    def request_line(self) -> str:
+        """``METHOD target HTTP/version``, escaped."""
+        return f"{escape(self.method, 32)} {self.target()} HTTP/{escape(self.version, 8)}"
+
+    def __str__(self) -> str:
+        return AccessFormatter.line(self, "default", False)
+
+
+_RESET = "\x1b[0m"
+_LEVEL_COLORS = {10: "\x1b[36m", 20: "\x1b[32m", 30: "\x1b[33m", 40: "\x1b[31m", 50: "\x1b[1;31m"}
+_STATUS_COLORS = {2: "\x1b[32m", 3: "\x1b[36m", 4: "\x1b[33m", 5: "\x1b[31m"}
+
+
+class ConsoleFormatter(logging.Formatter):
+    """Server log lines, ``2026-01-31 12:00:00.123 INFO     aeros: message``, level coloured.
+
+    Control characters in messages are escaped (a path quoted in an error message cannot forge
+    lines or drive the terminal); tracebacks keep their line breaks.
+    """
+
+    def __init__(self, color: bool = False) -> None:
+        super().__init__("%(asctime)s %(levelname)-8s %(name)s: %(message)s")
+        self.default_msec_format = "%s.%03d"
+        self.color = color
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        # a trailing newline (uvicorn's "Exception in ASGI application\n") ends the line anyway
+        message = record.message.rstrip("\r\n").replace("\n", "\\n").replace("\r", "\\r")
+        if _UNSAFE_TEXT.search(message) is not None:
+            message = _UNSAFE_TEXT.sub(_escape_char, message)
+        level = f"{record.levelname:<8}"
+        if self.color:
+            color = _LEVEL_COLORS.get(min(max(record.levelno // 10 * 10, 10), 50), "")
+            return (
+                f"\x1b[2m{record.asctime}{_RESET} {color}{level}{_RESET} {record.name}: {message}"
+            )
+        return f"{record.asctime} {level} {record.name}: {message}"
+
+    def formatException(self, ei: Any) -> str:
+        text = super().formatException(ei)
+        return _UNSAFE_TEXT.sub(_escape_char, text) if _UNSAFE_TEXT.search(text) else text
+
+
+class AccessFormatter(logging.Formatter):
+    """Access-log lines in one of :data:`ACCESS_FORMATS`, built from an :class:`AccessEntry`."""
+
+    def __init__(self, fmt: str = "default", color: bool = False) -> None:
+        super().__init__()
+        if fmt not in ACCESS_FORMATS:
+            raise ConfigurationError(f"AccessFormatter(fmt={fmt!r}): use one of {ACCESS_FORMATS}")
+        self.fmt = fmt
+        self.color = color and fmt == "default"
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = record.msg
+        if not isinstance(entry, AccessEntry):  # someone else logged on aeros.access
+            return ConsoleFormatter(self.color).format(record)
+        # stdout and the file usually share a format: build the line once per record
+        cache: dict[tuple[str, bool], str] = record.__dict__.setdefault("aeros_lines", {})
+        key = (self.fmt, self.color)
+        line = cache.get(key)
+        if line is None:
+            line = cache[key] = self.line(entry, self.fmt, self.color, record.created)
+        return line
+
+    @staticmethod
+    def line(entry: AccessEntry, fmt: str, color: bool, created: float | None = None) -> str:
+        """Format ``entry`` as one line (no trailing newline)."""
+        created = time.time() if created is None else created
+        if fmt == "json":
+            return _json_line(entry, created)
+        if fmt == "default":
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(created))
+            millis = int(created % 1 * 1000)
+            client = f"{entry.host()}:{entry.client[1]}" if entry.client else "-"
+            status = str(entry.status)
+            cache = escape(entry.cache, 16) if entry.cache else "-"
+            if color:
+                status = f"{_STATUS_COLORS.get(entry.status // 100, '')}{status}{_RESET}"
+                stamp = f"\x1b[2m{stamp}"
+                millis_text = f"{millis:03d}{_RESET}"
+            else:
+                millis_text = f"{millis:03d}"
+            return (
+                f'{stamp}.{millis_text} {client} "{entry.request_line()}" {status} '
+                f"{entry.size}B {entry.duration_ms:.2f}ms cache={cache}"
+            )
+        local = time.localtime(created)
+        offset = local.tm_gmtoff or 0
+        stamp = (
+            f"{local.tm_mday:02d}/{_MONTHS[local.tm_mon - 1]}/{local.tm_year}:"
+            f"{local.tm_hour:02d}:{local.tm_min:02d}:{local.tm_sec:02d} "
+            f"{'-' if offset < 0 else '+'}{abs(offset) // 3600:02d}{abs(offset) % 3600 // 60:02d}"
+        )
+        size = str(entry.size) if entry.size else "-"
+        text = f'{entry.host()} - - [{stamp}] "{entry.request_line()}" {entry.status} {size}'
+        if fmt == "combined":
+            referer = escape(entry.referer, MAX_HEADER) if entry.referer else "-"
+            agent = escape(entry.user_agent, MAX_HEADER) if entry.user_agent else "-"
+            text += f' "{referer}" "{agent}"'
+        return text
+
+
+def _json_field(value: bytes | None, limit: int) -> str | None:
+    if value is None:
+        return None
+    text = value.decode("utf-8", "backslashreplace")
+    return text[:limit] + f"...[+{len(text) - limit}]" if len(text) > limit else text
+
+
+def _json_line(entry: AccessEntry, created: float) -> str:
+    path = entry.path if isinstance(entry.path, bytes) else entry.path.encode("utf-8", "replace")
+    data = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(created))
+        + f".{int(created % 1 * 1000):03d}"
+        + time.strftime("%z", time.localtime(created)),
+        "client": f"{entry.client[0]}:{entry.client[1]}" if entry.client else None,
+        "method": entry.method[:32],
+        "path": _json_field(path, MAX_PATH),
+        "query": _json_field(entry.query, MAX_PATH) if entry.query else "",
+        "protocol": f"HTTP/{entry.version[:8]}",
+        "status": entry.status,
+        "bytes": entry.size,
+        "duration_ms": round(entry.duration_ms, 3),
+        "cache": entry.cache,
+        "referer": _json_field(entry.referer, MAX_HEADER),
+        "user_agent": _json_field(entry.user_agent, MAX_HEADER),
+    }
+    # ensure_ascii escapes every control and non-ASCII character; DEL is ASCII, so by hand.
+    return json.dumps(data, ensure_ascii=True).replace("\x7f", "\\u007f")
+
+
+def use_color(stream: IO[str], color: bool | None = None) -> bool:
+    """Whether to colour output to ``stream``: ``color`` if given, else NO_COLOR > FORCE_COLOR >
+    ``stream.isatty()`` (https://no-color.org, https://force-color.org)."""
+    if color is not None:
+        return color
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR", "").lower() not in {"", "0", "false"}:
+        return True
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # a closed or fake stream
+        return False

@@ -1,0 +1,364 @@
+"""Response cache layer: answers hits before the app is entered; one request per key fills it.
+
+Pure ASGI (never imports Quart). Which routes are cached, and how, comes from ``policy_for``,
+a callable the app supplies that maps a scope to a :class:`CachePolicy` or None (not cached).
+
+Per cached GET/HEAD request:
+
+- bypassed (the request goes on untouched) when ``unless(scope)`` is true, when it carries
+  ``Authorization`` or ``Cookie`` and the route does not vary on that header, or when its Host
+  is not a valid host name;
+- a hit is answered here: the identity body or an encoded variant the client accepts, with
+  ``ETag`` and ``Age``; ``If-None-Match`` matching the ETag answers 304;
+- a miss runs the app once per key (per process and event loop) with compression skipped,
+  stores the identity response when it is storable and encodes it for the client; concurrent
+  misses for the key wait for that one result;
+- a miss whose response may not be stored (a stream, ``Set-Cookie``, a ``Vary`` outside the
+  route's ``vary=``, ...) is served as it is, logged as ``uncacheable``, with one warning per
+  route and reason;
+- a successful unsafe request (POST, PUT, PATCH, DELETE, ...) to any route drops the stored
+  entries of its target URI and of a same-origin ``Location`` / ``Content-Location``
+  (:mod:`aeros.response_cache.invalidation`), so the next GET sees the change;
+- a failing store (:class:`aeros.errors.StoreError`) serves the request uncached and logs a
+  warning at most once per ``warn_interval`` seconds.
+
+Request ``Cache-Control: no-cache`` / ``Pragma`` are ignored on purpose: honouring them would let
+any client force misses (and load on the app) at will, as most CDNs recognise.
+
+``scope["aeros.cache_state"]`` tells the access log what happened: ``hit``, ``stale``,
+``miss``, ``uncacheable``, ``bypass`` or ``error``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from aeros.compression.codecs import Codec
+from aeros.compression.headers import ACCEPT_ENCODING, is_compressible
+from aeros.compression.layer import CompressingSender
+from aeros.compression.negotiate import Negotiator
+from aeros.errors import StoreError
+from aeros.headers import add_vary
+from aeros.middleware.headers import GlobalHeaders
+from aeros.response_cache.answer import NOT_MODIFIED_HEADERS, answer, prepare
+from aeros.response_cache.capture import Capture, Refusal, empty_receive
+from aeros.response_cache.coalesce import Fills
+from aeros.response_cache.entry import Entry
+from aeros.response_cache.invalidation import Target, drop_target, serve_unsafe
+from aeros.response_cache.keys import KeyMemo
+from aeros.response_cache.policy import CachePolicy
+from aeros.response_cache.storage import FAILED, EntryStore
+from aeros.types import (
+    CACHE_STATE,
+    SKIP_COMPRESSION,
+    SKIP_GLOBAL_HEADERS,
+    ASGIApp,
+    Headers,
+    Receive,
+    Scope,
+    Send,
+)
+
+__all__ = ["CACHE_STATE", "CacheMiddleware"]
+
+logger = logging.getLogger(__name__)
+
+_CREDENTIALS = (b"authorization", b"cookie")
+_OTHER_SAFE_METHODS = frozenset({"OPTIONS", "TRACE"})  # never stored, never invalidate
+_QUIET_REFUSALS = frozenset({"status"})  # a status outside statuses= is the route's choice
+
+
+class CacheMiddleware:
+    """Serve cached responses of the routes ``policy_for`` names, before the app runs.
+
+    Args:
+        app: the inner ASGI app (compression, then the framework).
+        store: any :class:`aeros.stores.Store`.
+        policy_for: maps a scope to the route's :class:`CachePolicy`, or None when the route is
+            not cached. Called for every GET/HEAD request; it must be cheap (memoised).
+        codecs: the app's compression codecs in order of preference (empty: none).
+        headers: the app's global headers. The layer sits in front of the headers layer and
+            adds them to what it sends itself (hits, 304s, the responses of fills); entries are
+            stored without them.
+        max_entry_bytes: responses with a larger body are streamed, never stored. Default 8 MiB.
+        warn_interval: seconds between two warnings about a failing store. Default 60.
+        coalesce_grace: seconds a finished fill still answers late arrivals of the same burst,
+            so a request that missed the store just before the fill landed does not run the
+            app again. Default 0.5.
+        invalidate: ``await invalidate(target)`` drops the stored entries of one
+            :class:`~aeros.response_cache.invalidation.Target` after a successful unsafe
+            request; default: drop them from ``store`` here. The app passes its own so that
+            every layer (and worker) sharing the store forgets them too.
+        clock: the wall clock in seconds that dates entries and decides freshness; default
+            ``time.time`` (every worker and instance sharing a store must agree on it).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        store: Any,
+        policy_for: Callable[[Scope], CachePolicy | None],
+        codecs: Sequence[Codec] = (),
+        *,
+        headers: GlobalHeaders | None = None,
+        max_entry_bytes: int = 8 << 20,
+        warn_interval: float = 60.0,
+        coalesce_grace: float = 0.5,
+        invalidate: Callable[[Target], Awaitable[object]] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.app = app
+        self.store = store
+        self.policy_for = policy_for
+        self.codecs: tuple[Codec, ...] = tuple(codecs)
+        self.negotiate = Negotiator(self.codecs)
+        self.headers = headers if headers else None
+        self._kept_in_304 = NOT_MODIFIED_HEADERS | (headers.names if headers else frozenset())
+        self.clock = clock
+        self.entries = EntryStore(store, logger, warn_interval, clock)
+        self.max_entry_bytes = max_entry_bytes
+        self.fills = Fills(coalesce_grace)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._key = KeyMemo()
+        self.invalidate = invalidate if invalidate is not None else self._drop_here
+        self._refusals_told: set[tuple[str, str]] = set()  # (route, kind) warned about
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        if method == "GET" or method == "HEAD":
+            policy = self.policy_for(scope)
+            if policy is None:
+                await self.app(scope, receive, send)
+            else:
+                await self._serve(policy, scope, receive, send)
+        elif method in _OTHER_SAFE_METHODS:
+            await self.app(scope, receive, send)
+        else:  # unsafe: a success drops its target URI's entries, whichever route answered
+            await serve_unsafe(
+                self.app, self.policy_for, self.invalidate, self.entries.warn, scope, receive, send
+            )
+
+    async def _drop_here(self, target: Target) -> int:
+        dropped = await drop_target(self.store, self.policy_for, target)
+        if dropped is None:
+            return 0
+        self.forget(dropped[1])
+        return dropped[0]
+
+    def forget(self, group: str | None = None) -> None:
+        """Entries of one store key ``group`` (or all) were dropped: drop finished fills kept
+        for late arrivals, and never store what a fill running now produces for them."""
+        self.entries.forget(group)
+        self.fills.forget(group)
+
+    # ---- one request ----------------------------------------------------------------------
+
+    async def _serve(self, policy: CachePolicy, scope: Scope, receive: Receive, send: Send) -> None:
+        vary = policy.vary
+        varied: dict[bytes, bytes] = {}
+        host = accept = if_none_match = None
+        credentials = False
+        for name, value in scope["headers"]:
+            if name == b"host":
+                if host is not None:  # two Host headers: refuse to guess which one counts
+                    return await self._bypass(scope, receive, send)
+                host = value
+            elif name == b"accept-encoding":
+                accept = value if accept is None else accept + b"," + value
+            elif name == b"if-none-match":
+                if_none_match = value
+            if name in vary:
+                varied[name] = value if name not in varied else varied[name] + b", " + value
+            elif name in _CREDENTIALS:
+                credentials = True
+        if credentials or (policy.unless is not None and policy.unless(scope)):
+            return await self._bypass(scope, receive, send)
+        key = self._key(policy, scope, host, varied)  # a KeyMemo
+        if key is None:  # not a valid Host: never cached
+            return await self._bypass(scope, receive, send)
+        head = scope["method"] == "HEAD"
+
+        entries = self.entries
+        get_nowait = entries.get_nowait
+        if get_nowait is not None:  # a memory store: no coroutine on the hot path
+            try:
+                entry = entries.decoded(key, get_nowait(key))
+            except StoreError as exc:
+                entries.warn(exc)
+                entry = FAILED
+        else:
+            entry = await entries.load(key)
+        if entry is FAILED:
+            scope[CACHE_STATE] = "error"
+            await self.app(scope, receive, send)
+            return
+        now = self.clock()
+        if entry is not None and now < entry.stale_until:
+            if now < entry.fresh_until:
+                scope[CACHE_STATE] = "hit"
+            else:
+                scope[CACHE_STATE] = "stale"
+                self._refresh(key, policy, scope)
+            headers, body = self._answer_for(key, entry, accept)
+            await answer(send, entry, headers, body, if_none_match, head, now, self._kept_in_304)
+            return
+
+        future = self.fills.running(key)
+        if future is not None:
+            entry = await asyncio.shield(future)
+            now = self.clock()
+            if entry is not None and now < entry.fresh_until:
+                scope[CACHE_STATE] = "hit"
+                headers, body = self._answer_for(key, entry, accept)
+                await answer(
+                    send, entry, headers, body, if_none_match, head, now, self._kept_in_304
+                )
+                return
+            if entry is not None:  # a finished fill kept for late arrivals, stale by now
+                future = None
+        if head or future is not None:
+            # a HEAD response has no body to store; an unstorable fill is not shared
+            scope[CACHE_STATE] = "miss"
+            await self.app(scope, receive, send)
+            return
+        scope[CACHE_STATE] = "miss"
+        await self._lead(key, policy, scope, receive, send, accept, if_none_match)
+
+    async def _bypass(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope[CACHE_STATE] = "bypass"
+        await self.app(scope, receive, send)
+
+    async def _lead(
+        self,
+        key: str,
+        policy: CachePolicy,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        accept: bytes | None,
+        if_none_match: bytes | None,
+    ) -> None:
+        """Run the app for a miss, store the result, answer every request waiting for it."""
+        fills = self.fills
+        future = fills.begin(key)
+        entry: Entry | None = None
+        generation = self.entries.generation
+
+        def unstorable() -> None:
+            # release the waiters as soon as the response start says it will not be stored:
+            # they must not wait for a long stream (an event stream) to end
+            fills.finish(key, future, None)
+
+        try:
+            codec = self.negotiate(accept)
+            passed_on = self.headers.sender(send) if self.headers else send
+            stream = CompressingSender(passed_on, codec, self.codecs)
+            entry, capture = await self._fill(policy, scope, receive, stream, unstorable)
+            if entry is None:
+                self._refused(policy, scope, capture.refusal)
+            else:
+                # the client's variant goes into the one write
+                headers, body, _ = prepare(entry, codec, self.codecs, self.headers)
+                if capture.per_request:  # this request's own headers: never stored
+                    headers = [*headers, *capture.per_request]
+                await self.entries.save(key, entry, generation)
+                await answer(
+                    send,
+                    entry,
+                    headers,
+                    body,
+                    if_none_match,
+                    False,
+                    entry.created,
+                    self._kept_in_304,
+                )
+        finally:
+            if self.entries.changed_since(generation, key):
+                entry = None  # a write replaced it meanwhile: waiters run the view afresh
+            fills.finish(key, future, entry)
+
+    async def _fill(
+        self,
+        policy: CachePolicy,
+        scope: Scope,
+        receive: Receive,
+        stream: Send | None,
+        unstorable: Callable[[], None] | None = None,
+    ) -> tuple[Entry | None, Capture]:
+        """Run the app; return its response as an entry when storable, else stream it on."""
+        inner = dict(scope)
+        inner[SKIP_COMPRESSION] = True
+        if self.headers:
+            inner[SKIP_GLOBAL_HEADERS] = True
+        capture = Capture(policy, self.max_entry_bytes, stream, unstorable)
+        await self.app(inner, receive, capture)
+        entry = capture.entry(policy, self.clock())
+        if entry is None:
+            await capture.release()
+            return None, capture
+        if is_compressible(entry.status, entry.headers, self.codecs):
+            entry.headers = add_vary(entry.headers, ACCEPT_ENCODING)
+        return entry, capture
+
+    def _refused(self, policy: CachePolicy, scope: Scope, refusal: Refusal | None) -> None:
+        """A fill that was not stored: say so in the access log, and once per route and
+        reason in the log, so a route that can never be a hit does not stay a silent miss."""
+        if refusal is None:
+            return  # the app failed before answering: nothing to say about caching
+        scope[CACHE_STATE] = "uncacheable"
+        kind, text = refusal
+        told = (policy.route, kind)
+        if kind in _QUIET_REFUSALS or told in self._refusals_told:
+            return
+        self._refusals_told.add(told)
+        logger.warning(
+            "response cache: %s responses of route %r (%s) are not stored: %s; every request "
+            "runs the view (cache=uncacheable in the access log)",
+            scope["method"],
+            policy.route or "?",
+            scope.get("path", ""),
+            text,
+        )
+
+    def _answer_for(self, key: str, entry: Entry, accept: bytes | None) -> tuple[Headers, bytes]:
+        """Headers (without Age) and body of the identity or a variant the client accepts."""
+        codec = self.negotiate(accept) if self.codecs else None
+        headers, body, new = prepare(entry, codec, self.codecs, self.headers)
+        if new:  # keep the new variant for the next hit, in every worker
+            self._spawn(self.entries.save(key, entry, self.entries.generation))
+        return headers, body
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _refresh(self, key: str, policy: CachePolicy, scope: Scope) -> None:
+        """Refill a stale entry in the background, once per key at a time."""
+        fills = self.fills
+        if fills.running(key) is not None:
+            return
+        future = fills.begin(key)
+        # the refresh must not see this request's body channel or extensions it may close
+        inner = {k: v for k, v in scope.items() if k != CACHE_STATE}
+        generation = self.entries.generation
+
+        async def run() -> None:
+            entry: Entry | None = None
+            try:
+                entry, _ = await self._fill(policy, inner, empty_receive(), None)
+                if entry is not None:
+                    await self.entries.save(key, entry, generation)
+            except Exception:
+                logger.exception("refreshing a stale cache entry failed")
+            finally:
+                fills.finish(key, future, entry, linger=False)
+
+        self._spawn(run())

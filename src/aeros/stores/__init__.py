@@ -1,0 +1,27 @@
+"""Stores behind the response cache: one async protocol, three backends. No HTTP here.
+
+- ``base.py``: the :class:`Store` protocol, the :class:`Capabilities` a store declares
+  (group and prefix deletes, a non-blocking read, shared or per process), key groups and
+  the checks every backend shares.
+- ``memory.py``: :class:`SimpleCache`, an LRU in this process's memory.
+- ``filesystem.py``: :class:`FilesystemCache`, one MAC-checked file per entry, shared by every
+  process using the directory.
+- ``redis.py``: :class:`RedisCache`, shared by every worker and instance.
+"""
+
+from __future__ import annotations
+
+from aeros.stores.base import Capabilities, PrefixStore, Store
+from aeros.stores.filesystem import FileSystemCache, FilesystemCache
+from aeros.stores.memory import SimpleCache
+from aeros.stores.redis import RedisCache
+
+__all__ = [
+    "Capabilities",
+    "FileSystemCache",
+    "FilesystemCache",
+    "PrefixStore",
+    "RedisCache",
+    "SimpleCache",
+    "Store",
+]

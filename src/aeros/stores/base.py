@@ -1,0 +1,178 @@
+"""The async store protocol behind the response cache, its capabilities, and shared helpers.
+
+Stores hold opaque bytes under string keys and know nothing of HTTP. They raise
+:class:`aeros.errors.StoreError` when the backend fails and never swallow errors: the response
+cache layer is the one place that catches it, serves the request uncached and logs a
+rate-limited warning.
+
+What a store can do beyond :class:`Store` it declares in a class attribute ``capabilities``
+(:class:`Capabilities`); the response cache reads it once, through :func:`capabilities_of`,
+and never probes a store for methods. The built-in stores take a ``clock`` argument, so tests
+move time forward instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from aeros import _validate
+from aeros.errors import ConfigurationError
+
+__all__ = [
+    "Capabilities",
+    "Clock",
+    "PrefixStore",
+    "Store",
+    "capabilities_of",
+    "checked_timeout",
+    "default_timeout_of",
+    "expiry",
+    "key_group",
+    "size_limit_of",
+]
+
+Clock = Callable[[], float]
+"""A source of time in seconds (``time.monotonic``, ``time.time``, or a test's fake clock)."""
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Async byte store behind the response cache. Knows nothing of HTTP.
+
+    ``ttl`` is in seconds; None keeps the entry until it is evicted or cleared. Every method
+    may raise :class:`aeros.errors.StoreError`. ``aclose`` releases the connections the store
+    opened for the running event loop; the store stays usable and reconnects when used again.
+
+    Optional attributes a store may have: ``capabilities`` (:class:`Capabilities`, what it
+    can do beyond these methods), ``timeout`` (the default lifetime in seconds of a cached
+    response, None: no expiry; default 300) and ``max_bytes`` (the largest value it keeps).
+    """
+
+    async def get(self, key: str) -> bytes | None:
+        """Return the value stored under ``key``, or None when absent, expired or unreadable."""
+        ...
+
+    async def set(self, key: str, value: bytes, *, ttl: float | None) -> None:
+        """Store ``value`` under ``key`` for ``ttl`` seconds (None: no expiry)."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Remove ``key``; removing an absent key is not an error."""
+        ...
+
+    async def clear(self) -> None:
+        """Remove every entry of this store (and only this store's entries)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the resources held for the running event loop."""
+        ...
+
+
+@runtime_checkable
+class PrefixStore(Store, Protocol):
+    """A store that can also drop many keys at once (used for purges and invalidation).
+
+    A key's *group* is everything up to and including its last ``:`` (``"a:b:c"`` is in group
+    ``"a:b:"``). Stores index groups, so :meth:`delete_group` is cheap; :meth:`delete_prefix`
+    may have to look at every key. A store declares these methods in its
+    :class:`Capabilities` (``groups``, ``prefix_delete``).
+    """
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """Remove every key that starts with ``prefix``; return how many were removed."""
+        ...
+
+    async def delete_group(self, group: str) -> int:
+        """Remove every key whose group is exactly ``group``; return how many were removed."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Capabilities:
+    """What a store can do beyond :class:`Store`, declared as its class attribute
+    ``capabilities``. A store without the attribute has the defaults: no optional method,
+    shared between processes.
+    """
+
+    groups: bool = False
+    """``async delete_group(group) -> int``: drops one key group, cheaply (an index).
+    Purges and write invalidations of one path use it; without it they fall back to
+    ``delete_prefix``, then to ``clear``."""
+
+    prefix_delete: bool = False
+    """``async delete_prefix(prefix) -> int``: drops every key starting with ``prefix``
+    (endpoint purges); without it the store is cleared instead."""
+
+    nowait_get: bool = False
+    """``get_nowait(key)``: :meth:`Store.get` without a coroutine, for a store answering from
+    this process's memory. It must never block (no I/O, no lock held across an await); the
+    cache layer then reads hits without a coroutine."""
+
+    shared: bool = True
+    """Every process using the store sees the same entries. False (a store in each process's
+    memory): the response cache passes clears, purges and write invalidations to every worker
+    of the server."""
+
+
+_METHODS = {"groups": "delete_group", "prefix_delete": "delete_prefix", "nowait_get": "get_nowait"}
+
+
+def capabilities_of(store: Any) -> Capabilities:
+    """The capabilities ``store`` declares (the defaults when it declares none).
+
+    Raises:
+        ConfigurationError: ``capabilities`` is not a :class:`Capabilities`, or it names a
+            method the store does not have.
+    """
+    declared = getattr(store, "capabilities", None)
+    if declared is None:
+        return Capabilities()
+    if not isinstance(declared, Capabilities):
+        raise ConfigurationError(
+            f"{type(store).__name__}.capabilities={declared!r} must be an aeros.stores.Capabilities"
+        )
+    for flag, method in _METHODS.items():
+        if getattr(declared, flag) and not callable(getattr(store, method, None)):
+            raise ConfigurationError(
+                f"{type(store).__name__}.capabilities says {flag}=True but the store has no "
+                f"{method}() method"
+            )
+    return declared
+
+
+def default_timeout_of(store: Any) -> float | None:
+    """The store's ``timeout`` in seconds (None or 0: no expiry; without one: 300)."""
+    value = getattr(store, "timeout", 300.0)
+    return None if value is None or value <= 0 else float(value)
+
+
+def size_limit_of(store: Any) -> int | None:
+    """The store's ``max_bytes`` (the largest value it keeps), None when it has none."""
+    value = getattr(store, "max_bytes", None)
+    return value if isinstance(value, int) and value > 0 else None
+
+
+def key_group(key: str) -> str:
+    """A key's group: everything up to and including its last ``:`` (empty when none)."""
+    return key[: key.rfind(":") + 1]
+
+
+def checked_timeout(owner: str, value: Any) -> float | None:
+    """A store's default timeout in seconds: a finite number >= 0, or None (0: no expiry).
+
+    Raises:
+        ConfigurationError: anything else, naming ``owner``.
+    """
+    seconds = _validate.seconds(owner, "timeout", value, none="no expiry")
+    return seconds if seconds else None
+
+
+def expiry(now: float, ttl: float | None) -> float:
+    """Absolute expiry time for ``ttl`` seconds from ``now`` (infinity: never)."""
+    if ttl is None or ttl <= 0:
+        return math.inf
+    return now + ttl

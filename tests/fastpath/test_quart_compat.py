@@ -1,0 +1,938 @@
+"""Quart behaviour on WebServer's lean request path: what works on Quart works on aeros.
+
+Most tests run a real server (``live_server``) and a real client; the ones about the shape of
+the ASGI conversation (one body message, no tasks) drive the app in-process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import decimal
+import json
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import websockets.sync.client
+from quart import (
+    Blueprint,
+    Quart,
+    Response,
+    abort,
+    after_this_request,
+    copy_current_request_context,
+    g,
+    jsonify,
+    make_response,
+    request,
+    session,
+    stream_with_context,
+    websocket,
+)
+
+from aeros import WebServer
+from aeros.fastpath.http import LeanHTTPConnection
+from aeros.fastpath.json import OrjsonProvider
+from tests.support.asgi import drive, http_scope
+
+
+def make_app(**kwargs: Any) -> WebServer:
+    return WebServer(__name__, access_log=False, **kwargs)
+
+
+# ---- the ASGI conversation ----------------------------------------------------------------
+
+
+async def call_asgi(
+    app: Any, path: str, *, method: str = "GET", body: bytes = b"", headers: Any = ()
+) -> list[dict[str, Any]]:
+    """Drive ``app``'s Quart part (no aeros layers) with one request; every message it sent."""
+    hdrs = [(b"host", b"test"), *headers]
+    if body:
+        hdrs.append((b"content-length", str(len(body)).encode()))
+    scope = http_scope(path, method=method, headers=hdrs)
+
+    async def quart_part(scope: Any, receive: Any, send: Any) -> None:
+        await Quart.asgi_app(app, scope, receive, send)
+
+    return await drive(quart_part, scope, body=body)
+
+
+async def test_lean_connection_is_webservers_http_class() -> None:
+    """WebServer serves HTTP through the lean connection, and stock Quart is untouched."""
+    assert WebServer.asgi_http_class is LeanHTTPConnection
+    assert Quart.asgi_http_class is not LeanHTTPConnection
+
+
+async def test_lean_connection_complete_body_is_one_message() -> None:
+    """A bytes response is one http.response.start and one final http.response.body."""
+    app = make_app()
+
+    @app.route("/")
+    async def index() -> str:
+        return "hello"
+
+    sent = await call_asgi(app, "/")
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    assert sent[1]["body"] == b"hello"
+    assert sent[1]["more_body"] is False
+
+
+async def test_lean_connection_starts_no_task_per_request() -> None:
+    """A GET and a small POST run in the caller's task: no task is created for them."""
+    app = make_app()
+
+    @app.route("/", methods=["GET", "POST"])
+    async def index() -> str:
+        return request.method  # reading the body is the view's business (Quart's wait_for)
+
+    created: list[Any] = []
+    loop = asyncio.get_running_loop()
+    old = loop.get_task_factory()
+
+    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        created.append(coro)
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    await call_asgi(app, "/")  # warm-up: first-call work (the layer stack) may start tasks
+    loop.set_task_factory(factory)  # type: ignore[arg-type]
+    try:
+        got = await call_asgi(app, "/")
+        posted = await call_asgi(app, "/", method="POST", body=b"abc")
+    finally:
+        loop.set_task_factory(old)
+    assert got[1]["body"] == b"GET"
+    assert posted[1]["body"] == b"POST"
+    assert created == []
+
+
+async def test_lean_connection_no_timeout_when_none() -> None:
+    """RESPONSE_TIMEOUT=None sends without a timeout scope and still answers."""
+    app = make_app()
+    app.config["RESPONSE_TIMEOUT"] = None
+
+    @app.route("/")
+    async def index() -> str:
+        return "ok"
+
+    sent = await call_asgi(app, "/")
+    assert sent[-1]["body"] == b"ok"
+
+
+async def test_lean_connection_range_request_sends_the_slice() -> None:
+    """A conditional (Range) response sends only the requested bytes, as Quart does."""
+    app = make_app()
+
+    @app.route("/")
+    async def index() -> Response:
+        response = await make_response(b"0123456789")
+        await response.make_conditional(request, accept_ranges=True, complete_length=10)
+        return response
+
+    sent = await call_asgi(app, "/", headers=[(b"range", b"bytes=2-4")])
+    assert sent[0]["status"] == 206
+    assert sent[1]["body"] == b"234"
+
+
+# ---- requests ---------------------------------------------------------------------------
+
+
+def test_request_args_headers_json_form(live_server) -> None:
+    """Query args, headers, get_json and form data reach the view as on Quart."""
+    app = make_app()
+
+    @app.route("/echo", methods=["POST"])
+    async def echo() -> dict[str, Any]:
+        form = await request.form
+        return {
+            "q": request.args.get("q"),
+            "header": request.headers.get("X-Thing"),
+            "json": await request.get_json(silent=True),
+            "form": form.get("a"),
+            "method": request.method,
+            "remote": request.remote_addr,
+        }
+
+    with live_server(app) as url, httpx.Client(base_url=url) as client:
+        as_json = client.post("/echo?q=1", json={"k": [1, 2]}, headers={"X-Thing": "yes"}).json()
+        as_form = client.post("/echo", data={"a": "b"}).json()
+    assert as_json == {
+        "q": "1",
+        "header": "yes",
+        "json": {"k": [1, 2]},
+        "form": None,
+        "method": "POST",
+        "remote": "127.0.0.1",
+    }
+    assert as_form["form"] == "b"
+
+
+@pytest.mark.parametrize(
+    "size",
+    [
+        pytest.param(10, id="small-inline"),
+        pytest.param(300_000, id="large-content-length"),
+        pytest.param(2_000_000, id="large-chunked"),
+    ],
+)
+def test_request_body_sizes(live_server, size: int) -> None:
+    """Small, large and chunked bodies arrive whole (the large ones take Quart's path)."""
+    app = make_app()
+
+    @app.route("/len", methods=["POST"])
+    async def length() -> dict[str, int]:
+        data = await request.get_data()
+        return {"len": len(data), "sum": sum(data[:1000])}
+
+    payload = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+
+    def chunked() -> Any:
+        for i in range(0, len(payload), 65536):
+            yield payload[i : i + 65536]
+
+    content: Any = chunked() if size >= 1_000_000 else payload
+    with live_server(app) as url:
+        got = httpx.post(url + "/len", content=content, timeout=30).json()
+    assert got == {"len": size, "sum": sum(payload[:1000])}
+
+
+def test_request_body_iterated_in_parts(live_server) -> None:
+    """``async for chunk in request.body`` streams a chunked upload."""
+    app = make_app()
+
+    @app.route("/count", methods=["POST"])
+    async def count() -> dict[str, int]:
+        total = 0
+        async for chunk in request.body:
+            total += len(chunk)
+        return {"total": total}
+
+    def parts() -> Any:
+        for _ in range(20):
+            yield b"a" * 10_000
+
+    with live_server(app) as url:
+        assert httpx.post(url + "/count", content=parts()).json() == {"total": 200_000}
+
+
+def test_request_max_content_length_is_413(live_server) -> None:
+    """A body above MAX_CONTENT_LENGTH answers 413, inline-read or not."""
+    app = make_app()
+    app.config["MAX_CONTENT_LENGTH"] = 100
+
+    @app.route("/up", methods=["POST"])
+    async def up() -> str:
+        await request.get_data()
+        return "ok"
+
+    with live_server(app) as url:
+        assert httpx.post(url + "/up", content=b"x" * 50).status_code == 200
+        assert httpx.post(url + "/up", content=b"x" * 500).status_code == 413
+
+
+# ---- responses --------------------------------------------------------------------------
+
+
+def test_response_return_types(live_server) -> None:
+    """str, bytes, dict, list, tuples with status and headers, and Response all work."""
+    app = make_app()
+
+    @app.route("/str")
+    async def as_str() -> Any:
+        return "text", 201, {"X-A": "1"}
+
+    @app.route("/dict")
+    async def as_dict() -> Any:
+        return {"b": 1, "a": [1, 2]}
+
+    @app.route("/list")
+    async def as_list() -> Any:
+        return [1, "two"]
+
+    @app.route("/response")
+    async def as_response() -> Any:
+        return Response("made", status=202, headers={"X-B": "2"}, mimetype="text/plain")
+
+    with live_server(app) as url, httpx.Client(base_url=url) as client:
+        r_str = client.get("/str")
+        r_dict = client.get("/dict")
+        r_list = client.get("/list")
+        r_resp = client.get("/response")
+        r_head = client.head("/str")
+    assert (r_str.status_code, r_str.text, r_str.headers["x-a"]) == (201, "text", "1")
+    assert r_dict.content == b'{"a":[1,2],"b":1}\n'
+    assert r_dict.headers["content-type"] == "application/json"
+    assert r_list.json() == [1, "two"]
+    assert (r_resp.status_code, r_resp.text, r_resp.headers["x-b"]) == (202, "made", "2")
+    assert (r_head.status_code, r_head.content) == (201, b"")
+
+
+def test_jsonify_matches_quart_output() -> None:
+    """orjson output equals stock Quart's byte for byte (sorted keys, HTTP dates, Decimal, UUID)."""
+    value = {
+        "z": 1,
+        "a": [1.5, None, True],
+        "when": datetime.datetime(2024, 1, 2, 3, 4, 5),
+        "day": datetime.date(2024, 1, 2),
+        "price": decimal.Decimal("9.99"),
+        "id": uuid.UUID(int=7),
+        "big": 2**70,
+    }
+
+    async def body(app: Quart) -> bytes:
+        async with app.app_context():
+            return await jsonify(value).get_data()  # type: ignore[no-any-return]
+
+    ours = asyncio.run(body(make_app()))
+    theirs = asyncio.run(body(Quart(__name__)))
+    assert isinstance(make_app().json, OrjsonProvider)
+    assert ours == theirs
+
+
+def test_json_loads_and_dumps_fallbacks() -> None:
+    """app.json.loads accepts what json accepts (NaN) and dumps honours json-only kwargs."""
+    provider = make_app().json
+    assert provider.loads('{"a": NaN}')["a"] != provider.loads('{"a": NaN}')["a"]
+    assert provider.loads(b'{"a": [1]}') == {"a": [1]}
+    assert provider.dumps({"b": 1, "a": 2}) == '{"a": 2, "b": 1}'  # json's spacing, as Quart
+    assert provider.dumps({"a": 1}, indent=1) == json.dumps({"a": 1}, indent=1, sort_keys=True)
+    with pytest.raises(TypeError):
+        provider.dumps({"a": object()})
+
+
+def test_streaming_response_arrives_in_parts(live_server) -> None:
+    """An async generator streams; each chunk is on the wire before the next is made."""
+    app = make_app(compression=None)
+
+    @app.route("/stream")
+    async def stream() -> Any:
+        @stream_with_context
+        async def gen() -> AsyncIterator[bytes]:
+            for i in range(3):
+                yield f"{request.args['p']}{i};".encode()
+                await asyncio.sleep(0.05)
+
+        return gen(), {"Content-Type": "text/plain"}
+
+    with live_server(app) as url, httpx.stream("GET", url + "/stream?p=x") as response:
+        parts = list(response.iter_raw())
+    assert b"".join(parts) == b"x0;x1;x2;"
+    assert len(parts) >= 2
+
+
+def test_streaming_response_stops_when_client_leaves(live_server) -> None:
+    """An endless event stream ends (its generator closes) when the client disconnects."""
+    app = make_app(compression=None)
+    closed = threading.Event()
+
+    @app.route("/events")
+    async def events() -> Any:
+        async def gen() -> AsyncIterator[bytes]:
+            try:
+                while True:
+                    yield b"data: tick\n\n"
+                    await asyncio.sleep(0.02)
+            finally:
+                closed.set()
+
+        return gen(), {"Content-Type": "text/event-stream"}
+
+    with live_server(app) as url:
+        with httpx.stream("GET", url + "/events") as response:
+            next(response.iter_raw())
+        assert closed.wait(10)
+
+
+# ---- hooks, context, errors -------------------------------------------------------------
+
+
+def test_hooks_run_in_quart_order(live_server) -> None:
+    """before_request, after_this_request, after_request and teardown run in Quart's order."""
+    app = make_app()
+    calls: list[str] = []
+    torn_down = threading.Event()
+
+    @app.before_request
+    async def before() -> None:
+        g.user = "ann"
+        calls.append("before")
+
+    @app.after_request
+    async def after(response: Response) -> Response:
+        calls.append("after")
+        response.headers["X-After"] = "1"
+        return response
+
+    @app.teardown_request
+    async def teardown(exc: BaseException | None) -> None:
+        calls.append("teardown")
+        torn_down.set()
+
+    @app.route("/")
+    async def index() -> str:
+        @after_this_request
+        async def this_one(response: Response) -> Response:
+            calls.append("after_this_request")
+            return response
+
+        calls.append("view")
+        return g.user  # type: ignore[no-any-return]
+
+    with live_server(app) as url:
+        response = httpx.get(url + "/")
+        assert torn_down.wait(5)
+    assert (response.text, response.headers["x-after"]) == ("ann", "1")
+    assert calls == ["before", "view", "after_this_request", "after", "teardown"]
+
+
+def test_before_request_can_answer(live_server) -> None:
+    """A before_request function that returns a value answers instead of the view."""
+    app = make_app()
+
+    @app.before_request
+    async def gate() -> Any:
+        if request.args.get("block"):
+            return "blocked", 403
+        return None
+
+    @app.route("/")
+    async def index() -> str:
+        return "open"
+
+    with live_server(app) as url:
+        assert httpx.get(url + "/").text == "open"
+        blocked = httpx.get(url + "/?block=1")
+    assert (blocked.status_code, blocked.text) == (403, "blocked")
+
+
+def test_blueprint_hooks_and_error_handlers(live_server) -> None:
+    """Blueprint-level hooks and error handlers apply to the blueprint's routes only."""
+    app = make_app()
+    bp = Blueprint("api", __name__, url_prefix="/api")
+
+    @bp.after_request
+    async def tag(response: Response) -> Response:
+        response.headers["X-Api"] = "yes"
+        return response
+
+    @bp.errorhandler(404)
+    async def api_404(error: Exception) -> Any:
+        return {"error": "not here"}, 404
+
+    @bp.route("/missing")
+    async def missing() -> Any:
+        abort(404)
+
+    @app.route("/plain")
+    async def plain() -> str:
+        return "plain"
+
+    app.register_blueprint(bp)
+    with live_server(app) as url:
+        api = httpx.get(url + "/api/missing")
+        plain = httpx.get(url + "/plain")
+    assert (api.status_code, api.json(), api.headers["x-api"]) == (
+        404,
+        {"error": "not here"},
+        "yes",
+    )
+    assert "x-api" not in plain.headers
+
+
+def test_error_handlers_and_500(live_server) -> None:
+    """Handlers for HTTP errors and exceptions answer; an unhandled error is a plain 500."""
+    app = make_app()
+
+    @app.errorhandler(404)
+    async def not_found(error: Exception) -> Any:
+        return "custom 404", 404
+
+    @app.errorhandler(ValueError)
+    async def bad_value(error: Exception) -> Any:
+        return {"error": str(error)}, 400
+
+    @app.route("/value")
+    async def value() -> str:
+        raise ValueError("nope")
+
+    @app.route("/boom")
+    async def boom() -> str:
+        raise RuntimeError("boom")
+
+    app.logger.disabled = True  # the 500 below is expected; keep the test log quiet
+    with live_server(app) as url, httpx.Client(base_url=url) as client:
+        missing = client.get("/nowhere")
+        handled = client.get("/value")
+        crashed = client.get("/boom")
+    assert (missing.status_code, missing.text) == (404, "custom 404")
+    assert (handled.status_code, handled.json()) == (400, {"error": "nope"})
+    assert crashed.status_code == 500
+
+
+def test_session_cookie_round_trip(live_server) -> None:
+    """With a secret key, the session is saved in a cookie and read back next request."""
+    app = make_app()
+    app.secret_key = "test-secret"  # noqa: S105 - a throwaway key for the test
+
+    @app.route("/count")
+    async def count() -> str:
+        session["n"] = session.get("n", 0) + 1
+        return str(session["n"])
+
+    with live_server(app) as url, httpx.Client(base_url=url) as client:
+        assert [client.get("/count").text for _ in range(3)] == ["1", "2", "3"]
+
+
+def test_copy_current_request_context_and_background_task(live_server) -> None:
+    """copy_current_request_context and app.add_background_task work from a view."""
+    app = make_app()
+    seen: list[str] = []
+    done = threading.Event()
+
+    @app.route("/")
+    async def index() -> str:
+        @copy_current_request_context
+        async def later() -> None:
+            seen.append(request.args["who"])
+
+        await asyncio.ensure_future(later())
+
+        async def background() -> None:
+            seen.append("background")
+            done.set()
+
+        app.add_background_task(background)
+        return "ok"
+
+    with live_server(app) as url:
+        assert httpx.get(url + "/?who=me").text == "ok"
+        assert done.wait(5)
+    assert seen == ["me", "background"]
+
+
+def test_overridden_dispatch_is_respected(live_server) -> None:
+    """A subclass that overrides full_dispatch_request is called (Quart's dispatch is kept)."""
+
+    class Custom(WebServer):
+        async def full_dispatch_request(self, request_context: Any = None) -> Any:
+            response = await super().full_dispatch_request(request_context)
+            response.headers["X-Custom"] = "1"
+            return response
+
+    app = Custom(__name__, access_log=False)
+
+    @app.route("/")
+    async def index() -> str:
+        return "ok"
+
+    with live_server(app) as url:
+        assert httpx.get(url + "/").headers["x-custom"] == "1"
+
+
+# ---- websockets and the test client ------------------------------------------------------
+
+
+def test_websocket_echo(live_server) -> None:
+    """A Quart websocket route echoes over a real connection."""
+    app = make_app()
+
+    @app.websocket("/ws")
+    async def echo() -> None:
+        while True:
+            message = await websocket.receive()
+            await websocket.send(f"echo {message}")
+
+    with (
+        live_server(app) as url,
+        websockets.sync.client.connect(url.replace("http", "ws", 1) + "/ws", open_timeout=5) as ws,
+    ):
+        ws.send("hi")
+        assert ws.recv(timeout=5) == "echo hi"
+
+
+async def test_test_client_http_and_websocket() -> None:
+    """app.test_client() drives HTTP (with JSON bodies) and websockets through every layer."""
+    app = make_app()
+
+    @app.route("/add", methods=["POST"])
+    async def add() -> dict[str, int]:
+        data = await request.get_json()
+        return {"sum": data["a"] + data["b"]}
+
+    @app.websocket("/ws")
+    async def ws() -> None:
+        await websocket.send((await websocket.receive()).upper())
+
+    client = app.test_client()
+    response = await client.post("/add", json={"a": 1, "b": 2})
+    assert response.status_code == 200
+    assert await response.get_json() == {"sum": 3}
+    async with client.websocket("/ws") as ws_client:
+        await ws_client.send("hey")
+        assert await ws_client.receive() == "HEY"
+
+
+async def test_test_client_streaming_with_timeout() -> None:
+    """A streaming response with a Response.timeout stops at the timeout, as in Quart."""
+    app = make_app(compression=None)
+
+    @app.route("/slow")
+    async def slow() -> Response:
+        async def gen() -> AsyncIterator[bytes]:
+            yield b"first"
+            await asyncio.sleep(30)
+            yield b"never"
+
+        response = Response(gen())
+        response.timeout = 0.2
+        return response
+
+    start = time.monotonic()
+    response = await app.test_client().get("/slow")
+    assert await response.get_data() == b"first"
+    assert time.monotonic() - start < 10
+
+
+def test_signals_and_appcontext_teardown_still_fire(live_server) -> None:
+    """Connected signals and teardown_appcontext run, though idle ones are skipped."""
+    from quart.signals import appcontext_pushed, request_finished, request_started
+
+    app = make_app()
+    seen: list[str] = []
+
+    async def on_started(sender: Any, **kwargs: Any) -> None:
+        seen.append("started")
+
+    async def on_pushed(sender: Any, **kwargs: Any) -> None:
+        seen.append("pushed")
+
+    async def on_finished(sender: Any, response: Any, **kwargs: Any) -> None:
+        seen.append(f"finished {response.status_code}")
+
+    @app.teardown_appcontext
+    async def app_teardown(exc: BaseException | None) -> None:
+        seen.append("appcontext teardown")
+
+    @app.route("/")
+    async def index() -> str:
+        return "ok"
+
+    request_started.connect(on_started, app)
+    appcontext_pushed.connect(on_pushed, app)
+    request_finished.connect(on_finished, app)
+    try:
+        with live_server(app) as url:
+            assert httpx.get(url + "/").text == "ok"
+    finally:
+        request_started.disconnect(on_started, app)
+        appcontext_pushed.disconnect(on_pushed, app)
+        request_finished.disconnect(on_finished, app)
+    # the lifespan's startup and shutdown push (and tear down) app contexts of their own
+    start = seen.index("started")
+    assert seen[start - 1 : start + 3] == [
+        "pushed",
+        "started",
+        "finished 200",
+        "appcontext teardown",
+    ]
+
+
+def test_sync_views_and_hosts(live_server) -> None:
+    """Sync views still run (in a thread), and routing by host works for many hosts."""
+    app = make_app()
+    app.logger.disabled = True
+
+    @app.route("/sync")
+    def sync_view() -> str:
+        return f"sync {request.host}"
+
+    with live_server(app) as url, httpx.Client(base_url=url) as client:
+        answers = [client.get("/sync", headers={"Host": f"h{i}.test"}).text for i in range(3)]
+        again = client.get("/sync", headers={"Host": "h0.test"}).text
+    assert answers == ["sync h0.test", "sync h1.test", "sync h2.test"]
+    assert again == "sync h0.test"
+
+
+def test_server_name_mismatch_still_404s() -> None:
+    """With SERVER_NAME set, a request for another host is refused every time, as in Quart."""
+    app = make_app()
+    app.config["SERVER_NAME"] = "example.com"
+
+    @app.route("/")
+    async def index() -> str:
+        return "ok"
+
+    async def go() -> list[int]:
+        client = app.test_client()
+        codes = []
+        for _ in range(2):
+            with pytest.warns(UserWarning, match="doesn't match configured"):
+                response = await client.get("/", headers={"Host": "other.org"})
+            codes.append(response.status_code)
+        codes.append((await client.get("/", headers={"Host": "example.com"})).status_code)
+        return codes
+
+    assert asyncio.run(go()) == [404, 404, 200]
+
+
+def test_request_headers_get_matches_werkzeug() -> None:
+    """request.headers.get answers as werkzeug's Headers.get: case, defaults, type casts."""
+    from werkzeug.datastructures import Headers
+
+    from aeros.fastpath.request import scope_headers
+
+    scope = {"client": ("1.2.3.4", 5), "headers": [(b"content-length", b"12"), (b"x-a", b"v")]}
+    ours = scope_headers(scope)
+    theirs = Headers(list(ours.items()))
+    for args in [("X-A",), ("x-a",), ("missing",), ("missing", "d"), ("Content-Length", None, int)]:
+        assert ours.get(*args) == theirs.get(*args)
+    assert ours.get("x-a", type=int) is None
+    assert ours["Remote-Addr"] == "1.2.3.4"
+
+
+async def _drive_with_send(app: Any, send: Any) -> None:
+    messages = [{"type": "http.request", "body": b"", "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop()
+        await asyncio.Event().wait()  # a client that stays connected
+        return {"type": "http.disconnect"}
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "scheme": "http",
+        "method": "GET",
+        "path": "/",
+        "raw_path": b"/",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"test")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+    await Quart.asgi_app(app, scope, receive, send)
+
+
+async def test_lean_connection_slow_client_within_timeout() -> None:
+    """A send that has to wait (a slow client) still completes under the response timeout."""
+    app = make_app(compression=None)
+
+    @app.route("/")
+    async def index() -> str:
+        return "body"
+
+    sent: list[dict[str, Any]] = []
+
+    async def slow_send(message: dict[str, Any]) -> None:
+        await asyncio.sleep(0.02)  # the server waits for the socket to drain
+        sent.append(message)
+
+    await _drive_with_send(app, slow_send)
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    assert sent[1]["body"] == b"body"
+
+
+async def test_lean_connection_stuck_client_hits_the_timeout() -> None:
+    """A send that never completes is abandoned after Response.timeout, as in Quart."""
+    app = make_app(compression=None)
+
+    @app.route("/")
+    async def index() -> Response:
+        response = Response("body")
+        response.timeout = 0.1
+        return response
+
+    started: list[str] = []
+
+    async def stuck_send(message: dict[str, Any]) -> None:
+        started.append(message["type"])
+        await asyncio.Event().wait()  # a client that never reads
+
+    begin = time.monotonic()
+    await asyncio.wait_for(_drive_with_send(app, stuck_send), 10)
+    assert started == ["http.response.start"]
+    assert time.monotonic() - begin < 5
+
+
+async def test_lean_connection_send_errors_propagate() -> None:
+    """An error raised by the server's send reaches the server, as with Quart."""
+    app = make_app(compression=None)
+
+    @app.route("/")
+    async def index() -> str:
+        return "body"
+
+    async def broken_send(message: dict[str, Any]) -> None:
+        await asyncio.sleep(0)
+        raise OSError("connection reset")
+
+    with pytest.raises(OSError, match="connection reset"):
+        await _drive_with_send(app, broken_send)
+
+
+# ---- the lean path on each supported Quart, and never a silent divergence ----------------
+
+
+def _context_module_seen(url: str) -> str:
+    return httpx.get(url + "/ctx").text
+
+
+@pytest.fixture
+def fastpath_log() -> Iterator[list[str]]:
+    """Messages of the ``aeros.fastpath`` logger (a handler of its own: serving reroutes logs)."""
+    import logging
+
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    logger = logging.getLogger("aeros.fastpath")
+    handler = Collect(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        yield lines
+    finally:
+        logger.removeHandler(handler)
+
+
+def _ctx_app(**kwargs: Any) -> WebServer:
+    """An app whose ``/ctx`` view names the module of the context class it runs under."""
+    import quart.globals
+    from quart.globals import _cv_app
+
+    app = make_app(**kwargs)
+    # Quart 0.22 keeps the request in a context variable of its own; 0.23 in the app context
+    request_cv = getattr(quart.globals, "_cv_request", _cv_app)
+
+    @app.route("/ctx")
+    async def ctx() -> str:
+        return type(request_cv.get()).__module__
+
+    return app
+
+
+def test_lean_path_shape_matches_the_installed_quart() -> None:
+    """Quart >= 0.23 has one context (no RequestContext); 0.22 has two: detection agrees."""
+    import quart.ctx
+
+    from aeros.fastpath import _compat
+
+    major, minor = (int(part) for part in _compat.QUART_VERSION.split(".")[:2])
+    assert (major, minor) >= (0, 22)
+    assert _compat.UNIFIED_CONTEXT is ((major, minor) >= (0, 23))
+    assert _compat.UNIFIED_CONTEXT is (not hasattr(quart.ctx, "RequestContext"))
+    assert _compat.MISSING is None, (
+        f"a supported Quart lacks a lean-path internal: {_compat.MISSING}"
+    )
+
+
+def test_lean_path_is_taken_in_the_normal_case(live_server, fastpath_log) -> None:
+    """A plain WebServer runs aeros' lean contexts (not Quart's) and logs no fallback."""
+    from aeros.fastpath import _compat
+    from aeros.fastpath.dispatch import lean_dispatch_reason
+
+    app = _ctx_app()
+    assert lean_dispatch_reason(app) is None
+    expected = (
+        "aeros.fastpath.ctx_unified" if _compat.UNIFIED_CONTEXT else "aeros.fastpath.ctx_split"
+    )
+    with live_server(app) as url:
+        assert _context_module_seen(url) == expected
+    assert fastpath_log == []
+
+
+def test_class_patch_of_quart_dispatch_runs_and_is_logged(
+    live_server, fastpath_log, monkeypatch
+) -> None:
+    """A monitoring tool's patch of Quart.full_dispatch_request runs under WebServer too."""
+    original = Quart.full_dispatch_request
+
+    async def instrumented(self: Quart, *args: Any, **kwargs: Any) -> Any:
+        response = await original(self, *args, **kwargs)
+        response.headers["X-Instrumented"] = "1"
+        return response
+
+    monkeypatch.setattr(Quart, "full_dispatch_request", instrumented)
+    app = _ctx_app()
+    with live_server(app) as url:
+        first = httpx.get(url + "/ctx")
+        second = httpx.get(url + "/ctx")
+    assert first.headers["x-instrumented"] == second.headers["x-instrumented"] == "1"
+    assert first.text == "quart.ctx"  # Quart's own context ran
+    assert len(fastpath_log) == 1, fastpath_log
+    assert "full_dispatch_request" in fastpath_log[0]
+    assert "Quart's own request dispatch" in fastpath_log[0]
+
+
+def test_instance_override_of_handle_request_runs(live_server, fastpath_log) -> None:
+    """``app.handle_request = ...`` on the instance is called, as it would be on Quart."""
+    app = _ctx_app()
+    calls: list[str] = []
+    original = app.handle_request
+
+    async def handle_request(request: Any) -> Any:
+        calls.append(request.path)
+        return await original(request)
+
+    app.handle_request = handle_request  # type: ignore[method-assign]
+    with live_server(app) as url:
+        assert httpx.get(url + "/ctx").status_code == 200
+    assert calls == ["/ctx"]
+    assert len(fastpath_log) == 1
+    assert "handle_request is overridden on the app instance" in fastpath_log[0]
+
+
+def test_missing_internal_falls_back_to_quart_and_says_why(fastpath_log, monkeypatch) -> None:
+    """When the installed Quart lacks an internal, the app runs Quart's dispatch, logged once."""
+    from aeros.fastpath import _compat
+    from aeros.fastpath.dispatch import lean_dispatch_reason
+
+    monkeypatch.setattr(_compat, "MISSING", "quart.ctx.Something is missing")
+    app = _ctx_app()
+    reason = lean_dispatch_reason(app)
+    assert reason is not None
+    assert "quart.ctx.Something is missing" in reason
+    client = app.test_client()
+
+    async def fetch() -> tuple[str, str]:
+        one = await (await client.get("/ctx")).get_data(as_text=True)
+        two = await (await client.get("/ctx")).get_data(as_text=True)
+        return one, two
+
+    first, second = asyncio.run(fetch())
+    assert first == second == "quart.ctx"
+    assert len(fastpath_log) == 1
+    assert "Something is missing" in fastpath_log[0]
+
+
+def test_websocket_refused_before_accept_is_403_not_a_hang(live_server) -> None:
+    """A websocket view that returns without accepting is refused at once (Quart 0.23 hung)."""
+    from websockets.exceptions import InvalidStatus
+
+    app = make_app()
+
+    @app.websocket("/refused")
+    async def refused() -> None:
+        return None
+
+    with live_server(app) as url:
+        start = time.monotonic()
+        with (
+            pytest.raises(InvalidStatus) as refusal,
+            websockets.sync.client.connect(
+                url.replace("http://", "ws://") + "/refused", open_timeout=5
+            ),
+        ):
+            pass
+        assert refusal.value.response.status_code == 403
+        assert time.monotonic() - start < 2

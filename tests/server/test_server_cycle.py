@@ -1,0 +1,369 @@
+"""LeanCycle writes responses byte for byte as uvicorn's RequestResponseCycle does.
+
+It writes head and first body in one write, and a head whose body does not follow within one
+loop iteration alone; the bytes on the wire, the errors and the framing state are uvicorn's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
+
+from aeros.server.http import cycle as cycle_module
+from aeros.server.http.cycle import LeanCycle
+
+DATE = [(b"date", b"Thu, 03 Dec 2026 09:28:06 GMT")]
+
+
+class Transport:
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.writes = 0
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.written.append(bytes(data))
+        self.writes += 1
+
+    def writelines(self, chunks: tuple[bytes, ...]) -> None:
+        self.written.extend(chunks)
+        self.writes += 1
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+
+class Flow:
+    write_paused = False
+
+
+def make(cls: type[RequestResponseCycle], *, method: str = "GET", keep_alive: bool = True) -> Any:
+    return cls(
+        scope={"type": "http", "method": method},  # type: ignore[arg-type]
+        transport=Transport(),  # type: ignore[arg-type]
+        flow=Flow(),  # type: ignore[arg-type]
+        logger=None,  # type: ignore[arg-type]
+        access_logger=None,  # type: ignore[arg-type]
+        access_log=False,
+        default_headers=list(DATE),
+        message_event=asyncio.Event(),
+        expect_100_continue=False,
+        keep_alive=keep_alive,
+        on_response=lambda: None,
+    )
+
+
+def state(cycle: Any) -> tuple[Any, ...]:
+    return (
+        b"".join(cycle.transport.written),
+        cycle.chunked_encoding,
+        cycle.expected_content_length,
+        cycle.keep_alive,
+        cycle.response_started,
+        cycle.response_complete,
+        cycle.transport.closed,
+    )
+
+
+HEADS = {
+    "json": (200, [(b"content-type", b"application/json"), (b"content-length", b"27")]),
+    "hit": (
+        200,
+        [
+            (b"content-type", b"application/json"),
+            (b"etag", b'W/"9c97"'),
+            (b"vary", b"accept-encoding"),
+            (b"content-length", b"27"),
+            (b"server", b"aeros"),
+            (b"age", b"3"),
+        ],
+    ),
+    "no-length": (200, [(b"content-type", b"text/plain")]),
+    "chunked": (200, [(b"Transfer-Encoding", b"Chunked")]),
+    "te-other": (200, [(b"transfer-encoding", b"gzip"), (b"content-length", b"5")]),
+    "length-then-chunked": (200, [(b"content-length", b"5"), (b"transfer-encoding", b"chunked")]),
+    "close": (200, [(b"Connection", b"keep-alive, Close"), (b"content-length", b"0")]),
+    "mixed-case": (201, [(b"X-Custom", b"Value"), (b"CONTENT-LENGTH", b"2")]),
+    "list-pairs": (200, [[b"x-list", b"1"], [b"content-length", b"1"]]),
+    "no-content": (204, [(b"x-a", b"")]),
+    "not-modified": (304, [(b"etag", b'"a"')]),
+    "none": (200, None),
+    "long": (200, [(b"x-long", b"v" * 600), (b"content-length", b"0")]),
+}
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("keep_alive", [True, False])
+@pytest.mark.parametrize("name", list(HEADS))
+async def test_head_bytes_and_state_match_uvicorn(name: str, method: str, keep_alive: bool) -> None:
+    """Same bytes and framing state, on a first sight of each header and on a remembered one."""
+    status, headers = HEADS[name]
+    message: dict[str, Any] = {"type": "http.response.start", "status": status}
+    if headers is not None:
+        message["headers"] = headers
+    for _ in range(2):  # the second round reads the remembered lines
+        ours = make(LeanCycle, method=method, keep_alive=keep_alive)
+        theirs = make(RequestResponseCycle, method=method, keep_alive=keep_alive)
+        await ours.send(dict(message))
+        await theirs.send(dict(message))
+        await asyncio.sleep(0)  # a head whose body does not follow goes out on its own
+        assert state(ours) == state(theirs)
+        assert ours.transport.writes == 1
+
+
+@pytest.mark.parametrize(
+    "pair",
+    [
+        (b"x bad", b"v"),
+        (b"x-bad:", b"v"),
+        (b"x-ok", b"v\r\nset-cookie: a=1"),
+        (b"x-ok", b"v\x00"),
+    ],
+)
+async def test_invalid_headers_are_refused_every_time(pair: tuple[bytes, bytes]) -> None:
+    """An invalid header raises as in uvicorn, and is never remembered as checked."""
+    message = {"type": "http.response.start", "status": 200, "headers": [pair]}
+    with pytest.raises(RuntimeError, match="Invalid HTTP header") as theirs:
+        await make(RequestResponseCycle).send(dict(message))
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match="Invalid HTTP header") as ours:
+            await make(LeanCycle).send(dict(message))
+        assert str(ours.value) == str(theirs.value)
+    assert pair not in cycle_module._LINES
+
+
+async def test_remembered_lines_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The table of checked lines empties itself at its limit; framing headers never enter."""
+    monkeypatch.setattr(cycle_module, "_LINES", {})
+    monkeypatch.setattr(cycle_module, "_LINES_LIMIT", 8)
+    for i in range(20):
+        headers = [(b"x-n", str(i).encode()), (b"content-length", b"0")]
+        await make(LeanCycle).send(
+            {"type": "http.response.start", "status": 200, "headers": headers}
+        )
+        assert len(cycle_module._LINES) <= 8
+    assert all(name != b"content-length" for name, _ in cycle_module._LINES)
+    assert (b"x-n", b"19") in cycle_module._LINES
+
+
+LENGTH_5 = [(b"content-length", b"5")]
+RESPONSES = {
+    "whole": (LENGTH_5, [(b"hello", False)]),
+    "empty": ([(b"content-length", b"0")], [(b"", False)]),
+    "no-body-key": ([(b"content-length", b"0")], [(None, False)]),
+    "large": ([(b"content-length", b"40000")], [(b"x" * 40000, False)]),
+    "in-parts": (LENGTH_5, [(b"he", True), (b"llo", False)]),
+    "chunked": ([], [(b"abc", True), (b"", True), (b"de", False)]),
+    "chunked-empty": ([], [(b"", False)]),
+    "longer": (LENGTH_5, [(b"hello!", False)]),
+    "shorter": (LENGTH_5, [(b"hell", False)]),
+    "start-twice": (LENGTH_5, [("start", False)]),
+}
+
+
+async def play(cycle: Any, headers: Any, bodies: Any) -> str | None:
+    """Send one response; return the error it raised, if any."""
+    try:
+        await cycle.send({"type": "http.response.start", "status": 200, "headers": headers})
+        for body, more in bodies:
+            if body == "start":
+                await cycle.send({"type": "http.response.start", "status": 200})
+                continue
+            message: dict[str, Any] = {"type": "http.response.body", "more_body": more}
+            if body is not None:
+                message["body"] = body
+            await cycle.send(message)
+    except RuntimeError as exc:
+        return str(exc)
+    finally:
+        await asyncio.sleep(0)
+    return None
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("keep_alive", [True, False])
+@pytest.mark.parametrize("name", list(RESPONSES))
+async def test_whole_responses_match_uvicorn(name: str, method: str, keep_alive: bool) -> None:
+    """Same bytes, errors, completion and close as uvicorn; head and first body in one write."""
+    headers, bodies = RESPONSES[name]
+    ours = make(LeanCycle, method=method, keep_alive=keep_alive)
+    theirs = make(RequestResponseCycle, method=method, keep_alive=keep_alive)
+    ours_error = await play(ours, headers, bodies)
+    assert ours_error == await play(theirs, headers, bodies)
+    assert state(ours) == state(theirs)
+    # one write fewer wherever uvicorn wrote a head and then body bytes
+    merged = method == "GET" and name not in ("longer", "start-twice")
+    assert ours.transport.writes == theirs.transport.writes - merged
+
+
+async def test_a_head_without_its_body_goes_out_after_one_loop_iteration() -> None:
+    """A stream that waits before its first chunk still shows its headers at once."""
+    cycle = make(LeanCycle)
+    await cycle.send({"type": "http.response.start", "status": 200, "headers": []})
+    assert cycle.transport.written == []
+    await asyncio.sleep(0)
+    assert cycle.transport.written[0].startswith(b"HTTP/1.1 200 OK\r\n")
+    await cycle.send({"type": "http.response.body", "body": b"x", "more_body": True})
+    assert cycle.transport.written[1:] == [b"1\r\nx\r\n"]
+
+
+async def test_a_pending_head_is_dropped_for_a_gone_client() -> None:
+    """Nothing is written once the client disconnected or the transport is closing."""
+    gone, closing = make(LeanCycle), make(LeanCycle)
+    for cycle in (gone, closing):
+        await cycle.send({"type": "http.response.start", "status": 200, "headers": LENGTH_5})
+    gone.disconnected = True
+    closing.transport.close()
+    await asyncio.sleep(0)
+    await gone.send({"type": "http.response.body", "body": b"hello"})
+    assert gone.transport.written == []
+    assert closing.transport.written == []
+
+
+async def test_paused_writing_flushes_the_head_and_waits_as_uvicorn_does() -> None:
+    """With the client's buffer full the head goes out and uvicorn's send drains first."""
+    cycle = make(LeanCycle)
+    drained: list[bool] = []
+
+    async def drain() -> None:
+        drained.append(True)
+        cycle.flow.write_paused = False
+
+    cycle.flow = Flow()
+    cycle.flow.drain = drain
+    await cycle.send({"type": "http.response.start", "status": 200, "headers": LENGTH_5})
+    cycle.flow.write_paused = True
+    await cycle.send({"type": "http.response.body", "body": b"hello"})
+    assert drained == [True]
+    assert b"".join(cycle.transport.written).endswith(b"\r\n\r\nhello")
+    assert cycle.response_complete
+
+
+def test_stream_headers_arrive_before_a_late_first_chunk(live_server) -> None:
+    """Over a real socket: a streamed response's head is not held back for its first chunk,
+    and a whole response arrives complete."""
+    import socket
+    import threading
+    import time
+    from urllib.parse import urlsplit
+
+    from aeros import WebServer
+
+    app = WebServer(__name__, access_log=False)
+    release = threading.Event()
+
+    @app.route("/stream")
+    async def stream() -> object:
+        async def chunks():  # type: ignore[no-untyped-def]
+            while not release.is_set():  # bounded by the test's own deadline below
+                await asyncio.sleep(0.01)
+            yield b"late"
+
+        return chunks(), 200, {"content-type": "text/plain"}
+
+    @app.route("/whole")
+    async def whole() -> str:
+        return "whole body"
+
+    with live_server(app) as url:
+        address = urlsplit(url)
+        with socket.create_connection((address.hostname, address.port), timeout=5) as sock:
+            sock.sendall(b"GET /stream HTTP/1.1\r\nHost: t\r\n\r\n")
+            received = b""
+            deadline = time.monotonic() + 5
+            try:
+                while b"\r\n\r\n" not in received and time.monotonic() < deadline:
+                    received += sock.recv(4096)
+            finally:
+                release.set()
+            assert received.startswith(b"HTTP/1.1 200 OK\r\n")
+            assert b"late" not in received  # the head came while the view still waited
+            sock.sendall(b"GET /whole HTTP/1.1\r\nHost: t\r\n\r\n")
+            while not received.endswith(b"whole body"):
+                chunk = sock.recv(4096)
+                assert chunk, received
+                received += chunk
+        assert b"4\r\nlate\r\n" in received
+
+
+async def test_batched_responses_are_written_after_the_iteration_in_order() -> None:
+    """With a WriteBatch, complete keep-alive responses go out together, each as uvicorn's."""
+    from aeros.server.http.cycle import WriteBatch
+
+    batch = WriteBatch()
+    ours = [make(LeanCycle) for _ in range(3)]
+    theirs = [make(RequestResponseCycle) for _ in range(3)]
+    for cycle in ours:
+        cycle.writes = batch
+    for n, (mine, uvicorns) in enumerate(zip(ours, theirs, strict=True)):
+        for cycle in (mine, uvicorns):
+            headers = [(b"content-length", b"1")]
+            await cycle.send({"type": "http.response.start", "status": 200, "headers": headers})
+            await cycle.send({"type": "http.response.body", "body": str(n).encode()})
+    assert all(cycle.response_complete and not cycle.transport.written for cycle in ours)
+    assert len(batch.pending) == 3
+    await asyncio.sleep(0)
+    assert batch.pending == []
+    assert [state(cycle) for cycle in ours] == [state(cycle) for cycle in theirs]
+
+
+async def test_batch_skips_closing_transports_and_never_holds_a_closing_response() -> None:
+    """A client gone before the flush gets nothing; Connection: close is written at once."""
+    from aeros.server.http.cycle import WriteBatch
+
+    batch = WriteBatch()
+    gone, closing = make(LeanCycle), make(LeanCycle, keep_alive=False)
+    for cycle in (gone, closing):
+        cycle.writes = batch
+        await cycle.send({"type": "http.response.start", "status": 200, "headers": LENGTH_5})
+        await cycle.send({"type": "http.response.body", "body": b"hello"})
+    assert closing.transport.closed
+    assert b"".join(closing.transport.written).endswith(b"hello")
+    gone.transport.close()
+    batch.flush()
+    assert gone.transport.written == []
+
+
+async def test_a_failing_write_costs_only_its_own_connection(caplog) -> None:
+    """A transport that raises is aborted and logged; the responses behind it still go out."""
+    from aeros.server.http.cycle import WriteBatch
+
+    class Broken(Transport):
+        aborted = False
+
+        def write(self, data: bytes) -> None:
+            raise RuntimeError("handler is closed")
+
+        def abort(self) -> None:
+            self.aborted = True
+
+    batch = WriteBatch()
+    broken, fine = Broken(), Transport()
+    batch.add(broken, b"a")  # type: ignore[arg-type]
+    batch.add(fine, b"b")  # type: ignore[arg-type]
+    batch.flush()
+    assert broken.aborted
+    assert fine.written == [b"b"]
+    assert "writing a response failed" in caplog.text
+
+
+def test_a_loop_that_served_is_not_kept_alive_by_its_batch() -> None:
+    """batch_for keys batches weakly by loop; the batch must not hold its loop."""
+    import gc
+    import weakref
+
+    from aeros.server.http.cycle import batch_for
+
+    loop = asyncio.new_event_loop()
+    batch_for(loop)
+    gone = weakref.ref(loop)
+    loop.close()
+    del loop
+    gc.collect()
+    assert gone() is None

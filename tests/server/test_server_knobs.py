@@ -1,0 +1,226 @@
+"""Server knobs reach uvicorn and do what their names say, checked on the wire."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from quart import request
+
+from aeros import ConfigurationError, WebServer
+from aeros.server.config import ServerConfig
+from tests.support.net import require
+
+
+def test_server_max_concurrent_requests_answers_503(live_server) -> None:
+    """max_concurrent_requests=1: a second request while one is in flight gets 503, then 200."""
+    app = WebServer(__name__, access_log=False, max_concurrent_requests=1)
+    entered = threading.Event()
+
+    @app.route("/slow")
+    async def slow() -> str:
+        entered.set()
+        await asyncio.sleep(0.5)
+        return "slow"
+
+    @app.route("/")
+    async def home() -> str:
+        return "ok"
+
+    with live_server(app) as url, httpx.Client() as idle:
+        assert idle.get(url).status_code == 200  # an idle keep-alive connection uses no slot
+        results: list[httpx.Response] = []
+        first = threading.Thread(target=lambda: results.append(httpx.get(url + "/slow")))
+        first.start()
+        assert entered.wait(5)
+        refused = httpx.get(url + "/slow")
+        first.join(5)
+        after = httpx.get(url)
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == "1"
+    assert results[0].status_code == 200
+    assert after.status_code == 200
+
+
+def _request(path: str = "/") -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: test\r\n\r\n".encode()
+
+
+def _read_response(sock: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data or not data.endswith(b"ok"):
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_server_keep_alive_timeout_closes_idle_connections(live_server) -> None:
+    """keep_alive_timeout=0.5 (a float): reused within it, closed once idle past it."""
+    app = WebServer(__name__, access_log=False, keep_alive_timeout=0.5)
+
+    @app.route("/")
+    async def home() -> str:
+        return "ok"
+
+    with live_server(app) as url:
+        parts = urlsplit(url)
+        with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
+            sock.sendall(_request())
+            assert _read_response(sock).startswith(b"HTTP/1.1 200")
+            time.sleep(0.1)  # idle, but within the timeout: the connection is still usable
+            sock.sendall(_request())
+            assert _read_response(sock).startswith(b"HTTP/1.1 200")
+            idle_since = time.monotonic()
+            assert sock.recv(1) == b""  # the server closes it...
+            idle_for = time.monotonic() - idle_since
+    assert 0.3 < idle_for < 3  # ...after about 0.5 s, not the default 5 s
+
+
+def test_server_backlog_reaches_the_listening_socket() -> None:
+    """backlog=17 is the listen queue length the kernel reports for the serving socket."""
+    ss = shutil.which("ss")
+    require(ss is not None, "ss (iproute2) is not installed")
+    app = WebServer(__name__, access_log=False, backlog=17)
+    with app.serve_in_thread() as url:
+        port = urlsplit(url).port
+        listing = subprocess.run(
+            [str(ss), "-ltnH", f"sport = :{port}"], check=True, capture_output=True, text=True
+        ).stdout.split()
+    assert listing[0] == "LISTEN"
+    assert listing[2] == "17"  # Send-Q of a listening socket is its backlog
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1 made with openssl: (certfile, keyfile)."""
+    openssl = shutil.which("openssl")
+    require(openssl is not None, "openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            str(openssl),
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return str(cert), str(key)
+
+
+def test_server_serves_https(live_server, certificate: tuple[str, str]) -> None:
+    """ssl_certfile/ssl_keyfile serve HTTPS that verifies against the certificate."""
+    cert, key = certificate
+    app = WebServer(__name__, access_log=False, ssl_certfile=cert, ssl_keyfile=key)
+
+    @app.route("/")
+    async def home() -> str:
+        return request.scheme
+
+    with live_server(app) as url:
+        assert url.startswith("https://")
+        context = ssl.create_default_context(cafile=cert)
+        response = httpx.get(url, verify=context)
+        with pytest.raises(httpx.RemoteProtocolError):
+            httpx.get(url.replace("https://", "http://"))  # plain HTTP gets no answer
+    assert response.status_code == 200
+    assert response.text == "https"
+
+
+def test_server_refuses_unloadable_certificate(tmp_path: Path) -> None:
+    """A certificate/key pair that cannot be loaded fails when the app is built, both named."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_text("not a certificate")
+    key.write_text("not a key")
+    with pytest.raises(
+        ConfigurationError, match=r"WebServer\(ssl_certfile=.*, ssl_keyfile=.*\): cannot load"
+    ):
+        WebServer(__name__, access_log=False, ssl_certfile=str(cert), ssl_keyfile=str(key))
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        pytest.param({"proxy_headers": True}, "203.0.113.7", id="trusted-peer"),
+        pytest.param(
+            {"proxy_headers": True, "forwarded_allow_ips": "10.0.0.1"},
+            "127.0.0.1",
+            id="untrusted-peer",
+        ),
+        pytest.param({"proxy_headers": False}, "127.0.0.1", id="off"),
+    ],
+)
+def test_server_proxy_headers_only_from_allowed_peers(live_server, options, expected) -> None:
+    """X-Forwarded-For sets remote_addr only with proxy_headers and from a trusted peer."""
+    app = WebServer(__name__, access_log=False, **options)
+
+    @app.route("/")
+    async def home() -> str:
+        return f"{request.remote_addr} {request.scheme}"
+
+    with live_server(app) as url:
+        response = httpx.get(
+            url, headers={"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}
+        )
+    addr, scheme = response.text.split()
+    assert addr == expected
+    assert scheme == ("https" if expected != "127.0.0.1" else "http")
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        pytest.param(0, ConfigurationError, id="zero"),
+        pytest.param(-1.0, ConfigurationError, id="negative"),
+        pytest.param("30", ConfigurationError, id="string"),
+    ],
+)
+def test_server_worker_healthcheck_timeout_is_validated(value, error) -> None:
+    """worker_healthcheck_timeout must be a positive number; the message names it."""
+    with pytest.raises(error, match="worker_healthcheck_timeout"):
+        ServerConfig(worker_healthcheck_timeout=value)
+
+
+@pytest.mark.parametrize(
+    ("changes", "shown"),
+    [
+        pytest.param({"host": 5}, r"host=5\) must be a non-empty str", id="host-type"),
+        pytest.param({"port": True}, r"port=True\) must be an integer from 0 to 65535", id="port"),
+        pytest.param({"backlog": 1.5}, r"backlog=1.5\) must be an integer >= 1", id="backlog"),
+        pytest.param({"keep_alive_timeout": "5"}, r"keep_alive_timeout='5'\)", id="keep-alive"),
+        pytest.param({"graceful_timeout": float("inf")}, r"graceful_timeout=inf\)", id="inf"),
+        pytest.param({"proxy_headers": "yes"}, r"proxy_headers='yes'\) must be True", id="bool"),
+        pytest.param({"limits": {}}, r"limits=\{\}\) must be an aeros.Limits", id="limits"),
+        pytest.param({"answer_headers": (("a", "b"),)}, r"\(bytes, bytes\) pairs", id="headers"),
+    ],
+)
+def test_server_config_refuses_every_bad_argument_with_configuration_error(
+    changes: dict[str, object], shown: str
+) -> None:
+    """A wrong type is a bad argument like a wrong value: ConfigurationError naming both."""
+    with pytest.raises(ConfigurationError, match=shown):
+        ServerConfig(**changes)  # type: ignore[arg-type]

@@ -1,0 +1,265 @@
+"""The server in threads of this process: stop() from anywhere, AdvancedThread, no leftovers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+
+from aeros import AdvancedThread, ConfigurationError, WebServer
+from aeros.server.runner import bind_socket
+from tests.support.server import wait_until
+
+
+def _app() -> WebServer:
+    """An app with / and /slow; ``app.extensions["slow_entered"]`` is set when /slow runs."""
+    app = WebServer(__name__, access_log=False)
+    entered = app.extensions["slow_entered"] = threading.Event()
+
+    @app.route("/")
+    async def home() -> str:
+        return "ok"
+
+    @app.route("/slow")
+    async def slow() -> str:
+        entered.set()
+        await asyncio.sleep(0.5)
+        return "slow done"
+
+    return app
+
+
+def _open_sockets() -> int:
+    fds = Path("/proc/self/fd")
+    count = 0
+    for fd in fds.iterdir():
+        try:
+            count += os.readlink(fd).startswith("socket:")
+        except OSError:  # closed between listing and reading
+            continue
+    return count
+
+
+def _serve(app: WebServer, thread_class: type[threading.Thread] = threading.Thread):
+    """Start ``app.run_server`` in a thread on a fresh port: (thread, sock, started event, url)."""
+    sock = bind_socket("127.0.0.1", 0, 128)
+    started = threading.Event()
+    urls: list[str] = []
+
+    def on_started(url: str) -> None:
+        urls.append(url)
+        started.set()
+
+    thread = thread_class(
+        target=app.run_server, kwargs={"sock": sock, "on_started": on_started}, daemon=True
+    )
+    return thread, sock, started, urls
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts fds through /proc")
+def test_server_start_stop_20_times_leaves_nothing_behind() -> None:
+    """20 start/serve/stop cycles in threads leave no thread, socket or fd behind."""
+    app = _app()
+    with app.serve_in_thread() as url:  # warm-up: lazy imports and caches are not leaks
+        assert httpx.get(url).text == "ok"
+    threads_before = threading.active_count()
+    sockets_before = _open_sockets()
+    fds_before = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        with app.serve_in_thread() as url, httpx.Client() as client:
+            assert client.get(url).text == "ok"
+    assert threading.active_count() == threads_before, threading.enumerate()
+    assert _open_sockets() == sockets_before
+    assert len(os.listdir("/proc/self/fd")) == fds_before
+
+
+def test_server_stop_from_another_thread_finishes_in_flight_request() -> None:
+    """app.stop() from another thread drains: the request in flight still gets its 200."""
+    app = _app()
+    thread, sock, started, urls = _serve(app)
+    thread.start()
+    try:
+        assert started.wait(10)
+        results: list[httpx.Response] = []
+        client = threading.Thread(target=lambda: results.append(httpx.get(urls[0] + "/slow")))
+        client.start()
+        assert app.extensions["slow_entered"].wait(5)
+        stopper = threading.Thread(target=app.stop)
+        stopper.start()
+        stopper.join(5)
+        thread.join(5)
+        client.join(5)
+        assert not thread.is_alive()
+        assert results[0].status_code == 200
+        assert results[0].text == "slow done"
+    finally:
+        app.stop()
+        thread.join(5)
+        sock.close()
+
+
+def test_server_stop_is_idempotent_and_false_when_idle() -> None:
+    """stop() when not serving does nothing and says so; twice while serving is harmless."""
+    app = _app()
+    assert app.stop() is False
+    thread, sock, started, _ = _serve(app)
+    thread.start()
+    assert started.wait(10)
+    assert app.stop() is True
+    app.stop()
+    thread.join(5)
+    sock.close()
+    assert not thread.is_alive()
+    assert app.stop() is False
+
+
+def test_server_advanced_thread_stop_drains() -> None:
+    """AdvancedThread(target=app.run_server).stop() stops that server; requests in flight end."""
+    app = _app()
+    thread, sock, started, urls = _serve(app, AdvancedThread)
+    assert isinstance(thread, AdvancedThread)
+    thread.start()
+    try:
+        assert started.wait(10)
+        with httpx.Client() as client:
+            assert client.get(urls[0]).text == "ok"
+            results: list[httpx.Response] = []
+            slow = threading.Thread(target=lambda: results.append(client.get(urls[0] + "/slow")))
+            slow.start()
+            assert app.extensions["slow_entered"].wait(5)
+            thread.stop()
+            thread.join(5)
+            slow.join(5)
+        assert not thread.is_alive()
+        assert results[0].text == "slow done"
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(urls[0], timeout=2)
+    finally:
+        sock.close()
+
+
+def test_server_advanced_thread_stop_right_after_start() -> None:
+    """A stop() racing the start (before the server exists) still stops it, every time."""
+    app = _app()
+    for _ in range(10):
+        thread, sock, _started, _ = _serve(app, AdvancedThread)
+        assert isinstance(thread, AdvancedThread)
+        thread.start()
+        thread.stop()
+        thread.join(5)
+        sock.close()
+        assert not thread.is_alive()
+    never_started, sock, _, _ = _serve(app, AdvancedThread)
+    assert isinstance(never_started, AdvancedThread)
+    never_started.stop()  # before start(): the thread then does nothing
+    never_started.start()
+    never_started.join(5)
+    sock.close()
+    assert not never_started.is_alive()
+
+
+def test_server_advanced_thread_needs_a_callable_target() -> None:
+    """AdvancedThread refuses a target that is not callable, naming it."""
+    with pytest.raises(ConfigurationError, match=r"AdvancedThread\(target=42\) must be a callable"):
+        AdvancedThread(target=42)  # type: ignore[arg-type]
+
+
+def test_server_stop_during_startup_stops_plain_thread() -> None:
+    """app.stop() while the app's startup hooks run: the server never serves and the thread ends."""
+    app = _app()
+    in_startup = threading.Event()
+    release = threading.Event()
+
+    @app.before_serving
+    async def slow_startup() -> None:
+        in_startup.set()
+        await asyncio.to_thread(release.wait, 10)
+
+    thread, sock, started, _ = _serve(app)
+    thread.start()
+    try:
+        assert in_startup.wait(10)
+        assert app.stop() is True
+        release.set()
+        thread.join(5)
+        assert not thread.is_alive()
+        assert not started.is_set()
+    finally:
+        release.set()
+        sock.close()
+
+
+def test_server_serve_in_thread_reports_startup_failure() -> None:
+    """A failing startup hook surfaces at once from serve_in_thread, with its cause."""
+    app = _app()
+
+    @app.before_serving
+    async def broken() -> None:
+        raise RuntimeError("no database")
+
+    with pytest.raises(RuntimeError, match="ended before it served"), app.serve_in_thread():
+        pass
+    assert all(thread.name != "aeros-server" for thread in threading.enumerate())
+
+
+def test_server_without_fork_falls_back_to_one_process(monkeypatch) -> None:
+    """workers=2 where fork is unavailable: a clear warning, then one process serves."""
+    monkeypatch.setattr("aeros.server.runner.can_fork", lambda: False)
+    app = WebServer(__name__, access_log=False, workers=2)
+
+    @app.route("/pid")
+    async def pid() -> str:
+        return str(os.getpid())
+
+    messages: list[str] = []
+    logger = logging.getLogger("aeros.server")
+    collector = _Collector(messages)
+    logger.addHandler(collector)
+    try:
+        with app.serve_in_thread() as url:
+            assert httpx.get(url + "/pid").text == str(os.getpid())
+    finally:
+        logger.removeHandler(collector)
+    assert any("fork" in message and "ONE" in message for message in messages)
+
+
+def test_server_workers_from_a_thread() -> None:
+    """workers=2 under serve_in_thread: forked workers serve, stop() drains them all."""
+    if not hasattr(os, "fork"):
+        pytest.skip("needs fork")
+    app = WebServer(__name__, access_log=False, workers=2)
+
+    @app.route("/pid")
+    async def pid() -> str:
+        return str(os.getpid())
+
+    with app.serve_in_thread() as url:
+        answer = httpx.get(url + "/pid", headers={"Connection": "close"}).text
+        assert answer != str(os.getpid())
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(url + "/pid", timeout=2)
+    wait_until(lambda: _dead(int(answer)), 5, "the worker outlived stop()")
+
+
+def _dead(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+class _Collector(logging.Handler):
+    """Keeps messages; works whatever handlers and propagation the logging setup chose."""
+
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__()
+        self.messages = messages
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())

@@ -1,0 +1,108 @@
+"""Helpers for the server tests: an app subprocess that reports its URL and workers."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+APP = Path(__file__).parents[1] / "apps" / "server_app.py"
+
+
+class AppProcess:
+    """``tests/apps/server_app.py`` in a subprocess; stdout lines are collected as they come."""
+
+    def __init__(self, tmp_path: Path, *args: str) -> None:
+        self.stderr_path = tmp_path / "server.stderr"
+        with self.stderr_path.open("wb") as stderr:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(APP), *args],
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"},
+            )
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self._changed:
+                self.lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def values(self, prefix: str) -> list[str]:
+        """The rest of every stdout line that starts with ``prefix + ' '`` so far."""
+        with self._changed:
+            return [line[len(prefix) + 1 :] for line in self.lines if line.startswith(prefix + " ")]
+
+    def wait_for(self, prefix: str, count: int = 1, timeout: float = 20.0) -> list[str]:
+        """Wait until ``count`` lines start with ``prefix``; fail with the logs at the deadline."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while len(found := self.values(prefix)) < count:
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
+                    raise AssertionError(
+                        f"waited {timeout}s for {count} {prefix!r} line(s); stdout={self.lines}, "
+                        f"exit={self.proc.poll()}, stderr={self.stderr()[-3000:]}"
+                    )
+                self._changed.wait(min(left, 0.1))
+        return found
+
+    @property
+    def url(self) -> str:
+        return self.wait_for("URL")[0]
+
+    def worker_pids(self, count: int) -> set[int]:
+        return {int(pid) for pid in self.wait_for("WORKER", count)}
+
+    def signal(self, sig: int) -> None:
+        os.kill(self.proc.pid, sig)
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout)
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        # Orphaned workers of a killed parent notice it and drain on their own within a second.
+        self._reader.join(10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def get(url: str, timeout: float = 5.0) -> tuple[int, str]:
+    """One GET on a fresh connection (so forked workers share the load); (status, body)."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
+    try:
+        conn.request("GET", parts.path or "/", headers={"Connection": "close"})
+        response = conn.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        conn.close()
+
+
+def wait_until(predicate, timeout: float, message: str, interval: float = 0.02) -> None:
+    """Poll ``predicate`` until true, or fail with ``message`` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{message} (waited {timeout}s)")
+        time.sleep(interval)
