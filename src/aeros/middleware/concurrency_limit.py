@@ -73,4 +73,4 @@ class ConcurrencyLimitMiddleware:
     async def refuse(self, scope: Scope, send: Send) -> None:
         """Answer 503 with ``Retry-After: 1`` (the access-log layer outside logs it)."""
         await send({"type": "http.response.start", "status": 503, "headers": self.headers})
-        await send({"type": "http.response.body", "body": _BODY})
+        await send({"type": "http.response.body", "body": _BODY, "more_body": False})

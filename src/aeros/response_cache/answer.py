@@ -81,12 +81,12 @@ async def answer(
         headers = [(n, v) for n, v in headers if n in kept_in_304]
         headers.append((b"age", age))
         await send({"type": "http.response.start", "status": 304, "headers": headers})
-        await send({"type": "http.response.body", "body": b""})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
         return
     if now != entry.created:
         headers = [*headers, (b"age", age)]
     await send({"type": "http.response.start", "status": entry.status, "headers": headers})
-    await send({"type": "http.response.body", "body": b"" if head else body})
+    await send({"type": "http.response.body", "body": b"" if head else body, "more_body": False})
 
 
 def _opaque(tag: bytes) -> bytes:
