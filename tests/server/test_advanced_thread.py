@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Callable
 
 import httpx
 import pytest
 
-from aeros import AdvancedThread, WebServer
+from aeros import AdvancedThread
 from aeros.server.runner import bind_socket
-
-
-def _app(delay: float = 0.5) -> WebServer:
-    app = WebServer(__name__, access_log=False)
-    entered = app.extensions["slow_entered"] = threading.Event()
-
-    @app.route("/")
-    async def home() -> str:
-        return "ok"
-
-    @app.route("/slow")
-    async def slow() -> str:
-        entered.set()
-        await asyncio.sleep(delay)
-        return "slow done"
-
-    return app
+from tests.support.server import slow_app
 
 
 class _Started:
@@ -55,7 +38,7 @@ def _slow_request(url: str) -> tuple[threading.Thread, list[str]]:
 
 def test_advanced_thread_stop_waits_so_a_restart_serves_at_once() -> None:
     """stop() returns once the server stopped: in-flight work done, run_server again works."""
-    app = _app()
+    app = slow_app()
     for _ in range(3):
         sock = bind_socket("127.0.0.1", 0, 128)
         started = _Started()
@@ -83,12 +66,12 @@ def test_advanced_thread_accepts_any_callable_that_runs_a_webserver(kind: str) -
     started = _Started()
     target: Callable[[], object]
     if kind == "lambda":
-        app = _app()
+        app = slow_app()
         target = lambda: app.run_server(sock=sock, on_started=started)  # noqa: E731
     else:
 
         def target() -> None:
-            _app().run_server(sock=sock, on_started=started)
+            slow_app().run_server(sock=sock, on_started=started)
 
     thread = AdvancedThread(target=target, daemon=True)
     thread.start()
@@ -105,7 +88,7 @@ def test_advanced_thread_accepts_any_callable_that_runs_a_webserver(kind: str) -
 
 def test_advanced_thread_stop_racing_start_with_a_lambda() -> None:
     """A stop() right after start() stops a lambda's server before or as it starts."""
-    app = _app()
+    app = slow_app()
     for _ in range(10):
         sock = bind_socket("127.0.0.1", 0, 128)
         thread = AdvancedThread(target=lambda s=sock: app.run_server(sock=s), daemon=True)
@@ -118,7 +101,7 @@ def test_advanced_thread_stop_racing_start_with_a_lambda() -> None:
 
 def test_advanced_thread_stop_timeout_raises_and_keeps_stopping() -> None:
     """stop(timeout) raises TimeoutError naming the wait when the drain takes longer."""
-    app = _app(delay=1.5)
+    app = slow_app(delay=1.5)
     sock = bind_socket("127.0.0.1", 0, 128)
     started = _Started()
     thread = AdvancedThread(

@@ -13,25 +13,7 @@ import pytest
 
 from aeros import AdvancedThread, ConfigurationError, WebServer
 from aeros.server.runner import bind_socket
-from tests.support.server import wait_until
-
-
-def _app() -> WebServer:
-    """An app with / and /slow; ``app.extensions["slow_entered"]`` is set when /slow runs."""
-    app = WebServer(__name__, access_log=False)
-    entered = app.extensions["slow_entered"] = threading.Event()
-
-    @app.route("/")
-    async def home() -> str:
-        return "ok"
-
-    @app.route("/slow")
-    async def slow() -> str:
-        entered.set()
-        await asyncio.sleep(0.5)
-        return "slow done"
-
-    return app
+from tests.support.server import slow_app, wait_until
 
 
 def _open_sockets() -> int:
@@ -64,7 +46,7 @@ def _serve(app: WebServer, thread_class: type[threading.Thread] = threading.Thre
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts fds through /proc")
 def test_server_start_stop_20_times_leaves_nothing_behind() -> None:
     """20 start/serve/stop cycles in threads leave no thread, socket or fd behind."""
-    app = _app()
+    app = slow_app()
     with app.serve_in_thread() as url:  # warm-up: lazy imports and caches are not leaks
         assert httpx.get(url).text == "ok"
     threads_before = threading.active_count()
@@ -80,7 +62,7 @@ def test_server_start_stop_20_times_leaves_nothing_behind() -> None:
 
 def test_server_stop_from_another_thread_finishes_in_flight_request() -> None:
     """app.stop() from another thread drains: the request in flight still gets its 200."""
-    app = _app()
+    app = slow_app()
     thread, sock, started, urls = _serve(app)
     thread.start()
     try:
@@ -105,7 +87,7 @@ def test_server_stop_from_another_thread_finishes_in_flight_request() -> None:
 
 def test_server_stop_is_idempotent_and_false_when_idle() -> None:
     """stop() when not serving does nothing and says so; twice while serving is harmless."""
-    app = _app()
+    app = slow_app()
     assert app.stop() is False
     thread, sock, started, _ = _serve(app)
     thread.start()
@@ -120,7 +102,7 @@ def test_server_stop_is_idempotent_and_false_when_idle() -> None:
 
 def test_server_advanced_thread_stop_drains() -> None:
     """AdvancedThread(target=app.run_server).stop() stops that server; requests in flight end."""
-    app = _app()
+    app = slow_app()
     thread, sock, started, urls = _serve(app, AdvancedThread)
     assert isinstance(thread, AdvancedThread)
     thread.start()
@@ -145,7 +127,7 @@ def test_server_advanced_thread_stop_drains() -> None:
 
 def test_server_advanced_thread_stop_right_after_start() -> None:
     """A stop() racing the start (before the server exists) still stops it, every time."""
-    app = _app()
+    app = slow_app()
     for _ in range(10):
         thread, sock, _started, _ = _serve(app, AdvancedThread)
         assert isinstance(thread, AdvancedThread)
@@ -171,7 +153,7 @@ def test_server_advanced_thread_needs_a_callable_target() -> None:
 
 def test_server_stop_during_startup_stops_plain_thread() -> None:
     """app.stop() while the app's startup hooks run: the server never serves and the thread ends."""
-    app = _app()
+    app = slow_app()
     in_startup = threading.Event()
     release = threading.Event()
 
@@ -196,7 +178,7 @@ def test_server_stop_during_startup_stops_plain_thread() -> None:
 
 def test_server_serve_in_thread_reports_startup_failure() -> None:
     """A failing startup hook surfaces at once from serve_in_thread, with its cause."""
-    app = _app()
+    app = slow_app()
 
     @app.before_serving
     async def broken() -> None:

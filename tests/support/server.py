@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import os
 import signal
@@ -10,6 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 APP = Path(__file__).parents[1] / "apps" / "server_app.py"
@@ -106,3 +108,24 @@ def wait_until(predicate, timeout: float, message: str, interval: float = 0.02) 
         if time.monotonic() > deadline:
             raise AssertionError(f"{message} (waited {timeout}s)")
         time.sleep(interval)
+
+
+def slow_app(delay: float = 0.5) -> Any:
+    """A WebServer with ``/`` and ``/slow`` (``delay`` seconds); the event
+    ``app.extensions["slow_entered"]`` is set when /slow starts running."""
+    from aeros import WebServer
+
+    app = WebServer(__name__, access_log=False)
+    entered = app.extensions["slow_entered"] = threading.Event()
+
+    @app.route("/")
+    async def home() -> str:
+        return "ok"
+
+    @app.route("/slow")
+    async def slow() -> str:
+        entered.set()
+        await asyncio.sleep(delay)
+        return "slow done"
+
+    return app
