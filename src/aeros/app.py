@@ -219,10 +219,7 @@ class WebServer(Serving, Quart):
         answers they make themselves, so a cache hit does not pass through the headers layer.
         """
         codecs = self.codecs
-        pairs = self._response_headers
-        if self._server_header and self._own_server:
-            pairs = [*pairs, (b"server", b"aeros")]
-        headers = GlobalHeaders(pairs)
+        headers = GlobalHeaders(self._header_pairs(own_server=self._own_server))
         limit = self.server_config.max_concurrent_requests
         stack = [
             Layer(AccessLogMiddleware, self.log_config) if self.log_config.access_log else None,

@@ -98,10 +98,7 @@ class Serving:
         with self._runner_lock:
             if self._runner is not None:
                 raise RuntimeError("this WebServer is already serving; call stop() first")
-            self._sealed = True  # the workers and the stack see the layers added until now
-            if not self._own_server:  # rebuild the layers with `server: aeros` (if wanted)
-                self._own_server = True
-                self._stack = None
+            self._seal_for_own_server()
             prepared, self._prepared_fork_server = self._prepared_fork_server, None
             runner = self._runner = Runner(
                 self,
@@ -126,10 +123,29 @@ class Serving:
             with self._runner_lock:
                 self._runner = None
 
+    def _seal_for_own_server(self) -> None:
+        """From now on aeros' own server serves this app (the caller holds ``_runner_lock``).
+
+        No more ``add_middleware`` (the workers and the stack see the layers added until now),
+        and the stack is rebuilt once with ``server: aeros`` (if wanted).
+        """
+        self._sealed = True
+        if not self._own_server:
+            self._own_server = True
+            self._stack = None
+
+    def _header_pairs(self, *, own_server: bool) -> Headers:
+        """The global headers, with ``server: aeros`` when wanted and ``own_server`` serves.
+
+        Under an external uvicorn/hypercorn that server sends its own Server header.
+        """
+        if self._server_header and own_server:
+            return [*self._response_headers, (b"server", b"aeros")]
+        return self._response_headers
+
     def _answer_headers(self) -> tuple[tuple[bytes, bytes], ...]:
         """The headers of the answers aeros' server makes itself (413, 408, 503, ...)."""
-        server = ((b"server", b"aeros"),) if self._server_header else ()
-        return (*self._response_headers, *server)
+        return tuple(self._header_pairs(own_server=True))  # only aeros' server makes them
 
     def _start_worker_logging(self) -> Any:
         return configure_logging(self.log_config)
@@ -150,10 +166,7 @@ class Serving:
         count = self.server_config.workers if workers is None else workers
         # the workers are forked from the helper's copy of this app: served by aeros' server
         with self._runner_lock:
-            self._sealed = True
-            if not self._own_server:
-                self._own_server = True
-                self._stack = None
+            self._seal_for_own_server()
         helper = fork_server_for(self, count, self._start_worker_logging)
         with self._runner_lock:
             previous, self._prepared_fork_server = self._prepared_fork_server, helper
