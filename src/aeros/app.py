@@ -223,9 +223,7 @@ class WebServer(Serving, Quart):
         limit = self.server_config.max_concurrent_requests
         stack = [
             Layer(AccessLogMiddleware, self.log_config) if self.log_config.access_log else None,
-            Layer(ConcurrencyLimitMiddleware, limit, headers.headers)
-            if limit is not None
-            else None,
+            Layer(ConcurrencyLimitMiddleware, limit, headers) if limit is not None else None,
             Layer(CORSMiddleware, self.cors, headers) if self.cors is not None else None,
             *reversed(self._user_layers),  # the last one added is the outermost (Starlette)
             Layer(self.response_cache.wrap, codecs, headers),  # no store: no layer

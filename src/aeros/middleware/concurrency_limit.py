@@ -62,7 +62,7 @@ class ConcurrencyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         if self.in_flight >= self.limit:
-            await self.refuse(scope, send)
+            await self.refuse(send)
             return
         self.in_flight += 1
         try:
@@ -70,7 +70,7 @@ class ConcurrencyLimitMiddleware:
         finally:
             self.in_flight -= 1
 
-    async def refuse(self, scope: Scope, send: Send) -> None:
+    async def refuse(self, send: Send) -> None:
         """Answer 503 with ``Retry-After: 1`` (the access-log layer outside logs it)."""
         await send({"type": "http.response.start", "status": 503, "headers": self.headers})
         await send({"type": "http.response.body", "body": _BODY, "more_body": False})
