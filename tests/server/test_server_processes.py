@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.server import AppProcess, get, wait_until
+from tests.support.server import AppProcess, get, get_in_thread, wait_until
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX signals and fork")
 
@@ -73,16 +73,7 @@ def test_server_graceful_timeout_cancels_long_requests(start_app) -> None:
     """A request longer than graceful_timeout is cancelled, logged, and the process still exits."""
     app = start_app("--graceful-timeout", "0.5")
     url = app.url
-    outcome: list[object] = []
-
-    def long_request() -> None:
-        try:
-            outcome.append(get(f"{url}/slow/30.0", timeout=20)[0])
-        except OSError as exc:
-            outcome.append(exc)
-
-    client = threading.Thread(target=long_request)
-    client.start()
+    client, outcome = get_in_thread(f"{url}/slow/30.0")
     wait_until(lambda: get(f"{url}/inflight")[1] == "1", 10, "the long request never started")
     started = time.monotonic()
     app.signal(signal.SIGTERM)
@@ -157,16 +148,7 @@ def test_server_hung_worker_is_replaced(start_app) -> None:
     app = start_app("--workers", "2", "--healthcheck-timeout", "1.0")
     url = app.url
     first = app.worker_pids(2)
-    outcome: list[object] = []
-
-    def blocked_request() -> None:
-        try:
-            outcome.append(get(f"{url}/block/15.0", timeout=20)[0])
-        except OSError as exc:
-            outcome.append(exc)
-
-    client = threading.Thread(target=blocked_request)
-    client.start()
+    client, outcome = get_in_thread(f"{url}/block/15.0")
     hung = int(app.wait_for("BLOCK")[0])
     assert hung in first
     app.wait_for("WORKER", 3, timeout=10)

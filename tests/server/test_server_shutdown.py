@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.support.server import AppProcess, get, wait_until
+from tests.support.server import AppProcess, get, get_in_thread, wait_until
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX signals")
 
@@ -23,16 +22,7 @@ def test_second_sigint_cancels_requests_and_still_runs_shutdown_hooks(tmp_path: 
     app = AppProcess(tmp_path, "--after-serving-file", str(marker))
     try:
         url = app.url
-        outcome: list[object] = []
-
-        def slow_request() -> None:
-            try:
-                outcome.append(get(f"{url}/slow/30.0", timeout=20)[0])
-            except OSError as exc:
-                outcome.append(exc)
-
-        client = threading.Thread(target=slow_request)
-        client.start()
+        client, outcome = get_in_thread(f"{url}/slow/30.0")
         wait_until(lambda: get(f"{url}/inflight")[1] == "1", 10, "the slow request never started")
         app.signal(signal.SIGINT)
         wait_until(lambda: "Shutting down" in app.stderr(), 5, "the first SIGINT was not seen")

@@ -101,6 +101,22 @@ def get(url: str, timeout: float = 5.0) -> tuple[int, str]:
         conn.close()
 
 
+def get_in_thread(url: str, timeout: float = 20.0) -> tuple[threading.Thread, list[object]]:
+    """Start :func:`get` of ``url`` in a thread; the list receives its status, or the OSError
+    that cut it off (a closed connection), once it ends."""
+    outcome: list[object] = []
+
+    def request() -> None:
+        try:
+            outcome.append(get(url, timeout=timeout)[0])
+        except OSError as exc:
+            outcome.append(exc)
+
+    client = threading.Thread(target=request)
+    client.start()
+    return client, outcome
+
+
 def wait_until(predicate, timeout: float, message: str, interval: float = 0.02) -> None:
     """Poll ``predicate`` until true, or fail with ``message`` at the deadline."""
     deadline = time.monotonic() + timeout
