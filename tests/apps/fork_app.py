@@ -55,6 +55,22 @@ def get(url: str) -> str:
         conn.close()
 
 
+def serve_in(thread_class: type[threading.Thread], app: WebServer) -> threading.Thread:
+    """Start ``app.run_server`` in a thread of ``thread_class``; report its URL and one GET."""
+    started = threading.Event()
+    urls: list[str] = []
+    thread = thread_class(
+        target=app.run_server,
+        kwargs={"on_started": lambda url: (urls.append(url), started.set())},
+    )
+    thread.start()
+    if not started.wait(20):
+        raise SystemExit("the server did not start within 20 s")
+    say(f"URL {urls[0]}")
+    say(f"GOT {get(urls[0] + '/pid')}")
+    return thread
+
+
 if __name__ == "__main__":
     mode = sys.argv[1]
     if mode == "main":
@@ -64,33 +80,13 @@ if __name__ == "__main__":
             say(f"URL {url}")
             say(f"GOT {get(url + '/pid')}")
     elif mode == "AdvancedThread":
-        started = threading.Event()
-        urls: list[str] = []
-        thread = AdvancedThread(
-            target=app.run_server,
-            kwargs={"on_started": lambda url: (urls.append(url), started.set())},
-        )
-        thread.start()
-        if not started.wait(20):
-            raise SystemExit("the server did not start within 20 s")
-        say(f"URL {urls[0]}")
-        say(f"GOT {get(urls[0] + '/pid')}")
+        thread = serve_in(AdvancedThread, app)
         thread.stop()
         thread.join(30)
     elif mode in ("Thread", "Thread-unprepared"):
-        started = threading.Event()
-        urls = []
         if mode == "Thread":
             app.prepare_workers()  # before the thread exists
-        thread = threading.Thread(
-            target=app.run_server,
-            kwargs={"on_started": lambda url: (urls.append(url), started.set())},
-        )
-        thread.start()
-        if not started.wait(20):
-            raise SystemExit("the server did not start within 20 s")
-        say(f"URL {urls[0]}")
-        say(f"GOT {get(urls[0] + '/pid')}")
+        thread = serve_in(threading.Thread, app)
         app.stop()
         thread.join(30)
     else:
