@@ -1,7 +1,8 @@
 """Stores behind the response cache: one async protocol, three backends. No HTTP here.
 
 - ``base.py``: the :class:`Store` protocol, the :class:`Capabilities` a store declares
-  (group and prefix deletes, a non-blocking read, shared or per process), key groups and
+  (group and prefix deletes, a non-blocking read, tags, locks, broadcast, shared or per
+  process), key groups and
   the checks every backend shares.
 - ``memory.py``: :class:`SimpleCache`, an LRU in this process's memory.
 - ``filesystem.py``: :class:`FilesystemCache`, one MAC-checked file per entry, shared by every
@@ -11,17 +12,27 @@
 
 from __future__ import annotations
 
-from aeros.stores.base import Capabilities, PrefixStore, Store
+from aeros.stores.base import (
+    BroadcastStore,
+    Capabilities,
+    LockStore,
+    PrefixStore,
+    Store,
+    TagStore,
+)
 from aeros.stores.filesystem import FileSystemCache, FilesystemCache
 from aeros.stores.memory import SimpleCache
 from aeros.stores.redis import RedisCache
 
 __all__ = [
+    "BroadcastStore",
     "Capabilities",
     "FileSystemCache",
     "FilesystemCache",
+    "LockStore",
     "PrefixStore",
     "RedisCache",
     "SimpleCache",
     "Store",
+    "TagStore",
 ]

@@ -14,7 +14,7 @@ move time forward instead of sleeping.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -22,10 +22,13 @@ from aeros import _validate
 from aeros.errors import ConfigurationError
 
 __all__ = [
+    "BroadcastStore",
     "Capabilities",
     "Clock",
+    "LockStore",
     "PrefixStore",
     "Store",
+    "TagStore",
     "capabilities_of",
     "checked_timeout",
     "default_timeout_of",
@@ -91,6 +94,62 @@ class PrefixStore(Store, Protocol):
         ...
 
 
+@runtime_checkable
+class TagStore(Store, Protocol):
+    """A store that indexes entries by tag, so a purge by tag never scans keys.
+
+    Declared by ``Capabilities(tags=True)``. A tag's index lives as long as its longest-lived
+    entry; deleting an entry by key may leave its name in an index (a later tag purge then
+    deletes an absent key, which is not an error).
+    """
+
+    async def set_tagged(
+        self, key: str, value: bytes, *, ttl: float | None, tags: Sequence[str]
+    ) -> None:
+        """:meth:`Store.set`, and add ``key`` to the index of each of ``tags``."""
+        ...
+
+    async def delete_tags(self, tags: Sequence[str]) -> int:
+        """Remove every key indexed under any of ``tags``, and those indexes; return how many
+        entries were removed."""
+        ...
+
+
+@runtime_checkable
+class LockStore(Store, Protocol):
+    """A store that holds short named locks with a deadline (fleet-wide request coalescing).
+
+    Declared by ``Capabilities(locks=True)``. A lock frees itself after ``ttl`` seconds, so a
+    holder that dies never blocks others for longer than that.
+    """
+
+    async def try_lock(self, name: str, ttl: float) -> str | None:
+        """Take lock ``name`` for ``ttl`` seconds if nobody holds it: return the holder's token,
+        or None when another holder has it."""
+        ...
+
+    async def unlock(self, name: str, token: str) -> None:
+        """Release ``name`` if ``token`` still holds it (a lock that expired and was taken by
+        someone else is left alone)."""
+        ...
+
+
+@runtime_checkable
+class BroadcastStore(Store, Protocol):
+    """A store that carries messages to every process and instance using it (invalidation of
+    local tiers). Declared by ``Capabilities(broadcast=True)``."""
+
+    async def publish(self, channel: str, message: bytes) -> None:
+        """Send ``message`` to every current subscriber of ``channel``, in any process."""
+        ...
+
+    def subscribe(self, channel: str) -> AsyncIterator[bytes]:
+        """Messages published on ``channel`` from now on. Raises
+        :class:`aeros.errors.StoreError` when the subscription is lost: messages may have been
+        missed, so the subscriber must assume anything it holds is stale."""
+        ...
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Capabilities:
     """What a store can do beyond :class:`Store`, declared as its class attribute
@@ -112,13 +171,32 @@ class Capabilities:
     this process's memory. It must never block (no I/O, no lock held across an await); the
     cache layer then reads hits without a coroutine."""
 
+    tags: bool = False
+    """:class:`TagStore`'s ``set_tagged`` and ``delete_tags``: purges by tag (and by endpoint)
+    through an index, never a key scan."""
+
+    locks: bool = False
+    """:class:`LockStore`'s ``try_lock`` and ``unlock``: one view call per key across every
+    process and instance sharing the store."""
+
+    broadcast: bool = False
+    """:class:`BroadcastStore`'s ``publish`` and ``subscribe``: messages to every process and
+    instance sharing the store."""
+
     shared: bool = True
     """Every process using the store sees the same entries. False (a store in each process's
     memory): the response cache passes clears, purges and write invalidations to every worker
     of the server."""
 
 
-_METHODS = {"groups": "delete_group", "prefix_delete": "delete_prefix", "nowait_get": "get_nowait"}
+_METHODS = {
+    "groups": ("delete_group",),
+    "prefix_delete": ("delete_prefix",),
+    "nowait_get": ("get_nowait",),
+    "tags": ("set_tagged", "delete_tags"),
+    "locks": ("try_lock", "unlock"),
+    "broadcast": ("publish", "subscribe"),
+}
 
 
 def capabilities_of(store: Any) -> Capabilities:
@@ -135,12 +213,13 @@ def capabilities_of(store: Any) -> Capabilities:
         raise ConfigurationError(
             f"{type(store).__name__}.capabilities={declared!r} must be an aeros.stores.Capabilities"
         )
-    for flag, method in _METHODS.items():
-        if getattr(declared, flag) and not callable(getattr(store, method, None)):
-            raise ConfigurationError(
-                f"{type(store).__name__}.capabilities says {flag}=True but the store has no "
-                f"{method}() method"
-            )
+    for flag, methods in _METHODS.items():
+        for method in methods:
+            if getattr(declared, flag) and not callable(getattr(store, method, None)):
+                raise ConfigurationError(
+                    f"{type(store).__name__}.capabilities says {flag}=True but the store has no "
+                    f"{method}() method"
+                )
     return declared
 
 
