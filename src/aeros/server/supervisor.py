@@ -12,6 +12,12 @@ a worker whose loop stops writing for ``worker_healthcheck_timeout`` seconds is 
 killed and replaced. Workers that die before they ever serve are start failures: they are
 retried with a growing delay, and after :data:`START_FAILURE_LIMIT` in a row the parent gives up
 with exit status :data:`EXIT_CRASH_LOOP` instead of respawning forever.
+
+Planned replacements never lower the capacity: a worker that served its ``max_requests`` (it
+raises a shared flag), or each worker in turn after SIGHUP, gets its replacement started first,
+and is told to drain (SIGTERM: it stops accepting and finishes its requests in flight) only once
+the replacement accepts. The helper has room for twice ``workers`` processes for that overlap.
+SIGUSR2 hands the workers over to a fresh image of the server (:mod:`aeros.server.handover`).
 """
 
 from __future__ import annotations
@@ -32,8 +38,9 @@ from typing import Any
 from aeros.server import peers, signals
 from aeros.server.config import ServerConfig
 from aeros.server.forkserver import ForkServer
+from aeros.server.handover import Handover
 
-__all__ = ["EXIT_CRASH_LOOP", "START_FAILURE_LIMIT", "Supervisor", "can_fork"]
+__all__ = ["EXIT_CRASH_LOOP", "START_FAILURE_LIMIT", "Supervisor", "can_fork", "slots_for"]
 
 logger = logging.getLogger("aeros.server")
 
@@ -45,6 +52,11 @@ KILL_MARGIN = 5.0
 """Seconds past ``graceful_timeout`` a draining worker gets before SIGKILL."""
 _TICK = 0.1
 _RETRY_DELAYS = (0.1, 0.2, 0.4, 0.8, 1.0)
+
+
+def slots_for(workers: int) -> int:
+    """Processes the fork helper makes room for: each worker and its replacement at once."""
+    return 2 * workers
 
 
 def can_fork() -> bool:
@@ -69,11 +81,19 @@ def describe_exit(code: int) -> str:
     return f"exit status {code}"
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # compared by identity: the links would recurse
 class _Worker:
     pid: int
     killed: bool = False
     seen_ready: bool = False
+    replaces: _Worker | None = None
+    """The worker this one takes over from, told to drain once this one accepts."""
+    replaced_by: _Worker | None = None
+    """Its replacement, starting."""
+    draining_since: float | None = None
+    """When it was told to drain (replaced); it is no longer counted as serving."""
+    why: str = ""
+    """Why it is being replaced (logged)."""
 
 
 class Supervisor:
@@ -84,9 +104,12 @@ class Supervisor:
             plus :data:`KILL_MARGIN`), ``worker_healthcheck_timeout`` (seconds without a
             heartbeat after which a worker is killed); sent to every new worker.
         sock: the bound, listening socket the workers serve.
-        fork_server: the helper that forks the workers (its ``slots`` equal the workers); the
-            supervisor closes it when it returns.
+        fork_server: the helper that forks the workers (its ``slots`` are
+            :func:`slots_for` the workers); the supervisor closes it when it returns, or hands
+            it over on SIGUSR2 (:attr:`handing_over`).
         on_started: called once in the parent when every worker accepts connections.
+        handover: the workers of the previous image of this process (after a SIGUSR2
+            re-exec), told to drain once this run's workers all accept.
     """
 
     def __init__(
@@ -96,6 +119,7 @@ class Supervisor:
         sock: socket.socket,
         fork_server: ForkServer,
         on_started: Callable[[], None] | None = None,
+        handover: Handover | None = None,
     ) -> None:
         self.config = config
         self.workers = config.workers
@@ -114,7 +138,13 @@ class Supervisor:
         self.relay = peers.PeerRelay()
         self._beats: Any = fork_server.beats
         self._ready: Any = fork_server.ready
-        self._slots: list[_Worker | None] = [None] * self.workers
+        self._retiring: Any = fork_server.retiring
+        self._slots: list[_Worker | None] = [None] * slots_for(self.workers)
+        self._restart_queue: list[_Worker] = []  # SIGHUP: replaced one by one
+        self._retire_after = 0.0  # a failed replacement delays the next one
+        self.previous = handover
+        self.handing_over: Handover | None = None
+        """Set when SIGUSR2 ended the run: the workers left serving for the next image."""
         self._respawn_at: dict[int, float] = {}
         self._failures = 0
         self._announced = False
@@ -157,26 +187,29 @@ class Supervisor:
         Raises:
             SystemExit: with :data:`EXIT_CRASH_LOOP` when workers keep failing at start.
         """
-        if self.fork_server.slots != self.workers:
+        if self.fork_server.slots != slots_for(self.workers):
             raise ValueError(
-                f"Supervisor(workers={self.workers}) needs a ForkServer with as many slots; "
-                f"got {self.fork_server.slots}"
+                f"Supervisor(workers={self.workers}) needs a ForkServer with "
+                f"{slots_for(self.workers)} slots; got {self.fork_server.slots}"
             )
         self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
         self._selector.register(self.fork_server, selectors.EVENT_READ, "exits")
-        with signals.capture(signals.SHUTDOWN_SIGNALS, self._on_signal):
+        watched = (*signals.SHUTDOWN_SIGNALS, *signals.RESTART_SIGNALS)
+        with signals.capture(watched, self._on_signal):
             try:
                 for slot in range(self.workers):
                     self._spawn(slot)
                 self._supervise()
             finally:
                 try:
-                    self._drain()
+                    if self.handing_over is None:
+                        self._drain()
                 finally:
                     self.relay.close()
                     while not self._publications.empty():  # nobody is left to apply them
                         self._publications.get_nowait()[1]()
-                    self.fork_server.close()
+                    if self.handing_over is None:
+                        self.fork_server.close()
                     self._selector.close()
                     self._wake_r.close()
                     self._wake_w.close()
@@ -205,6 +238,7 @@ class Supervisor:
                 return
             self._respawn_due()
             self._check_health()
+            self._replace_due()
 
     def handle_stop(self) -> bool:
         """``app.stop()``: drain."""
@@ -225,24 +259,50 @@ class Supervisor:
         """SIGBREAK: drain."""
         return True
 
+    def handle_sighup(self) -> bool:
+        """SIGHUP: replace every worker, one at a time, each after its replacement accepts.
+
+        The replacements are forked by the same helper, from the app as it was loaded at
+        start: fresh processes (memory, connections), not new code (that is SIGUSR2).
+        """
+        serving = [w for w in self._slots if w is not None and w.draining_since is None]
+        queued = {id(w) for w in self._restart_queue}
+        self._restart_queue.extend(w for w in serving if id(w) not in queued)
+        logger.info("Received SIGHUP: replacing %d worker(s) one by one", len(serving))
+        return False
+
+    def handle_sigusr2(self) -> bool:
+        """SIGUSR2: re-execute the server with the code now on disk; the workers serve on until
+        the new image's workers accept (:mod:`aeros.server.handover`)."""
+        pids = tuple(w.pid for w in self._slots if w is not None and w.draining_since is None)
+        logger.info(
+            "Received SIGUSR2: re-executing the server; its %d worker(s) serve until the new "
+            "ones accept",
+            len(pids),
+        )
+        self.handing_over = Handover(self.fork_server.hand_over(), pids)
+        return True
+
     # ---- workers ----------------------------------------------------------------------------
 
-    def _spawn(self, slot: int) -> None:
+    def _spawn(self, slot: int) -> _Worker | None:
         self._beats[slot] = time.monotonic()  # the grace period starts at the fork
         self._ready[slot] = 0
+        self._retiring[slot] = 0
         mine, theirs = peers.socket_pair()
         try:
             pid = self.fork_server.spawn(slot, self.config, self.sock, theirs)
         except OSError:
             mine.close()
             self.failed_reason = "the helper process that forks the workers exited"
-            return
+            return None
         finally:
             theirs.close()  # the worker has its copy
         self.relay.add(slot, mine)
         self._selector.register(mine, selectors.EVENT_READ, slot)
-        self._slots[slot] = _Worker(pid)
+        worker = self._slots[slot] = _Worker(pid)
         logger.info("Started worker %d [pid %d]", slot, pid)
+        return worker
 
     def _collect_exits(self, block: float = 0.0) -> dict[int, int]:
         """Exit codes (``os.waitstatus_to_exitcode``) of workers that exited, by pid."""
@@ -266,23 +326,44 @@ class Supervisor:
                 if self._ready[slot] and not worker.seen_ready:
                     worker.seen_ready = True
                     self._failures = 0
+                    if worker.replaces is not None:
+                        self._retire(worker.replaces)
+                        worker.replaces = None
                 continue
             self._slots[slot] = None
             self._forget_channel(slot)
             self._on_exit(slot, worker, describe_exit(exited[worker.pid]))
-        if not self._announced and all(
-            worker is not None and self._ready[slot] for slot, worker in enumerate(self._slots)
-        ):
+        ready = sum(
+            1
+            for slot, worker in enumerate(self._slots)
+            if worker is not None and worker.draining_since is None and self._ready[slot]
+        )
+        if not self._announced and ready >= self.workers:
             self._announced = True
+            if self.previous is not None:
+                self.previous.retire()
             if self.on_started is not None:
                 self.on_started()
+        if self.previous is not None and self._announced and self.previous.reap():
+            self.previous = None
 
     def _on_exit(self, slot: int, worker: _Worker, how: str) -> None:
+        if worker.draining_since is not None:
+            logger.info("Worker %d [pid %d] replaced (%s): %s", slot, worker.pid, worker.why, how)
+            return
+        if worker.replaced_by is not None:  # its replacement, starting, takes its place
+            worker.replaced_by.replaces = None
+            logger.error("Worker %d [pid %d] died (%s) while being replaced", slot, worker.pid, how)
+            return
+        old = worker.replaces
+        if old is not None:  # a replacement that failed: the old worker serves on
+            old.replaced_by = None
         if self._ready[slot]:
             logger.error(
                 "Worker %d [pid %d] died (%s); starting a replacement", slot, worker.pid, how
             )
-            self._spawn(slot)
+            if old is None:
+                self._spawn(slot)
             return
         self._failures += 1
         logger.error(
@@ -300,7 +381,59 @@ class Supervisor:
             )
             return
         delay = _RETRY_DELAYS[min(self._failures, len(_RETRY_DELAYS)) - 1]
-        self._respawn_at[slot] = time.monotonic() + delay
+        if old is not None:  # tried again by _replace_due, later
+            self._retire_after = time.monotonic() + delay
+        else:
+            self._respawn_at[slot] = time.monotonic() + delay
+
+    # ---- planned replacements (max_requests, SIGHUP) ------------------------------------
+
+    def _replace_due(self) -> None:
+        """Start replacements for the workers that served their quota, and for the next one
+        SIGHUP queued (one at a time); no more than the helper's slots allow."""
+        if time.monotonic() < self._retire_after:
+            return
+        for slot, worker in enumerate(self._slots):
+            if worker is not None and self._retiring[slot] and self._replaceable(worker):
+                self._start_replacement(worker, "max_requests")
+        while self._restart_queue:
+            if any(w is not None and w.replaced_by for w in self._slots):
+                return  # one by one: the previous one is not ready yet
+            worker = self._restart_queue[0]
+            if self._replaceable(worker) and not self._start_replacement(worker, "SIGHUP"):
+                return  # no free slot: some worker is still draining
+            self._restart_queue.pop(0)
+
+    def _replaceable(self, worker: _Worker) -> bool:
+        return (
+            worker in self._slots
+            and worker.draining_since is None
+            and worker.replaced_by is None
+            and worker.seen_ready
+            and not worker.killed
+        )
+
+    def _start_replacement(self, worker: _Worker, why: str) -> bool:
+        free = [slot for slot, w in enumerate(self._slots) if w is None]
+        free = [slot for slot in free if slot not in self._respawn_at]
+        if not free:
+            return False
+        slot = free[0]
+        new = self._spawn(slot)
+        if new is None:
+            return False
+        new.replaces, worker.replaced_by, worker.why = worker, new, why
+        return True
+
+    def _retire(self, worker: _Worker) -> None:
+        """``worker``'s replacement accepts: it drains now (SIGTERM), no longer counted."""
+        worker.replaced_by = None
+        if worker not in self._slots:
+            return
+        worker.draining_since = time.monotonic()
+        logger.info("Worker [pid %d] replaced (%s): draining it", worker.pid, worker.why)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(worker.pid, signal.SIGTERM)
 
     def _forget_channel(self, slot: int) -> None:
         for key in list(self._selector.get_map().values()):
@@ -329,6 +462,13 @@ class Supervisor:
         for slot, worker in enumerate(self._slots):
             if worker is None or worker.killed:
                 continue
+            if worker.draining_since is not None:
+                if now - worker.draining_since > self.graceful_timeout + KILL_MARGIN:
+                    logger.warning("Worker [pid %d] did not drain in time; killing it", worker.pid)
+                    worker.killed = True
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(worker.pid, signal.SIGKILL)
+                continue
             silent = now - self._beats[slot]
             if silent > self.healthcheck_timeout:
                 logger.error(
@@ -350,6 +490,8 @@ class Supervisor:
         # refused at once instead of waiting in a backlog nobody accepts from.
         self.sock.close()
         live = {worker.pid for worker in self._slots if worker is not None}
+        if self.previous is not None:  # stopped before this run took over from them
+            self.previous.retire()
         for pid in live:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
@@ -371,7 +513,11 @@ class Supervisor:
         kill_deadline = time.monotonic() + KILL_MARGIN
         while live and time.monotonic() < kill_deadline:
             live.difference_update(self._collect_exits(block=0.05))
-        for slot in range(self.workers):
+        if self.previous is not None:
+            wait_until = time.monotonic() + self.graceful_timeout + KILL_MARGIN
+            while not self.previous.reap() and time.monotonic() < wait_until:
+                time.sleep(0.05)
+        for slot in range(len(self._slots)):
             self._forget_channel(slot)
-        self._slots = [None] * self.workers
+        self._slots = [None] * len(self._slots)
         logger.info("All workers stopped")
