@@ -203,3 +203,19 @@ def test_server_one_process_ignores_restart_signals(start_app) -> None:
     assert app.proc.poll() is None
     app.signal(signal.SIGTERM)
     assert app.wait(20) == 0
+
+
+def test_server_sigusr2_with_broken_new_code_drains_the_old_workers(tmp_path: Path, start_app):
+    """SIGUSR2 when the new code cannot even import: the process exits non-zero and the old
+    workers, left serving across the exec, are told to drain and exit (no orphans)."""
+    script = tmp_path / "deploy_app.py"
+    script.write_text(textwrap.dedent(DEPLOY_APP.format(version="v1")))
+    app = start_app(script=script)
+    url = app.wait_for("URL")[0].split()[0]
+    old = {int(line.split()[0]) for line in app.wait_for("WORKER", 2)}
+    assert get(f"{url}/version")[1] == "v1"
+    script.write_text("raise ImportError('release 42 is broken')\n")
+    app.signal(signal.SIGUSR2)
+    assert app.wait(20) != 0
+    assert "release 42 is broken" in app.stderr()
+    wait_until(lambda: not any(map(_alive, old)), 20, "the old workers were left running")

@@ -16,7 +16,8 @@ with exit status :data:`EXIT_CRASH_LOOP` instead of respawning forever.
 Planned replacements never lower the capacity: a worker that served its ``max_requests`` (it
 raises a shared flag), or each worker in turn after SIGHUP, gets its replacement started first,
 and is told to drain (SIGTERM: it stops accepting and finishes its requests in flight) only once
-the replacement accepts. The helper has room for twice ``workers`` processes for that overlap.
+the replacement accepts (:mod:`aeros.server.replacements`); the helper has room for twice
+``workers`` processes for that overlap.
 SIGUSR2 hands the workers over to a fresh image of the server (:mod:`aeros.server.handover`).
 """
 
@@ -32,13 +33,13 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from aeros.server import peers, signals
 from aeros.server.config import ServerConfig
 from aeros.server.forkserver import ForkServer
 from aeros.server.handover import Handover
+from aeros.server.replacements import RETRY_DELAYS, Replacements, WorkerState, slots_for
 
 __all__ = ["EXIT_CRASH_LOOP", "START_FAILURE_LIMIT", "Supervisor", "can_fork", "slots_for"]
 
@@ -51,12 +52,6 @@ EXIT_CRASH_LOOP = 3
 KILL_MARGIN = 5.0
 """Seconds past ``graceful_timeout`` a draining worker gets before SIGKILL."""
 _TICK = 0.1
-_RETRY_DELAYS = (0.1, 0.2, 0.4, 0.8, 1.0)
-
-
-def slots_for(workers: int) -> int:
-    """Processes the fork helper makes room for: each worker and its replacement at once."""
-    return 2 * workers
 
 
 def can_fork() -> bool:
@@ -81,22 +76,7 @@ def describe_exit(code: int) -> str:
     return f"exit status {code}"
 
 
-@dataclass(slots=True, eq=False)  # compared by identity: the links would recurse
-class _Worker:
-    pid: int
-    killed: bool = False
-    seen_ready: bool = False
-    replaces: _Worker | None = None
-    """The worker this one takes over from, told to drain once this one accepts."""
-    replaced_by: _Worker | None = None
-    """Its replacement, starting."""
-    draining_since: float | None = None
-    """When it was told to drain (replaced); it is no longer counted as serving."""
-    why: str = ""
-    """Why it is being replaced (logged)."""
-
-
-class Supervisor:
+class Supervisor(Replacements):
     """Run ``config.workers`` forked processes serving one socket until :meth:`stop` or a signal.
 
     Args:
@@ -139,8 +119,8 @@ class Supervisor:
         self._beats: Any = fork_server.beats
         self._ready: Any = fork_server.ready
         self._retiring: Any = fork_server.retiring
-        self._slots: list[_Worker | None] = [None] * slots_for(self.workers)
-        self._restart_queue: list[_Worker] = []  # SIGHUP: replaced one by one
+        self._slots: list[WorkerState | None] = [None] * slots_for(self.workers)
+        self._restart_queue: list[WorkerState] = []  # SIGHUP: replaced one by one
         self._retire_after = 0.0  # a failed replacement delays the next one
         self.previous = handover
         self.handing_over: Handover | None = None
@@ -259,18 +239,6 @@ class Supervisor:
         """SIGBREAK: drain."""
         return True
 
-    def handle_sighup(self) -> bool:
-        """SIGHUP: replace every worker, one at a time, each after its replacement accepts.
-
-        The replacements are forked by the same helper, from the app as it was loaded at
-        start: fresh processes (memory, connections), not new code (that is SIGUSR2).
-        """
-        serving = [w for w in self._slots if w is not None and w.draining_since is None]
-        queued = {id(w) for w in self._restart_queue}
-        self._restart_queue.extend(w for w in serving if id(w) not in queued)
-        logger.info("Received SIGHUP: replacing %d worker(s) one by one", len(serving))
-        return False
-
     def handle_sigusr2(self) -> bool:
         """SIGUSR2: re-execute the server with the code now on disk; the workers serve on until
         the new image's workers accept (:mod:`aeros.server.handover`)."""
@@ -285,7 +253,7 @@ class Supervisor:
 
     # ---- workers ----------------------------------------------------------------------------
 
-    def _spawn(self, slot: int) -> _Worker | None:
+    def _spawn(self, slot: int) -> WorkerState | None:
         self._beats[slot] = time.monotonic()  # the grace period starts at the fork
         self._ready[slot] = 0
         self._retiring[slot] = 0
@@ -300,7 +268,7 @@ class Supervisor:
             theirs.close()  # the worker has its copy
         self.relay.add(slot, mine)
         self._selector.register(mine, selectors.EVENT_READ, slot)
-        worker = self._slots[slot] = _Worker(pid)
+        worker = self._slots[slot] = WorkerState(pid)
         logger.info("Started worker %d [pid %d]", slot, pid)
         return worker
 
@@ -347,7 +315,7 @@ class Supervisor:
         if self.previous is not None and self._announced and self.previous.reap():
             self.previous = None
 
-    def _on_exit(self, slot: int, worker: _Worker, how: str) -> None:
+    def _on_exit(self, slot: int, worker: WorkerState, how: str) -> None:
         if worker.draining_since is not None:
             logger.info("Worker %d [pid %d] replaced (%s): %s", slot, worker.pid, worker.why, how)
             return
@@ -380,60 +348,11 @@ class Supervisor:
                 "see the errors above"
             )
             return
-        delay = _RETRY_DELAYS[min(self._failures, len(_RETRY_DELAYS)) - 1]
+        delay = RETRY_DELAYS[min(self._failures, len(RETRY_DELAYS)) - 1]
         if old is not None:  # tried again by _replace_due, later
             self._retire_after = time.monotonic() + delay
         else:
             self._respawn_at[slot] = time.monotonic() + delay
-
-    # ---- planned replacements (max_requests, SIGHUP) ------------------------------------
-
-    def _replace_due(self) -> None:
-        """Start replacements for the workers that served their quota, and for the next one
-        SIGHUP queued (one at a time); no more than the helper's slots allow."""
-        if time.monotonic() < self._retire_after:
-            return
-        for slot, worker in enumerate(self._slots):
-            if worker is not None and self._retiring[slot] and self._replaceable(worker):
-                self._start_replacement(worker, "max_requests")
-        while self._restart_queue:
-            if any(w is not None and w.replaced_by for w in self._slots):
-                return  # one by one: the previous one is not ready yet
-            worker = self._restart_queue[0]
-            if self._replaceable(worker) and not self._start_replacement(worker, "SIGHUP"):
-                return  # no free slot: some worker is still draining
-            self._restart_queue.pop(0)
-
-    def _replaceable(self, worker: _Worker) -> bool:
-        return (
-            worker in self._slots
-            and worker.draining_since is None
-            and worker.replaced_by is None
-            and worker.seen_ready
-            and not worker.killed
-        )
-
-    def _start_replacement(self, worker: _Worker, why: str) -> bool:
-        free = [slot for slot, w in enumerate(self._slots) if w is None]
-        free = [slot for slot in free if slot not in self._respawn_at]
-        if not free:
-            return False
-        slot = free[0]
-        new = self._spawn(slot)
-        if new is None:
-            return False
-        new.replaces, worker.replaced_by, worker.why = worker, new, why
-        return True
-
-    def _retire(self, worker: _Worker) -> None:
-        """``worker``'s replacement accepts: it drains now (SIGTERM), no longer counted."""
-        worker.replaced_by = None
-        if worker not in self._slots:
-            return
-        worker.draining_since = time.monotonic()
-        logger.info("Worker [pid %d] replaced (%s): draining it", worker.pid, worker.why)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(worker.pid, signal.SIGTERM)
 
     def _forget_channel(self, slot: int) -> None:
         for key in list(self._selector.get_map().values()):
@@ -462,12 +381,8 @@ class Supervisor:
         for slot, worker in enumerate(self._slots):
             if worker is None or worker.killed:
                 continue
-            if worker.draining_since is not None:
-                if now - worker.draining_since > self.graceful_timeout + KILL_MARGIN:
-                    logger.warning("Worker [pid %d] did not drain in time; killing it", worker.pid)
-                    worker.killed = True
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(worker.pid, signal.SIGKILL)
+            if worker.draining_since is not None:  # no heartbeat needed: its drain is bounded
+                self._kill_if_late(worker, now, self.graceful_timeout + KILL_MARGIN)
                 continue
             silent = now - self._beats[slot]
             if silent > self.healthcheck_timeout:
