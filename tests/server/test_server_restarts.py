@@ -85,19 +85,22 @@ def _pids_answering(url: str, count: int = 20) -> set[str]:
 
 
 def test_server_max_requests_recycles_workers_without_failed_requests(start_app) -> None:
-    """workers=2, max_requests=400 (+ jitter): under wrk every worker is replaced several times,
-    each after its replacement accepts, and not one request fails."""
-    app = start_app("--workers", "2", "--max-requests", "400", "--max-requests-jitter", "50")
+    """workers=2, max_requests=300 (+ jitter): under wrk every worker is replaced, each after
+    its replacement accepts, and not one request fails."""
+    app = start_app("--workers", "2", "--max-requests", "300", "--max-requests-jitter", "30")
     url = app.url
     first = app.worker_pids(2)
-    load = Load(f"{url}/pid")
-    served, errors = load.result()
-    assert errors == "", f"{errors}\n{load.output}"
-    assert served > 1000, load.output  # enough requests to need at least two replacements
-    started = {int(pid) for pid in app.values("WORKER")}
+    for _round in range(3):  # bounded: a slow machine serves fewer requests per round
+        load = Load(f"{url}/pid", seconds=4)
+        served, errors = load.result()
+        assert errors == "", f"{errors}\n{load.output}"
+        assert served > 0, load.output
+        started = {int(pid) for pid in app.values("WORKER")}
+        if len(started - first) >= 2 and not any(map(_alive, first)):
+            break
     assert len(started - first) >= 2, app.stderr()[-3000:]
     logs = app.stderr()
-    assert "served" in logs
+    assert "requests (max_requests): asking for a replacement" in logs
     assert "(max_requests): draining it" in logs
     wait_until(lambda: not any(map(_alive, first)), 15, "the recycled workers never exited")
     # 2 workers serve now, none of the first ones
@@ -123,7 +126,8 @@ def test_server_sighup_replaces_workers_one_by_one_without_failed_requests(start
     assert "Received SIGHUP: replacing 2 worker(s) one by one" in logs
     # one by one: the second replacement starts only after the first old worker drains
     events = re.findall(r"Started worker (\d+)|replaced \(SIGHUP\): draining it", logs)
-    assert events[2:] == ["2", "", "3", ""] or events[2:] == ["2", "", "1", ""], events
+    # "" is a drain: start, drain, start, drain (the initial two starts first)
+    assert [bool(slot) for slot in events] == [True, True, True, False, True, False], events
     wait_until(lambda: not any(map(_alive, first)), 15, "the old workers never exited")
     assert not _pids_answering(url) & {str(pid) for pid in first}
     app.signal(signal.SIGTERM)

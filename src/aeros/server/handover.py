@@ -107,6 +107,13 @@ class Handover:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
 
+    def kill(self) -> None:
+        """SIGKILL the previous image's workers that are still there (they missed their drain
+        deadline)."""
+        for pid in self.worker_pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
     def reap(self) -> bool:
         """Whether the previous fork helper exited (it does once its workers are gone); it is
         this process's child (the pid crossed the exec), so it is waited for here."""

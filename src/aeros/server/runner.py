@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import sys
 import threading
 from collections.abc import Callable
 from functools import partial
@@ -167,13 +166,13 @@ class Runner:
         if self._reexec is None:
             return
         sock, handover = self._reexec
-        logger.info("Re-executing %s", " ".join(sys.orig_argv))
         try:
             reexec(sock, handover)
         except OSError as exc:
-            logger.critical("Cannot re-execute the server (%s): draining the workers", exc)
-            handover.retire()
-            raise SystemExit(1) from exc
+            handover.retire()  # the logs are closed: the exit status and stderr tell
+            raise SystemExit(
+                f"aeros: cannot re-execute the server ({exc}); workers drained"
+            ) from exc
 
     def stop(self) -> None:
         """Stop gracefully; safe from any thread, idempotent, and effective before the start."""
@@ -232,6 +231,7 @@ class Runner:
             fork_server=self.fork_server,
             on_started=self._announce(url),
             handover=handover,
+            can_reexec=self.sock is None,
         )
         if not self._activate(supervisor):
             return

@@ -90,6 +90,9 @@ class Supervisor(Replacements):
         on_started: called once in the parent when every worker accepts connections.
         handover: the workers of the previous image of this process (after a SIGUSR2
             re-exec), told to drain once this run's workers all accept.
+        can_reexec: whether SIGUSR2 may re-execute the process: only when the server bound
+            (or inherited) its socket itself; one passed in by the caller is bound again by
+            the caller's code, which a re-exec would run again.
     """
 
     def __init__(
@@ -100,8 +103,10 @@ class Supervisor(Replacements):
         fork_server: ForkServer,
         on_started: Callable[[], None] | None = None,
         handover: Handover | None = None,
+        can_reexec: bool = True,
     ) -> None:
         self.config = config
+        self.can_reexec = can_reexec
         self.workers = config.workers
         self.sock = sock
         self.fork_server = fork_server
@@ -123,6 +128,7 @@ class Supervisor(Replacements):
         self._restart_queue: list[WorkerState] = []  # SIGHUP: replaced one by one
         self._retire_after = 0.0  # a failed replacement delays the next one
         self.previous = handover
+        self._previous_deadline = float("inf")
         self.handing_over: Handover | None = None
         """Set when SIGUSR2 ended the run: the workers left serving for the next image."""
         self._respawn_at: dict[int, float] = {}
@@ -242,10 +248,16 @@ class Supervisor(Replacements):
     def handle_sigusr2(self) -> bool:
         """SIGUSR2: re-execute the server with the code now on disk; the workers serve on until
         the new image's workers accept (:mod:`aeros.server.handover`)."""
+        if not self.can_reexec:
+            logger.warning(
+                "Ignoring SIGUSR2: the listening socket was passed in (run_server(sock=...)); "
+                "a re-exec needs the server to bind it (use SIGHUP to replace the workers)"
+            )
+            return False
         pids = tuple(w.pid for w in self._slots if w is not None and w.draining_since is None)
         logger.info(
-            "Received SIGUSR2: re-executing the server; its %d worker(s) serve until the new "
-            "ones accept",
+            "Received SIGUSR2: re-executing %s; its %d worker(s) serve until the new ones accept",
+            " ".join(sys.orig_argv),
             len(pids),
         )
         self.handing_over = Handover(self.fork_server.hand_over(), pids)
@@ -310,10 +322,16 @@ class Supervisor(Replacements):
             self._announced = True
             if self.previous is not None:
                 self.previous.retire()
+                self._previous_deadline = time.monotonic() + self.graceful_timeout + KILL_MARGIN
             if self.on_started is not None:
                 self.on_started()
-        if self.previous is not None and self._announced and self.previous.reap():
-            self.previous = None
+        if self.previous is not None and self._announced:
+            if self.previous.reap():
+                self.previous = None
+            elif time.monotonic() > self._previous_deadline:
+                logger.warning("The previous code's workers did not drain in time; killing them")
+                self.previous.kill()
+                self._previous_deadline = float("inf")
 
     def _on_exit(self, slot: int, worker: WorkerState, how: str) -> None:
         if worker.draining_since is not None:
@@ -430,8 +448,10 @@ class Supervisor(Replacements):
             live.difference_update(self._collect_exits(block=0.05))
         if self.previous is not None:
             wait_until = time.monotonic() + self.graceful_timeout + KILL_MARGIN
-            while not self.previous.reap() and time.monotonic() < wait_until:
+            while not (reaped := self.previous.reap()) and time.monotonic() < wait_until:
                 time.sleep(0.05)
+            if not reaped:  # the helper still waits for them: these pids are theirs
+                self.previous.kill()
         for slot in range(len(self._slots)):
             self._forget_channel(slot)
         self._slots = [None] * len(self._slots)
