@@ -189,9 +189,14 @@ def test_server_sigusr2_reexecs_new_code_without_failed_requests(tmp_path: Path,
     wait_until(lambda: not any(map(_alive, old)), 15, "the old workers never exited")
     assert "draining the 2 worker(s) of the previous code" in app.stderr()
     assert not app.values("EXITED")  # run_server() never returned into the old code
+    # the re-executed server (socket inherited as descriptor 3) deploys the next release too
+    script.write_text(textwrap.dedent(DEPLOY_APP.format(version="v3")))
+    app.signal(signal.SIGUSR2)
+    assert app.wait_for("URL", 3, timeout=30)[2] == f"{url} {app.proc.pid}"
+    wait_until(lambda: get(f"{url}/version")[1] == "v3", 15, "v3 never answered")
     app.signal(signal.SIGTERM)
     assert app.wait(20) == 0
-    assert app.wait_for("EXITED") == ["v2-deployed"]
+    assert app.wait_for("EXITED") == ["v3"]
 
 
 def test_server_one_process_ignores_restart_signals(start_app) -> None:

@@ -254,6 +254,12 @@ class Supervisor(Replacements):
                 "a re-exec needs the server to bind it (use SIGHUP to replace the workers)"
             )
             return False
+        if self.previous is not None or not self._announced:
+            logger.warning(
+                "Ignoring SIGUSR2: the server is still starting, or the previous code's workers "
+                "are still draining; send it again once they are gone"
+            )
+            return False
         pids = tuple(w.pid for w in self._slots if w is not None and w.draining_since is None)
         logger.info(
             "Received SIGUSR2: re-executing %s; its %d worker(s) serve until the new ones accept",
@@ -423,7 +429,7 @@ class Supervisor(Replacements):
         # refused at once instead of waiting in a backlog nobody accepts from.
         self.sock.close()
         live = {worker.pid for worker in self._slots if worker is not None}
-        if self.previous is not None:  # stopped before this run took over from them
+        if self.previous is not None and not self._announced:  # stopped before taking over
             self.previous.retire()
         for pid in live:
             with contextlib.suppress(ProcessLookupError):
