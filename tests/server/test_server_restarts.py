@@ -228,3 +228,39 @@ def test_server_sigusr2_with_broken_new_code_drains_the_old_workers(tmp_path: Pa
     assert app.wait(20) != 0
     assert "release 42 is broken" in app.stderr()
     wait_until(lambda: not any(map(_alive, old)), 20, "the old workers were left running")
+
+
+LAUNCHER = """
+import os
+import socket
+import sys
+
+# what systemd does for a .socket unit: bind, pass the socket as descriptor 3 with
+# LISTEN_FDS=1 and LISTEN_PID=<the server's pid>, then run the server (exec keeps the pid)
+sock = socket.socket()
+sock.bind(("127.0.0.1", 0))
+sock.listen(128)
+os.write(1, f"BOUND {{sock.getsockname()[1]}}\\n".encode())
+os.dup2(sock.fileno(), 3)  # a no-op when the socket is descriptor 3 already
+os.set_inheritable(3, True)
+os.environ["LISTEN_FDS"] = "1"
+os.environ["LISTEN_PID"] = str(os.getpid())
+os.execv(sys.executable, [sys.executable, {app!r}, *sys.argv[1:]])
+"""
+
+
+@pytest.mark.parametrize("workers", [pytest.param("1", id="1-process"), pytest.param("2", id="2")])
+def test_server_serves_a_socket_passed_by_listen_fds(tmp_path: Path, start_app, workers) -> None:
+    """Socket activation (systemd's LISTEN_FDS / LISTEN_PID): the server binds nothing and
+    serves descriptor 3, the socket its launcher bound."""
+    from tests.support.server import APP
+
+    launcher = tmp_path / "launcher.py"
+    launcher.write_text(textwrap.dedent(LAUNCHER.format(app=str(APP))))
+    app = start_app("--workers", workers, script=launcher)
+    port = app.wait_for("BOUND")[0]
+    assert app.url == f"http://127.0.0.1:{port}"
+    assert get(f"{app.url}/pid")[0] == 200
+    assert "Serving the inherited listening socket (LISTEN_FDS)" in app.stderr()
+    app.signal(signal.SIGTERM)
+    assert app.wait(20) == 0

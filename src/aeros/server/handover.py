@@ -65,7 +65,13 @@ def inherited_socket() -> socket.socket | None:
         os.environ.pop(name, None)
     if not count.isdigit() or int(count) < 1:
         return None
-    sock = socket.socket(fileno=_LISTEN_FDS_START)
+    try:
+        sock = socket.socket(fileno=_LISTEN_FDS_START)
+    except OSError as exc:
+        raise OSError(
+            f"LISTEN_FDS={count} and LISTEN_PID={pid} (this process) promise a listening "
+            f"socket as descriptor {_LISTEN_FDS_START}, but it is not one: {exc}"
+        ) from exc
     os.set_inheritable(sock.fileno(), False)
     if int(count) > 1:
         logger.warning("LISTEN_FDS=%s: serving the first socket only (descriptor 3)", count)
