@@ -185,8 +185,8 @@ def test_server_sigusr2_reexecs_new_code_without_failed_requests(tmp_path: Path,
     assert urls[1] == f"{url} {app.proc.pid}"  # same process, same address
     new = [line.split() for line in app.values("WORKER")[2:]]
     assert [version for _pid, version in new] == ["v2-deployed", "v2-deployed"]
-    assert {get(f"{url}/version")[1] for _ in range(10)} == {"v2-deployed"}
     wait_until(lambda: not any(map(_alive, old)), 15, "the old workers never exited")
+    assert {get(f"{url}/version")[1] for _ in range(10)} == {"v2-deployed"}
     assert "draining the 2 worker(s) of the previous code" in app.stderr()
     assert not app.values("EXITED")  # run_server() never returned into the old code
     # the re-executed server (socket inherited as descriptor 3) deploys the next release too
