@@ -264,3 +264,72 @@ def test_server_serves_a_socket_passed_by_listen_fds(tmp_path: Path, start_app, 
     assert "Serving the inherited listening socket (LISTEN_FDS)" in app.stderr()
     app.signal(signal.SIGTERM)
     assert app.wait(20) == 0
+
+
+RELEASE_APP = """
+import os
+
+from aeros import WebServer
+
+VERSION = {version!r}
+app = WebServer(__name__, access_log=False)
+
+
+@app.before_serving
+async def announce():
+    os.write(1, f"WORKER {{os.getpid()}} {{VERSION}}\\n".encode())
+
+
+@app.route("/version")
+async def version():
+    return VERSION
+"""
+
+RELEASE_LAUNCHER = """
+import os
+import socket
+import sys
+
+# the operator's shell: `cd /srv/app/current && aeros run ...` ($PWD names the symlink), with
+# the socket passed as systemd would (so the test knows the port without a race)
+sock = socket.socket()
+sock.bind(("127.0.0.1", 0))
+sock.listen(128)
+os.write(1, f"BOUND {{sock.getsockname()[1]}}\\n".encode())
+os.dup2(sock.fileno(), 3)
+os.set_inheritable(3, True)
+os.chdir({current!r})
+os.environ["PWD"] = {current!r}
+os.environ["LISTEN_FDS"] = "1"
+os.environ["LISTEN_PID"] = str(os.getpid())
+command = ["-m", "aeros", "run", "release_app:app", "--workers", "2", "--no-access-log"]
+os.execv(sys.executable, [sys.executable, *command])
+"""
+
+
+def test_server_sigusr2_follows_a_switched_release_symlink(tmp_path: Path, start_app) -> None:
+    """The README's deploy recipe with `aeros run`: started in /srv/app/current (a symlink to
+    release 1), switch the symlink to release 2 and send SIGUSR2: release 2 answers."""
+    for number, version in ((1, "release-one"), (2, "release-two")):
+        release = tmp_path / "releases" / str(number)
+        release.mkdir(parents=True)
+        (release / "release_app.py").write_text(
+            textwrap.dedent(RELEASE_APP.format(version=version))
+        )
+    current = tmp_path / "current"
+    current.symlink_to(tmp_path / "releases" / "1")
+    launcher = tmp_path / "launcher.py"
+    launcher.write_text(textwrap.dedent(RELEASE_LAUNCHER.format(current=str(current))))
+    app = start_app(script=launcher)
+    url = f"http://127.0.0.1:{app.wait_for('BOUND')[0]}"
+    assert {line.split()[1] for line in app.wait_for("WORKER", 2)} == {"release-one"}
+    assert get(f"{url}/version")[1] == "release-one"
+    switch = tmp_path / "current.new"
+    switch.symlink_to(tmp_path / "releases" / "2")
+    switch.replace(current)  # atomic, as `mv -T` does
+    app.signal(signal.SIGUSR2)
+    new = app.wait_for("WORKER", 4, timeout=30)[2:]
+    assert {line.split()[1] for line in new} == {"release-two"}
+    wait_until(lambda: get(f"{url}/version")[1] == "release-two", 15, "release 2 silent")
+    app.signal(signal.SIGTERM)
+    assert app.wait(20) == 0

@@ -254,10 +254,10 @@ class Supervisor(Replacements):
                 "a re-exec needs the server to bind it (use SIGHUP to replace the workers)"
             )
             return False
-        if self.previous is not None or not self._announced:
+        if self.previous is not None:
             logger.warning(
-                "Ignoring SIGUSR2: the server is still starting, or the previous code's workers "
-                "are still draining; send it again once they are gone"
+                "Ignoring SIGUSR2: the previous code's workers are still serving or draining; "
+                "send it again once they are gone"
             )
             return False
         pids = tuple(w.pid for w in self._slots if w is not None and w.draining_since is None)
