@@ -137,9 +137,10 @@ class RedisCache:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            redis = self.topology.client()
+            redis, helpers = self.topology.client()
             client = self._clients[loop] = _Client(
                 redis,
+                helpers,
                 redis.register_script(scripts.INDEX),
                 redis.register_script(scripts.TAKE_INDEX),
                 redis.register_script(scripts.UNLOCK),
@@ -309,12 +310,16 @@ class RedisCache:
         client = self._client()
         where = repr(self)
         try:
-            subscriber = self.topology.subscriber(client.redis)
+            subscriber, helpers = self.topology.subscriber(client.redis)
         except FAILURES as exc:
             raise self._failed(exc, "subscribe") from exc
         answer_within = max(1.0, 10 * self.topology.socket_timeout)
         async for message in messages(
-            subscriber, self.names.channel(channel), where=where, answer_within=answer_within
+            subscriber,
+            self.names.channel(channel),
+            helpers=helpers,
+            where=where,
+            answer_within=answer_within,
         ):
             yield message
 
@@ -327,7 +332,8 @@ class RedisCache:
         client = self._clients.pop(loop, None)
         if client is not None:
             try:
-                await client.redis.aclose()
+                for closing in (client.redis, *client.helpers):
+                    await closing.aclose()
             except FAILURES as exc:
                 raise StoreError(f"{self!r} failed to close: {exc!r}") from exc
 
@@ -336,6 +342,7 @@ class _Client(NamedTuple):
     """One event loop's client (with its connection pool) and the scripts registered on it."""
 
     redis: Any
+    helpers: list[Any]
     write_index: AsyncScript
     take_index: AsyncScript
     unlock: AsyncScript
