@@ -19,6 +19,7 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, ClassVar, NamedTuple
 
+import hiredis
 from redis.commands.core import AsyncScript
 from redis.crc import key_slot
 
@@ -28,8 +29,11 @@ from aeros.stores.base import Capabilities, Clock, checked_timeout, key_group
 from aeros.stores.redis import scripts
 from aeros.stores.redis.broadcast import FAILURES, messages
 from aeros.stores.redis.connect import Topology
+from aeros.stores.redis.pipelined import PipelinedGet
 
 __all__ = ["RedisCache"]
+
+_GET_FAILURES: tuple[type[BaseException], ...] = (*FAILURES, hiredis.HiredisError)
 
 
 def _one_slot(name: bytes) -> int:
@@ -138,9 +142,11 @@ class RedisCache:
         client = self._clients.get(loop)
         if client is None:
             redis, helpers = self.topology.client()
+            address = self.topology.get_address()
             client = self._clients[loop] = _Client(
                 redis,
                 helpers,
+                None if address is None else PipelinedGet(address, self.topology.socket_timeout),
                 redis.register_script(scripts.INDEX),
                 redis.register_script(scripts.TAKE_INDEX),
                 redis.register_script(scripts.UNLOCK),
@@ -155,8 +161,11 @@ class RedisCache:
         """Return the value under ``key``, or None."""
         client = self._client()
         try:
-            value = await client.redis.get(self.names.entry(key))
-        except FAILURES as exc:
+            if client.fast_get is not None:
+                value = await client.fast_get.get(self.names.entry(key))
+            else:
+                value = await client.redis.get(self.names.entry(key))
+        except _GET_FAILURES as exc:
             raise self._failed(exc, "get") from exc
         self._down_until = 0.0
         if value is None or isinstance(value, bytes):
@@ -331,6 +340,8 @@ class RedisCache:
             return
         client = self._clients.pop(loop, None)
         if client is not None:
+            if client.fast_get is not None:
+                client.fast_get.close()
             try:
                 for closing in (client.redis, *client.helpers):
                     await closing.aclose()
@@ -343,6 +354,7 @@ class _Client(NamedTuple):
 
     redis: Any
     helpers: list[Any]
+    fast_get: PipelinedGet | None  # GETs on one server: pipelined (see pipelined.py)
     write_index: AsyncScript
     take_index: AsyncScript
     unlock: AsyncScript

@@ -14,6 +14,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
@@ -201,6 +202,22 @@ class Topology:
             host=self.host, port=self.port, db=self.db, password=self.password, **options
         )
         return redis, []
+
+    def get_address(self) -> dict[str, Any] | None:
+        """Where :class:`~aeros.stores.redis.pipelined.PipelinedGet` connects: a single server
+        over plain TCP or a unix socket (None for a Cluster, Sentinel or TLS: redis-py serves
+        their GETs)."""
+        if self.cluster or self.sentinels:
+            return None
+        if self.url is None:
+            return {"host": self.host, "port": self.port, "db": self.db, "password": self.password}
+        if self.url.startswith("rediss://"):
+            return None
+        parsed: dict[str, Any] = dict(parse_url(self.url))
+        if set(parsed) - {"host", "port", "db", "password", "username", "path", "connection_class"}:
+            return None  # options in the URL (timeouts, TLS settings): leave them to redis-py
+        parsed.pop("connection_class", None)
+        return parsed
 
     def _timeouts(self) -> dict[str, Any]:
         return {
