@@ -30,6 +30,12 @@ async def receive_first(subscription: AsyncIterator[bytes], publisher: RedisCach
     return task.result()
 
 
+async def drain(subscription: AsyncIterator[bytes]) -> None:
+    """Read ``subscription`` until it ends or raises."""
+    async for _ in subscription:
+        pass
+
+
 def keys_per_node(nodes: RedisClusterNodes) -> list[int]:
     """How many keys each cluster node holds."""
     return [int(command(port, "DBSIZE").strip() or 0) for port in nodes.ports]
@@ -238,4 +244,46 @@ async def test_cluster_down_fails_fast(tmp_path: Any) -> None:
     with pytest.raises(StoreError, match="unavailable"):
         await cache.set("k", b"v", ttl=1)
     assert loop.time() - started < 2.0
+    await cache.aclose()
+
+
+async def test_sentinel_unreachable_fails_fast() -> None:
+    """Sentinels that cannot be reached raise StoreError fast, then without network."""
+    from tests.support.net import free_port
+
+    cache = RedisCache(
+        sentinels=[("127.0.0.1", free_port())], service_name="mymaster", retry_after=5
+    )
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(StoreError):
+        await cache.get("k")
+    with pytest.raises(StoreError, match="unavailable"):
+        await cache.try_lock("k", ttl=1)
+    assert loop.time() - started < 2.0
+    await cache.aclose()
+
+
+@pytest.mark.slow
+async def test_sentinel_failover_ends_subscriptions(redis_sentinel: RedisSentinelGroup) -> None:
+    """A subscription to the primary ends with StoreError when the primary dies (messages may
+    be lost); a new one reaches the promoted replica."""
+    cache = RedisCache(sentinels=redis_sentinel.sentinels, service_name="mymaster", retry_after=0.1)
+    subscription = cache.subscribe("inval")
+    assert await receive_first(subscription, cache) == b"m"
+    old = await asyncio.to_thread(redis_sentinel.kill_primary)
+    async with asyncio.timeout(5):
+        with pytest.raises(StoreError, match="subscription"):
+            await drain(subscription)
+    await asyncio.to_thread(redis_sentinel.wait_failed_over, old)
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        try:
+            again = cache.subscribe("inval")
+            assert await receive_first(again, cache) == b"m"
+            break
+        except StoreError:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.1)
+    await again.aclose()  # type: ignore[attr-defined]
     await cache.aclose()
