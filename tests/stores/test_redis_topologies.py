@@ -92,14 +92,14 @@ async def test_cluster_locks_and_broadcast(redis_cluster: RedisClusterNodes) -> 
     subscriber connected to another."""
     one = RedisCache(url=redis_cluster.url, cluster=True)
     two = RedisCache(url=f"redis://127.0.0.1:{redis_cluster.ports[2]}", cluster=True)
+    subscription = one.subscribe("inval")  # the first call of its client: nodes discovered
+    assert await receive_first(subscription, two) == b"m"
+    await subscription.aclose()  # type: ignore[attr-defined]
     token = await one.try_lock("k", ttl=5)
     assert token is not None
     assert await two.try_lock("k", ttl=5) is None
     await one.unlock("k", token)
     assert await two.try_lock("k", ttl=5) is not None
-    subscription = one.subscribe("inval")
-    assert await receive_first(subscription, two) == b"m"
-    await subscription.aclose()  # type: ignore[attr-defined]
     await one.aclose()
     await two.aclose()
 

@@ -319,6 +319,8 @@ class RedisCache:
         client = self._client()
         where = repr(self)
         try:
+            if self.topology.cluster:
+                await client.redis.initialize()  # the nodes to pick from (once per client)
             subscriber, helpers = self.topology.subscriber(client.redis)
         except FAILURES as exc:
             raise self._failed(exc, "subscribe") from exc
