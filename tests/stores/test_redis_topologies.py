@@ -112,6 +112,10 @@ async def test_sentinel_finds_the_primary(redis_sentinel: RedisSentinelGroup) ->
     primary = redis_sentinel.primary_port()
     assert command(primary, "DBSIZE").strip() != "0"
     assert "sentinel://127.0.0.1:" in repr(cache)
+    # hits read the primary on one pipelined connection
+    assert await asyncio.gather(*(cache.get("r:/a:1") for _ in range(50))) == [b"v"] * 50
+    clients = command(primary, "CLIENT", "LIST").splitlines()
+    assert sum(" cmd=get " in line for line in clients) == 1
     subscription = cache.subscribe("inval")
     assert await receive_first(subscription, cache) == b"m"
     await subscription.aclose()  # type: ignore[attr-defined]

@@ -141,12 +141,11 @@ class RedisCache:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            redis, helpers = self.topology.client()
-            address = self.topology.get_address()
+            redis, helpers, get = self.topology.client()
             client = self._clients[loop] = _Client(
                 redis,
                 helpers,
-                None if address is None else PipelinedGet(address, self.topology.socket_timeout),
+                get,
                 redis.register_script(scripts.INDEX),
                 redis.register_script(scripts.TAKE_INDEX),
                 redis.register_script(scripts.UNLOCK),
@@ -356,7 +355,7 @@ class _Client(NamedTuple):
 
     redis: Any
     helpers: list[Any]
-    fast_get: PipelinedGet | None  # GETs on one server: pipelined (see pipelined.py)
+    fast_get: PipelinedGet | None  # hits' GETs, pipelined (not on a Cluster: see connect.py)
     write_index: AsyncScript
     take_index: AsyncScript
     unlock: AsyncScript
