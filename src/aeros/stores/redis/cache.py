@@ -28,6 +28,7 @@ from aeros.errors import ConfigurationError, StoreError
 from aeros.stores.base import Capabilities, Clock, checked_timeout, key_group
 from aeros.stores.redis import scripts
 from aeros.stores.redis.broadcast import FAILURES, messages
+from aeros.stores.redis.cluster_get import ClusterGet
 from aeros.stores.redis.connect import Topology
 from aeros.stores.redis.pipelined import PipelinedGet
 
@@ -355,7 +356,7 @@ class _Client(NamedTuple):
 
     redis: Any
     helpers: list[Any]
-    fast_get: PipelinedGet | None  # hits' GETs, pipelined (not on a Cluster: see connect.py)
+    fast_get: PipelinedGet | ClusterGet | None  # hits' GETs, pipelined (see connect.py)
     write_index: AsyncScript
     take_index: AsyncScript
     unlock: AsyncScript

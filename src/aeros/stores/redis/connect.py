@@ -21,6 +21,7 @@ from redis.backoff import NoBackoff
 
 from aeros import _validate
 from aeros.errors import ConfigurationError
+from aeros.stores.redis.cluster_get import ClusterGet
 from aeros.stores.redis.pipelined import Address, PipelinedGet
 
 __all__ = ["Clients", "Topology"]
@@ -148,8 +149,10 @@ class Topology:
         if self.cluster:
             options.update(max_connections=self.max_connections, password=self.password)
             if self.url is not None:
-                return Clients(RedisCluster.from_url(self.url, **options), [], None)
-            return Clients(RedisCluster(host=self.host, port=self.port, **options), [], None)
+                cluster = RedisCluster.from_url(self.url, **options)
+            else:
+                cluster = RedisCluster(host=self.host, port=self.port, **options)
+            return Clients(cluster, [], ClusterGet(cluster, self.password, self.socket_timeout))
         if self.sentinels:
             sentinel = self._sentinel(options)
             primary = sentinel.master_for(
@@ -244,9 +247,9 @@ class Clients(NamedTuple):
     helpers: list[aioredis.Redis]
     """Clients to close with it (the Sentinel connections)."""
 
-    get: PipelinedGet | None
-    """The GETs of a hit, pipelined (see ``pipelined.py``); None: ``redis`` serves them (a
-    Cluster, or TLS)."""
+    get: PipelinedGet | ClusterGet | None
+    """The GETs of a hit, pipelined (see ``pipelined.py``, ``cluster_get.py``); None:
+    ``redis`` serves them (TLS, or options in the URL only redis-py knows)."""
 
 
 def _checked_sentinels(sentinels: Sequence[tuple[str, int]] | None) -> tuple[tuple[str, int], ...]:
