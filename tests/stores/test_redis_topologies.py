@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -345,3 +346,24 @@ def _owns(port: int, slot: int) -> bool:
         if low.isdigit() and int(low) <= slot <= int(high or low):
             return True
     return False
+
+
+async def test_cluster_takes_its_password_from_the_url(redis_cluster: RedisClusterNodes) -> None:
+    """On a Cluster that requires a password, the one in the URL authenticates every call,
+    the pipelined hits included."""
+    secret = secrets.token_hex(8)
+    for port in redis_cluster.ports:
+        command(port, "CONFIG", "SET", "requirepass", secret)
+    try:
+        cache = RedisCache(
+            url=f"redis://:{secret}@127.0.0.1:{redis_cluster.ports[0]}", cluster=True
+        )
+        for group in range(10):
+            await cache.set(f"r:/p{group}:x", b"%d" % group, ttl=60)
+        values = await asyncio.gather(*(cache.get(f"r:/p{group}:x") for group in range(10)))
+        assert values == [b"%d" % group for group in range(10)]
+        assert secret not in repr(cache)
+        await cache.aclose()
+    finally:
+        for port in redis_cluster.ports:
+            command(port, "-a", secret, "--no-auth-warning", "CONFIG", "SET", "requirepass", "")

@@ -22,13 +22,13 @@ class ClusterGet:
 
     Args:
         cluster: this event loop's ``redis.asyncio.cluster.RedisCluster``.
-        password: the nodes' password (None: none).
+        credentials: the nodes' ``password`` and ``username`` (None or absent: none).
         timeout: seconds for connecting and for each reply.
     """
 
-    def __init__(self, cluster: Any, password: str | None, timeout: float) -> None:
+    def __init__(self, cluster: Any, credentials: dict[str, Any], timeout: float) -> None:
         self.cluster = cluster
-        self.password = password
+        self.credentials = credentials
         self.timeout = timeout
         self._nodes: dict[tuple[str, int], PipelinedGet] = {}
         self._ready = False
@@ -47,7 +47,7 @@ class ClusterGet:
         connection = self._nodes.get(address)
         if connection is None:
             connection = self._nodes[address] = PipelinedGet(
-                {"host": node.host, "port": node.port, "password": self.password}, self.timeout
+                {"host": node.host, "port": node.port, **self.credentials}, self.timeout
             )
         try:
             return await connection.get(name)

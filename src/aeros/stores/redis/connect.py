@@ -147,12 +147,20 @@ class Topology:
             "retry": Retry(NoBackoff(), 1),
         }
         if self.cluster:
-            options.update(max_connections=self.max_connections, password=self.password)
-            if self.url is not None:
+            options.update(max_connections=self.max_connections)
+            if self.url is not None:  # credentials from the URL
                 cluster = RedisCluster.from_url(self.url, **options)
+                parsed = parse_url(self.url)
+                credentials = {
+                    "username": parsed.get("username"),
+                    "password": parsed.get("password"),
+                }
             else:
-                cluster = RedisCluster(host=self.host, port=self.port, **options)
-            return Clients(cluster, [], ClusterGet(cluster, self.password, self.socket_timeout))
+                cluster = RedisCluster(
+                    host=self.host, port=self.port, password=self.password, **options
+                )
+                credentials = {"password": self.password}
+            return Clients(cluster, [], ClusterGet(cluster, credentials, self.socket_timeout))
         if self.sentinels:
             sentinel = self._sentinel(options)
             primary = sentinel.master_for(
