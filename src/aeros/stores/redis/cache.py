@@ -53,7 +53,9 @@ class RedisCache:
         cluster: the server at ``url`` (or host/port) is one node of a Redis Cluster: the
             client discovers the others and follows slot moves. Default False.
         sentinels: ``[(host, port), ...]`` of Redis Sentinels; the primary they know as
-            ``service_name`` is used, and followed when they fail over. Default None.
+            ``service_name`` is used, and followed when they fail over. ``password`` and
+            ``db`` apply to the primary; the Sentinels are asked without a password.
+            Default None.
         service_name: the name the Sentinels monitor the primary under (with ``sentinels``).
         timeout: default lifetime in seconds of a cached response; 0 or None: no expiry.
             Default 300.
