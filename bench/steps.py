@@ -49,6 +49,8 @@ def variants(app: Any) -> dict[str, Variant]:
 
     def make_request(scope: dict[str, Any], client: _Client) -> Any:
         conn = app.asgi_http_class(app, scope)
+        if hasattr(conn, "_complete_request"):  # the connection's own constructor choice
+            return conn._complete_request(client.send, b"")
         request = conn._create_request_from_scope(client.send)
         request.body.set_result(b"")
         return request
