@@ -92,3 +92,51 @@ async def test_webserver_uses_lean_response_and_headers_stay_mutable() -> None:
     assert response.headers["X-After"] == "yes"
     assert response.headers["Content-Length"] == "4"
     assert await response.get_data() == b"body"
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        pytest.param((b"hi", 201, {"content-type": "text/plain; charset=utf-8"}), id="bytes"),
+        pytest.param(("h\u00e9", 404, {"X-A": "1", "Content-Type": "text/csv"}), id="str"),
+        pytest.param((b"x", 200, {}), id="no-headers"),
+        pytest.param((b"x", 200, {"X-Multi": ["a", "b"]}), id="list-value"),
+    ],
+)
+async def test_quick_response_equals_quarts_make_response(result: Any) -> None:
+    """The (body, status, headers) shortcut builds what Quart's make_response builds."""
+    from quart import Quart
+
+    from aeros.fastpath.dispatch import _quick_response
+
+    app = WebServer(__name__, access_log=False)
+    quick = _quick_response(app, result)
+    assert quick is not None
+    async with app.app_context():
+        quarts = await Quart.make_response(app, result)
+    assert _state(quick) == _state(quarts)
+
+
+async def test_quick_response_leaves_other_shapes_and_overrides_to_quart() -> None:
+    """Other return shapes, and an app overriding make_response, go through make_response."""
+    from aeros.fastpath.dispatch import _quick_response
+
+    app = WebServer(__name__, access_log=False)
+    for result in ((b"x", {"X-A": "1"}), "text", {"a": 1}, (b"x", "201 MADE", {})):
+        assert _quick_response(app, result) is None
+
+    class Custom(WebServer):
+        async def make_response(self, result: Any) -> Any:
+            response = await super().make_response(result)
+            response.headers["X-Custom"] = "1"
+            return response
+
+    custom = Custom(__name__, access_log=False)
+
+    @custom.route("/")
+    async def index() -> Any:
+        return b"x", 200, {}
+
+    assert _quick_response(custom, (b"x", 200, {})) is None
+    response = await custom.test_client().get("/")
+    assert response.headers["X-Custom"] == "1"
