@@ -998,3 +998,74 @@ def test_complete_request_mismatch_falls_back_to_quarts_constructor(caplog) -> N
     with caplog.at_level("INFO", logger="aeros.fastpath"):
         assert not complete_requests_match(Extended, args, kwargs)
     assert "extra" in caplog.text
+
+
+def test_lean_context_has_the_attributes_of_quarts() -> None:
+    """The lean request context sets the attributes Quart's context class sets, equal values."""
+    from aeros.fastpath.dispatch import LeanRequestContext
+
+    app = make_app()
+    args, kwargs = _request_args()
+    quart_class = next(c for c in LeanRequestContext.__mro__ if c.__module__ == "quart.ctx")
+    lean = LeanRequestContext(app, request=app.request_class(*args, **kwargs))
+    quarts = quart_class(app, request=app.request_class(*args, **kwargs))
+    assert set(vars(lean)) == set(vars(quarts))
+    for name, value in vars(quarts).items():
+        if isinstance(value, (type(None), bool, int, str, list)):
+            assert getattr(lean, name) == value, name
+
+
+async def test_context_teardown_still_runs_with_registered_functions() -> None:
+    """Teardown functions and appcontext signals still run on the lean context's pop."""
+    from quart.signals import appcontext_popped
+
+    app = make_app()
+    seen: list[str] = []
+
+    @app.teardown_request
+    async def request_down(exc: BaseException | None) -> None:
+        seen.append("request")
+
+    @app.teardown_appcontext
+    async def app_down(exc: BaseException | None) -> None:
+        seen.append("app")
+
+    # async: Quart 0.23 itself sends appcontext_popped with send_async(_async_wrapper=...),
+    # which blinker refuses for a sync receiver
+    async def popped(sender: Any, **kwargs: Any) -> None:
+        seen.append("popped")
+
+    @app.route("/")
+    async def index() -> str:
+        return "ok"
+
+    appcontext_popped.connect(popped, app)
+    try:
+        await call_asgi(app, "/")
+    finally:
+        appcontext_popped.disconnect(popped, app)
+    assert seen == ["request", "app", "popped"]
+
+
+async def test_uploaded_files_are_closed_after_the_request() -> None:
+    """The lean context skips Request.close only when there is nothing to close."""
+    app = make_app()
+    kept: list[Any] = []
+
+    @app.route("/upload", methods=["POST"])
+    async def upload() -> str:
+        files = await request.files
+        kept.append(files["f"])
+        return "ok"
+
+    client = app.test_client()
+    import io
+
+    from quart.datastructures import FileStorage
+
+    response = await client.post(
+        "/upload", files={"f": FileStorage(io.BytesIO(b"data"), filename="a.txt")}
+    )
+    assert response.status_code == 200
+    assert kept
+    assert kept[0].stream.closed
