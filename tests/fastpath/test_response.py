@@ -140,3 +140,19 @@ async def test_quick_response_leaves_other_shapes_and_overrides_to_quart() -> No
     assert _quick_response(custom, (b"x", 200, {})) is None
     response = await custom.test_client().get("/")
     assert response.headers["X-Custom"] == "1"
+
+
+def test_encoded_headers_equal_quarts_and_stay_bounded() -> None:
+    """The connection's header encoding equals Quart's; its memo never grows past its bound."""
+    from quart.utils import encode_headers
+    from werkzeug.datastructures import Headers
+
+    from aeros.fastpath import http
+
+    for i in range(http._ENCODED_MAX + 10):
+        headers = Headers([("Content-Type", "text/plain"), ("X-Id", f"\u00e9{i}")])
+        assert http._encode_headers(headers) == encode_headers(headers)
+        assert len(http._ENCODED) <= http._ENCODED_MAX
+    odd = Headers()
+    odd._list = [["X-List", "1"]]  # not hashable: Quart's conversion
+    assert http._encode_headers(odd) == [(b"x-list", b"1")]

@@ -172,7 +172,7 @@ class LeanHTTPConnection(ASGIHTTPConnection):
             start = {
                 "type": "http.response.start",
                 "status": response.status_code,
-                "headers": encode_headers(response.headers),
+                "headers": _encode_headers(response.headers),
             }
             end = {"type": "http.response.body", "body": data, "more_body": False}
             sending = _send_two(send, start, end)
@@ -208,6 +208,31 @@ class LeanHTTPConnection(ASGIHTTPConnection):
                 await self._send_response(send, response)
         except TimeoutError:
             pass
+
+
+_ENCODED: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+_ENCODED_MAX = 1024  # Content-Length values, content types, fixed headers: few recur
+
+
+def _encode_headers(headers: Any) -> list[tuple[bytes, bytes]]:
+    """Quart's ``encode_headers`` (lower-case UTF-8 names, UTF-8 values), pairs remembered."""
+    items = getattr(headers, "_list", None)
+    if type(items) is not list:
+        return encode_headers(headers)
+    encoded = []
+    memo = _ENCODED
+    try:
+        for item in items:
+            pair = memo.get(item)
+            if pair is None:
+                pair = (item[0].lower().encode(), item[1].encode())
+                if len(memo) >= _ENCODED_MAX:
+                    memo.clear()  # one-off values (dates, ids) filled it: start over
+                memo[item] = pair
+            encoded.append(pair)
+    except TypeError:  # an item that is not a (str, str) tuple: Quart's own conversion
+        return encode_headers(headers)
+    return encoded
 
 
 _LEAN_CONSTRUCTORS: dict[type, bool] = {}
