@@ -37,8 +37,10 @@ from aeros.middleware.access_log import AccessLogMiddleware
 from aeros.middleware.concurrency_limit import ConcurrencyLimitMiddleware
 from aeros.middleware.cors import CORS, CORSMiddleware
 from aeros.middleware.headers import GlobalHeaders, HeadersMiddleware
+from aeros.middleware.request_id import RequestIdMiddleware
 from aeros.misc import note_sync_function
-from aeros.options import WebServerOptions, split_options
+from aeros.observability import ObservabilityConfig
+from aeros.options import WebServerOptions, pop_observability_options, split_options
 from aeros.response_cache.routes import ResponseCache
 from aeros.server.config import QUART_LIMIT_KEYS, Limits, ServerConfig
 from aeros.server.forkserver import ForkServer
@@ -136,6 +138,7 @@ class WebServer(Serving, Quart):
         limits: Limits | None = None,
         **options: Unpack[WebServerOptions],
     ) -> None:
+        observability = pop_observability_options(options)  # type: ignore[arg-type]
         server_options, log_options, quart_options = split_options(options)
         super().__init__(import_name, **quart_options)
         if worker_threads is not None and workers is not None and worker_threads != workers:
@@ -154,6 +157,7 @@ class WebServer(Serving, Quart):
         self.use_limits(self.server_config.limits)
         check_ssl(self.server_config)  # a bad certificate or key fails here, not at start
         self.log_config = LogConfig(**log_options)
+        self.observability = ObservabilityConfig(**observability)
         boolean("WebServer", "include_server_header", include_server_header)
         if global_headers is not None and not isinstance(global_headers, Mapping):
             raise ConfigurationError(
@@ -213,7 +217,7 @@ class WebServer(Serving, Quart):
     def layers(self) -> list[Layer]:
         """The layer stack around ``Quart.asgi_app``, outermost first (DESIGN.md's order).
 
-        access log, concurrency limit, CORS, user middleware (:meth:`add_middleware`),
+        request id, access log, concurrency limit, CORS, user middleware (:meth:`add_middleware`),
         response cache, global headers, compression; then Quart. A layer with nothing to do is
         left out. The cache, CORS and the concurrency limit add the global headers to the
         answers they make themselves, so a cache hit does not pass through the headers layer.
@@ -221,7 +225,12 @@ class WebServer(Serving, Quart):
         codecs = self.codecs
         headers = GlobalHeaders(self._header_pairs(own_server=self._own_server))
         limit = self.server_config.max_concurrent_requests
+        observe = self.observability
+        request_id = observe.request_id_header
         stack = [
+            Layer(RequestIdMiddleware, request_id, self.server_config.forwarded_allow_ips)
+            if request_id is not None
+            else None,
             Layer(AccessLogMiddleware, self.log_config) if self.log_config.access_log else None,
             Layer(ConcurrencyLimitMiddleware, limit, headers) if limit is not None else None,
             Layer(CORSMiddleware, self.cors, headers) if self.cors is not None else None,
