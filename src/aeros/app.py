@@ -37,6 +37,7 @@ from aeros.middleware.access_log import AccessLogMiddleware
 from aeros.middleware.concurrency_limit import ConcurrencyLimitMiddleware
 from aeros.middleware.cors import CORS, CORSMiddleware
 from aeros.middleware.headers import GlobalHeaders, HeadersMiddleware
+from aeros.middleware.health import HealthMiddleware
 from aeros.middleware.request_id import RequestIdMiddleware
 from aeros.misc import note_sync_function
 from aeros.observability import ObservabilityConfig
@@ -217,10 +218,11 @@ class WebServer(Serving, Quart):
     def layers(self) -> list[Layer]:
         """The layer stack around ``Quart.asgi_app``, outermost first (DESIGN.md's order).
 
-        request id, access log, concurrency limit, CORS, user middleware (:meth:`add_middleware`),
-        response cache, global headers, compression; then Quart. A layer with nothing to do is
-        left out. The cache, CORS and the concurrency limit add the global headers to the
-        answers they make themselves, so a cache hit does not pass through the headers layer.
+        request id, health probe, access log, concurrency limit, CORS, user middleware
+        (:meth:`add_middleware`), response cache, global headers, compression; then Quart. A
+        layer with nothing to do is left out. The cache, CORS and the concurrency limit add the
+        global headers to the answers they make themselves, so a cache hit does not pass
+        through the headers layer.
         """
         codecs = self.codecs
         headers = GlobalHeaders(self._header_pairs(own_server=self._own_server))
@@ -230,6 +232,9 @@ class WebServer(Serving, Quart):
         stack = [
             Layer(RequestIdMiddleware, request_id, self.server_config.forwarded_allow_ips)
             if request_id is not None
+            else None,
+            Layer(HealthMiddleware, observe.health_path, headers)
+            if observe.health_path is not None
             else None,
             Layer(AccessLogMiddleware, self.log_config) if self.log_config.access_log else None,
             Layer(ConcurrencyLimitMiddleware, limit, headers) if limit is not None else None,

@@ -30,6 +30,7 @@ class ServerOptions(TypedDict, total=False):
     backlog: int
     keep_alive_timeout: float
     graceful_timeout: float
+    shutdown_delay: float
     ssl_certfile: str | None
     ssl_keyfile: str | None
     proxy_headers: bool

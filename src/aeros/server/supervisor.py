@@ -353,7 +353,9 @@ class Supervisor:
         for pid in live:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + self.graceful_timeout + KILL_MARGIN
+        deadline = (
+            time.monotonic() + self.config.shutdown_delay + self.graceful_timeout + KILL_MARGIN
+        )
         while live and time.monotonic() < deadline and not self._force:
             live.difference_update(self._collect_exits(block=0.05))
             if live and self._events_say("SIGINT"):
