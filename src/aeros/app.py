@@ -33,6 +33,9 @@ from aeros.fastpath.dispatch import uses_lean_dispatch
 from aeros.headers import check_header
 from aeros.logging.config import LogConfig
 from aeros.logging.router import route_logger
+from aeros.metrics.export import Exporter
+from aeros.metrics.layer import AppBytesMiddleware, MetricsMiddleware
+from aeros.metrics.routes import RouteResolver, recording_request_class
 from aeros.middleware.access_log import AccessLogMiddleware
 from aeros.middleware.concurrency_limit import ConcurrencyLimitMiddleware
 from aeros.middleware.cors import CORS, CORSMiddleware
@@ -159,6 +162,8 @@ class WebServer(Serving, Quart):
         check_ssl(self.server_config)  # a bad certificate or key fails here, not at start
         self.log_config = LogConfig(**log_options)
         self.observability = ObservabilityConfig(**observability)
+        self.metrics_exporter = Exporter() if self.observability.metrics else None
+        self._prepared_metrics_dir: Any = None
         boolean("WebServer", "include_server_header", include_server_header)
         if global_headers is not None and not isinstance(global_headers, Mapping):
             raise ConfigurationError(
@@ -218,23 +223,28 @@ class WebServer(Serving, Quart):
     def layers(self) -> list[Layer]:
         """The layer stack around ``Quart.asgi_app``, outermost first (DESIGN.md's order).
 
-        request id, health probe, access log, concurrency limit, CORS, user middleware
-        (:meth:`add_middleware`), response cache, global headers, compression; then Quart. A
-        layer with nothing to do is left out. The cache, CORS and the concurrency limit add the
-        global headers to the answers they make themselves, so a cache hit does not pass
-        through the headers layer.
+        request id, health probe, metrics, access log, concurrency limit, CORS, user middleware
+        (:meth:`add_middleware`), response cache, global headers, compression, the metrics'
+        byte count; then Quart. A layer with nothing to do is left out. The cache, CORS and the
+        concurrency limit add the global headers to the answers they make themselves, so a
+        cache hit does not pass through the headers layer.
         """
         codecs = self.codecs
         headers = GlobalHeaders(self._header_pairs(own_server=self._own_server))
         limit = self.server_config.max_concurrent_requests
         observe = self.observability
         request_id = observe.request_id_header
+        exporter = self.metrics_exporter
+        metrics_path = observe.metrics_path if observe.metrics_port is None else None
         stack = [
             Layer(RequestIdMiddleware, request_id, self.server_config.forwarded_allow_ips)
             if request_id is not None
             else None,
             Layer(HealthMiddleware, observe.health_path, headers)
             if observe.health_path is not None
+            else None,
+            Layer(MetricsMiddleware, exporter, metrics_path, RouteResolver(self))
+            if exporter is not None
             else None,
             Layer(AccessLogMiddleware, self.log_config) if self.log_config.access_log else None,
             Layer(ConcurrencyLimitMiddleware, limit, headers) if limit is not None else None,
@@ -243,6 +253,7 @@ class WebServer(Serving, Quart):
             Layer(self.response_cache.wrap, codecs, headers),  # no store: no layer
             Layer(HeadersMiddleware, headers) if headers else None,
             Layer(CompressionMiddleware, codecs) if codecs else None,
+            Layer(AppBytesMiddleware, exporter) if exporter is not None else None,
         ]
         return [layer for layer in stack if layer is not None]
 
@@ -251,6 +262,8 @@ class WebServer(Serving, Quart):
         uses_lean_dispatch(self)  # decided (and, when not, logged with the reason) here, once
         self.response_cache.warn_without_store()  # every blueprint is registered by now
         self._sealed = True
+        if self.metrics_exporter is not None:  # the metrics label requests with their route
+            self.request_class = recording_request_class(self.request_class)
         stack: ASGIApp = super().asgi_app  # type: ignore[assignment]
         for layer in reversed(self.layers()):
             stack = layer.wrap(stack)

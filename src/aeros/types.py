@@ -11,6 +11,7 @@ from typing import Any, Final
 
 __all__ = [
     "CACHE_STATE",
+    "COALESCED",
     "DRAINING",
     "PEER",
     "ROUTE",
@@ -56,3 +57,7 @@ set while the app routes the request; the metrics layer labels requests with it.
 DRAINING: Final = "aeros.draining"
 """Key of the ASGI lifespan state (``scope["state"]``) that aeros' server sets to True when
 its graceful shutdown starts; the health endpoint then answers 503."""
+
+COALESCED: Final = "aeros.cache_coalesced"
+"""Scope key: True when the response cache answered this request with the result of a fill
+another request was running (a coalesced miss; ``CACHE_STATE`` says ``hit``)."""

@@ -20,7 +20,7 @@ from typing import Any
 from aeros.server import peers
 from aeros.server.config import ServerConfig
 from aeros.server.forkserver import ForkServer
-from aeros.server.supervisor import Supervisor, can_fork
+from aeros.server.supervisor import Supervisor, WorkerObserver, can_fork
 from aeros.server.uvicorn_backend import AerosServer, check_ssl
 from aeros.server.worker import worker_main
 
@@ -77,6 +77,7 @@ class Runner:
         fork_server: a helper already forked for this app by :func:`fork_server_for` (before
             the caller's thread started); used when its slots match the workers of this run,
             closed otherwise. The runner owns it from here on.
+        worker_observer: told of every worker started and exited (the metrics count them).
     """
 
     def __init__(
@@ -88,8 +89,10 @@ class Runner:
         on_started: Callable[[str], None] | None = None,
         worker_init: Callable[[], Any] | None = None,
         fork_server: ForkServer | None = None,
+        worker_observer: WorkerObserver | None = None,
     ) -> None:
         self.app = app
+        self.worker_observer = worker_observer
         self.config = config
         self.sock = sock
         self.on_started = on_started
@@ -182,7 +185,11 @@ class Runner:
         if self.fork_server is None:  # pragma: no cover (run() checked can_fork())
             raise RuntimeError("no fork helper for workers > 1")
         supervisor = Supervisor(
-            self.config, sock=sock, fork_server=self.fork_server, on_started=self._announce(url)
+            self.config,
+            sock=sock,
+            fork_server=self.fork_server,
+            on_started=self._announce(url),
+            observer=self.worker_observer,
         )
         if not self._activate(supervisor):
             return

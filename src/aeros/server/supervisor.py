@@ -27,13 +27,13 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aeros.server import peers, signals
 from aeros.server.config import ServerConfig
 from aeros.server.forkserver import ForkServer
 
-__all__ = ["EXIT_CRASH_LOOP", "START_FAILURE_LIMIT", "Supervisor", "can_fork"]
+__all__ = ["EXIT_CRASH_LOOP", "START_FAILURE_LIMIT", "Supervisor", "WorkerObserver", "can_fork"]
 
 logger = logging.getLogger("aeros.server")
 
@@ -45,6 +45,16 @@ KILL_MARGIN = 5.0
 """Seconds past ``graceful_timeout`` a draining worker gets before SIGKILL."""
 _TICK = 0.1
 _RETRY_DELAYS = (0.1, 0.2, 0.4, 0.8, 1.0)
+
+
+class WorkerObserver(Protocol):
+    """Told of every worker the supervisor starts and every one that exits (the metrics)."""
+
+    def worker_started(self, slot: int, pid: int) -> None:
+        """A worker was forked into ``slot``."""
+
+    def worker_exited(self, pid: int, exit_code: int) -> None:
+        """A worker exited (``os.waitstatus_to_exitcode``: 0 a clean stop, < 0 a signal)."""
 
 
 def can_fork() -> bool:
@@ -87,6 +97,7 @@ class Supervisor:
         fork_server: the helper that forks the workers (its ``slots`` equal the workers); the
             supervisor closes it when it returns.
         on_started: called once in the parent when every worker accepts connections.
+        observer: told of every worker started and exited (a :class:`WorkerObserver`).
     """
 
     def __init__(
@@ -96,8 +107,10 @@ class Supervisor:
         sock: socket.socket,
         fork_server: ForkServer,
         on_started: Callable[[], None] | None = None,
+        observer: WorkerObserver | None = None,
     ) -> None:
         self.config = config
+        self.observer = observer
         self.workers = config.workers
         self.sock = sock
         self.fork_server = fork_server
@@ -243,6 +256,8 @@ class Supervisor:
         self._selector.register(mine, selectors.EVENT_READ, slot)
         self._slots[slot] = _Worker(pid)
         logger.info("Started worker %d [pid %d]", slot, pid)
+        if self.observer is not None:
+            self.observer.worker_started(slot, pid)
 
     def _collect_exits(self, block: float = 0.0) -> dict[int, int]:
         """Exit codes (``os.waitstatus_to_exitcode``) of workers that exited, by pid."""
@@ -255,7 +270,11 @@ class Supervisor:
                 for worker in self._slots
                 if worker is not None and not _alive(worker.pid)
             }
-        return {pid: os.waitstatus_to_exitcode(status) for pid, status in reports}
+        exits = {pid: os.waitstatus_to_exitcode(status) for pid, status in reports}
+        if self.observer is not None:
+            for pid, code in exits.items():
+                self.observer.worker_exited(pid, code)
+        return exits
 
     def _reap(self) -> None:
         exited = self._collect_exits()
