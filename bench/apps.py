@@ -130,8 +130,11 @@ def _quart_routes(app: Any) -> None:
         return PLAINTEXT, 200, {"content-type": "text/plain; charset=utf-8"}
 
 
-def make_aeros_app() -> Any:
-    """aeros as a user would write it: cache and default compression on, access log off."""
+def make_aeros_app(**options: Any) -> Any:
+    """aeros as a user would write it: cache and default compression on, access log off.
+
+    ``options`` are more WebServer options (``request_id=True``, ``metrics=True``: the
+    contenders that measure what those cost)."""
     from aeros import SimpleCache, WebServer, jsonify
 
     app = WebServer(
@@ -139,6 +142,7 @@ def make_aeros_app() -> Any:
         cache=SimpleCache(timeout=3600, threshold=100_000),
         access_log=False,  # no contender logs requests; aeros' log is on by default
         log_level="warning",
+        **options,
     )
     _quart_routes(app)
     calls = [0]

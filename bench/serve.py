@@ -17,6 +17,8 @@ CONTENDERS = (
     "bare-aeros",
     "aeros",
     "aeros-granian",
+    "aeros-request-id",
+    "aeros-metrics",
     "quart",
     "quart-aeros",
     "quart-hypercorn",
@@ -39,6 +41,10 @@ UVICORN = {
 """The contenders stock uvicorn serves, by the app's import string."""
 
 
+OBSERVED = {"aeros-request-id": {"request_id": True}, "aeros-metrics": {"metrics": True}}
+"""The aeros contenders with an observability feature on, and the options that turn it on."""
+
+
 def _exec(argv: list[str]) -> None:
     os.execv(argv[0], argv)  # noqa: S606 - become the server process; no shell involved
 
@@ -50,6 +56,11 @@ def serve(contender: str, port: int, workers: int) -> None:
         from bench.apps import make_aeros_app
 
         make_aeros_app().run_server(host=host, port=port, workers=workers)
+    elif contender in OBSERVED:  # aeros with request ids or metrics on: what they cost
+        from bench.apps import make_aeros_app
+
+        app = make_aeros_app(**OBSERVED[contender])
+        app.run_server(host=host, port=port, workers=workers)
     elif contender in ("bare-aeros", "quart-aeros", "fastapi-aeros"):
         # another app on aeros' own server: the bare app is the ceiling "on the same server"
         # as aeros, and stock Quart and FastAPI there separate the framework from the server
