@@ -30,15 +30,15 @@ MAX_LENGTH = 128
 # log line and in a header as it is
 _WELL_FORMED = re.compile(rb"[A-Za-z0-9._:/+=@-]{1,%d}" % MAX_LENGTH)
 _TRUSTED_MEMO_LIMIT = 1024
-# random.getrandbits is the cheapest source measured (0.5 us against 1.2-1.4 us for
-# os.urandom(16).hex() and 4.3 us for uuid4().hex): an id is a unique label, not a secret, and
-# the random module reseeds itself in every forked worker.
+# random.getrandbits is the cheapest source measured (0.19 us against 0.6 us for
+# os.urandom(16).hex() and about 2 us for uuid4().hex): an id is a unique label, not a secret,
+# and the random module reseeds itself in every forked worker.
 _bits = random.getrandbits
 
 
 def new_request_id() -> str:
     """A fresh id: 32 lower-case hex digits (128 random bits)."""
-    return "%032x" % _bits(128)  # noqa: UP031 (measured: faster than an f-string here)
+    return _bits(128).to_bytes(16, "little").hex()
 
 
 class _Trust:
