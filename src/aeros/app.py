@@ -110,12 +110,15 @@ class WebServer(Serving, Quart):
             too (docs/security.md).
         **options: the server options (:class:`aeros.options.ServerOptions`:
             ``max_concurrent_requests``, ``backlog``, ``keep_alive_timeout``,
-            ``graceful_timeout``, ``ssl_certfile``, ``ssl_keyfile``, ``proxy_headers``,
-            ``forwarded_allow_ips``, ``server``, ``worker_healthcheck_timeout``,
+            ``graceful_timeout``, ``shutdown_delay``, ``ssl_certfile``, ``ssl_keyfile``,
+            ``proxy_headers``, ``forwarded_allow_ips``, ``server``, ``worker_healthcheck_timeout``,
             ``freeze_gc``), the log options (:class:`aeros.options.LogOptions`:
             ``log_level``, ``color``, ``access_log``, ``access_log_format``,
-            ``access_log_file``, ``log_file``), each documented with its default on its
-            config field, and :class:`quart.Quart`'s own (``static_folder``, ...).
+            ``access_log_file``, ``log_file``), the observability options
+            (:class:`aeros.observability.ObservabilityConfig`: ``request_id``,
+            ``health_path``, ``metrics``, ``metrics_path``, ``metrics_port``), each documented
+            with its default on its config field, and :class:`quart.Quart`'s own
+            (``static_folder``, ...).
     """
 
     # the lean request path (aeros.fastpath): no per-request tasks, orjson for JSON
