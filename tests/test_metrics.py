@@ -253,3 +253,43 @@ def test_metrics_bad_options_name_them(options: dict[str, Any], needle: str) -> 
     """A bad metrics option is a ConfigurationError naming it."""
     with pytest.raises(ConfigurationError, match=needle):
         WebServer(__name__, **options)
+
+
+def test_metrics_count_coalesced_misses() -> None:
+    """Requests that wait for another request's fill of the same key count as coalesced."""
+    import asyncio
+    import threading
+
+    app = WebServer(__name__, access_log=False, metrics=True, cache=SimpleCache(timeout=60))
+    entered = threading.Event()
+
+    @app.route("/slow")
+    @app.cache(timeout=60)
+    async def slow() -> str:
+        entered.set()
+        await asyncio.sleep(0.5)
+        return "filled"
+
+    with app.serve_in_thread() as url:
+        results: list[int] = []
+        first = threading.Thread(
+            target=lambda: results.append(httpx.get(url + "/slow").status_code)
+        )
+        first.start()
+        assert entered.wait(5)
+        waiters = [
+            threading.Thread(target=lambda: results.append(httpx.get(url + "/slow").status_code))
+            for _ in range(4)
+        ]
+        for thread in [*waiters]:
+            thread.start()
+        for thread in [first, *waiters]:
+            thread.join(10)
+        found = scrape_until(
+            url + "/metrics",
+            lambda found: value(found, "aeros_cache_results_total", result="miss") == 1,
+        )
+    assert results == [200] * 5
+    assert value(found, "aeros_cache_results_total", result="coalesced") == 4
+    assert value(found, "aeros_cache_results_total", result="hit") == 0
+    assert value(found, "aeros_http_requests_total", method="GET", route="/slow", status="200") == 5

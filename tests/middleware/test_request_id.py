@@ -160,3 +160,34 @@ def test_new_request_id_is_32_hex_and_unique() -> None:
     ids = {new_request_id() for _ in range(10_000)}
     assert len(ids) == 10_000
     assert all(HEX32.match(value) for value in ids)
+
+
+def test_request_id_in_sync_views_and_on_concurrency_limit_refusals(tmp_path: Path) -> None:
+    """A sync view (run in a thread) sees the id; a 503 of the concurrency limit carries one."""
+    import threading
+    import time
+
+    app = id_app(tmp_path, request_id=True, max_concurrent_requests=1)
+    entered = threading.Event()
+
+    @app.route("/sync")
+    def sync_view() -> str:
+        return aeros.request_id() or "none"
+
+    @app.route("/hold")
+    def hold() -> str:
+        entered.set()
+        time.sleep(1.0)
+        return "held"
+
+    with app.serve_in_thread() as url:
+        sync = httpx.get(url + "/sync")
+        holder = threading.Thread(target=httpx.get, args=(url + "/hold",), kwargs={"timeout": 10})
+        holder.start()
+        assert entered.wait(5)
+        refused = httpx.get(url + "/sync")
+        holder.join(10)
+    assert sync.text == sync.headers["x-request-id"]
+    assert HEX32.match(sync.text)
+    assert refused.status_code == 503
+    assert HEX32.match(refused.headers["x-request-id"])
