@@ -130,10 +130,12 @@ def _quart_routes(app: Any) -> None:
         return PLAINTEXT, 200, {"content-type": "text/plain; charset=utf-8"}
 
 
-def make_aeros_app(cache: Any = None) -> Any:
+def make_aeros_app(cache: Any = None, **options: Any) -> Any:
     """aeros as a user would write it: cache and default compression on, access log off.
+
     ``cache``: the store (default a SimpleCache; bench.serve's ``aeros-redis`` passes a
-    RedisCache)."""
+    RedisCache). ``options`` are more WebServer options (``request_id=True``,
+    ``metrics=True``: the contenders that measure what those cost)."""
     from aeros import SimpleCache, WebServer, jsonify
 
     app = WebServer(
@@ -141,6 +143,7 @@ def make_aeros_app(cache: Any = None) -> Any:
         cache=cache if cache is not None else SimpleCache(timeout=3600, threshold=100_000),
         access_log=False,  # no contender logs requests; aeros' log is on by default
         log_level="warning",
+        **options,
     )
     _quart_routes(app)
     calls = [0]

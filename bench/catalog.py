@@ -20,7 +20,7 @@ class Scenario:
     title: str = ""
 
 
-AEROS = ("aeros", "aeros-granian")
+AEROS = ("aeros", "aeros-granian", "aeros-request-id", "aeros-metrics")
 BARE = ("bare", "bare-aeros")
 EVERY_ROUTE = tuple(c for c in CONTENDERS if c not in FIELD)
 """The contenders of :mod:`bench.apps`: they also serve the 20 KB and 10 ms sleep routes."""
@@ -55,6 +55,8 @@ LABELS = {
     "aeros": "aeros (uvicorn)",
     "aeros-granian": "aeros (granian)",
     "aeros-redis": "aeros, RedisCache (uvicorn)",
+    "aeros-request-id": "aeros, request ids on",
+    "aeros-metrics": "aeros, metrics on",
     "quart": "Quart (uvicorn)",
     "quart-aeros": "Quart (aeros server)",
     "quart-hypercorn": "Quart (Hypercorn)",
@@ -79,6 +81,8 @@ SAME_SERVER = {
     "bare-aeros": "bare-aeros",
     "aeros": "bare-aeros",
     "aeros-redis": "bare-aeros",
+    "aeros-request-id": "bare-aeros",
+    "aeros-metrics": "bare-aeros",
     "quart-aeros": "bare-aeros",
     "fastapi-aeros": "bare-aeros",
 }
@@ -89,10 +93,12 @@ Sanic and Robyn have no entry: no bare app runs on their servers, so they have n
 GROUPS = {
     "all": CONTENDERS,
     "core": EVERY_ROUTE,
+    "observability": ("bare-aeros", "aeros", "aeros-request-id", "aeros-metrics"),
     "field": ("bare", "aeros", *FIELD, "fastapi", "quart", "flask-gunicorn"),
 }
 """Names ``--contenders`` accepts for a set: ``core`` is aeros and its baselines on every
-scenario, ``field`` the frameworks users pick instead (issue 12's table)."""
+scenario, ``field`` the frameworks users pick instead (issue 12's table), ``observability``
+aeros with request ids and with metrics on against plain aeros (issue 13)."""
 
 
 def expand_contenders(spec: str) -> list[str]:

@@ -117,6 +117,8 @@ def contenders() -> dict[str, ASGIApp]:
     return {
         "bare": apps.bare_app,
         "aeros": apps.make_aeros_app(),
+        "aeros+rid": apps.make_aeros_app(request_id=True),
+        "aeros+metrics": apps.make_aeros_app(metrics=True),
         "quart": apps.make_quart_app(),
     }
 

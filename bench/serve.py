@@ -18,6 +18,8 @@ CONTENDERS = (
     "aeros",
     "aeros-redis",
     "aeros-granian",
+    "aeros-request-id",
+    "aeros-metrics",
     "quart",
     "quart-aeros",
     "quart-hypercorn",
@@ -42,6 +44,10 @@ UVICORN = {
 """The contenders stock uvicorn serves, by the app's import string."""
 
 
+OBSERVED = {"aeros-request-id": {"request_id": True}, "aeros-metrics": {"metrics": True}}
+"""The aeros contenders with an observability feature on, and the options that turn it on."""
+
+
 def _exec(argv: list[str]) -> None:
     os.execv(argv[0], argv)  # noqa: S606 - become the server process; no shell involved
 
@@ -60,6 +66,11 @@ def serve(contender: str, port: int, workers: int) -> None:
 
         cache = RedisCache(url=os.environ[REDIS_URL_VARIABLE], timeout=3600)
         make_aeros_app(cache).run_server(host=host, port=port, workers=workers)
+    elif contender in OBSERVED:  # aeros with request ids or metrics on: what they cost
+        from bench.apps import make_aeros_app
+
+        app = make_aeros_app(**OBSERVED[contender])
+        app.run_server(host=host, port=port, workers=workers)
     elif contender in ("bare-aeros", "quart-aeros", "fastapi-aeros"):
         # another app on aeros' own server: the bare app is the ceiling "on the same server"
         # as aeros, and stock Quart and FastAPI there separate the framework from the server

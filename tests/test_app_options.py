@@ -60,7 +60,7 @@ def test_readme_option_table_lists_every_webserver_option() -> None:
     import re
     from pathlib import Path
 
-    from aeros.options import LogOptions, ServerOptions
+    from aeros.options import LogOptions, ObservabilityOptions, ServerOptions
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     table = readme.split("| option | default | what it does |", 1)[1].split("\n\n", 1)[0]
@@ -72,4 +72,10 @@ def test_readme_option_table_lists_every_webserver_option() -> None:
         "import_name",
         "options",
     }
-    assert listed == named | ServerOptions.__optional_keys__ | LogOptions.__optional_keys__
+    assert (
+        listed
+        == named
+        | ServerOptions.__optional_keys__
+        | LogOptions.__optional_keys__
+        | ObservabilityOptions.__optional_keys__
+    )

@@ -82,6 +82,8 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "locate": ("aeros.app", "aeros.cli"),
     "run_options": ("aeros.app",),
     "options": ("aeros.", *WEB),
+    "metrics": ("aeros.app", "aeros.server", "aeros.response_cache", "aeros.fastpath", "aeros.cli"),
+    "observability": ("aeros.app", "aeros.middleware", "aeros.server", "aeros.metrics", *WEB),
     "serving": ("aeros.app", "aeros.cli"),
     "cli": ("aeros.response_cache", "aeros.stores", "aeros.middleware", "aeros.fastpath"),
     "app": ("aeros.cli",),

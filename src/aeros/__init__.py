@@ -15,6 +15,7 @@ from aeros.app import WebServer
 from aeros.cache_control import CacheControl, CacheTypes
 from aeros.compression import Br, Compress, Gzip, Zstd
 from aeros.errors import AerosError, ConfigurationError, StoreError
+from aeros.logging.context import current_request_id as request_id
 from aeros.middleware.cors import CORS
 from aeros.misc import async_to_sync, jsonify, render_template, sync_to_async
 from aeros.response_cache.policy import cached
@@ -44,5 +45,6 @@ __all__ = [
     "cached",
     "jsonify",
     "render_template",
+    "request_id",
     "sync_to_async",
 ]

@@ -34,12 +34,18 @@ from aeros.fastpath.dispatch import uses_lean_dispatch
 from aeros.headers import check_header
 from aeros.logging.config import LogConfig
 from aeros.logging.router import route_logger
+from aeros.metrics.export import Exporter
+from aeros.metrics.layer import AppBytesMiddleware, MetricsMiddleware
+from aeros.metrics.routes import RouteResolver, recording_request_class
 from aeros.middleware.access_log import AccessLogMiddleware
 from aeros.middleware.concurrency_limit import ConcurrencyLimitMiddleware
 from aeros.middleware.cors import CORS, CORSMiddleware
 from aeros.middleware.headers import GlobalHeaders, HeadersMiddleware
+from aeros.middleware.health import HealthMiddleware
+from aeros.middleware.request_id import RequestIdMiddleware
 from aeros.misc import note_sync_function
-from aeros.options import WebServerOptions, split_options
+from aeros.observability import ObservabilityConfig
+from aeros.options import WebServerOptions, pop_observability_options, split_options
 from aeros.response_cache.routes import ResponseCache
 from aeros.server.config import QUART_LIMIT_KEYS, Limits, ServerConfig
 from aeros.server.forkserver import ForkServer
@@ -105,12 +111,15 @@ class WebServer(Serving, Quart):
             too (docs/security.md).
         **options: the server options (:class:`aeros.options.ServerOptions`:
             ``max_concurrent_requests``, ``backlog``, ``keep_alive_timeout``,
-            ``graceful_timeout``, ``ssl_certfile``, ``ssl_keyfile``, ``proxy_headers``,
-            ``forwarded_allow_ips``, ``server``, ``worker_healthcheck_timeout``,
+            ``graceful_timeout``, ``shutdown_delay``, ``ssl_certfile``, ``ssl_keyfile``,
+            ``proxy_headers``, ``forwarded_allow_ips``, ``server``, ``worker_healthcheck_timeout``,
             ``freeze_gc``), the log options (:class:`aeros.options.LogOptions`:
             ``log_level``, ``color``, ``access_log``, ``access_log_format``,
-            ``access_log_file``, ``log_file``), each documented with its default on its
-            config field, and :class:`quart.Quart`'s own (``static_folder``, ...).
+            ``access_log_file``, ``log_file``), the observability options
+            (:class:`aeros.observability.ObservabilityConfig`: ``request_id``,
+            ``health_path``, ``metrics``, ``metrics_path``, ``metrics_port``), each documented
+            with its default on its config field, and :class:`quart.Quart`'s own
+            (``static_folder``, ...).
     """
 
     # the lean request path (aeros.fastpath): no per-request tasks, orjson for JSON
@@ -138,6 +147,7 @@ class WebServer(Serving, Quart):
         limits: Limits | None = None,
         **options: Unpack[WebServerOptions],
     ) -> None:
+        observability = pop_observability_options(options)  # type: ignore[arg-type]
         server_options, log_options, quart_options = split_options(options)
         super().__init__(import_name, **quart_options)
         if worker_threads is not None and workers is not None and worker_threads != workers:
@@ -156,6 +166,9 @@ class WebServer(Serving, Quart):
         self.use_limits(self.server_config.limits)
         check_ssl(self.server_config)  # a bad certificate or key fails here, not at start
         self.log_config = LogConfig(**log_options)
+        self.observability = ObservabilityConfig(**observability)
+        self.metrics_exporter = Exporter() if self.observability.metrics else None
+        self._prepared_metrics_dir: Any = None
         boolean("WebServer", "include_server_header", include_server_header)
         if global_headers is not None and not isinstance(global_headers, Mapping):
             raise ConfigurationError(
@@ -215,15 +228,29 @@ class WebServer(Serving, Quart):
     def layers(self) -> list[Layer]:
         """The layer stack around ``Quart.asgi_app``, outermost first (DESIGN.md's order).
 
-        access log, concurrency limit, CORS, user middleware (:meth:`add_middleware`),
-        response cache, global headers, compression; then Quart. A layer with nothing to do is
-        left out. The cache, CORS and the concurrency limit add the global headers to the
-        answers they make themselves, so a cache hit does not pass through the headers layer.
+        request id, health probe, metrics, access log, concurrency limit, CORS, user middleware
+        (:meth:`add_middleware`), response cache, global headers, compression, the metrics'
+        byte count; then Quart. A layer with nothing to do is left out. The cache, CORS and the
+        concurrency limit add the global headers to the answers they make themselves, so a
+        cache hit does not pass through the headers layer.
         """
         codecs = self.codecs
         headers = GlobalHeaders(self._header_pairs(own_server=self._own_server))
         limit = self.server_config.max_concurrent_requests
+        observe = self.observability
+        request_id = observe.request_id_header
+        exporter = self.metrics_exporter
+        metrics_path = observe.metrics_path if observe.metrics_port is None else None
         stack = [
+            Layer(RequestIdMiddleware, request_id, self.server_config.forwarded_allow_ips)
+            if request_id is not None
+            else None,
+            Layer(HealthMiddleware, observe.health_path, headers)
+            if observe.health_path is not None
+            else None,
+            Layer(MetricsMiddleware, exporter, metrics_path, RouteResolver(self))
+            if exporter is not None
+            else None,
             Layer(AccessLogMiddleware, self.log_config) if self.log_config.access_log else None,
             Layer(ConcurrencyLimitMiddleware, limit, headers) if limit is not None else None,
             Layer(CORSMiddleware, self.cors, headers) if self.cors is not None else None,
@@ -231,6 +258,7 @@ class WebServer(Serving, Quart):
             Layer(self.response_cache.wrap, codecs, headers),  # no store: no layer
             Layer(HeadersMiddleware, headers) if headers else None,
             Layer(CompressionMiddleware, codecs) if codecs else None,
+            Layer(AppBytesMiddleware, exporter) if exporter is not None else None,
         ]
         return [layer for layer in stack if layer is not None]
 
@@ -239,6 +267,8 @@ class WebServer(Serving, Quart):
         uses_lean_dispatch(self)  # decided (and, when not, logged with the reason) here, once
         self.response_cache.warn_without_store()  # every blueprint is registered by now
         self._sealed = True
+        if self.metrics_exporter is not None:  # the metrics label requests with their route
+            self.request_class = recording_request_class(self.request_class)
         stack: ASGIApp = super().asgi_app  # type: ignore[assignment]
         for layer in reversed(self.layers()):
             stack = layer.wrap(stack)

@@ -49,6 +49,7 @@ SERVER_OPTIONS = (
     "backlog",
     "keep_alive_timeout",
     "graceful_timeout",
+    "shutdown_delay",
     "max_concurrent_requests",
     "worker_healthcheck_timeout",
     "max_requests",
@@ -144,6 +145,12 @@ _SERVER_ARGUMENTS = (
         "graceful_timeout",
         _seconds(0),
         "seconds in-flight requests get to finish on shutdown (default: 30)",
+    ),
+    (
+        "shutdown_delay",
+        _seconds(0),
+        "seconds the server keeps serving after it is told to stop, with the health endpoint "
+        "saying 503, before it drains (default: 0)",
     ),
     (
         "max_concurrent_requests",

@@ -12,7 +12,14 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict
 
-__all__ = ["LogOptions", "ServerOptions", "WebServerOptions", "split_options"]
+__all__ = [
+    "LogOptions",
+    "ObservabilityOptions",
+    "ServerOptions",
+    "WebServerOptions",
+    "pop_observability_options",
+    "split_options",
+]
 
 
 class ServerOptions(TypedDict, total=False):
@@ -23,6 +30,7 @@ class ServerOptions(TypedDict, total=False):
     backlog: int
     keep_alive_timeout: float
     graceful_timeout: float
+    shutdown_delay: float
     ssl_certfile: str | None
     ssl_keyfile: str | None
     proxy_headers: bool
@@ -46,6 +54,17 @@ class LogOptions(TypedDict, total=False):
     log_file: str | os.PathLike[str] | None
 
 
+class ObservabilityOptions(TypedDict, total=False):
+    """WebServer's request-id, health and metrics options: each is the
+    :class:`~aeros.observability.ObservabilityConfig` field of the same name."""
+
+    request_id: bool | str
+    health_path: str | None
+    metrics: bool
+    metrics_path: str
+    metrics_port: int | None
+
+
 class _QuartOptions(TypedDict, total=False):
     static_url_path: str | None
     static_folder: str | None
@@ -58,7 +77,7 @@ class _QuartOptions(TypedDict, total=False):
     root_path: str | None
 
 
-class WebServerOptions(ServerOptions, LogOptions, _QuartOptions, total=False):
+class WebServerOptions(ServerOptions, LogOptions, ObservabilityOptions, _QuartOptions, total=False):
     """Every keyword option of :class:`WebServer` besides its named parameters."""
 
 
@@ -81,3 +100,12 @@ def split_options(
         else:
             quart[name] = value
     return server, log, quart
+
+
+def pop_observability_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Remove the :class:`ObservabilityOptions` from ``options`` and return them."""
+    return {
+        name: options.pop(name)
+        for name in ObservabilityOptions.__optional_keys__
+        if name in options
+    }

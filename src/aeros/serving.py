@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -20,6 +21,12 @@ from flask.config import Config
 
 from aeros.compression import Codec
 from aeros.logging.config import LogConfig, configure_logging, log_banner
+from aeros.metrics import exporter_render
+from aeros.metrics.export import Exporter
+from aeros.metrics.multiproc import MultiprocDir
+from aeros.metrics.port import MetricsPort
+from aeros.metrics.workers import WorkerMetrics
+from aeros.observability import ObservabilityConfig
 from aeros.response_cache.routes import ResponseCache
 from aeros.run_options import (
     apply_run_options,
@@ -31,6 +38,7 @@ from aeros.run_options import (
 from aeros.server.config import ServerConfig, body_limit_from_app_config
 from aeros.server.forkserver import ForkServer
 from aeros.server.runner import Runner, fork_server_for
+from aeros.server.supervisor import can_fork
 from aeros.server.threads import serving_in_this_thread
 from aeros.types import Headers
 
@@ -52,6 +60,9 @@ class Serving:
     _runner: Runner | None
     _runner_lock: threading.Lock
     _prepared_fork_server: ForkServer | None
+    observability: ObservabilityConfig
+    metrics_exporter: Exporter | None
+    _prepared_metrics_dir: MultiprocDir | None
 
     @property
     def codecs(self) -> tuple[Codec, ...]:
@@ -110,6 +121,7 @@ class Serving:
                 raise RuntimeError("this WebServer is already serving; call stop() first")
             self._seal_for_own_server()
             prepared, self._prepared_fork_server = self._prepared_fork_server, None
+            metrics_dir = self._metrics_dir_for(config.workers)  # before any worker is forked
             runner = self._runner = Runner(
                 self,
                 config,
@@ -117,22 +129,57 @@ class Serving:
                 on_started=started,
                 worker_init=self._start_worker_logging,
                 fork_server=prepared,
+                worker_observer=(
+                    WorkerMetrics(metrics_dir, config.workers) if metrics_dir is not None else None
+                ),
             )
+        metrics_port: MetricsPort | None = None
         try:
             # Workers are forked by a helper forked here, before the log listener thread
             # starts (or earlier, by AdvancedThread / serve_in_thread, before their thread).
             runner.prepare()
             listener = configure_logging(self.log_config)
             try:
+                metrics_port = self._open_metrics_port(config.host)  # a thread: after the fork
                 with serving_in_this_thread(self):  # AdvancedThread.stop() finds it there
                     runner.run()
             finally:
                 listener.stop()
             runner.reexec_if_requested()  # SIGUSR2: the logs are written; never returns then
         finally:
+            if metrics_port is not None:
+                metrics_port.close()
+            self.metrics_url = None
             runner.close()
+            if metrics_dir is not None:
+                metrics_dir.close()
             with self._runner_lock:
                 self._runner = None
+
+    metrics_url: str | None = None
+    """While serving with ``metrics_port``: the metrics' URL (``http://127.0.0.1:9100/metrics``),
+    so a port of 0 can be found."""
+
+    def _metrics_dir_for(self, workers: int) -> MultiprocDir | None:
+        """The multiprocess directory of this run (one made by :meth:`prepare_workers`, or a new
+        one); None in one process or without metrics. The caller holds ``_runner_lock``."""
+        prepared, self._prepared_metrics_dir = self._prepared_metrics_dir, None
+        if self.metrics_exporter is None or workers <= 1 or not can_fork():
+            if prepared is not None:
+                prepared.close()
+            return None
+        return prepared if prepared is not None else MultiprocDir()
+
+    def _open_metrics_port(self, host: str) -> MetricsPort | None:
+        observe = self.observability
+        if self.metrics_exporter is None or observe.metrics_port is None:
+            return None
+        port = MetricsPort(
+            host, observe.metrics_port, observe.metrics_path, exporter_render(self.metrics_exporter)
+        )
+        self.metrics_url = port.url + observe.metrics_path
+        logging.getLogger("aeros").info("metrics on %s", self.metrics_url)
+        return port
 
     def _seal_for_own_server(self) -> None:
         """From now on aeros' own server serves this app (the caller holds ``_runner_lock``).
@@ -178,6 +225,8 @@ class Serving:
         # the workers are forked from the helper's copy of this app: served by aeros' server
         with self._runner_lock:
             self._seal_for_own_server()
+            metrics_dir = self._metrics_dir_for(count)  # the workers must inherit it
+            self._prepared_metrics_dir = metrics_dir
         helper = fork_server_for(self, count, self._start_worker_logging)
         with self._runner_lock:
             previous, self._prepared_fork_server = self._prepared_fork_server, helper
@@ -188,8 +237,11 @@ class Serving:
         """Let a helper from :meth:`prepare_workers` go when ``run_server()`` will not run."""
         with self._runner_lock:
             previous, self._prepared_fork_server = self._prepared_fork_server, None
+            metrics_dir, self._prepared_metrics_dir = self._prepared_metrics_dir, None
         if previous is not None:
             previous.close()
+        if metrics_dir is not None:
+            metrics_dir.close()
 
     def run(
         self,

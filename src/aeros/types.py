@@ -11,6 +11,10 @@ from typing import Any, Final
 
 __all__ = [
     "CACHE_STATE",
+    "COALESCED",
+    "DRAINING",
+    "PEER",
+    "ROUTE",
     "SKIP_COMPRESSION",
     "SKIP_GLOBAL_HEADERS",
     "ASGIApp",
@@ -40,3 +44,20 @@ SKIP_GLOBAL_HEADERS: Final = "aeros.skip_global_headers"
 CACHE_STATE: Final = "aeros.cache_state"
 """Scope key: what the response cache did for this request (``"hit"``, ``"miss"``,
 ``"stale"``, ``"bypass"``, ``"uncacheable"``, ``"error"``); the access log prints it."""
+
+PEER: Final = "aeros.peer"
+"""Scope key: the address of the connection's peer, set by aeros' server when proxy headers are
+honoured (``scope["client"]`` is then the forwarded client). Layers that trust a header only
+from a proxy (the request id) check this; without it, ``scope["client"]`` is the peer."""
+
+ROUTE: Final = "aeros.route"
+"""Scope key: the route template that matched (``/items/<int:item_id>``, never the raw path),
+set while the app routes the request; the metrics layer labels requests with it."""
+
+DRAINING: Final = "aeros.draining"
+"""Key of the ASGI lifespan state (``scope["state"]``) that aeros' server sets to True when
+its graceful shutdown starts; the health endpoint then answers 503."""
+
+COALESCED: Final = "aeros.cache_coalesced"
+"""Scope key: True when the response cache answered this request with the result of a fill
+another request was running (a coalesced miss; ``CACHE_STATE`` says ``hit``)."""

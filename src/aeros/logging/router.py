@@ -14,6 +14,8 @@ import queue
 import threading
 from logging.handlers import QueueHandler
 
+from aeros.logging.context import RequestIdFilter
+
 __all__ = ["ROUTED", "SERVER_LOGGER", "Router", "route_logger", "router"]
 
 ROUTED = ("aeros", "uvicorn", "quart")
@@ -73,6 +75,7 @@ class Router:
         self.queue: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
         self.handler = _QueueHandler(self.queue)
         self.handler.addFilter(_ServerEvents())
+        self.handler.addFilter(RequestIdFilter())  # in the logging thread: the request's id
         self.level: int | None = None  # routing is on while this is set
         # logger name -> (level, propagate, handlers) before aeros took it over
         self.saved: dict[str, tuple[int, bool, list[logging.Handler]]] = {}

@@ -12,6 +12,7 @@ import time
 
 from aeros.logging.access import ACCESS_LOGGER, SERVER_ANSWER, log_access
 from aeros.logging.config import LogConfig
+from aeros.logging.context import request_id_var
 from aeros.logging.formatters import AccessEntry
 from aeros.types import CACHE_STATE, ASGIApp, Message, Receive, Scope, Send
 
@@ -116,5 +117,6 @@ class AccessLogMiddleware:
             scope.get(CACHE_STATE),
             referer,
             user_agent,
+            request_id_var.get(),  # set by the request-id layer outside, when it is on
         )
         log_access(entry)

@@ -54,6 +54,7 @@ from aeros.response_cache.policy import CachePolicy
 from aeros.response_cache.storage import FAILED, EntryStore
 from aeros.types import (
     CACHE_STATE,
+    COALESCED,
     SKIP_COMPRESSION,
     SKIP_GLOBAL_HEADERS,
     ASGIApp,
@@ -216,6 +217,7 @@ class CacheMiddleware:
             now = self.clock()
             if entry is not None and now < entry.fresh_until:
                 scope[CACHE_STATE] = "hit"
+                scope[COALESCED] = True  # waited for another request's fill (the metrics)
                 headers, body = self._answer_for(key, entry, accept)
                 await answer(
                     send, entry, headers, body, if_none_match, head, now, self._kept_in_304

@@ -89,6 +89,10 @@ class ServerConfig:
     """Seconds an idle keep-alive connection stays open."""
     graceful_timeout: float = 30.0
     """Seconds in-flight requests get to finish on shutdown before they are cancelled."""
+    shutdown_delay: float = 0.0
+    """Seconds the server keeps accepting and serving after it is told to stop, before the
+    graceful drain starts; the health endpoint (``health_path``) answers 503 meanwhile, so load
+    balancers take the instance out of rotation before it stops accepting connections."""
     max_concurrent_requests: int | None = None
     """Requests in flight per worker above which the server answers 503; None: no limit."""
     ssl_certfile: str | None = None
@@ -135,6 +139,7 @@ class ServerConfig:
         _validate.integer(owner, "backlog", self.backlog, minimum=1)
         _validate.seconds(owner, "keep_alive_timeout", self.keep_alive_timeout)
         _validate.seconds(owner, "graceful_timeout", self.graceful_timeout)
+        _validate.seconds(owner, "shutdown_delay", self.shutdown_delay)
         _validate.seconds(
             owner, "worker_healthcheck_timeout", self.worker_healthcheck_timeout, minimum=0.1
         )

@@ -21,7 +21,7 @@ from aeros.server import peers, signals
 from aeros.server.config import ServerConfig
 from aeros.server.forkserver import ForkServer
 from aeros.server.handover import Handover, inherited_socket, reexec
-from aeros.server.supervisor import Supervisor, can_fork, slots_for
+from aeros.server.supervisor import Supervisor, WorkerObserver, can_fork, slots_for
 from aeros.server.uvicorn_backend import AerosServer, check_ssl
 from aeros.server.worker import worker_main
 
@@ -78,6 +78,7 @@ class Runner:
         fork_server: a helper already forked for this app by :func:`fork_server_for` (before
             the caller's thread started); used when its slots match the workers of this run,
             closed otherwise. The runner owns it from here on.
+        worker_observer: told of every worker started and exited (the metrics count them).
     """
 
     def __init__(
@@ -89,8 +90,10 @@ class Runner:
         on_started: Callable[[str], None] | None = None,
         worker_init: Callable[[], Any] | None = None,
         fork_server: ForkServer | None = None,
+        worker_observer: WorkerObserver | None = None,
     ) -> None:
         self.app = app
+        self.worker_observer = worker_observer
         self.config = config
         self.sock = sock
         self.on_started = on_started
@@ -232,6 +235,7 @@ class Runner:
             on_started=self._announce(url),
             handover=handover,
             can_reexec=self.sock is None,
+            observer=self.worker_observer,
         )
         if not self._activate(supervisor):
             return

@@ -33,7 +33,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from aeros.server import peers, signals
 from aeros.server.config import ServerConfig
@@ -41,7 +41,14 @@ from aeros.server.forkserver import ForkServer
 from aeros.server.handover import Handover
 from aeros.server.replacements import RETRY_DELAYS, Replacements, WorkerState, slots_for
 
-__all__ = ["EXIT_CRASH_LOOP", "START_FAILURE_LIMIT", "Supervisor", "can_fork", "slots_for"]
+__all__ = [
+    "EXIT_CRASH_LOOP",
+    "START_FAILURE_LIMIT",
+    "Supervisor",
+    "WorkerObserver",
+    "can_fork",
+    "slots_for",
+]
 
 logger = logging.getLogger("aeros.server")
 
@@ -52,6 +59,16 @@ EXIT_CRASH_LOOP = 3
 KILL_MARGIN = 5.0
 """Seconds past ``graceful_timeout`` a draining worker gets before SIGKILL."""
 _TICK = 0.1
+
+
+class WorkerObserver(Protocol):
+    """Told of every worker the supervisor starts and every one that exits (the metrics)."""
+
+    def worker_started(self, slot: int, pid: int) -> None:
+        """A worker was forked into ``slot``."""
+
+    def worker_exited(self, pid: int, exit_code: int) -> None:
+        """A worker exited (``os.waitstatus_to_exitcode``: 0 a clean stop, < 0 a signal)."""
 
 
 def can_fork() -> bool:
@@ -93,6 +110,7 @@ class Supervisor(Replacements):
         can_reexec: whether SIGUSR2 may re-execute the process: only when the server bound
             (or inherited) its socket itself; one passed in by the caller is bound again by
             the caller's code, which a re-exec would run again.
+        observer: told of every worker started and exited (a :class:`WorkerObserver`).
     """
 
     def __init__(
@@ -104,9 +122,11 @@ class Supervisor(Replacements):
         on_started: Callable[[], None] | None = None,
         handover: Handover | None = None,
         can_reexec: bool = True,
+        observer: WorkerObserver | None = None,
     ) -> None:
         self.config = config
         self.can_reexec = can_reexec
+        self.observer = observer
         self.workers = config.workers
         self.sock = sock
         self.fork_server = fork_server
@@ -288,6 +308,8 @@ class Supervisor(Replacements):
         self._selector.register(mine, selectors.EVENT_READ, slot)
         worker = self._slots[slot] = WorkerState(pid)
         logger.info("Started worker %d [pid %d]", slot, pid)
+        if self.observer is not None:
+            self.observer.worker_started(slot, pid)
         return worker
 
     def _collect_exits(self, block: float = 0.0) -> dict[int, int]:
@@ -301,7 +323,11 @@ class Supervisor(Replacements):
                 for worker in self._slots
                 if worker is not None and not _alive(worker.pid)
             }
-        return {pid: os.waitstatus_to_exitcode(status) for pid, status in reports}
+        exits = {pid: os.waitstatus_to_exitcode(status) for pid, status in reports}
+        if self.observer is not None:
+            for pid, code in exits.items():
+                self.observer.worker_exited(pid, code)
+        return exits
 
     def _reap(self) -> None:
         exited = self._collect_exits()
@@ -434,7 +460,9 @@ class Supervisor(Replacements):
         for pid in live:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + self.graceful_timeout + KILL_MARGIN
+        deadline = (
+            time.monotonic() + self.config.shutdown_delay + self.graceful_timeout + KILL_MARGIN
+        )
         while live and time.monotonic() < deadline and not self._force:
             live.difference_update(self._collect_exits(block=0.05))
             if live and self._events_say("SIGINT"):

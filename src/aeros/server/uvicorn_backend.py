@@ -32,11 +32,13 @@ from types import FrameType
 from typing import Any
 
 import uvicorn
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from aeros.errors import ConfigurationError
 from aeros.server import signals
 from aeros.server.config import ServerConfig
 from aeros.server.http.protocol import build_protocol_class
+from aeros.types import DRAINING, PEER, Receive, Scope, Send
 
 __all__ = ["AerosServer", "StartupFailed", "check_ssl", "tls_error"]
 
@@ -52,8 +54,26 @@ class StartupFailed(RuntimeError):
     """The app's lifespan startup failed; the reason is in the log above."""
 
 
+class _KeepPeer:
+    """Note the peer's address (``scope[PEER]``) before uvicorn's proxy-headers middleware
+    replaces ``scope["client"]`` with the forwarded client: the request-id layer trusts an id
+    only from a proxy in ``forwarded_allow_ips``, by the same rule."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope[PEER] = scope.get("client")
+        await self.app(scope, receive, send)
+
+
 def _uvicorn_config(app: Any, config: ServerConfig) -> uvicorn.Config:
     """The ``uvicorn.Config`` for ``app`` served with ``config`` (nothing is loaded yet)."""
+    if (
+        config.proxy_headers
+    ):  # uvicorn's own middleware, applied here so _KeepPeer can sit outside it
+        trusted = list(config.forwarded_allow_ips or ())
+        app = _KeepPeer(ProxyHeadersMiddleware(app, trusted_hosts=trusted))
     return uvicorn.Config(
         app,
         http=build_protocol_class(config),
@@ -70,7 +90,7 @@ def _uvicorn_config(app: Any, config: ServerConfig) -> uvicorn.Config:
         ssl_certfile=config.ssl_certfile,
         ssl_keyfile=config.ssl_keyfile,
         ssl_ca_certs=config.ssl_ca_certs,
-        proxy_headers=config.proxy_headers,
+        proxy_headers=False,  # applied above when wanted
         forwarded_allow_ips=list(config.forwarded_allow_ips or ()),
     )
 
@@ -209,7 +229,13 @@ class AerosServer(uvicorn.Server):
                 await asyncio.wait_for(self._wakeup.wait(), _TICK)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        """Stop accepting, let requests in flight finish within ``graceful_timeout``, then cut."""
+        """Stop accepting, let requests in flight finish within ``graceful_timeout``, then cut.
+
+        First the lifespan state says draining (the health endpoint answers 503 from now on),
+        and with ``shutdown_delay`` the server keeps serving that long before it stops accepting.
+        """
+        self.lifespan.state[DRAINING] = True  # each request's scope["state"] is a copy of it
+        await self._delay_shutdown()
         state = self.server_state
         logger.info(
             "Shutting down (%s): draining %d connection(s), up to %gs",
@@ -258,6 +284,22 @@ class AerosServer(uvicorn.Server):
                 asyncio.gather(*(server.wait_closed() for server in self.servers)), _CLOSE_GRACE
             )
         await self._shutdown_lifespan()
+
+    async def _delay_shutdown(self) -> None:
+        """Keep serving for ``shutdown_delay`` seconds (a second signal cuts it short)."""
+        delay = self.settings.shutdown_delay
+        if delay <= 0:
+            return
+        logger.info(
+            "Shutting down (%s): serving %gs more, health says draining", self.exit_reason, delay
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + delay
+        while not self.force_exit:  # a second signal sets it: stop waiting
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            await asyncio.sleep(min(0.05, left))
 
     async def _shutdown_lifespan(self) -> None:
         """Run the app's shutdown hooks (``after_serving``), also after a second signal; a

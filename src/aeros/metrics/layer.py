@@ -1,0 +1,125 @@
+"""Metrics layers: count every request into the :class:`~aeros.metrics.tally.Tally`, serve the
+scrape, and count the body bytes views produce.
+
+:class:`MetricsMiddleware` sits just inside the health probe and outside the access log, so
+everything the app or aeros answers is counted (503s of the concurrency limit, cache hits) and
+probes and scrapes are not. Per request it adds to plain dicts; ``prometheus_client`` is
+touched once a second (:class:`~aeros.metrics.export.Exporter`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from aeros.metrics.export import CONTENT_TYPE, Exporter
+from aeros.metrics.tally import UNMATCHED
+from aeros.types import CACHE_STATE, COALESCED, ROUTE, ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["AppBytesMiddleware", "MetricsMiddleware"]
+
+
+class MetricsMiddleware:
+    """Count requests by method, route template and status, their latency, the requests in
+    flight and the cache results; answer GET/HEAD on ``path`` with the metrics.
+
+    Args:
+        app: the ASGI app to wrap.
+        exporter: the app's :class:`Exporter` (its tally is filled here).
+        path: where the metrics are served on this port; None: not here (``metrics_port``).
+        route_of: the route template of a request the app did not route itself (a cache hit
+            is answered in front of Quart); :data:`UNMATCHED` when none matches.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        exporter: Exporter,
+        path: str | None,
+        route_of: Callable[[Scope], str],
+    ) -> None:
+        self.app = app
+        self.exporter = exporter
+        self.tally = exporter.tally
+        self.path = path
+        self.route_of = route_of
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind != "http":
+            if kind != "lifespan":
+                await self.app(scope, receive, send)
+                return
+            try:
+                await self.app(scope, receive, send)
+            finally:  # the server is stopping: count the last requests before the worker ends
+                self.exporter.flush()
+                self.exporter.scheduled = False
+            return
+        if scope["path"] == self.path and scope["method"] in ("GET", "HEAD"):
+            await self.scrape(scope, send)
+            return
+        tally = self.tally
+        tally.in_flight += 1
+        box: list[str | None] = [None]
+        scope[ROUTE] = box  # shared by the copies of the scope that inner layers make
+        start = time.perf_counter()
+        status = 0
+        size = 0
+
+        async def counting_send(message: Message) -> None:
+            nonlocal status, size
+            if message["type"] == "http.response.body":
+                size += len(message.get("body", b""))
+            elif message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counting_send)
+        finally:
+            tally.in_flight -= 1
+            cache = scope.get(CACHE_STATE)
+            route = box[0]
+            if route is None:
+                # answered in front of Quart (a hit) or routed nowhere
+                route = self.route_of(scope) if cache is not None else UNMATCHED
+            if cache == "hit" and scope.get(COALESCED):
+                cache = "coalesced"
+            seconds = time.perf_counter() - start
+            tally.record(scope["method"], route, status or 500, seconds, cache, size)
+            if not self.exporter.scheduled:
+                self.exporter.schedule()
+
+    async def scrape(self, scope: Scope, send: Send) -> None:
+        """Answer with the metrics of every worker (this one's counts flushed first)."""
+        body = self.exporter.render()
+        headers = [
+            (b"content-type", CONTENT_TYPE),
+            (b"content-length", str(len(body)).encode()),
+            (b"cache-control", b"no-store"),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        head = scope["method"] == "HEAD"
+        await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+class AppBytesMiddleware:
+    """Count the response body bytes the app produced (innermost: before compression)."""
+
+    def __init__(self, app: ASGIApp, exporter: Exporter) -> None:
+        self.app = app
+        self.tally = exporter.tally
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        tally = self.tally
+
+        async def counting_send(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                tally.app_bytes += len(message.get("body", b""))
+            await send(message)
+
+        await self.app(scope, receive, counting_send)

@@ -1,0 +1,75 @@
+"""The route template of each request, for the metrics' ``route`` label (never the raw path).
+
+The one Quart-aware module of :mod:`aeros.metrics`. :func:`recording_request_class` makes a
+subclass of the app's request class whose ``url_rule``, when Quart sets it after routing,
+also writes the rule's template into the box the metrics layer put in the scope (so it
+survives the copies of the scope the response cache makes). :class:`RouteResolver` finds the
+template of requests that never reach Quart (cache hits), memoised per method and path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Quart
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RoutingException
+
+from aeros.metrics.tally import UNMATCHED
+from aeros.types import ROUTE, Scope
+
+__all__ = ["RouteResolver", "recording_request_class"]
+
+_MEMO_LIMIT = 4096
+
+
+def _get_rule(self: Any) -> Any:
+    return self.__dict__.get("_aeros_url_rule")
+
+
+def _set_rule(self: Any, rule: Any) -> None:
+    self.__dict__["_aeros_url_rule"] = rule
+    if rule is not None:
+        box = self.scope.get(ROUTE)
+        if box is not None:
+            box[0] = rule.rule
+
+
+def recording_request_class(base: type[Any]) -> type[Any]:
+    """A subclass of ``base`` (the app's ``request_class``) that records the matched route."""
+    if getattr(base, "__aeros_records_route__", False):
+        return base
+    namespace = {
+        "url_rule": property(_get_rule, _set_rule, doc="The matched rule (Quart's)."),
+        "__aeros_records_route__": True,
+        "__module__": __name__,
+    }
+    return type(f"RouteRecording{base.__name__}", (base,), namespace)
+
+
+class RouteResolver:
+    """``resolver(scope)``: the route template matching the request, or :data:`UNMATCHED`."""
+
+    def __init__(self, app: Quart) -> None:
+        self.app = app
+        self.memo: dict[tuple[str, str], str] = {}
+
+    def __call__(self, scope: Scope) -> str:
+        key = (scope["method"], scope["path"])
+        found = self.memo.get(key)
+        if found is not None:
+            return found
+        try:
+            adapter = self.app.url_map.bind(
+                self.app.config.get("SERVER_NAME") or "localhost",
+                scope.get("root_path", ""),
+                url_scheme=scope.get("scheme", "http"),
+            )
+            rule, _ = adapter.match(scope["path"], scope["method"], return_rule=True)
+            found = rule.rule
+        except (HTTPException, RoutingException):
+            found = UNMATCHED
+        if len(self.memo) >= _MEMO_LIMIT:
+            self.memo.clear()
+        self.memo[key] = found
+        return found

@@ -1,0 +1,135 @@
+"""Request-id layer: give every request an id, in views, log records and the response.
+
+The outermost layer. It takes the id a trusted proxy sent (the peer is one of
+``forwarded_allow_ips`` and the value is well formed) or makes one, sets it for the duration of
+the request (:func:`aeros.request_id`, and every log record: :mod:`aeros.logging.context`), and
+sends it back on the response, whoever made it: the app, a cache hit (the cache never stores
+this header, so a hit never replays another request's id), a 503 of the concurrency limit.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+import re
+from collections.abc import Iterable
+
+from aeros.errors import ConfigurationError
+from aeros.headers import check_header
+from aeros.logging.context import request_id_var
+from aeros.types import PEER, ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["DEFAULT_HEADER", "MAX_LENGTH", "RequestIdMiddleware", "new_request_id"]
+
+DEFAULT_HEADER = "X-Request-ID"
+"""The header read from trusted proxies and sent back, unless ``request_id=`` names another."""
+MAX_LENGTH = 128
+"""Longest id taken from a proxy; a longer one is replaced by a fresh id."""
+
+# what an id may hold: no spaces, quotes, commas or control characters, so it is safe in a
+# log line and in a header as it is
+_WELL_FORMED = re.compile(rb"[A-Za-z0-9._:/+=@-]{1,%d}" % MAX_LENGTH)
+_TRUSTED_MEMO_LIMIT = 1024
+# random.getrandbits is the cheapest source measured (0.19 us against 0.6 us for
+# os.urandom(16).hex() and about 2 us for uuid4().hex): an id is a unique label, not a secret,
+# and the random module reseeds itself in every forked worker.
+_bits = random.getrandbits
+
+
+def new_request_id() -> str:
+    """A fresh id: 32 lower-case hex digits (128 random bits)."""
+    return _bits(128).to_bytes(16, "little").hex()
+
+
+class _Trust:
+    """Whether a peer address is one of ``forwarded_allow_ips`` (memoised per address)."""
+
+    def __init__(self, allowed: Iterable[str]) -> None:
+        items = tuple(allowed)
+        self.everyone = "*" in items
+        self.networks = tuple(
+            ipaddress.ip_network(item, strict=False) for item in items if item != "*"
+        )
+        self.memo: dict[str, bool] = {}
+
+    def __call__(self, host: str) -> bool:
+        known = self.memo.get(host)
+        if known is not None:
+            return known
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            trusted = False
+        else:
+            trusted = any(address in network for network in self.networks)
+        if len(self.memo) >= _TRUSTED_MEMO_LIMIT:
+            self.memo.clear()
+        self.memo[host] = trusted
+        return trusted
+
+
+class RequestIdMiddleware:
+    """Give each HTTP request and WebSocket an id; send it back in ``header``.
+
+    Args:
+        app: the ASGI app to wrap.
+        header: the header read from trusted proxies and set on every response. Default
+            ``X-Request-ID``.
+        trusted: peers (IP addresses, networks, or ``"*"``) whose id is taken: the server's
+            ``forwarded_allow_ips``. Empty: always make a fresh id.
+
+    Raises:
+        ConfigurationError: ``header`` is not a valid header name, or an entry of ``trusted``
+            is not an address or network.
+    """
+
+    def __init__(
+        self, app: ASGIApp, header: str = DEFAULT_HEADER, trusted: Iterable[str] = ()
+    ) -> None:
+        self.app = app
+        name, _ = check_header(header, "-", where="WebServer(request_id=...)")
+        self.header = name
+        try:
+            self.trust: _Trust | None = _Trust(trusted)
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"RequestIdMiddleware(trusted={trusted!r}): {exc}; use IP addresses, networks "
+                "or '*'"
+            ) from exc
+        if not self.trust.everyone and not self.trust.networks:
+            self.trust = None
+
+    def request_id(self, scope: Scope) -> str:
+        """The id of this request: the trusted proxy's when well formed, else a fresh one."""
+        trust = self.trust
+        if trust is not None:
+            peer = scope.get(PEER) or scope.get("client")
+            if peer is not None and (trust.everyone or trust(peer[0])):
+                wanted = self.header
+                for name, value in scope["headers"]:
+                    if name == wanted:
+                        if _WELL_FORMED.fullmatch(value) is not None:
+                            given: str = value.decode("ascii")
+                            return given
+                        break
+        return new_request_id()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
+            await self.app(scope, receive, send)
+            return
+        request_id = self.request_id(scope)
+        token = request_id_var.set(request_id)
+        pair = (self.header, request_id.encode("ascii"))
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                # a new list: the headers may be a tuple or a list shared by every answer
+                message["headers"] = [*message.get("headers", ()), pair]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id if kind == "http" else send)
+        finally:
+            request_id_var.reset(token)

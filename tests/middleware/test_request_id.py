@@ -1,0 +1,193 @@
+"""Request ids: taken from trusted proxies when well formed, else made; on every response and
+in every log line emitted while the request runs."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import aeros
+from aeros import ConfigurationError, SimpleCache, WebServer
+from aeros.middleware.request_id import RequestIdMiddleware, new_request_id
+
+HEX32 = re.compile(r"^[0-9a-f]{32}$")
+
+
+def id_app(tmp_path: Path, **kwargs: Any) -> WebServer:
+    app = WebServer(
+        __name__,
+        access_log_file=str(tmp_path / "access.log"),
+        log_file=str(tmp_path / "server.log"),
+        **kwargs,
+    )
+
+    @app.route("/id")
+    async def show_id() -> str:
+        app.logger.warning("inside the view")
+        return aeros.request_id() or "none"
+
+    @app.route("/cached")
+    @app.cache(timeout=60)
+    async def cached() -> str:
+        return "same body"
+
+    return app
+
+
+@pytest.mark.parametrize("fmt", ["default", "common", "combined", "json"])
+def test_request_id_generated_sent_back_in_view_and_every_log_line(
+    tmp_path: Path, fmt: str
+) -> None:
+    """A made id is in the response header, in the view and in the access and server logs."""
+    app = id_app(tmp_path, request_id=True, access_log_format=fmt)
+    with app.serve_in_thread() as url:
+        first = httpx.get(url + "/id")
+        second = httpx.get(url + "/id")
+    ids = [first.headers["x-request-id"], second.headers["x-request-id"]]
+    assert all(HEX32.match(value) for value in ids)
+    assert ids[0] != ids[1]
+    assert [first.text, second.text] == ids
+    access = (tmp_path / "access.log").read_text().splitlines()
+    assert len(access) == 2
+    for line, value in zip(access, ids, strict=True):
+        if fmt == "json":
+            assert json.loads(line)["request_id"] == value
+        elif fmt == "default":
+            assert line.endswith(f" id={value}")
+        else:
+            assert line.endswith(f' "{value}"')
+    server = [
+        line for line in (tmp_path / "server.log").read_text().splitlines() if "inside" in line
+    ]
+    assert [line.split("[", 1)[1].split("]", 1)[0] for line in server] == ids
+
+
+@pytest.mark.parametrize(
+    ("allow", "given", "taken"),
+    [
+        pytest.param("127.0.0.1", "abc-123.x:y/z+=@_", True, id="trusted-peer"),
+        pytest.param("*", "proxy-id-1", True, id="wildcard"),
+        pytest.param("10.0.0.0/8", "proxy-id-1", False, id="untrusted-peer"),
+        pytest.param("127.0.0.1", "a" * 129, False, id="too-long"),
+        pytest.param("127.0.0.1", "a" * 128, True, id="longest"),
+        pytest.param("127.0.0.1", "two words", False, id="space"),
+        pytest.param("127.0.0.1", 'quote"d', False, id="quote"),
+        pytest.param("127.0.0.1", "", False, id="empty"),
+    ],
+)
+def test_request_id_taken_only_from_trusted_proxy_when_well_formed(
+    tmp_path: Path, allow: str, given: str, taken: bool
+) -> None:
+    """X-Request-ID counts only from forwarded_allow_ips peers, and only when well formed."""
+    app = id_app(tmp_path, request_id=True, forwarded_allow_ips=allow)
+    with app.serve_in_thread() as url:
+        response = httpx.get(url + "/id", headers={"X-Request-ID": given})
+    sent = response.headers["x-request-id"]
+    if taken:
+        assert sent == given == response.text
+    else:
+        assert HEX32.match(sent)
+        assert response.text == sent
+
+
+def test_request_id_trust_uses_the_peer_not_the_forwarded_client(tmp_path: Path) -> None:
+    """With proxy_headers, the proxy (the peer) is checked, not the client it forwards."""
+    app = id_app(tmp_path, request_id=True, proxy_headers=True, forwarded_allow_ips="127.0.0.1")
+
+    @app.route("/client")
+    async def client() -> str:
+        from quart import request
+
+        return f"{request.remote_addr}|{aeros.request_id()}"
+
+    with app.serve_in_thread() as url:
+        response = httpx.get(
+            url + "/client",
+            headers={"X-Request-ID": "from-proxy", "X-Forwarded-For": "203.0.113.9"},
+        )
+    assert response.text == "203.0.113.9|from-proxy"
+    assert response.headers["x-request-id"] == "from-proxy"
+
+
+def test_request_id_cache_hit_gets_its_own_id(tmp_path: Path) -> None:
+    """A hit is answered with a fresh id, never the one of the request that filled the entry."""
+    app = id_app(tmp_path, request_id="X-Correlation-ID", cache=SimpleCache(timeout=60))
+    with app.serve_in_thread() as url:
+        responses = [httpx.get(url + "/cached") for _ in range(3)]
+    ids = [response.headers["x-correlation-id"] for response in responses]
+    assert len(set(ids)) == 3
+    assert all(
+        response.headers.get_list("x-correlation-id") == [value]
+        for response, value in zip(responses, ids, strict=True)
+    )
+    access = (tmp_path / "access.log").read_text().splitlines()
+    assert [line.rsplit(" id=", 1)[1] for line in access] == ids
+    assert "cache=hit" in access[2]
+
+
+def test_request_id_off_adds_no_layer_and_no_header(tmp_path: Path) -> None:
+    """Off by default: no layer in the stack, no header, ``aeros.request_id()`` is None."""
+    app = id_app(tmp_path)
+    assert not any(layer.factory is RequestIdMiddleware for layer in app.layers())
+    with app.serve_in_thread() as url:
+        response = httpx.get(url + "/id")
+    assert "x-request-id" not in response.headers
+    assert response.text == "none"
+    assert " id=" not in (tmp_path / "access.log").read_text()
+
+
+@pytest.mark.parametrize(
+    ("value", "needle"),
+    [
+        pytest.param(3, "request_id=3", id="int"),
+        pytest.param("bad header", "request_id='bad header'", id="not-a-token"),
+        pytest.param("", "request_id=''", id="empty"),
+    ],
+)
+def test_request_id_bad_option_names_it(value: Any, needle: str) -> None:
+    """A bad request_id= is a ConfigurationError naming the value."""
+    with pytest.raises(ConfigurationError, match=re.escape(needle)):
+        WebServer(__name__, request_id=value)
+
+
+def test_new_request_id_is_32_hex_and_unique() -> None:
+    """Generated ids are 32 lower-case hex digits and do not repeat."""
+    ids = {new_request_id() for _ in range(10_000)}
+    assert len(ids) == 10_000
+    assert all(HEX32.match(value) for value in ids)
+
+
+def test_request_id_in_sync_views_and_on_concurrency_limit_refusals(tmp_path: Path) -> None:
+    """A sync view (run in a thread) sees the id; a 503 of the concurrency limit carries one."""
+    import threading
+    import time
+
+    app = id_app(tmp_path, request_id=True, max_concurrent_requests=1)
+    entered = threading.Event()
+
+    @app.route("/sync")
+    def sync_view() -> str:
+        return aeros.request_id() or "none"
+
+    @app.route("/hold")
+    def hold() -> str:
+        entered.set()
+        time.sleep(1.0)
+        return "held"
+
+    with app.serve_in_thread() as url:
+        sync = httpx.get(url + "/sync")
+        holder = threading.Thread(target=httpx.get, args=(url + "/hold",), kwargs={"timeout": 10})
+        holder.start()
+        assert entered.wait(5)
+        refused = httpx.get(url + "/sync")
+        holder.join(10)
+    assert sync.text == sync.headers["x-request-id"]
+    assert HEX32.match(sync.text)
+    assert refused.status_code == 503
+    assert HEX32.match(refused.headers["x-request-id"])

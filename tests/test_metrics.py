@@ -1,0 +1,316 @@
+"""Prometheus metrics over real HTTP: counts equal the requests made, across workers, labelled
+by route template; the separate port; worker deaths and replacements; the directory cleaned."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.parser import text_string_to_metric_families
+
+from aeros import ConfigurationError, SimpleCache, WebServer
+from aeros.metrics.export import Exporter
+from aeros.metrics.layer import MetricsMiddleware
+from aeros.metrics.multiproc import ENV
+from aeros.metrics.tally import BUCKETS, UNMATCHED
+from tests.support.server import wait_until
+
+
+def metrics_app(**kwargs: Any) -> WebServer:
+    app = WebServer(__name__, access_log=False, metrics=True, **kwargs)
+    seen: dict[str, str | None] = {}
+    app.extensions["seen"] = seen
+
+    @app.route("/items/<int:item_id>")
+    async def item(item_id: int) -> dict[str, int]:
+        seen["dir"] = os.environ.get(ENV)
+        return {"id": item_id, "pad": "x" * 2000}  # compressible: app bytes > wire bytes
+
+    @app.route("/cached")
+    @app.cache(timeout=60)
+    async def cached() -> str:
+        return "cached body"
+
+    @app.route("/pid")
+    async def pid() -> str:
+        return str(os.getpid())
+
+    return app
+
+
+def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample of a scrape, keyed by name and labels (parsed by prometheus_client)."""
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return found
+
+
+def value(found: dict[Any, float], name: str, **labels: str) -> float:
+    return found.get((name, frozenset(labels.items())), 0.0)
+
+
+def scrape_until(
+    url: str, check: Callable[[dict[Any, float]], bool], timeout: float = 10.0
+) -> dict[Any, float]:
+    """Scrape until ``check`` holds (other workers flush their counts every second)."""
+    last: list[dict[Any, float]] = [{}]
+
+    def ready() -> bool:
+        response = httpx.get(url)
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+        last[0] = samples(response.text)
+        return check(last[0])
+
+    try:
+        wait_until(ready, timeout, "the scrape never showed the expected counts", 0.2)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {last[0]}") from None
+    return last[0]
+
+
+def test_metrics_counts_equal_requests_made_with_two_workers() -> None:
+    """With 2 workers, one scrape shows every worker's requests, by route template."""
+    app = metrics_app(workers=2, cache=SimpleCache(timeout=60))
+    items, missing, cached = 24, 6, 8
+    with app.serve_in_thread() as url:
+        pids = set()
+        with httpx.Client() as client:
+            for i in range(items):
+                assert (
+                    client.get(f"{url}/items/{i}", headers={"Connection": "close"}).status_code
+                    == 200
+                )
+            for i in range(missing):
+                assert (
+                    client.get(f"{url}/nothing/{i}", headers={"Connection": "close"}).status_code
+                    == 404
+                )
+            for _ in range(cached):
+                assert (
+                    client.get(f"{url}/cached", headers={"Connection": "close"}).status_code == 200
+                )
+            for _ in range(20):
+                pids.add(client.get(f"{url}/pid", headers={"Connection": "close"}).text)
+        route = "/items/<int:item_id>"
+
+        def complete(found: dict[Any, float]) -> bool:
+            return (
+                value(found, "aeros_http_requests_total", method="GET", route=route, status="200")
+                == items
+                and value(
+                    found, "aeros_http_requests_total", method="GET", route="/pid", status="200"
+                )
+                == 20
+                and value(found, "aeros_http_requests_in_flight") == 0
+            )
+
+        found = scrape_until(url + "/metrics", complete)
+    assert len(pids) == 2  # both workers served (so both flushed into the one scrape)
+    assert (
+        value(found, "aeros_http_requests_total", method="GET", route=UNMATCHED, status="404")
+        == missing
+    )
+    assert (
+        value(found, "aeros_http_requests_total", method="GET", route="/cached", status="200")
+        == cached
+    )
+    assert value(found, "aeros_http_request_duration_seconds_count", route=route) == items
+    assert (
+        value(found, "aeros_http_request_duration_seconds_bucket", route=route, le="+Inf") == items
+    )
+    assert value(found, "aeros_http_request_duration_seconds_sum", route=route) > 0
+    hits = value(found, "aeros_cache_results_total", result="hit")
+    misses = value(found, "aeros_cache_results_total", result="miss")
+    assert hits + misses == cached  # each worker has its own SimpleCache: one miss each at most
+    assert 1 <= misses <= 2
+    assert value(found, "aeros_cache_results_total", result="coalesced") == 0  # present, zero
+    wire = value(found, "aeros_http_response_body_bytes_total", stage="wire")
+    produced = value(found, "aeros_http_response_body_bytes_total", stage="app")
+    assert 0 < wire < produced  # gzip shrank the padded JSON
+    assert value(found, "aeros_worker_starts_total") == 2
+    labels = {label for key in found for label in key[1]}
+    assert not any("/items/1" in route_value for _, route_value in labels)  # never a raw path
+
+
+def test_metrics_worker_death_and_replacement_are_counted() -> None:
+    """A killed worker counts as a death and its successor as a replacement."""
+    app = metrics_app(workers=2)
+    with app.serve_in_thread() as url:
+        victim = int(httpx.get(url + "/pid").text)
+        os.kill(victim, signal.SIGKILL)
+        found = scrape_until(
+            url + "/metrics",
+            lambda found: value(found, "aeros_worker_replacements_total") == 1,
+        )
+        assert value(found, "aeros_worker_deaths_total") == 1
+        assert value(found, "aeros_worker_starts_total") == 3
+
+
+def test_metrics_recycled_workers_count_as_replacements_not_deaths() -> None:
+    """A worker replaced at its max_requests quota is a replacement, whichever slot of the fork
+    helper the new one takes (recycling starts it in a free slot), and not a death."""
+    app = metrics_app(workers=2, max_requests=20)
+    with app.serve_in_thread() as url, httpx.Client() as client:
+        pids = set()
+        deadline = time.monotonic() + 20
+        while len(pids) <= 2 and time.monotonic() < deadline:  # bounded by the deadline
+            pids.add(client.get(url + "/pid").text)
+            time.sleep(0.005)
+        assert len(pids) > 2, "no worker was recycled"
+        found = scrape_until(
+            url + "/metrics",
+            lambda found: value(found, "aeros_worker_replacements_total") >= 1,
+        )
+        starts = value(found, "aeros_worker_starts_total")
+        assert value(found, "aeros_worker_replacements_total") == starts - 2
+        assert value(found, "aeros_worker_deaths_total") == 0
+
+
+def test_metrics_directory_is_made_for_workers_and_removed_at_exit() -> None:
+    """The workers share a directory aeros made; it and the variable are gone afterwards."""
+    assert ENV not in os.environ
+    app = metrics_app(workers=2)
+    with app.serve_in_thread() as url:
+        directory = os.environ[ENV]
+        assert os.path.isdir(directory)
+        assert httpx.get(url + "/items/1").status_code == 200
+    assert not os.path.exists(directory)
+    assert ENV not in os.environ
+
+
+def test_metrics_on_a_separate_port_only() -> None:
+    """With metrics_port the public port does not serve the metrics; the other port does."""
+    app = metrics_app(metrics_port=0)
+    with app.serve_in_thread() as url:
+        assert httpx.get(url + "/metrics").status_code == 404
+        assert httpx.get(url + "/items/5").status_code == 200
+        assert app.metrics_url is not None
+        assert not app.metrics_url.startswith(url)
+        found = scrape_until(
+            app.metrics_url,
+            lambda found: (
+                value(
+                    found,
+                    "aeros_http_requests_total",
+                    method="GET",
+                    route="/items/<int:item_id>",
+                    status="200",
+                )
+                == 1
+            ),
+        )
+        assert (
+            value(found, "aeros_http_requests_total", method="GET", route=UNMATCHED, status="404")
+            == 1
+        )
+        assert httpx.get(app.metrics_url.replace("/metrics", "/other")).status_code == 404
+    assert app.metrics_url is None
+
+
+def test_metrics_path_configurable_and_scrapes_not_counted() -> None:
+    """metrics_path moves the scrape; scrapes themselves are not counted as requests."""
+    app = metrics_app(metrics_path="/internal/prom")
+    with app.serve_in_thread() as url:
+        for _ in range(3):
+            httpx.get(url + "/internal/prom")
+        text = httpx.get(url + "/internal/prom").text
+    found = samples(text)
+    assert not any(key[0] == "aeros_http_requests_total" for key in found)
+
+
+def test_metrics_off_adds_no_layer() -> None:
+    """Without metrics=True there is no metrics layer and /metrics is the app's (404)."""
+    app = WebServer(__name__)
+    assert app.metrics_exporter is None
+    assert not any(layer.factory is MetricsMiddleware for layer in app.layers())
+
+
+def test_exporter_flush_equals_prometheus_observe() -> None:
+    """The bulk flush of the histogram gives what one observe() per request would."""
+    exporter = Exporter()
+    reference = Histogram("ref", "x", ("route",), buckets=BUCKETS, registry=CollectorRegistry())
+    durations = [0.0005, 0.001, 0.0011, 0.02, 0.3, 7.0, 11.0, 0.001]
+    for seconds in durations:
+        exporter.tally.record("GET", "/r", 200, seconds, None, 10)
+        reference.labels("/r").observe(seconds)
+    exporter.flush()
+    ours = samples(exporter.render().decode())
+    compared = 0
+    for family in reference.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_created"):
+                continue
+            name = sample.name.replace("ref", "aeros_http_request_duration_seconds")
+            le = sample.labels.get("le")
+            if le is not None:  # the text format writes bounds as floats: 10.0, +Inf
+                sample.labels["le"] = le if le == "+Inf" else str(float(le))
+            key = (name, frozenset(sample.labels.items()))
+            assert ours[key] == pytest.approx(sample.value), key
+            compared += 1
+    assert compared == len(BUCKETS) + 3  # buckets, +Inf, count, sum
+
+
+@pytest.mark.parametrize(
+    ("options", "needle"),
+    [
+        pytest.param({"metrics": "yes"}, "metrics='yes'", id="not-bool"),
+        pytest.param(
+            {"metrics": True, "metrics_path": "metrics"}, "metrics_path='metrics'", id="path"
+        ),
+        pytest.param({"metrics_port": 9100}, "needs metrics=True", id="port-without-metrics"),
+        pytest.param({"metrics": True, "metrics_port": 70000}, "metrics_port", id="port-range"),
+    ],
+)
+def test_metrics_bad_options_name_them(options: dict[str, Any], needle: str) -> None:
+    """A bad metrics option is a ConfigurationError naming it."""
+    with pytest.raises(ConfigurationError, match=needle):
+        WebServer(__name__, **options)
+
+
+def test_metrics_count_coalesced_misses() -> None:
+    """Requests that wait for another request's fill of the same key count as coalesced."""
+    import asyncio
+    import threading
+
+    app = WebServer(__name__, access_log=False, metrics=True, cache=SimpleCache(timeout=60))
+    entered = threading.Event()
+
+    @app.route("/slow")
+    @app.cache(timeout=60)
+    async def slow() -> str:
+        entered.set()
+        await asyncio.sleep(0.5)
+        return "filled"
+
+    with app.serve_in_thread() as url:
+        results: list[int] = []
+        first = threading.Thread(
+            target=lambda: results.append(httpx.get(url + "/slow").status_code)
+        )
+        first.start()
+        assert entered.wait(5)
+        waiters = [
+            threading.Thread(target=lambda: results.append(httpx.get(url + "/slow").status_code))
+            for _ in range(4)
+        ]
+        for thread in [*waiters]:
+            thread.start()
+        for thread in [first, *waiters]:
+            thread.join(10)
+        found = scrape_until(
+            url + "/metrics",
+            lambda found: value(found, "aeros_cache_results_total", result="miss") == 1,
+        )
+    assert results == [200] * 5
+    assert value(found, "aeros_cache_results_total", result="coalesced") == 4
+    assert value(found, "aeros_cache_results_total", result="hit") == 0
+    assert value(found, "aeros_http_requests_total", method="GET", route="/slow", status="200") == 5
