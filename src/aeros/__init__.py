@@ -17,13 +17,16 @@ from aeros.compression import Br, Compress, Gzip, Zstd
 from aeros.errors import AerosError, ConfigurationError, StoreError
 from aeros.middleware.cors import CORS
 from aeros.misc import async_to_sync, jsonify, render_template, sync_to_async
+from aeros.ratelimit import RateLimit, rate_limit
 from aeros.response_cache.policy import cached
+from aeros.security import CSP, SecurityHeaders
 from aeros.server.config import Limits
 from aeros.server.threads import AdvancedThread
 from aeros.stores import FileSystemCache, FilesystemCache, RedisCache, SimpleCache
 
 __all__ = [
     "CORS",
+    "CSP",
     "AdvancedThread",
     "AerosError",
     "Br",
@@ -35,7 +38,9 @@ __all__ = [
     "FilesystemCache",
     "Gzip",
     "Limits",
+    "RateLimit",
     "RedisCache",
+    "SecurityHeaders",
     "SimpleCache",
     "StoreError",
     "WebServer",
@@ -43,6 +48,7 @@ __all__ = [
     "async_to_sync",
     "cached",
     "jsonify",
+    "rate_limit",
     "render_template",
     "sync_to_async",
 ]

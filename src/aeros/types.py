@@ -11,6 +11,7 @@ from typing import Any, Final
 
 __all__ = [
     "CACHE_STATE",
+    "RATE_LIMIT_STATE",
     "SKIP_COMPRESSION",
     "SKIP_GLOBAL_HEADERS",
     "ASGIApp",
@@ -40,3 +41,7 @@ SKIP_GLOBAL_HEADERS: Final = "aeros.skip_global_headers"
 CACHE_STATE: Final = "aeros.cache_state"
 """Scope key: what the response cache did for this request (``"hit"``, ``"miss"``,
 ``"stale"``, ``"bypass"``, ``"uncacheable"``, ``"error"``); the access log prints it."""
+
+RATE_LIMIT_STATE: Final = "aeros.rate_limit_state"
+"""Scope key: set by the rate-limit layer when it refused the request (``"429"``) or could not
+count it (``"error"``: the storage failed); the access log prints it as ``limit=...``."""

@@ -77,6 +77,7 @@ class AccessEntry:
         "cache",
         "client",
         "duration_ms",
+        "limit",
         "method",
         "path",
         "query",
@@ -100,6 +101,7 @@ class AccessEntry:
         cache: str | None,
         referer: bytes | None = None,
         user_agent: bytes | None = None,
+        limit: str | None = None,
     ) -> None:
         self.client = client
         self.method = method
@@ -112,6 +114,7 @@ class AccessEntry:
         self.cache = cache
         self.referer = referer
         self.user_agent = user_agent
+        self.limit = limit  # the rate limit's state when it refused or failed ("429", "error")
 
     def target(self) -> str:
         """Path and query, escaped and cut at :data:`MAX_PATH`."""
@@ -212,6 +215,7 @@ class AccessFormatter(logging.Formatter):
             return (
                 f'{stamp}.{millis_text} {client} "{entry.request_line()}" {status} '
                 f"{entry.size}B {entry.duration_ms:.2f}ms cache={cache}"
+                + (f" limit={escape(entry.limit, 16)}" if entry.limit else "")
             )
         local = time.localtime(created)
         offset = local.tm_gmtoff or 0
@@ -251,6 +255,7 @@ def _json_line(entry: AccessEntry, created: float) -> str:
         "bytes": entry.size,
         "duration_ms": round(entry.duration_ms, 3),
         "cache": entry.cache,
+        "limit": entry.limit,
         "referer": _json_field(entry.referer, MAX_HEADER),
         "user_agent": _json_field(entry.user_agent, MAX_HEADER),
     }

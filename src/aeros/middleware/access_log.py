@@ -13,7 +13,7 @@ import time
 from aeros.logging.access import ACCESS_LOGGER, SERVER_ANSWER, log_access
 from aeros.logging.config import LogConfig
 from aeros.logging.formatters import AccessEntry
-from aeros.types import CACHE_STATE, ASGIApp, Message, Receive, Scope, Send
+from aeros.types import CACHE_STATE, RATE_LIMIT_STATE, ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["AccessLogMiddleware"]
 
@@ -116,5 +116,6 @@ class AccessLogMiddleware:
             scope.get(CACHE_STATE),
             referer,
             user_agent,
+            scope.get(RATE_LIMIT_STATE),
         )
         log_access(entry)

@@ -1,0 +1,154 @@
+"""Counting hits on ``limits``' async storages: memory, Redis, Redis Cluster, Redis Sentinel.
+
+One storage per process and event loop, built on first use: a forked worker never reuses its
+parent's Redis sockets, and redis-py's asyncio client belongs to the loop that made it (the
+same rule as :class:`aeros.RedisCache`). Redis is reached through redis-py's asyncio client
+(``limits``' ``implementation="redispy"``), the client aeros already depends on.
+
+The two strategies call the storage directly with a key built once per limit, doing what
+``limits.aio.strategies.FixedWindowRateLimiter`` / ``MovingWindowRateLimiter`` do for ``hit``
+followed by ``get_window_stats`` in two storage calls instead of four or five (their per-call
+key formatting costs more than the in-memory count itself: see docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple, cast
+
+from limits import RateLimitItem
+from limits.aio.storage import Storage
+from limits.storage import storage_from_string
+
+__all__ = ["Backend", "BackendDown", "Outcome"]
+
+logger = logging.getLogger(__name__)
+_CREDENTIALS = re.compile(r"//[^@/]*@")  # a password in the URL stays out of the log
+
+
+class Outcome(NamedTuple):
+    """One limit's answer for one request."""
+
+    allowed: bool
+    remaining: int
+    """Requests left in the window after this one (0 when refused)."""
+    reset: float
+    """Seconds until the window frees a request (fixed window: until it ends)."""
+
+
+class BackendDown(Exception):
+    """The storage failed or is being skipped after a recent failure."""
+
+
+def storage_uri(storage: str) -> str:
+    """``limits``' async URI for aeros' ``storage=`` value (``redis://h`` -> ``async+redis://h``)."""
+    if storage.startswith("unix://"):
+        return "async+redis+unix://" + storage.removeprefix("unix://")
+    return "async+" + storage
+
+
+class Backend:
+    """The storage of one app's rate limits, with its failure handling.
+
+    Args:
+        storage: aeros' storage URL (``memory://``, ``redis://...``, see :class:`RateLimit`).
+        strategy: ``"fixed-window"`` or ``"moving-window"``.
+        prefix: prefix of every storage key.
+        socket_timeout: seconds to wait for Redis.
+        retry_after: seconds to skip the storage after a failure.
+        warn_interval: seconds between two warnings about failures.
+        clock: monotonic seconds for ``retry_after`` and the warnings.
+    """
+
+    def __init__(
+        self,
+        storage: str,
+        strategy: str,
+        prefix: str,
+        *,
+        socket_timeout: float = 0.1,
+        retry_after: float = 1.0,
+        warn_interval: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.uri = storage_uri(storage)
+        self.prefix = prefix
+        self.socket_timeout = socket_timeout
+        self.retry_after = retry_after
+        self.warn_interval = warn_interval
+        self.clock = clock
+        self.hit = self._fixed if strategy == "fixed-window" else self._moving
+        self._storage: Storage | None = None
+        self._owner: tuple[int, asyncio.AbstractEventLoop] | None = None
+        self._down_until = 0.0
+        self._warned_at = -float("inf")
+        self._failures = 0
+
+    def storage(self) -> Storage:
+        """This process's and loop's storage, built on first use."""
+        owner = (os.getpid(), asyncio.get_running_loop())
+        if self._storage is None or self._owner != owner:
+            self._storage = self._build()
+            self._owner = owner
+        return self._storage
+
+    def _build(self) -> Storage:
+        options: dict[str, Any] = {}
+        if not self.uri.startswith("async+memory"):
+            options = {
+                "implementation": "redispy",
+                "key_prefix": self.prefix,
+                "socket_timeout": self.socket_timeout,
+                "socket_connect_timeout": self.socket_timeout,
+            }
+        # an async+ URI always gives one of limits.aio.storage's classes
+        return cast(Storage, storage_from_string(self.uri, **options))
+
+    async def _fixed(self, key: str, item: RateLimitItem) -> Outcome:
+        storage = self._usable()
+        expiry = item.get_expiry()
+        try:
+            count = await storage.incr(key, expiry)
+            reset = await storage.get_expiry(key) - time.time()
+        except Exception as exc:  # any storage failure (redis, OS, timeout): never a 5xx
+            raise self._failed(exc) from exc
+        allowed = count <= item.amount
+        return Outcome(allowed, max(item.amount - count, 0), max(reset, 0.0))
+
+    async def _moving(self, key: str, item: RateLimitItem) -> Outcome:
+        storage: Any = self._usable()  # memory and Redis storages both support moving windows
+        expiry = item.get_expiry()
+        try:
+            allowed = await storage.acquire_entry(key, item.amount, expiry)
+            start, count = await storage.get_moving_window(key, item.amount, expiry)
+        except Exception as exc:  # any storage failure (redis, OS, timeout): never a 5xx
+            raise self._failed(exc) from exc
+        reset = start + expiry - time.time() if count else 0.0
+        return Outcome(bool(allowed), max(item.amount - count, 0), max(reset, 0.0))
+
+    def _usable(self) -> Storage:
+        if self._down_until and self.clock() < self._down_until:
+            raise BackendDown("skipped after a recent failure")
+        self._down_until = 0.0
+        return self.storage()
+
+    def _failed(self, exc: Exception) -> BackendDown:
+        now = self.clock()
+        self._down_until = now + self.retry_after
+        self._failures += 1
+        if now - self._warned_at >= self.warn_interval:
+            self._warned_at = now
+            logger.warning(
+                "rate limit storage %s failed (%d failure(s) since the last warning): %r; "
+                "requests are let through or refused as fail_open says until it answers again",
+                _CREDENTIALS.sub("//", self.uri.removeprefix("async+")),
+                self._failures,
+                exc,
+            )
+            self._failures = 0
+        return BackendDown(str(exc))
