@@ -94,6 +94,8 @@ class SecurityHeaders:
                 f"SecurityHeaders(hsts={self.hsts!r}) needs a max-age (RFC 6797), such as "
                 "'max-age=63072000; includeSubDomains'"
             )
+        self.pairs()  # CR, LF, NUL or non-latin-1 in a value fail here, not when it is served
+        self.https_pairs()
 
     def pairs(self) -> Headers:
         """The headers sent on every response, encoded (names lower-case)."""
