@@ -20,7 +20,7 @@ class Scenario:
     title: str = ""
 
 
-AEROS = ("aeros", "aeros-granian")
+AEROS = ("aeros", "aeros-ratelimit", "aeros-granian")
 BARE = ("bare", "bare-aeros")
 EVERY_ROUTE = tuple(c for c in CONTENDERS if c not in FIELD)
 """The contenders of :mod:`bench.apps`: they also serve the 20 KB and 10 ms sleep routes."""
@@ -52,6 +52,7 @@ LABELS = {
     "bare": "bare ASGI (uvicorn)",
     "bare-aeros": "bare ASGI (aeros server)",
     "aeros": "aeros (uvicorn)",
+    "aeros-ratelimit": "aeros + RateLimit in memory",
     "aeros-granian": "aeros (granian)",
     "quart": "Quart (uvicorn)",
     "quart-aeros": "Quart (aeros server)",
@@ -76,6 +77,7 @@ SAME_SERVER = {
     "falcon": "bare",
     "bare-aeros": "bare-aeros",
     "aeros": "bare-aeros",
+    "aeros-ratelimit": "bare-aeros",
     "quart-aeros": "bare-aeros",
     "fastapi-aeros": "bare-aeros",
 }
@@ -87,9 +89,11 @@ GROUPS = {
     "all": CONTENDERS,
     "core": EVERY_ROUTE,
     "field": ("bare", "aeros", *FIELD, "fastapi", "quart", "flask-gunicorn"),
+    "ratelimit": ("bare-aeros", "aeros", "aeros-ratelimit"),
 }
 """Names ``--contenders`` accepts for a set: ``core`` is aeros and its baselines on every
-scenario, ``field`` the frameworks users pick instead (issue 12's table)."""
+scenario, ``field`` the frameworks users pick instead (issue 12's table), ``ratelimit`` the
+cost of an app-wide rate limit (issue 14)."""
 
 
 def expand_contenders(spec: str) -> list[str]:

@@ -16,6 +16,7 @@ CONTENDERS = (
     "bare",
     "bare-aeros",
     "aeros",
+    "aeros-ratelimit",
     "aeros-granian",
     "quart",
     "quart-aeros",
@@ -50,6 +51,10 @@ def serve(contender: str, port: int, workers: int) -> None:
         from bench.apps import make_aeros_app
 
         make_aeros_app().run_server(host=host, port=port, workers=workers)
+    elif contender == "aeros-ratelimit":
+        from bench.apps import make_aeros_ratelimit_app
+
+        make_aeros_ratelimit_app().run_server(host=host, port=port, workers=workers)
     elif contender in ("bare-aeros", "quart-aeros", "fastapi-aeros"):
         # another app on aeros' own server: the bare app is the ceiling "on the same server"
         # as aeros, and stock Quart and FastAPI there separate the framework from the server

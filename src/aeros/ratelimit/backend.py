@@ -18,16 +18,17 @@ import logging
 import os
 import re
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple, cast
 
-from limits import RateLimitItem
 from limits.aio.storage import Storage
 from limits.storage import storage_from_string
 
 __all__ = ["Backend", "BackendDown", "Outcome"]
 
 logger = logging.getLogger(__name__)
+_ENDS_LIMIT = 10_000  # remembered window ends (one per key: per client and limit)
 _CREDENTIALS = re.compile(r"//[^@/]*@")  # a password in the URL stays out of the log
 
 
@@ -39,6 +40,21 @@ class Outcome(NamedTuple):
     """Requests left in the window after this one (0 when refused)."""
     reset: float
     """Seconds until the window frees a request (fixed window: until it ends)."""
+
+
+_BACKENDS: weakref.WeakSet[Backend] = weakref.WeakSet()
+
+
+def _forget_storages() -> None:
+    """In a forked child: every backend builds its own storage (no parent sockets, no parent
+    counters), without a getpid() per request."""
+    for backend in _BACKENDS:
+        backend._storage = None
+        backend._ends.clear()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
+    os.register_at_fork(after_in_child=_forget_storages)
 
 
 class BackendDown(Exception):
@@ -84,17 +100,19 @@ class Backend:
         self.clock = clock
         self.hit = self._fixed if strategy == "fixed-window" else self._moving
         self._storage: Storage | None = None
-        self._owner: tuple[int, asyncio.AbstractEventLoop] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._down_until = 0.0
         self._warned_at = -float("inf")
         self._failures = 0
+        self._ends: dict[str, float] = {}  # fixed window: key -> end of its current window
+        _BACKENDS.add(self)
 
     def storage(self) -> Storage:
         """This process's and loop's storage, built on first use."""
-        owner = (os.getpid(), asyncio.get_running_loop())
-        if self._storage is None or self._owner != owner:
+        loop = asyncio.get_running_loop()
+        if self._storage is None or self._loop is not loop:
             self._storage = self._build()
-            self._owner = owner
+            self._loop = loop
         return self._storage
 
     def _build(self) -> Storage:
@@ -109,33 +127,50 @@ class Backend:
         # an async+ URI always gives one of limits.aio.storage's classes
         return cast(Storage, storage_from_string(self.uri, **options))
 
-    async def _fixed(self, key: str, item: RateLimitItem) -> Outcome:
+    async def _fixed(self, key: str, amount: int, expiry: int) -> Outcome:
+        """Count one hit in the key's current window (``limits``' fixed window: the counter
+        expires ``expiry`` seconds after the window's first hit)."""
         storage = self._usable()
-        expiry = item.get_expiry()
         try:
             count = await storage.incr(key, expiry)
-            reset = await storage.get_expiry(key) - time.time()
+            now = time.time()
+            # A window's end never moves, and a new window starts only after it: an end
+            # remembered from an earlier hit that still lies ahead is this window's, so the
+            # storage is asked once per window and key instead of once per request.
+            end = self._ends.get(key)
+            if end is None or end <= now:
+                end = await storage.get_expiry(key)
+                ends = self._ends
+                if len(ends) >= _ENDS_LIMIT:
+                    ends.clear()  # bounded: a cleared end costs one more storage call
+                ends[key] = end
         except Exception as exc:  # any storage failure (redis, OS, timeout): never a 5xx
             raise self._failed(exc) from exc
-        allowed = count <= item.amount
-        return Outcome(allowed, max(item.amount - count, 0), max(reset, 0.0))
+        if count <= amount:
+            return Outcome(True, amount - count, end - now)
+        return Outcome(False, 0, max(end - now, 0.0))
 
-    async def _moving(self, key: str, item: RateLimitItem) -> Outcome:
+    async def _moving(self, key: str, amount: int, expiry: int) -> Outcome:
+        """Count one hit if fewer than ``amount`` lie in the last ``expiry`` seconds
+        (``limits``' moving window: one timestamp per allowed hit)."""
         storage: Any = self._usable()  # memory and Redis storages both support moving windows
-        expiry = item.get_expiry()
         try:
-            allowed = await storage.acquire_entry(key, item.amount, expiry)
-            start, count = await storage.get_moving_window(key, item.amount, expiry)
+            allowed = await storage.acquire_entry(key, amount, expiry)
+            start, count = await storage.get_moving_window(key, amount, expiry)
         except Exception as exc:  # any storage failure (redis, OS, timeout): never a 5xx
             raise self._failed(exc) from exc
         reset = start + expiry - time.time() if count else 0.0
-        return Outcome(bool(allowed), max(item.amount - count, 0), max(reset, 0.0))
+        return Outcome(bool(allowed), max(amount - count, 0), max(reset, 0.0))
 
     def _usable(self) -> Storage:
-        if self._down_until and self.clock() < self._down_until:
-            raise BackendDown("skipped after a recent failure")
-        self._down_until = 0.0
-        return self.storage()
+        if self._down_until:
+            if self.clock() < self._down_until:
+                raise BackendDown("skipped after a recent failure")
+            self._down_until = 0.0
+        storage = self._storage
+        if storage is None or self._loop is not asyncio.get_running_loop():
+            storage = self.storage()
+        return storage
 
     def _failed(self, exc: Exception) -> BackendDown:
         now = self.clock()

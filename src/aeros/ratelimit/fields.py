@@ -14,7 +14,7 @@ until the window frees a request.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import orjson
 from limits import RateLimitItem
@@ -29,8 +29,11 @@ def policy_member(name: str, item: RateLimitItem) -> bytes:
     return f'"{name}";q={item.amount};w={item.get_expiry()}'.encode("ascii")
 
 
-def rate_value(members: Iterable[tuple[bytes, int, float]]) -> bytes:
+def rate_value(members: Sequence[tuple[bytes, int, float]]) -> bytes:
     """The ``RateLimit`` value from ``(quoted name, remaining, seconds to reset)`` triples."""
+    if len(members) == 1:  # the common case (one app-wide limit), without a generator
+        ((name, remaining, reset),) = members
+        return b"%s;r=%d;t=%d" % (name, remaining, math.ceil(reset))
     return b", ".join(
         b"%s;r=%d;t=%d" % (name, remaining, math.ceil(reset)) for name, remaining, reset in members
     )

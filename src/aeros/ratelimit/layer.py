@@ -65,7 +65,7 @@ class RateLimitMiddleware:
             if identity is None:
                 continue
             try:
-                outcome: Outcome = await hit(check.prefix + identity, check.item)
+                outcome: Outcome = await hit(check.prefix + identity, check.amount, check.window)
             except BackendDown:
                 scope[RATE_LIMIT_STATE] = "error"
                 if self.fail_open:

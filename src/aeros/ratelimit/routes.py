@@ -30,6 +30,10 @@ class Check(NamedTuple):
     name: bytes
     """The policy's quoted name in the fields (``b'"app-60s"'``)."""
     item: RateLimitItem
+    amount: int
+    """The quota: requests allowed per window."""
+    window: int
+    """The window in seconds."""
     key: KeyFunc
     prefix: str
     """The storage key without the identity: ``<where>/<quota>/<window>/``."""
@@ -48,7 +52,14 @@ def _checks(where: str, rule: Rule) -> list[Check]:
         window = item.get_expiry()
         name = f"{where}-{window}s"
         out.append(
-            Check(f'"{name}"'.encode("ascii"), item, rule.key, f"{where}/{item.amount}/{window}/")
+            Check(
+                f'"{name}"'.encode("ascii"),
+                item,
+                item.amount,
+                window,
+                rule.key,
+                f"{where}/{item.amount}/{window}/",
+            )
         )
     return out
 
