@@ -20,7 +20,7 @@ import re
 import time
 import weakref
 from collections.abc import Callable
-from typing import Any, NamedTuple, cast
+from typing import Any, cast
 
 from limits.aio.storage import Storage
 from limits.storage import storage_from_string
@@ -32,14 +32,10 @@ _ENDS_LIMIT = 10_000  # remembered window ends (one per key: per client and limi
 _CREDENTIALS = re.compile(r"//[^@/]*@")  # a password in the URL stays out of the log
 
 
-class Outcome(NamedTuple):
-    """One limit's answer for one request."""
-
-    allowed: bool
-    remaining: int
-    """Requests left in the window after this one (0 when refused)."""
-    reset: float
-    """Seconds until the window frees a request (fixed window: until it ends)."""
+Outcome = tuple[bool, int, float]
+"""One limit's answer for one request: allowed, the requests left in the window after this one
+(0 when refused), and the seconds until the window frees a request (fixed window: until it
+ends). A plain tuple: it is made on every request."""
 
 
 _BACKENDS: weakref.WeakSet[Backend] = weakref.WeakSet()
@@ -130,7 +126,9 @@ class Backend:
     async def _fixed(self, key: str, amount: int, expiry: int) -> Outcome:
         """Count one hit in the key's current window (``limits``' fixed window: the counter
         expires ``expiry`` seconds after the window's first hit)."""
-        storage = self._usable()
+        storage = self._storage
+        if self._down_until or storage is None or self._loop is not asyncio.get_running_loop():
+            storage = self._usable()
         try:
             count = await storage.incr(key, expiry)
             now = time.time()
@@ -147,8 +145,8 @@ class Backend:
         except Exception as exc:  # any storage failure (redis, OS, timeout): never a 5xx
             raise self._failed(exc) from exc
         if count <= amount:
-            return Outcome(True, amount - count, end - now)
-        return Outcome(False, 0, max(end - now, 0.0))
+            return True, amount - count, end - now
+        return False, 0, max(end - now, 0.0)
 
     async def _moving(self, key: str, amount: int, expiry: int) -> Outcome:
         """Count one hit if fewer than ``amount`` lie in the last ``expiry`` seconds
@@ -160,7 +158,7 @@ class Backend:
         except Exception as exc:  # any storage failure (redis, OS, timeout): never a 5xx
             raise self._failed(exc) from exc
         reset = start + expiry - time.time() if count else 0.0
-        return Outcome(bool(allowed), max(amount - count, 0), max(reset, 0.0))
+        return bool(allowed), max(amount - count, 0), max(reset, 0.0)
 
     def _usable(self) -> Storage:
         if self._down_until:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from aeros.middleware.headers import GlobalHeaders
-from aeros.ratelimit.backend import Backend, BackendDown, Outcome
+from aeros.ratelimit.backend import Backend, BackendDown
 from aeros.ratelimit.fields import rate_value, refusal, retry_seconds
 from aeros.ratelimit.routes import Check, Plan, RouteLimits
 from aeros.types import RATE_LIMIT_STATE, ASGIApp, Message, Receive, Scope, Send
@@ -65,7 +65,9 @@ class RateLimitMiddleware:
             if identity is None:
                 continue
             try:
-                outcome: Outcome = await hit(check.prefix + identity, check.amount, check.window)
+                allowed, remaining, reset = await hit(
+                    check.prefix + identity, check.amount, check.window
+                )
             except BackendDown:
                 scope[RATE_LIMIT_STATE] = "error"
                 if self.fail_open:
@@ -79,11 +81,11 @@ class RateLimitMiddleware:
                         "the rate limit could not be checked",
                     )
                 return
-            counted.append((check.name, outcome.remaining, outcome.reset))
-            if not outcome.allowed:
+            counted.append((check.name, remaining, reset))
+            if not allowed:
                 scope[RATE_LIMIT_STATE] = "429"
                 fields = [(_POLICY, plan.policy), (_RATE, rate_value(counted))]
-                await self.refuse(scope, send, outcome.reset, fields, _detail(check))
+                await self.refuse(scope, send, reset, fields, _detail(check))
                 return
         if not counted or not self.send_fields:
             await self.app(scope, receive, send)
