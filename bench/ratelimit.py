@@ -29,10 +29,10 @@ async def _answer(scope: Any, receive: Any, send: Any) -> None:
 def layer_alone() -> Any:
     """The rate-limit layer around an app that answers at once, as the app builds it."""
     from aeros import RateLimit, WebServer
-    from aeros.ratelimit.layer import wrap
+    from aeros.ratelimit.layer import rate_limit_layer
 
     app = WebServer("bench_ratelimit", rate_limit=RateLimit("1000000000/minute"))
-    return wrap(_answer, app.rate_limits, None)
+    return rate_limit_layer(_answer, app.rate_limits, None)
 
 
 def rounds(pair: dict[str, Any], scenario: str, n: int, count: int) -> dict[str, list[float]]:

@@ -39,7 +39,7 @@ from aeros.middleware.cors import CORS, CORSMiddleware
 from aeros.middleware.headers import GlobalHeaders, HeadersMiddleware
 from aeros.misc import note_sync_function
 from aeros.options import WebServerOptions, split_options
-from aeros.ratelimit.layer import wrap as rate_limit_layer
+from aeros.ratelimit.layer import rate_limit_layer
 from aeros.ratelimit.policy import RateLimit
 from aeros.ratelimit.routes import RouteLimits
 from aeros.response_cache.routes import ResponseCache
@@ -258,7 +258,9 @@ class WebServer(Serving, Quart):
             if self._https_headers
             else None,
             Layer(ConcurrencyLimitMiddleware, limit, headers) if limit is not None else None,
-            Layer(rate_limit_layer, self.rate_limits, headers),  # nothing limited: no layer
+            Layer(rate_limit_layer, self.rate_limits, headers)
+            if self.rate_limits.active()  # asked when the stack is built: every view is there
+            else None,
             Layer(CORSMiddleware, self.cors, headers) if self.cors is not None else None,
             *reversed(self._user_layers),  # the last one added is the outermost (Starlette)
             Layer(self.response_cache.wrap, codecs, headers),  # no store: no layer

@@ -216,3 +216,35 @@ def test_ratelimit_layer_is_left_out_when_nothing_is_limited() -> None:
 
     assert RateLimitMiddleware not in layers(plain)
     assert RateLimitMiddleware in layers(limited)
+
+
+def test_ratelimit_and_hsts_layers_sit_where_design_says() -> None:
+    """HSTS just inside the access log (every answer gets it), the rate limit after the
+    concurrency limit and before CORS, user middleware and the cache."""
+    from aeros import CORS, SecurityHeaders
+    from aeros.middleware.access_log import AccessLogMiddleware
+    from aeros.middleware.concurrency_limit import ConcurrencyLimitMiddleware
+    from aeros.middleware.cors import CORSMiddleware
+    from aeros.middleware.headers import HeadersMiddleware
+    from aeros.ratelimit.layer import rate_limit_layer
+
+    app = WebServer(
+        __name__,
+        cache=SimpleCache(),
+        cors=CORS(origins=["https://a.example"]),
+        max_concurrent_requests=5,
+        rate_limit=RateLimit("10/second"),
+        security_headers=SecurityHeaders(),
+        compression=None,
+    )
+    layers = app.layers()
+    assert [getattr(layer.factory, "__name__", "") for layer in layers] == [
+        AccessLogMiddleware.__name__,
+        HeadersMiddleware.__name__,  # HSTS, on https requests only
+        ConcurrencyLimitMiddleware.__name__,
+        rate_limit_layer.__name__,
+        CORSMiddleware.__name__,
+        "wrap",  # the response cache
+        HeadersMiddleware.__name__,  # the global headers, security preset included
+    ]
+    assert layers[1].options == {"https_only": True}

@@ -15,7 +15,7 @@ from aeros.ratelimit.fields import rate_value, refusal, retry_seconds
 from aeros.ratelimit.routes import Check, Plan, RouteLimits
 from aeros.types import RATE_LIMIT_STATE, ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["RateLimitMiddleware", "wrap"]
+__all__ = ["RateLimitMiddleware", "rate_limit_layer"]
 
 _POLICY = b"ratelimit-policy"
 _RATE = b"ratelimit"
@@ -127,7 +127,9 @@ def _detail(check: Check) -> str:
     return f"limit of {item.amount} per {per} reached"
 
 
-def wrap(inner: ASGIApp, limits: RouteLimits, headers: GlobalHeaders | None = None) -> ASGIApp:
+def rate_limit_layer(
+    inner: ASGIApp, limits: RouteLimits, headers: GlobalHeaders | None = None
+) -> ASGIApp:
     """The rate-limit layer around ``inner`` for the app's ``limits``; ``inner`` itself when
     nothing is limited (no app-wide limit and no ``@rate_limit`` view)."""
     if not limits.active():
