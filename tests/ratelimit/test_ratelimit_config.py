@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from aeros import ConfigurationError, RateLimit, WebServer, rate_limit
@@ -95,3 +97,38 @@ def test_ratelimit_keys_address_header_function() -> None:
     assert long is not None
     assert long.startswith("h:#")
     assert len(long) < 64
+
+
+@pytest.mark.parametrize(
+    ("storage", "kind", "client"),
+    [
+        pytest.param("memory://", "MemoryStorage", None, id="memory"),
+        pytest.param("redis://127.0.0.1:1/0", "RedisStorage", "Redis", id="redis"),
+        pytest.param("unix:///tmp/none.sock", "RedisStorage", "Redis", id="unix"),
+        pytest.param(
+            "redis+cluster://127.0.0.1:1,127.0.0.1:2",
+            "RedisClusterStorage",
+            "RedisCluster",
+            id="cluster",
+        ),
+        pytest.param(
+            "redis+sentinel://127.0.0.1:1/main", "RedisSentinelStorage", "Redis", id="sentinel"
+        ),
+    ],
+)
+async def test_ratelimit_storage_is_limits_async_storage_over_redis_py(
+    storage: str, kind: str, client: str | None
+) -> None:
+    """Each URL builds limits' async storage of its kind, talking through redis-py's asyncio
+    clients (aeros' own dependency), not coredis; nothing connects before the first hit."""
+    import redis.asyncio
+
+    from aeros.ratelimit.backend import Backend
+
+    built = Backend(storage, "fixed-window", "aeros-rl").storage()
+    assert type(built).__name__ == kind
+    if client is not None:
+        bridge: Any = built.bridge  # type: ignore[attr-defined]
+        assert type(bridge.storage).__name__ == client
+        assert type(bridge.storage).__module__.startswith(redis.asyncio.__name__)
+        assert bridge.key_prefix == "aeros-rl"

@@ -144,12 +144,11 @@ def test_ratelimit_refusal_has_an_access_log_line_with_limit_429(tmp_path: Path)
     assert refused.endswith(" limit=429")
 
 
-def test_ratelimit_moving_window_frees_a_slot_as_the_oldest_hit_ages_out(live_server) -> None:
-    """moving-window: exactly the limit within any window; a slot frees once a hit is older
-    than the window, and Retry-After says about when."""
-    app = WebServer(
-        __name__, access_log=False, rate_limit=RateLimit("2/second", strategy="moving-window")
-    )
+@pytest.mark.parametrize("strategy", ["fixed-window", "moving-window"])
+def test_ratelimit_window_frees_requests_once_it_has_passed(live_server, strategy: str) -> None:
+    """Both strategies: the limit within a window; once the window has passed (fixed: the
+    window ended, moving: the oldest hit aged out) requests pass again, as Retry-After said."""
+    app = WebServer(__name__, access_log=False, rate_limit=RateLimit("2/second", strategy=strategy))
 
     @app.route("/")
     async def home() -> str:
@@ -162,6 +161,7 @@ def test_ratelimit_moving_window_frees_a_slot_as_the_oldest_hit_ages_out(live_se
     assert [r.status_code for r in first] == [200, 200, 429]
     assert first[2].headers["retry-after"] == "1"
     assert later.status_code == 200
+    assert later.headers["ratelimit"] == '"app-1s";r=1;t=1'
 
 
 @pytest.mark.parametrize("fail_open", [True, False])
@@ -248,3 +248,22 @@ def test_ratelimit_and_hsts_layers_sit_where_design_says() -> None:
         HeadersMiddleware.__name__,  # the global headers, security preset included
     ]
     assert layers[1].options == {"https_only": True}
+
+
+def test_ratelimit_decorator_on_a_blueprint_view(live_server) -> None:
+    """@rate_limit needs no app: on a blueprint view, the app that serves it applies it."""
+    from quart import Blueprint
+
+    blog = Blueprint("blog", __name__)
+
+    @blog.route("/post")
+    @rate_limit("1/minute")
+    async def post() -> str:
+        return "post"
+
+    app = WebServer(__name__, access_log=False)
+    app.register_blueprint(blog)
+    with live_server(app) as url, httpx.Client(base_url=url) as client:
+        first, second = client.get("/post"), client.get("/post")
+    assert (first.status_code, second.status_code) == (200, 429)
+    assert first.headers["ratelimit-policy"] == '"blog.post-60s";q=1;w=60'
