@@ -5,7 +5,9 @@ The public names are imported here. Layout (one feature per package, imports dow
 with ``options.py``, ``serving.py`` and ``run_options.py``; ``middleware/`` (access log,
 concurrency limit, CORS, global headers: one module per layer); ``response_cache/``
 (``@app.cache``, the cache layer); ``stores/`` (the cache stores); ``compression/``;
-``logging/``; ``fastpath/`` (the lean Quart dispatch); ``server/`` (aeros' production server);
+``logging/``; ``ratelimit/`` (``RateLimit``, ``@rate_limit``, the rate-limit layer);
+``security/`` (``SecurityHeaders``, ``CSP``); ``fastpath/`` (the lean Quart dispatch);
+``server/`` (aeros' production server);
 ``types.py``, ``_validate.py``, ``cache_control.py``, ``cli.py``, ``misc.py``, ``errors.py``.
 """
 

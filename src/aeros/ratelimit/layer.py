@@ -7,7 +7,7 @@ responses go on after the cache, so a stored entry never holds them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from aeros.middleware.headers import GlobalHeaders
 from aeros.ratelimit.backend import Backend, BackendDown
@@ -104,7 +104,7 @@ class RateLimitMiddleware:
         scope: Scope,
         send: Send,
         reset: float,
-        fields: tuple[()] | list[tuple[bytes, bytes]],
+        fields: Sequence[tuple[bytes, bytes]],
         detail: str,
     ) -> None:
         """Answer 429 with ``Retry-After``, the fields given and the global headers."""
