@@ -37,6 +37,7 @@ SCENARIOS = (
         "20 KB JSON, gzip",
     ),
     Scenario("cached-hit", "/cached", only=(*BARE, *AEROS), title="cache hit"),
+    Scenario("cached-hit-redis", "/cached", only=("aeros-redis",), title="RedisCache hit"),
     Scenario(
         "cached-20k-gzip-hit",
         "/cached-big",
@@ -54,6 +55,7 @@ LABELS = {
     "aeros": "aeros (uvicorn)",
     "aeros-ratelimit": "aeros + RateLimit in memory",
     "aeros-granian": "aeros (granian)",
+    "aeros-redis": "aeros, RedisCache (uvicorn)",
     "quart": "Quart (uvicorn)",
     "quart-aeros": "Quart (aeros server)",
     "quart-hypercorn": "Quart (Hypercorn)",
@@ -78,6 +80,7 @@ SAME_SERVER = {
     "bare-aeros": "bare-aeros",
     "aeros": "bare-aeros",
     "aeros-ratelimit": "bare-aeros",
+    "aeros-redis": "bare-aeros",
     "quart-aeros": "bare-aeros",
     "fastapi-aeros": "bare-aeros",
 }

@@ -16,6 +16,7 @@ CONTENDERS = (
     "bare",
     "bare-aeros",
     "aeros",
+    "aeros-redis",
     "aeros-ratelimit",
     "aeros-granian",
     "quart",
@@ -27,6 +28,8 @@ CONTENDERS = (
     *FIELD,
 )
 
+REDIS_URL_VARIABLE = "AEROS_BENCH_REDIS_URL"
+"""Where the ``aeros-redis`` contender finds its Redis (set by :mod:`bench.run`)."""
 
 UVICORN = {
     "bare": "bench.apps:bare_app",
@@ -51,6 +54,13 @@ def serve(contender: str, port: int, workers: int) -> None:
         from bench.apps import make_aeros_app
 
         make_aeros_app().run_server(host=host, port=port, workers=workers)
+    elif contender == "aeros-redis":
+        # the same app on a RedisCache: bench.run starts the redis-server and names it here
+        from aeros import RedisCache
+        from bench.apps import make_aeros_app
+
+        cache = RedisCache(url=os.environ[REDIS_URL_VARIABLE], timeout=3600)
+        make_aeros_app(cache).run_server(host=host, port=port, workers=workers)
     elif contender == "aeros-ratelimit":
         from bench.apps import make_aeros_ratelimit_app
 

@@ -73,9 +73,10 @@ async def test_redis_ttl_is_kept_by_redis(redis: Any) -> None:
     await cache.set("g:forever", b"v", ttl=None)
     await cache.set("k", b"v", ttl=2.5)  # a key without a group takes the plain SET path
     client = cache._client().redis
-    assert 9_000 < await client.pttl(b"t:k:g:k") <= 10_000
-    assert await client.pttl(b"t:k:g:forever") == -1
-    assert 1_500 < await client.pttl(b"t:k:k") <= 2_500
+    names = cache.names
+    assert 9_000 < await client.pttl(names.entry("g:k")) <= 10_000
+    assert await client.pttl(names.entry("g:forever")) == -1
+    assert 1_500 < await client.pttl(names.entry("k")) <= 2_500
     await cache.aclose()
 
 
@@ -111,13 +112,15 @@ async def test_redis_group_index_expires_with_its_entries(redis: Any) -> None:
     await cache.set("g:b", b"1", ttl=30)
     await cache.set("g:c", b"1", ttl=0.1)  # a shorter TTL never shortens the index
     client = cache._client().redis
-    assert 20_000 < await client.pttl(b"t:i:g:") <= 30_000
+    names = cache.names
+    assert 20_000 < await client.pttl(names.group_index("g:")) <= 30_000
     await cache.set("h:a", b"1", ttl=None)
     await cache.set("h:b", b"1", ttl=5)
-    assert await client.pttl(b"t:i:h:") == -1  # an entry without TTL keeps the index
+    assert await client.pttl(names.group_index("h:")) == -1  # an entry without TTL keeps the index
     await asyncio.sleep(0.25)
     await cache.set("g:d", b"1", ttl=30)  # a write trims members whose entries expired
-    assert sorted(await client.zrange(b"t:i:g:", 0, -1)) == [b"t:k:g:b", b"t:k:g:d"]
+    members = sorted(await client.zrange(names.group_index("g:"), 0, -1))
+    assert members == sorted([names.entry("g:b"), names.entry("g:d")])
     await cache.aclose()
 
 

@@ -18,13 +18,14 @@ APP = Path(__file__).parents[1] / "apps" / "server_app.py"
 
 
 class AppProcess:
-    """``tests/apps/server_app.py`` in a subprocess; stdout lines are collected as they come."""
+    """``tests/apps/server_app.py`` (or ``script``) in a subprocess; stdout lines are collected
+    as they come."""
 
-    def __init__(self, tmp_path: Path, *args: str) -> None:
+    def __init__(self, tmp_path: Path, *args: str, script: Path = APP) -> None:
         self.stderr_path = tmp_path / "server.stderr"
         with self.stderr_path.open("wb") as stderr:
             self.proc = subprocess.Popen(
-                [sys.executable, str(APP), *args],
+                [sys.executable, str(script), *args],
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 text=True,

@@ -7,7 +7,8 @@
 - ``memory.py``: :class:`SimpleCache`, an LRU in this process's memory.
 - ``filesystem.py``: :class:`FilesystemCache`, one MAC-checked file per entry, shared by every
   process using the directory.
-- ``redis.py``: :class:`RedisCache`, shared by every worker and instance.
+- ``redis/``: :class:`RedisCache`, shared by every worker and instance (one server, Cluster
+  or Sentinel).
 """
 
 from __future__ import annotations
