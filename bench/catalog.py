@@ -20,7 +20,7 @@ class Scenario:
     title: str = ""
 
 
-AEROS = ("aeros", "aeros-granian", "aeros-request-id", "aeros-metrics")
+AEROS = ("aeros", "aeros-ratelimit", "aeros-granian", "aeros-request-id", "aeros-metrics")
 BARE = ("bare", "bare-aeros")
 EVERY_ROUTE = tuple(c for c in CONTENDERS if c not in FIELD)
 """The contenders of :mod:`bench.apps`: they also serve the 20 KB and 10 ms sleep routes."""
@@ -53,6 +53,7 @@ LABELS = {
     "bare": "bare ASGI (uvicorn)",
     "bare-aeros": "bare ASGI (aeros server)",
     "aeros": "aeros (uvicorn)",
+    "aeros-ratelimit": "aeros + RateLimit in memory",
     "aeros-granian": "aeros (granian)",
     "aeros-redis": "aeros, RedisCache (uvicorn)",
     "aeros-request-id": "aeros, request ids on",
@@ -80,6 +81,7 @@ SAME_SERVER = {
     "falcon": "bare",
     "bare-aeros": "bare-aeros",
     "aeros": "bare-aeros",
+    "aeros-ratelimit": "bare-aeros",
     "aeros-redis": "bare-aeros",
     "aeros-request-id": "bare-aeros",
     "aeros-metrics": "bare-aeros",
@@ -95,10 +97,12 @@ GROUPS = {
     "core": EVERY_ROUTE,
     "observability": ("bare-aeros", "aeros", "aeros-request-id", "aeros-metrics"),
     "field": ("bare", "aeros", *FIELD, "fastapi", "quart", "flask-gunicorn"),
+    "ratelimit": ("bare-aeros", "aeros", "aeros-ratelimit"),
 }
 """Names ``--contenders`` accepts for a set: ``core`` is aeros and its baselines on every
 scenario, ``field`` the frameworks users pick instead (issue 12's table), ``observability``
-aeros with request ids and with metrics on against plain aeros (issue 13)."""
+aeros with request ids and with metrics on against plain aeros (issue 13), ``ratelimit`` the
+cost of an app-wide rate limit (issue 14)."""
 
 
 def expand_contenders(spec: str) -> list[str]:

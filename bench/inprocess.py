@@ -119,6 +119,7 @@ def contenders() -> dict[str, ASGIApp]:
         "aeros": apps.make_aeros_app(),
         "aeros+rid": apps.make_aeros_app(request_id=True),
         "aeros+metrics": apps.make_aeros_app(metrics=True),
+        "aeros-ratelimit": apps.make_aeros_ratelimit_app(),
         "quart": apps.make_quart_app(),
     }
 
@@ -138,13 +139,19 @@ def table(n: int) -> dict[str, dict[str, float | None]]:
 
 def print_table(results: dict[str, dict[str, float | None]]) -> None:
     names = list(results)
-    print(f"{'scenario (us/request)':24}" + "".join(f"{n:>10}" for n in names) + "  quart/aeros")
+    widths = [max(10, len(n) + 2) for n in names]
+    header = "".join(f"{n:>{w}}" for n, w in zip(names, widths, strict=True))
+    print(f"{'scenario (us/request)':24}{header}  quart/aeros  limit/aeros")
     for scenario in SCENARIOS:
         cells = [results[n][scenario] for n in names]
-        line = f"{scenario:24}" + "".join(f"{c:10.1f}" if c else f"{'-':>10}" for c in cells)
+        line = f"{scenario:24}" + "".join(
+            f"{c:{w}.1f}" if c else f"{'-':>{w}}" for c, w in zip(cells, widths, strict=True)
+        )
         aeros, quart = results["aeros"][scenario], results["quart"][scenario]
-        if aeros and quart:
-            line += f"  {quart / aeros:10.2f}x"
+        line += f"  {quart / aeros:10.2f}x" if aeros and quart else f"  {'-':>11}"
+        limited = results.get("aeros-ratelimit", {}).get(scenario)
+        if aeros and limited:
+            line += f"  {limited / aeros:10.3f}x"  # the rate limit's cost, as a ratio
         print(line)
 
 

@@ -17,6 +17,7 @@ CONTENDERS = (
     "bare-aeros",
     "aeros",
     "aeros-redis",
+    "aeros-ratelimit",
     "aeros-granian",
     "aeros-request-id",
     "aeros-metrics",
@@ -71,6 +72,10 @@ def serve(contender: str, port: int, workers: int) -> None:
 
         app = make_aeros_app(**OBSERVED[contender])
         app.run_server(host=host, port=port, workers=workers)
+    elif contender == "aeros-ratelimit":
+        from bench.apps import make_aeros_ratelimit_app
+
+        make_aeros_ratelimit_app().run_server(host=host, port=port, workers=workers)
     elif contender in ("bare-aeros", "quart-aeros", "fastapi-aeros"):
         # another app on aeros' own server: the bare app is the ceiling "on the same server"
         # as aeros, and stock Quart and FastAPI there separate the framework from the server

@@ -67,6 +67,25 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         *WEB,
     ),
     "response_cache": ("aeros.app", "aeros.fastpath", "aeros.cli"),
+    # routes.py is its one Quart-aware module (route lookup), as in response_cache
+    "ratelimit": (
+        "aeros.app",
+        "aeros.response_cache",
+        "aeros.stores",
+        "aeros.server",
+        "aeros.fastpath",
+        "aeros.cli",
+    ),
+    "security": (
+        "aeros.app",
+        "aeros.middleware",
+        "aeros.response_cache",
+        "aeros.ratelimit",
+        "aeros.stores",
+        "aeros.server",
+        "aeros.fastpath",
+        *WEB,
+    ),
     "fastpath": (
         "aeros.app",
         "aeros.response_cache",

@@ -46,7 +46,11 @@ from aeros.middleware.request_id import RequestIdMiddleware
 from aeros.misc import note_sync_function
 from aeros.observability import ObservabilityConfig
 from aeros.options import WebServerOptions, pop_observability_options, split_options
+from aeros.ratelimit.layer import rate_limit_layer
+from aeros.ratelimit.policy import RateLimit
+from aeros.ratelimit.routes import RouteLimits
 from aeros.response_cache.routes import ResponseCache
+from aeros.security.headers import SecurityHeaders
 from aeros.server.config import QUART_LIMIT_KEYS, Limits, ServerConfig
 from aeros.server.forkserver import ForkServer
 from aeros.server.runner import Runner
@@ -109,6 +113,11 @@ class WebServer(Serving, Quart):
             sizes are also Quart's ``MAX_CONTENT_LENGTH``, ``MAX_FORM_MEMORY_SIZE`` and
             ``MAX_FORM_PARTS``, and a ``MAX_CONTENT_LENGTH`` set later is the server's limit
             too (docs/security.md).
+        rate_limit: an app-wide :class:`aeros.RateLimit` (``RateLimit("100/minute")``), also
+            the storage and strategy of the routes' ``@rate_limit``; None: only those routes
+            are limited, in each process's memory (docs/security.md).
+        security_headers: a :class:`aeros.SecurityHeaders` preset added to the global headers
+            (``global_headers`` and a view's own headers win over it), or None (default).
         **options: the server options (:class:`aeros.options.ServerOptions`:
             ``max_concurrent_requests``, ``backlog``, ``keep_alive_timeout``,
             ``graceful_timeout``, ``shutdown_delay``, ``ssl_certfile``, ``ssl_keyfile``,
@@ -145,6 +154,8 @@ class WebServer(Serving, Quart):
         cors: CORS | None = None,
         cache_control: CacheControl | None = None,
         limits: Limits | None = None,
+        rate_limit: RateLimit | None = None,
+        security_headers: SecurityHeaders | None = None,
         **options: Unpack[WebServerOptions],
     ) -> None:
         observability = pop_observability_options(options)  # type: ignore[arg-type]
@@ -179,6 +190,18 @@ class WebServer(Serving, Quart):
             check_header(name, value, where="WebServer(global_headers=...)")
             for name, value in (global_headers or {}).items()
         ]
+        self._https_headers: Headers = []
+        if security_headers is not None:
+            if not isinstance(security_headers, SecurityHeaders):
+                raise ConfigurationError(
+                    "WebServer(security_headers=...) must be an aeros.SecurityHeaders(...) or "
+                    f"None; got {security_headers!r}"
+                )
+            given = {name for name, _ in headers}  # global_headers override the preset
+            headers += [pair for pair in security_headers.pairs() if pair[0] not in given]
+            self._https_headers = [
+                pair for pair in security_headers.https_pairs() if pair[0] not in given
+            ]
         # `server: aeros` only on aeros' own server (run_server sets _own_server): under an
         # external uvicorn/hypercorn that server sends its own, and two would go out.
         self._server_header = include_server_header and all(n != b"server" for n, _ in headers)
@@ -189,6 +212,12 @@ class WebServer(Serving, Quart):
                 f"WebServer(cors=...) must be an aeros.CORS(...) policy or None; got {cors!r}"
             )
         self.cors = cors
+        if rate_limit is not None and not isinstance(rate_limit, RateLimit):
+            raise ConfigurationError(
+                f"WebServer(rate_limit=...) must be an aeros.RateLimit(...) or None; got "
+                f"{rate_limit!r}"
+            )
+        self.rate_limits = RouteLimits(self, rate_limit)
         # checked now, so a typo fails here in one line rather than at the first request
         if compression is not None and compression is not DEFAULT_COMPRESSION:
             compression = check_codecs(compression)
@@ -228,11 +257,12 @@ class WebServer(Serving, Quart):
     def layers(self) -> list[Layer]:
         """The layer stack around ``Quart.asgi_app``, outermost first (DESIGN.md's order).
 
-        request id, health probe, metrics, access log, concurrency limit, CORS, user middleware
-        (:meth:`add_middleware`), response cache, global headers, compression, the metrics'
-        byte count; then Quart. A layer with nothing to do is left out. The cache, CORS and the
-        concurrency limit add the global headers to the answers they make themselves, so a
-        cache hit does not pass through the headers layer.
+        request id, health probe, metrics, access log, HTTPS-only headers (HSTS), concurrency
+        limit, rate limit, CORS, user middleware (:meth:`add_middleware`), response cache,
+        global headers, compression, the metrics' byte count; then Quart. A layer with nothing
+        to do is left out. The cache, CORS and the concurrency limit add the global headers to
+        the answers they make themselves, so a cache hit does not pass through the headers
+        layer.
         """
         codecs = self.codecs
         headers = GlobalHeaders(self._header_pairs(own_server=self._own_server))
@@ -252,7 +282,14 @@ class WebServer(Serving, Quart):
             if exporter is not None
             else None,
             Layer(AccessLogMiddleware, self.log_config) if self.log_config.access_log else None,
+            # outermost but the log, so every answer gets HSTS, the layers' own included
+            Layer(HeadersMiddleware, self._https_headers, https_only=True)
+            if self._https_headers
+            else None,
             Layer(ConcurrencyLimitMiddleware, limit, headers) if limit is not None else None,
+            Layer(rate_limit_layer, self.rate_limits, headers)
+            if self.rate_limits.active()  # asked when the stack is built: every view is there
+            else None,
             Layer(CORSMiddleware, self.cors, headers) if self.cors is not None else None,
             *reversed(self._user_layers),  # the last one added is the outermost (Starlette)
             Layer(self.response_cache.wrap, codecs, headers),  # no store: no layer

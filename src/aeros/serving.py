@@ -55,6 +55,7 @@ class Serving:
     _server_header: bool
     _own_server: bool
     _response_headers: Headers
+    _https_headers: Headers
     _sealed: bool
     _stack: Any
     _runner: Runner | None
@@ -202,8 +203,15 @@ class Serving:
         return self._response_headers
 
     def _answer_headers(self) -> tuple[tuple[bytes, bytes], ...]:
-        """The headers of the answers aeros' server makes itself (413, 408, 503, ...)."""
-        return tuple(self._header_pairs(own_server=True))  # only aeros' server makes them
+        """The headers of the answers aeros' server makes itself (413, 408, 503, ...).
+
+        HSTS (``_https_headers``) too when the server itself serves HTTPS: every request it
+        answers came over TLS.
+        """
+        pairs = self._header_pairs(own_server=True)  # only aeros' server makes them
+        if self.server_config.ssl_certfile is not None:
+            pairs = [*pairs, *self._https_headers]
+        return tuple(pairs)
 
     def _start_worker_logging(self) -> Any:
         return configure_logging(self.log_config)

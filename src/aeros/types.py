@@ -14,6 +14,7 @@ __all__ = [
     "COALESCED",
     "DRAINING",
     "PEER",
+    "RATE_LIMIT_STATE",
     "ROUTE",
     "SKIP_COMPRESSION",
     "SKIP_GLOBAL_HEADERS",
@@ -61,3 +62,6 @@ its graceful shutdown starts; the health endpoint then answers 503."""
 COALESCED: Final = "aeros.cache_coalesced"
 """Scope key: True when the response cache answered this request with the result of a fill
 another request was running (a coalesced miss; ``CACHE_STATE`` says ``hit``)."""
+RATE_LIMIT_STATE: Final = "aeros.rate_limit_state"
+"""Scope key: set by the rate-limit layer when it refused the request (``"429"``) or could not
+count it (``"error"``: the storage failed); the access log prints it as ``limit=...``."""

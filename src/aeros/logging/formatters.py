@@ -77,6 +77,7 @@ class AccessEntry:
         "cache",
         "client",
         "duration_ms",
+        "limit",
         "method",
         "path",
         "query",
@@ -102,6 +103,7 @@ class AccessEntry:
         referer: bytes | None = None,
         user_agent: bytes | None = None,
         request_id: str | None = None,
+        limit: str | None = None,
     ) -> None:
         self.client = client
         self.method = method
@@ -115,6 +117,7 @@ class AccessEntry:
         self.referer = referer
         self.user_agent = user_agent
         self.request_id = request_id
+        self.limit = limit  # the rate limit's state when it refused or failed ("429", "error")
 
     def target(self) -> str:
         """Path and query, escaped and cut at :data:`MAX_PATH`."""
@@ -216,6 +219,7 @@ class AccessFormatter(logging.Formatter):
             line = (
                 f'{stamp}.{millis_text} {client} "{entry.request_line()}" {status} '
                 f"{entry.size}B {entry.duration_ms:.2f}ms cache={cache}"
+                + (f" limit={escape(entry.limit, 16)}" if entry.limit else "")
             )
             return f"{line} id={entry.request_id}" if entry.request_id else line
         local = time.localtime(created)
@@ -258,6 +262,7 @@ def _json_line(entry: AccessEntry, created: float) -> str:
         "bytes": entry.size,
         "duration_ms": round(entry.duration_ms, 3),
         "cache": entry.cache,
+        "limit": entry.limit,
         "referer": _json_field(entry.referer, MAX_HEADER),
         "user_agent": _json_field(entry.user_agent, MAX_HEADER),
     }

@@ -7,8 +7,11 @@ request flows"); a layer with nothing to do for an app is left out:
 
 1. :mod:`~aeros.middleware.access_log`: ``AccessLogMiddleware``, one line per request
    (it sees every answer below it, the 503s and CORS refusals included).
+   Then ``HeadersMiddleware(..., https_only=True)``: ``Strict-Transport-Security`` of the
+   security preset on every answer to an HTTPS request.
 2. :mod:`~aeros.middleware.concurrency_limit`: ``ConcurrencyLimitMiddleware``, 503 over the
-   limit of requests in flight (adds the global headers to its 503 itself).
+   limit of requests in flight (adds the global headers to its 503 itself). Then the rate
+   limit (:mod:`aeros.ratelimit.layer`): 429 over a limit, cache hits counted too.
 3. :mod:`~aeros.middleware.cors`: ``CORS`` (the policy) and ``CORSMiddleware``, preflights
    answered here, ``Access-Control-Allow-*`` on the rest.
 4. user middleware (``app.add_middleware``).

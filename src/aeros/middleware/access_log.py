@@ -14,7 +14,7 @@ from aeros.logging.access import ACCESS_LOGGER, SERVER_ANSWER, log_access
 from aeros.logging.config import LogConfig
 from aeros.logging.context import request_id_var
 from aeros.logging.formatters import AccessEntry
-from aeros.types import CACHE_STATE, ASGIApp, Message, Receive, Scope, Send
+from aeros.types import CACHE_STATE, RATE_LIMIT_STATE, ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["AccessLogMiddleware"]
 
@@ -118,5 +118,6 @@ class AccessLogMiddleware:
             referer,
             user_agent,
             request_id_var.get(),  # set by the request-id layer outside, when it is on
+            scope.get(RATE_LIMIT_STATE),
         )
         log_access(entry)

@@ -5,6 +5,11 @@ and add the same headers with :class:`GlobalHeaders`; a layer that runs the app 
 headers to what it sends itself sets ``scope[SKIP_GLOBAL_HEADERS] = True``
 (:data:`aeros.types.SKIP_GLOBAL_HEADERS`; the response cache does, so stored entries never hold
 them and a hit adds them once per entry).
+
+Headers that belong on HTTPS responses only (``Strict-Transport-Security`` from the security
+preset) go through a second ``HeadersMiddleware(..., https_only=True)``, outermost in the stack
+so that every answer (cache hits and the layers' own refusals included) gets them, decided on
+the request's scheme (``https`` directly, or as a trusted proxy said).
 """
 
 from __future__ import annotations
@@ -68,13 +73,24 @@ class HeadersMiddleware:
         app: the inner ASGI app.
         headers: the global headers. A header the response already carries is left as the
             view set it, so a view can override a global default.
+        https_only: add them only to requests whose ``scope["scheme"]`` is ``https`` (and
+            whatever else set ``SKIP_GLOBAL_HEADERS``: these are not the global headers).
     """
 
-    def __init__(self, app: ASGIApp, headers: GlobalHeaders | Headers) -> None:
+    def __init__(
+        self, app: ASGIApp, headers: GlobalHeaders | Headers, *, https_only: bool = False
+    ) -> None:
         self.app = app
         self.headers = headers if isinstance(headers, GlobalHeaders) else GlobalHeaders(headers)
+        self.https_only = https_only
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.https_only:
+            if scope["type"] == "http" and scope.get("scheme") == "https":
+                await self.app(scope, receive, self.headers.sender(send))
+            else:
+                await self.app(scope, receive, send)
+            return
         if scope["type"] != "http" or SKIP_GLOBAL_HEADERS in scope:
             await self.app(scope, receive, send)
             return

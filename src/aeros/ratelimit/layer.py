@@ -1,0 +1,152 @@
+"""Rate-limit layer: count each request against its limits, answer 429 over them.
+
+It sits in front of CORS and the response cache (DESIGN.md's stack), so cache hits are counted
+like misses and a refusal costs no CORS, cache or app work. The fields it adds to allowed
+responses go on after the cache, so a stored entry never holds them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from aeros.middleware.headers import GlobalHeaders
+from aeros.ratelimit.backend import Backend, BackendDown
+from aeros.ratelimit.fields import rate_value, refusal, retry_seconds
+from aeros.ratelimit.routes import Check, Plan, RouteLimits
+from aeros.types import RATE_LIMIT_STATE, ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["RateLimitMiddleware", "rate_limit_layer"]
+
+_POLICY = b"ratelimit-policy"
+_RATE = b"ratelimit"
+
+
+class RateLimitMiddleware:
+    """Apply the limits :meth:`plan_for` finds for each HTTP request.
+
+    Args:
+        app: the inner ASGI app.
+        backend: where hits are counted (:class:`~aeros.ratelimit.backend.Backend`).
+        plan_for: the checks of a request's route, or None (nothing to count).
+        headers: the app's global headers, for the 429 this layer answers itself.
+        fail_open: on a storage failure let the request through (True) or refuse it (429).
+        send_fields: add ``RateLimit-Policy`` / ``RateLimit`` to allowed responses too.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        backend: Backend,
+        plan_for: Callable[[Scope], Plan | None],
+        headers: GlobalHeaders | None = None,
+        *,
+        fail_open: bool = True,
+        send_fields: bool = True,
+    ) -> None:
+        self.app = app
+        self.backend = backend
+        self.plan_for = plan_for
+        self.headers = headers if headers else None
+        self.fail_open = fail_open
+        self.send_fields = send_fields
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        plan = self.plan_for(scope)
+        if plan is None:
+            await self.app(scope, receive, send)
+            return
+        hit = self.backend.hit
+        counted: list[tuple[bytes, int, float]] = []
+        for check in plan.checks:
+            identity = check.key(scope)
+            if identity is None:
+                continue
+            try:
+                allowed, remaining, reset = await hit(
+                    check.prefix + identity, check.amount, check.window
+                )
+            except BackendDown:
+                scope[RATE_LIMIT_STATE] = "error"
+                if self.fail_open:
+                    await self.app(scope, receive, send)
+                else:
+                    await self.refuse(
+                        scope,
+                        send,
+                        self.backend.retry_after,
+                        (),
+                        "the rate limit could not be checked",
+                    )
+                return
+            counted.append((check.name, remaining, reset))
+            if not allowed:
+                scope[RATE_LIMIT_STATE] = "429"
+                fields = [(_POLICY, plan.policy), (_RATE, rate_value(counted))]
+                await self.refuse(scope, send, reset, fields, _detail(check))
+                return
+        if not counted or not self.send_fields:
+            await self.app(scope, receive, send)
+            return
+        added = ((_POLICY, plan.policy), (_RATE, rate_value(counted)))
+
+        async def send_with_fields(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *added]
+            await send(message)
+
+        await self.app(scope, receive, send_with_fields)
+
+    async def refuse(
+        self,
+        scope: Scope,
+        send: Send,
+        reset: float,
+        fields: Sequence[tuple[bytes, bytes]],
+        detail: str,
+    ) -> None:
+        """Answer 429 with ``Retry-After``, the fields given and the global headers."""
+        accept = None
+        for name, value in scope["headers"]:
+            if name == b"accept":
+                accept = value
+                break
+        headers, body = refusal(retry_seconds(reset), accept, fields, detail)
+        if self.headers is not None:
+            headers = self.headers.apply(headers)
+        await send({"type": "http.response.start", "status": 429, "headers": headers})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def _detail(check: Check) -> str:
+    item = check.item
+    unit = item.GRANULARITY.name
+    per = unit if item.multiples == 1 else f"{item.multiples} {unit}s"
+    return f"limit of {item.amount} per {per} reached"
+
+
+def rate_limit_layer(
+    inner: ASGIApp, limits: RouteLimits, headers: GlobalHeaders | None = None
+) -> ASGIApp:
+    """The rate-limit layer around ``inner`` for the app's ``limits``; ``inner`` itself when
+    nothing is limited (no app-wide limit and no ``@rate_limit`` view)."""
+    if not limits.active():
+        return inner
+    config = limits.config
+    backend = Backend(
+        config.storage,
+        config.strategy,
+        config.prefix,
+        socket_timeout=config.socket_timeout,
+        retry_after=config.retry_after,
+    )
+    return RateLimitMiddleware(
+        inner,
+        backend,
+        limits.plan_for,
+        headers,
+        fail_open=config.fail_open,
+        send_fields=config.headers,
+    )
