@@ -14,7 +14,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
-from aeros import ConfigurationError, SimpleCache, WebServer
+from aeros import ConfigurationError, RateLimit, SimpleCache, WebServer
 from aeros.metrics.export import Exporter
 from aeros.metrics.layer import MetricsMiddleware
 from aeros.metrics.multiproc import ENV
@@ -173,6 +173,28 @@ def test_metrics_recycled_workers_count_as_replacements_not_deaths() -> None:
         starts = value(found, "aeros_worker_starts_total")
         assert value(found, "aeros_worker_replacements_total") == starts - 2
         assert value(found, "aeros_worker_deaths_total") == 0
+
+
+def test_metrics_count_rate_limit_refusals() -> None:
+    """Each 429 of the rate limiter is counted as refused (and as a 429 request)."""
+    app = metrics_app(rate_limit=RateLimit("3/minute"))
+    with app.serve_in_thread() as url, httpx.Client() as client:
+        statuses = [client.get(url + "/items/1").status_code for _ in range(7)]
+        assert statuses.count(429) == 4
+        found = scrape_until(
+            url + "/metrics",
+            lambda found: value(found, "aeros_rate_limit_results_total", result="refused") > 0,
+        )
+        assert value(found, "aeros_rate_limit_results_total", result="refused") == 4
+        assert value(found, "aeros_rate_limit_results_total", result="error") == 0
+        refused = value(
+            found,
+            "aeros_http_requests_total",
+            method="GET",
+            route="/items/<int:item_id>",
+            status="429",
+        )
+        assert refused == 4
 
 
 def test_metrics_directory_is_made_for_workers_and_removed_at_exit() -> None:

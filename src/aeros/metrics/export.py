@@ -35,6 +35,10 @@ FLUSH_INTERVAL = 1.0
 by one worker shows the others' counts as of their last flush)."""
 CACHE_RESULTS = ("hit", "stale", "miss", "bypass", "uncacheable", "error", "coalesced")
 """Values of the ``result`` label of ``aeros_cache_results_total``, all present from the start."""
+LIMIT_RESULTS = {"429": "refused", "error": "error"}
+"""The rate limiter's per-request states (``RATE_LIMIT_STATE``) -> the ``result`` label of
+``aeros_rate_limit_results_total``: a request refused, or one it could not count (storage
+failure)."""
 
 
 class _Metrics:
@@ -69,6 +73,14 @@ class _Metrics:
         )
         for result in CACHE_RESULTS:
             self.cache.labels(result)
+        self.limits = Counter(
+            "aeros_rate_limit_results",
+            "Requests the rate limiter refused (429) or could not count (its storage failed).",
+            ("result",),
+            registry=registry,
+        )
+        for result in LIMIT_RESULTS.values():
+            self.limits.labels(result)
         self.body_bytes = Counter(
             "aeros_http_response_body_bytes",
             "Response body bytes: as views produced them (stage=app, before compression; "
@@ -125,6 +137,8 @@ class Exporter:
             child._sum.inc(counts[-1])
         for result, count in taken.cache.items():
             metrics.cache.labels(result).inc(count)
+        for state, count in taken.limits.items():
+            metrics.limits.labels(LIMIT_RESULTS.get(state, "error")).inc(count)
         if taken.app_bytes:
             metrics.body_bytes.labels("app").inc(taken.app_bytes)
         if taken.wire_bytes:

@@ -14,7 +14,17 @@ from collections.abc import Callable
 
 from aeros.metrics.export import CONTENT_TYPE, Exporter
 from aeros.metrics.tally import UNMATCHED
-from aeros.types import CACHE_STATE, COALESCED, ROUTE, ASGIApp, Message, Receive, Scope, Send
+from aeros.types import (
+    CACHE_STATE,
+    COALESCED,
+    RATE_LIMIT_STATE,
+    ROUTE,
+    ASGIApp,
+    Message,
+    Receive,
+    Scope,
+    Send,
+)
 
 __all__ = ["AppBytesMiddleware", "MetricsMiddleware"]
 
@@ -80,14 +90,24 @@ class MetricsMiddleware:
         finally:
             tally.in_flight -= 1
             cache = scope.get(CACHE_STATE)
+            limit = scope.get(RATE_LIMIT_STATE)
             route = box[0]
             if route is None:
-                # answered in front of Quart (a hit) or routed nowhere
-                route = self.route_of(scope) if cache is not None else UNMATCHED
+                # answered in front of Quart (a hit, a rate limit's 429) or routed nowhere
+                answered = cache is not None or limit is not None
+                route = self.route_of(scope) if answered else UNMATCHED
             if cache == "hit" and scope.get(COALESCED):
                 cache = "coalesced"
             seconds = time.perf_counter() - start
-            tally.record(scope["method"], route, status or 500, seconds, cache, size)
+            tally.record(
+                scope["method"],
+                route,
+                status or 500,
+                seconds,
+                cache,
+                size,
+                limit,
+            )
             if not self.exporter.scheduled:
                 self.exporter.schedule()
 

@@ -25,7 +25,7 @@ OTHER_METHOD = "other"
 class Tally:
     """Counts of one process since the last :meth:`take`."""
 
-    __slots__ = ("app_bytes", "cache", "in_flight", "latency", "requests", "wire_bytes")
+    __slots__ = ("app_bytes", "cache", "in_flight", "latency", "limits", "requests", "wire_bytes")
 
     def __init__(self) -> None:
         self.in_flight = 0
@@ -33,11 +33,19 @@ class Tally:
         # route -> counts per bucket (len(BUCKETS) + 1 for +Inf), then the sum of seconds
         self.latency: dict[str, list[float]] = {}
         self.cache: dict[str, int] = {}
+        self.limits: dict[str, int] = {}  # the rate limiter's refusals ("429") and failures
         self.app_bytes = 0
         self.wire_bytes = 0
 
     def record(
-        self, method: str, route: str, status: int, seconds: float, cache: str | None, size: int
+        self,
+        method: str,
+        route: str,
+        status: int,
+        seconds: float,
+        cache: str | None,
+        size: int,
+        limit: str | None = None,
     ) -> None:
         """Count one finished request."""
         if method not in METHODS:
@@ -52,6 +60,8 @@ class Tally:
         histogram[-1] += seconds
         if cache is not None:
             self.cache[cache] = self.cache.get(cache, 0) + 1
+        if limit is not None:
+            self.limits[limit] = self.limits.get(limit, 0) + 1
         self.wire_bytes += size
 
     def take(self) -> Tally:
@@ -61,6 +71,7 @@ class Tally:
         taken.requests, self.requests = self.requests, {}
         taken.latency, self.latency = self.latency, {}
         taken.cache, self.cache = self.cache, {}
+        taken.limits, self.limits = self.limits, {}
         taken.app_bytes, self.app_bytes = self.app_bytes, 0
         taken.wire_bytes, self.wire_bytes = self.wire_bytes, 0
         return taken
