@@ -26,9 +26,15 @@ from werkzeug.routing import RoutingException
 from aeros.errors import ConfigurationError, StoreError
 from aeros.middleware.headers import GlobalHeaders
 from aeros.response_cache.invalidation import Target, drop_target
-from aeros.response_cache.keys import route_prefix
+from aeros.response_cache.keys import endpoint_tag, route_prefix, tag_name
 from aeros.response_cache.layer import CacheMiddleware
-from aeros.response_cache.policy import POLICY_ATTRIBUTE, CachePolicy, make_decorator, policy_of
+from aeros.response_cache.policy import (
+    POLICY_ATTRIBUTE,
+    CachePolicy,
+    checked_tags,
+    make_decorator,
+    policy_of,
+)
 from aeros.response_cache.sync import run_sync
 from aeros.server import peers
 from aeros.stores.base import Store, capabilities_of, default_timeout_of, size_limit_of
@@ -55,9 +61,22 @@ class ResponseCache:
         clock: the wall clock in seconds that dates entries and decides their freshness;
             default ``time.time``. Tests replace it (before the app serves its first request)
             to move time forward without sleeping.
+        cache_status: add ``Cache-Status`` (RFC 9211) to the answers of cached routes.
+            Default False.
+        lock_timeout: with a store holding locks (``RedisCache``, ``TieredCache``): seconds
+            one process of the fleet may run a view for a missing key before the others stop
+            waiting for its entry and run the view themselves. Default 5.
     """
 
-    def __init__(self, app: Any, store: Any, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        app: Any,
+        store: Any,
+        *,
+        clock: Callable[[], float] = time.time,
+        cache_status: bool = False,
+        lock_timeout: float = 5.0,
+    ) -> None:
         if store is not None and not (
             isinstance(store, Store)
             and all(
@@ -72,6 +91,8 @@ class ResponseCache:
         self.app = app
         self.store = store
         self.clock = clock
+        self.cache_status = cache_status
+        self.lock_timeout = lock_timeout
         self._memo: dict[tuple[str, str, str], CachePolicy | None] = {}
         self._routes: dict[tuple[str, int], CachePolicy] = {}
         self._layers: list[CacheMiddleware] = []
@@ -125,13 +146,7 @@ class ResponseCache:
 
     def policy_for(self, scope: Scope) -> CachePolicy | None:
         """Return the cache policy of the route a request goes to, or None (not cached)."""
-        url_map = self.app.url_map
-        host = ""
-        if url_map.host_matching or self.app.subdomain_matching:
-            for name, value in scope["headers"]:
-                if name == b"host":
-                    host = value.decode("latin-1").lower()
-                    break
+        host = self._host(scope)
         memo_key = (scope["method"], host, scope["path"])
         try:
             return self._memo[memo_key]
@@ -147,7 +162,47 @@ class ResponseCache:
         memo[memo_key] = policy
         return policy
 
+    def _host(self, scope: Scope) -> str:
+        """The Host the route lookup needs: only for apps matching on host or subdomain."""
+        if self.app.url_map.host_matching or self.app.subdomain_matching:
+            for name, value in scope["headers"]:
+                if name == b"host":
+                    return str(value.decode("latin-1").lower())
+        return ""
+
+    def tags_for(self, policy: CachePolicy, scope: Scope) -> tuple[str, ...]:
+        """The store tags of an entry of ``policy``'s route: its endpoint tag, then its
+        ``tags`` (a ``tags=`` callable is called with the view's arguments).
+
+        Raises:
+            ConfigurationError: the callable returned something other than tag names; what
+                the callable raises.
+        """
+        names: tuple[str, ...] | Any = policy.tags
+        if callable(names):
+            matched = self._match(scope, self._host(scope))
+            names = checked_tags(policy.route, names(**(matched[1] if matched else {})))
+        return (endpoint_tag(policy), *(tag_name(name) for name in names))
+
     def _resolve(self, scope: Scope, host: str) -> CachePolicy | None:
+        matched = self._match(scope, host)
+        if matched is None:
+            return None  # 404, 405, a redirect: nothing to cache
+        endpoint = matched[0].endpoint
+        view = self.app.view_functions.get(endpoint)
+        policy = policy_of(view)
+        if policy is None:
+            return None
+        route_key = (endpoint, id(policy))
+        routed = self._routes.get(route_key)
+        if routed is None:
+            timeout = self.default_timeout if policy.store_timeout else policy.timeout
+            routed = dataclasses.replace(policy, route=endpoint, timeout=timeout)
+            self._routes[route_key] = routed
+        return routed
+
+    def _match(self, scope: Scope, host: str) -> tuple[Any, dict[str, Any]] | None:
+        """The URL rule a request matches and the view arguments, or None."""
         app = self.app
         root_path: str = scope.get("root_path", "")
         path: str = scope["path"]
@@ -170,21 +225,10 @@ class ResponseCache:
             subdomain = url_map.default_subdomain or ""
         try:
             adapter = url_map.bind(bind_host, root_path, subdomain, scheme, scope["method"])
-            rule, _ = adapter.match(path, scope["method"], return_rule=True)
+            rule, args = adapter.match(path, scope["method"], return_rule=True)
         except (HTTPException, RoutingException):
-            return None  # 404, 405, a redirect: nothing to cache
-        endpoint = rule.endpoint
-        view = app.view_functions.get(endpoint)
-        policy = policy_of(view)
-        if policy is None:
             return None
-        route_key = (endpoint, id(policy))
-        routed = self._routes.get(route_key)
-        if routed is None:
-            timeout = self.default_timeout if policy.store_timeout else policy.timeout
-            routed = dataclasses.replace(policy, route=endpoint, timeout=timeout)
-            self._routes[route_key] = routed
-        return routed
+        return rule, args
 
     # ---- wiring, clear and purge ----------------------------------------------------------
 
@@ -210,6 +254,9 @@ class ResponseCache:
             max_entry_bytes=max_entry,
             invalidate=self.drop,
             clock=self.clock,
+            tags_for=self.tags_for,
+            cache_status=self.cache_status,
+            lock_timeout=self.lock_timeout,
         )
         self._layers.append(layer)
         return layer
@@ -239,44 +286,57 @@ class ResponseCache:
         """
         self.run_sync(self.clear())
 
-    async def purge(self, path: str | None = None, *, endpoint: str | None = None) -> int:
-        """Drop the entries of one path (every host, query and variant) or of one endpoint.
+    async def purge(
+        self, path: str | None = None, *, endpoint: str | None = None, tag: str | None = None
+    ) -> int:
+        """Drop the entries of one path (every host, query and variant), of one endpoint, or
+        of one tag (``@app.cache(tags=...)``).
 
         Args:
             path: a request path such as ``/items/1`` (a query string is ignored).
             endpoint: a Quart endpoint name such as ``"item"`` or ``"blueprint.item"``.
+            tag: a tag a route gave its entries, such as ``"items"``.
 
         Returns:
             How many entries were removed (from this worker's store, for a store in each
             process's memory: the other workers purge theirs too). A path purge is one indexed
-            group delete; an endpoint purge scans the store's keys. A store whose
-            :class:`~aeros.stores.Capabilities` lack ``groups`` / ``prefix_delete`` is cleared
-            entirely instead (and 0 is returned).
+            group delete; endpoint and tag purges use the store's tag index (every entry also
+            carries an internal tag of its endpoint), never a key scan. Without tags
+            (:class:`~aeros.stores.Capabilities`) an endpoint purge drops keys by prefix; a
+            store that can do neither (or a tag purge on a store without tags) is cleared
+            entirely instead, and 0 is returned.
 
         Raises:
+            ConfigurationError: not exactly one of ``path``, ``endpoint``, ``tag``.
             StoreError: the store failed.
         """
-        if (path is None) == (endpoint is None):
+        given = {"path": path, "endpoint": endpoint, "tag": tag}
+        chosen = {name: value for name, value in given.items() if value is not None}
+        if len(chosen) != 1 or not all(isinstance(v, str) for v in chosen.values()):
             raise ConfigurationError(
-                f"purge(path={path!r}, endpoint={endpoint!r}) takes exactly one of them"
+                f"purge(path={path!r}, endpoint={endpoint!r}, tag={tag!r}) takes exactly one "
+                "of them, a str"
             )
-        removed = await self._purge_here(path, endpoint)
-        if path is not None:
-            await self._tell_other_workers({"op": "purge", "path": path})
-        else:
-            await self._tell_other_workers({"op": "purge", "endpoint": endpoint})
+        removed = await self._purge_here(path, endpoint, tag)
+        await self._tell_other_workers({"op": "purge", **chosen})
         return removed
 
-    async def _purge_here(self, path: str | None, endpoint: str | None) -> int:
+    async def _purge_here(
+        self, path: str | None, endpoint: str | None, tag: str | None = None
+    ) -> int:
         if self.store is None:
             return 0
         if path is not None:  # local only: purge() passes the purge itself to other workers
             removed = await self._drop_here(Target(path.split("?", 1)[0] or "/", "", ""))
             return 0 if removed is None else removed
         store: Any = self.store
-        prefix = route_prefix(CachePolicy(timeout=None, route=str(endpoint)))
-        if capabilities_of(store).prefix_delete:
-            removed = int(await store.delete_prefix(prefix))
+        capabilities = capabilities_of(store)
+        policy = CachePolicy(timeout=None, route=str(endpoint))
+        if capabilities.tags:
+            name = tag_name(tag) if tag is not None else endpoint_tag(policy)
+            removed = int(await store.delete_tags([name]))
+        elif tag is None and capabilities.prefix_delete:
+            removed = int(await store.delete_prefix(route_prefix(policy)))
         else:
             await store.clear()
             removed = 0
@@ -302,7 +362,7 @@ class ResponseCache:
         if op == "clear":
             await self._clear_here()
         elif op == "purge":
-            await self._purge_here(message.get("path"), message.get("endpoint"))
+            await self._purge_here(message.get("path"), message.get("endpoint"), message.get("tag"))
         elif op == "invalidate":
             target = Target(
                 str(message["path"]),

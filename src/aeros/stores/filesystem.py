@@ -9,6 +9,10 @@ Why the format looks like this:
   directory (0600). A truncated, corrupt or tampered file fails the check and reads as a miss.
 - Writes go to a temporary file in the same directory and are renamed over the entry with
   ``os.replace``, so readers in other processes see the old file or the new one, never half.
+- Tags: one index file per tag (``<tag hash>.tix``), a line per tagged entry file name,
+  appended under an exclusive ``flock``; a purge by tag takes the same lock, unlinks the index
+  and then the entries it names, so a write that lands meanwhile goes to a new index (never
+  lost). Pruning compacts each index to the entries that still exist.
 - Every file operation runs in a thread (``asyncio.to_thread``): the event loop never blocks.
 """
 
@@ -16,13 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import hashlib
 import os
 import secrets
 import struct
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -36,6 +41,7 @@ _MAGIC = b"AEC1"
 _HEADER = struct.Struct("<4sdI")  # magic, expires (unix time; inf: never), key length
 _MAC_SIZE = 32
 _SUFFIX = ".aec"
+_TAG_SUFFIX = ".tix"
 _TMP_PREFIX = ".tmp-"
 _KEYFILE_NAME = ".aeros-mac-key"
 _STALE_TMP_SECONDS = 300.0
@@ -60,9 +66,10 @@ class FilesystemCache:
             times, so every process (and a restarted one) reads them alike.
     """
 
-    capabilities: ClassVar[Capabilities] = Capabilities(groups=True, prefix_delete=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(groups=True, prefix_delete=True, tags=True)
     """Every process using it sees the same entries (shared): nothing to pass between
-    workers. A group's files share a name prefix, so a group delete reads no file."""
+    workers. A group's files share a name prefix, so a group delete reads no file; a tag's
+    entries are listed in its index file, so a tag purge reads only that file."""
 
     def __init__(
         self,
@@ -115,6 +122,19 @@ class FilesystemCache:
         self._writes += 1
         prune = self._writes % self._prune_every == 0
         await asyncio.to_thread(self._set, key, bytes(value), ttl, prune)
+
+    async def set_tagged(
+        self, key: str, value: bytes, *, ttl: float | None, tags: Sequence[str]
+    ) -> None:
+        """:meth:`set`, and list the entry in the index file of each of ``tags``."""
+        await self.set(key, value, ttl=ttl)
+        if tags:
+            await asyncio.to_thread(self._index, key, tuple(dict.fromkeys(tags)))
+
+    async def delete_tags(self, tags: Sequence[str]) -> int:
+        """Remove every entry listed under any of ``tags`` and those index files; return how
+        many entries were removed."""
+        return await asyncio.to_thread(self._delete_tags, tuple(dict.fromkeys(tags)))
 
     async def delete(self, key: str) -> None:
         """Remove ``key``'s file if present."""
@@ -236,6 +256,58 @@ class FilesystemCache:
         except OSError as exc:
             raise StoreError(f"FilesystemCache cannot delete an entry: {exc.strerror}") from exc
 
+    def _tag_path(self, tag: str) -> Path:
+        digest = hashlib.blake2b(_encode_key(tag), digest_size=20).hexdigest()
+        return self.directory / f"{digest}{_TAG_SUFFIX}"
+
+    def _index(self, key: str, tags: tuple[str, ...]) -> None:
+        self._ready()
+        line = (self._path(key).name + "\n").encode()
+        try:
+            for tag in tags:
+                with _locked(self._tag_path(tag)) as fd:
+                    os.write(fd, line)
+        except OSError as exc:
+            raise StoreError(f"FilesystemCache cannot write a tag index: {exc.strerror}") from exc
+
+    def _delete_tags(self, tags: tuple[str, ...]) -> int:
+        self._ready()
+        removed = 0
+        try:
+            for tag in tags:
+                path = self._tag_path(tag)
+                if not path.exists():
+                    continue
+                with _locked(path) as fd:
+                    names = _read_all(fd).decode().split()
+                    os.unlink(path)  # later writes start a new index
+                for name in dict.fromkeys(names):
+                    if not _is_entry_name(name):
+                        continue  # a damaged line never names a file outside the entries
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(self.directory / name)
+                        removed += 1
+        except OSError as exc:
+            raise StoreError(f"FilesystemCache cannot delete tags: {exc.strerror}") from exc
+        return removed
+
+    def _compact_indexes(self) -> None:
+        """Keep in each tag index only the entries that still exist (once each)."""
+        try:
+            with os.scandir(self.directory) as it:
+                indexes = [e.path for e in it if e.name.endswith(_TAG_SUFFIX)]
+        except OSError:
+            return
+        for path in indexes:
+            with contextlib.suppress(OSError), _locked(Path(path)) as fd:
+                names = dict.fromkeys(_read_all(fd).decode().split())
+                live = [n for n in names if _is_entry_name(n) and (self.directory / n).exists()]
+                if not live:
+                    os.unlink(path)
+                    continue
+                os.ftruncate(fd, 0)
+                os.write(fd, "".join(n + "\n" for n in live).encode())
+
     def _entries(self) -> list[os.DirEntry[str]]:
         try:
             with os.scandir(self.directory) as it:
@@ -275,6 +347,13 @@ class FilesystemCache:
 
     def _clear(self) -> None:
         self._ready()
+        try:
+            with os.scandir(self.directory) as it:
+                for index in [e.path for e in it if e.name.endswith(_TAG_SUFFIX)]:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(index)
+        except OSError as exc:
+            raise StoreError(f"FilesystemCache cannot clear: {exc.strerror}") from exc
         for entry in self._entries():
             if not entry.name.endswith(_SUFFIX):
                 continue  # temp files are other workers' writes in progress; prune reaps leftovers
@@ -312,6 +391,7 @@ class FilesystemCache:
                 os.unlink(path)
             count -= 1
             total -= size
+        self._compact_indexes()
 
 
 FileSystemCache = FilesystemCache
@@ -329,6 +409,38 @@ def _key_group_of(raw_key: bytes) -> str:
 
 def _group_hash(group: str) -> str:
     return hashlib.blake2b(_encode_key(group), digest_size=8).hexdigest()
+
+
+def _is_entry_name(name: str) -> bool:
+    stem = name.removesuffix(_SUFFIX)
+    return stem != name and all(c in "0123456789abcdef-" for c in stem)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[int]:
+    """An index file opened for append under an exclusive lock; the file the path names when
+    the lock was granted (a purge may have unlinked the one opened first)."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                current = os.stat(path).st_ino
+            except FileNotFoundError:
+                current = -1
+            if current == os.fstat(fd).st_ino:
+                yield fd
+                return
+        finally:
+            os.close(fd)
+
+
+def _read_all(fd: int) -> bytes:
+    os.lseek(fd, 0, os.SEEK_SET)
+    chunks = []
+    while chunk := os.read(fd, 1 << 16):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _mac(secret: bytes, body: bytes) -> bytes:
