@@ -20,7 +20,7 @@ from aeros.misc import async_to_sync, jsonify, render_template, sync_to_async
 from aeros.response_cache.policy import cached
 from aeros.server.config import Limits
 from aeros.server.threads import AdvancedThread
-from aeros.stores import FileSystemCache, FilesystemCache, RedisCache, SimpleCache
+from aeros.stores import FileSystemCache, FilesystemCache, RedisCache, SimpleCache, TieredCache
 
 __all__ = [
     "CORS",
@@ -38,6 +38,7 @@ __all__ = [
     "RedisCache",
     "SimpleCache",
     "StoreError",
+    "TieredCache",
     "WebServer",
     "Zstd",
     "async_to_sync",
