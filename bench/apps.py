@@ -130,13 +130,15 @@ def _quart_routes(app: Any) -> None:
         return PLAINTEXT, 200, {"content-type": "text/plain; charset=utf-8"}
 
 
-def make_aeros_app() -> Any:
-    """aeros as a user would write it: cache and default compression on, access log off."""
+def make_aeros_app(cache: Any = None) -> Any:
+    """aeros as a user would write it: cache and default compression on, access log off.
+    ``cache``: the store (default a SimpleCache; bench.serve's ``aeros-redis`` passes a
+    RedisCache)."""
     from aeros import SimpleCache, WebServer, jsonify
 
     app = WebServer(
         "bench_aeros",
-        cache=SimpleCache(timeout=3600, threshold=100_000),
+        cache=cache if cache is not None else SimpleCache(timeout=3600, threshold=100_000),
         access_log=False,  # no contender logs requests; aeros' log is on by default
         log_level="warning",
     )

@@ -37,6 +37,7 @@ SCENARIOS = (
         "20 KB JSON, gzip",
     ),
     Scenario("cached-hit", "/cached", only=(*BARE, *AEROS), title="cache hit"),
+    Scenario("cached-hit-redis", "/cached", only=("aeros-redis",), title="RedisCache hit"),
     Scenario(
         "cached-20k-gzip-hit",
         "/cached-big",
@@ -53,6 +54,7 @@ LABELS = {
     "bare-aeros": "bare ASGI (aeros server)",
     "aeros": "aeros (uvicorn)",
     "aeros-granian": "aeros (granian)",
+    "aeros-redis": "aeros, RedisCache (uvicorn)",
     "quart": "Quart (uvicorn)",
     "quart-aeros": "Quart (aeros server)",
     "quart-hypercorn": "Quart (Hypercorn)",
@@ -76,6 +78,7 @@ SAME_SERVER = {
     "falcon": "bare",
     "bare-aeros": "bare-aeros",
     "aeros": "bare-aeros",
+    "aeros-redis": "bare-aeros",
     "quart-aeros": "bare-aeros",
     "fastapi-aeros": "bare-aeros",
 }

@@ -49,6 +49,7 @@ from bench.catalog import (
     Scenario,
     expand_contenders,
 )
+from bench.redis_server import redis_hit_ratio, start_bench_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -381,6 +382,8 @@ def main() -> None:
     server_cpus, client_cpus = [args.server_cpu], [args.client_cpu]
     started = time.monotonic()
     checks: dict[str, Any] = {}
+    if "aeros-redis" in contenders:
+        start_bench_redis(client_cpus)  # Redis shares the client's CPU, not the server's
 
     runs: dict[tuple[str, str], list[Result]] = {}
     for _ in range(args.repeat):  # repeats interleave contenders, so drift hits them alike
@@ -455,6 +458,9 @@ def main() -> None:
             stop_server(process)
 
     print_table(results)
+    if (redis_ratio := redis_hit_ratio(results)) is not None:
+        checks["redis_hit_over_json"] = round(redis_ratio, 2)
+        print(f"\nRedisCache hit / uncached JSON (aeros): {redis_ratio:.2f}x")
     if scaling:
         print("\naeros worker scaling (JSON):")
         for r in scaling:

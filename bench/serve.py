@@ -16,6 +16,7 @@ CONTENDERS = (
     "bare",
     "bare-aeros",
     "aeros",
+    "aeros-redis",
     "aeros-granian",
     "quart",
     "quart-aeros",
@@ -26,6 +27,8 @@ CONTENDERS = (
     *FIELD,
 )
 
+REDIS_URL_VARIABLE = "AEROS_BENCH_REDIS_URL"
+"""Where the ``aeros-redis`` contender finds its Redis (set by :mod:`bench.run`)."""
 
 UVICORN = {
     "bare": "bench.apps:bare_app",
@@ -50,6 +53,13 @@ def serve(contender: str, port: int, workers: int) -> None:
         from bench.apps import make_aeros_app
 
         make_aeros_app().run_server(host=host, port=port, workers=workers)
+    elif contender == "aeros-redis":
+        # the same app on a RedisCache: bench.run starts the redis-server and names it here
+        from aeros import RedisCache
+        from bench.apps import make_aeros_app
+
+        cache = RedisCache(url=os.environ[REDIS_URL_VARIABLE], timeout=3600)
+        make_aeros_app(cache).run_server(host=host, port=port, workers=workers)
     elif contender in ("bare-aeros", "quart-aeros", "fastapi-aeros"):
         # another app on aeros' own server: the bare app is the ceiling "on the same server"
         # as aeros, and stock Quart and FastAPI there separate the framework from the server

@@ -10,6 +10,12 @@ import pytest
 
 from aeros import WebServer
 from tests.support.net import RedisServer, require
+from tests.support.redis_topologies import (  # noqa: F401 - fixtures, registered here
+    redis_cluster,
+    redis_cluster_nodes,
+    redis_sentinel,
+    redis_sentinel_group,
+)
 
 
 @pytest.fixture

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisClusterException
 
 from aeros.errors import StoreError
 
 __all__ = ["FAILURES", "messages"]
 
 # RuntimeError: uvloop raises it (not an OSError) when a write hits a transport that the peer
-# has reset, and redis-py lets it through
+# has reset, and redis-py lets it through; RedisClusterException: a cluster client that reaches
+# no node (it does not derive from RedisError)
 FAILURES: tuple[type[BaseException], ...] = (
     aioredis.RedisError,
+    RedisClusterException,
     OSError,
     asyncio.TimeoutError,
     RuntimeError,
@@ -25,6 +30,7 @@ async def messages(
     client: aioredis.Redis,
     channel: bytes,
     *,
+    helpers: Sequence[aioredis.Redis] = (),
     where: str,
     answer_within: float,
     ping_every: float = 1.0,
@@ -33,7 +39,8 @@ async def messages(
 
     A quiet connection is probed with PING every ``ping_every`` seconds; a connection that
     breaks, or does not answer within ``answer_within`` seconds, ends the iteration with
-    :class:`StoreError` (messages may have been missed). Closes ``client`` when done.
+    :class:`StoreError` (messages may have been missed). Closes ``client`` and ``helpers``
+    (the Sentinel connections that found it) when done.
     """
     pubsub = client.pubsub()
     loop = asyncio.get_running_loop()
@@ -70,8 +77,8 @@ async def messages(
             elif message["type"] in ("unsubscribe", "sunsubscribe"):
                 raise StoreError(f"{where} ended the subscription to {channel!r}")
     finally:
-        try:
-            await pubsub.aclose()
-            await client.aclose()
-        except FAILURES:
-            pass  # the connection is gone already: nothing left to release
+        closing: Any
+        for closing in (pubsub, client, *helpers):
+            # a connection that is gone already has nothing left to release
+            with contextlib.suppress(*FAILURES):
+                await closing.aclose()

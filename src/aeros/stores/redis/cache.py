@@ -19,6 +19,7 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, ClassVar, NamedTuple
 
+import hiredis
 from redis.commands.core import AsyncScript
 from redis.crc import key_slot
 
@@ -28,8 +29,11 @@ from aeros.stores.base import Capabilities, Clock, checked_timeout, key_group
 from aeros.stores.redis import scripts
 from aeros.stores.redis.broadcast import FAILURES, messages
 from aeros.stores.redis.connect import Topology
+from aeros.stores.redis.pipelined import PipelinedGet
 
 __all__ = ["RedisCache"]
+
+_GET_FAILURES: tuple[type[BaseException], ...] = (*FAILURES, hiredis.HiredisError)
 
 
 def _one_slot(name: bytes) -> int:
@@ -137,9 +141,12 @@ class RedisCache:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            redis = self.topology.client()
+            redis, helpers = self.topology.client()
+            address = self.topology.get_address()
             client = self._clients[loop] = _Client(
                 redis,
+                helpers,
+                None if address is None else PipelinedGet(address, self.topology.socket_timeout),
                 redis.register_script(scripts.INDEX),
                 redis.register_script(scripts.TAKE_INDEX),
                 redis.register_script(scripts.UNLOCK),
@@ -154,8 +161,11 @@ class RedisCache:
         """Return the value under ``key``, or None."""
         client = self._client()
         try:
-            value = await client.redis.get(self.names.entry(key))
-        except FAILURES as exc:
+            if client.fast_get is not None:
+                value = await client.fast_get.get(self.names.entry(key))
+            else:
+                value = await client.redis.get(self.names.entry(key))
+        except _GET_FAILURES as exc:
             raise self._failed(exc, "get") from exc
         self._down_until = 0.0
         if value is None or isinstance(value, bytes):
@@ -309,12 +319,16 @@ class RedisCache:
         client = self._client()
         where = repr(self)
         try:
-            subscriber = self.topology.subscriber(client.redis)
+            subscriber, helpers = self.topology.subscriber(client.redis)
         except FAILURES as exc:
             raise self._failed(exc, "subscribe") from exc
         answer_within = max(1.0, 10 * self.topology.socket_timeout)
         async for message in messages(
-            subscriber, self.names.channel(channel), where=where, answer_within=answer_within
+            subscriber,
+            self.names.channel(channel),
+            helpers=helpers,
+            where=where,
+            answer_within=answer_within,
         ):
             yield message
 
@@ -326,8 +340,11 @@ class RedisCache:
             return
         client = self._clients.pop(loop, None)
         if client is not None:
+            if client.fast_get is not None:
+                client.fast_get.close()
             try:
-                await client.redis.aclose()
+                for closing in (client.redis, *client.helpers):
+                    await closing.aclose()
             except FAILURES as exc:
                 raise StoreError(f"{self!r} failed to close: {exc!r}") from exc
 
@@ -336,6 +353,8 @@ class _Client(NamedTuple):
     """One event loop's client (with its connection pool) and the scripts registered on it."""
 
     redis: Any
+    helpers: list[Any]
+    fast_get: PipelinedGet | None  # GETs on one server: pipelined (see pipelined.py)
     write_index: AsyncScript
     take_index: AsyncScript
     unlock: AsyncScript

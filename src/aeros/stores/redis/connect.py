@@ -14,6 +14,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
@@ -135,8 +136,9 @@ class Topology:
             where = where.split("://", 1)[0] + "://***@" + where.rsplit("@", 1)[1]
         return where
 
-    def client(self) -> Any:
-        """A new client with its own pool, for the running event loop.
+    def client(self) -> tuple[Any, list[aioredis.Redis]]:
+        """A new client with its own pool, for the running event loop, and the helper clients
+        to close with it (the Sentinel connections).
 
         Single server and Sentinel: a :class:`redis.asyncio.Redis`; Cluster: a
         :class:`redis.asyncio.cluster.RedisCluster` that discovers the nodes from the one given.
@@ -150,16 +152,18 @@ class Topology:
         if self.cluster:
             options.update(max_connections=self.max_connections, password=self.password)
             if self.url is not None:
-                return RedisCluster.from_url(self.url, **options)
-            return RedisCluster(host=self.host, port=self.port, **options)
+                return RedisCluster.from_url(self.url, **options), []
+            return RedisCluster(host=self.host, port=self.port, **options), []
         if self.sentinels:
-            return self._sentinel(options).master_for(
+            sentinel = self._sentinel(options)
+            primary = sentinel.master_for(
                 self.service_name,
                 db=self.db,
                 password=self.password,
                 max_connections=self.max_connections,
                 **options,
             )
+            return primary, list(sentinel.sentinels)
         # a blocking pool: a burst beyond max_connections waits briefly for a connection
         # instead of failing at once
         options.update(
@@ -172,9 +176,9 @@ class Topology:
             pool = aioredis.BlockingConnectionPool(
                 host=self.host, port=self.port, db=self.db, password=self.password, **options
             )
-        return aioredis.Redis.from_pool(pool)
+        return aioredis.Redis.from_pool(pool), []
 
-    def subscriber(self, client: Any) -> aioredis.Redis:
+    def subscriber(self, client: Any) -> tuple[aioredis.Redis, list[aioredis.Redis]]:
         """A client for one subscription: one connection, never silently reconnected (a
         reconnect may have missed messages; the subscriber must hear of it). ``client`` is
         this loop's :meth:`client` (a Cluster subscription goes to one of its nodes: plain
@@ -182,17 +186,38 @@ class Topology:
         options: dict[str, Any] = {**self._timeouts(), "retry": Retry(NoBackoff(), 0)}
         if self.cluster:
             node = random.choice(client.get_nodes())  # noqa: S311 - spreading load, not secrecy
-            return aioredis.Redis(host=node.host, port=node.port, password=self.password, **options)
+            redis = aioredis.Redis(
+                host=node.host, port=node.port, password=self.password, **options
+            )
+            return redis, []
         if self.sentinels:
-            redis: aioredis.Redis = self._sentinel(options).master_for(
+            sentinel = self._sentinel(options)
+            redis = sentinel.master_for(
                 self.service_name, db=self.db, password=self.password, **options
             )
-            return redis
+            return redis, list(sentinel.sentinels)
         if self.url is not None:
-            return aioredis.Redis.from_url(self.url, **options)
-        return aioredis.Redis(
+            return aioredis.Redis.from_url(self.url, **options), []
+        redis = aioredis.Redis(
             host=self.host, port=self.port, db=self.db, password=self.password, **options
         )
+        return redis, []
+
+    def get_address(self) -> dict[str, Any] | None:
+        """Where :class:`~aeros.stores.redis.pipelined.PipelinedGet` connects: a single server
+        over plain TCP or a unix socket (None for a Cluster, Sentinel or TLS: redis-py serves
+        their GETs)."""
+        if self.cluster or self.sentinels:
+            return None
+        if self.url is None:
+            return {"host": self.host, "port": self.port, "db": self.db, "password": self.password}
+        if self.url.startswith("rediss://"):
+            return None
+        parsed: dict[str, Any] = dict(parse_url(self.url))
+        if set(parsed) - {"host", "port", "db", "password", "username", "path", "connection_class"}:
+            return None  # options in the URL (timeouts, TLS settings): leave them to redis-py
+        parsed.pop("connection_class", None)
+        return parsed
 
     def _timeouts(self) -> dict[str, Any]:
         return {

@@ -1,0 +1,289 @@
+"""RedisCache on a real 3-primary Redis Cluster and behind a real Sentinel (with failover)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from redis.crc import key_slot
+
+from aeros import ConfigurationError, RedisCache, WebServer
+from aeros.errors import StoreError
+from tests.support.redis_topologies import RedisClusterNodes, RedisSentinelGroup, command
+
+pytestmark = pytest.mark.redis
+
+
+async def receive_first(subscription: AsyncIterator[bytes], publisher: RedisCache) -> bytes:
+    """Publish until ``subscription`` (confirmed on its first read) receives a message."""
+    task = asyncio.ensure_future(anext(subscription))
+    deadline = asyncio.get_running_loop().time() + 5
+    while not task.done():
+        assert asyncio.get_running_loop().time() < deadline, "nothing arrived"
+        await publisher.publish("inval", b"m")
+        await asyncio.wait({task}, timeout=0.05)
+    return task.result()
+
+
+async def drain(subscription: AsyncIterator[bytes]) -> None:
+    """Read ``subscription`` until it ends or raises."""
+    async for _ in subscription:
+        pass
+
+
+def keys_per_node(nodes: RedisClusterNodes) -> list[int]:
+    """How many keys each cluster node holds."""
+    return [int(command(port, "DBSIZE").strip() or 0) for port in nodes.ports]
+
+
+async def test_cluster_discovered_from_one_node_spreads_groups_over_slots(
+    redis_cluster: RedisClusterNodes,
+) -> None:
+    """cluster=True discovers every node from one URL; groups land on several nodes, each
+    entry in the slot of its group's index, and a group delete works slot by slot."""
+    cache = RedisCache(url=f"redis://127.0.0.1:{redis_cluster.ports[1]}", cluster=True)
+    for group in range(12):
+        for item in range(3):
+            await cache.set(f"r:/p{group}:{item}", b"v%d" % item, ttl=60)
+    assert await cache.get("r:/p5:2") == b"v2"
+    assert sum(1 for count in keys_per_node(redis_cluster) if count) >= 2
+    names = cache.names
+    assert key_slot(names.entry("r:/p5:2")) == key_slot(names.group_index("r:/p5:"))
+    assert await cache.delete_group("r:/p5:") == 3
+    assert await cache.get("r:/p5:1") is None
+    assert await cache.get("r:/p6:1") == b"v1"
+    await cache.aclose()
+
+
+async def test_cluster_tag_purge_and_clear_span_slots(redis_cluster: RedisClusterNodes) -> None:
+    """A tag whose entries live on several nodes is purged completely (per slot); clear and
+    delete_prefix reach every node and leave foreign keys alone."""
+    cache = RedisCache(url=redis_cluster.url, cluster=True, prefix="t:")
+    for group in range(10):
+        await cache.set_tagged(f"r:/p{group}:x", b"v", ttl=60, tags=["all", f"g{group}"])
+    slots = {key_slot(cache.names.entry(f"r:/p{group}:x")) for group in range(10)}
+    assert len(slots) > 1
+    assert await cache.delete_tags(["g3"]) == 1
+    assert await cache.delete_tags(["all"]) == 9
+    assert [await cache.get(f"r:/p{group}:x") for group in range(10)] == [None] * 10
+    other = RedisCache(url=redis_cluster.url, cluster=True, prefix="other:")
+    await other.set("r:/keep:1", b"k", ttl=60)
+    for group in range(10):
+        await cache.set(f"r:/p{group}:x", b"v", ttl=60)
+        await cache.set(f"s:/p{group}:x", b"v", ttl=60)
+    assert await cache.delete_prefix("r:/") == 10
+    assert await cache.get("s:/p1:x") == b"v"
+    await cache.clear()
+    left = [name for port in redis_cluster.ports for name in command(port, "KEYS", "*").split()]
+    kept = (other.names.entry("r:/keep:1"), other.names.group_index("r:/keep:"))
+    assert sorted(left) == sorted(name.decode() for name in kept)  # only the foreign entry
+    assert await other.get("r:/keep:1") == b"k"
+    await cache.aclose()
+    await other.aclose()
+
+
+async def test_cluster_locks_and_broadcast(redis_cluster: RedisClusterNodes) -> None:
+    """Locks and pub/sub work on a Cluster: a message published through any node reaches a
+    subscriber connected to another."""
+    one = RedisCache(url=redis_cluster.url, cluster=True)
+    two = RedisCache(url=f"redis://127.0.0.1:{redis_cluster.ports[2]}", cluster=True)
+    token = await one.try_lock("k", ttl=5)
+    assert token is not None
+    assert await two.try_lock("k", ttl=5) is None
+    await one.unlock("k", token)
+    assert await two.try_lock("k", ttl=5) is not None
+    subscription = one.subscribe("inval")
+    assert await receive_first(subscription, two) == b"m"
+    await subscription.aclose()  # type: ignore[attr-defined]
+    await one.aclose()
+    await two.aclose()
+
+
+async def test_sentinel_finds_the_primary(redis_sentinel: RedisSentinelGroup) -> None:
+    """sentinels=... with service_name reads and writes the primary the Sentinel names."""
+    cache = RedisCache(sentinels=redis_sentinel.sentinels, service_name="mymaster")
+    await cache.set_tagged("r:/a:1", b"v", ttl=60, tags=["t"])
+    assert await cache.get("r:/a:1") == b"v"
+    primary = redis_sentinel.primary_port()
+    assert command(primary, "DBSIZE").strip() != "0"
+    assert "sentinel://127.0.0.1:" in repr(cache)
+    subscription = cache.subscribe("inval")
+    assert await receive_first(subscription, cache) == b"m"
+    await subscription.aclose()  # type: ignore[attr-defined]
+    assert await cache.delete_tags(["t"]) == 1
+    await cache.aclose()
+
+
+@pytest.mark.slow
+def test_sentinel_failover_under_load_serves_no_5xx_and_caches_again(
+    redis_sentinel: RedisSentinelGroup,
+) -> None:
+    """The primary is killed while a client loads the app over HTTP: no request fails with a
+    5xx, and once the Sentinel has promoted the replica, responses are cached again."""
+    cache = RedisCache(sentinels=redis_sentinel.sentinels, service_name="mymaster", retry_after=0.2)
+    app = WebServer(__name__, cache=cache, access_log=False)
+    calls = {"n": 0}
+
+    @app.route("/item/<int:item>")
+    @app.cache(timeout=60)
+    async def item(item: int) -> dict[str, int]:
+        calls["n"] += 1
+        return {"item": item}
+
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def load(url: str) -> None:
+        with httpx.Client(base_url=url, timeout=5) as client:
+            for n in range(100_000):  # bounded; stopped by the test long before
+                if stop.is_set():
+                    return
+                statuses.append(client.get(f"/item/{n % 20}").status_code)
+
+    with app.serve_in_thread(host="127.0.0.1", port=0) as url:
+        loader = threading.Thread(target=load, args=(url,), daemon=True)
+        loader.start()
+        try:
+            deadline = time.monotonic() + 10
+            while len(statuses) < 50:
+                assert time.monotonic() < deadline, "the load never got going"
+                time.sleep(0.02)
+            old = redis_sentinel.kill_primary()
+            redis_sentinel.wait_failed_over(old)
+            served = len(statuses)
+            deadline = time.monotonic() + 10
+            while len(statuses) < served + 100:  # keep loading past the failover
+                assert time.monotonic() < deadline, "the load stalled after the failover"
+                time.sleep(0.02)
+        finally:
+            stop.set()
+            loader.join(10)
+        assert statuses
+        assert [s for s in statuses if s >= 500] == []
+        with httpx.Client(base_url=url, timeout=5) as client:
+            deadline = time.monotonic() + 10
+            while True:  # caching resumes: a second GET no longer calls the view
+                assert client.get("/item/999").status_code == 200
+                before = calls["n"]
+                assert client.get("/item/999").status_code == 200
+                if calls["n"] == before:
+                    break
+                assert time.monotonic() < deadline, "caching never resumed after the failover"
+                time.sleep(0.1)
+    primary = redis_sentinel.primary_port()
+    assert primary != old
+    assert command(primary, "DBSIZE").strip() != "0"  # the entry is on the new primary
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        pytest.param(
+            lambda: RedisCache(url="unix:///tmp/r.sock", cluster=True), "unix", id="cluster-unix"
+        ),
+        pytest.param(lambda: RedisCache(cluster=True, db=2), "database 0", id="cluster-db"),
+        pytest.param(
+            lambda: RedisCache(url="redis://127.0.0.1:7000/3", cluster=True),
+            "database 0",
+            id="cluster-url-db",
+        ),
+        pytest.param(lambda: RedisCache(cluster="yes"), "cluster='yes'", id="cluster-not-bool"),
+        pytest.param(
+            lambda: RedisCache(sentinels=[("127.0.0.1", 26379)]),
+            "service_name",
+            id="sentinel-no-service",
+        ),
+        pytest.param(
+            lambda: RedisCache(service_name="mymaster"), "needs sentinels", id="service-alone"
+        ),
+        pytest.param(
+            lambda: RedisCache(
+                sentinels=[("127.0.0.1", 26379)], service_name="m", url="redis://x:1"
+            ),
+            "leave url unset",
+            id="sentinel-and-url",
+        ),
+        pytest.param(
+            lambda: RedisCache(sentinels=[("127.0.0.1", 26379)], service_name="m", cluster=True),
+            "exclude each other",
+            id="sentinel-and-cluster",
+        ),
+        pytest.param(lambda: RedisCache(sentinels=[], service_name="m"), "sentinels", id="empty"),
+        pytest.param(
+            lambda: RedisCache(sentinels="127.0.0.1:26379", service_name="m"),
+            "sentinels='127.0.0.1:26379'",
+            id="sentinels-str",
+        ),
+        pytest.param(
+            lambda: RedisCache(sentinels=[("127.0.0.1", 0)], service_name="m"),
+            "port",
+            id="sentinel-port",
+        ),
+    ],
+)
+def test_redis_topology_arguments_are_checked(make: Any, match: str) -> None:
+    """Settings that cannot work together are refused at construction, naming them."""
+    with pytest.raises(ConfigurationError, match=match):
+        make()
+
+
+async def test_cluster_down_fails_fast(tmp_path: Any) -> None:
+    """A cluster that cannot be reached raises StoreError fast, then without network."""
+    from tests.support.net import free_port
+
+    cache = RedisCache(url=f"redis://127.0.0.1:{free_port()}", cluster=True, retry_after=5)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(StoreError):
+        await cache.get("k")
+    with pytest.raises(StoreError, match="unavailable"):
+        await cache.set("k", b"v", ttl=1)
+    assert loop.time() - started < 2.0
+    await cache.aclose()
+
+
+async def test_sentinel_unreachable_fails_fast() -> None:
+    """Sentinels that cannot be reached raise StoreError fast, then without network."""
+    from tests.support.net import free_port
+
+    cache = RedisCache(
+        sentinels=[("127.0.0.1", free_port())], service_name="mymaster", retry_after=5
+    )
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(StoreError):
+        await cache.get("k")
+    with pytest.raises(StoreError, match="unavailable"):
+        await cache.try_lock("k", ttl=1)
+    assert loop.time() - started < 2.0
+    await cache.aclose()
+
+
+@pytest.mark.slow
+async def test_sentinel_failover_ends_subscriptions(redis_sentinel: RedisSentinelGroup) -> None:
+    """A subscription to the primary ends with StoreError when the primary dies (messages may
+    be lost); a new one reaches the promoted replica."""
+    cache = RedisCache(sentinels=redis_sentinel.sentinels, service_name="mymaster", retry_after=0.1)
+    subscription = cache.subscribe("inval")
+    assert await receive_first(subscription, cache) == b"m"
+    old = await asyncio.to_thread(redis_sentinel.kill_primary)
+    async with asyncio.timeout(5):
+        with pytest.raises(StoreError, match="subscription"):
+            await drain(subscription)
+    await asyncio.to_thread(redis_sentinel.wait_failed_over, old)
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        try:
+            again = cache.subscribe("inval")
+            assert await receive_first(again, cache) == b"m"
+            break
+        except StoreError:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.1)
+    await again.aclose()  # type: ignore[attr-defined]
+    await cache.aclose()
