@@ -18,13 +18,14 @@ APP = Path(__file__).parents[1] / "apps" / "server_app.py"
 
 
 class AppProcess:
-    """``tests/apps/server_app.py`` in a subprocess; stdout lines are collected as they come."""
+    """``tests/apps/server_app.py`` (or another ``app`` script) in a subprocess; stdout lines
+    are collected as they come; ``name`` names its stderr file."""
 
-    def __init__(self, tmp_path: Path, *args: str) -> None:
-        self.stderr_path = tmp_path / "server.stderr"
+    def __init__(self, tmp_path: Path, *args: str, app: Path = APP, name: str = "server") -> None:
+        self.stderr_path = tmp_path / f"{name}.stderr"
         with self.stderr_path.open("wb") as stderr:
             self.proc = subprocess.Popen(
-                [sys.executable, str(APP), *args],
+                [sys.executable, str(app), *args],
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 text=True,
