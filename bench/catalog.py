@@ -38,6 +38,7 @@ SCENARIOS = (
     ),
     Scenario("cached-hit", "/cached", only=(*BARE, *AEROS), title="cache hit"),
     Scenario("cached-hit-redis", "/cached", only=("aeros-redis",), title="RedisCache hit"),
+    Scenario("cached-hit-tiered", "/cached", only=("aeros-tiered",), title="TieredCache hit"),
     Scenario(
         "cached-20k-gzip-hit",
         "/cached-big",
@@ -55,6 +56,7 @@ LABELS = {
     "aeros": "aeros (uvicorn)",
     "aeros-granian": "aeros (granian)",
     "aeros-redis": "aeros, RedisCache (uvicorn)",
+    "aeros-tiered": "aeros, TieredCache (uvicorn)",
     "quart": "Quart (uvicorn)",
     "quart-aeros": "Quart (aeros server)",
     "quart-hypercorn": "Quart (Hypercorn)",
@@ -79,6 +81,7 @@ SAME_SERVER = {
     "bare-aeros": "bare-aeros",
     "aeros": "bare-aeros",
     "aeros-redis": "bare-aeros",
+    "aeros-tiered": "bare-aeros",
     "quart-aeros": "bare-aeros",
     "fastapi-aeros": "bare-aeros",
 }

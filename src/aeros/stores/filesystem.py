@@ -9,10 +9,8 @@ Why the format looks like this:
   directory (0600). A truncated, corrupt or tampered file fails the check and reads as a miss.
 - Writes go to a temporary file in the same directory and are renamed over the entry with
   ``os.replace``, so readers in other processes see the old file or the new one, never half.
-- Tags: one index file per tag (``<tag hash>.tix``), a line per tagged entry file name,
-  appended under an exclusive ``flock``; a purge by tag takes the same lock, unlinks the index
-  and then the entries it names, so a write that lands meanwhile goes to a new index (never
-  lost). Pruning compacts each index to the entries that still exist.
+- Tags: one index file per tag listing its entry files (:mod:`aeros.stores.tag_files`), so a
+  purge by tag reads one file; pruning compacts the indexes.
 - Every file operation runs in a thread (``asyncio.to_thread``): the event loop never blocks.
 """
 
@@ -20,20 +18,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import hashlib
 import os
 import secrets
 import struct
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
 from aeros import _validate
 from aeros.errors import ConfigurationError, StoreError
 from aeros.stores.base import Capabilities, Clock, checked_timeout, expiry, key_group
+from aeros.stores.tag_files import TagFiles
 
 __all__ = ["FileSystemCache", "FilesystemCache"]
 
@@ -41,7 +39,6 @@ _MAGIC = b"AEC1"
 _HEADER = struct.Struct("<4sdI")  # magic, expires (unix time; inf: never), key length
 _MAC_SIZE = 32
 _SUFFIX = ".aec"
-_TAG_SUFFIX = ".tix"
 _TMP_PREFIX = ".tmp-"
 _KEYFILE_NAME = ".aeros-mac-key"
 _STALE_TMP_SECONDS = 300.0
@@ -93,6 +90,7 @@ class FilesystemCache:
         self._writes = 0
         self._secret: bytes | None = None
         self._ready_pid = 0
+        self._tags = TagFiles(self.directory)
         self._check_usable()
 
     def _check_usable(self) -> None:
@@ -256,57 +254,19 @@ class FilesystemCache:
         except OSError as exc:
             raise StoreError(f"FilesystemCache cannot delete an entry: {exc.strerror}") from exc
 
-    def _tag_path(self, tag: str) -> Path:
-        digest = hashlib.blake2b(_encode_key(tag), digest_size=20).hexdigest()
-        return self.directory / f"{digest}{_TAG_SUFFIX}"
-
     def _index(self, key: str, tags: tuple[str, ...]) -> None:
         self._ready()
-        line = (self._path(key).name + "\n").encode()
         try:
-            for tag in tags:
-                with _locked(self._tag_path(tag)) as fd:
-                    os.write(fd, line)
+            self._tags.add(self._path(key).name, tags)
         except OSError as exc:
             raise StoreError(f"FilesystemCache cannot write a tag index: {exc.strerror}") from exc
 
     def _delete_tags(self, tags: tuple[str, ...]) -> int:
         self._ready()
-        removed = 0
         try:
-            for tag in tags:
-                path = self._tag_path(tag)
-                if not path.exists():
-                    continue
-                with _locked(path) as fd:
-                    names = _read_all(fd).decode().split()
-                    os.unlink(path)  # later writes start a new index
-                for name in dict.fromkeys(names):
-                    if not _is_entry_name(name):
-                        continue  # a damaged line never names a file outside the entries
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(self.directory / name)
-                        removed += 1
+            return self._tags.delete(tags)
         except OSError as exc:
             raise StoreError(f"FilesystemCache cannot delete tags: {exc.strerror}") from exc
-        return removed
-
-    def _compact_indexes(self) -> None:
-        """Keep in each tag index only the entries that still exist (once each)."""
-        try:
-            with os.scandir(self.directory) as it:
-                indexes = [e.path for e in it if e.name.endswith(_TAG_SUFFIX)]
-        except OSError:
-            return
-        for path in indexes:
-            with contextlib.suppress(OSError), _locked(Path(path)) as fd:
-                names = dict.fromkeys(_read_all(fd).decode().split())
-                live = [n for n in names if _is_entry_name(n) and (self.directory / n).exists()]
-                if not live:
-                    os.unlink(path)
-                    continue
-                os.ftruncate(fd, 0)
-                os.write(fd, "".join(n + "\n" for n in live).encode())
 
     def _entries(self) -> list[os.DirEntry[str]]:
         try:
@@ -348,10 +308,7 @@ class FilesystemCache:
     def _clear(self) -> None:
         self._ready()
         try:
-            with os.scandir(self.directory) as it:
-                for index in [e.path for e in it if e.name.endswith(_TAG_SUFFIX)]:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(index)
+            self._tags.clear()
         except OSError as exc:
             raise StoreError(f"FilesystemCache cannot clear: {exc.strerror}") from exc
         for entry in self._entries():
@@ -391,7 +348,8 @@ class FilesystemCache:
                 os.unlink(path)
             count -= 1
             total -= size
-        self._compact_indexes()
+        with contextlib.suppress(OSError):
+            self._tags.compact()
 
 
 FileSystemCache = FilesystemCache
@@ -409,38 +367,6 @@ def _key_group_of(raw_key: bytes) -> str:
 
 def _group_hash(group: str) -> str:
     return hashlib.blake2b(_encode_key(group), digest_size=8).hexdigest()
-
-
-def _is_entry_name(name: str) -> bool:
-    stem = name.removesuffix(_SUFFIX)
-    return stem != name and all(c in "0123456789abcdef-" for c in stem)
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[int]:
-    """An index file opened for append under an exclusive lock; the file the path names when
-    the lock was granted (a purge may have unlinked the one opened first)."""
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                current = os.stat(path).st_ino
-            except FileNotFoundError:
-                current = -1
-            if current == os.fstat(fd).st_ino:
-                yield fd
-                return
-        finally:
-            os.close(fd)
-
-
-def _read_all(fd: int) -> bytes:
-    os.lseek(fd, 0, os.SEEK_SET)
-    chunks = []
-    while chunk := os.read(fd, 1 << 16):
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _mac(secret: bytes, body: bytes) -> bytes:
