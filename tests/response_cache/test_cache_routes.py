@@ -78,7 +78,7 @@ async def test_cache_route_lookup_is_bounded() -> None:
     cache = app.response_cache
     for i in range(_MEMO_LIMIT + 500):
         assert cache.policy_for(http_scope(f"/random/{i}")) is None
-    assert len(cache._memo) <= _MEMO_LIMIT
+    assert len(cache.lookup._memo) <= _MEMO_LIMIT
     assert cache.policy_for(http_scope("/")) is not None
 
 

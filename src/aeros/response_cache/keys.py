@@ -25,6 +25,7 @@ __all__ = [
     "KeyMemo",
     "build_key",
     "endpoint_tag",
+    "fixed_tags",
     "key_material",
     "path_prefix",
     "request_host",
@@ -118,6 +119,13 @@ def endpoint_tag(policy: CachePolicy) -> str:
     """The internal tag every entry of the policy's route carries: an endpoint purge drops the
     route's entries through the store's tag index instead of scanning its keys."""
     return "e:" + policy.route_hash
+
+
+def fixed_tags(policy: CachePolicy, scope: Scope) -> tuple[str, ...]:
+    """The route's endpoint tag and its fixed ``tags`` (a ``tags=`` callable needs the app's
+    route lookup: the app passes the layer its own ``tags_for``)."""
+    fixed = () if callable(policy.tags) else policy.tags
+    return (endpoint_tag(policy), *(tag_name(tag) for tag in fixed))
 
 
 def tag_name(tag: str) -> str:

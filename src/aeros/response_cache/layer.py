@@ -50,12 +50,13 @@ from aeros.headers import add_vary
 from aeros.middleware.headers import GlobalHeaders
 from aeros.response_cache import status
 from aeros.response_cache.answer import NOT_MODIFIED_HEADERS, answer, prepare
-from aeros.response_cache.capture import Capture, Refusal, empty_receive
+from aeros.response_cache.capture import Capture, empty_receive
 from aeros.response_cache.coalesce import Fills, FleetLocks
 from aeros.response_cache.entry import Entry
 from aeros.response_cache.invalidation import Target, drop_target, serve_unsafe
-from aeros.response_cache.keys import KeyMemo, endpoint_tag, tag_name
+from aeros.response_cache.keys import KeyMemo, fixed_tags
 from aeros.response_cache.policy import CachePolicy
+from aeros.response_cache.refusals import Refusals
 from aeros.response_cache.storage import FAILED, EntryStore
 from aeros.types import (
     CACHE_STATE,
@@ -74,7 +75,6 @@ logger = logging.getLogger(__name__)
 
 _CREDENTIALS = (b"authorization", b"cookie")
 _OTHER_SAFE_METHODS = frozenset({"OPTIONS", "TRACE"})  # never stored, never invalidate
-_QUIET_REFUSALS = frozenset({"status"})  # a status outside statuses= is the route's choice
 
 
 class CacheMiddleware:
@@ -142,8 +142,8 @@ class CacheMiddleware:
         self._tasks: set[asyncio.Task[None]] = set()
         self._key = KeyMemo()
         self.invalidate = invalidate if invalidate is not None else self._drop_here
-        self._refusals_told: set[tuple[str, str]] = set()  # (route, kind) warned about
-        self.tags_for = tags_for if tags_for is not None else _fixed_tags
+        self.refusals = Refusals(logger)
+        self.tags_for = tags_for if tags_for is not None else fixed_tags
         self.cache_status = cache_status
         self.fleet = (
             FleetLocks(store, self.entries, lock_timeout, clock) if self.entries.locks else None
@@ -288,20 +288,6 @@ class CacheMiddleware:
         mark = status.hit(entry.fresh_until, now) if self.cache_status else None
         await answer(send, entry, headers, body, if_none_match, head, now, self._kept_in_304, mark)
 
-    def _tags(self, policy: CachePolicy, scope: Scope) -> tuple[str, ...] | None:
-        """The store tags of the entry a request stores; None when a ``tags=`` callable failed
-        (logged once per route: the response is served, not stored)."""
-        try:
-            return self.tags_for(policy, scope)
-        except Exception:
-            if (policy.route, "tags") not in self._refusals_told:
-                self._refusals_told.add((policy.route, "tags"))
-                logger.exception(
-                    "response cache: the tags= of route %r failed; its responses are not stored",
-                    policy.route or "?",
-                )
-            return None
-
     async def _lead(
         self,
         key: str,
@@ -337,13 +323,13 @@ class CacheMiddleware:
             stream = CompressingSender(passed_on, codec, self.codecs)
             entry, capture = await self._fill(policy, scope, receive, stream, unstorable)
             if entry is None:
-                self._refused(policy, scope, capture.refusal)
+                self.refusals.refused(policy, scope, capture.refusal)
             else:
                 # the client's variant goes into the one write
                 headers, body, _ = prepare(entry, codec, self.codecs, self.headers)
                 if capture.per_request:  # this request's own headers: never stored
                     headers = [*headers, *capture.per_request]
-                tags = self._tags(policy, scope)
+                tags = self.refusals.tags(self.tags_for, policy, scope)
                 if tags is None:
                     scope[CACHE_STATE] = "uncacheable"
                     mark = status.uncacheable("tags")
@@ -398,26 +384,6 @@ class CacheMiddleware:
             entry.headers = add_vary(entry.headers, ACCEPT_ENCODING)
         return entry, capture
 
-    def _refused(self, policy: CachePolicy, scope: Scope, refusal: Refusal | None) -> None:
-        """A fill that was not stored: say so in the access log, and once per route and
-        reason in the log, so a route that can never be a hit does not stay a silent miss."""
-        if refusal is None:
-            return  # the app failed before answering: nothing to say about caching
-        scope[CACHE_STATE] = "uncacheable"
-        kind, text = refusal
-        told = (policy.route, kind)
-        if kind in _QUIET_REFUSALS or told in self._refusals_told:
-            return
-        self._refusals_told.add(told)
-        logger.warning(
-            "response cache: %s responses of route %r (%s) are not stored: %s; every request "
-            "runs the view (cache=uncacheable in the access log)",
-            scope["method"],
-            policy.route or "?",
-            scope.get("path", ""),
-            text,
-        )
-
     def _answer_for(self, key: str, entry: Entry, accept: bytes | None) -> tuple[Headers, bytes]:
         """Headers (without Age) and body of the identity or a variant the client accepts."""
         codec = self.negotiate(accept) if self.codecs else None
@@ -445,7 +411,7 @@ class CacheMiddleware:
             entry: Entry | None = None
             try:
                 entry, _ = await self._fill(policy, inner, empty_receive(), None)
-                tags = self._tags(policy, inner) if entry is not None else None
+                tags = self.refusals.tags(self.tags_for, policy, inner) if entry else None
                 if entry is not None and tags is not None:
                     await self.entries.save(key, entry, generation, tags)
             except Exception:
@@ -454,10 +420,3 @@ class CacheMiddleware:
                 fills.finish(key, future, entry, linger=False)
 
         self._spawn(run())
-
-
-def _fixed_tags(policy: CachePolicy, scope: Scope) -> tuple[str, ...]:
-    """The route's endpoint tag and its fixed ``tags`` (a ``tags=`` callable needs the app's
-    route lookup: the app passes its own ``tags_for``)."""
-    fixed = () if callable(policy.tags) else policy.tags
-    return (endpoint_tag(policy), *(tag_name(tag) for tag in fixed))

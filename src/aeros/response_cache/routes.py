@@ -3,9 +3,9 @@
 This is the Quart-aware half of the response cache. ``@app.cache(...)`` and ``@cached(...)``
 (:mod:`aeros.response_cache.policy`) mark the view function with a
 :class:`~aeros.response_cache.policy.CachePolicy`; the cache layer (pure ASGI, in front of Quart)
-asks :meth:`ResponseCache.policy_for` which policy a request's route has. The lookup matches
-(method, path) against ``app.url_map`` once and remembers the answer in a bounded table, so
-the hot path is one dict lookup and a hit never enters Quart.
+asks ``ResponseCache.policy_for`` which policy a request's route has
+(:class:`~aeros.response_cache.lookup.RouteLookup`: one dict lookup on the hot path, so a hit
+never enters Quart). Purges by endpoint and tag go through the store's tag index.
 
 The decorator may sit above or below ``@app.route``: the mark is an attribute of the view
 function, read when a request arrives.
@@ -13,32 +13,28 @@ function, read when a request arrives.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
-from werkzeug.exceptions import HTTPException
-from werkzeug.routing import RoutingException
-
 from aeros.errors import ConfigurationError, StoreError
 from aeros.middleware.headers import GlobalHeaders
 from aeros.response_cache.invalidation import Target, drop_target
 from aeros.response_cache.keys import endpoint_tag, route_prefix, tag_name
 from aeros.response_cache.layer import CacheMiddleware
+from aeros.response_cache.lookup import MEMO_LIMIT, RouteLookup
 from aeros.response_cache.policy import (
     POLICY_ATTRIBUTE,
     CachePolicy,
-    checked_tags,
     make_decorator,
     policy_of,
 )
 from aeros.response_cache.sync import run_sync
 from aeros.server import peers
 from aeros.stores.base import Store, capabilities_of, default_timeout_of, size_limit_of
-from aeros.types import ASGIApp, Scope
+from aeros.types import ASGIApp
 
 __all__ = ["POLICY_ATTRIBUTE", "ResponseCache"]
 
@@ -47,7 +43,7 @@ T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
 _MAX_ENTRY_BYTES = 8 << 20  # larger bodies are streamed, never stored
-_MEMO_LIMIT = 4096  # (method, host, path) answers kept; random 404 paths cannot grow it beyond
+_MEMO_LIMIT = MEMO_LIMIT
 
 
 class ResponseCache:
@@ -93,8 +89,10 @@ class ResponseCache:
         self.clock = clock
         self.cache_status = cache_status
         self.lock_timeout = lock_timeout
-        self._memo: dict[tuple[str, str, str], CachePolicy | None] = {}
-        self._routes: dict[tuple[str, int], CachePolicy] = {}
+        self.lookup = RouteLookup(app, lambda: self.default_timeout)
+        # the hot path: the lookup's own bound methods, no wrapper call
+        self.policy_for = self.lookup.policy_for
+        self.tags_for = self.lookup.tags_for
         self._layers: list[CacheMiddleware] = []
         self._told_no_store = False
         # A store in each process's memory (SimpleCache) exists once per worker: clears,
@@ -141,94 +139,6 @@ class ResponseCache:
                 len(routes),
                 ", ".join(routes),
             )
-
-    # ---- the route lookup (hot path) ------------------------------------------------------
-
-    def policy_for(self, scope: Scope) -> CachePolicy | None:
-        """Return the cache policy of the route a request goes to, or None (not cached)."""
-        host = self._host(scope)
-        memo_key = (scope["method"], host, scope["path"])
-        try:
-            return self._memo[memo_key]
-        except KeyError:
-            pass
-        policy = self._resolve(scope, host)
-        memo = self._memo
-        if len(memo) >= _MEMO_LIMIT:
-            try:
-                del memo[next(iter(memo))]  # first in, first out: bounded, and cheap
-            except (KeyError, RuntimeError, StopIteration):
-                memo.clear()  # another thread changed it meanwhile: start over
-        memo[memo_key] = policy
-        return policy
-
-    def _host(self, scope: Scope) -> str:
-        """The Host the route lookup needs: only for apps matching on host or subdomain."""
-        if self.app.url_map.host_matching or self.app.subdomain_matching:
-            for name, value in scope["headers"]:
-                if name == b"host":
-                    return str(value.decode("latin-1").lower())
-        return ""
-
-    def tags_for(self, policy: CachePolicy, scope: Scope) -> tuple[str, ...]:
-        """The store tags of an entry of ``policy``'s route: its endpoint tag, then its
-        ``tags`` (a ``tags=`` callable is called with the view's arguments).
-
-        Raises:
-            ConfigurationError: the callable returned something other than tag names; what
-                the callable raises.
-        """
-        names: tuple[str, ...] | Any = policy.tags
-        if callable(names):
-            matched = self._match(scope, self._host(scope))
-            names = checked_tags(policy.route, names(**(matched[1] if matched else {})))
-        return (endpoint_tag(policy), *(tag_name(name) for name in names))
-
-    def _resolve(self, scope: Scope, host: str) -> CachePolicy | None:
-        matched = self._match(scope, host)
-        if matched is None:
-            return None  # 404, 405, a redirect: nothing to cache
-        endpoint = matched[0].endpoint
-        view = self.app.view_functions.get(endpoint)
-        policy = policy_of(view)
-        if policy is None:
-            return None
-        route_key = (endpoint, id(policy))
-        routed = self._routes.get(route_key)
-        if routed is None:
-            timeout = self.default_timeout if policy.store_timeout else policy.timeout
-            routed = dataclasses.replace(policy, route=endpoint, timeout=timeout)
-            self._routes[route_key] = routed
-        return routed
-
-    def _match(self, scope: Scope, host: str) -> tuple[Any, dict[str, Any]] | None:
-        """The URL rule a request matches and the view arguments, or None."""
-        app = self.app
-        root_path: str = scope.get("root_path", "")
-        path: str = scope["path"]
-        if root_path and path.startswith(root_path):
-            path = path[len(root_path) :] or "/"
-        scheme = scope.get("scheme", "http")
-        server_name = app.config.get("SERVER_NAME")
-        url_map = app.url_map
-        subdomain = None
-        if url_map.host_matching:
-            bind_host = host or "localhost"
-        elif app.subdomain_matching and server_name:
-            bind_host = server_name.lower()
-            if host == bind_host or host.endswith("." + bind_host):
-                subdomain = host[: -len(bind_host)].rstrip(".")
-            else:
-                subdomain = "<invalid>"
-        else:
-            bind_host = server_name or "localhost"
-            subdomain = url_map.default_subdomain or ""
-        try:
-            adapter = url_map.bind(bind_host, root_path, subdomain, scheme, scope["method"])
-            rule, args = adapter.match(path, scope["method"], return_rule=True)
-        except (HTTPException, RoutingException):
-            return None
-        return rule, args
 
     # ---- wiring, clear and purge ----------------------------------------------------------
 
