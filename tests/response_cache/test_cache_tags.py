@@ -135,3 +135,25 @@ def test_cache_purge_takes_one_target(given: dict[str, Any]) -> None:
     app, _ = tagged_app(DictStore())
     with pytest.raises(ConfigurationError, match="exactly one"):
         app.purge_cache(**given)
+
+
+@pytest.mark.parametrize("kind", ["redis", "tiered"])
+def test_cache_endpoint_and_tag_purges_never_scan_redis(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest, live_server: LiveServer
+) -> None:
+    """Endpoint and tag purges on Redis read the tag indexes: Redis runs no SCAN for them."""
+    import redis as redis_py
+
+    app, _ = tagged_app(make_store(kind, tmp_path, request))
+    server = request.getfixturevalue("redis")
+    with (
+        redis_py.Redis(port=server.port) as probe,
+        live_server(app) as url,
+        httpx.Client(base_url=url) as client,
+    ):
+        for path in ("/items/1", "/items/2", "/list"):
+            client.get(path)
+        scans = probe.info("commandstats").get("cmdstat_scan", {}).get("calls", 0)
+        assert app.purge_cache(endpoint="item") == 2
+        assert app.purge_cache(tag="items") == 1
+        assert probe.info("commandstats").get("cmdstat_scan", {}).get("calls", 0) == scans

@@ -307,6 +307,9 @@ class _Listener:
                 raise StoreError("the subscription ended")
             except StoreError as exc:
                 await self._lost(exc)
+            except Exception as exc:  # a bug must not leave a dead listener marked live
+                logger.exception("TieredCache's invalidation listener failed")
+                await self._lost(StoreError(repr(exc)))
             finally:
                 pinger.cancel()
             await asyncio.sleep(delay)
