@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -92,14 +93,14 @@ async def test_cluster_locks_and_broadcast(redis_cluster: RedisClusterNodes) -> 
     subscriber connected to another."""
     one = RedisCache(url=redis_cluster.url, cluster=True)
     two = RedisCache(url=f"redis://127.0.0.1:{redis_cluster.ports[2]}", cluster=True)
+    subscription = one.subscribe("inval")  # the first call of its client: nodes discovered
+    assert await receive_first(subscription, two) == b"m"
+    await subscription.aclose()  # type: ignore[attr-defined]
     token = await one.try_lock("k", ttl=5)
     assert token is not None
     assert await two.try_lock("k", ttl=5) is None
     await one.unlock("k", token)
     assert await two.try_lock("k", ttl=5) is not None
-    subscription = one.subscribe("inval")
-    assert await receive_first(subscription, two) == b"m"
-    await subscription.aclose()  # type: ignore[attr-defined]
     await one.aclose()
     await two.aclose()
 
@@ -112,6 +113,10 @@ async def test_sentinel_finds_the_primary(redis_sentinel: RedisSentinelGroup) ->
     primary = redis_sentinel.primary_port()
     assert command(primary, "DBSIZE").strip() != "0"
     assert "sentinel://127.0.0.1:" in repr(cache)
+    # hits read the primary on one pipelined connection
+    assert await asyncio.gather(*(cache.get("r:/a:1") for _ in range(50))) == [b"v"] * 50
+    clients = command(primary, "CLIENT", "LIST").splitlines()
+    assert sum(" cmd=get " in line for line in clients) == 1
     subscription = cache.subscribe("inval")
     assert await receive_first(subscription, cache) == b"m"
     await subscription.aclose()  # type: ignore[attr-defined]
@@ -287,3 +292,78 @@ async def test_sentinel_failover_ends_subscriptions(redis_sentinel: RedisSentine
             await asyncio.sleep(0.1)
     await again.aclose()  # type: ignore[attr-defined]
     await cache.aclose()
+
+
+async def test_cluster_hits_read_each_primary_on_one_connection(
+    redis_cluster: RedisClusterNodes,
+) -> None:
+    """Concurrent gets of keys on every node travel on one pipelined connection per primary
+    and each gets its own value."""
+    cache = RedisCache(url=redis_cluster.url, cluster=True)
+    for group in range(30):
+        await cache.set(f"r:/p{group}:x", b"%d" % group, ttl=60)
+    values = await asyncio.gather(*(cache.get(f"r:/p{group % 30}:x") for group in range(300)))
+    assert values == [b"%d" % (group % 30) for group in range(300)]
+    per_node = [
+        sum(" cmd=get " in line for line in command(port, "CLIENT", "LIST").splitlines())
+        for port in redis_cluster.ports
+    ]
+    assert per_node == [1, 1, 1]
+    await cache.aclose()
+
+
+async def test_cluster_get_follows_a_slot_moved_to_another_node(
+    redis_cluster: RedisClusterNodes,
+) -> None:
+    """After a slot moves to another primary, a get meets MOVED on the old owner and still
+    returns the value (through redis-py, which learns the new owner)."""
+    cache = RedisCache(url=redis_cluster.url, cluster=True)
+    writer = RedisCache(url=redis_cluster.url, cluster=True)
+    key = "r:/moving:x"
+    assert await cache.get(key) is None  # this client now maps the slot to its first owner
+    slot = key_slot(cache.names.entry(key))
+    ids = {port: command(port, "CLUSTER", "MYID").strip() for port in redis_cluster.ports}
+    owner = next(port for port in redis_cluster.ports if _owns(port, slot))
+    target = next(port for port in redis_cluster.ports if port != owner)
+    command(target, "CLUSTER", "SETSLOT", str(slot), "IMPORTING", ids[owner])
+    command(owner, "CLUSTER", "SETSLOT", str(slot), "MIGRATING", ids[target])
+    for port in (target, owner, *redis_cluster.ports):
+        command(port, "CLUSTER", "SETSLOT", str(slot), "NODE", ids[target])
+    await writer.set(key, b"moved", ttl=60)
+    assert int(command(target, "CLUSTER", "COUNTKEYSINSLOT", str(slot)).strip()) >= 1
+    assert await cache.get(key) == b"moved"
+    assert await cache.get(key) == b"moved"  # and again, now straight to the new owner
+    await cache.aclose()
+    await writer.aclose()
+
+
+def _owns(port: int, slot: int) -> bool:
+    """Whether the node at ``port`` serves ``slot`` (its own line of CLUSTER NODES)."""
+    nodes = command(port, "CLUSTER", "NODES").splitlines()
+    me = next(line for line in nodes if "myself" in line).split()
+    for part in me[8:]:
+        low, _, high = part.partition("-")
+        if low.isdigit() and int(low) <= slot <= int(high or low):
+            return True
+    return False
+
+
+async def test_cluster_takes_its_password_from_the_url(redis_cluster: RedisClusterNodes) -> None:
+    """On a Cluster that requires a password, the one in the URL authenticates every call,
+    the pipelined hits included."""
+    secret = secrets.token_hex(8)
+    for port in redis_cluster.ports:
+        command(port, "CONFIG", "SET", "requirepass", secret)
+    try:
+        cache = RedisCache(
+            url=f"redis://:{secret}@127.0.0.1:{redis_cluster.ports[0]}", cluster=True
+        )
+        for group in range(10):
+            await cache.set(f"r:/p{group}:x", b"%d" % group, ttl=60)
+        values = await asyncio.gather(*(cache.get(f"r:/p{group}:x") for group in range(10)))
+        assert values == [b"%d" % group for group in range(10)]
+        assert secret not in repr(cache)
+        await cache.aclose()
+    finally:
+        for port in redis_cluster.ports:
+            command(port, "-a", secret, "--no-auth-warning", "CONFIG", "SET", "requirepass", "")

@@ -28,6 +28,7 @@ from aeros.errors import ConfigurationError, StoreError
 from aeros.stores.base import Capabilities, Clock, checked_timeout, key_group
 from aeros.stores.redis import scripts
 from aeros.stores.redis.broadcast import FAILURES, messages
+from aeros.stores.redis.cluster_get import ClusterGet
 from aeros.stores.redis.connect import Topology
 from aeros.stores.redis.pipelined import PipelinedGet
 
@@ -52,7 +53,9 @@ class RedisCache:
         cluster: the server at ``url`` (or host/port) is one node of a Redis Cluster: the
             client discovers the others and follows slot moves. Default False.
         sentinels: ``[(host, port), ...]`` of Redis Sentinels; the primary they know as
-            ``service_name`` is used, and followed when they fail over. Default None.
+            ``service_name`` is used, and followed when they fail over. ``password`` and
+            ``db`` apply to the primary; the Sentinels are asked without a password.
+            Default None.
         service_name: the name the Sentinels monitor the primary under (with ``sentinels``).
         timeout: default lifetime in seconds of a cached response; 0 or None: no expiry.
             Default 300.
@@ -141,12 +144,11 @@ class RedisCache:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            redis, helpers = self.topology.client()
-            address = self.topology.get_address()
+            redis, helpers, get = self.topology.client()
             client = self._clients[loop] = _Client(
                 redis,
                 helpers,
-                None if address is None else PipelinedGet(address, self.topology.socket_timeout),
+                get,
                 redis.register_script(scripts.INDEX),
                 redis.register_script(scripts.TAKE_INDEX),
                 redis.register_script(scripts.UNLOCK),
@@ -319,6 +321,8 @@ class RedisCache:
         client = self._client()
         where = repr(self)
         try:
+            if self.topology.cluster:
+                await client.redis.initialize()  # the nodes to pick from (once per client)
             subscriber, helpers = self.topology.subscriber(client.redis)
         except FAILURES as exc:
             raise self._failed(exc, "subscribe") from exc
@@ -354,7 +358,7 @@ class _Client(NamedTuple):
 
     redis: Any
     helpers: list[Any]
-    fast_get: PipelinedGet | None  # GETs on one server: pipelined (see pipelined.py)
+    fast_get: PipelinedGet | ClusterGet | None  # hits' GETs, pipelined (see connect.py)
     write_index: AsyncScript
     take_index: AsyncScript
     unlock: AsyncScript

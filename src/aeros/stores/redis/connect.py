@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
@@ -21,8 +21,10 @@ from redis.backoff import NoBackoff
 
 from aeros import _validate
 from aeros.errors import ConfigurationError
+from aeros.stores.redis.cluster_get import ClusterGet
+from aeros.stores.redis.pipelined import Address, PipelinedGet
 
-__all__ = ["Topology"]
+__all__ = ["Clients", "Topology"]
 
 _SCHEMES = ("redis://", "rediss://", "unix://")
 
@@ -136,13 +138,8 @@ class Topology:
             where = where.split("://", 1)[0] + "://***@" + where.rsplit("@", 1)[1]
         return where
 
-    def client(self) -> tuple[Any, list[aioredis.Redis]]:
-        """A new client with its own pool, for the running event loop, and the helper clients
-        to close with it (the Sentinel connections).
-
-        Single server and Sentinel: a :class:`redis.asyncio.Redis`; Cluster: a
-        :class:`redis.asyncio.cluster.RedisCluster` that discovers the nodes from the one given.
-        """
+    def client(self) -> Clients:
+        """New clients for the running event loop (see :class:`Clients`)."""
         options: dict[str, Any] = {
             **self._timeouts(),
             # one immediate retry on a fresh connection: after a Redis restart (or a failover)
@@ -150,10 +147,20 @@ class Topology:
             "retry": Retry(NoBackoff(), 1),
         }
         if self.cluster:
-            options.update(max_connections=self.max_connections, password=self.password)
-            if self.url is not None:
-                return RedisCluster.from_url(self.url, **options), []
-            return RedisCluster(host=self.host, port=self.port, **options), []
+            options.update(max_connections=self.max_connections)
+            if self.url is not None:  # credentials from the URL
+                cluster = RedisCluster.from_url(self.url, **options)
+                parsed = parse_url(self.url)
+                credentials = {
+                    "username": parsed.get("username"),
+                    "password": parsed.get("password"),
+                }
+            else:
+                cluster = RedisCluster(
+                    host=self.host, port=self.port, password=self.password, **options
+                )
+                credentials = {"password": self.password}
+            return Clients(cluster, [], ClusterGet(cluster, credentials, self.socket_timeout))
         if self.sentinels:
             sentinel = self._sentinel(options)
             primary = sentinel.master_for(
@@ -163,7 +170,13 @@ class Topology:
                 max_connections=self.max_connections,
                 **options,
             )
-            return primary, list(sentinel.sentinels)
+
+            async def where_primary_is() -> Address:
+                host, port = await sentinel.discover_master(self.service_name)
+                return {"host": host, "port": port, "db": self.db, "password": self.password}
+
+            getter = PipelinedGet(where_primary_is, self.socket_timeout)
+            return Clients(primary, list(sentinel.sentinels), getter)
         # a blocking pool: a burst beyond max_connections waits briefly for a connection
         # instead of failing at once
         options.update(
@@ -176,7 +189,9 @@ class Topology:
             pool = aioredis.BlockingConnectionPool(
                 host=self.host, port=self.port, db=self.db, password=self.password, **options
             )
-        return aioredis.Redis.from_pool(pool), []
+        address = self._plain_address()
+        get = None if address is None else PipelinedGet(address, self.socket_timeout)
+        return Clients(aioredis.Redis.from_pool(pool), [], get)
 
     def subscriber(self, client: Any) -> tuple[aioredis.Redis, list[aioredis.Redis]]:
         """A client for one subscription: one connection, never silently reconnected (a
@@ -203,12 +218,9 @@ class Topology:
         )
         return redis, []
 
-    def get_address(self) -> dict[str, Any] | None:
-        """Where :class:`~aeros.stores.redis.pipelined.PipelinedGet` connects: a single server
-        over plain TCP or a unix socket (None for a Cluster, Sentinel or TLS: redis-py serves
-        their GETs)."""
-        if self.cluster or self.sentinels:
-            return None
+    def _plain_address(self) -> Address | None:
+        """Where a single server is, for :class:`PipelinedGet` (None: TLS or URL options,
+        which only redis-py handles)."""
         if self.url is None:
             return {"host": self.host, "port": self.port, "db": self.db, "password": self.password}
         if self.url.startswith("rediss://"):
@@ -231,6 +243,21 @@ class Topology:
             sentinel_kwargs={**self._timeouts(), "retry": Retry(NoBackoff(), 0)},
             **options,
         )
+
+
+class Clients(NamedTuple):
+    """One event loop's clients."""
+
+    redis: Any
+    """A :class:`redis.asyncio.Redis` (single server, Sentinel) with its own pool, or a
+    :class:`redis.asyncio.cluster.RedisCluster` that discovered the nodes from the one given."""
+
+    helpers: list[aioredis.Redis]
+    """Clients to close with it (the Sentinel connections)."""
+
+    get: PipelinedGet | ClusterGet | None
+    """The GETs of a hit, pipelined (see ``pipelined.py``, ``cluster_get.py``); None:
+    ``redis`` serves them (TLS, or options in the URL only redis-py knows)."""
 
 
 def _checked_sentinels(sentinels: Sequence[tuple[str, int]] | None) -> tuple[tuple[str, int], ...]:

@@ -7,7 +7,8 @@ few: one shared socket, requests queued in order, one ``transport.write`` per lo
 one parser feed per read. ``docs/performance.md`` has the measurements
 (``python -m bench.redis_clients``).
 
-It speaks to one server (a plain ``redis://`` or ``unix://`` address, or host and port). A
+It speaks to one server (a plain ``redis://`` or ``unix://`` address, host and port, or the
+primary a Sentinel names, asked again at each reconnect). A
 connection that fails, or leaves a reply unanswered past the timeout, is closed and every
 waiting GET fails with :class:`ConnectionError`; the next GET connects afresh.
 """
@@ -16,11 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import hiredis
 
-__all__ = ["PipelinedGet"]
+__all__ = ["Address", "PipelinedGet"]
+
+Address = dict[str, Any]
+"""Where to connect, in redis-py's ``parse_url`` shape."""
 
 
 class PipelinedGet:
@@ -28,11 +33,14 @@ class PipelinedGet:
 
     Args:
         address: ``{"host": ..., "port": ...}`` or ``{"path": ...}`` (a unix socket), with
-            optional ``password``, ``username`` and ``db`` (redis-py's ``parse_url`` shape).
-        timeout: seconds for connecting and for each reply.
+            optional ``password``, ``username`` and ``db`` (redis-py's ``parse_url`` shape);
+            or a coroutine function returning one, asked before each connect (the primary
+            Sentinel names now).
+        timeout: seconds for each reply, and for connecting (twice that with a coroutine
+            function: it asks the network too).
     """
 
-    def __init__(self, address: dict[str, Any], timeout: float) -> None:
+    def __init__(self, address: Address | Callable[[], Awaitable[Address]], timeout: float) -> None:
         self.address = address
         self.timeout = timeout
         self._protocol: _Protocol | None = None
@@ -61,7 +69,8 @@ class PipelinedGet:
 
     async def _open_in_time(self) -> _Protocol:
         try:
-            return await asyncio.wait_for(self._open(asyncio.get_running_loop()), self.timeout)
+            deadline = self.timeout if isinstance(self.address, dict) else 2 * self.timeout
+            return await asyncio.wait_for(self._open(asyncio.get_running_loop()), deadline)
         except OSError as exc:  # TimeoutError included
             raise ConnectionError(f"cannot connect to Redis: {exc!r}") from exc
 
@@ -71,7 +80,7 @@ class PipelinedGet:
             self._protocol = connecting.result()
 
     async def _open(self, loop: asyncio.AbstractEventLoop) -> _Protocol:
-        address = self.address
+        address = self.address if isinstance(self.address, dict) else await self.address()
         if "path" in address:
             _, protocol = await loop.create_unix_connection(
                 lambda: _Protocol(self.timeout), address["path"]
