@@ -97,3 +97,21 @@ def test_fleet_lock_failing_store_runs_the_view(redis: Any, live_server: LiveSer
     with live_server(site.app) as url:
         assert [httpx.get(url + "/page/z").text for _ in range(2)] == ["page z 1"] * 2
     assert site.views["page"] == 1
+
+
+def test_fleet_lock_skipped_for_unstorable_keys(redis: Any, live_server: LiveServer) -> None:
+    """A key whose fill was not stored takes no lock on its next misses (other processes would
+    only wait for a response they cannot use)."""
+    import redis as redis_py
+
+    site = Site(RedisCache(url=redis.url))
+    with redis_py.Redis(port=redis.port) as probe, live_server(site.app) as url:
+
+        def sets() -> int:  # a lock is a SET NX PX; nothing is stored for this route
+            return int(probe.info("commandstats").get("cmdstat_set", {}).get("calls", 0))
+
+        before = sets()
+        for _ in range(3):
+            assert httpx.get(url + "/header/cookie").status_code == 200
+        assert sets() == before + 1
+        assert site.views["cookie"] == 3

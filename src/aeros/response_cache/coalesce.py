@@ -26,6 +26,7 @@ from aeros.response_cache.storage import FAILED, EntryStore
 
 __all__ = ["Fills", "FleetLocks"]
 
+_UNSTORABLE_LIMIT = 4096  # keys remembered as unstorable (cleared when full)
 _FIRST_POLL = 0.005  # seconds before the first look at the store; doubles up to _LAST_POLL
 _LAST_POLL = 0.2
 
@@ -111,6 +112,19 @@ class FleetLocks:
         self.entries = entries
         self.timeout = timeout
         self.clock = clock
+        # keys whose last fill here was not stored: a lock would only make other processes
+        # wait for a response they cannot use, so their misses run the view at once
+        self._unstorable: dict[str, None] = {}
+
+    def remember(self, key: str, *, stored: bool) -> None:
+        """Whether this process's last fill of ``key`` was stored (a key whose fill was not
+        takes no lock next time, until a fill of it is stored again)."""
+        if stored:
+            self._unstorable.pop(key, None)
+            return
+        if len(self._unstorable) >= _UNSTORABLE_LIMIT:
+            self._unstorable.clear()
+        self._unstorable[key] = None
 
     async def take(self, key: str) -> str | Entry | None:
         """Take ``key``'s lock, or wait for whoever holds it.
@@ -119,8 +133,10 @@ class FleetLocks:
             a token: this process holds the lock and runs the view (then :meth:`release`);
             an :class:`Entry`: another process stored it meanwhile; None: run the view
             without the lock (the store failed, the holder ended without storing anything,
-            or the deadline passed).
+            the deadline passed, or the key's last fill here was not stored).
         """
+        if key in self._unstorable:
+            return None
         token = await self._try(key)
         if token is FAILED:
             return None

@@ -322,6 +322,8 @@ class CacheMiddleware:
             passed_on = self.headers.sender(send) if self.headers else send
             stream = CompressingSender(passed_on, codec, self.codecs)
             entry, capture = await self._fill(policy, scope, receive, stream, unstorable)
+            if self.fleet is not None and capture.start is not None:
+                self.fleet.remember(key, stored=entry is not None)
             if entry is None:
                 self.refusals.refused(policy, scope, capture.refusal)
             else:
