@@ -5,6 +5,7 @@ request/response objects, context, hooks, JSON, the aeros layers).
 
     .venv/bin/python -m bench.inprocess                 # table: aeros vs stock Quart (+ bare)
     .venv/bin/python -m bench.inprocess --profile json  # cProfile of aeros on one scenario
+    .venv/bin/python -m bench.inprocess --steps         # aeros' cost per step (bench/steps.py)
 """
 
 from __future__ import annotations
@@ -165,9 +166,27 @@ def main() -> None:
     parser.add_argument("--profile", metavar="SCENARIO", choices=list(SCENARIOS))
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--json", metavar="FILE", help="also write the table as JSON")
+    parser.add_argument(
+        "--steps",
+        action="store_true",
+        help="aeros' cost per step (request, routing, context, view, response, send, layers)",
+    )
+    parser.add_argument("--rounds", type=int, default=7, help="--steps: rounds (minimum kept)")
+    parser.add_argument(
+        "--scenarios", default="plaintext,json,path-param", help="--steps: comma-separated"
+    )
     args = parser.parse_args()
     if args.profile:
         print(profile(args.profile, args.n, args.top))
+        return
+    if args.steps:
+        from bench.steps import print_steps, steps_table
+
+        steps = steps_table(args.n, args.rounds, [s for s in args.scenarios.split(",") if s])
+        print_steps(steps)
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump(steps, fh, indent=2)
         return
     results = table(args.n)
     print_table(results)

@@ -26,6 +26,7 @@ from aeros.fastpath import (
     HTTPConnection,
     LeanMap,
     LeanRequest,
+    LeanResponse,
     OrjsonProvider,
     WebsocketConnection,
 )
@@ -119,6 +120,7 @@ class WebServer(Serving, Quart):
     asgi_websocket_class = WebsocketConnection
     json_provider_class = OrjsonProvider
     request_class = LeanRequest
+    response_class = LeanResponse
     url_map_class = LeanMap
 
     def __init__(

@@ -51,6 +51,8 @@ SERVER_OPTIONS = (
     "graceful_timeout",
     "max_concurrent_requests",
     "worker_healthcheck_timeout",
+    "max_requests",
+    "max_requests_jitter",
     "ssl_certfile",
     "ssl_keyfile",
     "ssl_ca_certs",
@@ -152,6 +154,12 @@ _SERVER_ARGUMENTS = (
         "worker_healthcheck_timeout",
         _seconds(0.1),
         "seconds a worker may miss its heartbeat before it is replaced (default: 30)",
+    ),
+    ("max_requests", _integer(0), "requests after which a worker is replaced (default: 0, never)"),
+    (
+        "max_requests_jitter",
+        _integer(0),
+        "random 0..N more requests per worker's quota (default: 0)",
     ),
 )
 """Valued server options: (ServerConfig field, value type, help)."""

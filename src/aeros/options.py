@@ -30,6 +30,8 @@ class ServerOptions(TypedDict, total=False):
     server: str
     worker_healthcheck_timeout: float
     freeze_gc: bool
+    max_requests: int
+    max_requests_jitter: int
 
 
 class LogOptions(TypedDict, total=False):

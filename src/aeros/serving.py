@@ -66,8 +66,13 @@ class Serving:
         *,
         sock: socket.socket | None = None,
         on_started: Callable[[str], None] | None = None,
+        max_requests: int | None = None,
+        max_requests_jitter: int | None = None,
     ) -> None:
         """Serve until stopped: Ctrl-C / SIGTERM (main thread) or :meth:`stop` (any thread).
+
+        With workers, SIGHUP replaces them one by one and SIGUSR2 re-executes the server with
+        the code now on disk, neither dropping a request (README, "Restarts and deploys").
 
         Args:
             host: overrides the constructor's host for this run.
@@ -76,6 +81,9 @@ class Serving:
             sock: an already bound listening socket to serve (host and port are then read
                 from it); tests pass one bound to port 0.
             on_started: called with the base URL (``http://127.0.0.1:8000``) once serving.
+            max_requests: overrides the constructor's ``max_requests`` (requests after which
+                a worker is replaced; 0: never) for this run.
+            max_requests_jitter: overrides the constructor's ``max_requests_jitter``.
         """
         inherited = inherited_run_options()
         if inherited is not None:  # a child of run(use_reloader=True): what run() was told
@@ -84,6 +92,8 @@ class Serving:
             host=host,
             port=port,
             workers=workers,
+            max_requests=max_requests,
+            max_requests_jitter=max_requests_jitter,
             limits=body_limit_from_app_config(self.server_config.limits, self.config),
             answer_headers=self._answer_headers(),
         )
@@ -118,6 +128,7 @@ class Serving:
                     runner.run()
             finally:
                 listener.stop()
+            runner.reexec_if_requested()  # SIGUSR2: the logs are written; never returns then
         finally:
             runner.close()
             with self._runner_lock:

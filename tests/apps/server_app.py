@@ -25,6 +25,8 @@ parser.add_argument("--crash-at-start", action="store_true")
 parser.add_argument("--no-freeze-gc", action="store_true")
 parser.add_argument("--after-serving-file", help="after_serving writes its pid to this file")
 parser.add_argument("--hang-after-serving", action="store_true", help="then sleeps 60 s")
+parser.add_argument("--max-requests", type=int, default=0)
+parser.add_argument("--max-requests-jitter", type=int, default=0)
 options = parser.parse_args()
 
 PARENT = os.getpid()
@@ -45,6 +47,8 @@ app = WebServer(
     graceful_timeout=options.graceful_timeout,
     access_log=False,
     freeze_gc=not options.no_freeze_gc,
+    max_requests=options.max_requests,
+    max_requests_jitter=options.max_requests_jitter,
 )
 app.server_config = app.server_config.replace(
     worker_healthcheck_timeout=options.healthcheck_timeout

@@ -936,3 +936,136 @@ def test_websocket_refused_before_accept_is_403_not_a_hang(live_server) -> None:
             pass
         assert refusal.value.response.status_code == 403
         assert time.monotonic() - start < 2
+
+
+# ---- the request built in one step -------------------------------------------------------
+
+
+def _request_args(body_length: int | None = None) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    from werkzeug.datastructures import Headers
+
+    headers = Headers([("Remote-Addr", "127.0.0.1"), ("Host", "example.com")])
+    if body_length is not None:
+        headers.add("Content-Length", str(body_length))
+    scope = http_scope("/p", method="post", headers=[(b"host", b"example.com")])
+    args = ("post", "http", "p", b"a=1", headers, "/root/", "1.1", scope)
+    kwargs = {"max_content_length": 10, "body_timeout": 5, "send_push_promise": print}
+    return args, kwargs
+
+
+def test_complete_request_has_quarts_attributes() -> None:
+    """LeanRequest.complete sets every attribute Quart's constructor sets, to equal values."""
+    from aeros.fastpath.request import LeanRequest, complete_requests_match
+
+    args, kwargs = _request_args()
+    assert complete_requests_match(LeanRequest, args, kwargs)
+    quarts = LeanRequest(*args, **kwargs)
+    lean = LeanRequest.complete(*args, b"", **kwargs)
+    lean.body  # noqa: B018 - made on access (it reads the cached content_length)
+    skip = {"body", "_aeros_body", "_aeros_data", "_aeros_max", "_parsing_lock", "_cached_json"}
+    assert {k: v for k, v in vars(lean).items() if k not in skip} == {
+        k: v for k, v in vars(quarts).items() if k not in skip
+    }
+    assert (lean.method, lean.path, lean.root_path) == ("POST", "/p", "/root")
+
+
+async def test_complete_request_body_is_made_on_first_access() -> None:
+    """The body object does not exist until read; then it holds the data, limits included."""
+    from werkzeug.exceptions import RequestEntityTooLarge
+
+    from aeros.fastpath.request import LeanRequest
+
+    args, kwargs = _request_args(body_length=5)
+    lean = LeanRequest.complete(*args, b"hello", **kwargs)
+    assert "_aeros_body" not in vars(lean)
+    assert await lean.get_data() == b"hello"
+    args, kwargs = _request_args(body_length=11)
+    too_big = LeanRequest.complete(*args, b"x" * 11, **kwargs)
+    with pytest.raises(RequestEntityTooLarge):
+        await too_big.get_data()
+
+
+def test_complete_request_mismatch_falls_back_to_quarts_constructor(caplog) -> None:
+    """A request class whose constructor sets another attribute is built by Quart's code."""
+    from aeros.fastpath.request import LeanRequest, complete_requests_match
+
+    class Extended(LeanRequest):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.extra = 1
+
+    args, kwargs = _request_args()
+    with caplog.at_level("INFO", logger="aeros.fastpath"):
+        assert not complete_requests_match(Extended, args, kwargs)
+    assert "extra" in caplog.text
+
+
+def test_lean_context_has_the_attributes_of_quarts() -> None:
+    """The lean request context sets the attributes Quart's context class sets, equal values."""
+    from aeros.fastpath.dispatch import LeanRequestContext
+
+    app = make_app()
+    args, kwargs = _request_args()
+    quart_class = next(c for c in LeanRequestContext.__mro__ if c.__module__ == "quart.ctx")
+    lean = LeanRequestContext(app, request=app.request_class(*args, **kwargs))
+    quarts = quart_class(app, request=app.request_class(*args, **kwargs))
+    assert set(vars(lean)) == set(vars(quarts))
+    for name, value in vars(quarts).items():
+        if isinstance(value, (type(None), bool, int, str, list)):
+            assert getattr(lean, name) == value, name
+
+
+async def test_context_teardown_still_runs_with_registered_functions() -> None:
+    """Teardown functions and appcontext signals still run on the lean context's pop."""
+    from quart.signals import appcontext_popped
+
+    app = make_app()
+    seen: list[str] = []
+
+    @app.teardown_request
+    async def request_down(exc: BaseException | None) -> None:
+        seen.append("request")
+
+    @app.teardown_appcontext
+    async def app_down(exc: BaseException | None) -> None:
+        seen.append("app")
+
+    # async: Quart 0.23 itself sends appcontext_popped with send_async(_async_wrapper=...),
+    # which blinker refuses for a sync receiver
+    async def popped(sender: Any, **kwargs: Any) -> None:
+        seen.append("popped")
+
+    @app.route("/")
+    async def index() -> str:
+        return "ok"
+
+    appcontext_popped.connect(popped, app)
+    try:
+        await call_asgi(app, "/")
+    finally:
+        appcontext_popped.disconnect(popped, app)
+    assert seen == ["request", "app", "popped"]
+
+
+async def test_uploaded_files_are_closed_after_the_request() -> None:
+    """The lean context skips Request.close only when there is nothing to close."""
+    app = make_app()
+    kept: list[Any] = []
+
+    @app.route("/upload", methods=["POST"])
+    async def upload() -> str:
+        files = await request.files
+        kept.append(files["f"])
+        return "ok"
+
+    client = app.test_client()
+    import io
+
+    from quart.datastructures import FileStorage
+
+    response = await client.post(
+        "/upload", files={"f": FileStorage(io.BytesIO(b"data"), filename="a.txt")}
+    )
+    assert response.status_code == 200
+    assert kept
+    assert kept[0].stream.closed

@@ -30,7 +30,7 @@ class Fleet:
         self.calls.touch()
         args = (redis.url, str(self.data), str(self.calls))
         self.instances = [
-            AppProcess(tmp_path, *args, app=APP, name=f"instance{i}") for i in range(2)
+            AppProcess(tmp_path, *args, script=APP, name=f"instance{i}") for i in range(2)
         ]
         self.urls = [instance.url for instance in self.instances]
 

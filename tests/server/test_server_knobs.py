@@ -224,3 +224,56 @@ def test_server_config_refuses_every_bad_argument_with_configuration_error(
     """A wrong type is a bad argument like a wrong value: ConfigurationError naming both."""
     with pytest.raises(ConfigurationError, match=shown):
         ServerConfig(**changes)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("changes", "shown"),
+    [
+        pytest.param({"max_requests": -1}, r"max_requests=-1\) must be an integer >= 0", id="neg"),
+        pytest.param({"max_requests": "1000"}, r"max_requests='1000'\)", id="str"),
+        pytest.param({"max_requests": True}, r"max_requests=True\)", id="bool"),
+        pytest.param(
+            {"max_requests": 10, "max_requests_jitter": -5},
+            r"max_requests_jitter=-5\) must be an integer >= 0",
+            id="jitter-neg",
+        ),
+        pytest.param(
+            {"max_requests_jitter": 50},
+            r"max_requests_jitter=50\) needs max_requests > 0",
+            id="jitter-alone",
+        ),
+    ],
+)
+def test_server_max_requests_is_validated(changes: dict[str, object], shown: str) -> None:
+    """max_requests / max_requests_jitter: integers >= 0, jitter only with a quota."""
+    with pytest.raises(ConfigurationError, match=shown):
+        ServerConfig(**changes)  # type: ignore[arg-type]
+
+
+def test_server_max_requests_reaches_the_config_from_webserver() -> None:
+    """WebServer(max_requests=..., max_requests_jitter=...) sets the server's fields."""
+    from aeros import WebServer
+
+    app = WebServer(__name__, max_requests=1000, max_requests_jitter=50)
+    assert (app.server_config.max_requests, app.server_config.max_requests_jitter) == (1000, 50)
+    with pytest.raises(ConfigurationError, match=r"max_requests=0\.5"):
+        WebServer(__name__, max_requests=0.5)  # type: ignore[arg-type]
+
+
+def test_worker_quota_adds_jitter_in_range() -> None:
+    """A worker's quota is max_requests plus 0..jitter; 0 means no quota."""
+    from aeros.server.worker import quota
+
+    assert quota(0, 0) == 0
+    assert quota(100, 0) == 100
+    seen = {quota(100, 3) for _ in range(400)}
+    assert seen == {100, 101, 102, 103}
+
+
+def test_server_run_server_max_requests_is_validated() -> None:
+    """run_server(max_requests=...) is checked like the constructor's, before serving."""
+    from aeros import WebServer
+
+    app = WebServer(__name__, access_log=False)
+    with pytest.raises(ConfigurationError, match=r"max_requests=-3\)"):
+        app.run_server(max_requests=-3)

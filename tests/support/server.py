@@ -18,14 +18,16 @@ APP = Path(__file__).parents[1] / "apps" / "server_app.py"
 
 
 class AppProcess:
-    """``tests/apps/server_app.py`` (or another ``app`` script) in a subprocess; stdout lines
-    are collected as they come; ``name`` names its stderr file."""
+    """``tests/apps/server_app.py`` (or ``script``) in a subprocess; stdout lines are collected
+    as they come; ``name`` names its stderr file (several in one test need several names)."""
 
-    def __init__(self, tmp_path: Path, *args: str, app: Path = APP, name: str = "server") -> None:
+    def __init__(
+        self, tmp_path: Path, *args: str, script: Path = APP, name: str = "server"
+    ) -> None:
         self.stderr_path = tmp_path / f"{name}.stderr"
         with self.stderr_path.open("wb") as stderr:
             self.proc = subprocess.Popen(
-                [sys.executable, str(app), *args],
+                [sys.executable, str(script), *args],
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 text=True,

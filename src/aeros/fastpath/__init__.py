@@ -6,6 +6,7 @@
   (:data:`WebsocketConnection`).
 - :class:`~aeros.fastpath.json.OrjsonProvider`: ``WebServer.json_provider_class``.
 - :class:`~aeros.fastpath.request.LeanRequest`: ``WebServer.request_class``.
+- :class:`~aeros.fastpath.response.LeanResponse`: ``WebServer.response_class``.
 - :class:`~aeros.fastpath.routing.LeanMap`: ``WebServer.url_map_class``.
 """
 
@@ -17,9 +18,17 @@ from typing import Any
 from aeros.fastpath._compat import MISSING
 from aeros.fastpath.json import OrjsonProvider
 from aeros.fastpath.request import LeanRequest
+from aeros.fastpath.response import LeanResponse
 from aeros.fastpath.routing import LeanMap
 
-__all__ = ["HTTPConnection", "LeanMap", "LeanRequest", "OrjsonProvider", "WebsocketConnection"]
+__all__ = [
+    "HTTPConnection",
+    "LeanMap",
+    "LeanRequest",
+    "LeanResponse",
+    "OrjsonProvider",
+    "WebsocketConnection",
+]
 
 HTTPConnection: Any = (
     importlib.import_module("aeros.fastpath.http").LeanHTTPConnection

@@ -21,6 +21,7 @@ from quart.signals import (
     appcontext_tearing_down,
     request_tearing_down,
 )
+from quart.wrappers import Request
 
 __all__ = ["LeanAppContext", "LeanRequestContext"]
 
@@ -62,8 +63,24 @@ class LeanAppContext(AppContext):
             )
 
 
+_QUART_REQUEST_CLOSE = Request.close
+
+
 class LeanRequestContext(RequestContext):
     """Quart's request context with a lean app context and teardown only when registered."""
+
+    def __init__(self, app: Any, request: Any, session: Any = None) -> None:
+        """As Quart's ``RequestContext.__init__`` (the same attributes), in one frame."""
+        self.app = app
+        self.request_websocket = request
+        self.url_adapter = app.create_url_adapter(request)
+        request.routing_exception = None
+        request.json_module = app.json
+        self.session = session
+        self.preserved = False
+        self._cv_tokens: list[tuple[Any, AppContext | None]] = []
+        self.flashes = None
+        self._after_request_functions: list[Any] = []
 
     async def push(self) -> None:
         """As Quart's ``RequestContext.push``, with the lean app context.
@@ -71,13 +88,19 @@ class LeanRequestContext(RequestContext):
         Quart's own ``push`` calls ``super()._push_appctx``, which would skip the override below.
         """
         await self._push_appctx(_cv_request.set(self))
-        await self._push()
+        if self.session is None:
+            await self._push()  # Quart's: opens the session, then matches
+        elif self.url_adapter is not None:
+            self.match_request()
 
     async def _push_appctx(self, token: Any) -> None:
         app_ctx = _cv_app.get(None)
         if app_ctx is None or app_ctx.app is not self.app:
             app_ctx = LeanAppContext(self.app)
-            await app_ctx.push()
+            if appcontext_pushed.receivers:
+                await app_ctx.push()
+            else:  # LeanAppContext.push without the signal: no coroutine to run
+                app_ctx._cv_tokens.append(_cv_app.set(app_ctx))
         else:
             app_ctx = None
         self._cv_tokens.append((token, app_ctx))
@@ -92,14 +115,34 @@ class LeanRequestContext(RequestContext):
                     request_tearing_down.receivers
                 ):
                     await self.app.do_teardown_request(exc, self)
-                request_close = getattr(self.request_websocket, "close", None)
-                if request_close is not None:
-                    await request_close()
+                request = self.request_websocket
+                # Quart's Request.close only closes uploaded files: none, nothing to close
+                if getattr(request, "_files", None) is not None or (
+                    getattr(type(request), "close", _QUART_REQUEST_CLOSE)
+                    is not _QUART_REQUEST_CLOSE
+                ):
+                    request_close = getattr(request, "close", None)
+                    if request_close is not None:
+                        await request_close()
         finally:
             ctx = _cv_request.get()
             token, app_ctx = self._cv_tokens.pop()
             _cv_request.reset(token)
             if app_ctx is not None:
-                await app_ctx.pop(exc)
+                if (
+                    len(app_ctx._cv_tokens) == 1
+                    and not self.app.teardown_appcontext_funcs
+                    and not appcontext_tearing_down.receivers
+                    and not appcontext_popped.receivers
+                ):
+                    # LeanAppContext.pop with nothing to tear down or signal: no coroutine
+                    app_now = _cv_app.get()
+                    _cv_app.reset(app_ctx._cv_tokens.pop())
+                    if app_now is not app_ctx:
+                        raise AssertionError(
+                            f"Popped wrong app context. ({app_now!r} instead of {app_ctx!r})"
+                        )
+                else:
+                    await app_ctx.pop(exc)
             if ctx is not self:
                 raise AssertionError(f"Popped wrong request context. ({ctx!r} instead of {self!r})")

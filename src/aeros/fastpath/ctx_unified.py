@@ -25,12 +25,16 @@ from quart.signals import (
     appcontext_tearing_down,
     request_tearing_down,
 )
+from quart.wrappers import Request
 
 __all__ = ["LeanRequestContext"]
 
 # Checked against Quart 0.22's stubs by mypy, where AppContext has another shape: the 0.23
 # members used below are reached through ``Any``.
 _AppContext: Any = AppContext
+
+
+_QUART_REQUEST_CLOSE = Request.close
 
 
 def _has_functions(table: Any) -> bool:
@@ -52,8 +56,9 @@ class LeanRequestContext(_AppContext):  # type: ignore[misc]
         app = self.app
         if appcontext_pushed.receivers:
             await appcontext_pushed.send_async(app, _async_wrapper=app.ensure_async)
-        if self._request_websocket is not None:
-            await self._open_session()
+        if self._request is not None or self._websocket is not None:
+            if self._session is None:  # the lean dispatch passes a null session it knows
+                await self._open_session()
             if self.url_adapter is not None:
                 self.match_request()
 
@@ -78,8 +83,13 @@ class LeanRequestContext(_AppContext):  # type: ignore[misc]
             if _has_functions(app.teardown_request_funcs) or request_tearing_down.receivers:
                 with collect_errors:
                     await app.do_teardown_request(self, exc)
-            with collect_errors:
-                await self._request.close()
+            request = self._request
+            # Quart's Request.close only closes uploaded files: none, nothing to close
+            if getattr(request, "_files", None) is not None or (
+                getattr(type(request), "close", _QUART_REQUEST_CLOSE) is not _QUART_REQUEST_CLOSE
+            ):
+                with collect_errors:
+                    await request.close()
         if self._websocket is not None:
             with collect_errors:
                 await app.do_teardown_websocket(self, exc)

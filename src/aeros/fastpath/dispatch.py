@@ -31,6 +31,7 @@ from quart.sessions import SecureCookieSessionInterface
 from quart.signals import request_finished, request_started
 
 from aeros.fastpath import _compat
+from aeros.fastpath.response import LeanResponse
 
 if TYPE_CHECKING:
     from quart.typing import ResponseTypes
@@ -123,7 +124,9 @@ async def _full_dispatch(app: Quart, ctx: Any) -> ResponseTypes:
     except Exception as error:
         result = await _compat.handle_user_exception(app, ctx, error)
     # finalize_request(result, ctx, from_error_handler=False): errors propagate
-    response = await app.make_response(result)
+    response: ResponseTypes | None = _quick_response(app, result)
+    if response is None:
+        response = await app.make_response(result)
     if (
         ctx._after_request_functions
         or _has_functions(app.after_request_funcs)
@@ -137,6 +140,38 @@ async def _full_dispatch(app: Quart, ctx: Any) -> ResponseTypes:
             response=response,
         )
     return response
+
+
+_QUARTS_MAKE_RESPONSE = Quart.make_response
+
+
+def _quick_response(app: Quart, result: Any) -> LeanResponse | None:
+    """What Quart's ``make_response(result)`` returns, for its two commonest inputs, or None.
+
+    A ``LeanResponse`` (``jsonify``) is returned as it is; ``(str | bytes, int, dict)`` is the
+    response of the body with that status and the dict's headers set, as Quart builds it.
+    None for anything else, or when the app overrides ``make_response`` or ``response_class``:
+    Quart's ``make_response`` decides.
+    """
+    if type(app).make_response is not _QUARTS_MAKE_RESPONSE or app.response_class is not (
+        LeanResponse
+    ):
+        return None
+    kind = type(result)
+    if kind is LeanResponse:
+        return result  # type: ignore[no-any-return]
+    if kind is tuple and len(result) == 3:
+        value, status, headers = result
+        body_kind = type(value)
+        if (
+            (body_kind is bytes or body_kind is str)
+            and type(status) is int
+            and type(headers) is dict
+        ):
+            response = LeanResponse(value, status)
+            response.headers.update(headers)
+            return response
+    return None
 
 
 async def _dispatch(app: Quart, ctx: Any) -> Any:

@@ -36,7 +36,7 @@ from quart.utils import cancel_tasks, encode_headers, raise_task_exceptions
 from quart.wrappers.response import DataBody, Response
 
 from aeros.fastpath.dispatch import handle_request, uses_lean_dispatch
-from aeros.fastpath.request import scope_headers
+from aeros.fastpath.request import LeanRequest, complete_requests_match, scope_headers
 
 if TYPE_CHECKING:
     from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable
@@ -80,7 +80,6 @@ class LeanHTTPConnection(ASGIHTTPConnection):
         if length is None:
             await super().__call__(receive, send)
             return
-        request = self._create_request_from_scope(send)
         # For a GET the server has the (empty) body already: this receive() does not wait.
         message = await receive()
         if message["type"] != "http.request":
@@ -96,12 +95,31 @@ class LeanHTTPConnection(ASGIHTTPConnection):
                 if not message.get("more_body", False):
                     break
             data = b"".join(chunks)
+        await self._respond(self._complete_request(send, data), receive, send)
+
+    def _complete_request(self, send: ASGISendCallable, data: bytes) -> Request:
+        """The request for this scope and its whole body ``data``.
+
+        :meth:`LeanRequest.complete` when the app's request class has it and builds what
+        Quart's constructor builds (checked once per class), else Quart's constructor.
+        """
+        request_class = self.app.request_class
+        arguments = self._request_arguments(send)
+        args, kwargs = arguments
+        if _lean_constructor(request_class, arguments):
+            return request_class.complete(*args, data, **kwargs)  # type: ignore[attr-defined,no-any-return]
+        request: Request = request_class(*args, **kwargs)
         # Quart 0.22 and 0.23 store bodies differently; set_result is the call both have.
         request.body.set_result(data)
-        await self._respond(request, receive, send)
+        return request
 
     def _create_request_from_scope(self, send: ASGISendCallable) -> Request:
         """Quart's request for this scope, with the headers converted in one pass."""
+        args, kwargs = self._request_arguments(send)
+        return self.app.request_class(*args, **kwargs)
+
+    def _request_arguments(self, send: ASGISendCallable) -> tuple[tuple[Any, ...], Any]:
+        """The arguments of Quart's request constructor for this scope."""
         scope = self.scope
         config = self.app.config
         headers = scope_headers(scope)
@@ -112,7 +130,7 @@ class LeanHTTPConnection(ASGIHTTPConnection):
         root_path = scope.get("root_path", "")
         if root_path != "":
             path = _normalise_path(path, root_path)
-        return self.app.request_class(
+        args = (
             scope["method"],
             scope["scheme"],
             path,
@@ -120,11 +138,14 @@ class LeanHTTPConnection(ASGIHTTPConnection):
             headers,
             root_path,
             scope["http_version"],
-            max_content_length=config["MAX_CONTENT_LENGTH"],
-            body_timeout=config["BODY_TIMEOUT"],
-            send_push_promise=partial(self._send_push_promise, send),
-            scope=scope,
+            scope,
         )
+        kwargs = {
+            "max_content_length": config["MAX_CONTENT_LENGTH"],
+            "body_timeout": config["BODY_TIMEOUT"],
+            "send_push_promise": partial(self._send_push_promise, send),
+        }
+        return args, kwargs
 
     async def _respond(
         self, request: Request, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -151,7 +172,7 @@ class LeanHTTPConnection(ASGIHTTPConnection):
             start = {
                 "type": "http.response.start",
                 "status": response.status_code,
-                "headers": encode_headers(response.headers),
+                "headers": _encode_headers(response.headers),
             }
             end = {"type": "http.response.body", "body": data, "more_body": False}
             sending = _send_two(send, start, end)
@@ -187,6 +208,46 @@ class LeanHTTPConnection(ASGIHTTPConnection):
                 await self._send_response(send, response)
         except TimeoutError:
             pass
+
+
+_ENCODED: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+_ENCODED_MAX = 1024  # Content-Length values, content types, fixed headers: few recur
+
+
+def _encode_headers(headers: Any) -> list[tuple[bytes, bytes]]:
+    """Quart's ``encode_headers`` (lower-case UTF-8 names, UTF-8 values), pairs remembered."""
+    items = getattr(headers, "_list", None)
+    if type(items) is not list:
+        return encode_headers(headers)
+    encoded = []
+    memo = _ENCODED
+    try:
+        for item in items:
+            pair = memo.get(item)
+            if pair is None:
+                pair = (item[0].lower().encode(), item[1].encode())
+                if len(memo) >= _ENCODED_MAX:
+                    memo.clear()  # one-off values (dates, ids) filled it: start over
+                memo[item] = pair
+            encoded.append(pair)
+    except TypeError:  # an item that is not a (str, str) tuple: Quart's own conversion
+        return encode_headers(headers)
+    return encoded
+
+
+_LEAN_CONSTRUCTORS: dict[type, bool] = {}
+
+
+def _lean_constructor(request_class: Any, arguments: Any) -> bool:
+    """Whether ``request_class.complete`` may build this app's requests (decided once)."""
+    known = _LEAN_CONSTRUCTORS.get(request_class)
+    if known is None:
+        known = _LEAN_CONSTRUCTORS[request_class] = (
+            isinstance(request_class, type)
+            and issubclass(request_class, LeanRequest)
+            and complete_requests_match(request_class, *arguments)
+        )
+    return known
 
 
 async def _send_two(send: ASGISendCallable, first: Any, second: Any) -> None:

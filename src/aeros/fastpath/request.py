@@ -3,16 +3,27 @@
 Quart builds werkzeug ``Headers`` one ``add`` at a time (each one re-validates a value the
 server has already parsed) and recomputes ``request.blueprints`` in every hook loop (three
 times per request). These do the same work once.
+
+Quart's request constructor runs three ``__init__`` methods (Quart's, its base's, werkzeug's)
+and makes the body object (two ``asyncio.Event`` or a queue) for every request, though most
+views never read the body. :meth:`LeanRequest.complete` sets the same attributes in one step
+and makes the body object on first access, already holding the body the connection read.
+Which attributes Quart's constructor sets is checked once against a request built by Quart
+(:func:`complete_requests_match`); when they differ, the connection uses Quart's constructor.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any
 
 from quart.wrappers import Request
 from werkzeug.datastructures import Headers
 
-__all__ = ["LeanHeaders", "LeanRequest", "scope_headers"]
+__all__ = ["LeanHeaders", "LeanRequest", "complete_requests_match", "scope_headers"]
+
+logger = logging.getLogger("aeros.fastpath")
 
 _TITLES: dict[bytes, str] = {}
 _TITLES_MAX = 1024  # header names seen in practice are few; a flood of odd ones stops caching
@@ -64,7 +75,73 @@ def scope_headers(scope: Any) -> Headers:
 
 
 class LeanRequest(Request):
-    """Quart's request; ``blueprints`` is computed once per matched rule, not per hook loop."""
+    """Quart's request; ``blueprints`` is computed once per matched rule, not per hook loop,
+    and a request built by :meth:`complete` makes its body object on first access."""
+
+    _aeros_data: bytes | None = None
+    _aeros_max: int | None = None
+
+    @classmethod
+    def complete(
+        cls,
+        method: str,
+        scheme: str,
+        path: str,
+        query_string: bytes,
+        headers: Headers,
+        root_path: str,
+        http_version: str,
+        scope: Any,
+        data: bytes,
+        *,
+        max_content_length: int | None,
+        body_timeout: int | None,
+        send_push_promise: Callable[..., Any],
+    ) -> LeanRequest:
+        """The request Quart's constructor builds, for a body already read in full (``data``)."""
+        self = cls.__new__(cls)
+        self.__dict__.update(
+            {
+                # werkzeug's sansio Request.__init__
+                "method": method.upper(),
+                "scheme": scheme,
+                "server": scope.get("server"),
+                "root_path": root_path.rstrip("/"),
+                "path": "/" + path.lstrip("/"),
+                "query_string": query_string,
+                "headers": headers,
+                "remote_addr": headers.get("Remote-Addr"),
+                # Quart's BaseRequestWebsocket.__init__
+                "http_version": http_version,
+                "scope": scope,
+                # Quart's Request.__init__ (the body on first access)
+                "body_timeout": body_timeout,
+                "_aeros_data": data,
+                "_aeros_max": max_content_length,
+                "_cached_json": {False: Ellipsis, True: Ellipsis},
+                "_form": None,
+                "_files": None,
+                "_parsing_lock": self.lock_class(),
+                "_send_push_promise": send_push_promise,
+            }
+        )
+        return self
+
+    @property
+    def body(self) -> Any:
+        """The request body (Quart's ``Body``), made on first access for :meth:`complete`."""
+        body = self.__dict__.get("_aeros_body")
+        if body is None:
+            body = self.__dict__["_aeros_body"] = self.body_class(
+                self.content_length, self._aeros_max
+            )
+            if self._aeros_data is not None:
+                body.set_result(self._aeros_data)
+        return body
+
+    @body.setter
+    def body(self, value: Any) -> None:
+        self.__dict__["_aeros_body"] = value
 
     @property
     def blueprints(self) -> list[str]:
@@ -76,3 +153,24 @@ class LeanRequest(Request):
         names: list[str] = super().blueprints
         self.__dict__["_aeros_blueprints"] = (rule, tuple(names))
         return names
+
+
+def complete_requests_match(request_class: Any, args: tuple[Any, ...], kwargs: Any) -> bool:
+    """True when :meth:`LeanRequest.complete` sets the attributes Quart's constructor sets.
+
+    Builds one request each way from the same arguments (``request_class(*args, **kwargs)``)
+    and compares their attribute names; a Quart release that adds one makes this False, and
+    the caller keeps Quart's constructor (logged once).
+    """
+    quarts = request_class(*args, **kwargs)
+    quarts.body  # noqa: B018 - the body attribute as a lean request stores it
+    lean = request_class.complete(*args, b"", **kwargs)
+    lean.body  # noqa: B018 - made on access
+    ours = set(vars(lean)) - {"_aeros_data", "_aeros_max"}
+    if set(vars(quarts)) == ours:
+        return True
+    logger.info(
+        "Quart's request constructor sets other attributes (%s); using it",
+        ", ".join(sorted(set(vars(quarts)) ^ ours)),
+    )
+    return False

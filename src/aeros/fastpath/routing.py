@@ -1,31 +1,107 @@
-"""A URL map that binds each request without redoing per-host work.
+"""A URL map that binds each request without redoing per-host work, and remembers matches.
 
 Quart's :meth:`quart.routing.QuartMap.bind_to_request` lower-cases and normalises the host,
 splits it to find the subdomain and IDNA-encodes it on every request; for one host the answer
 is always the same. :class:`LeanMap` remembers it per (scheme, host, server name, subdomain),
 for a bounded number of hosts, and builds the ``MapAdapter`` directly.
+
+Matching a path walks werkzeug's state machine and runs the converters on every request; for
+the paths a service sees again and again the answer is the same too. :class:`LeanMapAdapter`
+keeps the last :data:`MATCH_CACHE_SIZE` successful matches (least recently used out), keyed by
+exactly what werkzeug's matcher reads: the domain part (host or subdomain), the path, the
+method and whether it is a websocket. What is not cached, so behaves as werkzeug decides each
+time: every failure (404, 405, a websocket mismatch) and every redirect (strict slashes,
+``redirect_to``, ``redirect_defaults``), and matches whose converted values are not plain
+immutable values (a custom converter returning a list). Adding a rule empties the cache.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
+from uuid import UUID
 
 from quart.routing import QuartMap
-from werkzeug.routing import MapAdapter
+from werkzeug.routing import MapAdapter, Rule
 
-__all__ = ["LeanMap"]
+__all__ = ["MATCH_CACHE_SIZE", "LeanMap", "LeanMapAdapter"]
 
 _MAX_HOSTS = 256  # the Host header is the client's: bound what it can make us remember
+MATCH_CACHE_SIZE = 1024
+"""Successful matches :class:`LeanMap` remembers; the least recently used goes first."""
+
+# Converted values shared by every request that hits the cache must not be mutable.
+_IMMUTABLE = frozenset({str, int, float, bool, UUID})
+
+
+class LeanMapAdapter(MapAdapter):
+    """werkzeug's ``MapAdapter``; ``match`` answers a path matched recently from the cache."""
+
+    map: LeanMap
+
+    def match(
+        self,
+        path_info: str | None = None,
+        method: str | None = None,
+        return_rule: bool = False,
+        query_args: Any = None,
+        websocket: bool | None = None,
+    ) -> tuple[Any, Any]:
+        """As :meth:`werkzeug.routing.MapAdapter.match` (same results and exceptions)."""
+        # the inputs of werkzeug's matcher, normalised as MapAdapter.match does
+        path = self.path_info if path_info is None else path_info
+        key = (
+            self.server_name
+            if self.map.host_matching or self.subdomain is None
+            else self.subdomain,
+            f"/{path.lstrip('/')}" if path else "",
+            (method or self.default_method).upper(),
+            self.websocket if websocket is None else websocket,
+        )
+        matches = self.map._matches
+        known = matches.get(key)
+        values: Any
+        if known is not None:
+            try:  # noqa: SIM105 - contextlib.suppress costs more than the lookup it guards
+                matches.move_to_end(key)
+            except KeyError:  # dropped by another thread meanwhile: still a valid answer
+                pass
+            rule, values = known
+        else:
+            rule, values = super().match(path_info, method, True, query_args, websocket)
+            if _IMMUTABLE.issuperset(map(type, values.values())):
+                matches[key] = (rule, dict(values))
+                if len(matches) > MATCH_CACHE_SIZE:
+                    try:  # noqa: SIM105 - as above
+                        matches.popitem(last=False)
+                    except KeyError:  # another thread emptied it
+                        pass
+        # a fresh dict per request: url_value_preprocessors pop from view_args
+        return (rule if return_rule else rule.endpoint), dict(values)
 
 
 class LeanMap(QuartMap):
-    """Quart's URL map; binding a request reuses the host work done for earlier requests."""
+    """Quart's URL map; binding reuses per-host work, matching reuses recent matches."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._matches: OrderedDict[tuple[str, str, str, bool], tuple[Rule, dict[str, Any]]] = (
+            OrderedDict()
+        )
         super().__init__(*args, **kwargs)
         self._bound_hosts: dict[
             tuple[str, str, str | None, str | None], tuple[str, str | None]
         ] = {}
+
+    def add(self, rulefactory: Any) -> None:
+        """As werkzeug's ``Map.add``; forgets remembered matches (the new rule may win)."""
+        super().add(rulefactory)
+        self._matches.clear()
+
+    def bind(self, *args: Any, **kwargs: Any) -> LeanMapAdapter:
+        """As werkzeug's ``Map.bind``, returning a :class:`LeanMapAdapter`."""
+        adapter = super().bind(*args, **kwargs)
+        adapter.__class__ = LeanMapAdapter  # same state, only ``match`` differs
+        return adapter  # type: ignore[return-value]
 
     def bind_to_request(self, request: Any, subdomain: str | None, server_name: str | None) -> Any:
         """As Quart's: a ``MapAdapter`` for ``request`` (host work cached per host)."""
@@ -37,7 +113,7 @@ class LeanMap(QuartMap):
             if adapter.subdomain != "<invalid>" and len(self._bound_hosts) < _MAX_HOSTS:
                 self._bound_hosts[key] = (adapter.server_name, adapter.subdomain)
             return adapter
-        return MapAdapter(
+        return LeanMapAdapter(
             self,
             known[0],
             request.root_path,

@@ -109,6 +109,15 @@ class ServerConfig:
     few thousand requests for a Quart app) and forked workers keep sharing those memory pages.
     Applied only where the server owns its process: ``run_server()`` on the main thread and
     worker processes, never ``serve_in_thread()``."""
+    max_requests: int = 0
+    """Requests after which a worker process is replaced (gunicorn's ``max_requests``): it
+    finishes its requests in flight while a fresh worker, started first, takes over, so memory
+    leaks and fragmentation stay bounded. 0 (the default): never. Counted per worker, checked
+    every 0.1 s, so a busy worker may serve a few more; needs ``workers`` >= 2 (one process has
+    nobody to take over and ignores it, with a warning)."""
+    max_requests_jitter: int = 0
+    """Each worker's quota is ``max_requests`` plus a random 0 to ``max_requests_jitter``, so
+    the workers, started together, are not all replaced at once. 0: no jitter."""
     backend: str = "uvicorn"
     """Server implementation; "uvicorn" is the one offered (see docs/performance.md)."""
     limits: Limits = field(default_factory=Limits)
@@ -146,6 +155,13 @@ class ServerConfig:
             path = getattr(self, name)
             if path is not None and not os.path.isfile(path):
                 raise ConfigurationError(f"{owner}({name}={path!r}): no such file")
+        _validate.integer(owner, "max_requests", self.max_requests, minimum=0)
+        _validate.integer(owner, "max_requests_jitter", self.max_requests_jitter, minimum=0)
+        if self.max_requests_jitter and not self.max_requests:
+            raise ConfigurationError(
+                f"{owner}(max_requests_jitter={self.max_requests_jitter!r}) needs max_requests "
+                "> 0 (the jitter is added to it); got max_requests=0"
+            )
         _validate.boolean(owner, "proxy_headers", self.proxy_headers)
         _validate.boolean(owner, "freeze_gc", self.freeze_gc)
         object.__setattr__(self, "forwarded_allow_ips", _parse_ips(self.forwarded_allow_ips))

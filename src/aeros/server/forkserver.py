@@ -51,6 +51,8 @@ class WorkerStart:
     """This worker's end of its message channel with the supervisor (:mod:`.peers`)."""
     beats: Any
     ready: Any
+    retiring: Any
+    """Shared flags, one per slot: a worker sets its own when it served its ``max_requests``."""
     helper_pid: int
     """The helper's pid: the worker's parent; a different parent means the helper is gone."""
 
@@ -106,9 +108,12 @@ class ForkServer:
         self.slots = slots
         self.beats: Any = RawArray("d", slots)
         self.ready: Any = RawArray("b", slots)
+        self.retiring: Any = RawArray("b", slots)
         self._target = target
         self._inbox: list[tuple[str, int, int]] = []
         self._closed = False
+        self._children: set[int] = set()  # the helper's own bookkeeping (its workers)
+        self._handing_over = False
         self._wake: tuple[int, int] = (-1, -1)  # the helper's signal wake-up pipe
         mine, helpers = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         for stream in (sys.stdout, sys.stderr):
@@ -174,6 +179,18 @@ class ForkServer:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(self.pid, 0)
 
+    def hand_over(self) -> int:
+        """Leave the workers serving past this process's ``exec`` (SIGUSR2): the helper stops
+        taking requests and exits once its last worker has, or SIGTERMs them should this
+        process die instead. Returns the helper's pid and nothing is waited for: after the
+        ``exec`` the new image retires the workers and reaps the helper (still its child)."""
+        if not self._closed:
+            self._closed = True
+            with contextlib.suppress(OSError):
+                _send_frame(self._sock, ("handover",))
+            self._sock.close()
+        return self.pid
+
     # ---- the helper -----------------------------------------------------------------------
 
     def _helper_main(self, sock: socket.socket) -> NoReturn:
@@ -182,8 +199,10 @@ class ForkServer:
             # Ctrl-C, or a service manager's SIGTERM, may reach the whole process group: the
             # supervisor decides what happens, and the helper must outlive the workers' drain to
             # report their exits. It ends when the supervisor closes the pair or is gone.
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            # SIGHUP and SIGUSR2 are the supervisor's restart signals: a group-wide one (a closed
+            # terminal) must not end the helper, nor the workers, which inherit the SIG_IGN.
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR2):
+                signal.signal(sig, signal.SIG_IGN)
             wake_r, wake_w = self._wake = os.pipe()
             os.set_blocking(wake_w, False)
             signal.set_wakeup_fd(wake_w)
@@ -198,7 +217,12 @@ class ForkServer:
                     frame = _recv_frame(sock)
                     if frame is None:
                         break
+                    if frame[0][0] == "handover":
+                        self._handing_over = True
+                        continue
                     self._fork_worker(sock, frame[0], frame[1])
+            if self._handing_over:
+                self._outlive_workers(supervisor)
         except BaseException:  # the helper must never return into the caller's stack
             code = 1
             with contextlib.suppress(BaseException):
@@ -208,6 +232,28 @@ class ForkServer:
         finally:
             os._exit(code)
 
+    def _outlive_workers(self, supervisor: int) -> None:
+        """After a handover: wait for every worker to exit (the next image retires them); if
+        the supervisor's process dies instead (the new code failed to start), drain them."""
+        told = False
+        while self._children:
+            if not told and os.getppid() != supervisor:
+                told = True
+                for pid in self._children:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGTERM)
+            readable, _, _ = select.select([self._wake[0]], [], [], _REAP_INTERVAL)
+            if readable:  # a SIGCHLD
+                os.read(self._wake[0], 512)
+            while True:
+                try:
+                    pid, _status = os.waitpid(-1, os.WNOHANG)
+                except ChildProcessError:
+                    return
+                if pid == 0:
+                    break
+                self._children.discard(pid)
+
     def _report_exits(self, sock: socket.socket) -> None:
         while True:
             try:
@@ -216,6 +262,7 @@ class ForkServer:
                 return
             if pid == 0:
                 return
+            self._children.discard(pid)
             with contextlib.suppress(OSError):
                 _send_frame(sock, ("exit", pid, status))
 
@@ -226,6 +273,7 @@ class ForkServer:
         if pid == 0:
             sock.close()
             self._worker_main(slot, settings, listen_fd, channel_fd)
+        self._children.add(pid)
         os.close(listen_fd)
         os.close(channel_fd)
         _send_frame(sock, ("pid", slot, pid))
@@ -247,6 +295,7 @@ class ForkServer:
                 channel=socket.socket(fileno=channel_fd),
                 beats=self.beats,
                 ready=self.ready,
+                retiring=self.retiring,
                 helper_pid=os.getppid(),
             )
             code = self._target(start)

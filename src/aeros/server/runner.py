@@ -17,10 +17,11 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from aeros.server import peers
+from aeros.server import peers, signals
 from aeros.server.config import ServerConfig
 from aeros.server.forkserver import ForkServer
-from aeros.server.supervisor import Supervisor, can_fork
+from aeros.server.handover import Handover, inherited_socket, reexec
+from aeros.server.supervisor import Supervisor, can_fork, slots_for
 from aeros.server.uvicorn_backend import AerosServer, check_ssl
 from aeros.server.worker import worker_main
 
@@ -61,7 +62,7 @@ def fork_server_for(
     """
     if workers <= 1 or not can_fork():
         return None
-    return ForkServer(workers, partial(worker_main, app, worker_init=worker_init))
+    return ForkServer(slots_for(workers), partial(worker_main, app, worker_init=worker_init))
 
 
 class Runner:
@@ -98,6 +99,7 @@ class Runner:
         self._lock = threading.Lock()
         self._stop_requested = False
         self._active: AerosServer | Supervisor | None = None
+        self._reexec: tuple[socket.socket, Handover] | None = None
 
     def prepare(self) -> None:
         """Fork the workers' helper now, unless one is ready; a no-op for one process.
@@ -106,7 +108,7 @@ class Runner:
         :mod:`aeros.server.forkserver`.
         """
         workers = self.config.workers
-        if self.fork_server is not None and self.fork_server.slots != workers:
+        if self.fork_server is not None and self.fork_server.slots != slots_for(workers):
             self.close()
         if self.fork_server is None:
             self.fork_server = fork_server_for(self.app, workers, self.worker_init)
@@ -135,19 +137,42 @@ class Runner:
                 cfg.workers,
             )
         owns_socket = self.sock is None
-        sock = self.sock or bind_socket(cfg.host, cfg.port, cfg.backlog)
+        sock = self.sock
+        handover = None
+        if sock is None and threading.current_thread() is threading.main_thread():
+            # a re-exec of this process (SIGUSR2), or systemd socket activation: bind nothing
+            sock = inherited_socket()
+            handover = Handover.from_env()
+            if sock is not None:
+                logger.info("Serving the inherited listening socket (LISTEN_FDS)")
+        sock = sock or bind_socket(cfg.host, cfg.port, cfg.backlog)
         url = base_url(sock, cfg.ssl_certfile is not None)
         try:
             if forked:
-                self._run_workers(sock, url)
+                self._run_workers(sock, url, handover)
             else:
-                self._run_single(sock, url)
+                self._run_single(sock, url, handover)
         finally:
             with self._lock:
                 self._active = None
-            if owns_socket:
+            if owns_socket and self._reexec is None:
                 sock.close()
             self.close()
+
+    def reexec_if_requested(self) -> None:
+        """After :meth:`run` returned on SIGUSR2: replace this process with a fresh run of its
+        command line (:func:`aeros.server.handover.reexec`); never returns then. Call it once
+        the logs are flushed; a no-op otherwise."""
+        if self._reexec is None:
+            return
+        sock, handover = self._reexec
+        try:
+            reexec(sock, handover)
+        except OSError as exc:
+            handover.retire()  # the logs are closed: the exit status and stderr tell
+            raise SystemExit(
+                f"aeros: cannot re-execute the server ({exc}); workers drained"
+            ) from exc
 
     def stop(self) -> None:
         """Stop gracefully; safe from any thread, idempotent, and effective before the start."""
@@ -172,17 +197,41 @@ class Runner:
             self._active = server
             return True
 
-    def _run_single(self, sock: socket.socket, url: str) -> None:
-        server = AerosServer(self.app, self.config, on_started=self._announce(url))
-        if self._activate(server):
-            server.run(sockets=[sock])
+    def _run_single(self, sock: socket.socket, url: str, handover: Handover | None) -> None:
+        announce = self._announce(url)
+        if self.config.max_requests:
+            logger.warning(
+                "max_requests=%d is ignored with one process (workers=1): nobody could take "
+                "over while it restarts; use workers >= 2",
+                self.config.max_requests,
+            )
 
-    def _run_workers(self, sock: socket.socket, url: str) -> None:
+        def started() -> None:
+            if handover is not None:  # the previous image's workers: this process takes over
+                handover.retire()
+            announce()
+
+        server = AerosServer(self.app, self.config, on_started=started)
+        if not self._activate(server):
+            return
+        # One process has nobody to hand over to or overlap with: the restart signals are
+        # refused (their default action would end the process, dropping its requests).
+        with signals.capture(signals.RESTART_SIGNALS, partial(_refuse_restart, server)):
+            server.run(sockets=[sock])
+        if handover is not None:
+            handover.reap()
+
+    def _run_workers(self, sock: socket.socket, url: str, handover: Handover | None) -> None:
         self.prepare()  # normally done already, before the caller started its threads
         if self.fork_server is None:  # pragma: no cover (run() checked can_fork())
             raise RuntimeError("no fork helper for workers > 1")
         supervisor = Supervisor(
-            self.config, sock=sock, fork_server=self.fork_server, on_started=self._announce(url)
+            self.config,
+            sock=sock,
+            fork_server=self.fork_server,
+            on_started=self._announce(url),
+            handover=handover,
+            can_reexec=self.sock is None,
         )
         if not self._activate(supervisor):
             return
@@ -193,3 +242,19 @@ class Runner:
             supervisor.run()
         finally:
             peers.detach(self.app, channel)
+        if supervisor.handing_over is not None:
+            self._reexec = (sock, supervisor.handing_over)
+
+
+def _refuse_restart(server: AerosServer, sig: int, frame: object) -> None:
+    def warn() -> None:
+        logger.warning(
+            "Ignoring %s: restarting without dropping requests needs workers >= 2 (one "
+            "process has nobody to take over); stop and start it instead",
+            signals.signal_name(sig),
+        )
+
+    # logged from the loop: a signal handler may interrupt a log call holding its queue's lock
+    loop = server._loop  # set while serving: the handler is installed only then
+    if loop is not None:
+        loop.call_soon_threadsafe(warn)

@@ -47,6 +47,7 @@ def serve_asgi(app: Any, config: ServerConfig, logs: LogConfig) -> None:
         runner.run()
     finally:
         handle.stop()
+    runner.reexec_if_requested()  # SIGUSR2: the logs are written; never returns then
 
 
 def serve_app(app: Any, options: Mapping[str, Any], log_options: Mapping[str, Any]) -> None:

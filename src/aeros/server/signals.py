@@ -10,12 +10,18 @@ from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 from typing import Any
 
-__all__ = ["SHUTDOWN_SIGNALS", "capture", "signal_name"]
+__all__ = ["RESTART_SIGNALS", "SHUTDOWN_SIGNALS", "capture", "signal_name"]
 
 SHUTDOWN_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)
 """Signals that start a graceful shutdown (Ctrl-C, ``kill``; Ctrl-Break on Windows)."""
 if sys.platform == "win32":  # pragma: no cover (no Windows CI)
     SHUTDOWN_SIGNALS += (signal.SIGBREAK,)
+
+RESTART_SIGNALS: tuple[signal.Signals, ...] = ()
+"""Signals the supervisor restarts on: SIGHUP replaces the workers one by one, SIGUSR2 re-executes
+the server (new code) keeping its listening socket (POSIX only)."""
+if sys.platform != "win32":
+    RESTART_SIGNALS = (signal.SIGHUP, signal.SIGUSR2)
 
 Handler = Callable[[int, FrameType | None], Any]
 

@@ -12,6 +12,13 @@ a worker whose loop stops writing for ``worker_healthcheck_timeout`` seconds is 
 killed and replaced. Workers that die before they ever serve are start failures: they are
 retried with a growing delay, and after :data:`START_FAILURE_LIMIT` in a row the parent gives up
 with exit status :data:`EXIT_CRASH_LOOP` instead of respawning forever.
+
+Planned replacements never lower the capacity: a worker that served its ``max_requests`` (it
+raises a shared flag), or each worker in turn after SIGHUP, gets its replacement started first,
+and is told to drain (SIGTERM: it stops accepting and finishes its requests in flight) only once
+the replacement accepts (:mod:`aeros.server.replacements`); the helper has room for twice
+``workers`` processes for that overlap.
+SIGUSR2 hands the workers over to a fresh image of the server (:mod:`aeros.server.handover`).
 """
 
 from __future__ import annotations
@@ -26,14 +33,15 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from aeros.server import peers, signals
 from aeros.server.config import ServerConfig
 from aeros.server.forkserver import ForkServer
+from aeros.server.handover import Handover
+from aeros.server.replacements import RETRY_DELAYS, Replacements, WorkerState, slots_for
 
-__all__ = ["EXIT_CRASH_LOOP", "START_FAILURE_LIMIT", "Supervisor", "can_fork"]
+__all__ = ["EXIT_CRASH_LOOP", "START_FAILURE_LIMIT", "Supervisor", "can_fork", "slots_for"]
 
 logger = logging.getLogger("aeros.server")
 
@@ -44,7 +52,6 @@ EXIT_CRASH_LOOP = 3
 KILL_MARGIN = 5.0
 """Seconds past ``graceful_timeout`` a draining worker gets before SIGKILL."""
 _TICK = 0.1
-_RETRY_DELAYS = (0.1, 0.2, 0.4, 0.8, 1.0)
 
 
 def can_fork() -> bool:
@@ -69,14 +76,7 @@ def describe_exit(code: int) -> str:
     return f"exit status {code}"
 
 
-@dataclass(slots=True)
-class _Worker:
-    pid: int
-    killed: bool = False
-    seen_ready: bool = False
-
-
-class Supervisor:
+class Supervisor(Replacements):
     """Run ``config.workers`` forked processes serving one socket until :meth:`stop` or a signal.
 
     Args:
@@ -84,9 +84,15 @@ class Supervisor:
             plus :data:`KILL_MARGIN`), ``worker_healthcheck_timeout`` (seconds without a
             heartbeat after which a worker is killed); sent to every new worker.
         sock: the bound, listening socket the workers serve.
-        fork_server: the helper that forks the workers (its ``slots`` equal the workers); the
-            supervisor closes it when it returns.
+        fork_server: the helper that forks the workers (its ``slots`` are
+            :func:`slots_for` the workers); the supervisor closes it when it returns, or hands
+            it over on SIGUSR2 (:attr:`handing_over`).
         on_started: called once in the parent when every worker accepts connections.
+        handover: the workers of the previous image of this process (after a SIGUSR2
+            re-exec), told to drain once this run's workers all accept.
+        can_reexec: whether SIGUSR2 may re-execute the process: only when the server bound
+            (or inherited) its socket itself; one passed in by the caller is bound again by
+            the caller's code, which a re-exec would run again.
     """
 
     def __init__(
@@ -96,8 +102,11 @@ class Supervisor:
         sock: socket.socket,
         fork_server: ForkServer,
         on_started: Callable[[], None] | None = None,
+        handover: Handover | None = None,
+        can_reexec: bool = True,
     ) -> None:
         self.config = config
+        self.can_reexec = can_reexec
         self.workers = config.workers
         self.sock = sock
         self.fork_server = fork_server
@@ -114,7 +123,14 @@ class Supervisor:
         self.relay = peers.PeerRelay()
         self._beats: Any = fork_server.beats
         self._ready: Any = fork_server.ready
-        self._slots: list[_Worker | None] = [None] * self.workers
+        self._retiring: Any = fork_server.retiring
+        self._slots: list[WorkerState | None] = [None] * slots_for(self.workers)
+        self._restart_queue: list[WorkerState] = []  # SIGHUP: replaced one by one
+        self._retire_after = 0.0  # a failed replacement delays the next one
+        self.previous = handover
+        self._previous_deadline = float("inf")
+        self.handing_over: Handover | None = None
+        """Set when SIGUSR2 ended the run: the workers left serving for the next image."""
         self._respawn_at: dict[int, float] = {}
         self._failures = 0
         self._announced = False
@@ -157,26 +173,29 @@ class Supervisor:
         Raises:
             SystemExit: with :data:`EXIT_CRASH_LOOP` when workers keep failing at start.
         """
-        if self.fork_server.slots != self.workers:
+        if self.fork_server.slots != slots_for(self.workers):
             raise ValueError(
-                f"Supervisor(workers={self.workers}) needs a ForkServer with as many slots; "
-                f"got {self.fork_server.slots}"
+                f"Supervisor(workers={self.workers}) needs a ForkServer with "
+                f"{slots_for(self.workers)} slots; got {self.fork_server.slots}"
             )
         self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
         self._selector.register(self.fork_server, selectors.EVENT_READ, "exits")
-        with signals.capture(signals.SHUTDOWN_SIGNALS, self._on_signal):
+        watched = (*signals.SHUTDOWN_SIGNALS, *signals.RESTART_SIGNALS)
+        with signals.capture(watched, self._on_signal):
             try:
                 for slot in range(self.workers):
                     self._spawn(slot)
                 self._supervise()
             finally:
                 try:
-                    self._drain()
+                    if self.handing_over is None:
+                        self._drain()
                 finally:
                     self.relay.close()
                     while not self._publications.empty():  # nobody is left to apply them
                         self._publications.get_nowait()[1]()
-                    self.fork_server.close()
+                    if self.handing_over is None:
+                        self.fork_server.close()
                     self._selector.close()
                     self._wake_r.close()
                     self._wake_w.close()
@@ -205,6 +224,7 @@ class Supervisor:
                 return
             self._respawn_due()
             self._check_health()
+            self._replace_due()
 
     def handle_stop(self) -> bool:
         """``app.stop()``: drain."""
@@ -225,24 +245,50 @@ class Supervisor:
         """SIGBREAK: drain."""
         return True
 
+    def handle_sigusr2(self) -> bool:
+        """SIGUSR2: re-execute the server with the code now on disk; the workers serve on until
+        the new image's workers accept (:mod:`aeros.server.handover`)."""
+        if not self.can_reexec:
+            logger.warning(
+                "Ignoring SIGUSR2: the listening socket was passed in (run_server(sock=...)); "
+                "a re-exec needs the server to bind it (use SIGHUP to replace the workers)"
+            )
+            return False
+        if self.previous is not None:
+            logger.warning(
+                "Ignoring SIGUSR2: the previous code's workers are still serving or draining; "
+                "send it again once they are gone"
+            )
+            return False
+        pids = tuple(w.pid for w in self._slots if w is not None and w.draining_since is None)
+        logger.info(
+            "Received SIGUSR2: re-executing %s; its %d worker(s) serve until the new ones accept",
+            " ".join(sys.orig_argv),
+            len(pids),
+        )
+        self.handing_over = Handover(self.fork_server.hand_over(), pids)
+        return True
+
     # ---- workers ----------------------------------------------------------------------------
 
-    def _spawn(self, slot: int) -> None:
+    def _spawn(self, slot: int) -> WorkerState | None:
         self._beats[slot] = time.monotonic()  # the grace period starts at the fork
         self._ready[slot] = 0
+        self._retiring[slot] = 0
         mine, theirs = peers.socket_pair()
         try:
             pid = self.fork_server.spawn(slot, self.config, self.sock, theirs)
         except OSError:
             mine.close()
             self.failed_reason = "the helper process that forks the workers exited"
-            return
+            return None
         finally:
             theirs.close()  # the worker has its copy
         self.relay.add(slot, mine)
         self._selector.register(mine, selectors.EVENT_READ, slot)
-        self._slots[slot] = _Worker(pid)
+        worker = self._slots[slot] = WorkerState(pid)
         logger.info("Started worker %d [pid %d]", slot, pid)
+        return worker
 
     def _collect_exits(self, block: float = 0.0) -> dict[int, int]:
         """Exit codes (``os.waitstatus_to_exitcode``) of workers that exited, by pid."""
@@ -266,23 +312,50 @@ class Supervisor:
                 if self._ready[slot] and not worker.seen_ready:
                     worker.seen_ready = True
                     self._failures = 0
+                    if worker.replaces is not None:
+                        self._retire(worker.replaces)
+                        worker.replaces = None
                 continue
             self._slots[slot] = None
             self._forget_channel(slot)
             self._on_exit(slot, worker, describe_exit(exited[worker.pid]))
-        if not self._announced and all(
-            worker is not None and self._ready[slot] for slot, worker in enumerate(self._slots)
-        ):
+        ready = sum(
+            1
+            for slot, worker in enumerate(self._slots)
+            if worker is not None and worker.draining_since is None and self._ready[slot]
+        )
+        if not self._announced and ready >= self.workers:
             self._announced = True
+            if self.previous is not None:
+                self.previous.retire()
+                self._previous_deadline = time.monotonic() + self.graceful_timeout + KILL_MARGIN
             if self.on_started is not None:
                 self.on_started()
+        if self.previous is not None and self._announced:
+            if self.previous.reap():
+                self.previous = None
+            elif time.monotonic() > self._previous_deadline:
+                logger.warning("The previous code's workers did not drain in time; killing them")
+                self.previous.kill()
+                self._previous_deadline = float("inf")
 
-    def _on_exit(self, slot: int, worker: _Worker, how: str) -> None:
+    def _on_exit(self, slot: int, worker: WorkerState, how: str) -> None:
+        if worker.draining_since is not None:
+            logger.info("Worker %d [pid %d] replaced (%s): %s", slot, worker.pid, worker.why, how)
+            return
+        if worker.replaced_by is not None:  # its replacement, starting, takes its place
+            worker.replaced_by.replaces = None
+            logger.error("Worker %d [pid %d] died (%s) while being replaced", slot, worker.pid, how)
+            return
+        old = worker.replaces
+        if old is not None:  # a replacement that failed: the old worker serves on
+            old.replaced_by = None
         if self._ready[slot]:
             logger.error(
                 "Worker %d [pid %d] died (%s); starting a replacement", slot, worker.pid, how
             )
-            self._spawn(slot)
+            if old is None:
+                self._spawn(slot)
             return
         self._failures += 1
         logger.error(
@@ -299,8 +372,11 @@ class Supervisor:
                 "see the errors above"
             )
             return
-        delay = _RETRY_DELAYS[min(self._failures, len(_RETRY_DELAYS)) - 1]
-        self._respawn_at[slot] = time.monotonic() + delay
+        delay = RETRY_DELAYS[min(self._failures, len(RETRY_DELAYS)) - 1]
+        if old is not None:  # tried again by _replace_due, later
+            self._retire_after = time.monotonic() + delay
+        else:
+            self._respawn_at[slot] = time.monotonic() + delay
 
     def _forget_channel(self, slot: int) -> None:
         for key in list(self._selector.get_map().values()):
@@ -329,6 +405,9 @@ class Supervisor:
         for slot, worker in enumerate(self._slots):
             if worker is None or worker.killed:
                 continue
+            if worker.draining_since is not None:  # no heartbeat needed: its drain is bounded
+                self._kill_if_late(worker, now, self.graceful_timeout + KILL_MARGIN)
+                continue
             silent = now - self._beats[slot]
             if silent > self.healthcheck_timeout:
                 logger.error(
@@ -350,6 +429,8 @@ class Supervisor:
         # refused at once instead of waiting in a backlog nobody accepts from.
         self.sock.close()
         live = {worker.pid for worker in self._slots if worker is not None}
+        if self.previous is not None and not self._announced:  # stopped before taking over
+            self.previous.retire()
         for pid in live:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
@@ -371,7 +452,13 @@ class Supervisor:
         kill_deadline = time.monotonic() + KILL_MARGIN
         while live and time.monotonic() < kill_deadline:
             live.difference_update(self._collect_exits(block=0.05))
-        for slot in range(self.workers):
+        if self.previous is not None:
+            wait_until = time.monotonic() + self.graceful_timeout + KILL_MARGIN
+            while not (reaped := self.previous.reap()) and time.monotonic() < wait_until:
+                time.sleep(0.05)
+            if not reaped:  # the helper still waits for them: these pids are theirs
+                self.previous.kill()
+        for slot in range(len(self._slots)):
             self._forget_channel(slot)
-        self._slots = [None] * self.workers
+        self._slots = [None] * len(self._slots)
         logger.info("All workers stopped")

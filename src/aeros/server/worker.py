@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from aeros.server import peers
@@ -21,20 +22,32 @@ from aeros.server.config import ServerConfig
 from aeros.server.forkserver import WorkerStart
 from aeros.server.uvicorn_backend import AerosServer, StartupFailed
 
-__all__ = ["EXIT_STARTUP_FAILED", "WorkerLink", "worker_main"]
+__all__ = ["EXIT_STARTUP_FAILED", "QUOTA_CHECK_INTERVAL", "WorkerLink", "quota", "worker_main"]
 
 logger = logging.getLogger("aeros.server")
 
 EXIT_STARTUP_FAILED = 3
 """Exit status of a worker whose app failed its lifespan startup."""
+QUOTA_CHECK_INTERVAL = 0.1
+"""Seconds between two looks at a worker's request count (``max_requests``): the count is the
+one uvicorn keeps anyway, so the requests themselves pay nothing for it."""
 
 
 class WorkerLink:
     """A worker's side of the health check: heartbeats and the "serving" flag, in shared memory."""
 
-    def __init__(self, beats: Any, ready: Any, slot: int, parent_pid: int, interval: float) -> None:
+    def __init__(
+        self,
+        beats: Any,
+        ready: Any,
+        slot: int,
+        parent_pid: int,
+        interval: float,
+        retiring: Any = None,
+    ) -> None:
         self._beats = beats
         self._ready = ready
+        self._retiring = retiring
         self.slot = slot
         self.parent_pid = parent_pid
         self.interval = interval
@@ -48,6 +61,7 @@ class WorkerLink:
             start.slot,
             start.helper_pid,
             interval=min(1.0, healthcheck_timeout / 4),
+            retiring=start.retiring,
         )
 
     def beat(self) -> None:
@@ -59,6 +73,12 @@ class WorkerLink:
         self.beat()
         self._ready[self.slot] = 1
 
+    def request_retirement(self) -> None:
+        """Ask the supervisor for a replacement: this worker served its ``max_requests``. It
+        serves on until the replacement is ready and the supervisor tells it to drain."""
+        if self._retiring is not None:
+            self._retiring[self.slot] = 1
+
     async def run(self, server: AerosServer) -> None:
         """Beat every ``interval`` seconds; stop the worker if the supervisor is gone."""
         while True:
@@ -68,6 +88,31 @@ class WorkerLink:
                 # drain instead of serving unsupervised.
                 server.request_stop("the supervisor exited")
             await asyncio.sleep(self.interval)
+
+
+def quota(max_requests: int, jitter: int) -> int:
+    """This worker's request quota: ``max_requests`` plus 0 to ``jitter``; 0: no quota."""
+    if max_requests <= 0:
+        return 0
+    return max_requests + secrets.randbelow(jitter + 1)
+
+
+def quota_watch(link: WorkerLink, limit: int) -> Callable[[AerosServer], Coroutine[Any, Any, None]]:
+    """A server companion asking for a replacement once the worker served ``limit`` requests."""
+
+    async def watch(server: AerosServer) -> None:
+        # polled: an event set per request would cost every request what this costs 10x a second
+        while server.server_state.total_requests < limit:  # noqa: ASYNC110
+            await asyncio.sleep(QUOTA_CHECK_INTERVAL)
+        logger.info(
+            "Worker %d [pid %d] served %d requests (max_requests): asking for a replacement",
+            link.slot,
+            os.getpid(),
+            server.server_state.total_requests,
+        )
+        link.request_retirement()
+
+    return watch
 
 
 def worker_main(app: Any, start: WorkerStart, worker_init: Callable[[], Any] | None) -> int:
@@ -86,9 +131,12 @@ def worker_main(app: Any, start: WorkerStart, worker_init: Callable[[], Any] | N
     resources = None
     try:
         resources = worker_init() if worker_init is not None else None
-        server = AerosServer(
-            app, config, on_started=link.mark_ready, companions=(link.run, channel.run)
-        )
+        companions: list[Callable[[AerosServer], Coroutine[Any, Any, None]]]
+        companions = [link.run, channel.run]
+        limit = quota(config.max_requests, config.max_requests_jitter)
+        if limit:  # off: no watcher at all
+            companions.append(quota_watch(link, limit))
+        server = AerosServer(app, config, on_started=link.mark_ready, companions=tuple(companions))
         try:
             server.run(sockets=[start.sock])
         except StartupFailed as exc:

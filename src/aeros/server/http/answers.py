@@ -24,12 +24,18 @@ from aeros.server.config import Limits
 from aeros.server.http.cycle import LeanCycle, batch_for
 from aeros.server.http.rules import error_response
 
-__all__ = ["LINGER_SECONDS", "ConnectionControl"]
+__all__ = ["DRAIN_IDLE_SECONDS", "LINGER_SECONDS", "ConnectionControl"]
 
 logger = logging.getLogger(__name__)
 _access_logger = logging.getLogger(ACCESS_LOGGER)
 
 _NEVER = float("inf")
+_CLOSE = (b"connection", b"close")
+
+DRAIN_IDLE_SECONDS = 1.0
+"""On shutdown, how long an idle keep-alive connection stays open for a request already on
+its way (answered with ``Connection: close``) before it is closed. Closing it at once would
+reset such a request: a failed request for a client, under load, at every worker restart."""
 
 LINGER_SECONDS = 2.0
 """After an error answer, how long unread request bytes are drained before the socket closes.
@@ -104,10 +110,27 @@ class ConnectionControl(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def shutdown(self) -> None:
-        """uvicorn's graceful-shutdown step, after the queued responses are written."""
+        """The graceful-shutdown step: every response from now on says ``Connection: close``
+        and closes; a busy connection closes after its response (uvicorn's), an idle one
+        after :data:`DRAIN_IDLE_SECONDS` without a request (or sooner, at its own deadline)."""
         if self._writes.pending:
             self._writes.flush()
-        super().shutdown()
+        # The server's per-response headers (a list uvicorn rebuilds each tick, and no longer
+        # once it shuts down) reach the responses not yet started on every connection.
+        defaults = self.server_state.default_headers
+        if _CLOSE not in defaults:
+            defaults.append(_CLOSE)
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            cycle.keep_alive = False
+            return
+        now = self.loop.time()
+        until = now + DRAIN_IDLE_SECONDS
+        # the idle deadlines shortened for this connection only (class attributes otherwise)
+        self.keep_alive_timeout = min(self.keep_alive_timeout, until - self._idle_since)
+        self.header_timeout = min(self.header_timeout, until - self._head_started)
+        if self._timer_at > until:
+            self._arm(until)
 
     def cut_off(self, reason: str) -> None:
         """Prepare the request in flight for cancellation at shutdown (the server cancels it).

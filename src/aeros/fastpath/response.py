@@ -1,0 +1,78 @@
+"""A response class that builds the common response (a complete body) in one step.
+
+Quart's :class:`~quart.wrappers.response.Response` goes through werkzeug's constructor: a
+``Headers`` object filled one validated ``__setitem__`` at a time (``Content-Type``, then
+``Content-Length`` through a header property), the status parsed, then the body wrapped. For a
+``str`` or ``bytes`` body with no extra headers, which is what ``jsonify``, a returned string
+or bytes and ``make_response`` of them produce, :class:`LeanResponse` sets the same
+attributes to the same values directly: the content type for each mimetype and the status
+line for each code are worked out once (by werkzeug's own code) and remembered. Every other
+call, and every subclass, goes through Quart's constructor unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart.wrappers.response import Response
+from werkzeug.datastructures import Headers
+
+__all__ = ["LeanResponse"]
+
+_REMEMBERED = 64  # content types and status lines seen in practice are few
+_CONTENT_TYPES: dict[str | None, str] = {}
+_STATUSES: dict[int, tuple[str, int]] = {}
+
+
+class LeanResponse(Response):
+    """Quart's response; a complete ``str``/``bytes`` body without extra headers is built
+    directly (same attributes, same values)."""
+
+    def __init__(
+        self,
+        response: Any = None,
+        status: int | None = None,
+        headers: Any = None,
+        mimetype: str | None = None,
+        content_type: str | None = None,
+    ) -> None:
+        kind = type(response)
+        if (
+            (kind is bytes or kind is str)
+            and headers is None
+            and content_type is None
+            and (status is None or type(status) is int)
+            and type(self) is LeanResponse
+        ):
+            data: bytes = response.encode() if kind is str else response
+            if mimetype is None:
+                mimetype = self.default_mimetype
+            ctype = _CONTENT_TYPES.get(mimetype)
+            if ctype is None:
+                ctype = _checked_content_type(mimetype)
+            items = [("Content-Type", ctype)]
+            if self.automatically_set_content_length:
+                items.append(("Content-Length", str(len(data))))
+            fresh = Headers()
+            fresh._list = items  # the storage every Headers method reads
+            self.headers = fresh
+            code = self.default_status if status is None else status
+            line = _STATUSES.get(code)
+            if line is None:
+                line = self._clean_status(code)
+                if len(_STATUSES) < _REMEMBERED:
+                    _STATUSES[code] = line
+            self._status, self._status_code = line
+            self.timeout = Ellipsis
+            self.response = self.data_body_class(data)
+            return
+        super().__init__(response, status, headers, mimetype, content_type)
+
+
+def _checked_content_type(mimetype: str | None) -> str:
+    """The ``Content-Type`` werkzeug stores for ``mimetype`` (validated by werkzeug)."""
+    probe = Response(b"", mimetype=mimetype)
+    ctype = probe.headers["Content-Type"]
+    if len(_CONTENT_TYPES) < _REMEMBERED:
+        _CONTENT_TYPES[mimetype] = ctype
+    return ctype

@@ -1,0 +1,158 @@
+"""LeanResponse builds what Quart's Response builds, attribute for attribute."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from quart.wrappers.response import Response
+
+from aeros import WebServer
+from aeros.fastpath.response import LeanResponse
+
+
+def _state(response: Any) -> dict[str, Any]:
+    state = {k: v for k, v in vars(response).items() if k not in ("headers", "response")}
+    state["headers"] = list(response.headers.items())
+    state["status"] = response.status
+    state["status_code"] = response.status_code
+    body = response.response
+    state["body"] = (type(body).__name__, getattr(body, "data", None))
+    return state
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        pytest.param((b"hi",), {}, id="bytes"),
+        pytest.param(("h\u00e9",), {}, id="str"),
+        pytest.param((b"{}\n",), {"mimetype": "application/json"}, id="json"),
+        pytest.param((b"x",), {"status": 201}, id="status"),
+        pytest.param((b"x",), {"status": 299}, id="unknown-status"),
+        pytest.param((b"x",), {"mimetype": "text/plain"}, id="text-charset"),
+        pytest.param((b"x",), {"mimetype": "image/png"}, id="binary-no-charset"),
+        pytest.param((b"",), {}, id="empty"),
+        pytest.param((b"x",), {"headers": {"X-A": "1"}}, id="headers-quart-path"),
+        pytest.param((b"x",), {"content_type": "text/csv"}, id="content-type-quart-path"),
+        pytest.param((None,), {}, id="none-quart-path"),
+        pytest.param((["a", "b"],), {}, id="iterable-quart-path"),
+    ],
+)
+def test_lean_response_equals_quarts(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Headers, status, timeout and body are what Quart's constructor sets."""
+    for _ in range(2):  # the second time from the remembered content type and status
+        lean, quart = LeanResponse(*args, **kwargs), Response(*args, **kwargs)
+        assert _state(lean) == _state(quart)
+        assert set(vars(lean)) == set(vars(quart))
+
+
+def test_lean_response_builds_headers_without_werkzeug_setitem(monkeypatch) -> None:
+    """The common response skips Headers.__setitem__ (werkzeug's one-by-one validation)."""
+    from werkzeug.datastructures import Headers
+
+    LeanResponse(b"warm", mimetype="application/json")
+    calls = []
+    original = Headers.__setitem__
+
+    def counting(self: Headers, key: Any, value: Any) -> None:
+        calls.append(key)
+        original(self, key, value)
+
+    monkeypatch.setattr(Headers, "__setitem__", counting)
+    response = LeanResponse(b"{}", mimetype="application/json")
+    assert calls == []
+    assert response.headers["Content-Length"] == "2"
+
+
+def test_lean_response_still_rejects_a_bad_mimetype() -> None:
+    """A mimetype with a newline raises as in werkzeug, and is never remembered."""
+    for _ in range(2):
+        with pytest.raises(ValueError, match="newline"):
+            LeanResponse(b"x", mimetype="text/plain\nX-Evil: 1")
+
+
+async def test_webserver_uses_lean_response_and_headers_stay_mutable() -> None:
+    """WebServer responses are LeanResponse; views and hooks can still change headers."""
+    app = WebServer(__name__, access_log=False)
+
+    @app.route("/")
+    async def index() -> Any:
+        return b"body", 202, {"content-type": "text/plain; charset=utf-8", "X-Mine": "1"}
+
+    @app.after_request
+    async def stamp(response: Response) -> Response:
+        response.headers["X-After"] = "yes"
+        return response
+
+    response = await app.test_client().get("/")
+    assert isinstance(app.response_class(b""), LeanResponse)
+    assert response.status_code == 202
+    assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert response.headers["X-Mine"] == "1"
+    assert response.headers["X-After"] == "yes"
+    assert response.headers["Content-Length"] == "4"
+    assert await response.get_data() == b"body"
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        pytest.param((b"hi", 201, {"content-type": "text/plain; charset=utf-8"}), id="bytes"),
+        pytest.param(("h\u00e9", 404, {"X-A": "1", "Content-Type": "text/csv"}), id="str"),
+        pytest.param((b"x", 200, {}), id="no-headers"),
+        pytest.param((b"x", 200, {"X-Multi": ["a", "b"]}), id="list-value"),
+    ],
+)
+async def test_quick_response_equals_quarts_make_response(result: Any) -> None:
+    """The (body, status, headers) shortcut builds what Quart's make_response builds."""
+    from quart import Quart
+
+    from aeros.fastpath.dispatch import _quick_response
+
+    app = WebServer(__name__, access_log=False)
+    quick = _quick_response(app, result)
+    assert quick is not None
+    async with app.app_context():
+        quarts = await Quart.make_response(app, result)
+    assert _state(quick) == _state(quarts)
+
+
+async def test_quick_response_leaves_other_shapes_and_overrides_to_quart() -> None:
+    """Other return shapes, and an app overriding make_response, go through make_response."""
+    from aeros.fastpath.dispatch import _quick_response
+
+    app = WebServer(__name__, access_log=False)
+    for result in ((b"x", {"X-A": "1"}), "text", {"a": 1}, (b"x", "201 MADE", {})):
+        assert _quick_response(app, result) is None
+
+    class Custom(WebServer):
+        async def make_response(self, result: Any) -> Any:
+            response = await super().make_response(result)
+            response.headers["X-Custom"] = "1"
+            return response
+
+    custom = Custom(__name__, access_log=False)
+
+    @custom.route("/")
+    async def index() -> Any:
+        return b"x", 200, {}
+
+    assert _quick_response(custom, (b"x", 200, {})) is None
+    response = await custom.test_client().get("/")
+    assert response.headers["X-Custom"] == "1"
+
+
+def test_encoded_headers_equal_quarts_and_stay_bounded() -> None:
+    """The connection's header encoding equals Quart's; its memo never grows past its bound."""
+    from quart.utils import encode_headers
+    from werkzeug.datastructures import Headers
+
+    from aeros.fastpath import http
+
+    for i in range(http._ENCODED_MAX + 10):
+        headers = Headers([("Content-Type", "text/plain"), ("X-Id", f"\u00e9{i}")])
+        assert http._encode_headers(headers) == encode_headers(headers)
+        assert len(http._ENCODED) <= http._ENCODED_MAX
+    odd = Headers()
+    odd._list = [["X-List", "1"]]  # not hashable: Quart's conversion
+    assert http._encode_headers(odd) == [(b"x-list", b"1")]

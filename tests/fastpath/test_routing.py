@@ -1,0 +1,174 @@
+"""The URL map's match cache: the same answers as werkzeug, the second time from memory."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.routing import Map, RequestRedirect, Rule
+
+from aeros import WebServer
+from aeros.fastpath.routing import MATCH_CACHE_SIZE, LeanMap
+
+
+class _CountingMatcher:
+    """Wraps werkzeug's matcher, counting how often a path really goes through it."""
+
+    def __init__(self, matcher: Any) -> None:
+        self.matcher = matcher
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.matcher, name)
+
+    def match(self, *args: Any) -> Any:
+        self.calls += 1
+        return self.matcher.match(*args)
+
+
+def _maps(**options: Any) -> tuple[Map, LeanMap]:
+    rules = [
+        Rule("/items/<int:item_id>", endpoint="item"),
+        Rule("/files/<path:name>", endpoint="file"),
+        Rule("/dir/", endpoint="dir"),
+        Rule("/post", endpoint="post", methods=["POST"]),
+        Rule("/", endpoint="index"),
+    ]
+    plain = Map([r.empty() for r in rules], **options)
+    lean = LeanMap([r.empty() for r in rules], **options)
+    return plain, lean
+
+
+def _outcome(adapter: Any, path: str, method: str = "GET") -> Any:
+    try:
+        rule, values = adapter.match(path, method, return_rule=True)
+    except (NotFound, MethodNotAllowed, RequestRedirect) as exc:
+        return type(exc).__name__, getattr(exc, "new_url", None)
+    return rule.endpoint, values
+
+
+@pytest.mark.parametrize(
+    ("path", "method"),
+    [
+        pytest.param("/items/42", "GET", id="int"),
+        pytest.param("/items/x", "GET", id="int-404"),
+        pytest.param("/files/a/b.txt", "GET", id="path"),
+        pytest.param("/dir", "GET", id="strict-slash-redirect"),
+        pytest.param("/dir/", "HEAD", id="head"),
+        pytest.param("/post", "GET", id="405"),
+        pytest.param("/", "GET", id="index"),
+        pytest.param("/nope", "GET", id="404"),
+    ],
+)
+def test_match_cache_answers_as_werkzeug_every_time(path: str, method: str) -> None:
+    """First and repeated matches give werkzeug's result: values, 404, 405 and redirects."""
+    plain, lean = _maps()
+    expected = _outcome(plain.bind("example.com"), path, method)
+    for _ in range(3):
+        assert _outcome(lean.bind("example.com"), path, method) == expected
+
+
+def test_match_cache_skips_the_matcher_for_a_repeated_path() -> None:
+    """A path matched once is answered from the cache; failures and redirects are not cached."""
+    _, lean = _maps()
+    counting = _CountingMatcher(lean._matcher)
+    lean._matcher = counting
+    for _ in range(3):
+        assert lean.bind("example.com").match("/items/7", return_rule=True)[1] == {"item_id": 7}
+    assert counting.calls == 1
+    for path in ("/dir", "/nope"):
+        for _ in range(2):
+            _outcome(lean.bind("example.com"), path)
+    assert counting.calls == 5
+
+
+def test_match_cache_keys_on_host_when_host_matching() -> None:
+    """With host matching the host is part of the key: another host is matched on its own."""
+    lean = LeanMap(
+        [Rule("/", endpoint="a", host="a.example"), Rule("/", endpoint="b", host="b.example")],
+        host_matching=True,
+    )
+    for _ in range(2):
+        assert lean.bind("a.example").match("/")[0] == "a"
+        assert lean.bind("b.example").match("/")[0] == "b"
+        with pytest.raises(NotFound):
+            lean.bind("c.example").match("/")
+
+
+def test_match_cache_is_bounded_least_recently_used_first() -> None:
+    """At most MATCH_CACHE_SIZE matches are kept; a path in use stays while others go."""
+    _, lean = _maps()
+    adapter = lean.bind("example.com")
+    for i in range(MATCH_CACHE_SIZE + 200):
+        adapter.match("/items/0")  # kept in use
+        adapter.match(f"/items/{i + 1}")
+    assert len(lean._matches) == MATCH_CACHE_SIZE
+    counting = _CountingMatcher(lean._matcher)
+    lean._matcher = counting
+    adapter.match("/items/0")
+    assert counting.calls == 0
+
+
+def test_match_cache_forgets_when_a_rule_is_added() -> None:
+    """A rule added after a path was matched takes part in the next match of that path."""
+    app = WebServer(__name__, access_log=False)
+
+    @app.route("/<name>")
+    async def anything(name: str) -> str:
+        return "generic"
+
+    client = app.test_client()
+
+    async def run() -> list[bytes]:
+        first = await (await client.get("/special")).get_data()
+
+        @app.route("/special")
+        async def special() -> str:
+            return "special"
+
+        second = await (await client.get("/special")).get_data()
+        return [first, second]
+
+    assert asyncio.run(run()) == [b"generic", b"special"]
+
+
+async def test_cached_view_args_are_a_fresh_dict_per_request() -> None:
+    """A url_value_preprocessor popping a value does not take it from the next request."""
+    app = WebServer(__name__, access_log=False)
+
+    @app.url_value_preprocessor
+    def pull_lang(endpoint: str | None, values: dict[str, Any] | None) -> None:
+        assert values is not None
+        app.config["LANG_SEEN"] = values.pop("lang")
+
+    @app.route("/<lang>/hello")
+    async def hello() -> str:
+        return app.config["LANG_SEEN"]
+
+    client = app.test_client()
+    for _ in range(3):
+        response = await client.get("/fr/hello")
+        assert await response.get_data() == b"fr"
+
+
+async def test_mutable_converter_values_are_not_shared() -> None:
+    """A converter returning a list is matched per request: a view mutating it changes nothing."""
+    from werkzeug.routing import BaseConverter
+
+    class ListConverter(BaseConverter):
+        def to_python(self, value: str) -> list[str]:
+            return value.split("+")
+
+    app = WebServer(__name__, access_log=False)
+    app.url_map.converters["list"] = ListConverter
+
+    @app.route("/sum/<list:parts>")
+    async def total(parts: list[str]) -> str:
+        parts.append("mutated")
+        return str(len(parts))
+
+    client = app.test_client()
+    for _ in range(3):
+        assert await (await client.get("/sum/a+b")).get_data() == b"3"
