@@ -383,3 +383,15 @@ async def test_filesystem_tag_index_is_compacted(tmp_path: Path) -> None:
     assert index.read_text().split() == [cache._path("g:a").name]
     assert await cache.delete_tags(["t"]) == 1
     assert list((tmp_path / "c").glob("*.tix")) == []
+
+
+async def test_filesystem_tag_index_loses_no_write_to_a_purge(tmp_path: Path) -> None:
+    """Tagged writes racing tag purges (threads): every write lands in an index that a later
+    purge reads, so once the writes are done one purge leaves no tagged entry behind."""
+    cache = FilesystemCache(tmp_path / "c", threshold=100_000)
+    writes = [cache.set_tagged(f"g:{i}", b"v", ttl=60, tags=["t"]) for i in range(600)]
+    purges = [cache.delete_tags(["t"]) for _ in range(600)]
+    mixed = [op for pair in zip(writes, purges, strict=True) for op in pair]
+    await asyncio.gather(*mixed)
+    await cache.delete_tags(["t"])
+    assert [i for i in range(600) if await cache.get(f"g:{i}") is not None] == []
