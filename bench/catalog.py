@@ -38,6 +38,7 @@ SCENARIOS = (
     ),
     Scenario("cached-hit", "/cached", only=(*BARE, *AEROS), title="cache hit"),
     Scenario("cached-hit-redis", "/cached", only=("aeros-redis",), title="RedisCache hit"),
+    Scenario("cached-hit-tiered", "/cached", only=("aeros-tiered",), title="TieredCache hit"),
     Scenario(
         "cached-20k-gzip-hit",
         "/cached-big",
@@ -58,6 +59,7 @@ LABELS = {
     "aeros-redis": "aeros, RedisCache (uvicorn)",
     "aeros-request-id": "aeros, request ids on",
     "aeros-metrics": "aeros, metrics on",
+    "aeros-tiered": "aeros, TieredCache (uvicorn)",
     "quart": "Quart (uvicorn)",
     "quart-aeros": "Quart (aeros server)",
     "quart-hypercorn": "Quart (Hypercorn)",
@@ -85,6 +87,7 @@ SAME_SERVER = {
     "aeros-redis": "bare-aeros",
     "aeros-request-id": "bare-aeros",
     "aeros-metrics": "bare-aeros",
+    "aeros-tiered": "bare-aeros",
     "quart-aeros": "bare-aeros",
     "fastapi-aeros": "bare-aeros",
 }

@@ -61,3 +61,11 @@ def redis_hit_ratio(results: list[Any]) -> float | None:
     rps = {(r.contender, r.scenario): r.rps for r in results}
     hit, json_ = rps.get(("aeros-redis", "cached-hit-redis")), rps.get(("aeros", "json"))
     return hit / json_ if hit and json_ else None
+
+
+def tiered_hit_ratio(results: list[Any]) -> float | None:
+    """A TieredCache (local tier) hit over a SimpleCache hit in the same run (issue 15:
+    >= 0.9)."""
+    rps = {(r.contender, r.scenario): r.rps for r in results}
+    hit, simple = rps.get(("aeros-tiered", "cached-hit-tiered")), rps.get(("aeros", "cached-hit"))
+    return hit / simple if hit and simple else None

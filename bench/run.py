@@ -49,7 +49,7 @@ from bench.catalog import (
     Scenario,
     expand_contenders,
 )
-from bench.redis_server import redis_hit_ratio, start_bench_redis
+from bench.redis_server import redis_hit_ratio, start_bench_redis, tiered_hit_ratio
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -382,7 +382,7 @@ def main() -> None:
     server_cpus, client_cpus = [args.server_cpu], [args.client_cpu]
     started = time.monotonic()
     checks: dict[str, Any] = {}
-    if "aeros-redis" in contenders:
+    if "aeros-redis" in contenders or "aeros-tiered" in contenders:
         start_bench_redis(client_cpus)  # Redis shares the client's CPU, not the server's
 
     runs: dict[tuple[str, str], list[Result]] = {}
@@ -461,6 +461,9 @@ def main() -> None:
     if (redis_ratio := redis_hit_ratio(results)) is not None:
         checks["redis_hit_over_json"] = round(redis_ratio, 2)
         print(f"\nRedisCache hit / uncached JSON (aeros): {redis_ratio:.2f}x")
+    if (tiered_ratio := tiered_hit_ratio(results)) is not None:
+        checks["tiered_hit_over_simple_hit"] = round(tiered_ratio, 2)
+        print(f"\nTieredCache local hit / SimpleCache hit (aeros): {tiered_ratio:.2f}x")
     if scaling:
         print("\naeros worker scaling (JSON):")
         for r in scaling:

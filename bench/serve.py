@@ -18,6 +18,7 @@ CONTENDERS = (
     "aeros",
     "aeros-redis",
     "aeros-ratelimit",
+    "aeros-tiered",
     "aeros-granian",
     "aeros-request-id",
     "aeros-metrics",
@@ -31,7 +32,8 @@ CONTENDERS = (
 )
 
 REDIS_URL_VARIABLE = "AEROS_BENCH_REDIS_URL"
-"""Where the ``aeros-redis`` contender finds its Redis (set by :mod:`bench.run`)."""
+"""Where the ``aeros-redis`` and ``aeros-tiered`` contenders find their Redis (set by
+:mod:`bench.run`)."""
 
 UVICORN = {
     "bare": "bench.apps:bare_app",
@@ -76,6 +78,16 @@ def serve(contender: str, port: int, workers: int) -> None:
         from bench.apps import make_aeros_ratelimit_app
 
         make_aeros_ratelimit_app().run_server(host=host, port=port, workers=workers)
+    elif contender == "aeros-tiered":
+        # the same app on a TieredCache: a SimpleCache in front of that Redis
+        from aeros import RedisCache, SimpleCache, TieredCache
+        from bench.apps import make_aeros_app
+
+        shared = RedisCache(url=os.environ[REDIS_URL_VARIABLE], timeout=3600)
+        local = SimpleCache(timeout=3600, threshold=100_000)
+        make_aeros_app(TieredCache(local=local, shared=shared)).run_server(
+            host=host, port=port, workers=workers
+        )
     elif contender in ("bare-aeros", "quart-aeros", "fastapi-aeros"):
         # another app on aeros' own server: the bare app is the ceiling "on the same server"
         # as aeros, and stock Quart and FastAPI there separate the framework from the server

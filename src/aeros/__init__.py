@@ -25,7 +25,7 @@ from aeros.response_cache.policy import cached
 from aeros.security import CSP, SecurityHeaders
 from aeros.server.config import Limits
 from aeros.server.threads import AdvancedThread
-from aeros.stores import FileSystemCache, FilesystemCache, RedisCache, SimpleCache
+from aeros.stores import FileSystemCache, FilesystemCache, RedisCache, SimpleCache, TieredCache
 
 __all__ = [
     "CORS",
@@ -46,6 +46,7 @@ __all__ = [
     "SecurityHeaders",
     "SimpleCache",
     "StoreError",
+    "TieredCache",
     "WebServer",
     "Zstd",
     "async_to_sync",

@@ -109,6 +109,8 @@ class WebServer(Serving, Quart):
         workers: alias of ``worker_threads``.
         cors: a :class:`aeros.CORS` policy, or None.
         cache_control: a default ``CacheControl`` for every route without its own.
+        cache_status: add ``Cache-Status`` (RFC 9211) to the answers of cached routes, e.g.
+            ``aeros; hit; ttl=23`` or ``aeros; fwd=uri-miss; stored``. Default False.
         limits: request size and time limits (:class:`aeros.Limits`); its body and form
             sizes are also Quart's ``MAX_CONTENT_LENGTH``, ``MAX_FORM_MEMORY_SIZE`` and
             ``MAX_FORM_PARTS``, and a ``MAX_CONTENT_LENGTH`` set later is the server's limit
@@ -156,6 +158,7 @@ class WebServer(Serving, Quart):
         limits: Limits | None = None,
         rate_limit: RateLimit | None = None,
         security_headers: SecurityHeaders | None = None,
+        cache_status: bool = False,
         **options: Unpack[WebServerOptions],
     ) -> None:
         observability = pop_observability_options(options)  # type: ignore[arg-type]
@@ -222,7 +225,9 @@ class WebServer(Serving, Quart):
         if compression is not None and compression is not DEFAULT_COMPRESSION:
             compression = check_codecs(compression)
         self._compression_arg = compression
-        self.response_cache = ResponseCache(self, cache)
+        self.response_cache = ResponseCache(
+            self, cache, cache_status=boolean("WebServer", "cache_status", cache_status)
+        )
         if cache_control is not None:
             if not isinstance(cache_control, CacheControl):
                 raise ConfigurationError(
@@ -367,13 +372,18 @@ class WebServer(Serving, Quart):
         """
         self.response_cache.clear_sync()
 
-    def purge_cache(self, path: str | None = None, *, endpoint: str | None = None) -> int:
-        """Drop the cached responses of one path (``"/items/1"``) or one endpoint (``"item"``).
+    def purge_cache(
+        self, path: str | None = None, *, endpoint: str | None = None, tag: str | None = None
+    ) -> int:
+        """Drop the cached responses of one path (``"/items/1"``), one endpoint (``"item"``)
+        or one tag (``"items"``, given by ``@app.cache(tags=...)``).
 
         Returns how many entries were removed; ``await app.response_cache.purge(...)`` is the
         async form.
         """
-        return self.response_cache.run_sync(self.response_cache.purge(path, endpoint=endpoint))
+        return self.response_cache.run_sync(
+            self.response_cache.purge(path, endpoint=endpoint, tag=tag)
+        )
 
     # ---- logging ----------------------------------------------------------------------
 

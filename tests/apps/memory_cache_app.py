@@ -3,8 +3,9 @@
 ``python memory_cache_app.py DATA_FILE``: ``GET /thing`` answers ``<pid> <value>`` (cached for
 300 s); ``PUT /thing`` writes the value (a write invalidation); ``POST /admin/<action>`` clears or
 purges the cache through the worker that gets the request (``clear``, ``clear-sync``,
-``purge-path``, ``purge-endpoint``). A line ``clear`` on stdin makes the supervisor's process
-call ``app.clear_cache()`` and print ``CLEARED``. stdout: ``URL <base url>`` once serving.
+``purge-path``, ``purge-endpoint``, ``purge-tag``). A line ``clear`` on stdin makes the
+supervisor's process call ``app.clear_cache()`` and print ``CLEARED``. stdout: ``URL <base url>``
+once serving.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def say(line: str) -> None:
 
 
 @app.route("/thing", methods=["GET", "PUT"])
-@app.cache(timeout=300)
+@app.cache(timeout=300, tags=["things"])
 async def thing() -> str:
     if request.method == "PUT":
         DATA.write_text((await request.get_data()).decode())
@@ -58,6 +59,11 @@ def clear_sync() -> str:  # a sync view: clear_cache() runs its own loop in Quar
 @app.post("/admin/purge-path")
 async def purge_path() -> str:
     return str(await app.response_cache.purge("/thing"))
+
+
+@app.post("/admin/purge-tag")
+async def purge_tag() -> str:
+    return str(await app.response_cache.purge(tag="things"))
 
 
 @app.post("/admin/purge-endpoint")

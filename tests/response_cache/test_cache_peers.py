@@ -112,6 +112,7 @@ def _clear_in_the_supervisors_process(app: TwoWorkers) -> None:
         pytest.param(_through_a_worker("clear-sync"), id="clear_cache-in-a-sync-view"),
         pytest.param(_through_a_worker("purge-path"), id="purge-path"),
         pytest.param(_through_a_worker("purge-endpoint"), id="purge-endpoint"),
+        pytest.param(_through_a_worker("purge-tag"), id="purge-tag"),
         pytest.param(_clear_in_the_supervisors_process, id="clear_cache-outside-the-workers"),
     ],
 )

@@ -78,7 +78,7 @@ async def test_cache_route_lookup_is_bounded() -> None:
     cache = app.response_cache
     for i in range(_MEMO_LIMIT + 500):
         assert cache.policy_for(http_scope(f"/random/{i}")) is None
-    assert len(cache._memo) <= _MEMO_LIMIT
+    assert len(cache.lookup._memo) <= _MEMO_LIMIT
     assert cache.policy_for(http_scope("/")) is not None
 
 
@@ -200,11 +200,16 @@ def test_cache_refuses_wrong_capabilities(capabilities: Any, match: str) -> None
 async def test_builtin_stores_declare_what_they_do(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    """Each built-in store declares its capabilities; only SimpleCache lives per process."""
+    """Each built-in store declares its capabilities; only SimpleCache lives per process;
+    the memory ones read without a coroutine (TieredCache's local tier); every one keeps tags,
+    and the Redis-backed ones locks."""
     store = make_store(kind, tmp_path, request)
     capabilities = capabilities_of(store)
     assert capabilities.groups
     assert capabilities.prefix_delete
+    assert capabilities.tags
     assert capabilities.shared == (kind != "memory")
-    assert capabilities.nowait_get == (kind == "memory")
+    assert capabilities.nowait_get == (kind in ("memory", "tiered"))
+    assert capabilities.local_tier == (kind == "tiered")
+    assert capabilities.locks == (kind in ("redis", "tiered"))
     await store.aclose()

@@ -14,7 +14,7 @@ import pytest
 
 from aeros import ConfigurationError, FileSystemCache, FilesystemCache, RedisCache, SimpleCache
 from aeros.errors import StoreError
-from aeros.stores import PrefixStore, Store
+from aeros.stores import PrefixStore, Store, TagStore
 from tests.support.cache import BACKENDS, FakeClock, make_store
 
 HOSTILE_KEYS = [
@@ -339,3 +339,59 @@ def test_store_config_refused(factory: Any, match: str) -> None:
 def test_redis_repr_hides_password() -> None:
     """A password in the URL never shows in repr (and so never in logs)."""
     assert "hunter2" not in repr(RedisCache(url="redis://:hunter2@127.0.0.1:6379/0"))
+
+
+async def test_store_delete_tags(store: Any) -> None:
+    """delete_tags drops exactly the entries indexed under any of the tags (and counts them);
+    a later plain set of a tagged key keeps it in its index; the index goes with the purge."""
+    assert isinstance(store, TagStore)
+    await store.set_tagged("r:p:a", b"1", ttl=60, tags=["items", "item:1"])
+    await store.set_tagged("r:p:b", b"2", ttl=None, tags=["items"])
+    await store.set_tagged("r:q:c", b"3", ttl=60, tags=["other"])
+    await store.set("r:p:d", b"4", ttl=60)
+    await store.set("r:p:a", b"1 again", ttl=60)  # a new variant: still tagged
+    assert await store.delete_tags(["item:1"]) == 1
+    assert await store.get("r:p:a") is None
+    assert await store.get("r:p:b") == b"2"
+    assert await store.delete_tags(["items", "nothing"]) == 1
+    assert [await store.get(k) for k in ("r:p:b", "r:q:c", "r:p:d")] == [None, b"3", b"4"]
+    assert await store.delete_tags(["items"]) == 0  # the index went with the purge
+    await store.set_tagged("r:p:b", b"5", ttl=60, tags=["items"])
+    assert await store.delete_tags(["items"]) == 1
+
+
+async def test_memory_tag_index_follows_evictions() -> None:
+    """Evicted and deleted entries leave the tag indexes: they never outgrow the table."""
+    cache = SimpleCache(threshold=3)
+    for i in range(50):
+        await cache.set_tagged(f"k{i}", b"v", ttl=None, tags=["all", f"one:{i}"])
+    await cache.delete("k49")
+    assert sum(len(keys) for keys in cache._tagged.values()) == 4  # k47, k48: two tags each
+    assert await cache.delete_tags(["all"]) == 2
+
+
+async def test_filesystem_tag_index_is_compacted(tmp_path: Path) -> None:
+    """Pruning rewrites each tag index to the entries that still exist, once each."""
+    cache = FilesystemCache(tmp_path / "c", threshold=100)
+    for _ in range(3):
+        await cache.set_tagged("g:a", b"v", ttl=60, tags=["t"])
+    await cache.set_tagged("g:b", b"v", ttl=60, tags=["t"])
+    await cache.delete("g:b")
+    index = next((tmp_path / "c").glob("*.tix"))
+    assert len(index.read_text().split()) == 4
+    await asyncio.to_thread(cache._prune)
+    assert index.read_text().split() == [cache._path("g:a").name]
+    assert await cache.delete_tags(["t"]) == 1
+    assert list((tmp_path / "c").glob("*.tix")) == []
+
+
+async def test_filesystem_tag_index_loses_no_write_to_a_purge(tmp_path: Path) -> None:
+    """Tagged writes racing tag purges (threads): every write lands in an index that a later
+    purge reads, so once the writes are done one purge leaves no tagged entry behind."""
+    cache = FilesystemCache(tmp_path / "c", threshold=100_000)
+    writes = [cache.set_tagged(f"g:{i}", b"v", ttl=60, tags=["t"]) for i in range(600)]
+    purges = [cache.delete_tags(["t"]) for _ in range(600)]
+    mixed = [op for pair in zip(writes, purges, strict=True) for op in pair]
+    await asyncio.gather(*mixed)
+    await cache.delete_tags(["t"])
+    assert [i for i in range(600) if await cache.get(f"g:{i}") is not None] == []

@@ -14,11 +14,11 @@ from typing import Any
 from quart import Response as QuartResponse
 from quart import request
 
-from aeros import FilesystemCache, RedisCache, SimpleCache, WebServer
+from aeros import FilesystemCache, RedisCache, SimpleCache, TieredCache, WebServer
 from aeros.errors import StoreError
 from tests.support.asgi import drive
 
-BACKENDS = ("memory", "filesystem", "redis")
+BACKENDS = ("memory", "filesystem", "redis", "tiered")
 
 
 class FakeClock:
@@ -37,12 +37,15 @@ class FakeClock:
 
 
 def make_store(kind: str, tmp_path: Path, request: Any, **options: Any) -> Any:
-    """A fresh store of ``kind``; for redis the session server is started and flushed."""
+    """A fresh store of ``kind``; for redis (and tiered: a SimpleCache in front of Redis) the
+    session server is started and flushed."""
     if kind == "memory":
         return SimpleCache(**options)
     if kind == "filesystem":
         return FilesystemCache(tmp_path / "cache", **options)
     redis_server = request.getfixturevalue("redis")
+    if kind == "tiered":
+        return TieredCache(local=SimpleCache(), shared=RedisCache(url=redis_server.url, **options))
     return RedisCache(url=redis_server.url, **options)
 
 

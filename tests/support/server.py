@@ -19,10 +19,12 @@ APP = Path(__file__).parents[1] / "apps" / "server_app.py"
 
 class AppProcess:
     """``tests/apps/server_app.py`` (or ``script``) in a subprocess; stdout lines are collected
-    as they come."""
+    as they come; ``name`` names its stderr file (several in one test need several names)."""
 
-    def __init__(self, tmp_path: Path, *args: str, script: Path = APP) -> None:
-        self.stderr_path = tmp_path / "server.stderr"
+    def __init__(
+        self, tmp_path: Path, *args: str, script: Path = APP, name: str = "server"
+    ) -> None:
+        self.stderr_path = tmp_path / f"{name}.stderr"
         with self.stderr_path.open("wb") as stderr:
             self.proc = subprocess.Popen(
                 [sys.executable, str(script), *args],

@@ -15,6 +15,7 @@ from aeros.compression.codecs import Codec
 from aeros.compression.headers import encode_body, encoded_headers
 from aeros.middleware.headers import GlobalHeaders
 from aeros.response_cache.entry import Entry
+from aeros.response_cache.status import CACHE_STATUS
 from aeros.types import Headers, Send
 
 __all__ = ["NOT_MODIFIED_HEADERS", "answer", "etag_matches", "prepare"]
@@ -66,11 +67,13 @@ async def answer(
     head: bool,
     now: float,
     kept_in_304: frozenset[bytes] = NOT_MODIFIED_HEADERS,
+    cache_status: bytes | None = None,
 ) -> None:
     """Send a prepared answer: 304 when ``If-None-Match`` matches, else the status and body.
 
     ``Age`` is added unless the entry was made at ``now`` (the request that filled it). A 304
     keeps only the headers named in ``kept_in_304`` (RFC 9110 15.4.5's list by default).
+    ``cache_status`` is this request's ``Cache-Status`` value (on 304s too); None: none.
     """
     age = str(max(0, int(now - entry.created))).encode()
     if (
@@ -80,11 +83,17 @@ async def answer(
     ):
         headers = [(n, v) for n, v in headers if n in kept_in_304]
         headers.append((b"age", age))
+        if cache_status is not None:
+            headers.append((CACHE_STATUS, cache_status))
         await send({"type": "http.response.start", "status": 304, "headers": headers})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         return
     if now != entry.created:
         headers = [*headers, (b"age", age)]
+        if cache_status is not None:
+            headers.append((CACHE_STATUS, cache_status))
+    elif cache_status is not None:
+        headers = [*headers, (CACHE_STATUS, cache_status)]
     await send({"type": "http.response.start", "status": entry.status, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if head else body, "more_body": False})
 

@@ -8,8 +8,9 @@ the layer's limit. A file the app names by path (the ASGI ``http.response.pathse
 extension) is read and stored when it is within the limit.
 
 Headers that belong to one request (``X-Request-Id``, ``RateLimit-*``, ``X-RateLimit-*``,
-``Retry-After``, ``Date``) are never stored: a hit would replay another request's values. The
-response that filled the entry still carries them (``Date`` comes from the server).
+``Retry-After``, ``Date``, ``Cache-Status``) are never stored: a hit would replay another
+request's values. The response that filled the entry still carries them (``Date`` comes from
+the server).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import asyncio
 import hashlib
 from collections.abc import Callable
 
+from aeros.response_cache import status
 from aeros.response_cache.entry import Entry
 from aeros.response_cache.policy import CachePolicy
 from aeros.types import Headers, Message, Receive, Send
@@ -30,7 +32,8 @@ PATHSEND = "http.response.pathsend"
 _NOT_STORED_HEADERS = frozenset(
     {b"content-length", b"transfer-encoding", b"connection", b"keep-alive", b"date", b"age"}
 )
-_PER_REQUEST_HEADERS = frozenset({b"x-request-id", b"retry-after", b"ratelimit"})
+# cache-status: computed per request by this cache (RFC 9211), never replayed from an entry
+_PER_REQUEST_HEADERS = frozenset({b"x-request-id", b"retry-after", b"ratelimit", b"cache-status"})
 _PER_REQUEST_PREFIXES = (b"ratelimit-", b"x-ratelimit-")
 _REFUSED_DIRECTIVES = frozenset({b"private", b"no-store", b"no-cache"})
 
@@ -53,6 +56,7 @@ class Capture:
         max_bytes: larger bodies are streamed, not stored.
         stream: where a response that is not stored goes (None: dropped, for refreshes).
         unstorable: called once the response start shows it will not be stored.
+        cache_status: add ``Cache-Status`` (RFC 9211) to a response passed on unstored.
 
     After the app has run, :attr:`refusal` says why a response was not stored (None: it was,
     or the app sent nothing) and :attr:`per_request` holds the per-request headers left out
@@ -65,8 +69,11 @@ class Capture:
         max_bytes: int,
         stream: Send | None,
         unstorable: Callable[[], None] | None = None,
+        *,
+        cache_status: bool = False,
     ) -> None:
         self.policy = policy
+        self.cache_status = cache_status
         self.unstorable = unstorable
         self.max_bytes = max_bytes
         self.stream = stream
@@ -107,6 +114,13 @@ class Capture:
 
     async def _forward(self, message: Message) -> None:
         if self.stream is not None:
+            if self.cache_status and message["type"] == "http.response.start":
+                refusal = self.refusal
+                value = status.uncacheable(refusal[0]) if refusal else status.FORWARDED
+                message = {
+                    **message,
+                    "headers": status.with_status(message.get("headers") or [], value),
+                }
             await self.stream(message)
 
     async def release(self) -> None:

@@ -24,11 +24,14 @@ from aeros.types import Scope
 __all__ = [
     "KeyMemo",
     "build_key",
+    "endpoint_tag",
+    "fixed_tags",
     "key_material",
     "path_prefix",
     "request_host",
     "request_path",
     "route_prefix",
+    "tag_name",
 ]
 
 _LEN = struct.Struct("<I")
@@ -110,6 +113,25 @@ def key_material(
 def route_prefix(policy: CachePolicy) -> str:
     """Store-key prefix of every entry of the policy's route."""
     return policy.route_hash + ":"
+
+
+def endpoint_tag(policy: CachePolicy) -> str:
+    """The internal tag every entry of the policy's route carries: an endpoint purge drops the
+    route's entries through the store's tag index instead of scanning its keys."""
+    return "e:" + policy.route_hash
+
+
+def fixed_tags(policy: CachePolicy, scope: Scope) -> tuple[str, ...]:
+    """The route's endpoint tag and its fixed ``tags`` (a ``tags=`` callable needs the app's
+    route lookup: the app passes the layer its own ``tags_for``)."""
+    fixed = () if callable(policy.tags) else policy.tags
+    return (endpoint_tag(policy), *(tag_name(tag) for tag in fixed))
+
+
+def tag_name(tag: str) -> str:
+    """The store tag of a user's tag (``tags=[...]``), in its own namespace: no user tag can
+    name an internal one."""
+    return "t:" + tag
 
 
 def request_path(scope: Scope) -> bytes:

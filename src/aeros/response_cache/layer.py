@@ -20,7 +20,11 @@ Per cached GET/HEAD request:
   entries of its target URI and of a same-origin ``Location`` / ``Content-Location``
   (:mod:`aeros.response_cache.invalidation`), so the next GET sees the change;
 - a failing store (:class:`aeros.errors.StoreError`) serves the request uncached and logs a
-  warning at most once per ``warn_interval`` seconds.
+  warning at most once per ``warn_interval`` seconds;
+- with a store that holds locks, a miss also takes the key's lock in the store, so one process
+  of the fleet runs the view (:class:`~aeros.response_cache.coalesce.FleetLocks`);
+- with ``cache_status``, every answer says how it was served in ``Cache-Status`` (RFC 9211,
+  :mod:`aeros.response_cache.status`).
 
 Request ``Cache-Control: no-cache`` / ``Pragma`` are ignored on purpose: honouring them would let
 any client force misses (and load on the app) at will, as most CDNs recognise.
@@ -44,13 +48,15 @@ from aeros.compression.negotiate import Negotiator
 from aeros.errors import StoreError
 from aeros.headers import add_vary
 from aeros.middleware.headers import GlobalHeaders
+from aeros.response_cache import status
 from aeros.response_cache.answer import NOT_MODIFIED_HEADERS, answer, prepare
-from aeros.response_cache.capture import Capture, Refusal, empty_receive
-from aeros.response_cache.coalesce import Fills
+from aeros.response_cache.capture import Capture, empty_receive
+from aeros.response_cache.coalesce import Fills, FleetLocks
 from aeros.response_cache.entry import Entry
 from aeros.response_cache.invalidation import Target, drop_target, serve_unsafe
-from aeros.response_cache.keys import KeyMemo
+from aeros.response_cache.keys import KeyMemo, fixed_tags
 from aeros.response_cache.policy import CachePolicy
+from aeros.response_cache.refusals import Refusals
 from aeros.response_cache.storage import FAILED, EntryStore
 from aeros.types import (
     CACHE_STATE,
@@ -70,7 +76,6 @@ logger = logging.getLogger(__name__)
 
 _CREDENTIALS = (b"authorization", b"cookie")
 _OTHER_SAFE_METHODS = frozenset({"OPTIONS", "TRACE"})  # never stored, never invalidate
-_QUIET_REFUSALS = frozenset({"status"})  # a status outside statuses= is the route's choice
 
 
 class CacheMiddleware:
@@ -96,6 +101,15 @@ class CacheMiddleware:
             every layer (and worker) sharing the store forgets them too.
         clock: the wall clock in seconds that dates entries and decides freshness; default
             ``time.time`` (every worker and instance sharing a store must agree on it).
+        tags_for: ``tags_for(policy, scope)``: the store tags of the entry a request stores
+            (its route's internal endpoint tag first); default: the endpoint tag and the
+            policy's fixed ``tags``. The app passes one that calls a ``tags=`` callable with
+            the view's arguments.
+        cache_status: add ``Cache-Status`` (RFC 9211) to every answer of a cached route.
+            Default False.
+        lock_timeout: with a store that holds locks: seconds a fill's lock lives, the most a
+            request waits for another process's fill before running the view itself.
+            Default 5.
     """
 
     def __init__(
@@ -111,6 +125,9 @@ class CacheMiddleware:
         coalesce_grace: float = 0.5,
         invalidate: Callable[[Target], Awaitable[object]] | None = None,
         clock: Callable[[], float] = time.time,
+        tags_for: Callable[[CachePolicy, Scope], tuple[str, ...]] | None = None,
+        cache_status: bool = False,
+        lock_timeout: float = 5.0,
     ) -> None:
         self.app = app
         self.store = store
@@ -126,7 +143,12 @@ class CacheMiddleware:
         self._tasks: set[asyncio.Task[None]] = set()
         self._key = KeyMemo()
         self.invalidate = invalidate if invalidate is not None else self._drop_here
-        self._refusals_told: set[tuple[str, str]] = set()  # (route, kind) warned about
+        self.refusals = Refusals(logger)
+        self.tags_for = tags_for if tags_for is not None else fixed_tags
+        self.cache_status = cache_status
+        self.fleet = (
+            FleetLocks(store, self.entries, lock_timeout, clock) if self.entries.locks else None
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -194,10 +216,14 @@ class CacheMiddleware:
             except StoreError as exc:
                 entries.warn(exc)
                 entry = FAILED
+            if entry is None and entries.nowait_partial:  # a local tier missed: ask the store
+                entry = await entries.load(key)
         else:
             entry = await entries.load(key)
         if entry is FAILED:
             scope[CACHE_STATE] = "error"
+            if self.cache_status:
+                send = status.marked(send, status.uncacheable("store-error"))
             await self.app(scope, receive, send)
             return
         now = self.clock()
@@ -208,7 +234,17 @@ class CacheMiddleware:
                 scope[CACHE_STATE] = "stale"
                 self._refresh(key, policy, scope)
             headers, body = self._answer_for(key, entry, accept)
-            await answer(send, entry, headers, body, if_none_match, head, now, self._kept_in_304)
+            await answer(
+                send,
+                entry,
+                headers,
+                body,
+                if_none_match,
+                head,
+                now,
+                self._kept_in_304,
+                status.hit(entry.fresh_until, now) if self.cache_status else None,
+            )
             return
 
         future = self.fills.running(key)
@@ -216,18 +252,15 @@ class CacheMiddleware:
             entry = await asyncio.shield(future)
             now = self.clock()
             if entry is not None and now < entry.fresh_until:
-                scope[CACHE_STATE] = "hit"
-                scope[COALESCED] = True  # waited for another request's fill (the metrics)
-                headers, body = self._answer_for(key, entry, accept)
-                await answer(
-                    send, entry, headers, body, if_none_match, head, now, self._kept_in_304
-                )
+                await self._answer_hit(key, entry, scope, send, accept, if_none_match, head)
                 return
             if entry is not None:  # a finished fill kept for late arrivals, stale by now
                 future = None
         if head or future is not None:
             # a HEAD response has no body to store; an unstorable fill is not shared
             scope[CACHE_STATE] = "miss"
+            if self.cache_status:
+                send = status.marked(send, status.FORWARDED)
             await self.app(scope, receive, send)
             return
         scope[CACHE_STATE] = "miss"
@@ -235,7 +268,27 @@ class CacheMiddleware:
 
     async def _bypass(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope[CACHE_STATE] = "bypass"
+        if self.cache_status:
+            send = status.marked(send, status.BYPASS)
         await self.app(scope, receive, send)
+
+    async def _answer_hit(
+        self,
+        key: str,
+        entry: Entry,
+        scope: Scope,
+        send: Send,
+        accept: bytes | None,
+        if_none_match: bytes | None,
+        head: bool,
+    ) -> None:
+        """Answer from an entry another request (of this process or another) just filled."""
+        scope[CACHE_STATE] = "hit"
+        scope[COALESCED] = True  # waited for another request's fill (the metrics)
+        now = self.clock()
+        headers, body = self._answer_for(key, entry, accept)
+        mark = status.hit(entry.fresh_until, now) if self.cache_status else None
+        await answer(send, entry, headers, body, if_none_match, head, now, self._kept_in_304, mark)
 
     async def _lead(
         self,
@@ -258,30 +311,54 @@ class CacheMiddleware:
             # they must not wait for a long stream (an event stream) to end
             fills.finish(key, future, None)
 
+        token: str | None = None
         try:
+            if self.fleet is not None:  # one view call in the fleet: its lock, or its entry
+                taken = await self.fleet.take(key)
+                if isinstance(taken, Entry):
+                    entry = taken
+                    await self._answer_hit(key, entry, scope, send, accept, if_none_match, False)
+                    return
+                token = taken
             codec = self.negotiate(accept)
             passed_on = self.headers.sender(send) if self.headers else send
             stream = CompressingSender(passed_on, codec, self.codecs)
             entry, capture = await self._fill(policy, scope, receive, stream, unstorable)
+            if self.fleet is not None and capture.start is not None:
+                self.fleet.remember(key, stored=entry is not None)
             if entry is None:
-                self._refused(policy, scope, capture.refusal)
+                self.refusals.refused(policy, scope, capture.refusal)
             else:
                 # the client's variant goes into the one write
                 headers, body, _ = prepare(entry, codec, self.codecs, self.headers)
                 if capture.per_request:  # this request's own headers: never stored
                     headers = [*headers, *capture.per_request]
-                await self.entries.save(key, entry, generation)
+                tags = self.refusals.tags(self.tags_for, policy, scope)
+                if tags is None:
+                    scope[CACHE_STATE] = "uncacheable"
+                    mark = status.uncacheable("tags")
+                    stored, entry = entry, None
+                else:
+                    await self.entries.save(key, entry, generation, tags)
+                    mark = status.STORED
+                    stored = entry
+                if token is not None:
+                    await self.fleet.release(key, token)  # type: ignore[union-attr]
+                    token = None
                 await answer(
                     send,
-                    entry,
+                    stored,
                     headers,
                     body,
                     if_none_match,
                     False,
-                    entry.created,
+                    stored.created,
                     self._kept_in_304,
+                    mark if self.cache_status else None,
                 )
         finally:
+            if token is not None:
+                await self.fleet.release(key, token)  # type: ignore[union-attr]
             if self.entries.changed_since(generation, key):
                 entry = None  # a write replaced it meanwhile: waiters run the view afresh
             fills.finish(key, future, entry)
@@ -299,7 +376,9 @@ class CacheMiddleware:
         inner[SKIP_COMPRESSION] = True
         if self.headers:
             inner[SKIP_GLOBAL_HEADERS] = True
-        capture = Capture(policy, self.max_entry_bytes, stream, unstorable)
+        capture = Capture(
+            policy, self.max_entry_bytes, stream, unstorable, cache_status=self.cache_status
+        )
         await self.app(inner, receive, capture)
         entry = capture.entry(policy, self.clock())
         if entry is None:
@@ -308,26 +387,6 @@ class CacheMiddleware:
         if is_compressible(entry.status, entry.headers, self.codecs):
             entry.headers = add_vary(entry.headers, ACCEPT_ENCODING)
         return entry, capture
-
-    def _refused(self, policy: CachePolicy, scope: Scope, refusal: Refusal | None) -> None:
-        """A fill that was not stored: say so in the access log, and once per route and
-        reason in the log, so a route that can never be a hit does not stay a silent miss."""
-        if refusal is None:
-            return  # the app failed before answering: nothing to say about caching
-        scope[CACHE_STATE] = "uncacheable"
-        kind, text = refusal
-        told = (policy.route, kind)
-        if kind in _QUIET_REFUSALS or told in self._refusals_told:
-            return
-        self._refusals_told.add(told)
-        logger.warning(
-            "response cache: %s responses of route %r (%s) are not stored: %s; every request "
-            "runs the view (cache=uncacheable in the access log)",
-            scope["method"],
-            policy.route or "?",
-            scope.get("path", ""),
-            text,
-        )
 
     def _answer_for(self, key: str, entry: Entry, accept: bytes | None) -> tuple[Headers, bytes]:
         """Headers (without Age) and body of the identity or a variant the client accepts."""
@@ -356,8 +415,9 @@ class CacheMiddleware:
             entry: Entry | None = None
             try:
                 entry, _ = await self._fill(policy, inner, empty_receive(), None)
-                if entry is not None:
-                    await self.entries.save(key, entry, generation)
+                tags = self.refusals.tags(self.tags_for, policy, inner) if entry else None
+                if entry is not None and tags is not None:
+                    await self.entries.save(key, entry, generation, tags)
             except Exception:
                 logger.exception("refreshing a stale cache entry failed")
             finally:

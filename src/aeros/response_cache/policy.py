@@ -24,6 +24,7 @@ __all__ = [
     "CachePolicy",
     "build_policy",
     "cached",
+    "checked_tags",
     "make_decorator",
     "policy_of",
 ]
@@ -40,6 +41,7 @@ OPTIONS = (
     "vary",
     "statuses",
     "stale_while_revalidate",
+    "tags",
 )
 
 
@@ -62,6 +64,9 @@ class CachePolicy:
         statuses: response statuses that may be stored (default 200 only).
         stale_while_revalidate: seconds after ``timeout`` during which a stale entry is still
             served while one background request refreshes it.
+        tags: names ``app.purge_cache(tag=...)`` drops the route's entries by: a tuple, or a
+            callable taking the view's arguments (``lambda item_id: [f"item:{item_id}"]``)
+            called when a response is stored.
         route: the route's identity (its endpoint), filled in by the route lookup; purges
             drop keys by it.
     """
@@ -74,6 +79,7 @@ class CachePolicy:
     vary: tuple[bytes, ...] = ()
     statuses: frozenset[int] = frozenset({200})
     stale_while_revalidate: float = 0.0
+    tags: tuple[str, ...] | Callable[..., Iterable[str]] = ()
     route: str = ""
     route_hash: str = field(init=False, default="")
     """The first part of every store key of the route (:mod:`aeros.response_cache.keys`)."""
@@ -104,7 +110,9 @@ def cached(timeout: float | None = None, **options: Any) -> Callable[[F], F]:
             request; it runs before Quart, so ``quart.request`` is not available),
             ``vary`` (request header names the response depends on),
             ``statuses`` (cacheable statuses, default ``(200,)``),
-            ``stale_while_revalidate`` (seconds a stale entry is served while refreshed).
+            ``stale_while_revalidate`` (seconds a stale entry is served while refreshed),
+            ``tags`` (names to purge by: a list of str, or a callable taking the view's
+            arguments and returning them, e.g. ``lambda item_id: [f"item:{item_id}"]``).
 
     Raises:
         ConfigurationError: an unknown option, or a bad option value (naming the option and
@@ -169,6 +177,39 @@ def build_policy(timeout: Any, options: dict[str, Any], *, api: str = "cached") 
             api, "stale_while_revalidate", options.get("stale_while_revalidate", 0)
         )
         or 0.0,
+        tags=_tags(api, options.get("tags", ())),
+    )
+
+
+def _tags(api: str, value: Any) -> tuple[str, ...] | Callable[..., Iterable[str]]:
+    if callable(value):
+        return value  # type: ignore[no-any-return]
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, Iterable) or isinstance(names, bytes):
+        raise ConfigurationError(
+            f"{api}(tags={value!r}) must be tag names (str) or a callable of the view's arguments"
+        )
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError(
+                f"{api}(tags=...): {name!r} is not a tag name (a non-empty str)"
+            )
+    return tuple(dict.fromkeys(names))
+
+
+def checked_tags(route: str, value: Any) -> tuple[str, ...]:
+    """What a ``tags=`` callable returned, as tag names.
+
+    Raises:
+        ConfigurationError: not an iterable of non-empty str (naming the route and the value).
+    """
+    names = [value] if isinstance(value, str) else value
+    if isinstance(names, Iterable) and not isinstance(names, bytes):
+        names = list(names)
+        if all(isinstance(name, str) and name for name in names):
+            return tuple(dict.fromkeys(names))
+    raise ConfigurationError(
+        f"the tags= callable of route {route!r} returned {value!r}; return a list of str"
     )
 
 

@@ -3,9 +3,9 @@
 This is the Quart-aware half of the response cache. ``@app.cache(...)`` and ``@cached(...)``
 (:mod:`aeros.response_cache.policy`) mark the view function with a
 :class:`~aeros.response_cache.policy.CachePolicy`; the cache layer (pure ASGI, in front of Quart)
-asks :meth:`ResponseCache.policy_for` which policy a request's route has. The lookup matches
-(method, path) against ``app.url_map`` once and remembers the answer in a bounded table, so
-the hot path is one dict lookup and a hit never enters Quart.
+asks ``ResponseCache.policy_for`` which policy a request's route has
+(:class:`~aeros.response_cache.lookup.RouteLookup`: one dict lookup on the hot path, so a hit
+never enters Quart). Purges by endpoint and tag go through the store's tag index.
 
 The decorator may sit above or below ``@app.route``: the mark is an attribute of the view
 function, read when a request arrives.
@@ -13,26 +13,28 @@ function, read when a request arrives.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
-from werkzeug.exceptions import HTTPException
-from werkzeug.routing import RoutingException
-
 from aeros.errors import ConfigurationError, StoreError
 from aeros.middleware.headers import GlobalHeaders
 from aeros.response_cache.invalidation import Target, drop_target
-from aeros.response_cache.keys import route_prefix
+from aeros.response_cache.keys import endpoint_tag, route_prefix, tag_name
 from aeros.response_cache.layer import CacheMiddleware
-from aeros.response_cache.policy import POLICY_ATTRIBUTE, CachePolicy, make_decorator, policy_of
+from aeros.response_cache.lookup import MEMO_LIMIT, RouteLookup
+from aeros.response_cache.policy import (
+    POLICY_ATTRIBUTE,
+    CachePolicy,
+    make_decorator,
+    policy_of,
+)
 from aeros.response_cache.sync import run_sync
 from aeros.server import peers
 from aeros.stores.base import Store, capabilities_of, default_timeout_of, size_limit_of
-from aeros.types import ASGIApp, Scope
+from aeros.types import ASGIApp
 
 __all__ = ["POLICY_ATTRIBUTE", "ResponseCache"]
 
@@ -41,7 +43,7 @@ T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
 _MAX_ENTRY_BYTES = 8 << 20  # larger bodies are streamed, never stored
-_MEMO_LIMIT = 4096  # (method, host, path) answers kept; random 404 paths cannot grow it beyond
+_MEMO_LIMIT = MEMO_LIMIT
 
 
 class ResponseCache:
@@ -55,9 +57,22 @@ class ResponseCache:
         clock: the wall clock in seconds that dates entries and decides their freshness;
             default ``time.time``. Tests replace it (before the app serves its first request)
             to move time forward without sleeping.
+        cache_status: add ``Cache-Status`` (RFC 9211) to the answers of cached routes.
+            Default False.
+        lock_timeout: with a store holding locks (``RedisCache``, ``TieredCache``): seconds
+            one process of the fleet may run a view for a missing key before the others stop
+            waiting for its entry and run the view themselves. Default 5.
     """
 
-    def __init__(self, app: Any, store: Any, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        app: Any,
+        store: Any,
+        *,
+        clock: Callable[[], float] = time.time,
+        cache_status: bool = False,
+        lock_timeout: float = 5.0,
+    ) -> None:
         if store is not None and not (
             isinstance(store, Store)
             and all(
@@ -72,8 +87,12 @@ class ResponseCache:
         self.app = app
         self.store = store
         self.clock = clock
-        self._memo: dict[tuple[str, str, str], CachePolicy | None] = {}
-        self._routes: dict[tuple[str, int], CachePolicy] = {}
+        self.cache_status = cache_status
+        self.lock_timeout = lock_timeout
+        self.lookup = RouteLookup(app, lambda: self.default_timeout)
+        # the hot path: the lookup's own bound methods, no wrapper call
+        self.policy_for = self.lookup.policy_for
+        self.tags_for = self.lookup.tags_for
         self._layers: list[CacheMiddleware] = []
         self._told_no_store = False
         # A store in each process's memory (SimpleCache) exists once per worker: clears,
@@ -121,71 +140,6 @@ class ResponseCache:
                 ", ".join(routes),
             )
 
-    # ---- the route lookup (hot path) ------------------------------------------------------
-
-    def policy_for(self, scope: Scope) -> CachePolicy | None:
-        """Return the cache policy of the route a request goes to, or None (not cached)."""
-        url_map = self.app.url_map
-        host = ""
-        if url_map.host_matching or self.app.subdomain_matching:
-            for name, value in scope["headers"]:
-                if name == b"host":
-                    host = value.decode("latin-1").lower()
-                    break
-        memo_key = (scope["method"], host, scope["path"])
-        try:
-            return self._memo[memo_key]
-        except KeyError:
-            pass
-        policy = self._resolve(scope, host)
-        memo = self._memo
-        if len(memo) >= _MEMO_LIMIT:
-            try:
-                del memo[next(iter(memo))]  # first in, first out: bounded, and cheap
-            except (KeyError, RuntimeError, StopIteration):
-                memo.clear()  # another thread changed it meanwhile: start over
-        memo[memo_key] = policy
-        return policy
-
-    def _resolve(self, scope: Scope, host: str) -> CachePolicy | None:
-        app = self.app
-        root_path: str = scope.get("root_path", "")
-        path: str = scope["path"]
-        if root_path and path.startswith(root_path):
-            path = path[len(root_path) :] or "/"
-        scheme = scope.get("scheme", "http")
-        server_name = app.config.get("SERVER_NAME")
-        url_map = app.url_map
-        subdomain = None
-        if url_map.host_matching:
-            bind_host = host or "localhost"
-        elif app.subdomain_matching and server_name:
-            bind_host = server_name.lower()
-            if host == bind_host or host.endswith("." + bind_host):
-                subdomain = host[: -len(bind_host)].rstrip(".")
-            else:
-                subdomain = "<invalid>"
-        else:
-            bind_host = server_name or "localhost"
-            subdomain = url_map.default_subdomain or ""
-        try:
-            adapter = url_map.bind(bind_host, root_path, subdomain, scheme, scope["method"])
-            rule, _ = adapter.match(path, scope["method"], return_rule=True)
-        except (HTTPException, RoutingException):
-            return None  # 404, 405, a redirect: nothing to cache
-        endpoint = rule.endpoint
-        view = app.view_functions.get(endpoint)
-        policy = policy_of(view)
-        if policy is None:
-            return None
-        route_key = (endpoint, id(policy))
-        routed = self._routes.get(route_key)
-        if routed is None:
-            timeout = self.default_timeout if policy.store_timeout else policy.timeout
-            routed = dataclasses.replace(policy, route=endpoint, timeout=timeout)
-            self._routes[route_key] = routed
-        return routed
-
     # ---- wiring, clear and purge ----------------------------------------------------------
 
     def wrap(
@@ -210,6 +164,9 @@ class ResponseCache:
             max_entry_bytes=max_entry,
             invalidate=self.drop,
             clock=self.clock,
+            tags_for=self.tags_for,
+            cache_status=self.cache_status,
+            lock_timeout=self.lock_timeout,
         )
         self._layers.append(layer)
         return layer
@@ -239,44 +196,57 @@ class ResponseCache:
         """
         self.run_sync(self.clear())
 
-    async def purge(self, path: str | None = None, *, endpoint: str | None = None) -> int:
-        """Drop the entries of one path (every host, query and variant) or of one endpoint.
+    async def purge(
+        self, path: str | None = None, *, endpoint: str | None = None, tag: str | None = None
+    ) -> int:
+        """Drop the entries of one path (every host, query and variant), of one endpoint, or
+        of one tag (``@app.cache(tags=...)``).
 
         Args:
             path: a request path such as ``/items/1`` (a query string is ignored).
             endpoint: a Quart endpoint name such as ``"item"`` or ``"blueprint.item"``.
+            tag: a tag a route gave its entries, such as ``"items"``.
 
         Returns:
             How many entries were removed (from this worker's store, for a store in each
             process's memory: the other workers purge theirs too). A path purge is one indexed
-            group delete; an endpoint purge scans the store's keys. A store whose
-            :class:`~aeros.stores.Capabilities` lack ``groups`` / ``prefix_delete`` is cleared
-            entirely instead (and 0 is returned).
+            group delete; endpoint and tag purges use the store's tag index (every entry also
+            carries an internal tag of its endpoint), never a key scan. Without tags
+            (:class:`~aeros.stores.Capabilities`) an endpoint purge drops keys by prefix; a
+            store that can do neither (or a tag purge on a store without tags) is cleared
+            entirely instead, and 0 is returned.
 
         Raises:
+            ConfigurationError: not exactly one of ``path``, ``endpoint``, ``tag``.
             StoreError: the store failed.
         """
-        if (path is None) == (endpoint is None):
+        given = {"path": path, "endpoint": endpoint, "tag": tag}
+        chosen = {name: value for name, value in given.items() if value is not None}
+        if len(chosen) != 1 or not all(isinstance(v, str) for v in chosen.values()):
             raise ConfigurationError(
-                f"purge(path={path!r}, endpoint={endpoint!r}) takes exactly one of them"
+                f"purge(path={path!r}, endpoint={endpoint!r}, tag={tag!r}) takes exactly one "
+                "of them, a str"
             )
-        removed = await self._purge_here(path, endpoint)
-        if path is not None:
-            await self._tell_other_workers({"op": "purge", "path": path})
-        else:
-            await self._tell_other_workers({"op": "purge", "endpoint": endpoint})
+        removed = await self._purge_here(path, endpoint, tag)
+        await self._tell_other_workers({"op": "purge", **chosen})
         return removed
 
-    async def _purge_here(self, path: str | None, endpoint: str | None) -> int:
+    async def _purge_here(
+        self, path: str | None, endpoint: str | None, tag: str | None = None
+    ) -> int:
         if self.store is None:
             return 0
         if path is not None:  # local only: purge() passes the purge itself to other workers
             removed = await self._drop_here(Target(path.split("?", 1)[0] or "/", "", ""))
             return 0 if removed is None else removed
         store: Any = self.store
-        prefix = route_prefix(CachePolicy(timeout=None, route=str(endpoint)))
-        if capabilities_of(store).prefix_delete:
-            removed = int(await store.delete_prefix(prefix))
+        capabilities = capabilities_of(store)
+        policy = CachePolicy(timeout=None, route=str(endpoint))
+        if capabilities.tags:
+            name = tag_name(tag) if tag is not None else endpoint_tag(policy)
+            removed = int(await store.delete_tags([name]))
+        elif tag is None and capabilities.prefix_delete:
+            removed = int(await store.delete_prefix(route_prefix(policy)))
         else:
             await store.clear()
             removed = 0
@@ -302,7 +272,7 @@ class ResponseCache:
         if op == "clear":
             await self._clear_here()
         elif op == "purge":
-            await self._purge_here(message.get("path"), message.get("endpoint"))
+            await self._purge_here(message.get("path"), message.get("endpoint"), message.get("tag"))
         elif op == "invalidate":
             target = Target(
                 str(message["path"]),

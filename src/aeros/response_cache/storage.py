@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aeros.errors import StoreError
@@ -47,10 +47,16 @@ class EntryStore:
         self.clock = clock
         self.logger = logger
         self.warn_interval = warn_interval
+        capabilities = capabilities_of(store)
         # a store answering from this process's memory is read without a coroutine
         self.get_nowait: Callable[[str], bytes | None] | None = (
-            store.get_nowait if capabilities_of(store).nowait_get else None
+            store.get_nowait if capabilities.nowait_get else None
         )
+        # ... unless that memory is a tier in front of a shared store (TieredCache): a miss
+        # there is read again with get()
+        self.nowait_partial = capabilities.nowait_get and capabilities.local_tier
+        self.tagged = capabilities.tags
+        self.locks = capabilities.locks
         self.generation = 0  # bumped by every clear/purge/invalidation
         self._everything_at = 0  # generation of the last forget() of every entry
         self._groups_at: dict[str, int] = {}  # store group -> generation it was last dropped
@@ -106,14 +112,25 @@ class EntryStore:
             self._decoded_bytes += 2 * len(raw)  # the raw bytes and the decoded copies
         return entry
 
-    async def save(self, key: str, entry: Entry, generation: int | None = None) -> None:
+    async def save(
+        self,
+        key: str,
+        entry: Entry,
+        generation: int | None = None,
+        tags: Sequence[str] = (),
+    ) -> None:
         """Store ``entry`` until it goes stale; not when its key was dropped after
-        ``generation`` (the generation when the response was produced)."""
+        ``generation`` (the generation when the response was produced). ``tags`` index it
+        when the store keeps tags (a store without them is purged by other means)."""
         ttl = entry.stale_until - self.clock()
         if ttl <= 0 or (generation is not None and self.changed_since(generation, key)):
             return  # expired, or cleared/purged/invalidated since: never write it back
+        seconds = None if ttl == float("inf") else ttl
         try:
-            await self.store.set(key, encode_entry(entry), ttl=None if ttl == float("inf") else ttl)
+            if tags and self.tagged:
+                await self.store.set_tagged(key, encode_entry(entry), ttl=seconds, tags=tags)
+            else:
+                await self.store.set(key, encode_entry(entry), ttl=seconds)
         except StoreError as exc:
             self.warn(exc)
 

@@ -7,6 +7,8 @@
 - ``memory.py``: :class:`SimpleCache`, an LRU in this process's memory.
 - ``filesystem.py``: :class:`FilesystemCache`, one MAC-checked file per entry, shared by every
   process using the directory.
+- ``tiered.py``: :class:`TieredCache`, a local tier in each process in front of a shared
+  store, kept coherent through the shared store's broadcast.
 - ``redis/``: :class:`RedisCache`, shared by every worker and instance (one server, Cluster
   or Sentinel).
 """
@@ -24,6 +26,7 @@ from aeros.stores.base import (
 from aeros.stores.filesystem import FileSystemCache, FilesystemCache
 from aeros.stores.memory import SimpleCache
 from aeros.stores.redis import RedisCache
+from aeros.stores.tiered import TieredCache
 
 __all__ = [
     "BroadcastStore",
@@ -36,4 +39,5 @@ __all__ = [
     "SimpleCache",
     "Store",
     "TagStore",
+    "TieredCache",
 ]

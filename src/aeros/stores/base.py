@@ -183,6 +183,11 @@ class Capabilities:
     """:class:`BroadcastStore`'s ``publish`` and ``subscribe``: messages to every process and
     instance sharing the store."""
 
+    local_tier: bool = False
+    """With ``nowait_get``: ``get_nowait`` answers from a tier in this process's memory in
+    front of a shared one (:class:`aeros.stores.TieredCache`), so its None is not a miss: the
+    cache layer then reads the key with :meth:`Store.get`."""
+
     shared: bool = True
     """Every process using the store sees the same entries. False (a store in each process's
     memory): the response cache passes clears, purges and write invalidations to every worker

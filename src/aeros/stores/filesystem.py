@@ -9,6 +9,8 @@ Why the format looks like this:
   directory (0600). A truncated, corrupt or tampered file fails the check and reads as a miss.
 - Writes go to a temporary file in the same directory and are renamed over the entry with
   ``os.replace``, so readers in other processes see the old file or the new one, never half.
+- Tags: one index file per tag listing its entry files (:mod:`aeros.stores.tag_files`), so a
+  purge by tag reads one file; pruning compacts the indexes.
 - Every file operation runs in a thread (``asyncio.to_thread``): the event loop never blocks.
 """
 
@@ -22,13 +24,14 @@ import secrets
 import struct
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
 from aeros import _validate
 from aeros.errors import ConfigurationError, StoreError
 from aeros.stores.base import Capabilities, Clock, checked_timeout, expiry, key_group
+from aeros.stores.tag_files import TagFiles
 
 __all__ = ["FileSystemCache", "FilesystemCache"]
 
@@ -60,9 +63,10 @@ class FilesystemCache:
             times, so every process (and a restarted one) reads them alike.
     """
 
-    capabilities: ClassVar[Capabilities] = Capabilities(groups=True, prefix_delete=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(groups=True, prefix_delete=True, tags=True)
     """Every process using it sees the same entries (shared): nothing to pass between
-    workers. A group's files share a name prefix, so a group delete reads no file."""
+    workers. A group's files share a name prefix, so a group delete reads no file; a tag's
+    entries are listed in its index file, so a tag purge reads only that file."""
 
     def __init__(
         self,
@@ -86,6 +90,7 @@ class FilesystemCache:
         self._writes = 0
         self._secret: bytes | None = None
         self._ready_pid = 0
+        self._tags = TagFiles(self.directory)
         self._check_usable()
 
     def _check_usable(self) -> None:
@@ -115,6 +120,19 @@ class FilesystemCache:
         self._writes += 1
         prune = self._writes % self._prune_every == 0
         await asyncio.to_thread(self._set, key, bytes(value), ttl, prune)
+
+    async def set_tagged(
+        self, key: str, value: bytes, *, ttl: float | None, tags: Sequence[str]
+    ) -> None:
+        """:meth:`set`, and list the entry in the index file of each of ``tags``."""
+        await self.set(key, value, ttl=ttl)
+        if tags:
+            await asyncio.to_thread(self._index, key, tuple(dict.fromkeys(tags)))
+
+    async def delete_tags(self, tags: Sequence[str]) -> int:
+        """Remove every entry listed under any of ``tags`` and those index files; return how
+        many entries were removed."""
+        return await asyncio.to_thread(self._delete_tags, tuple(dict.fromkeys(tags)))
 
     async def delete(self, key: str) -> None:
         """Remove ``key``'s file if present."""
@@ -236,6 +254,20 @@ class FilesystemCache:
         except OSError as exc:
             raise StoreError(f"FilesystemCache cannot delete an entry: {exc.strerror}") from exc
 
+    def _index(self, key: str, tags: tuple[str, ...]) -> None:
+        self._ready()
+        try:
+            self._tags.add(self._path(key).name, tags)
+        except OSError as exc:
+            raise StoreError(f"FilesystemCache cannot write a tag index: {exc.strerror}") from exc
+
+    def _delete_tags(self, tags: tuple[str, ...]) -> int:
+        self._ready()
+        try:
+            return self._tags.delete(tags)
+        except OSError as exc:
+            raise StoreError(f"FilesystemCache cannot delete tags: {exc.strerror}") from exc
+
     def _entries(self) -> list[os.DirEntry[str]]:
         try:
             with os.scandir(self.directory) as it:
@@ -275,6 +307,10 @@ class FilesystemCache:
 
     def _clear(self) -> None:
         self._ready()
+        try:
+            self._tags.clear()
+        except OSError as exc:
+            raise StoreError(f"FilesystemCache cannot clear: {exc.strerror}") from exc
         for entry in self._entries():
             if not entry.name.endswith(_SUFFIX):
                 continue  # temp files are other workers' writes in progress; prune reaps leftovers
@@ -312,6 +348,8 @@ class FilesystemCache:
                 os.unlink(path)
             count -= 1
             total -= size
+        with contextlib.suppress(OSError):
+            self._tags.compact()
 
 
 FileSystemCache = FilesystemCache

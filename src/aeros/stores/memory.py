@@ -1,10 +1,11 @@
-"""SimpleCache: an in-process LRU store with TTLs, an entry limit and a byte cap."""
+"""SimpleCache: an in-process LRU store with TTLs, an entry limit, a byte cap and tag indexes."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import ClassVar
 
 from aeros import _validate
@@ -30,11 +31,12 @@ class SimpleCache:
     """
 
     capabilities: ClassVar[Capabilities] = Capabilities(
-        groups=True, prefix_delete=True, nowait_get=True, shared=False
+        groups=True, prefix_delete=True, nowait_get=True, tags=True, shared=False
     )
     """Each process has its own entries (``shared=False``): with workers, the response cache
     passes clears, purges and write invalidations to every worker (:mod:`aeros.server.peers`).
-    Reads never block, so the cache layer reads hits with :meth:`get_nowait`."""
+    Reads never block, so the cache layer reads hits with :meth:`get_nowait`. Tags are indexed
+    (tag -> keys), so a purge by tag touches only the tagged entries."""
 
     def __init__(
         self,
@@ -50,6 +52,10 @@ class SimpleCache:
         self.clock = clock
         self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
         self._bytes = 0
+        # tag -> keys, and key -> tags: an evicted or deleted entry leaves every index at once,
+        # so the indexes never hold more than the live table
+        self._tagged: dict[str, set[str]] = {}
+        self._tags_of: dict[str, tuple[str, ...]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -80,14 +86,40 @@ class SimpleCache:
             return item[1]
 
     async def set(self, key: str, value: bytes, *, ttl: float | None) -> None:
-        """Store ``value``, evicting least recently used entries to stay within the limits."""
+        """Store ``value``, evicting least recently used entries to stay within the limits.
+
+        A key that was tagged keeps its tags (as Redis keeps a key in its index sets).
+        """
+        self._store(key, value, ttl, ())
+
+    async def set_tagged(
+        self, key: str, value: bytes, *, ttl: float | None, tags: Sequence[str]
+    ) -> None:
+        """:meth:`set`, and index ``key`` under each of ``tags`` (added to the tags it has)."""
+        self._store(key, value, ttl, tuple(tags))
+
+    async def delete_tags(self, tags: Sequence[str]) -> int:
+        """Remove every entry indexed under any of ``tags``; return how many were removed."""
+        with self._lock:
+            doomed = {key for tag in tags for key in self._tagged.get(tag, ())}
+            for key in doomed:
+                self._drop(key)
+        return len(doomed)
+
+    def _store(self, key: str, value: bytes, ttl: float | None, tags: tuple[str, ...]) -> None:
         cost = len(key) + len(value)
         with self._lock:
+            kept = self._tags_of.get(key, ())
             self._drop(key)
             if cost > self.max_bytes:
                 return
             self._entries[key] = (expiry(self.clock(), ttl), bytes(value))
             self._bytes += cost
+            all_tags = tuple(dict.fromkeys((*kept, *tags)))
+            if all_tags:
+                self._tags_of[key] = all_tags
+                for tag in all_tags:
+                    self._tagged.setdefault(tag, set()).add(key)
             while len(self._entries) > self.threshold or self._bytes > self.max_bytes:
                 self._drop(next(iter(self._entries)))
 
@@ -117,6 +149,8 @@ class SimpleCache:
         with self._lock:
             self._entries.clear()
             self._bytes = 0
+            self._tagged.clear()
+            self._tags_of.clear()
 
     async def aclose(self) -> None:
         """Nothing to release: memory is freed with the store."""
@@ -125,3 +159,9 @@ class SimpleCache:
         item = self._entries.pop(key, None)
         if item is not None:
             self._bytes -= len(key) + len(item[1])
+            for tag in self._tags_of.pop(key, ()):
+                keys = self._tagged.get(tag)
+                if keys is not None:
+                    keys.discard(key)
+                    if not keys:
+                        del self._tagged[tag]
