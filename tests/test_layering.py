@@ -99,6 +99,17 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "cache_control": ("aeros.app", "aeros.server", "aeros.response_cache"),
     "misc": ("aeros.app", "aeros.server", "aeros.response_cache", "aeros.middleware"),
     "locate": ("aeros.app", "aeros.cli"),
+    # werkzeug routing for the layers in front of Quart; knows none of them
+    "route_match": (
+        "aeros.app",
+        "aeros.middleware",
+        "aeros.response_cache",
+        "aeros.ratelimit",
+        "aeros.metrics",
+        "aeros.server",
+        "aeros.fastpath",
+        "aeros.cli",
+    ),
     "run_options": ("aeros.app",),
     "options": ("aeros.", *WEB),
     "metrics": ("aeros.app", "aeros.server", "aeros.response_cache", "aeros.fastpath", "aeros.cli"),

@@ -12,7 +12,7 @@ import pytest
 from quart import Blueprint
 
 from aeros import ConfigurationError, FilesystemCache, SimpleCache, WebServer
-from aeros.response_cache.routes import _MEMO_LIMIT
+from aeros.route_match import MEMO_LIMIT
 from aeros.stores import Capabilities
 from aeros.stores.base import capabilities_of
 from tests.support.asgi import http_scope
@@ -76,9 +76,9 @@ async def test_cache_route_lookup_is_bounded() -> None:
         return "home"
 
     cache = app.response_cache
-    for i in range(_MEMO_LIMIT + 500):
+    for i in range(MEMO_LIMIT + 500):
         assert cache.policy_for(http_scope(f"/random/{i}")) is None
-    assert len(cache.lookup._memo) <= _MEMO_LIMIT
+    assert len(cache.lookup.policy_for._memo) <= MEMO_LIMIT
     assert cache.policy_for(http_scope("/")) is not None
 
 

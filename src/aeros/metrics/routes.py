@@ -12,15 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 from quart import Quart
-from werkzeug.exceptions import HTTPException
-from werkzeug.routing import RoutingException
 
 from aeros.metrics.tally import UNMATCHED
+from aeros.route_match import Match, RouteMemo
 from aeros.types import ROUTE, Scope
 
 __all__ = ["RouteResolver", "recording_request_class"]
-
-_MEMO_LIMIT = 4096
 
 
 def _get_rule(self: Any) -> Any:
@@ -47,29 +44,14 @@ def recording_request_class(base: type[Any]) -> type[Any]:
     return type(f"RouteRecording{base.__name__}", (base,), namespace)
 
 
-class RouteResolver:
-    """``resolver(scope)``: the route template matching the request, or :data:`UNMATCHED`."""
+def _template(scope: Scope, matched: Match | None) -> str:
+    return matched[0].rule if matched is not None else UNMATCHED
+
+
+class RouteResolver(RouteMemo[str]):
+    """``resolver(scope)``: the route template matching the request, or :data:`UNMATCHED`
+    (bound as Quart binds it: host and subdomain matching included), remembered per
+    (method, host, path)."""
 
     def __init__(self, app: Quart) -> None:
-        self.app = app
-        self.memo: dict[tuple[str, str], str] = {}
-
-    def __call__(self, scope: Scope) -> str:
-        key = (scope["method"], scope["path"])
-        found = self.memo.get(key)
-        if found is not None:
-            return found
-        try:
-            adapter = self.app.url_map.bind(
-                self.app.config.get("SERVER_NAME") or "localhost",
-                scope.get("root_path", ""),
-                url_scheme=scope.get("scheme", "http"),
-            )
-            rule, _ = adapter.match(scope["path"], scope["method"], return_rule=True)
-            found = rule.rule
-        except (HTTPException, RoutingException):
-            found = UNMATCHED
-        if len(self.memo) >= _MEMO_LIMIT:
-            self.memo.clear()
-        self.memo[key] = found
-        return found
+        super().__init__(app, _template)

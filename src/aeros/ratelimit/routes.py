@@ -11,17 +11,14 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from limits import RateLimitItem
-from werkzeug.exceptions import HTTPException
-from werkzeug.routing import RoutingException
 
 from aeros.ratelimit.fields import policy_member
 from aeros.ratelimit.keys import KeyFunc
 from aeros.ratelimit.policy import RateLimit, Rule, exempt_of, rules_of
+from aeros.route_match import Match, RouteMemo
 from aeros.types import Scope
 
 __all__ = ["Check", "Plan", "RouteLimits"]
-
-_MEMO_LIMIT = 4096  # (method, host, path) answers kept; random 404 paths cannot grow it beyond
 
 
 class Check(NamedTuple):
@@ -93,8 +90,10 @@ class RouteLimits:
         app_checks = _checks("app", self.config.rule)
         self._app_checks = app_checks
         self._app_plan = _plan(app_checks)
-        self._memo: dict[tuple[str, str, str], Plan | None] = {}
         self._by_endpoint: dict[str, Plan | None] = {}
+        self.plan_for = RouteMemo(app, self._resolve)
+        """``plan_for(scope)``: the checks for this request's route; None when nothing limits
+        it. Remembered per (method, host, path)."""
 
     def active(self) -> bool:
         """Whether anything is limited: an app-wide limit, or a view marked ``@rate_limit``.
@@ -105,34 +104,10 @@ class RouteLimits:
             rules_of(view) for view in self.app.view_functions.values()
         )
 
-    def plan_for(self, scope: Scope) -> Plan | None:
-        """The checks for this request's route; None when nothing limits it."""
-        url_map = self.app.url_map
-        host = ""
-        if url_map.host_matching or self.app.subdomain_matching:
-            for name, value in scope["headers"]:
-                if name == b"host":
-                    host = value.decode("latin-1").lower()
-                    break
-        memo_key = (scope["method"], host, scope["path"])
-        try:
-            return self._memo[memo_key]
-        except KeyError:
-            pass
-        plan = self._resolve(scope, host)
-        memo = self._memo
-        if len(memo) >= _MEMO_LIMIT:
-            try:
-                del memo[next(iter(memo))]  # first in, first out: bounded, and cheap
-            except (KeyError, RuntimeError, StopIteration):
-                memo.clear()  # another thread changed it meanwhile: start over
-        memo[memo_key] = plan
-        return plan
-
-    def _resolve(self, scope: Scope, host: str) -> Plan | None:
-        endpoint = self._endpoint(scope, host)
-        if endpoint is None:
+    def _resolve(self, scope: Scope, matched: Match | None) -> Plan | None:
+        if matched is None:
             return self._app_plan  # 404, 405, redirects: the app-wide limit still counts
+        endpoint = str(matched[0].endpoint)
         try:
             return self._by_endpoint[endpoint]
         except KeyError:
@@ -144,33 +119,3 @@ class RouteLimits:
             checks += _checks(where if index == 0 else f"{where}.{index}", rule)
         plan = self._by_endpoint[endpoint] = _plan(checks)
         return plan
-
-    def _endpoint(self, scope: Scope, host: str) -> str | None:
-        """The endpoint ``app.url_map`` routes the request to (as Quart binds it), or None."""
-        app = self.app
-        root_path: str = scope.get("root_path", "")
-        path: str = scope["path"]
-        if root_path and path.startswith(root_path):
-            path = path[len(root_path) :] or "/"
-        server_name = app.config.get("SERVER_NAME")
-        url_map = app.url_map
-        subdomain = None
-        if url_map.host_matching:
-            bind_host = host or "localhost"
-        elif app.subdomain_matching and server_name:
-            bind_host = server_name.lower()
-            if host == bind_host or host.endswith("." + bind_host):
-                subdomain = host[: -len(bind_host)].rstrip(".")
-            else:
-                subdomain = "<invalid>"
-        else:
-            bind_host = server_name or "localhost"
-            subdomain = url_map.default_subdomain or ""
-        try:
-            adapter = url_map.bind(
-                bind_host, root_path, subdomain, scope.get("scheme", "http"), scope["method"]
-            )
-            rule, _ = adapter.match(path, scope["method"], return_rule=True)
-        except (HTTPException, RoutingException):
-            return None
-        return str(rule.endpoint)

@@ -24,7 +24,7 @@ from aeros.middleware.headers import GlobalHeaders
 from aeros.response_cache.invalidation import Target, drop_target
 from aeros.response_cache.keys import endpoint_tag, route_prefix, tag_name
 from aeros.response_cache.layer import CacheMiddleware
-from aeros.response_cache.lookup import MEMO_LIMIT, RouteLookup
+from aeros.response_cache.lookup import RouteLookup
 from aeros.response_cache.policy import (
     POLICY_ATTRIBUTE,
     CachePolicy,
@@ -43,7 +43,6 @@ T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
 _MAX_ENTRY_BYTES = 8 << 20  # larger bodies are streamed, never stored
-_MEMO_LIMIT = MEMO_LIMIT
 
 
 class ResponseCache:
