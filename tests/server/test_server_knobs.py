@@ -18,7 +18,7 @@ from quart import request
 
 from aeros import ConfigurationError, WebServer
 from aeros.server.config import ServerConfig
-from tests.support.net import require
+from tests.support.net import make_certificate, require
 
 
 def test_server_max_concurrent_requests_answers_503(live_server) -> None:
@@ -103,33 +103,8 @@ def test_server_backlog_reaches_the_listening_socket() -> None:
 
 @pytest.fixture
 def certificate(tmp_path: Path) -> tuple[str, str]:
-    """A self-signed certificate for 127.0.0.1 made with openssl: (certfile, keyfile)."""
-    openssl = shutil.which("openssl")
-    require(openssl is not None, "openssl is not installed")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            str(openssl),
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return str(cert), str(key)
+    """A self-signed certificate for 127.0.0.1: (certfile, keyfile)."""
+    return make_certificate(tmp_path)
 
 
 def test_server_serves_https(live_server, certificate: tuple[str, str]) -> None:
