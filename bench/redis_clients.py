@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import uvloop
+
+from bench.redis_server import start_redis
 
 CONCURRENCY = 64
 CACHE_KEY = "r:/cached:GET"
@@ -27,12 +25,6 @@ PREFIX = "bench:"
 VALUE = b"x" * 300  # about a small cached JSON response with its headers
 
 Get = Callable[[str], Awaitable[Any]]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _redis_key() -> str:
@@ -172,29 +164,8 @@ def main() -> None:
     parser.add_argument("--gets", type=int, default=20_000)
     parser.add_argument("--only", nargs="*", default=[])
     args = parser.parse_args()
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is not installed")
-    port = _free_port()
-    with tempfile.TemporaryDirectory() as workdir:
-        server = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", workdir],
-            stdout=subprocess.DEVNULL,
-        )
-        try:
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.02)
-            uvloop.run(_run(port, args.gets, args.only))
-        finally:
-            server.terminate()
-            server.wait(10)
+    _, port = start_redis()  # stopped when this process exits
+    uvloop.run(_run(port, args.gets, args.only))
 
 
 if __name__ == "__main__":

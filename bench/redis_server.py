@@ -16,19 +16,20 @@ from typing import Any
 from bench.serve import REDIS_URL_VARIABLE
 
 
-def start_bench_redis(cpus: list[int]) -> subprocess.Popen[bytes]:
-    """Start redis-server (no persistence) and set ``AEROS_BENCH_REDIS_URL`` for the servers
-    :mod:`bench.run` starts after this; it stops when the bench exits."""
+def start_redis(cpus: list[int] | None = None) -> tuple[subprocess.Popen[bytes], int]:
+    """Start redis-server (no persistence) on a free loopback port, pinned to ``cpus`` when
+    given; return it and its port once it accepts. It stops when the bench exits."""
     binary = shutil.which("redis-server")
     if binary is None:
-        raise SystemExit("the aeros-redis contender needs redis-server (apt-get install redis)")
+        raise SystemExit("this bench needs redis-server (apt-get install redis)")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
     workdir = tempfile.mkdtemp(prefix="aeros-bench-redis-")
 
     def pin() -> None:
-        os.sched_setaffinity(0, cpus)
+        if cpus is not None:
+            os.sched_setaffinity(0, cpus)
 
     process = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", workdir],
@@ -45,6 +46,13 @@ def start_bench_redis(cpus: list[int]) -> subprocess.Popen[bytes]:
             if time.monotonic() > deadline or process.poll() is not None:
                 raise SystemExit("redis-server did not start") from None
             time.sleep(0.02)
+    return process, port
+
+
+def start_bench_redis(cpus: list[int]) -> subprocess.Popen[bytes]:
+    """Start :func:`start_redis` and set ``AEROS_BENCH_REDIS_URL`` for the servers
+    :mod:`bench.run` starts after this."""
+    process, port = start_redis(cpus)
     os.environ[REDIS_URL_VARIABLE] = f"redis://127.0.0.1:{port}/0"
     return process
 
