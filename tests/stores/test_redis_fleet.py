@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -13,6 +12,7 @@ from aeros import ConfigurationError, RedisCache
 from aeros.errors import StoreError
 from aeros.stores import BroadcastStore, LockStore, TagStore
 from aeros.stores.base import capabilities_of
+from tests.support.broadcast import drain, receive_first, subscribe_again
 
 pytestmark = pytest.mark.redis
 
@@ -21,25 +21,6 @@ async def commands_run(cache: RedisCache) -> set[str]:
     """The commands Redis ran since the last CONFIG RESETSTAT."""
     stats = await cache._client().redis.info("commandstats")
     return {name.removeprefix("cmdstat_") for name in stats}
-
-
-async def receive_first(
-    subscription: AsyncIterator[bytes], publisher: RedisCache, channel: str, payload: bytes
-) -> bytes:
-    """Publish ``payload`` until ``subscription`` (confirmed on its first read) receives it."""
-    task = asyncio.ensure_future(anext(subscription))
-    deadline = asyncio.get_running_loop().time() + 5
-    while not task.done():
-        assert asyncio.get_running_loop().time() < deadline, "nothing arrived"
-        await publisher.publish(channel, payload)
-        await asyncio.wait({task}, timeout=0.05)
-    return task.result()
-
-
-async def drain(subscription: AsyncIterator[bytes]) -> None:
-    """Read ``subscription`` until it ends or raises."""
-    async for _ in subscription:
-        pass
 
 
 async def test_redis_declares_fleet_capabilities(redis: Any) -> None:
@@ -165,15 +146,7 @@ async def test_redis_subscription_loss_raises_store_error(redis: Any) -> None:
                 await drain(subscription)  # warm-up repeats first, then the loss
     finally:
         redis.start()
-    deadline = asyncio.get_running_loop().time() + 5
-    while True:
-        try:
-            again = cache.subscribe("inval")
-            assert await receive_first(again, cache, "inval", b"back") == b"back"
-            break
-        except StoreError:
-            assert asyncio.get_running_loop().time() < deadline
-            await asyncio.sleep(0.1)
+    again = await subscribe_again(cache, "inval", b"back", timeout=5)
     await again.aclose()  # type: ignore[attr-defined]
     await cache.aclose()
 

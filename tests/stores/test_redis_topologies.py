@@ -6,7 +6,6 @@ import asyncio
 import secrets
 import threading
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -15,26 +14,10 @@ from redis.crc import key_slot
 
 from aeros import ConfigurationError, RedisCache, WebServer
 from aeros.errors import StoreError
+from tests.support.broadcast import drain, receive_first, subscribe_again
 from tests.support.redis_topologies import RedisClusterNodes, RedisSentinelGroup, command
 
 pytestmark = pytest.mark.redis
-
-
-async def receive_first(subscription: AsyncIterator[bytes], publisher: RedisCache) -> bytes:
-    """Publish until ``subscription`` (confirmed on its first read) receives a message."""
-    task = asyncio.ensure_future(anext(subscription))
-    deadline = asyncio.get_running_loop().time() + 5
-    while not task.done():
-        assert asyncio.get_running_loop().time() < deadline, "nothing arrived"
-        await publisher.publish("inval", b"m")
-        await asyncio.wait({task}, timeout=0.05)
-    return task.result()
-
-
-async def drain(subscription: AsyncIterator[bytes]) -> None:
-    """Read ``subscription`` until it ends or raises."""
-    async for _ in subscription:
-        pass
 
 
 def keys_per_node(nodes: RedisClusterNodes) -> list[int]:
@@ -281,15 +264,7 @@ async def test_sentinel_failover_ends_subscriptions(redis_sentinel: RedisSentine
         with pytest.raises(StoreError, match="subscription"):
             await drain(subscription)
     await asyncio.to_thread(redis_sentinel.wait_failed_over, old)
-    deadline = asyncio.get_running_loop().time() + 10
-    while True:
-        try:
-            again = cache.subscribe("inval")
-            assert await receive_first(again, cache) == b"m"
-            break
-        except StoreError:
-            assert asyncio.get_running_loop().time() < deadline
-            await asyncio.sleep(0.1)
+    again = await subscribe_again(cache, "inval", b"m", timeout=10)
     await again.aclose()  # type: ignore[attr-defined]
     await cache.aclose()
 
