@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,7 +10,7 @@ import httpx
 import pytest
 
 from tests.support.net import RedisServer
-from tests.support.server import wait_until
+from tests.support.server import url_file_servers, wait_until
 
 APP = Path(__file__).parents[1] / "apps" / "ratelimit_app.py"
 
@@ -24,34 +20,14 @@ Start = Callable[[str, str, str], str]
 @pytest.fixture
 def instance(tmp_path: Path) -> Iterator[Start]:
     """``start(storage, limit, "open"|"closed") -> url``: an instance with 2 workers."""
-    processes: list[subprocess.Popen[bytes]] = []
+    with url_file_servers(tmp_path) as start:
+        urls = iter(range(1000))
 
-    def start(storage: str, limit: str, fail: str) -> str:
-        index = len(processes)
-        url_file, log = tmp_path / f"url{index}.txt", tmp_path / f"stderr{index}.txt"
-        with log.open("wb") as stderr:
-            process = subprocess.Popen(
-                [sys.executable, str(APP), storage, limit, fail, str(url_file)],
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-            )
-        processes.append(process)
-        deadline = time.monotonic() + 30
-        while not url_file.exists():
-            if process.poll() is not None:
-                raise RuntimeError(log.read_text())
-            assert time.monotonic() < deadline, "the instance did not start"
-            time.sleep(0.05)
-        return url_file.read_text()
+        def start_instance(storage: str, limit: str, fail: str) -> str:
+            url_file = tmp_path / f"url{next(urls)}.txt"
+            return str(start([str(APP), storage, limit, fail, str(url_file)], "the instance"))
 
-    yield start
-    for process in processes:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        yield start_instance
 
 
 def fresh_get(url: str) -> httpx.Response:

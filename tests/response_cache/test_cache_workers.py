@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 import socket
 import struct
-import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -21,6 +18,7 @@ import pytest
 
 from aeros import RedisCache
 from tests.support.cache import LiveServer, Records, Site, make_store
+from tests.support.server import url_file_servers
 
 WORKER_APP = textwrap.dedent(
     """
@@ -66,37 +64,16 @@ WORKER_APP = textwrap.dedent(
 @pytest.fixture
 def worker_server(tmp_path: Path) -> Iterator[Any]:
     """Start the 4-worker app in a subprocess: ``start(kind, where) -> (url, calls_file)``."""
-    processes: list[subprocess.Popen[bytes]] = []
+    with url_file_servers(tmp_path) as start:
 
-    def start(kind: str, where: str) -> tuple[str, Path]:
-        script = tmp_path / "worker_app.py"
-        script.write_text(WORKER_APP)
-        calls, url_file = tmp_path / "calls.txt", tmp_path / "url.txt"
-        log = tmp_path / "stderr.txt"
-        with log.open("wb") as stderr:
-            process = subprocess.Popen(
-                [sys.executable, str(script), kind, where, str(calls), str(url_file)],
-                cwd=tmp_path,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-            )
-        processes.append(process)
-        deadline = time.monotonic() + 30
-        while not url_file.exists():
-            if process.poll() is not None:
-                raise RuntimeError(log.read_text())
-            assert time.monotonic() < deadline, "workers did not start"
-            time.sleep(0.05)
-        return url_file.read_text(), calls
+        def start_workers(kind: str, where: str) -> tuple[str, Path]:
+            script = tmp_path / "worker_app.py"
+            script.write_text(WORKER_APP)
+            calls, url_file = tmp_path / "calls.txt", tmp_path / "url.txt"
+            args = [str(script), kind, where, str(calls), str(url_file)]
+            return start(args, "workers", cwd=tmp_path), calls
 
-    yield start
-    for process in processes:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        yield start_workers
 
 
 @pytest.mark.slow

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -148,3 +150,38 @@ def slow_app(delay: float = 0.5) -> Any:
         return "slow done"
 
     return app
+
+
+@contextmanager
+def url_file_servers(tmp_path: Path) -> Iterator[Any]:
+    """``start(args, what) -> url``: run ``python *args`` (a script whose last argument is the
+    file it writes its URL to once serving) and wait for that URL; SIGTERM every one at exit.
+    For apps that report their URL through a file rather than stdout (:class:`AppProcess`)."""
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(args: list[str], what: str = "the server", cwd: Path | None = None) -> str:
+        index = len(processes)
+        url_file, log = Path(args[-1]), tmp_path / f"stderr{index}.txt"
+        with log.open("wb") as stderr:
+            process = subprocess.Popen(
+                [sys.executable, *args], cwd=cwd, stdout=subprocess.DEVNULL, stderr=stderr
+            )
+        processes.append(process)
+        deadline = time.monotonic() + 30
+        while not url_file.exists():
+            if process.poll() is not None:
+                raise RuntimeError(log.read_text())
+            assert time.monotonic() < deadline, f"{what} did not start"
+            time.sleep(0.05)
+        return url_file.read_text()
+
+    try:
+        yield start
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
