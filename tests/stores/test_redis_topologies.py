@@ -20,6 +20,13 @@ from tests.support.redis_topologies import RedisClusterNodes, RedisSentinelGroup
 pytestmark = pytest.mark.redis
 
 
+def on_cluster(url: str, **options: Any) -> RedisCache:
+    """A RedisCache on the test Cluster. These tests check behaviour, not timeouts: a loaded
+    machine can take longer than the 0.1 s default socket timeout to answer a cluster's
+    discovery (the fail-fast tests set their own)."""
+    return RedisCache(url=url, cluster=True, socket_timeout=2.0, **options)
+
+
 def keys_per_node(nodes: RedisClusterNodes) -> list[int]:
     """How many keys each cluster node holds."""
     return [int(command(port, "DBSIZE").strip() or 0) for port in nodes.ports]
@@ -30,7 +37,7 @@ async def test_cluster_discovered_from_one_node_spreads_groups_over_slots(
 ) -> None:
     """cluster=True discovers every node from one URL; groups land on several nodes, each
     entry in the slot of its group's index, and a group delete works slot by slot."""
-    cache = RedisCache(url=f"redis://127.0.0.1:{redis_cluster.ports[1]}", cluster=True)
+    cache = on_cluster(f"redis://127.0.0.1:{redis_cluster.ports[1]}")
     for group in range(12):
         for item in range(3):
             await cache.set(f"r:/p{group}:{item}", b"v%d" % item, ttl=60)
@@ -47,7 +54,7 @@ async def test_cluster_discovered_from_one_node_spreads_groups_over_slots(
 async def test_cluster_tag_purge_and_clear_span_slots(redis_cluster: RedisClusterNodes) -> None:
     """A tag whose entries live on several nodes is purged completely (per slot); clear and
     delete_prefix reach every node and leave foreign keys alone."""
-    cache = RedisCache(url=redis_cluster.url, cluster=True, prefix="t:")
+    cache = on_cluster(redis_cluster.url, prefix="t:")
     for group in range(10):
         await cache.set_tagged(f"r:/p{group}:x", b"v", ttl=60, tags=["all", f"g{group}"])
     slots = {key_slot(cache.names.entry(f"r:/p{group}:x")) for group in range(10)}
@@ -55,7 +62,7 @@ async def test_cluster_tag_purge_and_clear_span_slots(redis_cluster: RedisCluste
     assert await cache.delete_tags(["g3"]) == 1
     assert await cache.delete_tags(["all"]) == 9
     assert [await cache.get(f"r:/p{group}:x") for group in range(10)] == [None] * 10
-    other = RedisCache(url=redis_cluster.url, cluster=True, prefix="other:")
+    other = on_cluster(redis_cluster.url, prefix="other:")
     await other.set("r:/keep:1", b"k", ttl=60)
     for group in range(10):
         await cache.set(f"r:/p{group}:x", b"v", ttl=60)
@@ -74,8 +81,8 @@ async def test_cluster_tag_purge_and_clear_span_slots(redis_cluster: RedisCluste
 async def test_cluster_locks_and_broadcast(redis_cluster: RedisClusterNodes) -> None:
     """Locks and pub/sub work on a Cluster: a message published through any node reaches a
     subscriber connected to another."""
-    one = RedisCache(url=redis_cluster.url, cluster=True)
-    two = RedisCache(url=f"redis://127.0.0.1:{redis_cluster.ports[2]}", cluster=True)
+    one = on_cluster(redis_cluster.url)
+    two = on_cluster(f"redis://127.0.0.1:{redis_cluster.ports[2]}")
     subscription = one.subscribe("inval")  # the first call of its client: nodes discovered
     assert await receive_first(subscription, two) == b"m"
     await subscription.aclose()  # type: ignore[attr-defined]
@@ -274,7 +281,7 @@ async def test_cluster_hits_read_each_primary_on_one_connection(
 ) -> None:
     """Concurrent gets of keys on every node travel on one pipelined connection per primary
     and each gets its own value."""
-    cache = RedisCache(url=redis_cluster.url, cluster=True)
+    cache = on_cluster(redis_cluster.url)
     for group in range(30):
         await cache.set(f"r:/p{group}:x", b"%d" % group, ttl=60)
     values = await asyncio.gather(*(cache.get(f"r:/p{group % 30}:x") for group in range(300)))
@@ -292,8 +299,8 @@ async def test_cluster_get_follows_a_slot_moved_to_another_node(
 ) -> None:
     """After a slot moves to another primary, a get meets MOVED on the old owner and still
     returns the value (through redis-py, which learns the new owner)."""
-    cache = RedisCache(url=redis_cluster.url, cluster=True)
-    writer = RedisCache(url=redis_cluster.url, cluster=True)
+    cache = on_cluster(redis_cluster.url)
+    writer = on_cluster(redis_cluster.url)
     key = "r:/moving:x"
     assert await cache.get(key) is None  # this client now maps the slot to its first owner
     slot = key_slot(cache.names.entry(key))
