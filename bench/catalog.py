@@ -99,11 +99,12 @@ GROUPS = {
     "all": CONTENDERS,
     "core": EVERY_ROUTE,
     "observability": ("bare-aeros", "aeros", "aeros-request-id", "aeros-metrics"),
-    "field": ("bare", "aeros", *FIELD, "fastapi", "quart", "flask-gunicorn"),
+    "field": ("bare", "bare-aeros", "aeros", *FIELD, "fastapi", "quart", "flask-gunicorn"),
     "ratelimit": ("bare-aeros", "aeros", "aeros-ratelimit"),
 }
 """Names ``--contenders`` accepts for a set: ``core`` is aeros and its baselines on every
-scenario, ``field`` the frameworks users pick instead (issue 12's table), ``observability``
+scenario, ``field`` the frameworks users pick instead (issue 12's table; ``bare-aeros`` shows
+how much of the gap is the server), ``observability``
 aeros with request ids and with metrics on against plain aeros (issue 13), ``ratelimit`` the
 cost of an app-wide rate limit (issue 14)."""
 
