@@ -15,6 +15,8 @@ from aeros.errors import StoreError
 from tests.support.asgi import http_scope
 from tests.support.cache import LiveServer, Site
 
+SOCKET_TIMEOUT = 1.0  # behaviour, not timeouts: a busy machine may answer slower than 0.1 s
+
 
 def key_of(site: Site, path: str) -> str:
     """The store key the cache layer uses for ``GET path`` (the stack must be built)."""
@@ -31,7 +33,7 @@ def in_redis(url: str, call: Any) -> Any:
     """``await call(store)`` with a RedisCache of its own (another process, say), closed after."""
 
     async def run() -> Any:
-        store = RedisCache(url=url)
+        store = RedisCache(url=url, socket_timeout=SOCKET_TIMEOUT)
         try:
             return await call(store)
         finally:
@@ -43,7 +45,7 @@ def in_redis(url: str, call: Any) -> Any:
 def test_fleet_lock_dead_holder_costs_the_deadline(redis: Any, live_server: LiveServer) -> None:
     """A lock held by a process that died: the miss waits for the lock's deadline, then runs
     the view itself and answers 200."""
-    site = Site(RedisCache(url=redis.url))
+    site = Site(RedisCache(url=redis.url, socket_timeout=SOCKET_TIMEOUT))
     site.app.response_cache.lock_timeout = 0.6
     with live_server(site.app) as url:
         assert httpx.get(url + "/short").status_code == 200  # builds the stack
@@ -62,7 +64,7 @@ def test_fleet_lock_released_without_entry_frees_waiters(
 ) -> None:
     """A holder that stored nothing releases the lock: a waiter runs the view at once instead
     of waiting for the deadline."""
-    site = Site(RedisCache(url=redis.url))
+    site = Site(RedisCache(url=redis.url, socket_timeout=SOCKET_TIMEOUT))
     site.app.response_cache.lock_timeout = 20
     with live_server(site.app) as url:
         assert httpx.get(url + "/short").status_code == 200
@@ -93,7 +95,7 @@ class LocksFail(RedisCache):
 
 def test_fleet_lock_failing_store_runs_the_view(redis: Any, live_server: LiveServer) -> None:
     """A store that fails to lock: the request runs the view (and stores it), never a 5xx."""
-    site = Site(LocksFail(url=redis.url))
+    site = Site(LocksFail(url=redis.url, socket_timeout=SOCKET_TIMEOUT))
     with live_server(site.app) as url:
         assert [httpx.get(url + "/page/z").text for _ in range(2)] == ["page z 1"] * 2
     assert site.views["page"] == 1
@@ -104,7 +106,7 @@ def test_fleet_lock_skipped_for_unstorable_keys(redis: Any, live_server: LiveSer
     only wait for a response they cannot use)."""
     import redis as redis_py
 
-    site = Site(RedisCache(url=redis.url))
+    site = Site(RedisCache(url=redis.url, socket_timeout=SOCKET_TIMEOUT))
     with redis_py.Redis(port=redis.port) as probe, live_server(site.app) as url:
 
         def sets() -> int:  # a lock is a SET NX PX; nothing is stored for this route

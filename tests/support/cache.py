@@ -44,6 +44,9 @@ def make_store(kind: str, tmp_path: Path, request: Any, **options: Any) -> Any:
     if kind == "filesystem":
         return FilesystemCache(tmp_path / "cache", **options)
     redis_server = request.getfixturevalue("redis")
+    # behaviour tests, not timeout tests: a busy CI machine can take longer than the 0.1 s
+    # default to answer, which would serve a request uncached and fail the test
+    options.setdefault("socket_timeout", 1.0)
     if kind == "tiered":
         return TieredCache(local=SimpleCache(), shared=RedisCache(url=redis_server.url, **options))
     return RedisCache(url=redis_server.url, **options)
