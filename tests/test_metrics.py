@@ -110,6 +110,15 @@ def test_metrics_counts_equal_requests_made_with_two_workers() -> None:
                     found, "aeros_http_requests_total", method="GET", route="/pid", status="200"
                 )
                 == 20
+                and value(
+                    found, "aeros_http_requests_total", method="GET", route="/cached", status="200"
+                )
+                == cached
+                # a worker's flush is not atomic for a reader in another process: wait until
+                # the cache results of both workers are in too
+                and value(found, "aeros_cache_results_total", result="hit")
+                + value(found, "aeros_cache_results_total", result="miss")
+                == cached
                 and value(found, "aeros_http_requests_in_flight") == 0
             )
 
