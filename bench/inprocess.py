@@ -20,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from aeros.types import HEADER_LINES
 from bench import apps
 
 ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
@@ -36,7 +37,8 @@ SCENARIOS: dict[str, tuple[str, list[tuple[bytes, bytes]]]] = {
 
 
 def make_scope(path: str, extra: list[tuple[bytes, bytes]]) -> dict[str, Any]:
-    """A scope as uvicorn builds it for ``GET path`` over HTTP/1.1."""
+    """A scope as aeros' server builds it for ``GET path`` over HTTP/1.1 (uvicorn's, and the
+    list where layers put header lines for the server to write: ``HEADER_LINES``)."""
     return {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
@@ -51,6 +53,7 @@ def make_scope(path: str, extra: list[tuple[bytes, bytes]]) -> dict[str, Any]:
         "query_string": b"",
         "headers": [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"bench"), *extra],
         "state": {},
+        HEADER_LINES: [],
     }
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from aeros.metrics.export import Exporter
 from aeros.metrics.layer import AppBytesMiddleware, MetricsMiddleware
 from aeros.middleware.request_id import RequestIdMiddleware
-from aeros.types import ROUTE
+from aeros.types import HEADER_LINES, ROUTE
 from bench import apps
 from bench.inprocess import measure, new_loop
 
@@ -60,6 +60,7 @@ def _scope() -> dict[str, Any]:
         "headers": [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"bench")],
         "client": ("127.0.0.1", 50000),
         "state": {},
+        HEADER_LINES: [],  # as aeros' server makes it
     }
 
 

@@ -13,6 +13,7 @@ __all__ = [
     "CACHE_STATE",
     "COALESCED",
     "DRAINING",
+    "HEADER_LINES",
     "PEER",
     "RATE_LIMIT_STATE",
     "ROUTE",
@@ -50,6 +51,14 @@ PEER: Final = "aeros.peer"
 """Scope key: the address of the connection's peer, set by aeros' server when proxy headers are
 honoured (``scope["client"]`` is then the forwarded client). Layers that trust a header only
 from a proxy (the request id) check this; without it, ``scope["client"]`` is the peer."""
+
+HEADER_LINES: Final = "aeros.header_lines"
+"""Scope key: a list that aeros' HTTP server puts in every request's scope. A layer may append
+complete header lines to it (``b"x-request-id: 4f2a...\r\n"``: a lower-case name, a value it
+made or checked itself, no CR or LF inside); the server writes them into the head of this
+request's response, whoever starts that response. Layers that find no such key (another
+server, the test client) wrap ``send`` instead. A list, so the copies of the scope that inner
+layers make share it."""
 
 ROUTE: Final = "aeros.route"
 """Scope key: the route template that matched (``/items/<int:item_id>``, never the raw path),

@@ -191,3 +191,46 @@ def test_request_id_in_sync_views_and_on_concurrency_limit_refusals(tmp_path: Pa
     assert HEX32.match(sync.text)
     assert refused.status_code == 503
     assert HEX32.match(refused.headers["x-request-id"])
+
+
+class _CopyingScope:
+    """A user middleware that hands the app a copy of the scope, as some ASGI middleware do."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(dict(scope), receive, send)
+
+
+def test_request_id_on_aeros_server_and_test_client_once_whoever_answers(tmp_path: Path) -> None:
+    """On aeros' server the id goes into the response head by the server (HEADER_LINES); on
+    the test client the layer adds it to the start message. Either way: exactly once, on the
+    app's answers, its 500s and behind a middleware that copies the scope."""
+    app = id_app(tmp_path, request_id=True)
+    app.add_middleware(_CopyingScope)
+
+    @app.route("/boom")
+    async def boom() -> str:
+        raise RuntimeError("boom")
+
+    with app.serve_in_thread() as url:
+        served = [httpx.get(url + path) for path in ("/id", "/boom", "/missing")]
+
+    async def through_test_client() -> list[Any]:
+        client = app.test_client()
+        return [await client.get(path) for path in ("/id", "/boom", "/missing")]
+
+    import asyncio
+
+    tested = asyncio.run(through_test_client())
+    assert [r.status_code for r in served] == [200, 500, 404]
+    assert [r.status_code for r in tested] == [200, 500, 404]
+    for response in served:
+        assert len(response.headers.get_list("x-request-id")) == 1
+        assert HEX32.match(response.headers["x-request-id"])
+    for response in tested:
+        assert len(response.headers.getlist("x-request-id")) == 1
+        assert HEX32.match(response.headers["x-request-id"])
+    assert served[0].text == served[0].headers["x-request-id"]
+    assert len({r.headers["x-request-id"] for r in served}) == 3

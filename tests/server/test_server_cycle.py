@@ -14,6 +14,7 @@ from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 from aeros.server.http import cycle as cycle_module
 from aeros.server.http.cycle import LeanCycle
+from aeros.types import HEADER_LINES
 
 DATE = [(b"date", b"Thu, 03 Dec 2026 09:28:06 GMT")]
 
@@ -367,3 +368,25 @@ def test_a_loop_that_served_is_not_kept_alive_by_its_batch() -> None:
     del loop
     gc.collect()
     assert gone() is None
+
+
+@pytest.mark.parametrize("paused", [False, True])
+async def test_header_lines_of_the_scope_go_into_the_head_on_both_paths(paused: bool) -> None:
+    """Lines a layer put in ``scope[HEADER_LINES]`` are written with the head, by LeanCycle's
+    own head (not paused) and through uvicorn's send (paused), once each."""
+    cycle = make(LeanCycle)
+    cycle.scope[HEADER_LINES] = [b"x-request-id: abc\r\n", b"ratelimit: r=1\r\n"]
+
+    async def drain() -> None:
+        cycle.flow.write_paused = False
+
+    cycle.flow = Flow()
+    cycle.flow.drain = drain
+    cycle.flow.write_paused = paused
+    await cycle.send({"type": "http.response.start", "status": 200, "headers": LENGTH_5})
+    await cycle.send({"type": "http.response.body", "body": b"hello"})
+    written = b"".join(cycle.transport.written)
+    head = written.split(b"\r\n\r\n", 1)[0]
+    assert head.count(b"\r\nx-request-id: abc") == 1
+    assert head.count(b"\r\nratelimit: r=1") == 1
+    assert written.endswith(b"\r\n\r\nhello")

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from aeros.errors import ConfigurationError
 from aeros.headers import check_header
 from aeros.logging.context import request_id_var
-from aeros.types import PEER, ASGIApp, Message, Receive, Scope, Send
+from aeros.types import HEADER_LINES, PEER, ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["DEFAULT_HEADER", "MAX_LENGTH", "RequestIdMiddleware", "new_request_id"]
 
@@ -89,6 +89,7 @@ class RequestIdMiddleware:
         self.app = app
         name, _ = check_header(header, "-", where="WebServer(request_id=...)")
         self.header = name
+        self._line_start = name.lower() + b": "
         try:
             self.trust: _Trust | None = _Trust(trusted)
         except ValueError as exc:
@@ -121,6 +122,16 @@ class RequestIdMiddleware:
             return
         request_id = self.request_id(scope)
         token = request_id_var.set(request_id)
+        lines = scope.get(HEADER_LINES)
+        if lines is not None and kind == "http":
+            # aeros' server writes the line into whichever response this request gets: no
+            # send wrapper (an id is made here or checked by _WELL_FORMED: no CR, LF or space)
+            lines.append(self._line_start + request_id.encode("ascii") + b"\r\n")
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                request_id_var.reset(token)
+            return
         pair = (self.header, request_id.encode("ascii"))
 
         async def send_with_id(message: Message) -> None:

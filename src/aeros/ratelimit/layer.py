@@ -13,7 +13,7 @@ from aeros.middleware.headers import GlobalHeaders
 from aeros.ratelimit.backend import Backend, BackendDown
 from aeros.ratelimit.fields import rate_value, refusal, retry_seconds
 from aeros.ratelimit.routes import Check, Plan, RouteLimits
-from aeros.types import RATE_LIMIT_STATE, ASGIApp, Message, Receive, Scope, Send
+from aeros.types import HEADER_LINES, RATE_LIMIT_STATE, ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["RateLimitMiddleware", "rate_limit_layer"]
 
@@ -90,7 +90,14 @@ class RateLimitMiddleware:
         if not counted or not self.send_fields:
             await self.app(scope, receive, send)
             return
-        added = ((_POLICY, plan.policy), (_RATE, rate_value(counted)))
+        rate = rate_value(counted)
+        lines = scope.get(HEADER_LINES)
+        if lines is not None:  # aeros' server writes them into the response: no send wrapper
+            lines.append(plan.policy_line)
+            lines.append(b"ratelimit: " + rate + b"\r\n")
+            await self.app(scope, receive, send)
+            return
+        added = ((_POLICY, plan.policy), (_RATE, rate))
 
         async def send_with_fields(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -41,6 +41,7 @@ class Plan(NamedTuple):
 
     checks: tuple[Check, ...]
     policy: bytes
+    policy_line: bytes  # b"ratelimit-policy: <policy>\r\n", for aeros' server (HEADER_LINES)
 
 
 def _checks(where: str, rule: Rule) -> list[Check]:
@@ -65,7 +66,7 @@ def _plan(checks: list[Check]) -> Plan | None:
     if not checks:
         return None
     policy = b", ".join(policy_member(c.name.decode("ascii").strip('"'), c.item) for c in checks)
-    return Plan(tuple(checks), policy)
+    return Plan(tuple(checks), policy, b"ratelimit-policy: " + policy + b"\r\n")
 
 
 def _safe_name(endpoint: str) -> str:

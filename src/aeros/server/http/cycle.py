@@ -33,6 +33,8 @@ from uvicorn.protocols.http.httptools_impl import (
     RequestResponseCycle,
 )
 
+from aeros.types import HEADER_LINES
+
 __all__ = ["LeanCycle", "WriteBatch", "batch_for"]
 
 logger = logging.getLogger(__name__)
@@ -192,6 +194,8 @@ class LeanCycle(RequestResponseCycle):
             or self.disconnected
             or self.flow.write_paused
         ):
+            if message["type"] == "http.response.start" and not self.response_started:
+                message = _with_lines(message, self.scope.get(HEADER_LINES))  # type: ignore[arg-type]
             await super().send(message)  # type: ignore[arg-type]
             return
         self.response_started = True
@@ -207,6 +211,9 @@ class LeanCycle(RequestResponseCycle):
                     line, close_now = self._new_line(pair)
                     close = close or close_now
                 content.append(line)
+        added: list[bytes] | None = self.scope.get(HEADER_LINES)  # type: ignore[assignment]
+        if added:
+            content += added
         if not self.keep_alive and not close:
             content.append(b"connection: close\r\n")
         if (
@@ -296,3 +303,12 @@ class LeanCycle(RequestResponseCycle):
             self.keep_alive = False
             return line, True
         return line, False
+
+
+def _with_lines(message: dict[str, object], lines: list[bytes] | None) -> dict[str, object]:
+    """``message`` (a response start) with the :data:`~aeros.types.HEADER_LINES` of its scope
+    as header pairs, for uvicorn's own ``send``."""
+    if not lines:
+        return message
+    pairs = [tuple(line[:-2].split(b": ", 1)) for line in lines]
+    return {**message, "headers": [*message.get("headers", ()), *pairs]}  # type: ignore[misc]

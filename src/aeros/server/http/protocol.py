@@ -32,6 +32,7 @@ from aeros.server.http.rules import (
     other_target_status,
     transfer_coding_status,
 )
+from aeros.types import HEADER_LINES
 
 __all__ = ["HardenedHttpToolsProtocol", "build_protocol_class"]
 
@@ -148,6 +149,7 @@ class HardenedHttpToolsProtocol(ConnectionControl):
             "root_path": self.root_path,
             "headers": self.headers,
             "state": self.app_state.copy(),
+            HEADER_LINES: [],  # lines layers add to this response's head (request id, ...)
         }
         self._header_bytes = 0
         self._host = None
