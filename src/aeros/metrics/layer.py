@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from aeros.metrics.export import CONTENT_TYPE, Exporter
 from aeros.metrics.tally import UNMATCHED
+from aeros.middleware.counting import CountingSend
 from aeros.types import (
     CACHE_STATE,
     COALESCED,
@@ -74,19 +75,9 @@ class MetricsMiddleware:
         box: list[str | None] = [None]
         scope[ROUTE] = box  # shared by the copies of the scope that inner layers make
         start = time.perf_counter()
-        status = 0
-        size = 0
-
-        async def counting_send(message: Message) -> None:
-            nonlocal status, size
-            if message["type"] == "http.response.body":
-                size += len(message.get("body", b""))
-            elif message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        counted = CountingSend(send)
         try:
-            await self.app(scope, receive, counting_send)
+            await self.app(scope, receive, counted)
         finally:
             tally.in_flight -= 1
             cache = scope.get(CACHE_STATE)
@@ -102,10 +93,10 @@ class MetricsMiddleware:
             tally.record(
                 scope["method"],
                 route,
-                status or 500,
+                counted.status or 500,
                 seconds,
                 cache,
-                size,
+                counted.size,
                 limit,
             )
             if not self.exporter.scheduled:

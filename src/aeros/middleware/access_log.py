@@ -14,6 +14,7 @@ from aeros.logging.access import ACCESS_LOGGER, SERVER_ANSWER, log_access
 from aeros.logging.config import LogConfig
 from aeros.logging.context import request_id_var
 from aeros.logging.formatters import AccessEntry
+from aeros.middleware.counting import CountingSend
 from aeros.types import CACHE_STATE, RATE_LIMIT_STATE, ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["AccessLogMiddleware"]
@@ -44,20 +45,11 @@ class AccessLogMiddleware:
                 await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        status = 0
-        size = 0
-
-        async def counting_send(message: Message) -> None:
-            nonlocal status, size
-            if message["type"] == "http.response.body":
-                size += len(message.get("body", b""))
-            elif message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        counted = CountingSend(send)
         try:
-            await self.app(scope, receive, counting_send)
+            await self.app(scope, receive, counted)
         finally:
+            status, size = counted.status, counted.size
             # An app that fails before starting a response gets a 500 from the server, and a
             # HEAD answer carries no body on the wire, whatever body the app produced. aeros'
             # server may have answered in the app's place (a body over the limit): that shows.
