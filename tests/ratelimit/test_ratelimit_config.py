@@ -102,7 +102,7 @@ def test_ratelimit_keys_address_header_function() -> None:
 @pytest.mark.parametrize(
     ("storage", "kind", "client"),
     [
-        pytest.param("memory://", "MemoryStorage", None, id="memory"),
+        pytest.param("memory://", "MemoryCounts", None, id="memory"),
         pytest.param("redis://127.0.0.1:1/0", "RedisStorage", "Redis", id="redis"),
         pytest.param("unix:///tmp/none.sock", "RedisStorage", "Redis", id="unix"),
         pytest.param(
@@ -119,8 +119,9 @@ def test_ratelimit_keys_address_header_function() -> None:
 async def test_ratelimit_storage_is_limits_async_storage_over_redis_py(
     storage: str, kind: str, client: str | None
 ) -> None:
-    """Each URL builds limits' async storage of its kind, talking through redis-py's asyncio
-    clients (aeros' own dependency), not coredis; nothing connects before the first hit."""
+    """Each Redis URL builds limits' async storage of its kind, talking through redis-py's
+    asyncio clients (aeros' own dependency), not coredis; nothing connects before the first
+    hit. memory:// gets aeros' own counters (aeros.ratelimit.memory)."""
     import redis.asyncio
 
     from aeros.ratelimit.backend import Backend

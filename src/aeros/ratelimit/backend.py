@@ -1,4 +1,5 @@
-"""Counting hits on ``limits``' async storages: memory, Redis, Redis Cluster, Redis Sentinel.
+"""Counting hits on ``limits``' async storages (Redis, Redis Cluster, Redis Sentinel) or on
+aeros' in-process counters for ``memory://`` (:mod:`aeros.ratelimit.memory`).
 
 One storage per process and event loop, built on first use: a forked worker never reuses its
 parent's Redis sockets, and redis-py's asyncio client belongs to the loop that made it (the
@@ -24,6 +25,8 @@ from typing import Any, cast
 
 from limits.aio.storage import Storage
 from limits.storage import storage_from_string
+
+from aeros.ratelimit.memory import MemoryCounts
 
 __all__ = ["Backend", "BackendDown", "Outcome"]
 
@@ -112,14 +115,15 @@ class Backend:
         return self._storage
 
     def _build(self) -> Storage:
-        options: dict[str, Any] = {}
-        if not self.uri.startswith("async+memory"):
-            options = {
-                "implementation": "redispy",
-                "key_prefix": self.prefix,
-                "socket_timeout": self.socket_timeout,
-                "socket_connect_timeout": self.socket_timeout,
-            }
+        if self.uri.startswith("async+memory"):
+            # aeros' own counters: limits' async MemoryStorage walks every key on each hit
+            return cast(Storage, MemoryCounts())
+        options: dict[str, Any] = {
+            "implementation": "redispy",
+            "key_prefix": self.prefix,
+            "socket_timeout": self.socket_timeout,
+            "socket_connect_timeout": self.socket_timeout,
+        }
         # an async+ URI always gives one of limits.aio.storage's classes
         return cast(Storage, storage_from_string(self.uri, **options))
 
