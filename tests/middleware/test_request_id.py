@@ -3,6 +3,7 @@ in every log line emitted while the request runs."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from pathlib import Path
@@ -220,8 +221,6 @@ def test_request_id_on_aeros_server_and_test_client_once_whoever_answers(tmp_pat
     async def through_test_client() -> list[Any]:
         client = app.test_client()
         return [await client.get(path) for path in ("/id", "/boom", "/missing")]
-
-    import asyncio
 
     tested = asyncio.run(through_test_client())
     assert [r.status_code for r in served] == [200, 500, 404]

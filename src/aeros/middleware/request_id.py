@@ -89,7 +89,7 @@ class RequestIdMiddleware:
         self.app = app
         name, _ = check_header(header, "-", where="WebServer(request_id=...)")
         self.header = name
-        self._line_start = name.lower() + b": "
+        self._line_start = name + b": "  # check_header gave the name lower-cased
         try:
             self.trust: _Trust | None = _Trust(trusted)
         except ValueError as exc:

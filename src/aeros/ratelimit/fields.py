@@ -21,7 +21,24 @@ from limits import RateLimitItem
 
 from aeros.types import Headers
 
-__all__ = ["policy_member", "rate_value", "refusal", "retry_seconds"]
+__all__ = [
+    "POLICY_FIELD",
+    "RATE_FIELD",
+    "field_line",
+    "policy_member",
+    "rate_value",
+    "refusal",
+    "retry_seconds",
+]
+
+POLICY_FIELD = b"ratelimit-policy"
+RATE_FIELD = b"ratelimit"
+
+
+def field_line(name: bytes, value: bytes) -> bytes:
+    """One header line for aeros' server (``HEADER_LINES``): our own names and values, no
+    CR or LF in them."""
+    return name + b": " + value + b"\r\n"
 
 
 def policy_member(name: str, item: RateLimitItem) -> bytes:

@@ -11,14 +11,18 @@ from collections.abc import Callable, Sequence
 
 from aeros.middleware.headers import GlobalHeaders
 from aeros.ratelimit.backend import Backend, BackendDown
-from aeros.ratelimit.fields import rate_value, refusal, retry_seconds
+from aeros.ratelimit.fields import (
+    POLICY_FIELD,
+    RATE_FIELD,
+    field_line,
+    rate_value,
+    refusal,
+    retry_seconds,
+)
 from aeros.ratelimit.routes import Check, Plan, RouteLimits
 from aeros.types import HEADER_LINES, RATE_LIMIT_STATE, ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["RateLimitMiddleware", "rate_limit_layer"]
-
-_POLICY = b"ratelimit-policy"
-_RATE = b"ratelimit"
 
 
 class RateLimitMiddleware:
@@ -84,7 +88,7 @@ class RateLimitMiddleware:
             counted.append((check.name, remaining, reset))
             if not allowed:
                 scope[RATE_LIMIT_STATE] = "429"
-                fields = [(_POLICY, plan.policy), (_RATE, rate_value(counted))]
+                fields = [(POLICY_FIELD, plan.policy), (RATE_FIELD, rate_value(counted))]
                 await self.refuse(scope, send, reset, fields, _detail(check))
                 return
         if not counted or not self.send_fields:
@@ -94,10 +98,10 @@ class RateLimitMiddleware:
         lines = scope.get(HEADER_LINES)
         if lines is not None:  # aeros' server writes them into the response: no send wrapper
             lines.append(plan.policy_line)
-            lines.append(b"ratelimit: " + rate + b"\r\n")
+            lines.append(field_line(RATE_FIELD, rate))
             await self.app(scope, receive, send)
             return
-        added = ((_POLICY, plan.policy), (_RATE, rate))
+        added = ((POLICY_FIELD, plan.policy), (RATE_FIELD, rate))
 
         async def send_with_fields(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 from limits import RateLimitItem
 
-from aeros.ratelimit.fields import policy_member
+from aeros.ratelimit.fields import POLICY_FIELD, field_line, policy_member
 from aeros.ratelimit.keys import KeyFunc
 from aeros.ratelimit.policy import RateLimit, Rule, exempt_of, rules_of
 from aeros.route_match import Match, RouteMemo
@@ -41,7 +41,7 @@ class Plan(NamedTuple):
 
     checks: tuple[Check, ...]
     policy: bytes
-    policy_line: bytes  # b"ratelimit-policy: <policy>\r\n", for aeros' server (HEADER_LINES)
+    policy_line: bytes  # its RateLimit-Policy line, for aeros' server (HEADER_LINES)
 
 
 def _checks(where: str, rule: Rule) -> list[Check]:
@@ -66,7 +66,7 @@ def _plan(checks: list[Check]) -> Plan | None:
     if not checks:
         return None
     policy = b", ".join(policy_member(c.name.decode("ascii").strip('"'), c.item) for c in checks)
-    return Plan(tuple(checks), policy, b"ratelimit-policy: " + policy + b"\r\n")
+    return Plan(tuple(checks), policy, field_line(POLICY_FIELD, policy))
 
 
 def _safe_name(endpoint: str) -> str:
