@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aeros.types import HEADER_LINES
+from aeros.types import HEADER_LINES, RESPONSE_DONE
 from bench import apps
 
 ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
@@ -38,7 +38,8 @@ SCENARIOS: dict[str, tuple[str, list[tuple[bytes, bytes]]]] = {
 
 def make_scope(path: str, extra: list[tuple[bytes, bytes]]) -> dict[str, Any]:
     """A scope as aeros' server builds it for ``GET path`` over HTTP/1.1 (uvicorn's, and the
-    list where layers put header lines for the server to write: ``HEADER_LINES``)."""
+    lists where layers put header lines for the server to write and callbacks for the end of
+    the request: ``HEADER_LINES``, ``RESPONSE_DONE``)."""
     return {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
@@ -54,6 +55,7 @@ def make_scope(path: str, extra: list[tuple[bytes, bytes]]) -> dict[str, Any]:
         "headers": [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"bench"), *extra],
         "state": {},
         HEADER_LINES: [],
+        RESPONSE_DONE: [],
     }
 
 
@@ -62,7 +64,10 @@ async def run_requests(app: ASGIApp, path: str, extra: list[tuple[bytes, bytes]]
     last = _Client()
     for _ in range(n):
         last = _Client()
-        await app(make_scope(path, extra), last.receive, last.send)
+        scope = make_scope(path, extra)
+        await app(scope, last.receive, last.send)
+        for done in scope[RESPONSE_DONE]:  # as aeros' server does when the request ends
+            done(last.status, last.size)
     return last.status
 
 
@@ -72,6 +77,7 @@ class _Client:
 
     def __init__(self) -> None:
         self.status = 0
+        self.size = 0
         self.body_sent = False
         self.complete = asyncio.Event()
 
@@ -85,8 +91,10 @@ class _Client:
     async def send(self, message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
             self.status = message["status"]
-        elif message["type"] == "http.response.body" and not message.get("more_body"):
-            self.complete.set()
+        elif message["type"] == "http.response.body":
+            self.size += len(message.get("body", b""))
+            if not message.get("more_body"):
+                self.complete.set()
 
 
 def measure(app: ASGIApp, scenario: str, n: int) -> float:

@@ -17,7 +17,7 @@ import statistics
 import time
 from typing import Any
 
-from aeros.types import HEADER_LINES
+from aeros.types import HEADER_LINES, RESPONSE_DONE
 from bench import apps
 from bench.inprocess import SCENARIOS, make_scope, new_loop, run_requests
 
@@ -59,7 +59,7 @@ def layer_rounds(n: int, count: int) -> dict[str, list[float]]:
 
     async def run(app: Any) -> None:
         for _ in range(n):
-            await app({**scope, HEADER_LINES: []}, None, _discard)  # a fresh list, as served
+            await app({**scope, HEADER_LINES: [], RESPONSE_DONE: []}, None, _discard)  # as served
 
     times: dict[str, list[float]] = {"answer": [], "layer+answer": []}
     for _ in range(count):

@@ -3,6 +3,7 @@ by route template; the separate port; worker deaths and replacements; the direct
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
@@ -345,3 +346,48 @@ def test_metrics_count_coalesced_misses() -> None:
     assert value(found, "aeros_cache_results_total", result="coalesced") == 4
     assert value(found, "aeros_cache_results_total", result="hit") == 0
     assert value(found, "aeros_http_requests_total", method="GET", route="/slow", status="200") == 5
+
+
+def test_metrics_same_counts_on_aeros_server_and_through_a_wrapped_send() -> None:
+    """On aeros' server the layer learns each request's status and bytes from the server when
+    the request ends (RESPONSE_DONE); on any other server (here the test client) it wraps
+    ``send``. Both count the same requests, statuses, routes and bytes."""
+    paths = ["/items/1", "/items/2", "/nothing", "/boom", "/cached", "/cached"]
+    headers = {"Accept-Encoding": "gzip"}
+
+    def fresh() -> WebServer:
+        app = metrics_app(cache=SimpleCache(timeout=60))
+
+        @app.route("/boom")
+        async def boom() -> str:
+            raise RuntimeError("boom")
+
+        return app
+
+    def counted(found: dict[Any, float]) -> dict[Any, float]:
+        names = ("aeros_http_requests_total", "aeros_http_response_body_bytes_total")
+        return {key: number for key, number in found.items() if key[0] in names}
+
+    with fresh().serve_in_thread() as url, httpx.Client(headers=headers) as client:
+        statuses = [client.get(url + path).status_code for path in paths]
+        served = scrape_until(
+            url + "/metrics",
+            lambda found: (
+                sum(
+                    number for key, number in found.items() if key[0] == "aeros_http_requests_total"
+                )
+                == len(paths)
+            ),
+        )
+
+    async def through_test_client() -> tuple[list[int], str]:
+        client = fresh().test_client()
+        codes = [(await client.get(path, headers=headers)).status_code for path in paths]
+        scrape = await client.get("/metrics")
+        return codes, (await scrape.get_data(as_text=True))
+
+    tested_statuses, text = asyncio.run(through_test_client())
+    assert statuses == tested_statuses == [200, 200, 404, 500, 200, 200]
+    tested = samples(text)
+    assert value(served, "aeros_http_requests_total", method="GET", route="/boom", status="500")
+    assert counted(served) == counted(tested)

@@ -16,6 +16,7 @@ __all__ = [
     "HEADER_LINES",
     "PEER",
     "RATE_LIMIT_STATE",
+    "RESPONSE_DONE",
     "ROUTE",
     "SKIP_COMPRESSION",
     "SKIP_GLOBAL_HEADERS",
@@ -59,6 +60,14 @@ made or checked itself, no CR or LF inside); the server writes them into the hea
 request's response, whoever starts that response. Layers that find no such key (another
 server, the test client) wrap ``send`` instead. A list, so the copies of the scope that inner
 layers make share it."""
+
+RESPONSE_DONE: Final = "aeros.response_done"
+"""Scope key: a list that aeros' HTTP server puts in every request's scope beside
+:data:`HEADER_LINES`. A layer may append a callable ``(status, size) -> None``; the server
+calls each once the request's task ends (response sent, app failed, request cancelled) with the
+status it sent (0: none) and the body bytes sent through ``send`` (a HEAD answer's too). Layers
+that report on finished requests (metrics, access log) use it instead of wrapping ``send`` and
+awaiting the app; without the key (another server, the test client) they wrap ``send``."""
 
 ROUTE: Final = "aeros.route"
 """Scope key: the route template that matched (``/items/<int:item_id>``, never the raw path),

@@ -14,7 +14,7 @@ from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 from aeros.server.http import cycle as cycle_module
 from aeros.server.http.cycle import LeanCycle
-from aeros.types import HEADER_LINES
+from aeros.types import HEADER_LINES, RESPONSE_DONE
 
 DATE = [(b"date", b"Thu, 03 Dec 2026 09:28:06 GMT")]
 
@@ -390,3 +390,51 @@ async def test_header_lines_of_the_scope_go_into_the_head_on_both_paths(paused: 
     assert head.count(b"\r\nx-request-id: abc") == 1
     assert head.count(b"\r\nratelimit: r=1") == 1
     assert written.endswith(b"\r\n\r\nhello")
+
+
+@pytest.mark.parametrize("paused", [False, True], ids=["lean-head", "uvicorn-send"])
+async def test_response_done_callbacks_get_the_status_and_bytes_sent(
+    paused: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """When the request's task ends, each callback in ``scope[RESPONSE_DONE]`` gets the status
+    and the body bytes sent, on both send paths; one that raises is logged and the next still
+    runs."""
+    cycle = make(LeanCycle)
+    reports: list[tuple[int, int]] = []
+
+    def failing(status: int, size: int) -> None:
+        raise ValueError("broken callback")
+
+    cycle.scope[RESPONSE_DONE] = [failing, lambda status, size: reports.append((status, size))]
+
+    async def drain() -> None:
+        cycle.flow.write_paused = False
+
+    cycle.flow = Flow()
+    cycle.flow.drain = drain
+    cycle.flow.write_paused = paused
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 201, "headers": LENGTH_5})
+        await send({"type": "http.response.body", "body": b"he", "more_body": True})
+        await send({"type": "http.response.body", "body": b"llo"})
+
+    await cycle.run_asgi(app)
+    assert reports == [(201, 5)]
+    assert "a response-done callback failed" in caplog.text
+
+
+async def test_response_done_reports_the_servers_500_for_an_app_that_fails(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An app that raises before starting a response: the callbacks see the 500 uvicorn sent."""
+    cycle = make(LeanCycle)
+    cycle.logger = cycle_module.logger
+    reports: list[tuple[int, int]] = []
+    cycle.scope[RESPONSE_DONE] = [lambda status, size: reports.append((status, size))]
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise RuntimeError("boom")
+
+    await cycle.run_asgi(app)
+    assert reports == [(500, len(b"Internal Server Error"))]

@@ -10,7 +10,7 @@ touched once a second (:class:`~aeros.metrics.export.Exporter`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aeros.metrics.export import CONTENT_TYPE, Exporter
 from aeros.metrics.tally import UNMATCHED
@@ -19,6 +19,7 @@ from aeros.types import (
     CACHE_STATE,
     COALESCED,
     RATE_LIMIT_STATE,
+    RESPONSE_DONE,
     ROUTE,
     ASGIApp,
     Message,
@@ -55,7 +56,27 @@ class MetricsMiddleware:
         self.path = path
         self.route_of = route_of
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        done = scope.get(RESPONSE_DONE)
+        if done is None or scope["type"] != "http":
+            return self._wrap(scope, receive, send)
+        if scope["path"] == self.path and scope["method"] in ("GET", "HEAD"):
+            return self.scrape(scope, send)
+        # aeros' server: it reports the status and the bytes it sent when the request ends, so
+        # no send wrapper and no coroutine of this layer (the app's goes back as it is)
+        self.tally.in_flight += 1
+        box: list[str | None] = [None]
+        scope[ROUTE] = box  # shared by the copies of the scope that inner layers make
+        start = time.perf_counter()
+
+        def finished(status: int, size: int) -> None:
+            self.count(scope, box, start, status, size)
+
+        done.append(finished)
+        return self.app(scope, receive, send)
+
+    async def _wrap(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Any other server: count what the app sends through a wrapped ``send``."""
         kind = scope["type"]
         if kind != "http":
             if kind != "lifespan":
@@ -70,37 +91,35 @@ class MetricsMiddleware:
         if scope["path"] == self.path and scope["method"] in ("GET", "HEAD"):
             await self.scrape(scope, send)
             return
-        tally = self.tally
-        tally.in_flight += 1
+        self.tally.in_flight += 1
         box: list[str | None] = [None]
-        scope[ROUTE] = box  # shared by the copies of the scope that inner layers make
+        scope[ROUTE] = box
         start = time.perf_counter()
         counted = CountingSend(send)
         try:
             await self.app(scope, receive, counted)
         finally:
-            tally.in_flight -= 1
-            cache = scope.get(CACHE_STATE)
-            limit = scope.get(RATE_LIMIT_STATE)
-            route = box[0]
-            if route is None:
-                # answered in front of Quart (a hit, a rate limit's 429) or routed nowhere
-                answered = cache is not None or limit is not None
-                route = self.route_of(scope) if answered else UNMATCHED
-            if cache == "hit" and scope.get(COALESCED):
-                cache = "coalesced"
-            seconds = time.perf_counter() - start
-            tally.record(
-                scope["method"],
-                route,
-                counted.status or 500,
-                seconds,
-                cache,
-                counted.size,
-                limit,
-            )
-            if not self.exporter.scheduled:
-                self.exporter.schedule()
+            self.count(scope, box, start, counted.status, counted.size)
+
+    def count(
+        self, scope: Scope, box: list[str | None], start: float, status: int, size: int
+    ) -> None:
+        """Count one finished request (``status`` 0: none was sent, counted as a 500)."""
+        tally = self.tally
+        tally.in_flight -= 1
+        cache = scope.get(CACHE_STATE)
+        limit = scope.get(RATE_LIMIT_STATE)
+        route = box[0]
+        if route is None:
+            # answered in front of Quart (a hit, a rate limit's 429) or routed nowhere
+            answered = cache is not None or limit is not None
+            route = self.route_of(scope) if answered else UNMATCHED
+        if cache == "hit" and scope.get(COALESCED):
+            cache = "coalesced"
+        seconds = time.perf_counter() - start
+        tally.record(scope["method"], route, status or 500, seconds, cache, size, limit)
+        if not self.exporter.scheduled:
+            self.exporter.schedule()
 
     async def scrape(self, scope: Scope, send: Send) -> None:
         """Answer with the metrics of every worker (this one's counts flushed first)."""

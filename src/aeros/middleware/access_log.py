@@ -9,13 +9,23 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable
 
 from aeros.logging.access import ACCESS_LOGGER, SERVER_ANSWER, log_access
 from aeros.logging.config import LogConfig
 from aeros.logging.context import request_id_var
 from aeros.logging.formatters import AccessEntry
 from aeros.middleware.counting import CountingSend
-from aeros.types import CACHE_STATE, RATE_LIMIT_STATE, ASGIApp, Message, Receive, Scope, Send
+from aeros.types import (
+    CACHE_STATE,
+    RATE_LIMIT_STATE,
+    RESPONSE_DONE,
+    ASGIApp,
+    Message,
+    Receive,
+    Scope,
+    Send,
+)
 
 __all__ = ["AccessLogMiddleware"]
 
@@ -36,8 +46,23 @@ class AccessLogMiddleware:
         self.logger = logging.getLogger(ACCESS_LOGGER)
         self.with_headers = config.access_log_format in ("combined", "json")
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         """Serve one ASGI connection; HTTP requests and WebSockets are logged when they end."""
+        done = scope.get(RESPONSE_DONE)
+        if done is None or scope["type"] != "http" or not self.logger.isEnabledFor(_INFO):
+            return self._wrap(scope, receive, send)
+        # aeros' server reports the status and bytes it sent when the request ends: no send
+        # wrapper and no coroutine of this layer (the app's goes back as it is)
+        start = time.perf_counter()
+
+        def finished(status: int, size: int) -> None:
+            self.finish(scope, start, status, size)
+
+        done.append(finished)
+        return self.app(scope, receive, send)
+
+    async def _wrap(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Any other server, a WebSocket, or the log off: count through a wrapped ``send``."""
         if scope["type"] != "http" or not self.logger.isEnabledFor(_INFO):
             if scope["type"] == "websocket" and self.logger.isEnabledFor(_INFO):
                 await self.websocket(scope, receive, send)
@@ -49,16 +74,19 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, counted)
         finally:
-            status, size = counted.status, counted.size
-            # An app that fails before starting a response gets a 500 from the server, and a
-            # HEAD answer carries no body on the wire, whatever body the app produced. aeros'
-            # server may have answered in the app's place (a body over the limit): that shows.
-            answer = scope.get(SERVER_ANSWER)
-            if answer is not None:
-                status, size = answer
-            elif scope["method"] == "HEAD":
-                size = 0
-            self.log(scope, status or 500, size, (time.perf_counter() - start) * 1000)
+            self.finish(scope, start, counted.status, counted.size)
+
+    def finish(self, scope: Scope, start: float, status: int, size: int) -> None:
+        """Log one finished HTTP request from what was sent (``status`` 0: none, a 500)."""
+        # An app that fails before starting a response gets a 500 from the server, and a
+        # HEAD answer carries no body on the wire, whatever body the app produced. aeros'
+        # server may have answered in the app's place (a body over the limit): that shows.
+        answer = scope.get(SERVER_ANSWER)
+        if answer is not None:
+            status, size = answer
+        elif scope["method"] == "HEAD":
+            size = 0
+        self.log(scope, status or 500, size, (time.perf_counter() - start) * 1000)
 
     async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one WebSocket; its line comes when it closes: 101 once accepted, else the

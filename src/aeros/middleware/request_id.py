@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import random
 import re
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 
 from aeros.errors import ConfigurationError
 from aeros.headers import check_header
@@ -115,23 +115,28 @@ class RequestIdMiddleware:
                         break
         return new_request_id()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        lines = scope.get(HEADER_LINES)
+        if lines is None or scope["type"] != "http":
+            return self._wrap(scope, receive, send)
+        # aeros' server writes the line into whichever response this request gets, and runs
+        # each request in a task of its own whose context ends with the request: the id needs
+        # no reset (the server's own log lines after the app returns carry it too). So no
+        # send wrapper and no coroutine of this layer: the app's coroutine goes back to the
+        # caller as it is. (An id is made here or checked by _WELL_FORMED: no CR, LF or space.)
+        request_id = self.request_id(scope)
+        request_id_var.set(request_id)
+        lines.append(self._line_start + request_id.encode("ascii") + b"\r\n")
+        return self.app(scope, receive, send)
+
+    async def _wrap(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Any other server, or a WebSocket: the id set for the call and added by a wrapper."""
         kind = scope["type"]
         if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
         request_id = self.request_id(scope)
         token = request_id_var.set(request_id)
-        lines = scope.get(HEADER_LINES)
-        if lines is not None and kind == "http":
-            # aeros' server writes the line into whichever response this request gets: no
-            # send wrapper (an id is made here or checked by _WELL_FORMED: no CR, LF or space)
-            lines.append(self._line_start + request_id.encode("ascii") + b"\r\n")
-            try:
-                await self.app(scope, receive, send)
-            finally:
-                request_id_var.reset(token)
-            return
         pair = (self.header, request_id.encode("ascii"))
 
         async def send_with_id(message: Message) -> None:

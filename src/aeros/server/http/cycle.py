@@ -33,7 +33,7 @@ from uvicorn.protocols.http.httptools_impl import (
     RequestResponseCycle,
 )
 
-from aeros.types import HEADER_LINES
+from aeros.types import HEADER_LINES, RESPONSE_DONE
 
 __all__ = ["LeanCycle", "WriteBatch", "batch_for"]
 
@@ -119,6 +119,8 @@ class LeanCycle(RequestResponseCycle):
     _head: bytes | None = None  # a response head not written yet
     writes: WriteBatch | None = None  # set by the protocol; None writes at once
     _cut_off: tuple[str, bytes | None] | None = None  # set by the protocol at shutdown
+    status = 0  # the status of the response sent (0: none), for the RESPONSE_DONE callbacks
+    body_size = 0  # the body bytes sent through send (a HEAD answer's too)
 
     def cut_off(self, reason: str, answer: bytes | None) -> None:
         """The server is about to cancel this request: say ``reason`` in the log line, and
@@ -151,6 +153,18 @@ class LeanCycle(RequestResponseCycle):
                 self.transport.close()
         finally:
             self.on_response = lambda: None
+            done = self.scope.get(RESPONSE_DONE)
+            if done:
+                self._report(done)  # type: ignore[arg-type]
+
+    def _report(self, done: list[Any]) -> None:
+        """Call the layers' RESPONSE_DONE callbacks; one that fails is logged, not raised (the
+        response is already out)."""
+        for callback in done:
+            try:
+                callback(self.status, self.body_size)
+            except Exception:
+                logger.exception("a response-done callback failed")
 
     def _cancelled(self) -> None:
         reason, answer = self._cut_off or ("cancelled", None)
@@ -166,6 +180,7 @@ class LeanCycle(RequestResponseCycle):
                 self.writes.flush()  # earlier responses on this connection go first
             transport.write(answer)
             self.response_started = self.response_complete = answered = True
+            self.status = 503
         logger.warning(
             "%s %s cut off (%s): %s",
             self.scope["method"],
@@ -194,13 +209,17 @@ class LeanCycle(RequestResponseCycle):
             or self.disconnected
             or self.flow.write_paused
         ):
-            if message["type"] == "http.response.start" and not self.response_started:
+            if message["type"] == "http.response.body":
+                self.body_size += len(message.get("body", b""))  # type: ignore[arg-type]
+            elif message["type"] == "http.response.start" and not self.response_started:
+                self.status = message["status"]  # type: ignore[assignment]
                 message = _with_lines(message, self.scope.get(HEADER_LINES))  # type: ignore[arg-type]
             await super().send(message)  # type: ignore[arg-type]
             return
         self.response_started = True
         self.waiting_for_100_continue = False
         status_code: int = message["status"]  # type: ignore[assignment]
+        self.status = status_code
         content = [STATUS_LINE[status_code]]
         lines = _LINES
         close = False
@@ -243,6 +262,7 @@ class LeanCycle(RequestResponseCycle):
         """
         body: bytes = message.get("body", b"")  # type: ignore[assignment]
         more_body = message.get("more_body", False)
+        self.body_size += len(body)
         data: bytes | tuple[bytes, bytes]
         if self.scope["method"] == "HEAD":
             self.expected_content_length = 0

@@ -32,7 +32,7 @@ from aeros.server.http.rules import (
     other_target_status,
     transfer_coding_status,
 )
-from aeros.types import HEADER_LINES
+from aeros.types import HEADER_LINES, RESPONSE_DONE
 
 __all__ = ["HardenedHttpToolsProtocol", "build_protocol_class"]
 
@@ -150,6 +150,7 @@ class HardenedHttpToolsProtocol(ConnectionControl):
             "headers": self.headers,
             "state": self.app_state.copy(),
             HEADER_LINES: [],  # lines layers add to this response's head (request id, ...)
+            RESPONSE_DONE: [],  # called when the request ends (metrics, access log)
         }
         self._header_bytes = 0
         self._host = None
