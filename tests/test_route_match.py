@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from aeros import RateLimit, SimpleCache, WebServer, rate_limit
-from aeros.route_match import MEMO_LIMIT, RouteMemo, match_route, request_host
+from aeros.route_match import MEMO_LIMIT, RouteMemo, match_route, request_host, rules_version
 from tests.support.asgi import http_scope
 
 
@@ -97,3 +97,33 @@ def test_layers_in_front_of_quart_see_a_route_added_after_serving_started() -> N
         assert calls[0] == 1  # cached: the second answer was a hit
         scrape = client.get(url + "/metrics").text
         assert 'route="/late",status="429"' in scrape
+
+
+def test_a_remembered_lookup_never_lists_every_rule(monkeypatch: Any) -> None:
+    """werkzeug's ``Map._rules`` builds a list of every rule on each access; a remembered
+    lookup on aeros' map reads a counter instead, so its cost does not grow with the routes.
+    A map without the counter (any other Quart map) still sees added routes."""
+    app = WebServer(__name__)
+    for i in range(300):
+        app.add_url_rule(f"/r{i}", f"r{i}", lambda: "x")
+    listed: list[int] = []
+    rules_property = type(app.url_map)._rules
+
+    def counting(url_map: Any) -> Any:
+        listed.append(1)
+        return rules_property.fget(url_map)
+
+    monkeypatch.setattr(type(app.url_map), "_rules", property(counting))
+    memo = RouteMemo(app, lambda scope, matched: matched is not None)
+    assert memo(http_scope("/r7")) is True
+    for _ in range(100):
+        assert memo(http_scope("/r7")) is True
+    assert listed == []
+    app.add_url_rule("/late", "late", lambda: "late")
+    assert memo(http_scope("/late")) is True
+
+    class PlainMap:  # a map without aeros' counter: its rules are counted
+        def __init__(self) -> None:
+            self._rules = [1, 2]
+
+    assert rules_version(PlainMap()) == 2

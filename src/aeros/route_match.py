@@ -18,7 +18,7 @@ from werkzeug.routing import RoutingException, Rule
 
 from aeros.types import Scope
 
-__all__ = ["MEMO_LIMIT", "Match", "RouteMemo", "match_route", "request_host"]
+__all__ = ["MEMO_LIMIT", "Match", "RouteMemo", "match_route", "request_host", "rules_version"]
 
 MEMO_LIMIT = 4096
 """(method, host, path) answers a :class:`RouteMemo` keeps: random 404 paths cannot grow it."""
@@ -27,6 +27,14 @@ Match = tuple[Rule, dict[str, Any]]
 """The URL rule a request matched and its view arguments."""
 
 T = TypeVar("T")
+
+
+def rules_version(url_map: Any) -> int:
+    """A number that changes whenever ``url_map`` gains a rule: aeros' map counts its ``add``
+    calls; any other map's rules are counted (werkzeug builds the list of every rule for that:
+    O(rules), too slow to ask per request)."""
+    added: int | None = getattr(url_map, "rules_added", None)
+    return len(url_map._rules) if added is None else added
 
 
 def request_host(app: Any, scope: Scope) -> str:
@@ -86,14 +94,14 @@ class RouteMemo(Generic[T]):
         self.app = app
         self.derive = derive
         self._memo: dict[tuple[str, str, str], T] = {}
-        self._rules = -1  # how many rules the map had when the table was filled
+        self._rules = -1  # rules_version of the map when the table was filled
 
     def __call__(self, scope: Scope) -> T:
         app = self.app
         host = request_host(app, scope)
         key = (scope["method"], host, scope["path"])
         memo = self._memo
-        rules = len(app.url_map._rules)  # werkzeug's rule list: it only grows
+        rules = rules_version(app.url_map)
         if rules != self._rules:
             memo.clear()
             self._rules = rules

@@ -87,6 +87,9 @@ class LeanMap(QuartMap):
         self._matches: OrderedDict[tuple[str, str, str, bool], tuple[Rule, dict[str, Any]]] = (
             OrderedDict()
         )
+        self.rules_added = 0
+        """How many times :meth:`add` ran: layers that remember what a path matched compare it
+        (werkzeug's ``Map._rules`` builds a list of every rule on each access)."""
         super().__init__(*args, **kwargs)
         self._bound_hosts: dict[
             tuple[str, str, str | None, str | None], tuple[str, str | None]
@@ -95,6 +98,7 @@ class LeanMap(QuartMap):
     def add(self, rulefactory: Any) -> None:
         """As werkzeug's ``Map.add``; forgets remembered matches (the new rule may win)."""
         super().add(rulefactory)
+        self.rules_added += 1
         self._matches.clear()
 
     def bind(self, *args: Any, **kwargs: Any) -> LeanMapAdapter:
