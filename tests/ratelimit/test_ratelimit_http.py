@@ -267,3 +267,36 @@ def test_ratelimit_decorator_on_a_blueprint_view(live_server) -> None:
         first, second = client.get("/post"), client.get("/post")
     assert (first.status_code, second.status_code) == (200, 429)
     assert first.headers["ratelimit-policy"] == '"blog.post-60s";q=1;w=60'
+
+
+def test_ratelimit_views_added_after_the_first_request_get_their_own_limits(live_server) -> None:
+    """With only an app-wide limit every request shares one plan and no route is matched;
+    a ``@rate_limit`` or exempt view added while serving is still honoured at once."""
+    app = WebServer(__name__, access_log=False, rate_limit=RateLimit("100/minute"))
+
+    @app.route("/first")
+    async def first() -> str:
+        return "first"
+
+    with live_server(app) as url, httpx.Client(base_url=url) as client:
+        before = client.get("/first")
+        assert before.headers.get_list("ratelimit-policy") == ['"app-60s";q=100;w=60']
+
+        @app.route("/late")
+        @rate_limit("1/minute")
+        async def late() -> str:
+            return "late"
+
+        @app.route("/open")
+        @rate_limit.exempt
+        async def open_() -> str:
+            return "open"
+
+        late_answers = [client.get("/late") for _ in range(2)]
+        opened = client.get("/open")
+        after = client.get("/first")
+    assert [r.status_code for r in late_answers] == [200, 429]
+    assert late_answers[0].headers["ratelimit-policy"].count('"late-60s";q=1;w=60') == 1
+    assert opened.status_code == 200
+    assert "ratelimit" not in opened.headers
+    assert after.headers.get_list("ratelimit-policy") == ['"app-60s";q=100;w=60']

@@ -50,6 +50,8 @@ def _forget_storages() -> None:
     for backend in _BACKENDS:
         backend._storage = None
         backend._ends.clear()
+        if backend.hit_now is not None:
+            backend._use_memory()
 
 
 if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
@@ -104,7 +106,18 @@ class Backend:
         self._warned_at = -float("inf")
         self._failures = 0
         self._ends: dict[str, float] = {}  # fixed window: key -> end of its current window
+        self._fixed_window = strategy == "fixed-window"
+        self.hit_now: Callable[[str, int, int], Outcome] | None = None
+        """``memory://``: count a hit at once (no await, no failure); None for Redis."""
+        if self.uri.startswith("async+memory"):
+            self._use_memory()
         _BACKENDS.add(self)
+
+    def _use_memory(self) -> None:
+        # aeros' own counters, one table per process: limits' async MemoryStorage walks every
+        # key on each hit (docs/performance.md)
+        self._counts = MemoryCounts()
+        self.hit_now = self._counts.fixed_hit if self._fixed_window else self._counts.moving_hit
 
     def storage(self) -> Storage:
         """This process's and loop's storage, built on first use."""
@@ -115,9 +128,8 @@ class Backend:
         return self._storage
 
     def _build(self) -> Storage:
-        if self.uri.startswith("async+memory"):
-            # aeros' own counters: limits' async MemoryStorage walks every key on each hit
-            return cast(Storage, MemoryCounts())
+        if self.hit_now is not None:
+            return cast(Storage, self._counts)  # the same counters as hit_now
         options: dict[str, Any] = {
             "implementation": "redispy",
             "key_prefix": self.prefix,

@@ -26,6 +26,7 @@ __all__ = [
     "RATE_FIELD",
     "field_line",
     "policy_member",
+    "rate_line",
     "rate_value",
     "refusal",
     "retry_seconds",
@@ -54,6 +55,14 @@ def rate_value(members: Sequence[tuple[bytes, int, float]]) -> bytes:
     return b", ".join(
         b"%s;r=%d;t=%d" % (name, remaining, math.ceil(reset)) for name, remaining, reset in members
     )
+
+
+def rate_line(members: Sequence[tuple[bytes, int, float]]) -> bytes:
+    """The ``RateLimit`` header line for aeros' server (``HEADER_LINES``)."""
+    if len(members) == 1:  # the common case (one app-wide limit), in one formatting
+        ((name, remaining, reset),) = members
+        return b"ratelimit: %s;r=%d;t=%d\r\n" % (name, remaining, math.ceil(reset))
+    return field_line(RATE_FIELD, rate_value(members))
 
 
 def retry_seconds(reset: float) -> int:

@@ -7,14 +7,14 @@ responses go on after the cache, so a stored entry never holds them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from aeros.middleware.headers import GlobalHeaders
 from aeros.ratelimit.backend import Backend, BackendDown
 from aeros.ratelimit.fields import (
     POLICY_FIELD,
     RATE_FIELD,
-    field_line,
+    rate_line,
     rate_value,
     refusal,
     retry_seconds,
@@ -54,14 +54,36 @@ class RateLimitMiddleware:
         self.fail_open = fail_open
         self.send_fields = send_fields
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
         plan = self.plan_for(scope)
         if plan is None:
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
+        hit_now = self.backend.hit_now
+        if hit_now is None:  # Redis: each hit is awaited and may fail
+            return self._checked(scope, receive, send, plan)
+        # memory: counted at once, so no coroutine of this layer (the app's goes back as it is)
+        counted: list[tuple[bytes, int, float]] = []
+        for check in plan.checks:
+            name, _, amount, window, key, prefix = check
+            identity = key(scope)
+            if identity is None:
+                continue
+            allowed, remaining, reset = hit_now(prefix + identity, amount, window)
+            counted.append((name, remaining, reset))
+            if not allowed:
+                return self._refused(scope, send, plan, counted, check, reset)
+        if counted and self.send_fields:
+            lines = scope.get(HEADER_LINES)
+            if lines is not None:  # aeros' server writes them into the response head
+                lines.append(plan.policy_line)
+                lines.append(rate_line(counted))
+                return self.app(scope, receive, send)
+        return self._allowed(scope, receive, send, plan, counted)
+
+    async def _checked(self, scope: Scope, receive: Receive, send: Send, plan: Plan) -> None:
+        """Count the hits on a storage that is awaited and may fail (Redis)."""
         hit = self.backend.hit
         counted: list[tuple[bytes, int, float]] = []
         for check in plan.checks:
@@ -87,28 +109,47 @@ class RateLimitMiddleware:
                 return
             counted.append((check.name, remaining, reset))
             if not allowed:
-                scope[RATE_LIMIT_STATE] = "429"
-                fields = [(POLICY_FIELD, plan.policy), (RATE_FIELD, rate_value(counted))]
-                await self.refuse(scope, send, reset, fields, _detail(check))
+                await self._refused(scope, send, plan, counted, check, reset)
                 return
+        await self._allowed(scope, receive, send, plan, counted)
+
+    def _refused(
+        self,
+        scope: Scope,
+        send: Send,
+        plan: Plan,
+        counted: list[tuple[bytes, int, float]],
+        check: Check,
+        reset: float,
+    ) -> Awaitable[None]:
+        scope[RATE_LIMIT_STATE] = "429"
+        fields = [(POLICY_FIELD, plan.policy), (RATE_FIELD, rate_value(counted))]
+        return self.refuse(scope, send, reset, fields, _detail(check))
+
+    def _allowed(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        plan: Plan,
+        counted: list[tuple[bytes, int, float]],
+    ) -> Awaitable[None]:
+        """The app's answer, with the fields of the limits counted."""
         if not counted or not self.send_fields:
-            await self.app(scope, receive, send)
-            return
-        rate = rate_value(counted)
+            return self.app(scope, receive, send)
         lines = scope.get(HEADER_LINES)
         if lines is not None:  # aeros' server writes them into the response: no send wrapper
             lines.append(plan.policy_line)
-            lines.append(field_line(RATE_FIELD, rate))
-            await self.app(scope, receive, send)
-            return
-        added = ((POLICY_FIELD, plan.policy), (RATE_FIELD, rate))
+            lines.append(rate_line(counted))
+            return self.app(scope, receive, send)
+        added = ((POLICY_FIELD, plan.policy), (RATE_FIELD, rate_value(counted)))
 
         async def send_with_fields(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", ()), *added]
             await send(message)
 
-        await self.app(scope, receive, send_with_fields)
+        return self.app(scope, receive, send_with_fields)
 
     async def refuse(
         self,

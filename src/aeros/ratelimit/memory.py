@@ -50,16 +50,32 @@ class MemoryCounts:
     async def incr(self, key: str, expiry: float, amount: int = 1) -> int:
         """Add ``amount`` hits to the key's window (a new window of ``expiry`` seconds starts
         with the first hit after the last one ended); the count so far."""
+        counter = self._counter(key, self.clock(), expiry)
+        counter[0] += amount
+        return int(counter[0])
+
+    def fixed_hit(self, key: str, amount: int, expiry: float) -> tuple[bool, int, float]:
+        """One hit on a fixed window of ``amount`` per ``expiry`` seconds, without an await:
+        allowed, the hits left in the window, the seconds until it ends (what
+        :class:`~aeros.ratelimit.backend.Backend` makes of ``incr`` and ``get_expiry``)."""
         now = self.clock()
+        counter = self.counters.get(key)
+        if counter is None or counter[1] <= now:
+            counter = self._counter(key, now, expiry)
+        count = counter[0] = counter[0] + 1
+        if count <= amount:
+            return True, int(amount - count), counter[1] - now
+        return False, 0, max(counter[1] - now, 0.0)
+
+    def _counter(self, key: str, now: float, expiry: float) -> list[float]:
         counter = self.counters.get(key)
         if counter is None or counter[1] <= now:
             if counter is None:
                 self._make_room(self.counters)
             counter = self.counters[key] = [0, now + expiry]
-        counter[0] += amount
-        if len(self.counters) >= self._sweep_counters_at:
-            self._sweep_counters(now)
-        return int(counter[0])
+            if len(self.counters) >= self._sweep_counters_at:
+                self._sweep_counters(now)
+        return counter
 
     async def get_expiry(self, key: str) -> float:
         """When the key's window ends (now when it has none)."""
@@ -76,9 +92,32 @@ class MemoryCounts:
     async def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
         """Record ``amount`` hits if fewer than ``limit`` - ``amount`` + 1 lie in the last
         ``expiry`` seconds; whether they were recorded."""
+        return self._acquire(key, limit, expiry, amount, self.clock())
+
+    async def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
+        """The time of the oldest hit within the last ``expiry`` seconds and how many there
+        are; (now, 0) when none."""
+        now = self.clock()
+        times = self._recent(key, now, expiry)
+        if not times:
+            return now, 0
+        return times[0], len(times)
+
+    def moving_hit(self, key: str, amount: int, expiry: int) -> tuple[bool, int, float]:
+        """One hit on a moving window of ``amount`` per ``expiry`` seconds, without an await:
+        allowed, the hits left in the window, the seconds until its oldest hit leaves it
+        (what :class:`~aeros.ratelimit.backend.Backend` makes of ``acquire_entry`` and
+        ``get_moving_window``)."""
+        now = self.clock()
+        allowed = self._acquire(key, amount, expiry, 1, now)
+        times = self._recent(key, now, expiry)
+        if not times:
+            return allowed, amount, 0.0
+        return allowed, max(amount - len(times), 0), max(times[0] + expiry - now, 0.0)
+
+    def _acquire(self, key: str, limit: int, expiry: int, amount: int, now: float) -> bool:
         if amount > limit:
             return False
-        now = self.clock()
         times = self._recent(key, now, expiry)
         if times is None:
             self._make_room(self.events)
@@ -90,15 +129,6 @@ class MemoryCounts:
         if len(self.events) >= self._sweep_events_at:
             self._sweep_events(now)
         return True
-
-    async def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
-        """The time of the oldest hit within the last ``expiry`` seconds and how many there
-        are; (now, 0) when none."""
-        now = self.clock()
-        times = self._recent(key, now, expiry)
-        if not times:
-            return now, 0
-        return times[0], len(times)
 
     def _recent(self, key: str, now: float, expiry: float) -> deque[float] | None:
         held = self.events.get(key)

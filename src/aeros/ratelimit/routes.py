@@ -15,7 +15,7 @@ from limits import RateLimitItem
 from aeros.ratelimit.fields import POLICY_FIELD, field_line, policy_member
 from aeros.ratelimit.keys import KeyFunc
 from aeros.ratelimit.policy import RateLimit, Rule, exempt_of, rules_of
-from aeros.route_match import Match, RouteMemo
+from aeros.route_match import Match, RouteMemo, rules_version
 from aeros.types import Scope
 
 __all__ = ["Check", "Plan", "RouteLimits"]
@@ -92,9 +92,24 @@ class RouteLimits:
         self._app_checks = app_checks
         self._app_plan = _plan(app_checks)
         self._by_endpoint: dict[str, Plan | None] = {}
-        self.plan_for = RouteMemo(app, self._resolve)
-        """``plan_for(scope)``: the checks for this request's route; None when nothing limits
-        it. Remembered per (method, host, path)."""
+        self._route_plan = RouteMemo(app, self._resolve)
+        self._rules_seen = -1  # rules_version of the app's map when _uniform was decided
+        self._uniform = False  # no view has its own limits or an exemption
+
+    def plan_for(self, scope: Scope) -> Plan | None:
+        """The checks for this request's route; None when nothing limits it. With only an
+        app-wide limit (no ``@rate_limit`` view, no exemption) every request has the same
+        plan and no route is matched; else the route's plan, remembered per (method, host,
+        path)."""
+        rules = rules_version(self.app.url_map)
+        if rules != self._rules_seen:  # a view was added: decide again
+            self._rules_seen = rules
+            self._uniform = not any(
+                rules_of(view) or exempt_of(view) for view in self.app.view_functions.values()
+            )
+        if self._uniform:
+            return self._app_plan
+        return self._route_plan(scope)
 
     def active(self) -> bool:
         """Whether anything is limited: an app-wide limit, or a view marked ``@rate_limit``.
