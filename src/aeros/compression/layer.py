@@ -20,7 +20,7 @@ and builds encoded headers for its entries with :mod:`aeros.compression.headers`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 from aeros.compression.codecs import Codec, StreamEncoder
 from aeros.compression.headers import ACCEPT_ENCODING, UNTOUCHED_STATUS, encoded_headers
@@ -35,6 +35,8 @@ BUFFER_LIMIT = 1 << 20
 """A body with a ``Content-Length`` up to this many bytes that arrives in several chunks is
 collected and encoded at once (exact ``Content-Length``); a larger one is streamed."""
 
+
+_VARY = (b"vary", ACCEPT_ENCODING)
 
 # sender states
 _START, _HOLD, _BUFFER, _STREAM, _PASS, _HEAD = range(6)
@@ -81,7 +83,9 @@ class CompressingSender:
         if state == _PASS:
             await self.send(message)
         elif state == _START:
-            await self._on_start(message)
+            now = self._on_start(message)
+            if now is not None:
+                await self.send(now)
         elif state == _STREAM:
             await self._on_stream(message)
         elif state == _HOLD:
@@ -93,53 +97,53 @@ class CompressingSender:
                 message = {**message, "body": b""}
             await self.send(message)
 
-    async def _on_start(self, message: Message) -> None:
+    def _on_start(self, message: Message) -> Message | None:
+        """Decide from the response start (no await: most responses are decided here); the
+        message to send now, or None when it is held until the first body chunk."""
         if message["type"] != "http.response.start":
-            await self.send(message)
-            return
+            return message
         self._state = _PASS
         status = message["status"]
         headers: Headers = message.get("headers") or []
         if status < 200 or status in UNTOUCHED_STATUS:
-            await self.send(message)
-            return
+            return message
         # one pass over the headers; this is the whole cost of a response left alone
         content_type = None
         length = -1
+        vary = False
         for name, value in headers:
             if name == b"content-type":
                 content_type = value
             elif name == b"content-length":
                 length = int(value) if value.isdigit() else -1
             elif name == b"content-encoding" and value.strip().lower() != b"identity":
-                await self.send(message)  # already encoded: never twice
-                return
+                return message  # already encoded: never twice
+            elif name == b"vary":
+                vary = True
         if content_type is None:
-            await self.send(message)
-            return
+            return message
         for some_codec in self.codecs:
             if some_codec.accepts(content_type):
                 break
         else:
-            await self.send(message)  # no codec wants this type: it does not vary by coding
-            return
+            return message  # no codec wants this type: it does not vary by coding
         codec = self.codec
         if (
             codec is None
             or 0 <= length < codec.min_size
             or (codec is not some_codec and not codec.accepts(content_type))
         ):
-            message["headers"] = add_vary(headers, ACCEPT_ENCODING)
-            await self.send(message)
-            return
+            # a new list either way: the headers may be shared by every answer of a route
+            message["headers"] = add_vary(headers, ACCEPT_ENCODING) if vary else [*headers, _VARY]
+            return message
         if self.head:
             message["headers"] = encoded_headers(headers, codec, None)
             self._state = _HEAD
-            await self.send(message)
-            return
+            return message
         self._start = message
         self._expected = length
         self._state = _HOLD
+        return None
 
     async def _send_start(self, headers: Headers) -> None:
         start = self._start
@@ -246,10 +250,11 @@ class CompressionMiddleware:
             )
         self.negotiate = Negotiator(self.codecs)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # a plain function: the app's coroutine goes back as it is, with no coroutine of this
+        # layer around it (the sender does the work)
         if scope["type"] != "http" or scope.get(SKIP_COMPRESSION):
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
         accept: bytes | None = None
         for name, value in scope["headers"]:
             if name == ACCEPT_ENCODING:
@@ -258,4 +263,4 @@ class CompressionMiddleware:
         sender = CompressingSender(
             send, self.negotiate(accept), self.codecs, head=scope["method"] == "HEAD"
         )
-        await self.app(scope, receive, sender)
+        return self.app(scope, receive, sender)

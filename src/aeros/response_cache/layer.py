@@ -150,23 +150,23 @@ class CacheMiddleware:
             FleetLocks(store, self.entries, lock_timeout, clock) if self.entries.locks else None
         )
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # a plain function: a request this layer leaves alone gets the app's own coroutine
+        # back, with no coroutine of this layer around it
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
         method = scope["method"]
         if method == "GET" or method == "HEAD":
             policy = self.policy_for(scope)
             if policy is None:
-                await self.app(scope, receive, send)
-            else:
-                await self._serve(policy, scope, receive, send)
-        elif method in _OTHER_SAFE_METHODS:
-            await self.app(scope, receive, send)
-        else:  # unsafe: a success drops its target URI's entries, whichever route answered
-            await serve_unsafe(
-                self.app, self.policy_for, self.invalidate, self.entries.warn, scope, receive, send
-            )
+                return self.app(scope, receive, send)
+            return self._serve(policy, scope, receive, send)
+        if method in _OTHER_SAFE_METHODS:
+            return self.app(scope, receive, send)
+        # unsafe: a success drops its target URI's entries, whichever route answered
+        return serve_unsafe(
+            self.app, self.policy_for, self.invalidate, self.entries.warn, scope, receive, send
+        )
 
     async def _drop_here(self, target: Target) -> int:
         dropped = await drop_target(self.store, self.policy_for, target)
