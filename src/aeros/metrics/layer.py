@@ -141,10 +141,11 @@ class AppBytesMiddleware:
         self.app = app
         self.tally = exporter.tally
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # a plain function: the app's coroutine goes back as it is, with no coroutine of this
+        # layer around it
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
         tally = self.tally
 
         async def counting_send(message: Message) -> None:
@@ -152,4 +153,4 @@ class AppBytesMiddleware:
                 tally.app_bytes += len(message.get("body", b""))
             await send(message)
 
-        await self.app(scope, receive, counting_send)
+        return self.app(scope, receive, counting_send)
