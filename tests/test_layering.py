@@ -17,6 +17,7 @@ WEB = ("quart", "werkzeug", "flask")
 # part (a package or a top-level module) -> module prefixes it must never import
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "errors": ("aeros.", *WEB),
+    "asgi_entry": ("aeros.", *WEB),
     "types": ("aeros.app", "aeros.middleware", "aeros.response_cache", "aeros.server", *WEB),
     "headers": (
         "aeros.app",

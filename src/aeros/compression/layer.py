@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Sequence
 
+from aeros.asgi_entry import asgi3
 from aeros.compression.codecs import Codec, StreamEncoder
 from aeros.compression.headers import ACCEPT_ENCODING, UNTOUCHED_STATUS, encoded_headers
 from aeros.compression.negotiate import Negotiator
@@ -250,6 +251,7 @@ class CompressionMiddleware:
             )
         self.negotiate = Negotiator(self.codecs)
 
+    @asgi3
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         # a plain function: the app's coroutine goes back as it is, with no coroutine of this
         # layer around it (the sender does the work)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 
+from aeros.asgi_entry import asgi3
 from aeros.metrics.export import CONTENT_TYPE, Exporter
 from aeros.metrics.tally import UNMATCHED
 from aeros.middleware.counting import CountingSend
@@ -56,6 +57,7 @@ class MetricsMiddleware:
         self.path = path
         self.route_of = route_of
 
+    @asgi3
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         done = scope.get(RESPONSE_DONE)
         if done is None or scope["type"] != "http":
@@ -131,7 +133,9 @@ class MetricsMiddleware:
         ]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         head = scope["method"] == "HEAD"
-        await send({"type": "http.response.body", "body": b"" if head else body})
+        await send(
+            {"type": "http.response.body", "body": b"" if head else body, "more_body": False}
+        )
 
 
 class AppBytesMiddleware:
@@ -141,6 +145,7 @@ class AppBytesMiddleware:
         self.app = app
         self.tally = exporter.tally
 
+    @asgi3
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         # a plain function: the app's coroutine goes back as it is, with no coroutine of this
         # layer around it

@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Awaitable
 
+from aeros.asgi_entry import asgi3
 from aeros.logging.access import ACCESS_LOGGER, SERVER_ANSWER, log_access
 from aeros.logging.config import LogConfig
 from aeros.logging.context import request_id_var
@@ -46,6 +47,7 @@ class AccessLogMiddleware:
         self.logger = logging.getLogger(ACCESS_LOGGER)
         self.with_headers = config.access_log_format in ("combined", "json")
 
+    @asgi3
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         """Serve one ASGI connection; HTTP requests and WebSockets are logged when they end."""
         done = scope.get(RESPONSE_DONE)

@@ -14,6 +14,7 @@ import random
 import re
 from collections.abc import Awaitable, Iterable
 
+from aeros.asgi_entry import asgi3
 from aeros.errors import ConfigurationError
 from aeros.headers import check_header
 from aeros.logging.context import request_id_var
@@ -115,6 +116,7 @@ class RequestIdMiddleware:
                         break
         return new_request_id()
 
+    @asgi3
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         lines = scope.get(HEADER_LINES)
         if lines is None or scope["type"] != "http":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 
+from aeros.asgi_entry import asgi3
 from aeros.middleware.headers import GlobalHeaders
 from aeros.ratelimit.backend import Backend, BackendDown
 from aeros.ratelimit.fields import (
@@ -54,6 +55,7 @@ class RateLimitMiddleware:
         self.fail_open = fail_open
         self.send_fields = send_fields
 
+    @asgi3
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         if scope["type"] != "http":
             return self.app(scope, receive, send)

@@ -41,6 +41,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from aeros.asgi_entry import asgi3
 from aeros.compression.codecs import Codec
 from aeros.compression.headers import ACCEPT_ENCODING, is_compressible
 from aeros.compression.layer import CompressingSender
@@ -150,6 +151,7 @@ class CacheMiddleware:
             FleetLocks(store, self.entries, lock_timeout, clock) if self.entries.locks else None
         )
 
+    @asgi3
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         # a plain function: a request this layer leaves alone gets the app's own coroutine
         # back, with no coroutine of this layer around it

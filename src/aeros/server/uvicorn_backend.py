@@ -79,6 +79,10 @@ def _uvicorn_config(app: Any, config: ServerConfig) -> uvicorn.Config:
         http=build_protocol_class(config),
         loop="auto",  # uvloop when installed
         lifespan="on",
+        # every app aeros serves is ASGI 3 (its layers call app(scope, receive, send)); said
+        # here because uvicorn's guess asks whether __call__ is a coroutine function, and
+        # aeros' layers that pass most requests straight on are plain functions
+        interface="asgi3",
         log_config=None,  # aeros configures logging itself (never on import)
         access_log=False,  # aeros writes its own access log, off the event loop
         server_header=False,  # WebServer adds `server: aeros` (or nothing) itself
