@@ -73,4 +73,10 @@ class HealthMiddleware:
                 "headers": self.draining if draining else self.serving,
             }
         )
-        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+        await send(
+            {
+                "type": "http.response.body",
+                "body": b"" if method == "HEAD" else body,
+                "more_body": False,
+            }
+        )
