@@ -1069,3 +1069,41 @@ async def test_uploaded_files_are_closed_after_the_request() -> None:
     assert response.status_code == 200
     assert kept
     assert kept[0].stream.closed
+
+
+async def test_headers_are_made_on_first_access_and_equal_quarts() -> None:
+    """A view that never reads ``request.headers`` never has them converted (after the first
+    request from a Host, whose routing asks Quart for ``request.host``); one that does sees
+    what stock Quart shows: the headers, ``remote_addr``, ``host`` and the URL."""
+    seen: dict[str, Any] = {}
+
+    def routes(app: Any) -> None:
+        @app.route("/untouched")
+        async def untouched() -> str:
+            seen["request"] = request._get_current_object()  # type: ignore[attr-defined]
+            return "ok"
+
+        @app.route("/touched")
+        async def touched() -> Any:
+            return jsonify(
+                headers=list(request.headers.items()),
+                remote=request.remote_addr,
+                host=request.host,
+                url=request.url,
+            )
+
+    lean, stock = make_app(), Quart(__name__)
+    routes(lean)
+    routes(stock)
+    extra = [(b"x-thing", b"one"), (b"x-thing", b"two"), (b"user-agent", b"test-agent")]
+    await call_asgi(lean, "/untouched", headers=extra)
+    await call_asgi(lean, "/untouched", headers=extra)
+    assert "headers" not in vars(seen["request"])
+    assert "remote_addr" not in vars(seen["request"])
+    answers = []
+    for app in (lean, stock):
+        sent = await call_asgi(app, "/touched", headers=extra)
+        answers.append(json.loads(b"".join(m.get("body", b"") for m in sent[1:])))
+    assert answers[0] == answers[1]
+    assert answers[0]["host"] == "test"
+    assert ["X-Thing", "two"] in answers[0]["headers"]

@@ -34,6 +34,7 @@ from urllib.parse import urlparse
 from quart.asgi import ASGIHTTPConnection, _handle_exception, _normalise_path
 from quart.utils import cancel_tasks, encode_headers, raise_task_exceptions
 from quart.wrappers.response import DataBody, Response
+from werkzeug.datastructures import Headers
 
 from aeros.fastpath.dispatch import handle_request, uses_lean_dispatch
 from aeros.fastpath.request import LeanRequest, complete_requests_match, scope_headers
@@ -104,10 +105,14 @@ class LeanHTTPConnection(ASGIHTTPConnection):
         Quart's constructor builds (checked once per class), else Quart's constructor.
         """
         request_class = self.app.request_class
-        arguments = self._request_arguments(send)
-        args, kwargs = arguments
-        if _lean_constructor(request_class, arguments):
+        lean = _LEAN_CONSTRUCTORS.get(request_class)
+        if lean is None:
+            lean = _lean_constructor(request_class, self._request_arguments(send))
+        if lean:
+            # headers made on first access (HTTP/1.0 gets its default Host now)
+            args, kwargs = self._request_arguments(send, lazy=self.scope["http_version"] >= "1.1")
             return request_class.complete(*args, data, **kwargs)  # type: ignore[attr-defined,no-any-return]
+        args, kwargs = self._request_arguments(send)
         request: Request = request_class(*args, **kwargs)
         # Quart 0.22 and 0.23 store bodies differently; set_result is the call both have.
         request.body.set_result(data)
@@ -118,13 +123,18 @@ class LeanHTTPConnection(ASGIHTTPConnection):
         args, kwargs = self._request_arguments(send)
         return self.app.request_class(*args, **kwargs)
 
-    def _request_arguments(self, send: ASGISendCallable) -> tuple[tuple[Any, ...], Any]:
-        """The arguments of Quart's request constructor for this scope."""
+    def _request_arguments(
+        self, send: ASGISendCallable, *, lazy: bool = False
+    ) -> tuple[tuple[Any, ...], Any]:
+        """The arguments of Quart's request constructor for this scope (``lazy``: no headers,
+        for :meth:`LeanRequest.complete` to make on first access)."""
         scope = self.scope
         config = self.app.config
-        headers = scope_headers(scope)
-        if scope["http_version"] < "1.1":
-            headers.setdefault("Host", config["SERVER_NAME"] or "")
+        headers: Headers | None = None
+        if not lazy:
+            headers = scope_headers(scope)
+            if scope["http_version"] < "1.1":
+                headers.setdefault("Host", config["SERVER_NAME"] or "")
         path = scope["path"]
         path = path if path[0] == "/" else urlparse(path).path
         root_path = scope.get("root_path", "")

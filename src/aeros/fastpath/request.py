@@ -7,7 +7,10 @@ times per request). These do the same work once.
 Quart's request constructor runs three ``__init__`` methods (Quart's, its base's, werkzeug's)
 and makes the body object (two ``asyncio.Event`` or a queue) for every request, though most
 views never read the body. :meth:`LeanRequest.complete` sets the same attributes in one step
-and makes the body object on first access, already holding the body the connection read.
+and makes the body object on first access, already holding the body the connection read. Given
+no headers, it builds them (and ``remote_addr``) from the scope on first access too: routing
+reads the raw ``Host`` of the scope, so a view that never looks at ``request.headers`` never
+pays for converting them (0.6 us for two headers, 1.7 us for a browser's thirteen).
 Which attributes Quart's constructor sets is checked once against a request built by Quart
 (:func:`complete_requests_match`); when they differ, the connection uses Quart's constructor.
 """
@@ -88,7 +91,7 @@ class LeanRequest(Request):
         scheme: str,
         path: str,
         query_string: bytes,
-        headers: Headers,
+        headers: Headers | None,
         root_path: str,
         http_version: str,
         scope: Any,
@@ -100,6 +103,9 @@ class LeanRequest(Request):
     ) -> LeanRequest:
         """The request Quart's constructor builds, for a body already read in full (``data``)."""
         self = cls.__new__(cls)
+        if headers is not None:  # else made from the scope on first access
+            self.__dict__["headers"] = headers
+            self.__dict__["remote_addr"] = headers.get("Remote-Addr")
         self.__dict__.update(
             {
                 # werkzeug's sansio Request.__init__
@@ -109,8 +115,6 @@ class LeanRequest(Request):
                 "root_path": root_path.rstrip("/"),
                 "path": "/" + path.lstrip("/"),
                 "query_string": query_string,
-                "headers": headers,
-                "remote_addr": headers.get("Remote-Addr"),
                 # Quart's BaseRequestWebsocket.__init__
                 "http_version": http_version,
                 "scope": scope,
@@ -126,6 +130,32 @@ class LeanRequest(Request):
             }
         )
         return self
+
+    @property
+    def headers(self) -> Headers:
+        """The request headers (Quart's ``Headers``), made from the scope on first access
+        when :meth:`complete` was given none."""
+        headers: Headers | None = self.__dict__.get("headers")
+        if headers is None:
+            headers = self.__dict__["headers"] = scope_headers(self.scope)
+        return headers
+
+    @headers.setter
+    def headers(self, value: Headers) -> None:
+        self.__dict__["headers"] = value
+
+    @property
+    def remote_addr(self) -> str | None:
+        """The client's address (the ``Remote-Addr`` Quart puts first in the headers)."""
+        known = self.__dict__
+        if "remote_addr" not in known:
+            known["remote_addr"] = (self.scope.get("client") or ["<local>"])[0]
+        address: str | None = known["remote_addr"]
+        return address
+
+    @remote_addr.setter
+    def remote_addr(self, value: str | None) -> None:
+        self.__dict__["remote_addr"] = value
 
     @property
     def body(self) -> Any:

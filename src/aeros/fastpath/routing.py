@@ -92,7 +92,7 @@ class LeanMap(QuartMap):
         (werkzeug's ``Map._rules`` builds a list of every rule on each access)."""
         super().__init__(*args, **kwargs)
         self._bound_hosts: dict[
-            tuple[str, str, str | None, str | None], tuple[str, str | None]
+            tuple[str, bytes | None, str | None, str | None], tuple[str, str | None]
         ] = {}
 
     def add(self, rulefactory: Any) -> None:
@@ -109,12 +109,26 @@ class LeanMap(QuartMap):
 
     def bind_to_request(self, request: Any, subdomain: str | None, server_name: str | None) -> Any:
         """As Quart's: a ``MapAdapter`` for ``request`` (host work cached per host)."""
-        key = (request.scheme, request.host, server_name, subdomain)
-        known = self._bound_hosts.get(key)
+        # keyed by the raw Host of the scope, not request.host, which would convert every
+        # header of the request (werkzeug's get_host reads request.headers)
+        host = None
+        scope = getattr(request, "scope", None)
+        if scope is not None:
+            for name, value in scope["headers"]:
+                if name == b"host":
+                    host = value
+                    break
+        key = (request.scheme, host, server_name, subdomain)
+        known = self._bound_hosts.get(key) if host is not None else None
         if known is None:
             adapter = super().bind_to_request(request, subdomain, server_name)
-            # A mismatched server name warns on every request in Quart: never cache that case.
-            if adapter.subdomain != "<invalid>" and len(self._bound_hosts) < _MAX_HOSTS:
+            # A mismatched server name warns on every request in Quart: never cache that case
+            # (nor a request without Host, whose host comes from the config)
+            if (
+                host is not None
+                and adapter.subdomain != "<invalid>"
+                and len(self._bound_hosts) < _MAX_HOSTS
+            ):
                 self._bound_hosts[key] = (adapter.server_name, adapter.subdomain)
             return adapter
         return LeanMapAdapter(
