@@ -18,10 +18,10 @@ from aeros import WebServer, misc
 
 
 def test_misc_reexports_the_originals() -> None:
-    """The helpers are asgiref's and Quart's own objects, also importable from aeros."""
+    """The helpers are asgiref's and Quart's own objects (jsonify: one that answers as
+    Quart's does, below), also importable from aeros."""
     assert misc.sync_to_async is asgiref.sync.sync_to_async
     assert misc.async_to_sync is asgiref.sync.async_to_sync
-    assert misc.jsonify is quart.jsonify
     assert misc.render_template is quart.render_template
     for name in ("sync_to_async", "async_to_sync", "jsonify", "render_template"):
         assert getattr(aeros, name) is getattr(misc, name)
@@ -113,3 +113,22 @@ def test_sync_view_noted_once_through_the_app(live_server, tmp_path: Path) -> No
     text = log_file.read_text()
     assert text.count("sync_once is synchronous: Quart runs it in a thread pool") == 1
     assert "async_never" not in text
+
+
+async def test_jsonify_answers_exactly_as_quarts() -> None:
+    """aeros' jsonify (the app found without current_app's proxy) makes the response Quart's
+    makes, for positional and keyword data, and raises Quart's error outside an app."""
+    app = WebServer(__name__)
+    async with app.app_context():
+        for args, kwargs in (((({"b": 1, "a": [1, 2]}),), {}), ((1, 2), {}), ((), {"k": "v"})):
+            ours = misc.jsonify(*args, **kwargs)
+            theirs = quart.jsonify(*args, **kwargs)
+            assert type(ours) is type(theirs)
+            assert ours.status_code == theirs.status_code
+            assert list(ours.headers.items()) == list(theirs.headers.items())
+            assert await ours.get_data() == await theirs.get_data()
+    with pytest.raises(RuntimeError) as ours_error:
+        misc.jsonify({"a": 1})
+    with pytest.raises(RuntimeError) as quarts_error:
+        quart.jsonify({"a": 1})
+    assert str(ours_error.value) == str(quarts_error.value)
