@@ -156,3 +156,44 @@ def test_encoded_headers_equal_quarts_and_stay_bounded() -> None:
     odd = Headers()
     odd._list = [["X-List", "1"]]  # not hashable: Quart's conversion
     assert http._encode_headers(odd) == [(b"x-list", b"1")]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({"content-type": "text/plain; charset=utf-8"}, id="replace-lower"),
+        pytest.param({"Content-Length": "9", "X-A": "1"}, id="replace-and-add"),
+        pytest.param({"x-a": "1", "X-A": "2"}, id="same-name-twice"),
+        pytest.param({}, id="empty"),
+    ],
+)
+def test_plain_header_dicts_are_set_as_werkzeug_sets_them(headers: dict[str, str]) -> None:
+    """A view's ``(body, status, {str: str})`` headers end as werkzeug's ``update`` leaves
+    them: replaced in place, spelled as given, later duplicates dropped, new ones appended."""
+    from werkzeug.datastructures import Headers
+
+    from aeros.fastpath.dispatch import _set_plain_headers
+
+    start = [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", "5"), ("x-a", "0")]
+    theirs = Headers(list(start))
+    theirs.update(headers)
+    ours = list(start)
+    assert _set_plain_headers(ours, headers)
+    assert ours == list(theirs.items())
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({"X-Number": 5}, id="not-str"),
+        pytest.param({"X-Bad": "a\r\nb"}, id="newline"),
+        pytest.param({"X-List": ["a", "b"]}, id="list"),
+    ],
+)
+def test_other_header_dicts_are_left_to_werkzeug(headers: dict[str, Any]) -> None:
+    """Values werkzeug converts, refuses or repeats are not touched here (False, unchanged)."""
+    from aeros.fastpath.dispatch import _set_plain_headers
+
+    items = [("Content-Type", "text/html; charset=utf-8")]
+    assert not _set_plain_headers(items, headers)
+    assert items == [("Content-Type", "text/html; charset=utf-8")]

@@ -169,9 +169,32 @@ def _quick_response(app: Quart, result: Any) -> LeanResponse | None:
             and type(headers) is dict
         ):
             response = LeanResponse(value, status)
-            response.headers.update(headers)
+            if not _set_plain_headers(response.headers._list, headers):
+                response.headers.update(headers)
             return response
     return None
+
+
+def _set_plain_headers(items: list[tuple[str, str]], headers: dict[Any, Any]) -> bool:
+    """werkzeug's ``Headers.update(headers)`` on its list ``items``, for a dict of ``str`` to
+    ``str`` without CR or LF (each name replaces the first line of that name, in place and
+    spelled as given, and drops the later ones); False, with nothing changed, for any other
+    dict (werkzeug then converts, validates or refuses it)."""
+    for key, value in headers.items():
+        if type(key) is not str or type(value) is not str or "\n" in value or "\r" in value:
+            return False
+    for key, value in headers.items():
+        wanted = key.lower()
+        for index, (name, _) in enumerate(items):
+            if name.lower() == wanted:
+                items[index] = (key, value)
+                items[index + 1 :] = [
+                    item for item in items[index + 1 :] if item[0].lower() != wanted
+                ]
+                break
+        else:
+            items.append((key, value))
+    return True
 
 
 async def _dispatch(app: Quart, ctx: Any) -> Any:
