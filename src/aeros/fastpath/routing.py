@@ -24,6 +24,8 @@ from uuid import UUID
 from quart.routing import QuartMap
 from werkzeug.routing import MapAdapter, Rule
 
+from aeros.headers import get_header
+
 __all__ = ["MATCH_CACHE_SIZE", "LeanMap", "LeanMapAdapter"]
 
 _MAX_HOSTS = 256  # the Host header is the client's: bound what it can make us remember
@@ -111,13 +113,8 @@ class LeanMap(QuartMap):
         """As Quart's: a ``MapAdapter`` for ``request`` (host work cached per host)."""
         # keyed by the raw Host of the scope, not request.host, which would convert every
         # header of the request (werkzeug's get_host reads request.headers)
-        host = None
         scope = getattr(request, "scope", None)
-        if scope is not None:
-            for name, value in scope["headers"]:
-                if name == b"host":
-                    host = value
-                    break
+        host = get_header(scope["headers"], b"host") if scope is not None else None
         key = (request.scheme, host, server_name, subdomain)
         known = self._bound_hosts.get(key) if host is not None else None
         if known is None:
