@@ -15,12 +15,11 @@ from collections.abc import Awaitable, Callable
 from aeros.asgi_entry import asgi3
 from aeros.metrics.export import CONTENT_TYPE, Exporter
 from aeros.metrics.tally import UNMATCHED
-from aeros.middleware.counting import CountingSend
+from aeros.middleware.counting import when_done
 from aeros.types import (
     CACHE_STATE,
     COALESCED,
     RATE_LIMIT_STATE,
-    RESPONSE_DONE,
     ROUTE,
     ASGIApp,
     Message,
@@ -59,13 +58,11 @@ class MetricsMiddleware:
 
     @asgi3
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
-        done = scope.get(RESPONSE_DONE)
-        if done is None or scope["type"] != "http":
-            return self._wrap(scope, receive, send)
+        # a plain function: on aeros' server a request passes no coroutine of this layer
+        if scope["type"] != "http":
+            return self._other(scope, receive, send)
         if scope["path"] == self.path and scope["method"] in ("GET", "HEAD"):
             return self.scrape(scope, send)
-        # aeros' server: it reports the status and the bytes it sent when the request ends, so
-        # no send wrapper and no coroutine of this layer (the app's goes back as it is)
         self.tally.in_flight += 1
         box: list[str | None] = [None]
         scope[ROUTE] = box  # shared by the copies of the scope that inner layers make
@@ -74,34 +71,18 @@ class MetricsMiddleware:
         def finished(status: int, size: int) -> None:
             self.count(scope, box, start, status, size)
 
-        done.append(finished)
-        return self.app(scope, receive, send)
+        return when_done(self.app, scope, receive, send, finished)
 
-    async def _wrap(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Any other server: count what the app sends through a wrapped ``send``."""
-        kind = scope["type"]
-        if kind != "http":
-            if kind != "lifespan":
-                await self.app(scope, receive, send)
-                return
-            try:
-                await self.app(scope, receive, send)
-            finally:  # the server is stopping: count the last requests before the worker ends
-                self.exporter.flush()
-                self.exporter.scheduled = False
+    async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A WebSocket (not counted) or the lifespan (the last counts flushed at the end)."""
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
             return
-        if scope["path"] == self.path and scope["method"] in ("GET", "HEAD"):
-            await self.scrape(scope, send)
-            return
-        self.tally.in_flight += 1
-        box: list[str | None] = [None]
-        scope[ROUTE] = box
-        start = time.perf_counter()
-        counted = CountingSend(send)
         try:
-            await self.app(scope, receive, counted)
-        finally:
-            self.count(scope, box, start, counted.status, counted.size)
+            await self.app(scope, receive, send)
+        finally:  # the server is stopping: count the last requests before the worker ends
+            self.exporter.flush()
+            self.exporter.scheduled = False
 
     def count(
         self, scope: Scope, box: list[str | None], start: float, status: int, size: int

@@ -16,11 +16,10 @@ from aeros.logging.access import ACCESS_LOGGER, SERVER_ANSWER, log_access
 from aeros.logging.config import LogConfig
 from aeros.logging.context import request_id_var
 from aeros.logging.formatters import AccessEntry
-from aeros.middleware.counting import CountingSend
+from aeros.middleware.counting import when_done
 from aeros.types import (
     CACHE_STATE,
     RATE_LIMIT_STATE,
-    RESPONSE_DONE,
     ASGIApp,
     Message,
     Receive,
@@ -50,33 +49,17 @@ class AccessLogMiddleware:
     @asgi3
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         """Serve one ASGI connection; HTTP requests and WebSockets are logged when they end."""
-        done = scope.get(RESPONSE_DONE)
-        if done is None or scope["type"] != "http" or not self.logger.isEnabledFor(_INFO):
-            return self._wrap(scope, receive, send)
-        # aeros' server reports the status and bytes it sent when the request ends: no send
-        # wrapper and no coroutine of this layer (the app's goes back as it is)
+        if scope["type"] != "http" or not self.logger.isEnabledFor(_INFO):
+            if scope["type"] == "websocket" and self.logger.isEnabledFor(_INFO):
+                return self.websocket(scope, receive, send)
+            return self.app(scope, receive, send)
+        # a plain function: on aeros' server a request passes no coroutine of this layer
         start = time.perf_counter()
 
         def finished(status: int, size: int) -> None:
             self.finish(scope, start, status, size)
 
-        done.append(finished)
-        return self.app(scope, receive, send)
-
-    async def _wrap(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Any other server, a WebSocket, or the log off: count through a wrapped ``send``."""
-        if scope["type"] != "http" or not self.logger.isEnabledFor(_INFO):
-            if scope["type"] == "websocket" and self.logger.isEnabledFor(_INFO):
-                await self.websocket(scope, receive, send)
-            else:
-                await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        counted = CountingSend(send)
-        try:
-            await self.app(scope, receive, counted)
-        finally:
-            self.finish(scope, start, counted.status, counted.size)
+        return when_done(self.app, scope, receive, send, finished)
 
     def finish(self, scope: Scope, start: float, status: int, size: int) -> None:
         """Log one finished HTTP request from what was sent (``status`` 0: none, a 500)."""

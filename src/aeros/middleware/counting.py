@@ -1,14 +1,18 @@
-"""What a response's ``send`` carried: its status and body bytes, for the layers that report it.
+"""What a response carried, its status and body bytes, for the layers that report it.
 
-The access log and the metrics each need the status and the size of every HTTP response; both
-wrap ``send`` in a :class:`CountingSend`.
+The access log and the metrics each need the status and the size of every HTTP response once
+the request ends. :func:`when_done` gives them both ways of learning it: on aeros' own server
+the server reports it (``scope[RESPONSE_DONE]``: no send wrapper, no coroutine of the layer);
+anywhere else ``send`` is wrapped in a :class:`CountingSend` and the report follows the app.
 """
 
 from __future__ import annotations
 
-from aeros.types import Message, Send
+from collections.abc import Awaitable, Callable
 
-__all__ = ["CountingSend"]
+from aeros.types import RESPONSE_DONE, ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["CountingSend", "when_done"]
 
 
 class CountingSend:
@@ -33,3 +37,33 @@ class CountingSend:
         elif kind == "http.response.start":
             self.status = message["status"]
         await self._send(message)
+
+
+def when_done(
+    app: ASGIApp,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    finished: Callable[[int, int], None],
+) -> Awaitable[None]:
+    """Run ``app`` for this HTTP request and call ``finished(status, size)`` once it ends
+    (``status`` 0: no response was started; the app failed or the client left)."""
+    done = scope.get(RESPONSE_DONE)
+    if done is not None:  # aeros' server calls it when the request's task ends
+        done.append(finished)
+        return app(scope, receive, send)
+    return _counted(app, scope, receive, send, finished)
+
+
+async def _counted(
+    app: ASGIApp,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    finished: Callable[[int, int], None],
+) -> None:
+    counted = CountingSend(send)
+    try:
+        await app(scope, receive, counted)
+    finally:
+        finished(counted.status, counted.size)
