@@ -13,9 +13,9 @@ import re
 from collections.abc import Iterable
 
 from aeros.errors import ConfigurationError
-from aeros.types import Headers
+from aeros.types import Headers, Message, Send
 
-__all__ = ["add_vary", "check_header", "get_header", "is_token", "is_valid_host"]
+__all__ = ["add_vary", "check_header", "get_header", "is_token", "is_valid_host", "send_adding"]
 
 _TCHAR = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _TOKEN_CHARS = frozenset(_TCHAR)
@@ -73,6 +73,21 @@ def get_header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | N
         if key == name:
             return value
     return None
+
+
+def send_adding(send: Send, pairs: Iterable[tuple[bytes, bytes]]) -> Send:
+    """``send`` that adds ``pairs`` (lower-case names, checked values) to the response start,
+    for layers that add fields to whatever answer a request gets (aeros' own server takes them
+    as ``HEADER_LINES`` instead)."""
+    added = tuple(pairs)
+
+    async def adding(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            # a new list: the headers may be a tuple or a list shared by every answer
+            message["headers"] = [*message.get("headers", ()), *added]
+        await send(message)
+
+    return adding
 
 
 def add_vary(headers: Headers, token: bytes) -> Headers:

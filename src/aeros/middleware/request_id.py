@@ -16,9 +16,9 @@ from collections.abc import Awaitable, Iterable
 
 from aeros.asgi_entry import asgi3
 from aeros.errors import ConfigurationError
-from aeros.headers import check_header
+from aeros.headers import check_header, send_adding
 from aeros.logging.context import request_id_var
-from aeros.types import HEADER_LINES, PEER, ASGIApp, Message, Receive, Scope, Send
+from aeros.types import HEADER_LINES, PEER, ASGIApp, Receive, Scope, Send
 
 __all__ = ["DEFAULT_HEADER", "MAX_LENGTH", "RequestIdMiddleware", "new_request_id"]
 
@@ -139,15 +139,9 @@ class RequestIdMiddleware:
             return
         request_id = self.request_id(scope)
         token = request_id_var.set(request_id)
-        pair = (self.header, request_id.encode("ascii"))
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                # a new list: the headers may be a tuple or a list shared by every answer
-                message["headers"] = [*message.get("headers", ()), pair]
-            await send(message)
-
+        if kind == "http":
+            send = send_adding(send, ((self.header, request_id.encode("ascii")),))
         try:
-            await self.app(scope, receive, send_with_id if kind == "http" else send)
+            await self.app(scope, receive, send)
         finally:
             request_id_var.reset(token)

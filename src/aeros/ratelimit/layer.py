@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 
 from aeros.asgi_entry import asgi3
+from aeros.headers import send_adding
 from aeros.middleware.headers import GlobalHeaders
 from aeros.ratelimit.backend import Backend, BackendDown
 from aeros.ratelimit.fields import (
@@ -21,7 +22,7 @@ from aeros.ratelimit.fields import (
     retry_seconds,
 )
 from aeros.ratelimit.routes import Check, Plan, RouteLimits
-from aeros.types import HEADER_LINES, RATE_LIMIT_STATE, ASGIApp, Message, Receive, Scope, Send
+from aeros.types import HEADER_LINES, RATE_LIMIT_STATE, ASGIApp, Receive, Scope, Send
 
 __all__ = ["RateLimitMiddleware", "rate_limit_layer"]
 
@@ -76,12 +77,6 @@ class RateLimitMiddleware:
             counted.append((name, remaining, reset))
             if not allowed:
                 return self._refused(scope, send, plan, counted, check, reset)
-        if counted and self.send_fields:
-            lines = scope.get(HEADER_LINES)
-            if lines is not None:  # aeros' server writes them into the response head
-                lines.append(plan.policy_line)
-                lines.append(rate_line(counted))
-                return self.app(scope, receive, send)
         return self._allowed(scope, receive, send, plan, counted)
 
     async def _checked(self, scope: Scope, receive: Receive, send: Send, plan: Plan) -> None:
@@ -144,14 +139,8 @@ class RateLimitMiddleware:
             lines.append(plan.policy_line)
             lines.append(rate_line(counted))
             return self.app(scope, receive, send)
-        added = ((POLICY_FIELD, plan.policy), (RATE_FIELD, rate_value(counted)))
-
-        async def send_with_fields(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *added]
-            await send(message)
-
-        return self.app(scope, receive, send_with_fields)
+        fields = ((POLICY_FIELD, plan.policy), (RATE_FIELD, rate_value(counted)))
+        return self.app(scope, receive, send_adding(send, fields))
 
     async def refuse(
         self,
