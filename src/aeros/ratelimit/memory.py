@@ -59,9 +59,7 @@ class MemoryCounts:
         allowed, the hits left in the window, the seconds until it ends (what
         :class:`~aeros.ratelimit.backend.Backend` makes of ``incr`` and ``get_expiry``)."""
         now = self.clock()
-        counter = self.counters.get(key)
-        if counter is None or counter[1] <= now:
-            counter = self._counter(key, now, expiry)
+        counter = self._counter(key, now, expiry)
         count = counter[0] = counter[0] + 1
         if count <= amount:
             return True, int(amount - count), counter[1] - now
