@@ -15,7 +15,15 @@ from collections.abc import Iterable
 from aeros.errors import ConfigurationError
 from aeros.types import Headers, Message, Send
 
-__all__ = ["add_vary", "check_header", "get_header", "is_token", "is_valid_host", "send_adding"]
+__all__ = [
+    "add_vary",
+    "check_header",
+    "get_header",
+    "header_line",
+    "is_token",
+    "is_valid_host",
+    "send_adding",
+]
 
 _TCHAR = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _TOKEN_CHARS = frozenset(_TCHAR)
@@ -73,6 +81,12 @@ def get_header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | N
         if key == name:
             return value
     return None
+
+
+def header_line(name: bytes, value: bytes) -> bytes:
+    """One header line as aeros' server writes it from ``HEADER_LINES``: for names and values
+    a layer made or checked itself (lower-case name, no CR or LF)."""
+    return name + b": " + value + b"\r\n"
 
 
 def send_adding(send: Send, pairs: Iterable[tuple[bytes, bytes]]) -> Send:

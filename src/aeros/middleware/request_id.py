@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Iterable
 
 from aeros.asgi_entry import asgi3
 from aeros.errors import ConfigurationError
-from aeros.headers import check_header, send_adding
+from aeros.headers import check_header, header_line, send_adding
 from aeros.logging.context import request_id_var
 from aeros.types import HEADER_LINES, PEER, ASGIApp, Receive, Scope, Send
 
@@ -89,8 +89,7 @@ class RequestIdMiddleware:
     ) -> None:
         self.app = app
         name, _ = check_header(header, "-", where="WebServer(request_id=...)")
-        self.header = name
-        self._line_start = name + b": "  # check_header gave the name lower-cased
+        self.header = name  # check_header gave the name lower-cased
         try:
             self.trust: _Trust | None = _Trust(trusted)
         except ValueError as exc:
@@ -128,7 +127,7 @@ class RequestIdMiddleware:
         # caller as it is. (An id is made here or checked by _WELL_FORMED: no CR, LF or space.)
         request_id = self.request_id(scope)
         request_id_var.set(request_id)
-        lines.append(self._line_start + request_id.encode("ascii") + b"\r\n")
+        lines.append(header_line(self.header, request_id.encode("ascii")))
         return self.app(scope, receive, send)
 
     async def _wrap(self, scope: Scope, receive: Receive, send: Send) -> None:

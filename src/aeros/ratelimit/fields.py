@@ -19,12 +19,12 @@ from collections.abc import Sequence
 import orjson
 from limits import RateLimitItem
 
+from aeros.headers import header_line
 from aeros.types import Headers
 
 __all__ = [
     "POLICY_FIELD",
     "RATE_FIELD",
-    "field_line",
     "policy_member",
     "rate_line",
     "rate_value",
@@ -34,12 +34,6 @@ __all__ = [
 
 POLICY_FIELD = b"ratelimit-policy"
 RATE_FIELD = b"ratelimit"
-
-
-def field_line(name: bytes, value: bytes) -> bytes:
-    """One header line for aeros' server (``HEADER_LINES``): our own names and values, no
-    CR or LF in them."""
-    return name + b": " + value + b"\r\n"
 
 
 def policy_member(name: str, item: RateLimitItem) -> bytes:
@@ -62,7 +56,7 @@ def rate_line(members: Sequence[tuple[bytes, int, float]]) -> bytes:
     if len(members) == 1:  # the common case (one app-wide limit), in one formatting
         ((name, remaining, reset),) = members
         return b"ratelimit: %s;r=%d;t=%d\r\n" % (name, remaining, math.ceil(reset))
-    return field_line(RATE_FIELD, rate_value(members))
+    return header_line(RATE_FIELD, rate_value(members))
 
 
 def retry_seconds(reset: float) -> int:

@@ -12,7 +12,8 @@ from typing import Any, NamedTuple
 
 from limits import RateLimitItem
 
-from aeros.ratelimit.fields import POLICY_FIELD, field_line, policy_member
+from aeros.headers import header_line
+from aeros.ratelimit.fields import POLICY_FIELD, policy_member
 from aeros.ratelimit.keys import KeyFunc
 from aeros.ratelimit.policy import RateLimit, Rule, exempt_of, rules_of
 from aeros.route_match import Match, RouteMemo, rules_version
@@ -66,7 +67,7 @@ def _plan(checks: list[Check]) -> Plan | None:
     if not checks:
         return None
     policy = b", ".join(policy_member(c.name.decode("ascii").strip('"'), c.item) for c in checks)
-    return Plan(tuple(checks), policy, field_line(POLICY_FIELD, policy))
+    return Plan(tuple(checks), policy, header_line(POLICY_FIELD, policy))
 
 
 def _safe_name(endpoint: str) -> str:
