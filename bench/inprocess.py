@@ -66,9 +66,17 @@ async def run_requests(app: ASGIApp, path: str, extra: list[tuple[bytes, bytes]]
         last = _Client()
         scope = make_scope(path, extra)
         await app(scope, last.receive, last.send)
-        for done in scope[RESPONSE_DONE]:  # as aeros' server does when the request ends
-            done(last.status, last.size)
+        request_done(scope, last.status, last.size)
     return last.status
+
+
+def request_done(scope: dict[str, Any], status: int, size: int) -> None:
+    """What aeros' server does when a request ends: call the ``RESPONSE_DONE`` callbacks, then
+    drop them (they refer to the scope: kept, each request would leave a reference cycle)."""
+    done = scope[RESPONSE_DONE]
+    for callback in done:
+        callback(status, size)
+    done.clear()
 
 
 class _Client:

@@ -67,7 +67,8 @@ RESPONSE_DONE: Final = "aeros.response_done"
 calls each once the request's task ends (response sent, app failed, request cancelled) with the
 status it sent (0: none) and the body bytes sent through ``send`` (a HEAD answer's too). Layers
 that report on finished requests (metrics, access log) use it instead of wrapping ``send`` and
-awaiting the app; without the key (another server, the test client) they wrap ``send``."""
+awaiting the app; without the key (another server, the test client) they wrap ``send``. The
+server empties the list after the calls: a callback may refer to the scope."""
 
 ROUTE: Final = "aeros.route"
 """Scope key: the route template that matched (``/items/<int:item_id>``, never the raw path),
