@@ -102,9 +102,9 @@ class OrjsonProvider(DefaultJSONProvider):
             data = orjson.dumps(obj, default=self.default, option=option)
         except (TypeError, orjson.JSONEncodeError):
             return None  # json decides: it may accept it (huge ints, int keys) or raise
-        if b"null" in data and _needs_json(obj):
+        if data.find(b"null") != -1 and _needs_json(obj):  # "in" would raise and drop a TypeError
             return None
-        if ensure_ascii and (not data.isascii() or b"\x7f" in data):
+        if ensure_ascii and (not data.isascii() or 0x7F in data):
             data = _to_ascii(data)
         return data
 

@@ -36,6 +36,9 @@ __all__ = [
 
 _LEN = struct.Struct("<I")
 _DEFAULT_PORTS = {"http": b":80", "https": b":443"}
+# bytes looked for as ints: ``b"%" in part`` makes and drops a TypeError first (bytes.__contains__
+# tries its argument as an int), 0.15-0.25 us each
+_PERCENT, _PLUS = ord("%"), ord("+")
 
 
 def _digest(data: bytes, size: int) -> str:
@@ -75,7 +78,7 @@ def _query(raw: bytes, enabled: bool) -> list[tuple[bytes, bytes]]:
         if not part:
             continue
         name, _, value = part.partition(b"=")
-        if b"%" in part or b"+" in part:
+        if _PERCENT in part or _PLUS in part:
             name = unquote_to_bytes(name.replace(b"+", b" "))
             value = unquote_to_bytes(value.replace(b"+", b" "))
         pairs.append((name, value))

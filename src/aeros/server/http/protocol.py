@@ -25,6 +25,7 @@ from aeros.server.config import Limits, ServerConfig
 from aeros.server.http.answers import ConnectionControl
 from aeros.server.http.cycle import LeanCycle
 from aeros.server.http.rules import (
+    HASH,
     HEAD_SLACK,
     RejectRequest,
     answer_header_block,
@@ -202,7 +203,7 @@ class HardenedHttpToolsProtocol(ConnectionControl):
         method = parser.get_method()
         url = self.url
         host = self._host
-        if url[0] != _SLASH or b"#" in url:
+        if url[0] != _SLASH or HASH in url:
             status = other_target_status(method, url, host)
             if status:
                 self._fail(status)

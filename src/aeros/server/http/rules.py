@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from aeros.headers import is_valid_host  # one Host grammar, shared with the response cache
 
 __all__ = [
+    "HASH",
     "HEAD_SLACK",
     "MESSAGES",
     "RejectRequest",
@@ -26,6 +27,9 @@ __all__ = [
 
 # Method, spaces, "HTTP/1.1" and the CRLFs around the header block: bytes of a head that count
 # towards neither the request-line nor the header-block limit.
+HASH = ord("#")
+"""``#`` as an int, to look for in a request target: ``b"#" in target`` makes and drops a
+TypeError first (bytes.__contains__ tries its argument as an int), 0.15-0.25 us per request."""
 HEAD_SLACK = 64
 
 MESSAGES: dict[int, bytes] = {
@@ -100,7 +104,7 @@ def other_target_status(method: bytes, target: bytes, host: bytes | None) -> int
     (``http://host/path``) when its authority is exactly the Host header, so the host the
     app and the cache see is the one the client addressed. Fragments are never allowed.
     """
-    if b"#" in target:
+    if HASH in target:
         return 400
     if target == b"*":
         return 0 if method == b"OPTIONS" else 400
