@@ -391,3 +391,45 @@ def test_metrics_same_counts_on_aeros_server_and_through_a_wrapped_send() -> Non
     tested = samples(text)
     assert value(served, "aeros_http_requests_total", method="GET", route="/boom", status="500")
     assert counted(served) == counted(tested)
+
+
+@pytest.mark.parametrize("compression", [True, False], ids=["compressed", "no-compression"])
+def test_metrics_app_bytes_are_what_views_produced(compression: bool) -> None:
+    """``stage="app"`` is the body bytes views produced, before compression: a compressed
+    response counts its identity size, a response-cache miss its view's body (the cache passes
+    it by compression), a hit nothing; the same on aeros' server and through the test client.
+    (With compression on, the compression layer counts them for the requests it wraps.)"""
+    options: dict[str, Any] = {} if compression else {"compression": None}
+    paths = ["/items/1", "/cached", "/cached", "/nothing"]
+    headers = {"Accept-Encoding": "gzip"}
+
+    def fresh() -> WebServer:
+        return metrics_app(cache=SimpleCache(timeout=60), **options)
+
+    identity: dict[str, int] = {}  # each body as the view makes it
+    with fresh().serve_in_thread() as url, httpx.Client() as client:
+        for path in ("/items/1", "/nothing"):
+            identity[path] = len(
+                client.get(url + path, headers={"Accept-Encoding": "identity"}).content
+            )
+    identity["/cached"] = len(b"cached body")
+    produced = identity["/items/1"] + identity["/cached"] + identity["/nothing"]  # hit: none
+
+    def app_bytes(found: dict[Any, float]) -> float:
+        return value(found, "aeros_http_response_body_bytes_total", stage="app")
+
+    with fresh().serve_in_thread() as url, httpx.Client(headers=headers) as client:
+        encodings = [client.get(url + path).headers.get("content-encoding") for path in paths]
+        served = scrape_until(url + "/metrics", lambda found: app_bytes(found) >= produced)
+
+    async def through_test_client() -> dict[Any, float]:
+        client = fresh().test_client()
+        for path in paths:
+            await client.get(path, headers=headers)
+        return samples(await (await client.get("/metrics")).get_data(as_text=True))
+
+    tested = asyncio.run(through_test_client())
+    assert encodings[0] == ("gzip" if compression else None)
+    assert app_bytes(served) == app_bytes(tested) == produced
+    wire = value(served, "aeros_http_response_body_bytes_total", stage="wire")
+    assert (wire < produced) if compression else (wire > produced)  # the hit: wire bytes only

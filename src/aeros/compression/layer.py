@@ -21,6 +21,7 @@ and builds encoded headers for its entries with :mod:`aeros.compression.headers`
 from __future__ import annotations
 
 from collections.abc import Awaitable, Sequence
+from typing import Protocol
 
 from aeros.asgi_entry import asgi3
 from aeros.compression.codecs import Codec, StreamEncoder
@@ -30,7 +31,7 @@ from aeros.errors import ConfigurationError
 from aeros.headers import add_vary
 from aeros.types import SKIP_COMPRESSION, ASGIApp, Headers, Message, Receive, Scope, Send
 
-__all__ = ["CompressingSender", "CompressionMiddleware"]
+__all__ = ["AppBytesCounter", "CompressingSender", "CompressionMiddleware"]
 
 BUFFER_LIMIT = 1 << 20
 """A body with a ``Content-Length`` up to this many bytes that arrives in several chunks is
@@ -38,6 +39,13 @@ collected and encoded at once (exact ``Content-Length``); a larger one is stream
 
 
 _VARY = (b"vary", ACCEPT_ENCODING)
+
+
+class AppBytesCounter(Protocol):
+    """Where the layer adds up the body bytes the app sent it (the metrics' tally)."""
+
+    app_bytes: int
+
 
 # sender states
 _START, _HOLD, _BUFFER, _STREAM, _PASS, _HEAD = range(6)
@@ -52,6 +60,8 @@ class CompressingSender:
         codecs: every codec the app uses (a compressible response gets ``Vary`` even when
             sent unencoded).
         head: the request is HEAD: headers as for GET, no body work.
+        counter: adds up the body bytes it is given, before any encoding (the metrics' "app"
+            bytes); None: not counted.
     """
 
     __slots__ = (
@@ -62,14 +72,22 @@ class CompressingSender:
         "_state",
         "codec",
         "codecs",
+        "counter",
         "head",
         "send",
     )
 
     def __init__(
-        self, send: Send, codec: Codec | None, codecs: Sequence[Codec], *, head: bool = False
+        self,
+        send: Send,
+        codec: Codec | None,
+        codecs: Sequence[Codec],
+        *,
+        head: bool = False,
+        counter: AppBytesCounter | None = None,
     ) -> None:
         self.send = send
+        self.counter = counter
         self.codec = codec
         self.codecs = codecs
         self.head = head
@@ -80,6 +98,9 @@ class CompressingSender:
         self._encoder: StreamEncoder | None = None
 
     async def __call__(self, message: Message) -> None:
+        counter = self.counter
+        if counter is not None and message["type"] == "http.response.body":
+            counter.app_bytes += len(message.get("body", b""))
         state = self._state
         if state == _PASS:
             await self.send(message)
@@ -239,10 +260,16 @@ class CompressionMiddleware:
         app: the inner ASGI app.
         codecs: the codecs to offer, in order of preference (ties in the client's weights go
             to the earlier one). At least one.
+        counter: adds up the body bytes the app sends, before encoding (the metrics count them
+            here, so the layer inside that does it needs no ``send`` wrapper of its own for the
+            requests this layer wraps). None: not counted.
     """
 
-    def __init__(self, app: ASGIApp, codecs: Sequence[Codec]) -> None:
+    def __init__(
+        self, app: ASGIApp, codecs: Sequence[Codec], counter: AppBytesCounter | None = None
+    ) -> None:
         self.app = app
+        self.counter = counter
         self.codecs: tuple[Codec, ...] = tuple(codecs)
         if not self.codecs:
             raise ConfigurationError(
@@ -263,6 +290,10 @@ class CompressionMiddleware:
                 # several Accept-Encoding lines are one comma-separated list (RFC 9110 5.3)
                 accept = value if accept is None else accept + b"," + value
         sender = CompressingSender(
-            send, self.negotiate(accept), self.codecs, head=scope["method"] == "HEAD"
+            send,
+            self.negotiate(accept),
+            self.codecs,
+            head=scope["method"] == "HEAD",
+            counter=self.counter,
         )
         return self.app(scope, receive, sender)
