@@ -299,13 +299,11 @@ class WebServer(Serving, Quart):
             *reversed(self._user_layers),  # the last one added is the outermost (Starlette)
             Layer(self.response_cache.wrap, codecs, headers),  # no store: no layer
             Layer(HeadersMiddleware, headers) if headers else None,
-            # with metrics, compression counts the app's bytes of the requests it wraps
+            # the metrics' count of the app's body bytes: compression's, or a layer of its own
             Layer(CompressionMiddleware, codecs, exporter.tally if exporter else None)
             if codecs
             else None,
-            Layer(AppBytesMiddleware, exporter, behind_compression=bool(codecs))
-            if exporter is not None
-            else None,
+            Layer(AppBytesMiddleware, exporter) if exporter is not None and not codecs else None,
         ]
         return [layer for layer in stack if layer is not None]
 

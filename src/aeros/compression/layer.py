@@ -260,9 +260,9 @@ class CompressionMiddleware:
         app: the inner ASGI app.
         codecs: the codecs to offer, in order of preference (ties in the client's weights go
             to the earlier one). At least one.
-        counter: adds up the body bytes the app sends, before encoding (the metrics count them
-            here, so the layer inside that does it needs no ``send`` wrapper of its own for the
-            requests this layer wraps). None: not counted.
+        counter: adds up the body bytes the app sends, before encoding, those of the responses
+            it passes through untouched (``SKIP_COMPRESSION``) included: the metrics' count of
+            what views produced, with no layer of its own. None: not counted.
     """
 
     def __init__(
@@ -282,8 +282,14 @@ class CompressionMiddleware:
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         # a plain function: the app's coroutine goes back as it is, with no coroutine of this
         # layer around it (the sender does the work)
-        if scope["type"] != "http" or scope.get(SKIP_COMPRESSION):
+        if scope["type"] != "http":
             return self.app(scope, receive, send)
+        if scope.get(SKIP_COMPRESSION):  # an outer layer encodes (a response-cache miss)
+            if self.counter is None:
+                return self.app(scope, receive, send)
+            counting = CompressingSender(send, None, self.codecs, counter=self.counter)
+            counting._state = _PASS  # counts, changes nothing
+            return self.app(scope, receive, counting)
         accept: bytes | None = None
         for name, value in scope["headers"]:
             if name == ACCEPT_ENCODING:

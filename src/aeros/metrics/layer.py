@@ -21,7 +21,6 @@ from aeros.types import (
     COALESCED,
     RATE_LIMIT_STATE,
     ROUTE,
-    SKIP_COMPRESSION,
     ASGIApp,
     Message,
     Receive,
@@ -123,27 +122,19 @@ class MetricsMiddleware:
 class AppBytesMiddleware:
     """Count the response body bytes the app produced (innermost: before compression).
 
-    Args:
-        app: the ASGI app to wrap.
-        exporter: the app's :class:`Exporter` (its tally's ``app_bytes``).
-        behind_compression: the compression layer is just outside and counts the bytes of the
-            requests it wraps (its ``counter``): count here only those it passes through
-            untouched (``SKIP_COMPRESSION``, a response-cache miss), without a ``send`` wrapper
-            for the others.
+    Only when compression is off: the compression layer counts them otherwise (its
+    ``counter``), with no layer of its own.
     """
 
-    def __init__(
-        self, app: ASGIApp, exporter: Exporter, *, behind_compression: bool = False
-    ) -> None:
+    def __init__(self, app: ASGIApp, exporter: Exporter) -> None:
         self.app = app
         self.tally = exporter.tally
-        self.behind_compression = behind_compression
 
     @asgi3
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         # a plain function: the app's coroutine goes back as it is, with no coroutine of this
         # layer around it
-        if scope["type"] != "http" or (self.behind_compression and not scope.get(SKIP_COMPRESSION)):
+        if scope["type"] != "http":
             return self.app(scope, receive, send)
         tally = self.tally
 
