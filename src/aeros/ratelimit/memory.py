@@ -59,7 +59,9 @@ class MemoryCounts:
         allowed, the hits left in the window, the seconds until it ends (what
         :class:`~aeros.ratelimit.backend.Backend` makes of ``incr`` and ``get_expiry``)."""
         now = self.clock()
-        counter = self._counter(key, now, expiry)
+        counter = self.counters.get(key)
+        if counter is None or counter[1] <= now:  # the per-request path: a live window is used
+            counter = self._counter(key, now, expiry)  # as it is, with no call; else made here
         count = counter[0] = counter[0] + 1
         if count <= amount:
             return True, int(amount - count), counter[1] - now
