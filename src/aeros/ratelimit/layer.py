@@ -77,11 +77,6 @@ class RateLimitMiddleware:
             counted.append((name, remaining, reset))
             if not allowed:
                 return self._refused(scope, send, plan, counted, check, reset)
-        lines = scope.get(HEADER_LINES)
-        if lines is not None and counted and self.send_fields:  # _allowed's, without the call
-            lines.append(plan.policy_line)
-            lines.append(rate_line(counted))
-            return self.app(scope, receive, send)
         return self._allowed(scope, receive, send, plan, counted)
 
     async def _checked(self, scope: Scope, receive: Receive, send: Send, plan: Plan) -> None:
