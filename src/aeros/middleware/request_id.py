@@ -105,7 +105,7 @@ class RequestIdMiddleware:
         trust = self.trust
         if trust is not None:
             peer = scope.get(PEER) or scope.get("client")
-            if peer is not None and (trust.everyone or trust.memo.get(peer[0]) or trust(peer[0])):
+            if peer is not None and (trust.everyone or trust(peer[0])):
                 wanted = self.header
                 for name, value in scope["headers"]:
                     if name == wanted:
@@ -113,7 +113,7 @@ class RequestIdMiddleware:
                             given: str = value.decode("ascii")
                             return given
                         break
-        return _bits(128).to_bytes(16, "little").hex()  # new_request_id(), without the call
+        return new_request_id()
 
     @asgi3
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:

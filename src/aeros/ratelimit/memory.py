@@ -60,8 +60,8 @@ class MemoryCounts:
         :class:`~aeros.ratelimit.backend.Backend` makes of ``incr`` and ``get_expiry``)."""
         now = self.clock()
         counter = self.counters.get(key)
-        if counter is None or counter[1] <= now:  # the per-request path: a live window is used
-            counter = self._counter(key, now, expiry)  # as it is, with no call; else made here
+        if counter is None or counter[1] <= now:  # none yet, or its window ended: a new one
+            counter = self._counter(key, now, expiry)
         count = counter[0] = counter[0] + 1
         if count <= amount:
             return True, int(amount - count), counter[1] - now

@@ -102,10 +102,7 @@ class RouteLimits:
         app-wide limit (no ``@rate_limit`` view, no exemption) every request has the same
         plan and no route is matched; else the route's plan, remembered per (method, host,
         path)."""
-        url_map = self.app.url_map
-        rules = getattr(url_map, "rules_added", None)  # rules_version's fast half, inline
-        if rules is None:
-            rules = rules_version(url_map)
+        rules = rules_version(self.app.url_map)
         if rules != self._rules_seen:  # a view was added: decide again
             self._rules_seen = rules
             self._uniform = not any(
