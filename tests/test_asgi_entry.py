@@ -50,7 +50,7 @@ def test_every_layer_is_seen_as_asgi3_by_uvicorn_and_asgiref() -> None:
         "RequestIdMiddleware",
         "MetricsMiddleware",
         "AccessLogMiddleware",
-        "RateLimitMiddleware",
+        "AppLimitMiddleware",  # the app-wide limit in memory
         "CacheMiddleware",
         "CompressionMiddleware",
         "AppBytesMiddleware",

@@ -38,7 +38,7 @@ class MemoryCounts:
     def __init__(self, clock: Callable[[], float] = time.time, max_keys: int = MAX_KEYS) -> None:
         self.clock = clock
         self.max_keys = max_keys
-        self.counters: dict[str, list[float]] = {}  # key -> [count, end of its window]
+        self.counters: dict[str, list[Any]] = {}  # key -> [count (int), end of its window]
         # key -> (its window in seconds, times of its allowed hits, oldest first)
         self.events: dict[str, tuple[float, deque[float]]] = {}
         self.sweeps = 0
@@ -64,10 +64,10 @@ class MemoryCounts:
             counter = self._counter(key, now, expiry)
         count = counter[0] = counter[0] + 1
         if count <= amount:
-            return True, int(amount - count), counter[1] - now
+            return True, amount - count, counter[1] - now
         return False, 0, max(counter[1] - now, 0.0)
 
-    def _counter(self, key: str, now: float, expiry: float) -> list[float]:
+    def _counter(self, key: str, now: float, expiry: float) -> list[Any]:
         counter = self.counters.get(key)
         if counter is None or counter[1] <= now:
             if counter is None:

@@ -97,20 +97,30 @@ class RouteLimits:
         self._rules_seen = -1  # rules_version of the app's map when _uniform was decided
         self._uniform = False  # no view has its own limits or an exemption
 
+    @property
+    def app_plan(self) -> Plan | None:
+        """The plan of the app-wide limit alone (None without one)."""
+        return self._app_plan
+
     def plan_for(self, scope: Scope) -> Plan | None:
         """The checks for this request's route; None when nothing limits it. With only an
         app-wide limit (no ``@rate_limit`` view, no exemption) every request has the same
         plan and no route is matched; else the route's plan, remembered per (method, host,
         path)."""
+        if self.uniform():
+            return self._app_plan
+        return self._route_plan(scope)
+
+    def uniform(self) -> bool:
+        """Whether every request has :attr:`app_plan`: no view has limits of its own or an
+        exemption (decided again whenever the app's map gains a rule)."""
         rules = rules_version(self.app.url_map)
         if rules != self._rules_seen:  # a view was added: decide again
             self._rules_seen = rules
             self._uniform = not any(
                 rules_of(view) or exempt_of(view) for view in self.app.view_functions.values()
             )
-        if self._uniform:
-            return self._app_plan
-        return self._route_plan(scope)
+        return self._uniform
 
     def active(self) -> bool:
         """Whether anything is limited: an app-wide limit, or a view marked ``@rate_limit``.
