@@ -233,3 +233,17 @@ def test_request_id_on_aeros_server_and_test_client_once_whoever_answers(tmp_pat
         assert HEX32.match(response.headers["x-request-id"])
     assert served[0].text == served[0].headers["x-request-id"]
     assert len({r.headers["x-request-id"] for r in served}) == 3
+
+
+def test_request_id_trust_is_remembered_per_peer_and_bounded() -> None:
+    """A peer is checked against the networks once; "*" trusts even a peer that is not an IP
+    address (a Unix socket's), a list of networks does not; the memo never outgrows its limit."""
+    from aeros.middleware.request_id import _TRUSTED_MEMO_LIMIT, _Trust
+
+    networks = _Trust(("10.0.0.0/8", "::1"))
+    assert [networks["10.1.2.3"], networks["192.0.2.1"], networks["::1"]] == [True, False, True]
+    assert networks["/run/aeros.sock"] is False
+    assert _Trust(("*",))["/run/aeros.sock"] is True
+    for index in range(_TRUSTED_MEMO_LIMIT + 10):
+        assert networks[f"10.0.{index // 256}.{index % 256}"] is True
+    assert 0 < len(networks) <= _TRUSTED_MEMO_LIMIT

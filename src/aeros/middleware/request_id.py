@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Iterable
 
 from aeros.asgi_entry import asgi3
 from aeros.errors import ConfigurationError
-from aeros.headers import check_header, header_line, send_adding
+from aeros.headers import check_header, send_adding
 from aeros.logging.context import request_id_var
 from aeros.types import HEADER_LINES, PEER, ASGIApp, Receive, Scope, Send
 
@@ -42,30 +42,28 @@ def new_request_id() -> str:
     return _bits(128).to_bytes(16, "little").hex()
 
 
-class _Trust:
-    """Whether a peer address is one of ``forwarded_allow_ips`` (memoised per address)."""
+class _Trust(dict[str, bool]):
+    """``trust[host]``: whether a peer address is one of ``forwarded_allow_ips``, worked out
+    on a peer's first request and remembered (a dict lookup per request after that)."""
 
     def __init__(self, allowed: Iterable[str]) -> None:
+        super().__init__()
         items = tuple(allowed)
         self.everyone = "*" in items
         self.networks = tuple(
             ipaddress.ip_network(item, strict=False) for item in items if item != "*"
         )
-        self.memo: dict[str, bool] = {}
 
-    def __call__(self, host: str) -> bool:
-        known = self.memo.get(host)
-        if known is not None:
-            return known
+    def __missing__(self, host: str) -> bool:
         try:
             address = ipaddress.ip_address(host)
         except ValueError:
-            trusted = False
+            trusted = self.everyone  # not an IP address (a Unix socket's peer): only by "*"
         else:
-            trusted = any(address in network for network in self.networks)
-        if len(self.memo) >= _TRUSTED_MEMO_LIMIT:
-            self.memo.clear()
-        self.memo[host] = trusted
+            trusted = self.everyone or any(address in network for network in self.networks)
+        if len(self) >= _TRUSTED_MEMO_LIMIT:
+            self.clear()
+        self[host] = trusted
         return trusted
 
 
@@ -90,6 +88,7 @@ class RequestIdMiddleware:
         self.app = app
         name, _ = check_header(header, "-", where="WebServer(request_id=...)")
         self.header = name  # check_header gave the name lower-cased
+        self.line_start = name + b": "  # of the header line aeros' server writes
         try:
             self.trust: _Trust | None = _Trust(trusted)
         except ValueError as exc:
@@ -105,7 +104,7 @@ class RequestIdMiddleware:
         trust = self.trust
         if trust is not None:
             peer = scope.get(PEER) or scope.get("client")
-            if peer is not None and (trust.everyone or trust(peer[0])):
+            if peer is not None and trust[peer[0]]:
                 wanted = self.header
                 for name, value in scope["headers"]:
                     if name == wanted:
@@ -127,7 +126,7 @@ class RequestIdMiddleware:
         # caller as it is. (An id is made here or checked by _WELL_FORMED: no CR, LF or space.)
         request_id = self.request_id(scope)
         request_id_var.set(request_id)
-        lines.append(header_line(self.header, request_id.encode("ascii")))
+        lines.append(self.line_start + request_id.encode("ascii") + b"\r\n")
         return self.app(scope, receive, send)
 
     async def _wrap(self, scope: Scope, receive: Receive, send: Send) -> None:
