@@ -36,7 +36,7 @@ def layers_of(app: WebServer) -> list[Any]:
     layer: Any = app.build_stack()
     while hasattr(layer, "app") and layer is not app:
         found.append(layer)
-        layer = layer.app
+        layer = getattr(layer.app, "__self__", layer.app)  # the inner layer's __call__, bound
     return found
 
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar, Unpack
 
 from quart import Quart
 
 from aeros._validate import boolean
+from aeros.asgi_entry import asgi3, direct
 from aeros.cache_control import CacheControl
 from aeros.compression import DEFAULT_COMPRESSION, Codec, check_codecs, resolve_codecs
 from aeros.compression.layer import CompressionMiddleware
@@ -251,8 +252,27 @@ class WebServer(Serving, Quart):
         """
         stack = self._stack
         if stack is None:
-            stack = self._stack = self.build_stack()
+            stack = self._stack = direct(self.build_stack())
         await stack(scope, receive, send)
+
+    def server_entry(self) -> Any:
+        """What aeros' server calls for each connection: straight into the layer stack,
+        without the coroutines of Quart's ``__call__`` and of :meth:`asgi_app`; the app itself
+        when a subclass overrides either."""
+        if type(self).__call__ is not Quart.__call__ or type(self).asgi_app is not (
+            WebServer.asgi_app
+        ):
+            return self
+        return self._enter
+
+    @asgi3
+    def _enter(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        if "asgi_app" in self.__dict__:  # app.asgi_app = Middleware(app.asgi_app): theirs
+            return self.asgi_app(scope, receive, send)
+        stack = self._stack
+        if stack is None:
+            stack = self._stack = direct(self.build_stack())
+        return stack(scope, receive, send)
 
     @property
     def codecs(self) -> tuple[Codec, ...]:
@@ -316,7 +336,7 @@ class WebServer(Serving, Quart):
             self.request_class = recording_request_class(self.request_class)
         stack: ASGIApp = super().asgi_app  # type: ignore[assignment]
         for layer in reversed(self.layers()):
-            stack = layer.wrap(stack)
+            stack = layer.wrap(direct(stack))
         return stack
 
     def add_middleware(

@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio.coroutines
 import inspect
 from collections.abc import Callable
+from types import FunctionType
 from typing import Any, TypeVar
 
-__all__ = ["asgi3"]
+__all__ = ["asgi3", "direct"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,3 +31,13 @@ def asgi3(func: F) -> F:
     if _ASYNCIO_MARK is not None:  # asyncio.iscoroutinefunction on 3.11 reads only this
         func._is_coroutine = _ASYNCIO_MARK  # type: ignore[attr-defined]
     return func
+
+
+def direct(app: Any) -> Any:
+    """``app.__call__``, bound, when ``app`` is an instance of a class defining ``__call__`` in
+    Python (aeros' layers); else ``app``. Calling the bound method skips the type slot that
+    looks ``__call__`` up on every call: about 50 ns per layer and request on 3.11, 60 on
+    3.12. Each layer gets its inner app through it (``WebServer.build_stack``)."""
+    if isinstance(inspect.getattr_static(type(app), "__call__", None), FunctionType):
+        return app.__call__
+    return app

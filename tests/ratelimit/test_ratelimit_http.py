@@ -211,7 +211,8 @@ def test_ratelimit_layer_is_left_out_when_nothing_is_limited() -> None:
         found, layer = [], app.build_stack()
         while layer is not None:
             found.append(type(layer))
-            layer = getattr(layer, "app", None)
+            inner = getattr(layer, "app", None)  # a layer's inner app: its __call__, bound
+            layer = getattr(inner, "__self__", inner)
         return found
 
     assert RateLimitMiddleware not in layers(plain)

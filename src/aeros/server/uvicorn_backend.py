@@ -69,6 +69,9 @@ class _KeepPeer:
 
 def _uvicorn_config(app: Any, config: ServerConfig) -> uvicorn.Config:
     """The ``uvicorn.Config`` for ``app`` served with ``config`` (nothing is loaded yet)."""
+    entry = getattr(app, "server_entry", None)
+    if entry is not None:  # a WebServer: straight into its layers
+        app = entry()
     if (
         config.proxy_headers
     ):  # uvicorn's own middleware, applied here so _KeepPeer can sit outside it
