@@ -125,9 +125,9 @@ class Exporter:
         taken = self.tally.take()
         metrics = self.metrics()
         metrics.in_flight.set(taken.in_flight)
-        for (method, route, status), count in taken.requests.items():
+        for (method, route, status), count in taken.requests().items():
             metrics.requests.labels(method, route, str(status)).inc(count)
-        for route, counts in taken.latency.items():
+        for route, counts in taken.latency().items():
             child: Any = metrics.latency.labels(route)
             # prometheus_client has no bulk observe: add each bucket's count to its value
             # (the buckets are stored non-cumulatively, cumulated when collected)

@@ -25,13 +25,14 @@ OTHER_METHOD = "other"
 class Tally:
     """Counts of one process since the last :meth:`take`."""
 
-    __slots__ = ("app_bytes", "cache", "in_flight", "latency", "limits", "requests", "wire_bytes")
+    __slots__ = ("app_bytes", "cache", "in_flight", "limits", "rows", "wire_bytes")
 
     def __init__(self) -> None:
         self.in_flight = 0
-        self.requests: dict[tuple[str, str, int], int] = {}
-        # route -> counts per bucket (len(BUCKETS) + 1 for +Inf), then the sum of seconds
-        self.latency: dict[str, list[float]] = {}
+        # (method, route, status) -> requests per latency bucket (len(BUCKETS) + 1, the last
+        # for +Inf), then the sum of their seconds: one row per request's labels, so a request
+        # costs one lookup; the requests count and the per-route histogram are their sums
+        self.rows: dict[tuple[str, str, int], list[float]] = {}
         self.cache: dict[str, int] = {}
         self.limits: dict[str, int] = {}  # the rate limiter's refusals ("429") and failures
         self.app_bytes = 0
@@ -48,28 +49,39 @@ class Tally:
         limit: str | None = None,
     ) -> None:
         """Count one finished request."""
-        if method not in METHODS:
-            method = OTHER_METHOD
-        key = (method, route, status)
-        requests = self.requests
-        requests[key] = requests.get(key, 0) + 1
-        histogram = self.latency.get(route)
-        if histogram is None:
-            histogram = self.latency[route] = [0.0] * (len(BUCKETS) + 2)
-        histogram[bisect_left(BUCKETS, seconds)] += 1  # "le": a value on a bound counts there
-        histogram[-1] += seconds
+        key = (method if method in METHODS else OTHER_METHOD, route, status)
+        row = self.rows.get(key)
+        if row is None:
+            row = self.rows[key] = [0.0] * (len(BUCKETS) + 2)
+        row[bisect_left(BUCKETS, seconds)] += 1  # "le": a value on a bound counts there
+        row[-1] += seconds
         if cache is not None:
             self.cache[cache] = self.cache.get(cache, 0) + 1
         if limit is not None:
             self.limits[limit] = self.limits.get(limit, 0) + 1
         self.wire_bytes += size
 
+    def requests(self) -> dict[tuple[str, str, int], int]:
+        """Requests counted by (method, route, status)."""
+        return {key: round(sum(row[:-1])) for key, row in self.rows.items()}
+
+    def latency(self) -> dict[str, list[float]]:
+        """Per route: requests per latency bucket (+Inf last), then the sum of seconds."""
+        by_route: dict[str, list[float]] = {}
+        for (_, route, _), row in self.rows.items():
+            total = by_route.get(route)
+            if total is None:
+                by_route[route] = list(row)
+            else:
+                for index, value in enumerate(row):
+                    total[index] += value
+        return by_route
+
     def take(self) -> Tally:
         """The counts so far, as a new Tally; this one starts over (``in_flight`` stays)."""
         taken = Tally()
         taken.in_flight = self.in_flight
-        taken.requests, self.requests = self.requests, {}
-        taken.latency, self.latency = self.latency, {}
+        taken.rows, self.rows = self.rows, {}
         taken.cache, self.cache = self.cache, {}
         taken.limits, self.limits = self.limits, {}
         taken.app_bytes, self.app_bytes = self.app_bytes, 0
