@@ -95,17 +95,20 @@ class RouteMemo(Generic[T]):
         self.derive = derive
         self._memo: dict[tuple[str, str, str], T] = {}
         self._rules = -1  # rules_version of the map when the table was filled
+        self._by_host = False  # whether the app matches on host or subdomain (then)
 
     def __call__(self, scope: Scope) -> T:
         app = self.app
-        host = request_host(app, scope)
-        key = (scope["method"], host, scope["path"])
         memo = self._memo
         rules = rules_version(app.url_map)
-        if rules != self._rules:
+        fresh = rules != self._rules
+        if fresh:
             memo.clear()
             self._rules = rules
-        else:
+            self._by_host = app.url_map.host_matching or app.subdomain_matching
+        host = request_host(app, scope) if self._by_host else ""
+        key = (scope["method"], host, scope["path"])
+        if not fresh:
             try:
                 return memo[key]
             except KeyError:

@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+from aeros.asgi_entry import direct
 from aeros.response_cache.keys import endpoint_tag, tag_name
 from aeros.response_cache.policy import CachePolicy, checked_tags, policy_of
 from aeros.route_match import Match, RouteMemo, match_route, request_host
@@ -32,7 +33,9 @@ class RouteLookup:
         self.app = app
         self.default_timeout = default_timeout
         self._routes: dict[tuple[str, int], CachePolicy] = {}
-        self.policy_for = RouteMemo(app, self._resolve)
+        self.policy_for: Callable[[Scope], CachePolicy | None] = direct(
+            RouteMemo(app, self._resolve)
+        )
         """``policy_for(scope)``: the cache policy of the route a request goes to, or None
         (not cached); remembered per (method, host, path)."""
 
