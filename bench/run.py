@@ -386,8 +386,11 @@ def main() -> None:
         start_bench_redis(client_cpus)  # Redis shares the client's CPU, not the server's
 
     runs: dict[tuple[str, str], list[Result]] = {}
-    for _ in range(args.repeat):  # repeats interleave contenders, so drift hits them alike
-        for contender in contenders:
+    for round_ in range(args.repeat):  # repeats interleave contenders, so drift hits them alike
+        # and each round starts with the next one, so none is always first (after a pause,
+        # with the CPU at its coolest) or always right after the same neighbour
+        shift = round_ % len(contenders)
+        for contender in contenders[shift:] + contenders[:shift]:
             try:
                 process, port = start_server(contender, 1, server_cpus)
             except RuntimeError as exc:
