@@ -170,9 +170,10 @@ class AppLimitMiddleware(RateLimitMiddleware):
     in memory, on aeros' own URL map.
 
     While no view has limits of its own or an exemption, a request is counted here without
-    finding its plan, and its fields are written from lines made once (about a third of the
-    general path's cost, bench/ratelimit.py); otherwise (a ``@rate_limit`` view was added)
-    every request takes the general path. Same answers, same counts.
+    finding its plan, and its fields are written from lines made once (the layer alone: 13.3 k
+    instructions per request against the general path's 18.0 k, docs/performance.md);
+    otherwise (a ``@rate_limit`` view was added) every request takes the general path. Same
+    answers, same counts.
 
     Args:
         app: the inner ASGI app.
