@@ -15,14 +15,14 @@ from aeros.asgi_entry import asgi3
 
 
 def full_stack_app(**options: Any) -> WebServer:
-    app = WebServer(
-        __name__,
-        cache=SimpleCache(),
-        request_id=True,
-        metrics=True,
-        rate_limit=RateLimit("1000/minute"),
+    chosen: dict[str, Any] = {
+        "cache": SimpleCache(),
+        "request_id": True,
+        "metrics": True,
+        "rate_limit": RateLimit("1000/minute"),
         **options,
-    )
+    }
+    app = WebServer(__name__, **chosen)
 
     @app.route("/")
     async def home() -> str:
@@ -42,8 +42,13 @@ def layers_of(app: WebServer) -> list[Any]:
 
 def test_every_layer_is_seen_as_asgi3_by_uvicorn_and_asgiref() -> None:
     """uvicorn's ``interface="auto"`` and asgiref's check call each layer ASGI 3."""
-    # with compression off the metrics count the app's bytes in a layer of their own
-    layers = layers_of(full_stack_app()) + layers_of(full_stack_app(compression=None))
+    # with compression off the metrics count the app's bytes in a layer of their own; two
+    # windows take the general rate-limit layer
+    layers = [
+        *layers_of(full_stack_app()),
+        *layers_of(full_stack_app(compression=None)),
+        *layers_of(full_stack_app(rate_limit=RateLimit("10/second;1000/minute"))),
+    ]
     names = {type(layer).__name__ for layer in layers}
     # the plain-function layers are all there
     assert {
@@ -51,6 +56,7 @@ def test_every_layer_is_seen_as_asgi3_by_uvicorn_and_asgiref() -> None:
         "MetricsMiddleware",
         "AccessLogMiddleware",
         "AppLimitMiddleware",  # the app-wide limit in memory
+        "RateLimitMiddleware",
         "CacheMiddleware",
         "CompressionMiddleware",
         "AppBytesMiddleware",

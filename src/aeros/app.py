@@ -250,10 +250,7 @@ class WebServer(Serving, Quart):
 
         Users may still wrap it (``app.asgi_app = Middleware(app.asgi_app)``).
         """
-        stack = self._stack
-        if stack is None:
-            stack = self._stack = direct(self.build_stack())
-        await stack(scope, receive, send)
+        await self._layered()(scope, receive, send)
 
     def server_entry(self) -> Any:
         """What aeros' server calls for each connection: straight into the layer stack,
@@ -269,10 +266,14 @@ class WebServer(Serving, Quart):
     def _enter(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         if "asgi_app" in self.__dict__:  # app.asgi_app = Middleware(app.asgi_app): theirs
             return self.asgi_app(scope, receive, send)
+        return (self._stack or self._layered())(scope, receive, send)
+
+    def _layered(self) -> ASGIApp:
+        """The layer stack's entry, built on first use (:meth:`build_stack`)."""
         stack = self._stack
         if stack is None:
             stack = self._stack = direct(self.build_stack())
-        return stack(scope, receive, send)
+        return stack
 
     @property
     def codecs(self) -> tuple[Codec, ...]:

@@ -18,7 +18,15 @@ from werkzeug.routing import RoutingException, Rule
 
 from aeros.types import Scope
 
-__all__ = ["MEMO_LIMIT", "Match", "RouteMemo", "match_route", "request_host", "rules_version"]
+__all__ = [
+    "MEMO_LIMIT",
+    "Match",
+    "RouteMemo",
+    "match_route",
+    "matches_host",
+    "request_host",
+    "rules_version",
+]
 
 MEMO_LIMIT = 4096
 """(method, host, path) answers a :class:`RouteMemo` keeps: random 404 paths cannot grow it."""
@@ -37,10 +45,15 @@ def rules_version(url_map: Any) -> int:
     return len(url_map._rules) if added is None else added
 
 
+def matches_host(app: Any) -> bool:
+    """Whether ``app`` matches routes on host or subdomain (then the Host header counts)."""
+    return bool(app.url_map.host_matching or app.subdomain_matching)
+
+
 def request_host(app: Any, scope: Scope) -> str:
     """The lower-cased Host the route match needs: only for apps matching on host or
     subdomain ("" otherwise, so the memo key does not vary with it)."""
-    if app.url_map.host_matching or app.subdomain_matching:
+    if matches_host(app):
         for name, value in scope["headers"]:
             if name == b"host":
                 return str(value.decode("latin-1").lower())
@@ -105,7 +118,7 @@ class RouteMemo(Generic[T]):
         if fresh:
             memo.clear()
             self._rules = rules
-            self._by_host = app.url_map.host_matching or app.subdomain_matching
+            self._by_host = matches_host(app)
         host = request_host(app, scope) if self._by_host else ""
         key = (scope["method"], host, scope["path"])
         if not fresh:

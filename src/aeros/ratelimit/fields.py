@@ -23,10 +23,12 @@ from aeros.headers import header_line
 from aeros.types import Headers
 
 __all__ = [
+    "ONE_MEMBER_LINE",
     "POLICY_FIELD",
     "RATE_FIELD",
     "policy_member",
     "rate_line",
+    "rate_line_start",
     "rate_value",
     "refusal",
     "retry_seconds",
@@ -51,11 +53,21 @@ def rate_value(members: Sequence[tuple[bytes, int, float]]) -> bytes:
     )
 
 
+ONE_MEMBER_LINE = b"%b%d;t=%d\r\n"
+"""``ONE_MEMBER_LINE % (rate_line_start(name), remaining, math.ceil(reset))``: the
+``RateLimit`` line of one policy (the common case, one app-wide limit), in one formatting."""
+
+
+def rate_line_start(name: bytes) -> bytes:
+    """The start of :data:`ONE_MEMBER_LINE` for the policy ``name`` (quoted), up to ``r=``."""
+    return b"%b: %b;r=" % (RATE_FIELD, name)
+
+
 def rate_line(members: Sequence[tuple[bytes, int, float]]) -> bytes:
     """The ``RateLimit`` header line for aeros' server (``HEADER_LINES``)."""
-    if len(members) == 1:  # the common case (one app-wide limit), in one formatting
+    if len(members) == 1:
         ((name, remaining, reset),) = members
-        return b"ratelimit: %s;r=%d;t=%d\r\n" % (name, remaining, math.ceil(reset))
+        return ONE_MEMBER_LINE % (rate_line_start(name), remaining, math.ceil(reset))
     return header_line(RATE_FIELD, rate_value(members))
 
 

@@ -15,9 +15,11 @@ from aeros.headers import send_adding
 from aeros.middleware.headers import GlobalHeaders
 from aeros.ratelimit.backend import Backend, BackendDown
 from aeros.ratelimit.fields import (
+    ONE_MEMBER_LINE,
     POLICY_FIELD,
     RATE_FIELD,
     rate_line,
+    rate_line_start,
     rate_value,
     refusal,
     retry_seconds,
@@ -202,7 +204,7 @@ class AppLimitMiddleware(RateLimitMiddleware):
         self.hit = hit_now
         self.url_map = limits.app.url_map
         self.uniform_at = -1  # the map's rules_added when every request was known uniform
-        self.rate_start = b"%b: %b;r=" % (RATE_FIELD, self.check.name)
+        self.rate_start = rate_line_start(self.check.name)
 
     @asgi3
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
@@ -222,7 +224,7 @@ class AppLimitMiddleware(RateLimitMiddleware):
             return self._allowed(scope, receive, send, self.plan, [(name, remaining, reset)])
         lines.append(self.plan.policy_line)
         # rate_line's one-member line, from the start made once
-        lines.append(b"%b%d;t=%d\r\n" % (self.rate_start, remaining, math.ceil(reset)))
+        lines.append(ONE_MEMBER_LINE % (self.rate_start, remaining, math.ceil(reset)))
         return self.app(scope, receive, send)
 
     def _still_uniform(self) -> bool:
