@@ -22,6 +22,7 @@ from tests.support.server import get, wait_until
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="workers need fork")
 
 APP = Path(__file__).parents[1] / "apps" / "fork_app.py"
+SPAWN_AND_STOP = Path(__file__).parents[1] / "apps" / "spawn_and_stop.py"
 WARNINGS = ("-W", "error::DeprecationWarning", "-W", "always:This process:DeprecationWarning")
 
 
@@ -107,3 +108,21 @@ def test_fork_warning_is_not_hidden_when_the_callers_thread_forks(tmp_path: Path
     assert forks[1:] == ["1", "1"]  # the workers: from the single-threaded helper
     warned = "multi-threaded, use of fork()" in stderr
     assert warned == (sys.version_info >= (3, 12))  # the warning is new in Python 3.12
+
+
+def test_a_worker_signalled_as_soon_as_it_is_forked_stops() -> None:
+    """SIGTERM sent the moment ``spawn()`` gives the pid (a stop right after a replacement
+    started) ends the worker at once: the helper ignores it, and a child that inherited that
+    for its first instructions lost it (the supervisor then waited out the drain and killed)."""
+    proc = subprocess.run(
+        [sys.executable, *WARNINGS, str(SPAWN_AND_STOP), "10"],
+        capture_output=True,
+        text=True,
+        timeout=45,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = [line.split() for line in proc.stdout.splitlines() if line.startswith("STOPPED ")]
+    assert len(results) == 10, proc.stdout
+    # each worker ended by the SIGTERM itself (exit code -15), well before its 10 s were up
+    slow = [(code, took) for _word, code, took in results if code != "-15" or float(took) > 1.5]
+    assert slow == [], proc.stdout

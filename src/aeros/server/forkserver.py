@@ -35,6 +35,7 @@ __all__ = ["ForkServer", "WorkerStart"]
 _HEADER = struct.Struct("!I")
 _MAX_FDS = 2
 _REAP_INTERVAL = 0.5
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 """Seconds between checks that the supervisor still exists (besides EOF on the pair)."""
 
 
@@ -269,7 +270,7 @@ class ForkServer:
     def _fork_worker(self, sock: socket.socket, message: Any, fds: list[int]) -> None:
         _kind, slot, settings = message
         listen_fd, channel_fd = fds
-        pid = os.fork()
+        pid = _fork_stoppable()
         if pid == 0:
             sock.close()
             self._worker_main(slot, settings, listen_fd, channel_fd)
@@ -285,9 +286,9 @@ class ForkServer:
             for fd in self._wake:
                 os.close(fd)
             # Until the server installs its own handlers a signal ends the worker outright
-            # (nothing is in flight yet).
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
-                signal.signal(sig, signal.SIG_DFL)
+            # (nothing is in flight yet): SIGINT and SIGTERM are at their default action since
+            # the fork (_fork_stoppable); the helper's SIGCHLD handler is not the worker's.
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             start = WorkerStart(
                 slot=slot,
                 settings=settings,
@@ -309,3 +310,28 @@ class ForkServer:
                 with contextlib.suppress(BaseException):
                     stream.flush()
             os._exit(code)
+
+
+def _fork_stoppable() -> int:
+    """``os.fork()`` in the helper, the child taking SIGINT and SIGTERM at their default action
+    from its first instruction.
+
+    The helper ignores both, and a child inherits that until it resets them: a SIGTERM the
+    supervisor sent a new worker in between was lost (98 of 100 sent as ``spawn()`` returned),
+    so a stop right after a replacement started waited ``graceful_timeout`` + ``KILL_MARGIN``
+    and SIGKILLed it. Forking with both blocked and at their default action closes that gap
+    (the child unblocks them: one sent meanwhile ends it, as before its server starts); the
+    helper ignores them again, which discards any it got meanwhile, before unblocking.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    pid = -1
+    try:
+        for sig in _STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+        pid = os.fork()
+    finally:
+        if pid != 0:  # the helper (or a failed fork)
+            for sig in _STOP_SIGNALS:
+                signal.signal(sig, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+    return pid
