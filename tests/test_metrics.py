@@ -433,3 +433,41 @@ def test_metrics_app_bytes_are_what_views_produced(compression: bool) -> None:
     assert app_bytes(served) == app_bytes(tested) == produced
     wire = value(served, "aeros_http_response_body_bytes_total", stage="wire")
     assert (wire < produced) if compression else (wire > produced)  # the hit: wire bytes only
+
+
+class QuartDispatchServer(WebServer):
+    """An app whose dispatch is Quart's own (an override turns the lean dispatch off)."""
+
+    async def full_dispatch_request(self, *args: Any, **kwargs: Any) -> Any:
+        return await super().full_dispatch_request(*args, **kwargs)
+
+
+@pytest.mark.parametrize("app_class", [WebServer, QuartDispatchServer], ids=["lean", "quart"])
+def test_metrics_label_requests_with_their_route_on_either_dispatch(
+    app_class: type[WebServer],
+) -> None:
+    """The lean dispatch writes the matched rule into the metrics' route box itself; on
+    Quart's own dispatch the request class does it. Same labels either way: the template,
+    never the raw path, and ``<unmatched>`` for a 404."""
+    from aeros.fastpath.dispatch import uses_lean_dispatch
+
+    app = app_class(__name__, access_log=False, metrics=True)
+
+    @app.route("/items/<int:item_id>")
+    async def item(item_id: int) -> dict[str, int]:
+        return {"id": item_id}
+
+    async def run() -> str:
+        client = app.test_client()
+        for path in ("/items/1", "/items/2", "/nothing"):
+            await client.get(path)
+        return await (await client.get("/metrics")).get_data(as_text=True)
+
+    found = samples(asyncio.run(run()))
+    assert uses_lean_dispatch(app) is (app_class is WebServer)
+    labels = {"method": "GET", "status": "200", "route": "/items/<int:item_id>"}
+    assert value(found, "aeros_http_requests_total", **labels) == 2
+    missed = {"method": "GET", "status": "404", "route": UNMATCHED}
+    assert value(found, "aeros_http_requests_total", **missed) == 1
+    requests = [key for key in found if key[0] == "aeros_http_requests_total"]
+    assert len(requests) == 2, requests

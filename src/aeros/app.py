@@ -330,10 +330,12 @@ class WebServer(Serving, Quart):
 
     def build_stack(self) -> ASGIApp:
         """Wrap ``Quart.asgi_app`` in :meth:`layers`, innermost first; the outermost layer."""
-        uses_lean_dispatch(self)  # decided (and, when not, logged with the reason) here, once
+        lean = uses_lean_dispatch(self)  # decided (and, when not, logged with the reason) once
         self.response_cache.warn_without_store()  # every blueprint is registered by now
         self._sealed = True
-        if self.metrics_exporter is not None:  # the metrics label requests with their route
+        if self.metrics_exporter is not None and not lean:
+            # the metrics label requests with their route: the lean dispatch writes it itself,
+            # Quart's own through the request class
             self.request_class = recording_request_class(self.request_class)
         stack: ASGIApp = super().asgi_app  # type: ignore[assignment]
         for layer in reversed(self.layers()):

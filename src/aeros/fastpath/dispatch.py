@@ -32,6 +32,7 @@ from quart.signals import request_finished, request_started
 
 from aeros.fastpath import _compat
 from aeros.fastpath.response import LeanResponse
+from aeros.types import ROUTE
 
 if TYPE_CHECKING:
     from quart.typing import ResponseTypes
@@ -101,6 +102,11 @@ async def handle_request(app: Quart, request: Request) -> ResponseTypes:
     """:meth:`quart.Quart.handle_request`, skipping steps with nothing to run."""
     session = app.session_interface.null_session_class() if _null_session_only(app) else None
     async with LeanRequestContext(app, request=request, session=session) as ctx:
+        box: Any = request.scope.get(ROUTE)
+        if box is not None:  # the metrics label this request with the rule it matched
+            rule = request.url_rule
+            if rule is not None:
+                box[0] = rule.rule
         try:
             return await _full_dispatch(app, ctx)
         except asyncio.CancelledError:
