@@ -117,6 +117,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "observability": ("aeros.app", "aeros.middleware", "aeros.server", "aeros.metrics", *WEB),
     "serving": ("aeros.app", "aeros.cli"),
     "cli": ("aeros.response_cache", "aeros.stores", "aeros.middleware", "aeros.fastpath"),
+    "stack": ("aeros.cli",),
     "app": ("aeros.cli",),
     "__main__": (),
     "__init__": (),

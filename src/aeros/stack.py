@@ -1,0 +1,186 @@
+"""The layer stack: aeros' ASGI layers around Quart, stated as one ordered list, and the way in.
+
+:class:`LayerStack` is the part of :class:`aeros.WebServer` that says which layers wrap
+``Quart.asgi_app`` and in what order (:meth:`~LayerStack.layers`, DESIGN.md's order), builds
+them once, on first use (so ``Compress(app)``, ``app.config`` changes and
+:meth:`~LayerStack.add_middleware` calls made after construction still count), and gives
+aeros' server its way in (:meth:`~LayerStack.server_entry`). ``WebServer.__init__`` sets the
+attributes it reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from quart import Quart
+
+from aeros.asgi_entry import asgi3, direct
+from aeros.compression.layer import CompressionMiddleware
+from aeros.errors import ConfigurationError
+from aeros.fastpath.dispatch import uses_lean_dispatch
+from aeros.metrics.layer import AppBytesMiddleware, MetricsMiddleware
+from aeros.metrics.routes import RouteResolver, recording_request_class
+from aeros.middleware.access_log import AccessLogMiddleware
+from aeros.middleware.concurrency_limit import ConcurrencyLimitMiddleware
+from aeros.middleware.cors import CORS, CORSMiddleware
+from aeros.middleware.headers import GlobalHeaders, HeadersMiddleware
+from aeros.middleware.health import HealthMiddleware
+from aeros.middleware.request_id import RequestIdMiddleware
+from aeros.ratelimit.layer import rate_limit_layer
+from aeros.ratelimit.routes import RouteLimits
+from aeros.serving import Serving
+from aeros.types import ASGIApp, Receive, Scope, Send
+
+__all__ = ["Layer", "LayerStack"]
+
+
+class Layer:
+    """One entry of the layer stack: ``factory(app, *args, **options)`` wraps the app inside.
+
+    Starlette's ``Middleware(cls, *args, **kwargs)``: the stack is a list of these, outermost
+    first, wrapped in reverse once.
+    """
+
+    __slots__ = ("args", "factory", "options")
+
+    def __init__(self, factory: Callable[..., ASGIApp], /, *args: Any, **options: Any) -> None:
+        self.factory = factory
+        self.args = args
+        self.options = options
+
+    def wrap(self, app: ASGIApp) -> ASGIApp:
+        """The layer around ``app``."""
+        return self.factory(app, *self.args, **self.options)
+
+    def __repr__(self) -> str:
+        return f"Layer({getattr(self.factory, '__qualname__', self.factory)})"
+
+
+class LayerStack(Serving, Quart):
+    """The layer stack of :class:`aeros.WebServer`; the attributes below are set there."""
+
+    rate_limits: RouteLimits
+    cors: CORS | None
+    _user_layers: list[Layer]
+    _stack: ASGIApp | None
+
+    async def asgi_app(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
+        """Serve one ASGI connection through aeros' layers, then Quart.
+
+        Users may still wrap it (``app.asgi_app = Middleware(app.asgi_app)``).
+        """
+        await self._layered()(scope, receive, send)
+
+    def server_entry(self) -> Any:
+        """What aeros' server calls for each connection: straight into the layer stack,
+        without the coroutines of Quart's ``__call__`` and of :meth:`asgi_app`; the app itself
+        when a subclass overrides either."""
+        if type(self).__call__ is not Quart.__call__ or type(self).asgi_app is not (
+            LayerStack.asgi_app
+        ):
+            return self
+        return self._enter
+
+    @asgi3
+    def _enter(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        if "asgi_app" in self.__dict__:  # app.asgi_app = Middleware(app.asgi_app): theirs
+            return self.asgi_app(scope, receive, send)
+        return (self._stack or self._layered())(scope, receive, send)
+
+    def _layered(self) -> ASGIApp:
+        """The layer stack's entry, built on first use (:meth:`build_stack`)."""
+        stack = self._stack
+        if stack is None:
+            stack = self._stack = direct(self.build_stack())
+        return stack
+
+    def layers(self) -> list[Layer]:
+        """The layer stack around ``Quart.asgi_app``, outermost first (DESIGN.md's order).
+
+        request id, health probe, metrics, access log, HTTPS-only headers (HSTS), concurrency
+        limit, rate limit, CORS, user middleware (:meth:`add_middleware`), response cache,
+        global headers, compression, the metrics' byte count; then Quart. A layer with nothing
+        to do is left out. The cache, CORS and the concurrency limit add the global headers to
+        the answers they make themselves, so a cache hit does not pass through the headers
+        layer.
+        """
+        codecs = self.codecs
+        headers = GlobalHeaders(self._header_pairs(own_server=self._own_server))
+        limit = self.server_config.max_concurrent_requests
+        observe = self.observability
+        request_id = observe.request_id_header
+        exporter = self.metrics_exporter
+        metrics_path = observe.metrics_path if observe.metrics_port is None else None
+        stack = [
+            Layer(RequestIdMiddleware, request_id, self.server_config.forwarded_allow_ips)
+            if request_id is not None
+            else None,
+            Layer(HealthMiddleware, observe.health_path, headers)
+            if observe.health_path is not None
+            else None,
+            Layer(MetricsMiddleware, exporter, metrics_path, RouteResolver(self))
+            if exporter is not None
+            else None,
+            Layer(AccessLogMiddleware, self.log_config) if self.log_config.access_log else None,
+            # outermost but the log, so every answer gets HSTS, the layers' own included
+            Layer(HeadersMiddleware, self._https_headers, https_only=True)
+            if self._https_headers
+            else None,
+            Layer(ConcurrencyLimitMiddleware, limit, headers) if limit is not None else None,
+            Layer(rate_limit_layer, self.rate_limits, headers)
+            if self.rate_limits.active()  # asked when the stack is built: every view is there
+            else None,
+            Layer(CORSMiddleware, self.cors, headers) if self.cors is not None else None,
+            *reversed(self._user_layers),  # the last one added is the outermost (Starlette)
+            Layer(self.response_cache.wrap, codecs, headers),  # no store: no layer
+            Layer(HeadersMiddleware, headers) if headers else None,
+            # the metrics' count of the app's body bytes: compression's, or a layer of its own
+            Layer(CompressionMiddleware, codecs, exporter.tally if exporter else None)
+            if codecs
+            else None,
+            Layer(AppBytesMiddleware, exporter) if exporter is not None and not codecs else None,
+        ]
+        return [layer for layer in stack if layer is not None]
+
+    def build_stack(self) -> ASGIApp:
+        """Wrap ``Quart.asgi_app`` in :meth:`layers`, innermost first; the outermost layer."""
+        lean = uses_lean_dispatch(self)  # decided (and, when not, logged with the reason) once
+        self.response_cache.warn_without_store()  # every blueprint is registered by now
+        self._sealed = True
+        if self.metrics_exporter is not None and not lean:
+            # the metrics label requests with their route: the lean dispatch writes it itself,
+            # Quart's own through the request class
+            self.request_class = recording_request_class(self.request_class)
+        stack: ASGIApp = super().asgi_app  # type: ignore[assignment]
+        for layer in reversed(self.layers()):
+            stack = layer.wrap(direct(stack))
+        return stack
+
+    def add_middleware(
+        self, factory: Callable[..., ASGIApp], /, *args: Any, **options: Any
+    ) -> None:
+        """Add a pure-ASGI layer, built as ``factory(app, *args, **options)``.
+
+        It sits inside the access log, the concurrency limit and CORS, and outside the
+        response cache: it sees every request the app answers, cache hits included, but not
+        the CORS preflights CORS answers, and its calls are in the access log. Each call wraps
+        the layers added before (the last one added runs first), as in Starlette.
+
+        Raises:
+            ConfigurationError: ``factory`` is not callable.
+            RuntimeError: the stack is already built (the app served a request) or serving
+                started; add middleware before that.
+        """
+        if not callable(factory):
+            raise ConfigurationError(
+                f"WebServer.add_middleware({factory!r}) needs a middleware class or factory "
+                "called as factory(app, *args, **options)"
+            )
+        if self._sealed:
+            raise RuntimeError(
+                f"WebServer.add_middleware({getattr(factory, '__name__', factory)}) after the "
+                "layer stack was built (a request was served or run_server() started); add "
+                "middleware before serving"
+            )
+        self._user_layers.append(Layer(factory, *args, **options))
