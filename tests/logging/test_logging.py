@@ -18,8 +18,15 @@ import httpx
 import pytest
 
 from aeros import ConfigurationError, SimpleCache, WebServer
+from aeros.logging.access import log_access
 from aeros.logging.config import LogConfig, configure_logging, log_banner
-from aeros.logging.formatters import ConsoleFormatter, escape, use_color
+from aeros.logging.formatters import (
+    AccessEntry,
+    AccessFormatter,
+    ConsoleFormatter,
+    escape,
+    use_color,
+)
 from tests.support.net import free_port, wait_for_port
 
 ESC = "\x1b["
@@ -168,6 +175,60 @@ def test_console_formatter_escapes_messages() -> None:
 def test_escape_field(raw: str | bytes, limit: int, expected: str) -> None:
     """Untrusted fields are cut, then control characters and quotes are escaped."""
     assert escape(raw, limit) == expected
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "query", "version"),
+    [
+        pytest.param("GET", b"/json", b"", "1.1", id="plain"),
+        pytest.param("POST", b"/a/b", b"x=1&y=%22", "1.0", id="query"),
+        pytest.param("GET", b'/q"\\x', b"", "1.1", id="quote-backslash"),
+        pytest.param("GET", b"/caf\xc3\xa9\xff", b"a=\x1b[2J", "1.1", id="bad-byte-escape"),
+        pytest.param("GET", b"/" + b"p" * 3000, b"q=1", "1.1", id="long-path"),
+        pytest.param("M" * 40, b"/", b"", "1.1", id="long-method"),
+        pytest.param("GET", b"/", b"", "1.1\r\nX", id="bad-version"),
+        pytest.param("GET", "/str-path", b"", "1.1", id="str-path"),
+    ],
+)
+def test_request_line_is_each_field_escaped(
+    method: str, path: bytes | str, query: bytes, version: str
+) -> None:
+    """The access line's request, checked in one go when nothing needs escaping, is exactly
+    what escaping each field gives."""
+    entry = AccessEntry(("127.0.0.1", 1), method, path, query, version, 200, 0, 0.1, None)
+    expected = f"{escape(method, 32)} {entry.target()} HTTP/{escape(version, 8)}"
+    assert entry.request_line() == expected
+
+
+def test_access_line_stamp_is_local_time_per_second() -> None:
+    """The default line's time stamp is the record's local second (made once per second)."""
+    now = time.time()
+    for created in (now, now + 0.4, now + 1.2, now - 3600.7, now):
+        line = AccessFormatter.line(
+            AccessEntry(None, "GET", b"/", b"", "1.1", 200, 0, 0.1, None), "default", False, created
+        )
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(created))
+        assert line.startswith(f"{stamp}.{int(created % 1 * 1000):03d} "), line
+
+
+def test_access_lines_are_written_without_a_flush_or_stop(tmp_path: Path) -> None:
+    """The listener flushes its sinks once its queue is empty, not per line: a line logged
+    reaches the file soon after, with nobody calling stop() or flushing."""
+    path = tmp_path / "access.log"
+    handle = configure_logging(LogConfig(access_log=True, access_log_file=str(path)))
+    try:
+        for n in range(3):
+            log_access(AccessEntry(None, "GET", f"/{n}".encode(), b"", "1.1", 200, 0, 0.1, None))
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and path.read_text().count("\n") < 3:
+            time.sleep(0.01)
+        assert [line.split('"')[1] for line in path.read_text().splitlines()] == [
+            "GET /0 HTTP/1.1",
+            "GET /1 HTTP/1.1",
+            "GET /2 HTTP/1.1",
+        ]
+    finally:
+        handle.stop()
 
 
 # ---- configure_logging: reference counting, threads, fork ----------------------------
