@@ -144,8 +144,9 @@ def make_aeros_app(cache: Any = None, **options: Any) -> Any:
     app = WebServer(
         "bench_aeros",
         cache=cache if cache is not None else SimpleCache(timeout=3600, threshold=100_000),
-        access_log=False,  # no contender logs requests; aeros' log is on by default
-        log_level="warning",
+        # no contender logs requests (aeros' log is on by default: aeros-access-log)
+        access_log=options.pop("access_log", False),
+        log_level=options.pop("log_level", "warning"),
         **options,
     )
     _quart_routes(app, jsonify)

@@ -20,7 +20,14 @@ class Scenario:
     title: str = ""
 
 
-AEROS = ("aeros", "aeros-ratelimit", "aeros-granian", "aeros-request-id", "aeros-metrics")
+AEROS = (
+    "aeros",
+    "aeros-ratelimit",
+    "aeros-granian",
+    "aeros-request-id",
+    "aeros-metrics",
+    "aeros-access-log",
+)
 BARE = ("bare", "bare-aeros")
 EVERY_ROUTE = tuple(c for c in CONTENDERS if c not in FIELD)
 """The contenders of :mod:`bench.apps`: they also serve the 20 KB and 10 ms sleep routes."""
@@ -59,6 +66,7 @@ LABELS = {
     "aeros-redis": "aeros, RedisCache (uvicorn)",
     "aeros-request-id": "aeros, request ids on",
     "aeros-metrics": "aeros, metrics on",
+    "aeros-access-log": "aeros, access log on (stdout)",
     "aeros-tiered": "aeros, TieredCache (uvicorn)",
     "quart": "Quart (uvicorn)",
     "quart-aeros": "Quart (aeros server)",
@@ -87,6 +95,7 @@ SAME_SERVER = {
     "aeros-redis": "bare-aeros",
     "aeros-request-id": "bare-aeros",
     "aeros-metrics": "bare-aeros",
+    "aeros-access-log": "bare-aeros",
     "aeros-tiered": "bare-aeros",
     "quart-aeros": "bare-aeros",
     "fastapi-aeros": "bare-aeros",
@@ -98,7 +107,13 @@ Sanic and Robyn have no entry: no bare app runs on their servers, so they have n
 GROUPS = {
     "all": CONTENDERS,
     "core": EVERY_ROUTE,
-    "observability": ("bare-aeros", "aeros", "aeros-request-id", "aeros-metrics"),
+    "observability": (
+        "bare-aeros",
+        "aeros",
+        "aeros-request-id",
+        "aeros-metrics",
+        "aeros-access-log",
+    ),
     "field": ("bare", "bare-aeros", "aeros", *FIELD, "fastapi", "quart", "flask-gunicorn"),
     "ratelimit": ("bare-aeros", "aeros", "aeros-ratelimit"),
 }

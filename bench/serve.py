@@ -22,6 +22,7 @@ CONTENDERS = (
     "aeros-granian",
     "aeros-request-id",
     "aeros-metrics",
+    "aeros-access-log",
     "quart",
     "quart-aeros",
     "quart-hypercorn",
@@ -47,7 +48,12 @@ UVICORN = {
 """The contenders stock uvicorn serves, by the app's import string."""
 
 
-OBSERVED = {"aeros-request-id": {"request_id": True}, "aeros-metrics": {"metrics": True}}
+OBSERVED = {
+    "aeros-request-id": {"request_id": True},
+    "aeros-metrics": {"metrics": True},
+    # aeros' default: a line per request on stdout (bench.run sends it to /dev/null)
+    "aeros-access-log": {"access_log": True, "log_level": "info"},
+}
 """The aeros contenders with an observability feature on, and the options that turn it on."""
 
 
