@@ -231,6 +231,60 @@ def test_access_lines_are_written_without_a_flush_or_stop(tmp_path: Path) -> Non
         handle.stop()
 
 
+def test_access_records_skip_the_logger_calls_only_when_nothing_else_would_see_them(
+    tmp_path: Path,
+) -> None:
+    """With aeros' handlers alone, an access record is queued directly; a handler or filter of
+    the user's on ``aeros.access`` (or the logger disabled) makes it take ``logger.handle``,
+    so the user's handler sees every line and aeros' file gets the same lines either way."""
+    from aeros.logging.access import ACCESS_LOGGER
+    from aeros.logging.router import router
+
+    path = tmp_path / "access.log"
+    access = logging.getLogger(ACCESS_LOGGER)
+    seen: list[logging.LogRecord] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    def entry(n: int) -> AccessEntry:
+        return AccessEntry(None, "GET", f"/{n}".encode(), b"", "1.1", 200, 0, 0.1, None)
+
+    def queued_directly() -> bool:
+        return router.put_access(logging.makeLogRecord({"levelno": logging.INFO}), access)
+
+    handle = configure_logging(LogConfig(access_log=True, access_log_file=str(path)))
+    collect = Collect()
+    try:
+        assert queued_directly()
+        while not router.queue.empty():  # that test record is not a line
+            router.queue.get_nowait()
+        access.disabled = True
+        assert not queued_directly()
+        access.disabled = False
+        log_access(entry(0))
+        access.addHandler(collect)
+        assert not queued_directly()
+        log_access(entry(1))
+        access.removeHandler(collect)
+        dropping = logging.Filter("nothing")  # passes only records of a logger named so
+        access.addFilter(dropping)
+        log_access(entry(2))
+        access.removeFilter(dropping)
+        log_access(entry(3))
+    finally:
+        access.disabled = False
+        access.removeHandler(collect)
+        handle.stop()
+    assert [record.msg.path for record in seen] == [b"/1"]  # type: ignore[attr-defined]
+    assert [line.split('"')[1] for line in path.read_text().splitlines()] == [
+        "GET /0 HTTP/1.1",
+        "GET /1 HTTP/1.1",
+        "GET /3 HTTP/1.1",
+    ]
+
+
 # ---- configure_logging: reference counting, threads, fork ----------------------------
 
 

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from aeros.logging.formatters import AccessEntry
+from aeros.logging.router import router
 
 __all__ = ["ACCESS_LOGGER", "SERVER_ANSWER", "log_access"]
 
@@ -83,4 +84,6 @@ def log_access(entry: AccessEntry) -> None:
     when it wants to skip collecting the fields; a server that answers a request itself (a
     400 for a malformed head, say) calls this too, so every answer gets its line.
     """
-    _access_logger.handle(_AccessRecord(entry))
+    record = _AccessRecord(entry)
+    if not router.put_access(record, _access_logger):
+        _access_logger.handle(record)
