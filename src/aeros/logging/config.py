@@ -100,10 +100,11 @@ class _Listener(QueueListener):
     def __init__(
         self,
         queue: Any,
-        server: list[logging.Handler],
-        access: list[logging.Handler],
+        server: list[_StreamSink],
+        access: list[_StreamSink],
     ) -> None:
-        super().__init__(queue, *server, *access, respect_handler_level=True)
+        super().__init__(queue, *server, *access)
+        self.sinks = (*server, *access)
         self.server = tuple(server)
         self.access = tuple(access)
 
@@ -122,14 +123,11 @@ class _Listener(QueueListener):
 
     def flush_sinks(self) -> None:
         """Write out what the sinks hold."""
-        for sink in self.handlers:
+        for sink in self.sinks:
             # a closed or broken stream must not end the thread; its next write reports it
             # (logging's handleError), as a failing write always did
             with contextlib.suppress(Exception):
-                if isinstance(sink, _StreamSink):
-                    sink.flush_now()
-                else:
-                    sink.flush()
+                sink.flush_now()
 
     def stop(self) -> None:
         """Write what is queued, join the thread, and flush the sinks."""
@@ -179,7 +177,6 @@ class _State:
         self.lock = threading.Lock()
         self.handles: list[LoggingHandle] = []
         self.listener: _Listener | None = None
-        self.sinks: list[logging.Handler] = []
         self.active: LogConfig | None = None
 
     def acquire(self, config: LogConfig) -> LoggingHandle:
@@ -210,18 +207,17 @@ class _State:
             router.stop()
             return
         server, access = sinks
-        self.sinks = [*server, *access]
         self.listener = _Listener(router.queue, server, access)
         self.listener.start()
         router.start(config.levelno)
 
     def stop_listener(self) -> None:
-        if self.listener is not None:
-            self.listener.stop()  # writes what is queued, then joins the thread
+        listener = self.listener
+        if listener is not None:
+            listener.stop()  # writes what is queued, then joins the thread
             self.listener = None
-        for sink in self.sinks:
-            sink.close()
-        self.sinks = []
+            for sink in listener.sinks:
+                sink.close()
 
     def flush(self, timeout: float = 5.0) -> None:
         """Wait until the listener has written everything queued before this call."""
@@ -237,9 +233,10 @@ class _State:
         # In a forked child the listener thread does not exist and the lock may be held by a
         # thread that is gone: start over; the worker calls configure_logging again.
         router.after_fork()
-        for sink in self.sinks:
-            if isinstance(sink, logging.FileHandler):
-                sink.close()
+        if self.listener is not None:
+            for sink in self.listener.sinks:
+                if isinstance(sink, logging.FileHandler):
+                    sink.close()
         self.reset()
 
     def shutdown(self) -> None:
@@ -247,7 +244,7 @@ class _State:
             self.stop_listener()
 
 
-def _open(option: str, path: str) -> logging.FileHandler:
+def _open(option: str, path: str) -> _FileSink:
     try:
         return _FileSink(path, encoding="utf-8")  # append mode: workers share it
     except OSError as exc:
@@ -256,15 +253,15 @@ def _open(option: str, path: str) -> logging.FileHandler:
         ) from exc
 
 
-def _build_sinks(config: LogConfig) -> tuple[list[logging.Handler], list[logging.Handler]]:
+def _build_sinks(config: LogConfig) -> tuple[list[_StreamSink], list[_StreamSink]]:
     """The server log's sinks and the access log's."""
     level = config.levelno
-    server: list[tuple[logging.Handler, logging.Formatter]] = [
+    server: list[tuple[_StreamSink, logging.Formatter]] = [
         (_StreamSink(sys.stderr), ConsoleFormatter(use_color(sys.stderr, config.color)))
     ]
     if config.log_file:
         server.append((_open("log_file", config.log_file), ConsoleFormatter()))
-    access: list[tuple[logging.Handler, logging.Formatter]] = []
+    access: list[tuple[_StreamSink, logging.Formatter]] = []
     if config.access_log:
         fmt = config.access_log_format
         color = use_color(sys.stdout, config.color)
