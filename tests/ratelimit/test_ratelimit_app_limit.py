@@ -90,6 +90,36 @@ async def test_same_answers_and_fields_as_the_general_layer(
     assert any(re.fullmatch(rb'ratelimit: "app-60s";r=2;t=(59|60)\r\n', line) for line in first)
 
 
+@pytest.mark.parametrize("client", [("192.0.2.7", 4000), None], ids=["peer", "no-peer"])
+async def test_counts_go_to_the_same_storage_keys_as_the_general_layer(
+    client: tuple[str, int] | None,
+) -> None:
+    # the fast layer reads the default key itself: a request it counts and one the general
+    # layer counts (a view with limits of its own turns requests there) must share a counter
+    app = WebServer(__name__, rate_limit=RateLimit("3/minute"))
+    fast = rate_limit_layer(_answer, app.rate_limits, None)
+    assert isinstance(fast, AppLimitMiddleware)
+    general = RateLimitMiddleware(_answer, fast.backend, app.rate_limits.plan_for)
+    statuses = []
+    for layer in (fast, general, fast, general):
+        scope: dict[str, Any] = {
+            "type": "http",
+            "method": "GET",
+            "path": "/",
+            "headers": [],
+            "client": client,
+            HEADER_LINES: [],
+        }
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any], sent: list[dict[str, Any]] = sent) -> None:
+            sent.append(message)
+
+        await layer(scope, None, send)
+        statuses.append(sent[0]["status"])
+    assert statuses == [200, 200, 200, 429]
+
+
 async def test_a_key_that_names_no_one_is_not_counted() -> None:
     app = WebServer(__name__, rate_limit=RateLimit("1/minute", key=lambda scope: None))
     layer = rate_limit_layer(_answer, app.rate_limits, None)

@@ -24,6 +24,7 @@ from aeros.ratelimit.fields import (
     refusal,
     retry_seconds,
 )
+from aeros.ratelimit.keys import client_address
 from aeros.ratelimit.routes import Check, Plan, RouteLimits
 from aeros.types import HEADER_LINES, RATE_LIMIT_STATE, ASGIApp, Receive, Scope, Send
 
@@ -205,6 +206,7 @@ class AppLimitMiddleware(RateLimitMiddleware):
         self.url_map = limits.app.url_map
         self.uniform_at = -1  # the map's rules_added when every request was known uniform
         self.rate_start = rate_line_start(self.check.name)
+        self.address_prefix = self.check.prefix + "a:"  # client_address's identities
 
     @asgi3
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
@@ -213,10 +215,15 @@ class AppLimitMiddleware(RateLimitMiddleware):
         ):
             return super().__call__(scope, receive, send)
         name, _, amount, window, key, prefix = check = self.check
-        identity = key(scope)
-        if identity is None:  # the limit does not apply to this request
-            return self.app(scope, receive, send)
-        allowed, remaining, reset = self.hit(prefix + identity, amount, window)
+        if key is client_address:  # the default key, read here: a call less per request
+            client = scope.get("client")
+            counted = self.address_prefix + (client[0] if client else "-")
+        else:
+            identity = key(scope)
+            if identity is None:  # the limit does not apply to this request
+                return self.app(scope, receive, send)
+            counted = prefix + identity
+        allowed, remaining, reset = self.hit(counted, amount, window)
         if not allowed:
             return self._refused(scope, send, self.plan, [(name, remaining, reset)], check, reset)
         lines = scope.get(HEADER_LINES)
