@@ -31,6 +31,8 @@ from aeros.types import (
 
 __all__ = ["AppBytesMiddleware", "MetricsMiddleware"]
 
+_clock = time.perf_counter
+
 
 class MetricsMiddleware:
     """Count requests by method, route template and status, their latency, the requests in
@@ -56,6 +58,7 @@ class MetricsMiddleware:
         self.tally = exporter.tally
         self.path = path
         self.route_of = route_of
+        self._count = self.count  # bound once, not per request
 
     @asgi3
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
@@ -68,7 +71,7 @@ class MetricsMiddleware:
         box: list[str | None] = [None]
         scope[ROUTE] = box  # shared by the copies of the scope that inner layers make
         # a partial, not a closure: no cells to make per request
-        finished = partial(self.count, scope, box, time.perf_counter())
+        finished = partial(self._count, scope, box, _clock())
         return when_done(self.app, scope, receive, send, finished)
 
     async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -86,6 +89,7 @@ class MetricsMiddleware:
         self, scope: Scope, box: list[str | None], start: float, status: int, size: int
     ) -> None:
         """Count one finished request (``status`` 0: none was sent, counted as a 500)."""
+        seconds = _clock() - start
         tally = self.tally
         tally.in_flight -= 1
         cache = scope.get(CACHE_STATE)
@@ -97,7 +101,6 @@ class MetricsMiddleware:
             route = self.route_of(scope) if answered else UNMATCHED
         if cache == "hit" and scope.get(COALESCED):
             cache = "coalesced"
-        seconds = time.perf_counter() - start
         tally.record(scope["method"], route, status or 500, seconds, cache, size, limit)
         if not self.exporter.scheduled:
             self.exporter.schedule()
