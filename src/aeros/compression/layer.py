@@ -20,7 +20,7 @@ and builds encoded headers for its entries with :mod:`aeros.compression.headers`
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Generator, Sequence
 from typing import Protocol
 
 from aeros.asgi_entry import asgi3
@@ -49,6 +49,20 @@ class AppBytesCounter(Protocol):
 
 # sender states
 _START, _HOLD, _BUFFER, _STREAM, _PASS, _HEAD = range(6)
+
+
+class _Held:
+    """What a send of a held response start returns: awaiting it does nothing (the start goes
+    out with the first body chunk). One instance, awaited by any number of senders."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[None, None, None]:
+        return
+        yield  # a generator function that returns at once
+
+
+_HELD = _Held()
 
 
 class CompressingSender:
@@ -97,27 +111,28 @@ class CompressingSender:
         self._buffer: bytearray  # set when a split body is collected (_BUFFER)
         self._encoder: StreamEncoder | None = None
 
-    async def __call__(self, message: Message) -> None:
+    def __call__(self, message: Message) -> Awaitable[None]:
+        # a plain function returning what to await: a response passed on (most of them, and
+        # every one left alone once its start is decided) costs no coroutine of its own
         counter = self.counter
         if counter is not None and message["type"] == "http.response.body":
             counter.app_bytes += len(message.get("body", b""))
         state = self._state
         if state == _PASS:
-            await self.send(message)
-        elif state == _START:
+            return self.send(message)
+        if state == _START:
             now = self._on_start(message)
-            if now is not None:
-                await self.send(now)
-        elif state == _STREAM:
-            await self._on_stream(message)
-        elif state == _HOLD:
-            await self._on_first_body(message)
-        elif state == _BUFFER:
-            await self._on_buffer(message)
-        else:  # _HEAD: the headers promised an encoding; identity bytes must not follow them
-            if message["type"] == "http.response.body" and message.get("body"):
-                message = {**message, "body": b""}
-            await self.send(message)
+            return _HELD if now is None else self.send(now)
+        if state == _STREAM:
+            return self._on_stream(message)
+        if state == _HOLD:
+            return self._on_first_body(message)
+        if state == _BUFFER:
+            return self._on_buffer(message)
+        # _HEAD: the headers promised an encoding; identity bytes must not follow them
+        if message["type"] == "http.response.body" and message.get("body"):
+            message = {**message, "body": b""}
+        return self.send(message)
 
     def _on_start(self, message: Message) -> Message | None:
         """Decide from the response start (no await: most responses are decided here); the
