@@ -20,9 +20,10 @@ and builds encoded headers for its entries with :mod:`aeros.compression.headers`
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Generator, Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Protocol
 
+from aeros._done import DONE
 from aeros.asgi_entry import asgi3
 from aeros.compression.codecs import Codec, StreamEncoder
 from aeros.compression.headers import ACCEPT_ENCODING, UNTOUCHED_STATUS, encoded_headers
@@ -49,20 +50,6 @@ class AppBytesCounter(Protocol):
 
 # sender states
 _START, _HOLD, _BUFFER, _STREAM, _PASS, _HEAD = range(6)
-
-
-class _Held:
-    """What a send of a held response start returns: awaiting it does nothing (the start goes
-    out with the first body chunk). One instance, awaited by any number of senders."""
-
-    __slots__ = ()
-
-    def __await__(self) -> Generator[None, None, None]:
-        return
-        yield  # a generator function that returns at once
-
-
-_HELD = _Held()
 
 
 class CompressingSender:
@@ -122,7 +109,7 @@ class CompressingSender:
             return self.send(message)
         if state == _START:
             now = self._on_start(message)
-            return _HELD if now is None else self.send(now)
+            return DONE if now is None else self.send(now)
         if state == _STREAM:
             return self._on_stream(message)
         if state == _HOLD:
