@@ -11,6 +11,7 @@ exists (:mod:`aeros.fastpath._compat`); :mod:`aeros.fastpath.ctx_unified` is the
 from __future__ import annotations
 
 import sys
+from collections.abc import Awaitable
 from typing import Any
 
 from quart.ctx import AppContext, RequestContext, _sentinel
@@ -22,6 +23,8 @@ from quart.signals import (
     request_tearing_down,
 )
 from quart.wrappers import Request
+
+from aeros._done import DONE
 
 __all__ = ["LeanAppContext", "LeanRequestContext"]
 
@@ -104,6 +107,19 @@ class LeanRequestContext(RequestContext):
         else:
             app_ctx = None
         self._cv_tokens.append((token, app_ctx))
+
+    def leave(self, exc: BaseException | None) -> Awaitable[None]:
+        """What ``__aexit__`` awaits (Quart's ``auto_pop``), returned for the caller to await.
+
+        A context the test client asked to preserve, or one left by an error while the app
+        preserves contexts on exceptions, is marked preserved and stays pushed, as in Quart.
+        """
+        if self.request_websocket.scope.get("_quart._preserve_context", False) or (
+            exc is not None and self.app.config["PRESERVE_CONTEXT_ON_EXCEPTION"]
+        ):
+            self.preserved = True
+            return DONE
+        return self.pop(exc)
 
     async def pop(self, exc: BaseException | None = _sentinel) -> None:  # type: ignore[assignment]
         """Tear down and reset, as Quart's ``RequestContext.pop`` (skipping idle steps)."""

@@ -14,6 +14,7 @@ there first. Quart 0.22's form is :mod:`aeros.fastpath.ctx_split`.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from quart.ctx import AppContext
@@ -61,6 +62,10 @@ class LeanRequestContext(_AppContext):  # type: ignore[misc]
                 await self._open_session()
             if self.url_adapter is not None:
                 self.match_request()
+
+    def leave(self, exc: BaseException | None) -> Awaitable[None]:
+        """What ``__aexit__`` awaits, returned for the caller to await: Quart 0.23 pops."""
+        return self.pop(exc)
 
     async def pop(self, exc: BaseException | None = None) -> None:
         """Tear down and reset, as Quart's ``AppContext.pop`` (skipping idle steps)."""

@@ -35,6 +35,8 @@ from aeros.fastpath.response import LeanResponse
 from aeros.types import ROUTE
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
     from quart.typing import ResponseTypes
     from quart.wrappers import Request
 
@@ -101,21 +103,29 @@ def _has_functions(table: Any) -> bool:
 async def handle_request(app: Quart, request: Request) -> ResponseTypes:
     """:meth:`quart.Quart.handle_request`, skipping steps with nothing to run."""
     session = app.session_interface.null_session_class() if _null_session_only(app) else None
-    async with LeanRequestContext(app, request=request, session=session) as ctx:
+    # ``async with ctx`` as Quart writes it, without the two coroutines of __aenter__/__aexit__
+    ctx = LeanRequestContext(app, request=request, session=session)
+    await ctx.push()
+    try:
         box: Any = request.scope.get(ROUTE)
         if box is not None:  # the metrics label this request with the rule it matched
             rule = request.url_rule
             if rule is not None:
                 box[0] = rule.rule
         try:
-            return await _full_dispatch(app, ctx)
+            response: ResponseTypes = await _full_dispatch(app, ctx)
         except asyncio.CancelledError:
             raise  # the serving code handles cancellation, as in Quart
         except Exception as error:
-            return await _compat.handle_exception(app, ctx, error)  # type: ignore[no-any-return]
+            response = await _compat.handle_exception(app, ctx, error)
         finally:
             if request.scope.get("_quart._preserve_context", False):
                 app._preserved_context = ctx.copy()
+    except BaseException as error:  # cancellation included: the context is torn down with it
+        await ctx.leave(error)
+        raise
+    await ctx.leave(None)
+    return response
 
 
 async def _full_dispatch(app: Quart, ctx: Any) -> ResponseTypes:
@@ -203,12 +213,17 @@ def _set_plain_headers(items: list[tuple[str, str]], headers: dict[Any, Any]) ->
     return True
 
 
-async def _dispatch(app: Quart, ctx: Any) -> Any:
-    """:meth:`quart.Quart.dispatch_request` with the view's ``ensure_async`` done once."""
+def _dispatch(app: Quart, ctx: Any) -> Awaitable[Any]:
+    """:meth:`quart.Quart.dispatch_request` with the view's ``ensure_async`` done once.
+
+    A plain function returning the view's coroutine for the caller to await: one coroutine
+    per request fewer than an ``async def`` awaiting it (errors raised here still reach the
+    caller's ``try``, which awaits it).
+    """
     request_ = ctx.request
     if request_.routing_exception is not None:
         app.raise_routing_exception(request_)
     rule: Any = request_.url_rule
     if request_.method == "OPTIONS" and rule.provide_automatic_options:
-        return await _compat.default_options_response(app, ctx)
-    return await _view(app, rule.endpoint)(**request_.view_args)
+        return _compat.default_options_response(app, ctx)
+    return _view(app, rule.endpoint)(**request_.view_args)  # type: ignore[no-any-return]
