@@ -85,28 +85,37 @@ class LeanRequestContext(RequestContext):
         self.flashes = None
         self._after_request_functions: list[Any] = []
 
-    async def push(self) -> None:
-        """As Quart's ``RequestContext.push``, with the lean app context.
-
-        Quart's own ``push`` calls ``super()._push_appctx``, which would skip the override below.
+    def enter(self) -> Awaitable[None] | None:
+        """:meth:`push`, returned for the caller to await; or, when nothing in it waits (no
+        ``appcontext_pushed`` receivers, a session given: the lean dispatch's null session),
+        done in place, returning None (awaiting even a done awaitable makes a generator).
         """
-        await self._push_appctx(_cv_request.set(self))
-        if self.session is None:
-            await self._push()  # Quart's: opens the session, then matches
-        elif self.url_adapter is not None:
-            self.match_request()
-
-    async def _push_appctx(self, token: Any) -> None:
+        if appcontext_pushed.receivers or self.session is None:
+            return self.push()
+        token = _cv_request.set(self)
         app_ctx = _cv_app.get(None)
         if app_ctx is None or app_ctx.app is not self.app:
             app_ctx = LeanAppContext(self.app)
-            if appcontext_pushed.receivers:
-                await app_ctx.push()
-            else:  # LeanAppContext.push without the signal: no coroutine to run
-                app_ctx._cv_tokens.append(_cv_app.set(app_ctx))
+            app_ctx._cv_tokens.append(_cv_app.set(app_ctx))  # its push, with no one to signal
         else:
             app_ctx = None
         self._cv_tokens.append((token, app_ctx))
+        if self.url_adapter is not None:
+            self.match_request()
+        return None
+
+    async def push(self) -> None:
+        """As Quart's ``RequestContext.push`` (its ``_push_appctx`` written in), with the lean
+        app context."""
+        token = _cv_request.set(self)
+        app_ctx = _cv_app.get(None)
+        if app_ctx is None or app_ctx.app is not self.app:
+            app_ctx = LeanAppContext(self.app)
+            await app_ctx.push()
+        else:
+            app_ctx = None
+        self._cv_tokens.append((token, app_ctx))
+        await self._push()  # Quart's: opens the session unless given one, then matches
 
     def leave(self, exc: BaseException | None) -> Awaitable[None]:
         """What ``__aexit__`` awaits (Quart's ``auto_pop``), returned for the caller to await.

@@ -48,6 +48,22 @@ class LeanRequestContext(_AppContext):  # type: ignore[misc]
     _cv_token: Any
     _push_count: int
 
+    def enter(self) -> Awaitable[None] | None:
+        """:meth:`push`, returned for the caller to await; or, when nothing in it waits (no
+        ``appcontext_pushed`` receivers, a session given: the lean dispatch's null session, not
+        pushed yet), done in place, returning None (awaiting even a done awaitable makes a
+        generator).
+        """
+        if appcontext_pushed.receivers or self._session is None or self._cv_token is not None:
+            return self.push()
+        self._push_count += 1
+        self._cv_token = _cv_app.set(self)
+        if (self._request is not None or self._websocket is not None) and (
+            self.url_adapter is not None
+        ):
+            self.match_request()
+        return None
+
     async def push(self) -> None:
         """Make this the current context, open the session and match the URL (as Quart)."""
         self._push_count += 1

@@ -103,9 +103,11 @@ def _has_functions(table: Any) -> bool:
 async def handle_request(app: Quart, request: Request) -> ResponseTypes:
     """:meth:`quart.Quart.handle_request`, skipping steps with nothing to run."""
     session = app.session_interface.null_session_class() if _null_session_only(app) else None
-    # ``async with ctx`` as Quart writes it, without the two coroutines of __aenter__/__aexit__
+    # ``async with ctx`` as Quart writes it, without __aenter__'s and __aexit__'s coroutines
     ctx = LeanRequestContext(app, request=request, session=session)
-    await ctx.push()
+    entering = ctx.enter()
+    if entering is not None:
+        await entering
     try:
         box: Any = request.scope.get(ROUTE)
         if box is not None:  # the metrics label this request with the rule it matched
