@@ -18,6 +18,7 @@ WEB = ("quart", "werkzeug", "flask")
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "errors": ("aeros.", *WEB),
     "asgi_entry": ("aeros.", *WEB),
+    "_done": ("aeros.", *WEB),
     "types": ("aeros.app", "aeros.middleware", "aeros.response_cache", "aeros.server", *WEB),
     "headers": (
         "aeros.app",
