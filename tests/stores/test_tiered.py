@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from aeros import ConfigurationError, RedisCache, SimpleCache, TieredCache
+from aeros.errors import StoreError
 from aeros.stores import Capabilities
 from aeros.stores.base import capabilities_of
 
@@ -150,6 +151,58 @@ async def test_tiered_not_filled_before_live(redis: Any) -> None:
     finally:
         await cache.aclose()
         await other.aclose()
+
+
+class _SwallowingRedis(RedisCache):
+    """A RedisCache whose pub/sub read and publish turn a cancellation that lands in them into
+    a StoreError, as redis-py's own do at times (its read then raises a connection error)."""
+
+    def subscribe(self, channel: str) -> AsyncIterator[bytes]:
+        return _swallowing(super().subscribe(channel))
+
+    async def publish(self, channel: str, message: bytes) -> None:
+        try:
+            await super().publish(channel, message)
+        except asyncio.CancelledError as exc:
+            raise StoreError("cancelled while publishing") from exc
+
+
+async def _swallowing(stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    try:
+        while True:
+            try:
+                item = await anext(stream)
+            except StopAsyncIteration:
+                return
+            except asyncio.CancelledError as exc:
+                raise StoreError("cancelled while reading") from exc
+            yield item
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("live", [False, True], ids=["pinging", "live"])
+async def test_tiered_listener_ends_on_one_cancellation_its_store_swallowed(
+    redis: Any, live: bool
+) -> None:
+    """``asyncio.Runner`` cancels leftover tasks once when its loop closes and waits for them:
+    the listener ends on that one cancellation even when the shared store turned it into an
+    error (it used to resubscribe and run for ever: a server thread never stopped)."""
+    cache = TieredCache(local=SimpleCache(), shared=_SwallowingRedis(url=redis.url, prefix="tt:"))
+    try:
+        assert await cache.get("warm") is None  # starts the subscription
+        if live:
+            await until(lambda: cache.live)
+        listener = cache._listeners[asyncio.get_running_loop()]
+        listener.task.cancel()
+        done, _ = await asyncio.wait({listener.task}, timeout=3)
+        assert done, "the listener ran on after one cancellation"
+        others = {task for task in asyncio.all_tasks() if task is not asyncio.current_task()}
+        if others:
+            await asyncio.wait(others, timeout=3)
+        assert all(task.done() for task in others), others
+    finally:
+        await cache.aclose()
 
 
 class _Plain:

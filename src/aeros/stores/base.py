@@ -13,6 +13,7 @@ move time forward instead of sleeping.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ __all__ = [
     "expiry",
     "key_group",
     "size_limit_of",
+    "stop_if_cancelled",
 ]
 
 Clock = Callable[[], float]
@@ -260,3 +262,18 @@ def expiry(now: float, ttl: float | None) -> float:
     if ttl is None or ttl <= 0:
         return math.inf
     return now + ttl
+
+
+def stop_if_cancelled(cause: BaseException | None = None) -> None:
+    """Raise CancelledError when the running task was asked to stop, for loops that go on
+    after errors or quiet reads (pub/sub listeners).
+
+    redis-py's pub/sub reads may let a cancellation that lands mid-read go: the read returns
+    nothing or raises a connection error, the task stays marked as cancelling, and nothing
+    raises CancelledError again. ``asyncio.Runner`` (every ``asyncio.run``) cancels leftover
+    tasks once when it closes and waits for them, so a listener that read on hung the closing
+    of its event loop: a server thread never stopped.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError from cause

@@ -45,7 +45,12 @@ from typing import Any
 
 from aeros import _validate
 from aeros.errors import ConfigurationError, StoreError
-from aeros.stores.base import Capabilities, capabilities_of, default_timeout_of
+from aeros.stores.base import (
+    Capabilities,
+    capabilities_of,
+    default_timeout_of,
+    stop_if_cancelled,
+)
 
 __all__ = ["TieredCache"]
 
@@ -306,8 +311,10 @@ class _Listener:
                             delay = _FIRST_RETRY
                 raise StoreError("the subscription ended")
             except StoreError as exc:
+                stop_if_cancelled(exc)
                 await self._lost(exc)
             except Exception as exc:  # a bug must not leave a dead listener marked live
+                stop_if_cancelled(exc)
                 logger.exception("TieredCache's invalidation listener failed")
                 await self._lost(StoreError(repr(exc)))
             finally:
@@ -335,6 +342,7 @@ class _Listener:
         while not self.live:
             with contextlib.suppress(StoreError):
                 await self.cache.shared.publish(self.cache.channel, ping)
+            stop_if_cancelled()  # a cancellation the publish let go or turned into an error
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
 

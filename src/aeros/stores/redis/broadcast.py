@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisClusterException
 
 from aeros.errors import StoreError
+from aeros.stores.base import stop_if_cancelled
 
 __all__ = ["FAILURES", "messages"]
 
@@ -50,17 +51,20 @@ async def messages(
             deadline = loop.time() + answer_within
             while True:  # the confirmation: from here on nothing published is missed
                 reply = await pubsub.get_message(timeout=answer_within)
+                stop_if_cancelled()  # redis-py's read may have let a cancellation go
                 if reply is not None and reply["type"] == "subscribe":
                     break
                 if loop.time() > deadline:
                     raise StoreError(f"{where} did not confirm the subscription to {channel!r}")
         except FAILURES as exc:
+            stop_if_cancelled(exc)
             raise StoreError(f"{where} failed to subscribe to {channel!r}: {exc!r}") from exc
         heard = loop.time()
         pinged: float | None = None
         while True:
             try:
                 message = await pubsub.get_message(timeout=min(ping_every, answer_within))
+                stop_if_cancelled()  # redis-py's read may have let a cancellation go
                 now = loop.time()
                 if message is None:
                     if pinged is not None and now - pinged > answer_within:
@@ -70,6 +74,7 @@ async def messages(
                         pinged = now
                     continue
             except FAILURES as exc:
+                stop_if_cancelled(exc)
                 raise StoreError(f"{where} lost the subscription to {channel!r}: {exc!r}") from exc
             heard, pinged = now, None
             if message["type"] == "message":
