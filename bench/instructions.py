@@ -41,7 +41,7 @@ from bench.run import ROOT, free_port, get
 DEFAULT = ("aeros", "aeros-request-id", "aeros-metrics", "aeros-ratelimit")
 # served in one process that exits cleanly on SIGINT (callgrind writes its counts then):
 # aeros' server, and Sanic's own (issue 12's yardstick)
-COUNTABLE = ("bare-aeros", *DEFAULT, "quart-aeros", "fastapi-aeros", "sanic")
+COUNTABLE = ("bare-aeros", *DEFAULT, "aeros-access-log", "quart-aeros", "fastapi-aeros", "sanic")
 OUT = Path(__file__).resolve().parent / "results" / "instructions.json"
 _TOTALS = re.compile(rb"^totals:\s+(\d+)", re.MULTILINE)
 # the same addresses in every run (see the module docstring); nothing where setarch is missing

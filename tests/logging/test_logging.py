@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import queue
 import re
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -252,14 +254,12 @@ def test_access_records_skip_the_logger_calls_only_when_nothing_else_would_see_t
         return AccessEntry(None, "GET", f"/{n}".encode(), b"", "1.1", 200, 0, 0.1, None)
 
     def queued_directly() -> bool:
-        return router.put_access(logging.makeLogRecord({"levelno": logging.INFO}), access)
+        return router.put_access(entry(-1), access)
 
     handle = configure_logging(LogConfig(access_log=True, access_log_file=str(path)))
     collect = Collect()
     try:
-        assert queued_directly()
-        while not router.queue.empty():  # that test record is not a line
-            router.queue.get_nowait()
+        assert queued_directly()  # the probe's lines (/-1) are left out below
         access.disabled = True
         assert not queued_directly()
         access.disabled = False
@@ -278,10 +278,90 @@ def test_access_records_skip_the_logger_calls_only_when_nothing_else_would_see_t
         access.removeHandler(collect)
         handle.stop()
     assert [record.msg.path for record in seen] == [b"/1"]  # type: ignore[attr-defined]
-    assert [line.split('"')[1] for line in path.read_text().splitlines()] == [
+    lines = [line.split('"')[1] for line in path.read_text().splitlines()]
+    assert [line for line in lines if line != "GET /-1 HTTP/1.1"] == [
         "GET /0 HTTP/1.1",
         "GET /1 HTTP/1.1",
         "GET /3 HTTP/1.1",
+    ]
+
+
+def _listener_on_file(path: Path) -> Any:
+    """A listener (not started) whose access sinks are stdout and the file ``path``."""
+    from aeros.logging.config import _build_sinks, _Listener
+
+    server, access = _build_sinks(LogConfig(access_log=True, access_log_file=str(path)))
+    return _Listener(queue.SimpleQueue(), server, access)
+
+
+def _entry(path: str) -> AccessEntry:
+    entry = AccessEntry(None, "GET", path.encode(), b"", "1.1", 200, 0, 0.1, None)
+    entry.created = time.time()
+    return entry
+
+
+def test_listener_batch_keeps_queue_order_between_entries_and_records(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Entries of a batch are written as lines gathered per sink; a record between them (an
+    access record that went through ``Logger.handle``) still lands between their lines."""
+    from aeros.logging.access import ACCESS_LOGGER, _AccessRecord
+
+    path = tmp_path / "access.log"
+    listener = _listener_on_file(path)
+    record = _AccessRecord(_entry("/record"))
+    assert record.name == ACCESS_LOGGER
+    try:
+        assert listener.handle_batch([_entry("/0"), _entry("/1"), record, _entry("/2")])
+    finally:
+        for sink in listener.sinks:
+            sink.close()
+    targets = [line.split('"')[1] for line in path.read_text().splitlines()]
+    assert targets == [f"GET /{name} HTTP/1.1" for name in ("0", "1", "record", "2")]
+    assert path.read_text() in capsys.readouterr().out  # stdout got the same lines
+
+
+def test_listener_takes_nothing_queued_after_its_sentinel(tmp_path: Path) -> None:
+    """A batch ends at stop()'s sentinel: what was queued after it stays for the next
+    listener (a new configuration's), not taken and dropped by the one that ends."""
+    path = tmp_path / "access.log"
+    listener = _listener_on_file(path)
+    later = _entry("/later")
+    for item in (_entry("/0"), None, later):
+        listener.source.put_nowait(item)
+    try:
+        listener._monitor()  # returns at the sentinel
+    finally:
+        for sink in listener.sinks:
+            sink.close()
+    assert [line.split('"')[1] for line in path.read_text().splitlines()] == ["GET /0 HTTP/1.1"]
+    assert listener.source.get_nowait() is later
+
+
+def test_listener_reports_a_failing_write_and_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A sink whose stream fails gets logging's error report on stderr (as a failing emit
+    does); the listener and its other sinks go on."""
+
+    class Broken(io.StringIO):
+        def write(self, text: str) -> int:
+            raise OSError("disk full")
+
+    path = tmp_path / "access.log"
+    listener = _listener_on_file(path)
+    stdout_sink = listener.formats[0][0]
+    stdout_sink.stream = Broken()
+    try:
+        assert listener.handle_batch([_entry("/0")])
+        assert listener.handle_batch([_entry("/1")])
+    finally:
+        for sink in listener.sinks:
+            sink.close()
+    assert "--- Logging error ---" in capsys.readouterr().err
+    assert [line.split('"')[1] for line in path.read_text().splitlines()] == [
+        "GET /0 HTTP/1.1",
+        "GET /1 HTTP/1.1",
     ]
 
 

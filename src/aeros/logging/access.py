@@ -1,9 +1,11 @@
-"""The access logger: one cheap record per request, handed to the logging queue.
+"""The access logger: one cheap item per request, handed to the logging queue.
 
 The access-log layer and the server (for the answers it makes itself) build an
-:class:`~aeros.logging.formatters.AccessEntry` of raw fields and call :func:`log_access`; the
-record skips ``LogRecord.__init__``'s caller lookup, and formatting happens later in the
-listener thread (:mod:`aeros.logging.config`), never on the event loop.
+:class:`~aeros.logging.formatters.AccessEntry` of raw fields and call :func:`log_access`.
+When nothing but aeros' own handler would see it, the entry itself goes on the queue (no
+``LogRecord`` at all); otherwise a record that skips ``LogRecord.__init__``'s caller lookup
+goes through ``Logger.handle``, so a handler of the user's gets it. Formatting happens later in
+the listener thread (:mod:`aeros.logging.config`), never on the event loop.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ class _AccessRecord(logging.LogRecord):
     """A LogRecord built without ``LogRecord.__init__``'s caller lookup and bookkeeping."""
 
     def __init__(self, entry: AccessEntry) -> None:
-        now = time.time()
+        now = entry.created
         fields = _FIXED.copy()
         fields["msg"] = entry
         fields["created"] = now
@@ -84,6 +86,6 @@ def log_access(entry: AccessEntry) -> None:
     when it wants to skip collecting the fields; a server that answers a request itself (a
     400 for a malformed head, say) calls this too, so every answer gets its line.
     """
-    record = _AccessRecord(entry)
-    if not router.put_access(record, _access_logger):
-        _access_logger.handle(record)
+    entry.created = time.time()
+    if not router.put_access(entry, _access_logger):
+        _access_logger.handle(_AccessRecord(entry))

@@ -13,20 +13,31 @@ import atexit
 import contextlib
 import logging
 import os
+import queue
 import sys
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from logging.handlers import QueueListener
-from typing import Any
+from typing import Any, cast
 
 from aeros._validate import boolean
 from aeros.errors import ConfigurationError
 from aeros.logging.access import ACCESS_LOGGER
-from aeros.logging.formatters import ACCESS_FORMATS, AccessFormatter, ConsoleFormatter, use_color
+from aeros.logging.formatters import (
+    ACCESS_FORMATS,
+    AccessEntry,
+    AccessFormatter,
+    ConsoleFormatter,
+    use_color,
+)
 from aeros.logging.router import router
 
 __all__ = ["LEVELS", "LogConfig", "LoggingHandle", "configure_logging", "log_banner"]
+
+_BATCH = 512
+"""Most queued items the listener takes per wake-up (lines keep flowing under a flood)."""
+_SENTINEL = None  # what QueueListener.stop() queues to end the thread
 
 LEVELS = {"critical": 50, "error": 40, "warning": 30, "info": 20, "debug": 10, "trace": 5}
 """Level names accepted by ``log_level`` (``trace`` is uvicorn's level 5)."""
@@ -90,6 +101,13 @@ class _Listener(QueueListener):
     """The listener thread: writes each record to its group of sinks (access records to the
     access log's, the rest to the server log's), and flushes them once the queue is empty.
 
+    It takes what is queued in batches (up to :data:`_BATCH` items per wake-up). An access
+    entry queued as it is (:meth:`~aeros.logging.router.Router.put_access`: no handler of the
+    user's would see it) becomes one line per access sink, and a batch's lines go to each sink
+    in one write, without a record or the handler's lock and ``emit`` per line. Records (the
+    server log, and access records that went through ``Logger.handle``) are handled one by
+    one, in queue order: lines queued before a record are written before it.
+
     Under load (JSON, ``wrk -c64``, one process, its threads' CPU time from ``/proc``) this
     thread took 12-14 us of CPU per request while every record went through every sink and a
     filter on each, and each sink flushed per line (a system call, the GIL handed to the event
@@ -99,16 +117,79 @@ class _Listener(QueueListener):
 
     def __init__(
         self,
-        queue: Any,
+        source: queue.SimpleQueue[Any],
         server: list[_StreamSink],
         access: list[_StreamSink],
     ) -> None:
-        super().__init__(queue, *server, *access)
+        super().__init__(source, *server, *access)
+        self.source = source
         self.sinks = (*server, *access)
         self.server = tuple(server)
         self.access = tuple(access)
+        # the access sinks that take INFO lines, with their AccessFormatter's format
+        self.formats: list[tuple[_StreamSink, str, bool]] = []
+        for sink in access:
+            formatter = cast(AccessFormatter, sink.formatter)  # _build_sinks gives them one
+            if sink.level <= logging.INFO:
+                self.formats.append((sink, formatter.fmt, formatter.color))
+
+    def _monitor(self) -> None:
+        """Take what is queued in batches until the sentinel (``stop()``) comes."""
+        source = self.source
+        while True:
+            batch = [source.get()]
+            if batch[0] is not _SENTINEL:
+                # no further than a sentinel: what follows it is the next listener's
+                while len(batch) < _BATCH:
+                    try:
+                        item = source.get_nowait()
+                    except queue.Empty:
+                        break
+                    batch.append(item)
+                    if item is _SENTINEL:
+                        break
+            if not self.handle_batch(batch):
+                return
+
+    def handle_batch(self, batch: list[Any]) -> bool:
+        """Write a batch and flush the sinks; False when it ends with the sentinel."""
+        lines: list[list[str]] = [[] for _ in self.formats]
+        for item in batch:
+            if type(item) is AccessEntry:
+                made: dict[tuple[str, bool], str] = {}  # stdout and the file share a format
+                for index, (_, fmt, color) in enumerate(self.formats):
+                    line = made.get((fmt, color))
+                    if line is None:
+                        line = made[fmt, color] = AccessFormatter.line(
+                            item, fmt, color, item.created
+                        )
+                    lines[index].append(line)
+                continue
+            self._write(lines)
+            if item is _SENTINEL:
+                self.flush_sinks()
+                return False
+            self.handle(item)
+        self._write(lines)
+        self.flush_sinks()
+        return True
+
+    def _write(self, lines: list[list[str]]) -> None:
+        """Write the access lines gathered for each sink, one write per sink."""
+        for (sink, _, _), pending in zip(self.formats, lines, strict=True):
+            if pending:
+                text = sink.terminator.join(pending) + sink.terminator
+                pending.clear()
+                stream = sink.stream
+                try:
+                    if stream is None:  # a closed file sink: emit() reopens it
+                        raise ValueError("the sink's stream is closed")
+                    stream.write(text)
+                except Exception:  # as a failing emit: reported on stderr, the thread goes on
+                    sink.handleError(logging.makeLogRecord({"msg": text.rstrip()}))
 
     def handle(self, record: logging.LogRecord) -> None:
+        """Write one record to its group of sinks (or, a flush marker, flush them)."""
         event = getattr(record, "aeros_flush", None)
         if event is not None:
             self.flush_sinks()
@@ -118,8 +199,6 @@ class _Listener(QueueListener):
         for sink in self.access if record.name == ACCESS_LOGGER else self.server:
             if level >= sink.level:
                 sink.handle(record)
-        if self.queue.empty():  # type: ignore[attr-defined]
-            self.flush_sinks()
 
     def flush_sinks(self) -> None:
         """Write out what the sinks hold."""

@@ -92,6 +92,7 @@ class AccessEntry:
     __slots__ = (
         "cache",
         "client",
+        "created",
         "duration_ms",
         "limit",
         "method",
@@ -134,6 +135,7 @@ class AccessEntry:
         self.user_agent = user_agent
         self.request_id = request_id
         self.limit = limit  # the rate limit's state when it refused or failed ("429", "error")
+        self.created = 0.0  # when it was logged (time.time()), set by log_access
 
     def target(self) -> str:
         """Path and query, escaped and cut at :data:`MAX_PATH`."""
