@@ -118,6 +118,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "observability": ("aeros.app", "aeros.middleware", "aeros.server", "aeros.metrics", *WEB),
     "serving": ("aeros.app", "aeros.cli"),
     "cli": ("aeros.response_cache", "aeros.stores", "aeros.middleware", "aeros.fastpath"),
+    "cli_values": ("aeros.app", "aeros.response_cache", "aeros.stores", "aeros.middleware", *WEB),
     "stack": ("aeros.cli",),
     "app": ("aeros.cli",),
     "__main__": (),

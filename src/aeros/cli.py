@@ -20,11 +20,12 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
+from aeros import cli_values as values
 from aeros.errors import ConfigurationError
 from aeros.locate import AppSpecError, import_app
 from aeros.logging.config import LEVELS
 from aeros.logging.formatters import ACCESS_FORMATS
-from aeros.server.config import Limits, not_an_address
+from aeros.server.config import Limits
 from aeros.server.reload import is_reloader_child, prepare_app, run_with_reloader
 from aeros.server.serve import serve_app
 from aeros.server.uvicorn_backend import tls_error
@@ -75,110 +76,63 @@ LOG_OPTIONS = {
 """``run`` option -> :class:`aeros.logging.config.LogConfig` field."""
 
 
-# ---- value types: each error names what is allowed; argparse adds the option's name ------
-
-
-def _integer(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
-    allowed = f"an integer >= {minimum}" if maximum is None else f"{minimum} to {maximum}"
-
-    def convert(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {allowed}; got {text!r}") from None
-        if value < minimum or (maximum is not None and value > maximum):
-            raise argparse.ArgumentTypeError(f"must be {allowed}; got {text!r}")
-        return value
-
-    return convert
-
-
-def _seconds(minimum: float) -> Callable[[str], float]:
-    def convert(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = float("nan")
-        if not value >= minimum or value == float("inf"):  # NaN fails the comparison
-            raise argparse.ArgumentTypeError(f"must be seconds >= {minimum:g}; got {text!r}")
-        return value
-
-    return convert
-
-
-def _existing_file(text: str) -> str:
-    if not os.path.isfile(text):
-        raise argparse.ArgumentTypeError(f"no such file: {text!r}")
-    return text
-
-
-def _addresses(text: str) -> str:
-    bad = not_an_address(part.strip() for part in text.split(","))
-    if bad is not None:
-        raise argparse.ArgumentTypeError(
-            f"{bad!r} is not an IP address, a network or '*' (comma-separated)"
-        )
-    return text
-
-
-def _boolean(text: str) -> bool:
-    value = text.strip().lower()
-    if value in {"1", "true", "yes", "on"}:
-        return True
-    if value in {"0", "false", "no", "off"}:
-        return False
-    raise argparse.ArgumentTypeError(f"must be true or false (1/0, yes/no, on/off); got {text!r}")
-
-
 # ---- the parser ------------------------------------------------------------------------
 
 _SERVER_ARGUMENTS = (
-    ("port", _integer(0, 65535), "TCP port (default: 8000)"),
-    ("workers", _integer(1), "worker processes (default: 1)"),
-    ("backlog", _integer(1), "listen backlog (default: 2048)"),
+    ("port", values.integer(0, 65535), "TCP port (default: 8000)"),
+    ("workers", values.integer(1), "worker processes (default: 1)"),
+    ("backlog", values.integer(1), "listen backlog (default: 2048)"),
     (
         "keep_alive_timeout",
-        _seconds(0),
+        values.seconds(0),
         "seconds an idle keep-alive connection stays open (default: 5)",
     ),
     (
         "graceful_timeout",
-        _seconds(0),
+        values.seconds(0),
         "seconds in-flight requests get to finish on shutdown (default: 30)",
     ),
     (
         "shutdown_delay",
-        _seconds(0),
+        values.seconds(0),
         "seconds the server keeps serving after it is told to stop, with the health endpoint "
         "saying 503, before it drains (default: 0)",
     ),
     (
         "max_concurrent_requests",
-        _integer(1),
+        values.integer(1),
         "requests in flight per worker above which the answer is 503 (default: no limit)",
     ),
     (
         "worker_healthcheck_timeout",
-        _seconds(0.1),
+        values.seconds(0.1),
         "seconds a worker may miss its heartbeat before it is replaced (default: 30)",
     ),
-    ("max_requests", _integer(0), "requests after which a worker is replaced (default: 0, never)"),
+    (
+        "max_requests",
+        values.integer(0),
+        "requests after which a worker is replaced (default: 0, never)",
+    ),
     (
         "max_requests_jitter",
-        _integer(0),
+        values.integer(0),
         "random 0..N more requests per worker's quota (default: 0)",
     ),
 )
 """Valued server options: (ServerConfig field, value type, help)."""
 _LIMIT_ARGUMENTS = (
-    ("max_request_line", _integer(1), "longest request line in bytes; longer gets 414"),
-    ("max_header_size", _integer(1), "largest header block in bytes; larger gets 431"),
-    ("max_header_count", _integer(1), "most header fields in a request; more gets 431"),
-    ("max_body_size", _integer(1), "largest request body in bytes; larger gets 413"),
-    ("max_form_memory_size", _integer(1), "largest non-file form field in bytes; larger: 413"),
-    ("max_form_parts", _integer(1), "most fields and files in a multipart form; more: 413"),
-    ("header_timeout", _seconds(0.001), "seconds a client has to send the request head"),
-    ("body_timeout", _seconds(0.001), "seconds a request body may stay idle between chunks"),
+    ("max_request_line", values.integer(1), "longest request line in bytes; longer gets 414"),
+    ("max_header_size", values.integer(1), "largest header block in bytes; larger gets 431"),
+    ("max_header_count", values.integer(1), "most header fields in a request; more gets 431"),
+    ("max_body_size", values.integer(1), "largest request body in bytes; larger gets 413"),
+    (
+        "max_form_memory_size",
+        values.integer(1),
+        "largest non-file form field in bytes; larger: 413",
+    ),
+    ("max_form_parts", values.integer(1), "most fields and files in a multipart form; more: 413"),
+    ("header_timeout", values.seconds(0.001), "seconds a client has to send the request head"),
+    ("body_timeout", values.seconds(0.001), "seconds a request body may stay idle between chunks"),
 )
 """Request limits: (Limits field, value type, help); the default is read from ``Limits()``."""
 
@@ -235,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("ssl_keyfile", "PEM private key (HTTPS)"),
         ("ssl_ca_certs", "CA bundle that verifies client certificates (with the two above)"),
     ):
-        net.add_argument(_flag(name), type=_existing_file, metavar="PATH", help=help_text)
+        net.add_argument(_flag(name), type=values.existing_file, metavar="PATH", help=help_text)
     _add_switch(
         net,
         "--proxy-headers",
@@ -243,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     net.add_argument(
         "--forwarded-allow-ips",
-        type=_addresses,
+        type=values.addresses,
         metavar="IPS",
         help="comma-separated proxies (IPs, networks or '*') trusted for proxy headers "
         "(default: 127.0.0.1)",
@@ -339,7 +293,7 @@ def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentP
 
 def _from_environment(action: argparse.Action, raw: str) -> Any:
     if action.nargs == 0:  # a flag: --reload, --access-log / --no-access-log
-        return _boolean(raw)
+        return values.boolean(raw)
     if isinstance(action, argparse._AppendAction):
         return [item for item in raw.split(os.pathsep) if item]
     value = action.type(raw) if callable(action.type) else raw
