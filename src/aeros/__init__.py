@@ -8,7 +8,8 @@ concurrency limit, CORS, global headers: one module per layer); ``response_cache
 ``logging/``; ``ratelimit/`` (``RateLimit``, ``@rate_limit``, the rate-limit layer);
 ``security/`` (``SecurityHeaders``, ``CSP``); ``fastpath/`` (the lean Quart dispatch);
 ``server/`` (aeros' production server);
-``types.py``, ``_validate.py``, ``cache_control.py``, ``cli.py``, ``misc.py``, ``errors.py``.
+``types.py``, ``_validate.py``, ``cache_control.py``, ``cli.py`` (with ``cli_values.py``),
+``misc.py``, ``errors.py``.
 """
 
 from __future__ import annotations
