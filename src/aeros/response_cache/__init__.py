@@ -9,6 +9,8 @@ The modules, in the order a request meets them:
 - ``lookup.py``: the route lookup (Quart-aware): the policy of a request's route, and the
   view's arguments for a ``tags=`` callable.
 - ``layer.py``: the ASGI layer; a hit is answered before the app is entered, a miss fills.
+- ``fill.py``: the fills: a miss runs the app once and stores its answer, a stale entry is
+  refilled in the background.
 - ``keys.py``: the store key of a request (injective, hashed) and the key groups purges drop.
 - ``storage.py``: reads and writes entries through the store; the one place store errors
   are caught (the request is served uncached).
