@@ -30,6 +30,7 @@ def integer(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
 
 def seconds(minimum: float) -> Callable[[str], float]:
     """Finite seconds from ``minimum``."""
+
     def convert(text: str) -> float:
         try:
             value = float(text)
