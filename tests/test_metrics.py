@@ -8,6 +8,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -471,3 +472,48 @@ def test_metrics_label_requests_with_their_route_on_either_dispatch(
     assert value(found, "aeros_http_requests_total", **missed) == 1
     requests = [key for key in found if key[0] == "aeros_http_requests_total"]
     assert len(requests) == 2, requests
+
+
+def test_reports_reach_layers_given_a_copy_of_the_scope(tmp_path: Path) -> None:
+    """A middleware wrapped around the whole app (``app.asgi_app = ...``) that gives the app a
+    copy of the scope: the server reports each finished request to the metrics and the access
+    log with their own copy (what they stored on it: the start, the route box), so both still
+    count every request with its status."""
+    log = tmp_path / "access.log"
+    app = WebServer(__name__, access_log=True, access_log_file=str(log), metrics=True)
+
+    @app.route("/items/<int:item_id>")
+    async def item(item_id: int) -> str:
+        return str(item_id)
+
+    def copying(inner: Any) -> Any:
+        async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+            await inner(dict(scope), receive, send)
+
+        return wrapped
+
+    app.asgi_app = copying(app.asgi_app)  # type: ignore[method-assign]
+    paths = ["/items/1", "/items/2", "/nothing"]
+    with app.serve_in_thread() as url:
+        statuses = [httpx.get(url + path).status_code for path in paths]
+        found = scrape_until(
+            url + "/metrics",
+            lambda found: (
+                value(
+                    found,
+                    "aeros_http_requests_total",
+                    method="GET",
+                    route="/items/<int:item_id>",
+                    status="200",
+                )
+                == 2
+            ),
+        )
+        wait_until(lambda: log.read_text().count("\n") >= 3, 5.0, "no access lines", 0.05)
+    assert statuses == [200, 200, 404]
+    assert (
+        value(found, "aeros_http_requests_total", method="GET", route=UNMATCHED, status="404") == 1
+    )
+    lines = log.read_text().splitlines()
+    assert [line.split('"')[1] for line in lines[:3]] == [f"GET {path} HTTP/1.1" for path in paths]
+    assert [line.split('"')[2].split()[0] for line in lines[:3]] == ["200", "200", "404"]

@@ -63,16 +63,19 @@ layers make share it."""
 
 RESPONSE_DONE: Final = "aeros.response_done"
 """Scope key: a list that aeros' HTTP server puts in every request's scope beside
-:data:`HEADER_LINES`. A layer may append a callable ``(status, size) -> None``; the server
-calls each once the request's task ends (response sent, app failed, request cancelled) with the
-status it sent (0: none) and the body bytes sent through ``send`` (a HEAD answer's too). Layers
-that report on finished requests (metrics, access log) use it instead of wrapping ``send`` and
-awaiting the app; without the key (another server, the test client) they wrap ``send``. The
-server empties the list after the calls: a callback may refer to the scope."""
+:data:`HEADER_LINES`. A layer may append a pair ``(callback, scope)``, its own scope (a layer
+outside may have given it a copy); the server calls ``callback(scope, status, size)`` once the
+request's task ends (response sent, app failed, request cancelled) with the status it sent (0:
+none) and the body bytes sent through ``send`` (a HEAD answer's too). A pair, not a closure or
+a partial: a bound method made once serves every request. Layers that report on finished
+requests (metrics, access log) use it instead of wrapping ``send`` and awaiting the app;
+without the key (another server, the test client) they wrap ``send``. The server empties the
+list after the calls: the pairs refer to the scope."""
 
 ROUTE: Final = "aeros.route"
-"""Scope key: the route template that matched (``/items/<int:item_id>``, never the raw path),
-set while the app routes the request; the metrics layer labels requests with it."""
+"""Scope key: a list the metrics layer puts in, ``[route template, start]``: the template that
+matched (``/items/<int:item_id>``, never the raw path) goes in its first item while the app
+routes the request (None until then); the metrics label requests with it."""
 
 DRAINING: Final = "aeros.draining"
 """Key of the ASGI lifespan state (``scope["state"]``) that aeros' server sets to True when

@@ -396,16 +396,20 @@ async def test_header_lines_of_the_scope_go_into_the_head_on_both_paths(paused: 
 async def test_response_done_callbacks_get_the_status_and_bytes_sent(
     paused: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """When the request's task ends, each callback in ``scope[RESPONSE_DONE]`` gets the status
-    and the body bytes sent, on both send paths; one that raises is logged and the next still
-    runs."""
+    """When the request's task ends, each ``(callback, scope)`` in ``scope[RESPONSE_DONE]`` is
+    called with its own scope, the status and the body bytes sent, on both send paths; one that
+    raises is logged and the next still runs."""
     cycle = make(LeanCycle)
-    reports: list[tuple[int, int]] = []
+    reports: list[tuple[Any, int, int]] = []
 
-    def failing(status: int, size: int) -> None:
+    def failing(scope: Any, status: int, size: int) -> None:
         raise ValueError("broken callback")
 
-    cycle.scope[RESPONSE_DONE] = [failing, lambda status, size: reports.append((status, size))]
+    def report(scope: Any, status: int, size: int) -> None:
+        reports.append((scope, status, size))
+
+    own = {"a layer's copy": True}
+    cycle.scope[RESPONSE_DONE] = [(failing, cycle.scope), (report, own)]
 
     async def drain() -> None:
         cycle.flow.write_paused = False
@@ -420,7 +424,8 @@ async def test_response_done_callbacks_get_the_status_and_bytes_sent(
         await send({"type": "http.response.body", "body": b"llo"})
 
     await cycle.run_asgi(app)
-    assert reports == [(201, 5)]
+    assert reports == [(own, 201, 5)]
+    assert reports[0][0] is own
     assert "a response-done callback failed" in caplog.text
 
 
@@ -431,7 +436,9 @@ async def test_response_done_reports_the_servers_500_for_an_app_that_fails(
     cycle = make(LeanCycle)
     cycle.logger = cycle_module.logger
     reports: list[tuple[int, int]] = []
-    cycle.scope[RESPONSE_DONE] = [lambda status, size: reports.append((status, size))]
+    cycle.scope[RESPONSE_DONE] = [
+        (lambda scope, status, size: reports.append((status, size)), cycle.scope)
+    ]
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         raise RuntimeError("boom")

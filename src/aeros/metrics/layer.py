@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from functools import partial
 
 from aeros.asgi_entry import asgi3
 from aeros.metrics.export import CONTENT_TYPE, Exporter
@@ -68,11 +67,10 @@ class MetricsMiddleware:
         if scope["path"] == self.path and scope["method"] in ("GET", "HEAD"):
             return self.scrape(scope, send)
         self.tally.in_flight += 1
-        box: list[str | None] = [None]
-        scope[ROUTE] = box  # shared by the copies of the scope that inner layers make
-        # a partial, not a closure: no cells to make per request
-        finished = partial(self._count, scope, box, _clock())
-        return when_done(self.app, scope, receive, send, finished)
+        # [route template, start]: the route is filled in by whoever routes the request; the
+        # list is shared by the copies of the scope that inner layers make
+        scope[ROUTE] = [None, _clock()]
+        return when_done(self.app, scope, receive, send, self._count)
 
     async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A WebSocket (not counted) or the lifespan (the last counts flushed at the end)."""
@@ -85,11 +83,10 @@ class MetricsMiddleware:
             self.exporter.flush()
             self.exporter.scheduled = False
 
-    def count(
-        self, scope: Scope, box: list[str | None], start: float, status: int, size: int
-    ) -> None:
+    def count(self, scope: Scope, status: int, size: int) -> None:
         """Count one finished request (``status`` 0: none was sent, counted as a 500)."""
-        seconds = _clock() - start
+        box = scope[ROUTE]
+        seconds = _clock() - box[1]
         tally = self.tally
         tally.in_flight -= 1
         cache = scope.get(CACHE_STATE)

@@ -30,6 +30,7 @@ from aeros.types import (
 __all__ = ["AccessLogMiddleware"]
 
 _INFO = logging.INFO
+_START = "aeros.access_log.start"  # scope key: when the request reached the layer
 
 
 class AccessLogMiddleware:
@@ -45,6 +46,7 @@ class AccessLogMiddleware:
         self.app = app
         self.logger = logging.getLogger(ACCESS_LOGGER)
         self.with_headers = config.access_log_format in ("combined", "json")
+        self._finish = self.finish  # bound once, not per request
 
     @asgi3
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
@@ -54,14 +56,10 @@ class AccessLogMiddleware:
                 return self.websocket(scope, receive, send)
             return self.app(scope, receive, send)
         # a plain function: on aeros' server a request passes no coroutine of this layer
-        start = time.perf_counter()
+        scope[_START] = time.perf_counter()
+        return when_done(self.app, scope, receive, send, self._finish)
 
-        def finished(status: int, size: int) -> None:
-            self.finish(scope, start, status, size)
-
-        return when_done(self.app, scope, receive, send, finished)
-
-    def finish(self, scope: Scope, start: float, status: int, size: int) -> None:
+    def finish(self, scope: Scope, status: int, size: int) -> None:
         """Log one finished HTTP request from what was sent (``status`` 0: none, a 500)."""
         # An app that fails before starting a response gets a 500 from the server, and a
         # HEAD answer carries no body on the wire, whatever body the app produced. aeros'
@@ -71,7 +69,7 @@ class AccessLogMiddleware:
             status, size = answer
         elif scope["method"] == "HEAD":
             size = 0
-        self.log(scope, status or 500, size, (time.perf_counter() - start) * 1000)
+        self.log(scope, status or 500, size, (time.perf_counter() - scope[_START]) * 1000)
 
     async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one WebSocket; its line comes when it closes: 101 once accepted, else the

@@ -12,7 +12,10 @@ from collections.abc import Awaitable, Callable
 
 from aeros.types import RESPONSE_DONE, ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["CountingSend", "when_done"]
+__all__ = ["CountingSend", "Finished", "when_done"]
+
+Finished = Callable[[Scope, int, int], None]
+"""``finished(scope, status, size)``: a finished request's report (``status`` 0: none sent)."""
 
 
 class CountingSend:
@@ -44,13 +47,15 @@ def when_done(
     scope: Scope,
     receive: Receive,
     send: Send,
-    finished: Callable[[int, int], None],
+    finished: Finished,
 ) -> Awaitable[None]:
-    """Run ``app`` for this HTTP request and call ``finished(status, size)`` once it ends
-    (``status`` 0: no response was started; the app failed or the client left)."""
+    """Run ``app`` for this HTTP request and call ``finished(scope, status, size)`` once it
+    ends (``status`` 0: no response was started; the app failed or the client left).
+
+    ``finished`` is best a bound method made once: nothing is made per request for it."""
     done = scope.get(RESPONSE_DONE)
     if done is not None:  # aeros' server calls it when the request's task ends
-        done.append(finished)
+        done.append((finished, scope))
         return app(scope, receive, send)
     return _counted(app, scope, receive, send, finished)
 
@@ -60,10 +65,10 @@ async def _counted(
     scope: Scope,
     receive: Receive,
     send: Send,
-    finished: Callable[[int, int], None],
+    finished: Finished,
 ) -> None:
     counted = CountingSend(send)
     try:
         await app(scope, receive, counted)
     finally:
-        finished(counted.status, counted.size)
+        finished(scope, counted.status, counted.size)
