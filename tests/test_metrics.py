@@ -59,6 +59,13 @@ def value(found: dict[Any, float], name: str, **labels: str) -> float:
     return found.get((name, frozenset(labels.items())), 0.0)
 
 
+def item_requests(found: dict[Any, float]) -> float:
+    """GET requests of ``/items/<int:item_id>`` answered 200, in a scrape."""
+    return value(
+        found, "aeros_http_requests_total", method="GET", route="/items/<int:item_id>", status="200"
+    )
+
+
 def scrape_until(
     url: str, check: Callable[[dict[Any, float]], bool], timeout: float = 10.0
 ) -> dict[Any, float]:
@@ -230,16 +237,7 @@ def test_metrics_on_a_separate_port_only() -> None:
         assert not app.metrics_url.startswith(url)
         found = scrape_until(
             app.metrics_url,
-            lambda found: (
-                value(
-                    found,
-                    "aeros_http_requests_total",
-                    method="GET",
-                    route="/items/<int:item_id>",
-                    status="200",
-                )
-                == 1
-            ),
+            lambda found: item_requests(found) == 1,
         )
         assert (
             value(found, "aeros_http_requests_total", method="GET", route=UNMATCHED, status="404")
@@ -498,16 +496,7 @@ def test_reports_reach_layers_given_a_copy_of_the_scope(tmp_path: Path) -> None:
         statuses = [httpx.get(url + path).status_code for path in paths]
         found = scrape_until(
             url + "/metrics",
-            lambda found: (
-                value(
-                    found,
-                    "aeros_http_requests_total",
-                    method="GET",
-                    route="/items/<int:item_id>",
-                    status="200",
-                )
-                == 2
-            ),
+            lambda found: item_requests(found) == 2,
         )
         wait_until(lambda: log.read_text().count("\n") >= 3, 5.0, "no access lines", 0.05)
     assert statuses == [200, 200, 404]

@@ -182,7 +182,7 @@ class _Listener(QueueListener):
                 pending.clear()
                 stream = sink.stream
                 try:
-                    if stream is None:  # a closed file sink: emit() reopens it
+                    if stream is None:  # a closed file sink (they close after the thread)
                         raise ValueError("the sink's stream is closed")
                     stream.write(text)
                 except Exception:  # as a failing emit: reported on stderr, the thread goes on
