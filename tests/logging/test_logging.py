@@ -321,6 +321,28 @@ def test_listener_batch_keeps_queue_order_between_entries_and_records(
     assert path.read_text() in capsys.readouterr().out  # stdout got the same lines
 
 
+def test_listener_writes_each_sink_the_lines_of_its_own_format(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With colour on, stdout's lines are coloured and the file's plain: a batch's lines are
+    made once per format and each sink gets its own format's."""
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    path = tmp_path / "access.log"
+    listener = _listener_on_file(path)
+    assert len(listener.formats) == 2
+    try:
+        assert listener.handle_batch([_entry("/0"), _entry("/1")])
+    finally:
+        for sink in listener.sinks:
+            sink.close()
+    printed = capsys.readouterr().out.splitlines()
+    written = path.read_text().splitlines()
+    assert len(printed) == len(written) == 2
+    assert all("\x1b[" in line for line in printed), printed
+    assert not any("\x1b" in line for line in written), written
+
+
 def test_listener_takes_nothing_queued_after_its_sentinel(tmp_path: Path) -> None:
     """A batch ends at stop()'s sentinel: what was queued after it stays for the next
     listener (a new configuration's), not taken and dropped by the one that ends."""
@@ -350,7 +372,7 @@ def test_listener_reports_a_failing_write_and_goes_on(
 
     path = tmp_path / "access.log"
     listener = _listener_on_file(path)
-    stdout_sink = listener.formats[0][0]
+    stdout_sink = listener.writers[0][0]
     stdout_sink.stream = Broken()
     try:
         assert listener.handle_batch([_entry("/0")])

@@ -38,6 +38,7 @@ __all__ = ["LEVELS", "LogConfig", "LoggingHandle", "configure_logging", "log_ban
 _BATCH = 512
 """Most queued items the listener takes per wake-up (lines keep flowing under a flood)."""
 _SENTINEL = None  # what QueueListener.stop() queues to end the thread
+_NEWLINE = logging.StreamHandler.terminator  # what ends each line a sink writes
 
 LEVELS = {"critical": 50, "error": 40, "warning": 30, "info": 20, "debug": 10, "trace": 5}
 """Level names accepted by ``log_level`` (``trace`` is uvicorn's level 5)."""
@@ -126,12 +127,17 @@ class _Listener(QueueListener):
         self.sinks = (*server, *access)
         self.server = tuple(server)
         self.access = tuple(access)
-        # the access sinks that take INFO lines, with their AccessFormatter's format
-        self.formats: list[tuple[_StreamSink, str, bool]] = []
+        # the distinct (format, colour) of the access sinks that take INFO lines (stdout and
+        # the file usually share one: a line is made once), and each such sink's
+        self.formats: list[tuple[str, bool]] = []
+        self.writers: list[tuple[_StreamSink, int]] = []
         for sink in access:
             formatter = cast(AccessFormatter, sink.formatter)  # _build_sinks gives them one
             if sink.level <= logging.INFO:
-                self.formats.append((sink, formatter.fmt, formatter.color))
+                wanted = (formatter.fmt, formatter.color)
+                if wanted not in self.formats:
+                    self.formats.append(wanted)
+                self.writers.append((sink, self.formats.index(wanted)))
 
     def _monitor(self) -> None:
         """Take what is queued in batches until the sentinel (``stop()``) comes."""
@@ -156,14 +162,8 @@ class _Listener(QueueListener):
         lines: list[list[str]] = [[] for _ in self.formats]
         for item in batch:
             if type(item) is AccessEntry:
-                made: dict[tuple[str, bool], str] = {}  # stdout and the file share a format
-                for index, (_, fmt, color) in enumerate(self.formats):
-                    line = made.get((fmt, color))
-                    if line is None:
-                        line = made[fmt, color] = AccessFormatter.line(
-                            item, fmt, color, item.created
-                        )
-                    lines[index].append(line)
+                for index, (fmt, color) in enumerate(self.formats):
+                    lines[index].append(AccessFormatter.line(item, fmt, color, item.created))
                 continue
             self._write(lines)
             if item is _SENTINEL:
@@ -175,18 +175,21 @@ class _Listener(QueueListener):
         return True
 
     def _write(self, lines: list[list[str]]) -> None:
-        """Write the access lines gathered for each sink, one write per sink."""
-        for (sink, _, _), pending in zip(self.formats, lines, strict=True):
-            if pending:
-                text = sink.terminator.join(pending) + sink.terminator
-                pending.clear()
-                stream = sink.stream
-                try:
-                    if stream is None:  # a closed file sink (they close after the thread)
-                        raise ValueError("the sink's stream is closed")
-                    stream.write(text)
-                except Exception:  # as a failing emit: reported on stderr, the thread goes on
-                    sink.handleError(logging.makeLogRecord({"msg": text.rstrip()}))
+        """Write the access lines gathered per format, one write per sink."""
+        if not lines or not lines[0]:  # every format gets every entry: all empty, or none
+            return
+        texts = [_NEWLINE.join(pending) + _NEWLINE for pending in lines]
+        for pending in lines:
+            pending.clear()
+        for sink, index in self.writers:
+            text = texts[index]
+            stream = sink.stream
+            try:
+                if stream is None:  # a closed file sink (they close after the thread)
+                    raise ValueError("the sink's stream is closed")
+                stream.write(text)
+            except Exception:  # as a failing emit: reported on stderr, the thread goes on
+                sink.handleError(logging.makeLogRecord({"msg": text.rstrip()}))
 
     def handle(self, record: logging.LogRecord) -> None:
         """Write one record to its group of sinks (or, a flush marker, flush them)."""
