@@ -288,10 +288,11 @@ def test_access_records_skip_the_logger_calls_only_when_nothing_else_would_see_t
 
 def _listener_on_file(path: Path) -> Any:
     """A listener (not started) whose access sinks are stdout and the file ``path``."""
-    from aeros.logging.config import _build_sinks, _Listener
+    from aeros.logging.config import _build_sinks
+    from aeros.logging.listener import Listener
 
     server, access = _build_sinks(LogConfig(access_log=True, access_log_file=str(path)))
-    return _Listener(queue.SimpleQueue(), server, access)
+    return Listener(queue.SimpleQueue(), server, access)
 
 
 def _entry(path: str) -> AccessEntry:
