@@ -5,7 +5,7 @@ The access-log layer and the server (for the answers it makes itself) build an
 When nothing but aeros' own handler would see it, the entry itself goes on the queue (no
 ``LogRecord`` at all); otherwise a record that skips ``LogRecord.__init__``'s caller lookup
 goes through ``Logger.handle``, so a handler of the user's gets it. Formatting happens later in
-the listener thread (:mod:`aeros.logging.config`), never on the event loop.
+the listener thread (:mod:`aeros.logging.listener`), never on the event loop.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Formatting of aeros' log lines: escaping, the console format, the access-log formats.
 
-Everything here runs in the logging listener thread (:mod:`aeros.logging.config`), never on
+Everything here runs in the logging listener thread (:mod:`aeros.logging.listener`), never on
 the event loop: the access-log layer hands over raw fields (:class:`AccessEntry`) and this
 module turns them into one safe line.
 """
