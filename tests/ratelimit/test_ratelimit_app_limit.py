@@ -44,7 +44,9 @@ async def _serve(layer: Any, path: str, own_server: bool) -> tuple[int, list[byt
         sent.append(message)
 
     await layer(scope, None, send)
-    lines = [b"%s: %s\r\n" % pair for pair in sent[0]["headers"]] + scope.get(HEADER_LINES, [])
+    lines = [b"%s: %s\r\n" % pair for pair in sent[0]["headers"]]
+    # HEADER_LINES' items may hold more than one line each
+    lines += b"".join(scope.get(HEADER_LINES, [])).splitlines(keepends=True)
     return sent[0]["status"], sorted(lines)
 
 
@@ -148,3 +150,37 @@ async def test_a_view_with_limits_of_its_own_turns_every_request_to_the_general_
     status, lines = await _serve(layer, "/a", own_server=True)
     assert status == 200
     assert b'ratelimit-policy: "app-60s";q=100;w=60\r\n' in lines
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize("own_server", [True, False], ids=["aeros-server", "other-server"])
+async def test_a_fixed_window_counts_as_the_memory_counters_do(own_server: bool) -> None:
+    # the layer counts a hit in a running window itself; windows start and end, and the
+    # fields say what is left, as MemoryCounts.fixed_hit says
+    app = WebServer(__name__, rate_limit=RateLimit("2/minute"))
+    layer = rate_limit_layer(_answer, app.rate_limits, None)
+    assert isinstance(layer, AppLimitMiddleware)
+    assert layer.counts is not None
+    clock = layer.counts.clock = _Clock()
+
+    async def serve() -> tuple[int, bytes]:
+        status, lines = await _serve(layer, "/", own_server)
+        (rate,) = [line for line in lines if line.startswith(b"ratelimit:")]
+        return status, rate
+
+    assert await serve() == (200, b'ratelimit: "app-60s";r=1;t=60\r\n')
+    clock.now += 20.5
+    assert await serve() == (200, b'ratelimit: "app-60s";r=0;t=40\r\n')
+    clock.now += 10
+    assert await serve() == (429, b'ratelimit: "app-60s";r=0;t=30\r\n')
+    clock.now = 1_060.0  # the window ended: the next hit starts one
+    assert await serve() == (200, b'ratelimit: "app-60s";r=1;t=60\r\n')
+    assert await serve() == (200, b'ratelimit: "app-60s";r=0;t=60\r\n')
+    assert (await serve())[0] == 429

@@ -106,9 +106,11 @@ class Backend:
         self._warned_at = -float("inf")
         self._failures = 0
         self._ends: dict[str, float] = {}  # fixed window: key -> end of its current window
-        self._fixed_window = strategy == "fixed-window"
+        self.fixed_window = strategy == "fixed-window"
         self.hit_now: Callable[[str, int, int], Outcome] | None = None
         """``memory://``: count a hit at once (no await, no failure); None for Redis."""
+        self.counts: MemoryCounts | None = None
+        """``memory://``: the counters ``hit_now`` counts in; None for Redis."""
         if self.uri.startswith("async+memory"):
             self._use_memory()
         _BACKENDS.add(self)
@@ -116,8 +118,8 @@ class Backend:
     def _use_memory(self) -> None:
         # aeros' own counters, one table per process: limits' async MemoryStorage walks every
         # key on each hit (docs/performance.md)
-        self._counts = MemoryCounts()
-        self.hit_now = self._counts.fixed_hit if self._fixed_window else self._counts.moving_hit
+        counts = self.counts = MemoryCounts()
+        self.hit_now = counts.fixed_hit if self.fixed_window else counts.moving_hit
 
     def storage(self) -> Storage:
         """This process's and loop's storage, built on first use."""
@@ -129,7 +131,7 @@ class Backend:
 
     def _build(self) -> Storage:
         if self.hit_now is not None:
-            return cast(Storage, self._counts)  # the same counters as hit_now
+            return cast(Storage, self.counts)  # the same counters as hit_now
         options: dict[str, Any] = {
             "implementation": "redispy",
             "key_prefix": self.prefix,
