@@ -30,6 +30,8 @@ from aeros.types import HEADER_LINES, RATE_LIMIT_STATE, ASGIApp, Receive, Scope,
 
 __all__ = ["AppLimitMiddleware", "RateLimitMiddleware", "rate_limit_layer"]
 
+_ceil = math.ceil
+
 
 class RateLimitMiddleware:
     """Apply the limits :meth:`plan_for` finds for each HTTP request.
@@ -206,9 +208,12 @@ class AppLimitMiddleware(RateLimitMiddleware):
         self.hit = hit_now
         self.url_map = limits.app.url_map
         self.uniform_at = -1  # the map's rules_added when every request was known uniform
+        check = self.check
+        self.amount = check.amount
+        # the default key (client_address) is read here: a call less per request
+        self.address_prefix = check.prefix + "a:" if check.key is client_address else None
         # both fields as one line: the policy's, made once, then the start of the RateLimit one
-        self.lines_start = plan.policy_line + rate_line_start(self.check.name)
-        self.address_prefix = self.check.prefix + "a:"  # client_address's identities
+        self.lines_start = plan.policy_line + rate_line_start(check.name)
         # a fixed window: the hit in a running window with room is counted here
         self.counts = backend.counts if backend.fixed_window else None
 
@@ -218,36 +223,38 @@ class AppLimitMiddleware(RateLimitMiddleware):
             self.url_map.rules_added != self.uniform_at and not self._still_uniform()
         ):
             return super().__call__(scope, receive, send)
-        name, _, amount, window, key, prefix = check = self.check
-        if key is client_address:  # the default key, read here: a call less per request
+        prefix = self.address_prefix
+        if prefix is not None:
             client = scope.get("client")
-            counted = self.address_prefix + (client[0] if client else "-")
+            counted = prefix + (client[0] if client else "-")
         else:
-            identity = key(scope)
+            identity = self.check.key(scope)
             if identity is None:  # the limit does not apply to this request
                 return self.app(scope, receive, send)
-            counted = prefix + identity
+            counted = self.check.prefix + identity
         counts = self.counts
         counter = None
         if counts is not None:
             now = counts.clock()
             counter = counts.counters.get(counted)
-        if counter is not None and counter[1] > now and counter[0] < amount:
+        if counter is not None and counter[1] > now and counter[0] < self.amount:
             # MemoryCounts.fixed_hit's commonest case (the key's window runs and has room),
             # the same count without its call
             count = counter[0] = counter[0] + 1
-            remaining = amount - count
+            remaining = self.amount - count
             reset = counter[1] - now
         else:
-            allowed, remaining, reset = self.hit(counted, amount, window)
+            check = self.check
+            allowed, remaining, reset = self.hit(counted, check.amount, check.window)
             if not allowed:
-                refused = [(name, remaining, reset)]
+                refused = [(check.name, remaining, reset)]
                 return self._refused(scope, send, self.plan, refused, check, reset)
         lines = scope.get(HEADER_LINES)
         if lines is None:  # another server: the general path's send wrapper
-            return self._allowed(scope, receive, send, self.plan, [(name, remaining, reset)])
+            members = [(self.check.name, remaining, reset)]
+            return self._allowed(scope, receive, send, self.plan, members)
         # the policy's line and rate_line's one-member line, in one formatting
-        lines.append(ONE_MEMBER_LINE % (self.lines_start, remaining, math.ceil(reset)))
+        lines.append(ONE_MEMBER_LINE % (self.lines_start, remaining, _ceil(reset)))
         return self.app(scope, receive, send)
 
     def _still_uniform(self) -> bool:
