@@ -74,8 +74,8 @@ def request_done(scope: dict[str, Any], status: int, size: int) -> None:
     """What aeros' server does when a request ends: call the ``RESPONSE_DONE`` callbacks, then
     drop them (they refer to the scope: kept, each request would leave a reference cycle)."""
     done = scope[RESPONSE_DONE]
-    for callback in done:
-        callback(status, size)
+    for callback, layer_scope in done:  # (callback, the scope of the layer that added it)
+        callback(layer_scope, status, size)
     done.clear()
 
 
