@@ -20,7 +20,8 @@ from aeros import ConfigurationError, RateLimit, SimpleCache, WebServer
 from aeros.metrics.export import Exporter
 from aeros.metrics.layer import MetricsMiddleware
 from aeros.metrics.multiproc import ENV
-from aeros.metrics.tally import BUCKETS, UNMATCHED
+from aeros.metrics.tally import BUCKETS, SETTLE_AT, UNMATCHED
+from aeros.types import RESPONSE_DONE
 from tests.support.server import wait_until
 
 
@@ -288,6 +289,28 @@ def test_exporter_flush_equals_prometheus_observe() -> None:
             assert ours[key] == pytest.approx(sample.value), key
             compared += 1
     assert compared == len(BUCKETS) + 3  # buckets, +Inf, count, sum
+
+
+async def test_finished_requests_are_counted_in_bounded_batches() -> None:
+    """The request path only notes a finished request; a flush counts them in, and so does
+    the request path whenever SETTLE_AT are waiting."""
+    exporter = Exporter()
+
+    async def answer(scope: Any, receive: Any, send: Any) -> None:
+        return None
+
+    layer = MetricsMiddleware(answer, exporter, "/metrics", lambda scope: UNMATCHED)
+    for _ in range(SETTLE_AT + 5):
+        scope: dict[str, Any] = {"type": "http", "method": "GET", "path": "/x", RESPONSE_DONE: []}
+        await layer(scope, None, None)
+        for callback, layer_scope in scope[RESPONSE_DONE]:  # as aeros' server reports
+            callback(layer_scope, 200, 3)
+        assert len(exporter.tally.done) < SETTLE_AT
+    assert len(exporter.tally.done) == 5  # the last ones wait for the flush
+    taken = exporter.tally.take()
+    assert taken.requests() == {("GET", UNMATCHED, 200): SETTLE_AT + 5}
+    assert taken.wire_bytes == 3 * (SETTLE_AT + 5)
+    assert exporter.tally.done == []
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,9 @@ scrape, and count the body bytes views produce.
 
 :class:`MetricsMiddleware` sits just inside the health probe and outside the access log, so
 everything the app or aeros answers is counted (503s of the concurrency limit, cache hits) and
-probes and scrapes are not. Per request it adds to plain dicts; ``prometheus_client`` is
-touched once a second (:class:`~aeros.metrics.export.Exporter`).
+probes and scrapes are not. Per request it notes the request in the tally, which counts the
+notes in batches; ``prometheus_client`` is touched once a second
+(:class:`~aeros.metrics.export.Exporter`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from aeros.asgi_entry import asgi3
 from aeros.metrics.export import CONTENT_TYPE, Exporter
-from aeros.metrics.tally import UNMATCHED
+from aeros.metrics.tally import SETTLE_AT, UNMATCHED
 from aeros.middleware.counting import when_done
 from aeros.types import (
     CACHE_STATE,
@@ -98,7 +99,10 @@ class MetricsMiddleware:
             route = self.route_of(scope) if answered else UNMATCHED
         if cache == "hit" and scope.get(COALESCED):
             cache = "coalesced"
-        tally.record(scope["method"], route, status or 500, seconds, cache, size, limit)
+        done = tally.done  # counted in batches (Tally.settle): here only noted
+        done.append((scope["method"], route, status or 500, seconds, cache, size, limit))
+        if len(done) >= SETTLE_AT:
+            tally.settle()
         if not self.exporter.scheduled:
             self.exporter.schedule()
 
