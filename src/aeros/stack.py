@@ -136,7 +136,13 @@ class LayerStack(Serving, Quart):
             Layer(self.response_cache.wrap, codecs, headers),  # no store: no layer
             Layer(HeadersMiddleware, headers) if headers else None,
             # the metrics' count of the app's body bytes: compression's, or a layer of its own
-            Layer(CompressionMiddleware, codecs, exporter.tally if exporter else None)
+            Layer(
+                CompressionMiddleware,
+                codecs,
+                exporter.tally if exporter else None,
+                # aeros' lean connection encodes whole bodies itself: no send wrapper
+                lean=getattr(self.asgi_http_class, "READS_COMPRESSION", False) is True,
+            )
             if codecs
             else None,
             Layer(AppBytesMiddleware, exporter) if exporter is not None and not codecs else None,

@@ -7,11 +7,12 @@ servers deliver them (ASGI spec). The header grammar and helpers are in :mod:`ae
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 __all__ = [
     "CACHE_STATE",
     "COALESCED",
+    "COMPRESSION",
     "DRAINING",
     "HEADER_LINES",
     "PEER",
@@ -24,6 +25,7 @@ __all__ = [
     "Headers",
     "Message",
     "Receive",
+    "ResponseEncoder",
     "Scope",
     "Send",
 ]
@@ -39,6 +41,24 @@ SKIP_COMPRESSION: Final = "aeros.skip_compression"
 """Scope key: when an outer layer sets ``scope[SKIP_COMPRESSION] = True`` the compression
 layer passes the response through untouched (the response cache sets it on a miss so it
 receives the identity body, stores it, and encodes for the client itself)."""
+
+COMPRESSION: Final = "aeros.compression"
+"""Scope key: a :class:`ResponseEncoder` the compression layer puts in instead of wrapping
+``send``, when the app's connection is aeros' lean one (:mod:`aeros.fastpath.http`), which
+knows a whole body and its headers at once: that connection encodes them (or adds ``Vary``)
+with one call, and wraps ``send`` with :meth:`ResponseEncoder.sender` for any other body."""
+
+
+class ResponseEncoder(Protocol):
+    """What :data:`COMPRESSION` holds: the compression layer's decision for one request."""
+
+    def whole(self, status: int, headers: Headers, body: bytes) -> tuple[Headers, bytes]:
+        """A complete response's headers and body as the client gets them (new lists; the
+        ``headers`` given are not changed)."""
+
+    def sender(self, send: Send) -> Send:
+        """``send`` wrapped to encode a response sent in any other way (a stream)."""
+
 
 SKIP_GLOBAL_HEADERS: Final = "aeros.skip_global_headers"
 """Scope key: present when an outer layer adds the global headers to this response itself

@@ -2,7 +2,10 @@
 
 Per request the layer negotiates a codec from ``Accept-Encoding`` (one memoised dict lookup)
 and wraps ``send`` in a :class:`CompressingSender`, which holds ``http.response.start`` until
-the first body chunk says what to do:
+the first body chunk says what to do. On WebServer's own (lean) connection it wraps nothing:
+it leaves a :class:`WholeEncoder` in the scope (:data:`~aeros.types.COMPRESSION`), and the
+connection, which has a whole body and its headers at once, applies the same rules in one call
+(2.6 us per small JSON response in process instead of 3.4). The rules (:func:`plan`):
 
 - status 1xx/204/206/304, a ``Content-Encoding`` already set, or a mimetype no codec handles:
   sent untouched (``Vary`` too, the response does not vary by coding);
@@ -30,9 +33,28 @@ from aeros.compression.headers import ACCEPT_ENCODING, UNTOUCHED_STATUS, encoded
 from aeros.compression.negotiate import Negotiator
 from aeros.errors import ConfigurationError
 from aeros.headers import add_vary
-from aeros.types import SKIP_COMPRESSION, ASGIApp, Headers, Message, Receive, Scope, Send
+from aeros.types import (
+    COMPRESSION,
+    SKIP_COMPRESSION,
+    ASGIApp,
+    Headers,
+    Message,
+    Receive,
+    Scope,
+    Send,
+)
 
-__all__ = ["AppBytesCounter", "CompressingSender", "CompressionMiddleware"]
+__all__ = [
+    "AS_IS",
+    "ENCODE",
+    "VARY",
+    "AppBytesCounter",
+    "CompressingSender",
+    "CompressionMiddleware",
+    "WholeEncoder",
+    "plan",
+    "with_vary",
+]
 
 BUFFER_LIMIT = 1 << 20
 """A body with a ``Content-Length`` up to this many bytes that arrives in several chunks is
@@ -50,6 +72,50 @@ class AppBytesCounter(Protocol):
 
 # sender states
 _START, _HOLD, _BUFFER, _STREAM, _PASS, _HEAD = range(6)
+
+
+AS_IS, VARY, ENCODE = 0, 1, 2
+"""What :func:`plan` says a response gets: sent untouched; sent with ``Vary:
+Accept-Encoding``; encoded (when its body is at least the codec's ``min_size``)."""
+
+
+def plan(
+    status: int, headers: Headers, codec: Codec | None, codecs: Sequence[Codec]
+) -> tuple[int, int, bool]:
+    """What a response of this status and these headers gets (:data:`AS_IS`, :data:`VARY` or
+    :data:`ENCODE`), its ``Content-Length`` (-1: none) and whether it has a ``Vary`` field:
+    the rules of the module docstring, decided from the start of the response."""
+    if status < 200 or status in UNTOUCHED_STATUS:
+        return AS_IS, -1, False
+    # one pass over the headers; this is the whole cost of a response left alone
+    content_type = None
+    length = -1
+    vary = False
+    for name, value in headers:
+        if name == b"content-type":
+            content_type = value
+        elif name == b"content-length":
+            length = int(value) if value.isdigit() else -1
+        elif name == b"content-encoding" and value.strip().lower() != b"identity":
+            return AS_IS, length, vary  # already encoded: never twice
+        elif name == b"vary":
+            vary = True
+    if content_type is None:
+        return AS_IS, length, vary
+    for some_codec in codecs:
+        if some_codec.accepts(content_type):
+            break
+    else:
+        return AS_IS, length, vary  # no codec wants this type: it does not vary by coding
+    if codec is None or (codec is not some_codec and not codec.accepts(content_type)):
+        return VARY, length, vary
+    return ENCODE, length, vary
+
+
+def with_vary(headers: Headers, vary: bool) -> Headers:
+    """``headers`` and ``Vary: Accept-Encoding``, as a new list (the headers given may be
+    shared by every answer of a route); ``vary``: they have a ``Vary`` field already."""
+    return add_vary(headers, ACCEPT_ENCODING) if vary else [*headers, _VARY]
 
 
 class CompressingSender:
@@ -127,38 +193,13 @@ class CompressingSender:
         if message["type"] != "http.response.start":
             return message
         self._state = _PASS
-        status = message["status"]
         headers: Headers = message.get("headers") or []
-        if status < 200 or status in UNTOUCHED_STATUS:
+        what, length, vary = plan(message["status"], headers, self.codec, self.codecs)
+        if what == AS_IS:
             return message
-        # one pass over the headers; this is the whole cost of a response left alone
-        content_type = None
-        length = -1
-        vary = False
-        for name, value in headers:
-            if name == b"content-type":
-                content_type = value
-            elif name == b"content-length":
-                length = int(value) if value.isdigit() else -1
-            elif name == b"content-encoding" and value.strip().lower() != b"identity":
-                return message  # already encoded: never twice
-            elif name == b"vary":
-                vary = True
-        if content_type is None:
-            return message
-        for some_codec in self.codecs:
-            if some_codec.accepts(content_type):
-                break
-        else:
-            return message  # no codec wants this type: it does not vary by coding
         codec = self.codec
-        if (
-            codec is None
-            or 0 <= length < codec.min_size
-            or (codec is not some_codec and not codec.accepts(content_type))
-        ):
-            # a new list either way: the headers may be shared by every answer of a route
-            message["headers"] = add_vary(headers, ACCEPT_ENCODING) if vary else [*headers, _VARY]
+        if what == VARY or codec is None or 0 <= length < codec.min_size:
+            message["headers"] = with_vary(headers, vary)
             return message
         if self.head:
             message["headers"] = encoded_headers(headers, codec, None)
@@ -255,6 +296,39 @@ class CompressingSender:
             await self.send({"type": "http.response.body", "body": out, "more_body": more_body})
 
 
+class WholeEncoder:
+    """The layer's decision for one codec (None: the client accepts none), left to aeros' lean
+    connection (:data:`~aeros.types.COMPRESSION`): a whole body is encoded in one call, with no
+    ``send`` wrapper and no object per request; any other body gets a
+    :class:`CompressingSender`. Same rules, same bytes."""
+
+    __slots__ = ("codec", "codecs", "counter")
+
+    def __init__(
+        self, codec: Codec | None, codecs: Sequence[Codec], counter: AppBytesCounter | None
+    ) -> None:
+        self.codec = codec
+        self.codecs = codecs
+        self.counter = counter
+
+    def whole(self, status: int, headers: Headers, body: bytes) -> tuple[Headers, bytes]:
+        """The headers and body the client gets for this complete response."""
+        if self.counter is not None:
+            self.counter.app_bytes += len(body)
+        what, _, vary = plan(status, headers, self.codec, self.codecs)
+        if what == AS_IS:
+            return headers, body
+        codec = self.codec
+        if what == VARY or codec is None or len(body) < codec.min_size:
+            return with_vary(headers, vary), body
+        body = codec.compress(body)
+        return encoded_headers(headers, codec, len(body)), body
+
+    def sender(self, send: Send) -> Send:
+        """``send`` wrapped to encode a response that is not one complete body."""
+        return CompressingSender(send, self.codec, self.codecs, counter=self.counter)
+
+
 class CompressionMiddleware:
     """Compress HTTP response bodies with a coding the client accepts.
 
@@ -268,7 +342,12 @@ class CompressionMiddleware:
     """
 
     def __init__(
-        self, app: ASGIApp, codecs: Sequence[Codec], counter: AppBytesCounter | None = None
+        self,
+        app: ASGIApp,
+        codecs: Sequence[Codec],
+        counter: AppBytesCounter | None = None,
+        *,
+        lean: bool = False,
     ) -> None:
         self.app = app
         self.counter = counter
@@ -279,6 +358,11 @@ class CompressionMiddleware:
                 "out to turn compression off"
             )
         self.negotiate = Negotiator(self.codecs)
+        # lean: the app's connection reads COMPRESSION (WebServer on aeros' lean connection);
+        # one encoder per codec (by identity: codecs are frozen dataclasses holding a memo)
+        self.lean = lean
+        self._identity = WholeEncoder(None, self.codecs, counter)
+        self._encoders = {id(codec): WholeEncoder(codec, self.codecs, counter) for codec in codecs}
 
     @asgi3
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
@@ -297,11 +381,10 @@ class CompressionMiddleware:
             if name == ACCEPT_ENCODING:
                 # several Accept-Encoding lines are one comma-separated list (RFC 9110 5.3)
                 accept = value if accept is None else accept + b"," + value
-        sender = CompressingSender(
-            send,
-            self.negotiate(accept),
-            self.codecs,
-            head=scope["method"] == "HEAD",
-            counter=self.counter,
-        )
+        codec = self.negotiate(accept)
+        head = scope["method"] == "HEAD"
+        if self.lean and not head:  # the connection encodes: no send wrapper
+            scope[COMPRESSION] = self._identity if codec is None else self._encoders[id(codec)]
+            return self.app(scope, receive, send)
+        sender = CompressingSender(send, codec, self.codecs, head=head, counter=self.counter)
         return self.app(scope, receive, sender)

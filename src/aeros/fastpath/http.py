@@ -12,7 +12,8 @@ Python 3.11 starts a third task). It also sends every body as one message with
   that are chunked, larger than :data:`INLINE_BODY_LIMIT` or sent over HTTP/2 take Quart's own
   path, which hands the body to the view while it is still arriving.
 - A complete body (``bytes``, ``str``, JSON) goes out as one ``http.response.body`` message
-  with ``more_body=False``.
+  with ``more_body=False``, encoded here when the compression layer left its encoder in the
+  scope (:data:`~aeros.types.COMPRESSION`) instead of wrapping ``send``.
 - The response timeout (``RESPONSE_TIMEOUT`` or ``Response.timeout``) arms a timer only when
   sending a complete body has to wait for the client (``asyncio.timeout`` costs ~3.6 us per
   request even when nothing waits), and never when it is ``None``.
@@ -28,7 +29,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Coroutine, Generator
 from functools import partial
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 from urllib.parse import urlparse
 
 from quart.asgi import ASGIHTTPConnection, _handle_exception, _normalise_path
@@ -38,6 +39,7 @@ from werkzeug.datastructures import Headers
 
 from aeros.fastpath.dispatch import handle_request, uses_lean_dispatch
 from aeros.fastpath.request import LeanRequest, complete_requests_match, scope_headers
+from aeros.types import COMPRESSION, ResponseEncoder, Send
 
 if TYPE_CHECKING:
     from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable
@@ -76,9 +78,16 @@ def inline_body_length(scope: Any) -> int | None:
 class LeanHTTPConnection(ASGIHTTPConnection):
     """Quart's ASGI HTTP connection with no per-request tasks (see the module docstring)."""
 
+    READS_COMPRESSION: ClassVar[bool] = True
+    """It encodes responses for the compression layer (:data:`~aeros.types.COMPRESSION`):
+    WebServer's compression layer then wraps no ``send``."""
+
     async def __call__(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         length = inline_body_length(self.scope)
         if length is None:
+            encoder = _encoder(self.scope)
+            if encoder is not None:  # Quart's own path: the compression layer's send wrapper
+                send = _encoding(encoder, send)
             await super().__call__(receive, send)
             return
         # For a GET the server has the (empty) body already: this receive() does not wait.
@@ -175,15 +184,16 @@ class LeanHTTPConnection(ASGIHTTPConnection):
             timeout = app.config["RESPONSE_TIMEOUT"]
 
         body = response.response
+        encoder = _encoder(self.scope)
         if type(body) is DataBody:
             data = body.data
             if body.begin != 0 or body.end != len(data):
                 data = data[body.begin : body.end]
-            start = {
-                "type": "http.response.start",
-                "status": response.status_code,
-                "headers": _encode_headers(response.headers),
-            }
+            status = response.status_code
+            headers = _encode_headers(response.headers)
+            if encoder is not None:  # the compression layer's work, in one call
+                headers, data = encoder.whole(status, headers, data)
+            start = {"type": "http.response.start", "status": status, "headers": headers}
             end = {"type": "http.response.body", "body": data, "more_body": False}
             sending = _send_two(send, start, end)
             if timeout is None:
@@ -204,6 +214,8 @@ class LeanHTTPConnection(ASGIHTTPConnection):
             return
 
         # A streaming body: send it while watching for the client to go away, as Quart does.
+        if encoder is not None:
+            send = _encoding(encoder, send)
         sender = asyncio.ensure_future(self._send_with_timeout(send, response, timeout))
         watcher = asyncio.ensure_future(_wait_for_disconnect(receive))
         done, pending = await asyncio.wait([sender, watcher], return_when=asyncio.FIRST_COMPLETED)
@@ -258,6 +270,16 @@ def _lean_constructor(request_class: Any, arguments: Any) -> bool:
             and complete_requests_match(request_class, *arguments)
         )
     return known
+
+
+def _encoder(scope: Any) -> ResponseEncoder | None:
+    """What the compression layer left this connection to do (:data:`COMPRESSION`), if any."""
+    return cast("ResponseEncoder | None", scope.get(COMPRESSION))
+
+
+def _encoding(encoder: ResponseEncoder, send: ASGISendCallable) -> ASGISendCallable:
+    """``send`` wrapped by the compression layer's sender (for bodies sent in parts)."""
+    return cast("ASGISendCallable", encoder.sender(cast("Send", send)))
 
 
 async def _send_two(send: ASGISendCallable, first: Any, second: Any) -> None:

@@ -1,0 +1,119 @@
+"""The compression layer leaves whole bodies to aeros' lean connection (``COMPRESSION``): the
+same status, headers and bytes as its ``send`` wrapper gives, on every path a response takes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from quart import Response, jsonify, request
+from quart.asgi import ASGIHTTPConnection
+
+from aeros import WebServer
+from aeros.compression.layer import CompressionMiddleware
+from aeros.types import COMPRESSION
+from tests.support.compression import decode
+
+ITEMS = {"items": [{"id": i, "name": f"item {i}"} for i in range(100)]}
+
+
+def build(*, lean: bool) -> WebServer:
+    app = WebServer(__name__, access_log=False)
+    if not lean:  # Quart's own connection: the layer wraps send, as on any other app
+        app.asgi_http_class = ASGIHTTPConnection
+
+    @app.route("/json")
+    async def big() -> Response:
+        return jsonify(ITEMS)
+
+    @app.route("/small")
+    async def small() -> Response:
+        return jsonify({"ok": True})
+
+    @app.route("/png")
+    async def png() -> Response:
+        return Response(b"\x89PNG" + b"\x00" * 4000, content_type="image/png")
+
+    @app.route("/stream")
+    async def stream() -> Response:
+        async def parts() -> AsyncIterator[bytes]:
+            for index in range(3):
+                yield b"line %d " % index * 200
+
+        return Response(parts(), content_type="text/plain")
+
+    @app.route("/left-to-connection")
+    async def left() -> str:
+        return str(COMPRESSION in request.scope)
+
+    @app.route("/upload", methods=["POST"])
+    async def upload() -> Response:
+        return jsonify({"size": len(await request.get_data()), **ITEMS})
+
+    return app
+
+
+def _layer(app: WebServer) -> Any:
+    layer = app.build_stack()
+    while not isinstance(layer, CompressionMiddleware):
+        layer = getattr(layer, "app", None) or layer.__self__  # a layer's bound __call__
+    return layer
+
+
+def test_the_lean_connection_takes_the_work_and_any_other_leaves_it() -> None:
+    assert _layer(build(lean=True)).lean is True
+    assert _layer(build(lean=False)).lean is False
+
+
+@pytest.fixture(scope="module")
+def urls() -> Iterator[dict[str, str]]:
+    lean, wrapped = build(lean=True), build(lean=False)
+    with lean.serve_in_thread(port=0) as lean_url, wrapped.serve_in_thread(port=0) as other:
+        yield {"lean": lean_url, "wrapped": other}
+
+
+def _get(url: str, accept: str | None, method: str = "GET", **options: Any) -> Any:
+    with httpx.Client(timeout=10) as client:
+        if accept is None:
+            del client.headers["accept-encoding"]
+        headers = {} if accept is None else {"accept-encoding": accept}
+        with client.stream(method, url, headers=headers, **options) as response:
+            raw = b"".join(response.iter_raw())
+    kept = {name: value for name, value in response.headers.items() if name != "date"}
+    return response.status_code, kept, raw
+
+
+@pytest.mark.parametrize("path", ["/json", "/small", "/png", "/stream", "/missing"])
+@pytest.mark.parametrize("accept", ["gzip", "br", "gzip;q=0, identity", None])
+def test_same_answers_with_and_without_the_send_wrapper(
+    urls: dict[str, str], path: str, accept: str | None
+) -> None:
+    lean = _get(urls["lean"] + path, accept)
+    wrapped = _get(urls["wrapped"] + path, accept)
+    assert lean == wrapped
+    _, headers, raw = lean
+    if path == "/json" and accept == "gzip":  # br is not a default codec
+        assert headers["content-encoding"] == accept
+        assert int(headers["content-length"]) == len(raw)
+        assert httpx.Response(200, content=decode(accept, raw)).json() == ITEMS
+
+
+def test_whole_bodies_are_left_to_the_connection_but_head_is_not(urls: dict[str, str]) -> None:
+    assert _get(urls["lean"] + "/left-to-connection", "gzip")[2] == b"True"
+    assert _get(urls["wrapped"] + "/left-to-connection", "gzip")[2] == b"False"
+    lean_head = _get(urls["lean"] + "/json", "gzip", method="HEAD")
+    assert lean_head == _get(urls["wrapped"] + "/json", "gzip", method="HEAD")
+    assert lean_head[1]["content-encoding"] == "gzip"
+
+
+def test_a_chunked_upload_takes_quarts_path_and_is_still_encoded(urls: dict[str, str]) -> None:
+    def chunks() -> Iterator[bytes]:  # no Content-Length: Transfer-Encoding: chunked
+        yield b"a" * 100
+        yield b"b" * 100
+
+    status, headers, raw = _get(urls["lean"] + "/upload", "gzip", method="POST", content=chunks())
+    assert status == 200
+    assert headers["content-encoding"] == "gzip"
+    assert httpx.Response(200, content=decode("gzip", raw)).json() == {"size": 200, **ITEMS}
