@@ -14,27 +14,15 @@ from quart.asgi import ASGIHTTPConnection
 from aeros import WebServer
 from aeros.compression.layer import CompressionMiddleware
 from aeros.types import COMPRESSION
+from tests.compression.test_compression import ITEMS
+from tests.compression.test_compression import build as build_routes
 from tests.support.compression import decode
-
-ITEMS = {"items": [{"id": i, "name": f"item {i}"} for i in range(100)]}
 
 
 def build(*, lean: bool) -> WebServer:
-    app = WebServer(__name__, access_log=False)
+    app = build_routes(WebServer(__name__, access_log=False))  # /json, /small, /png, ...
     if not lean:  # Quart's own connection: the layer wraps send, as on any other app
         app.asgi_http_class = ASGIHTTPConnection
-
-    @app.route("/json")
-    async def big() -> Response:
-        return jsonify(ITEMS)
-
-    @app.route("/small")
-    async def small() -> Response:
-        return jsonify({"ok": True})
-
-    @app.route("/png")
-    async def png() -> Response:
-        return Response(b"\x89PNG" + b"\x00" * 4000, content_type="image/png")
 
     @app.route("/stream")
     async def stream() -> Response:
