@@ -35,7 +35,6 @@ _TRUSTED_MEMO_LIMIT = 1024
 # os.urandom(16).hex() and about 2 us for uuid4().hex): an id is a unique label, not a secret,
 # and the random module reseeds itself in every forked worker.
 _bits = random.getrandbits
-_set_request_id = request_id_var.set
 
 
 def new_request_id() -> str:
@@ -125,11 +124,8 @@ class RequestIdMiddleware:
         # no reset (the server's own log lines after the app returns carry it too). So no
         # send wrapper and no coroutine of this layer: the app's coroutine goes back to the
         # caller as it is. (An id is made here or checked by _WELL_FORMED: no CR, LF or space.)
-        if self.trust is None:  # new_request_id()'s id, without its call and request_id's
-            request_id = _bits(128).to_bytes(16, "little").hex()
-        else:
-            request_id = self.request_id(scope)
-        _set_request_id(request_id)
+        request_id = self.request_id(scope)
+        request_id_var.set(request_id)
         lines.append(self.line_start + request_id.encode("ascii") + b"\r\n")
         return self.app(scope, receive, send)
 
