@@ -52,6 +52,7 @@ __all__ = [
     "CompressingSender",
     "CompressionMiddleware",
     "WholeEncoder",
+    "encode_whole",
     "plan",
     "with_vary",
 ]
@@ -114,8 +115,18 @@ def plan(
 
 def with_vary(headers: Headers, vary: bool) -> Headers:
     """``headers`` and ``Vary: Accept-Encoding``, as a new list (the headers given may be
-    shared by every answer of a route); ``vary``: they have a ``Vary`` field already."""
+    shared by every answer of a route); ``vary``: they may have a ``Vary`` field to merge into
+    (False only when they have none)."""
     return add_vary(headers, ACCEPT_ENCODING) if vary else [*headers, _VARY]
+
+
+def encode_whole(codec: Codec, headers: Headers, body: bytes, vary: bool) -> tuple[Headers, bytes]:
+    """A whole body the codec applies to: encoded, with its encoded headers, when it is at
+    least the codec's ``min_size``; else as it is, with ``Vary`` (:func:`with_vary`)."""
+    if len(body) < codec.min_size:
+        return with_vary(headers, vary), body
+    body = codec.compress(body)
+    return encoded_headers(headers, codec, len(body)), body
 
 
 class CompressingSender:
@@ -230,12 +241,9 @@ class CompressingSender:
         assert codec is not None  # internal state
         assert start is not None
         self._state = _PASS
-        headers: Headers = start.get("headers") or []
-        if len(body) < codec.min_size:
-            await self._send_start(add_vary(headers, ACCEPT_ENCODING))
-        else:
-            body = codec.compress(body)
-            await self._send_start(encoded_headers(headers, codec, len(body)))
+        # vary=True: look for a Vary field to merge into (_on_start did not keep whether it had one)
+        headers, body = encode_whole(codec, start.get("headers") or [], body, vary=True)
+        await self._send_start(headers)
         await self.send({"type": "http.response.body", "body": body, "more_body": more_body})
 
     async def _on_first_body(self, message: Message) -> None:
@@ -319,10 +327,9 @@ class WholeEncoder:
         if what == AS_IS:
             return headers, body
         codec = self.codec
-        if what == VARY or codec is None or len(body) < codec.min_size:
+        if what == VARY or codec is None:
             return with_vary(headers, vary), body
-        body = codec.compress(body)
-        return encoded_headers(headers, codec, len(body)), body
+        return encode_whole(codec, headers, body, vary)
 
     def sender(self, send: Send) -> Send:
         """``send`` wrapped to encode a response that is not one complete body."""
