@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from bisect import bisect_left
 
-__all__ = ["BUCKETS", "METHODS", "OTHER_METHOD", "SETTLE_AT", "UNMATCHED", "Finished", "Tally"]
+__all__ = [
+    "BUCKETS",
+    "METHODS",
+    "OTHER_METHOD",
+    "SETTLE_AT",
+    "UNMATCHED",
+    "FinishedRequest",
+    "Tally",
+]
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 """Upper bounds (seconds) of the latency histogram's buckets; one more is +Inf."""
@@ -25,7 +33,7 @@ SETTLE_AT = 1024
 """Finished requests held in :attr:`Tally.done` before the request path counts them in (they
 are counted at every flush too, once a second): the list stays small whatever the load."""
 
-Finished = tuple[str, str, int, float, "str | None", int, "str | None"]
+FinishedRequest = tuple[str, str, int, float, "str | None", int, "str | None"]
 """A finished request as :meth:`Tally.record` takes it: method, route, status, seconds, cache
 result, body bytes on the wire, rate-limit state."""
 
@@ -40,7 +48,7 @@ class Tally:
         # finished requests not counted into the tables below yet, as :meth:`record`'s
         # arguments: the request path only appends (one tuple), :meth:`settle` counts them in
         # a batch (one loop, warm, instead of a call and a dozen lookups in each request)
-        self.done: list[Finished] = []
+        self.done: list[FinishedRequest] = []
         # (method, route, status) -> requests per latency bucket (len(BUCKETS) + 1, the last
         # for +Inf), then the sum of their seconds: one row per request's labels, so a request
         # costs one lookup; the requests count and the per-route histogram are their sums
