@@ -177,9 +177,9 @@ class AppLimitMiddleware(RateLimitMiddleware):
     While no view has limits of its own or an exemption, a request is counted here without
     finding its plan, a fixed window's hit in a running window with room is counted here
     without the memory counters' call, and both fields go out as one line from a start made
-    once (+8.1 k instructions per JSON request over plain aeros, docs/performance.md);
-    otherwise (a ``@rate_limit`` view was added) every request takes the
-    general path. Same answers, same counts.
+    once (+6.8-7.1 k instructions per JSON request over plain aeros, docs/performance.md
+    round ten); otherwise (a ``@rate_limit`` view was added) every request takes the general
+    path. Same answers, same counts.
 
     Args:
         app: the inner ASGI app.
