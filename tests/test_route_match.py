@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from quart import Quart
 
 from aeros import RateLimit, SimpleCache, WebServer, rate_limit
 from aeros.route_match import MEMO_LIMIT, RouteMemo, match_route, request_host, rules_version
@@ -127,3 +128,8 @@ def test_a_remembered_lookup_never_lists_every_rule(monkeypatch: Any) -> None:
             self._rules = [1, 2]
 
     assert rules_version(PlainMap()) == 2
+    plain = Quart(__name__)  # Quart's own map: no counter, so its rules are counted
+    plain_memo = RouteMemo(plain, lambda scope, matched: matched is not None)
+    assert plain_memo(http_scope("/late")) is False
+    plain.add_url_rule("/late", "late", lambda: "late")
+    assert plain_memo(http_scope("/late")) is True

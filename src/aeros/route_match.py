@@ -113,7 +113,11 @@ class RouteMemo(Generic[T]):
     def __call__(self, scope: Scope) -> T:
         app = self.app
         memo = self._memo
-        rules = rules_version(app.url_map)
+        url_map = app.url_map
+        try:  # rules_version, without its call: this runs on every request of the layers
+            rules = url_map.rules_added
+        except AttributeError:
+            rules = rules_version(url_map)
         fresh = rules != self._rules
         if fresh:
             memo.clear()
