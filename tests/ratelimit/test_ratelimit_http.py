@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 
@@ -124,6 +125,61 @@ def test_ratelimit_routes_keys_several_limits_and_exemptions(live_server) -> Non
     # the four /login requests used 4 of the app's 6 (the route's refusal counted too): 404s
     # count against the app-wide limit like any other request
     assert home == [404, 404, 429]
+
+
+def _read_responses(sock: socket.socket, count: int, body_size: int) -> list[bytes]:
+    """The heads of the next ``count`` responses, each followed by ``body_size`` body bytes;
+    fewer when the server closes the connection or sends nothing for 10 s."""
+    data = b""
+    heads: list[bytes] = []
+    deadline = time.monotonic() + 30
+    sock.settimeout(10)
+    while len(heads) < count and time.monotonic() < deadline:
+        end = data.find(b"\r\n\r\n")
+        if end >= 0 and len(data) >= end + 4 + body_size:
+            heads.append(data[:end])
+            data = data[end + 4 + body_size :]
+            continue
+        try:
+            chunk = sock.recv(1 << 20)
+        except TimeoutError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    return heads
+
+
+def test_ratelimit_fields_go_on_a_response_started_while_the_client_reads_late(
+    live_server,
+) -> None:
+    """A pipelined request answered while the client has not read the response before it (the
+    server's writes paused, so uvicorn's own send writes the head) gets its response and both
+    fields, once each. The app-wide limit gives both as one item of ``HEADER_LINES``; that
+    path once made them one invalid header, and the response was dropped."""
+    app = WebServer(
+        __name__, access_log=False, compression=None, rate_limit=RateLimit("100/minute")
+    )
+    body = b"x" * (8 << 20)  # more than the socket buffers hold: the writes pause
+
+    @app.route("/big")
+    async def big() -> bytes:
+        return body
+
+    with live_server(app) as url, socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 16)
+        host, port = url.rsplit("/", 1)[1].rsplit(":", 1)
+        sock.connect((host, int(port)))
+        sock.sendall(b"GET /big HTTP/1.1\r\nHost: test\r\n\r\n" * 2)
+        time.sleep(1)  # the first body fills the buffers before the client reads
+        heads = _read_responses(sock, 2, len(body))
+    assert len(heads) == 2
+    for head, remaining in zip(heads, (99, 98), strict=True):
+        lines = head.split(b"\r\n")
+        assert lines[0] == b"HTTP/1.1 200 OK"
+        assert lines.count(b'ratelimit-policy: "app-60s";q=100;w=60') == 1
+        (field,) = [line for line in lines if line.startswith(b"ratelimit:")]
+        assert field.startswith(b'ratelimit: "app-60s";r=%d;t=' % remaining)
 
 
 def test_ratelimit_refusal_has_an_access_log_line_with_limit_429(tmp_path: Path) -> None:

@@ -373,9 +373,13 @@ def test_a_loop_that_served_is_not_kept_alive_by_its_batch() -> None:
 @pytest.mark.parametrize("paused", [False, True])
 async def test_header_lines_of_the_scope_go_into_the_head_on_both_paths(paused: bool) -> None:
     """Lines a layer put in ``scope[HEADER_LINES]`` are written with the head, by LeanCycle's
-    own head (not paused) and through uvicorn's send (paused), once each."""
+    own head (not paused) and through uvicorn's send (paused), once each; an item may hold
+    several lines (the app-wide rate limit writes both of its fields as one item)."""
     cycle = make(LeanCycle)
-    cycle.scope[HEADER_LINES] = [b"x-request-id: abc\r\n", b"ratelimit: r=1\r\n"]
+    cycle.scope[HEADER_LINES] = [
+        b"x-request-id: abc\r\n",
+        b'ratelimit-policy: "app";q=5;w=60\r\nratelimit: "app";r=1;t=60\r\n',
+    ]
 
     async def drain() -> None:
         cycle.flow.write_paused = False
@@ -388,7 +392,8 @@ async def test_header_lines_of_the_scope_go_into_the_head_on_both_paths(paused: 
     written = b"".join(cycle.transport.written)
     head = written.split(b"\r\n\r\n", 1)[0]
     assert head.count(b"\r\nx-request-id: abc") == 1
-    assert head.count(b"\r\nratelimit: r=1") == 1
+    assert head.count(b'\r\nratelimit-policy: "app";q=5;w=60\r\n') == 1
+    assert head.count(b'\r\nratelimit: "app";r=1;t=60') == 1
     assert written.endswith(b"\r\n\r\nhello")
 
 

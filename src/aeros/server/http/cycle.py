@@ -332,8 +332,8 @@ class LeanCycle(RequestResponseCycle):
 
 def _with_lines(message: dict[str, object], lines: list[bytes] | None) -> dict[str, object]:
     """``message`` (a response start) with the :data:`~aeros.types.HEADER_LINES` of its scope
-    as header pairs, for uvicorn's own ``send``."""
+    as header pairs, for uvicorn's own ``send`` (an item may hold several lines)."""
     if not lines:
         return message
-    pairs = [tuple(line[:-2].split(b": ", 1)) for line in lines]
+    pairs = [tuple(line.split(b": ", 1)) for item in lines for line in item[:-2].split(b"\r\n")]
     return {**message, "headers": [*message.get("headers", ()), *pairs]}  # type: ignore[misc]
