@@ -105,3 +105,28 @@ def test_a_chunked_upload_takes_quarts_path_and_is_still_encoded(urls: dict[str,
     assert status == 200
     assert headers["content-encoding"] == "gzip"
     assert httpx.Response(200, content=decode("gzip", raw)).json() == {"size": 200, **ITEMS}
+
+
+async def test_codecs_given_as_an_iterator_still_encode_on_the_lean_path() -> None:
+    """``codecs`` may be any iterable (read once): each codec gets its whole-body encoder."""
+    from aeros.compression.codecs import Gzip
+
+    body = b'{"items": "' + b"x" * 4000 + b'"}'
+
+    async def connection(scope: Any, receive: Any, send: Any) -> None:  # as the lean one does
+        headers = [(b"content-type", b"application/json")]
+        headers, data = scope[COMPRESSION].whole(200, headers, body)
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": data, "more_body": False})
+
+    layer = CompressionMiddleware(connection, iter([Gzip()]), lean=True)
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "headers": [(b"accept-encoding", b"gzip")]}
+    await layer(scope, None, send)
+    headers = dict(sent[0]["headers"])
+    assert headers[b"content-encoding"] == b"gzip"
+    assert decode("gzip", sent[1]["body"]) == body

@@ -369,7 +369,9 @@ class CompressionMiddleware:
         # one encoder per codec (by identity: codecs are frozen dataclasses holding a memo)
         self.lean = lean
         self._identity = WholeEncoder(None, self.codecs, counter)
-        self._encoders = {id(codec): WholeEncoder(codec, self.codecs, counter) for codec in codecs}
+        self._encoders = {
+            id(codec): WholeEncoder(codec, self.codecs, counter) for codec in self.codecs
+        }
 
     @asgi3
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
