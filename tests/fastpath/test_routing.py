@@ -172,3 +172,31 @@ async def test_mutable_converter_values_are_not_shared() -> None:
     client = app.test_client()
     for _ in range(3):
         assert await (await client.get("/sum/a+b")).get_data() == b"3"
+
+
+async def test_a_custom_converter_is_asked_on_every_request() -> None:
+    """A converter that looks a value up may refuse a path it accepted before (the user was
+    removed): matches of a rule with a converter that is not werkzeug's own are never cached."""
+    from werkzeug.routing import BaseConverter, ValidationError
+
+    active = {"alice", "bob"}
+
+    class ActiveUser(BaseConverter):
+        def to_python(self, value: str) -> str:
+            if value not in active:
+                raise ValidationError
+            return value
+
+    app = WebServer(__name__, access_log=False)
+    app.url_map.converters["active"] = ActiveUser
+
+    @app.route("/users/<active:name>")
+    async def user(name: str) -> str:
+        return f"hello {name}"
+
+    client = app.test_client()
+    for _ in range(3):  # the first request of a host binds differently: past it
+        assert (await client.get("/users/alice")).status_code == 200
+    active.discard("alice")
+    assert (await client.get("/users/alice")).status_code == 404
+    assert (await client.get("/users/bob")).status_code == 200

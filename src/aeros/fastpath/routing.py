@@ -11,8 +11,10 @@ keeps the last :data:`MATCH_CACHE_SIZE` successful matches (least recently used 
 exactly what werkzeug's matcher reads: the domain part (host or subdomain), the path, the
 method and whether it is a websocket. What is not cached, so behaves as werkzeug decides each
 time: every failure (404, 405, a websocket mismatch) and every redirect (strict slashes,
-``redirect_to``, ``redirect_defaults``), and matches whose converted values are not plain
-immutable values (a custom converter returning a list). Adding a rule empties the cache.
+``redirect_to``, ``redirect_defaults``), matches whose converted values are not plain
+immutable values, and matches of a rule with a converter that is not werkzeug's own (a custom
+converter may answer differently for the same path later: one that looks a value up and
+refuses it once it is gone). Adding a rule empties the cache.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from uuid import UUID
 
 from quart.routing import QuartMap
 from werkzeug.routing import MapAdapter, Rule
+from werkzeug.routing.converters import DEFAULT_CONVERTERS
 
 from aeros.headers import get_header
 
@@ -34,6 +37,8 @@ MATCH_CACHE_SIZE = 1024
 
 # Converted values shared by every request that hits the cache must not be mutable.
 _IMMUTABLE = frozenset({str, int, float, bool, UUID})
+# werkzeug's own converters: the same path always converts to the same values
+_PURE_CONVERTERS = frozenset(DEFAULT_CONVERTERS.values())
 
 
 class LeanMapAdapter(MapAdapter):
@@ -71,7 +76,9 @@ class LeanMapAdapter(MapAdapter):
             rule, values = known
         else:
             rule, values = super().match(path_info, method, True, query_args, websocket)
-            if _IMMUTABLE.issuperset(map(type, values.values())):
+            if _IMMUTABLE.issuperset(map(type, values.values())) and _PURE_CONVERTERS.issuperset(
+                map(type, rule._converters.values())
+            ):
                 matches[key] = (rule, dict(values))
                 if len(matches) > MATCH_CACHE_SIZE:
                     try:  # noqa: SIM105 - as above
