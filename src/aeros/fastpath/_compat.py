@@ -35,6 +35,7 @@ from quart import Quart
 
 __all__ = [
     "DISPATCH_METHODS",
+    "INSTANCE_METHODS",
     "MISSING",
     "QUART_VERSION",
     "UNIFIED_CONTEXT",
@@ -67,6 +68,11 @@ DISPATCH_METHODS = (
     "make_default_options_response",
 )
 """The ``Quart`` methods whose work the lean dispatch inlines; patching any one turns it off."""
+
+INSTANCE_METHODS = (*DISPATCH_METHODS, "make_response")
+"""Methods that turn the lean dispatch off when set on the app instance. ``make_response`` is
+asked of the app's class per response (a subclass's override is called); one set on the
+instance is seen only here."""
 
 _QUART_FILE = quart.app.__file__
 
@@ -143,7 +149,7 @@ def patched_dispatch(app: Quart, allowed: Callable[[str, Any], bool]) -> str | N
     ``allowed(name, func)`` accepts aeros' own harmless overrides.
     """
     instance_attrs = vars(app)
-    for name in DISPATCH_METHODS:
+    for name in INSTANCE_METHODS:
         if name in instance_attrs:
             return f"{name} is overridden on the app instance"
     cls = type(app)
