@@ -190,8 +190,15 @@ def complete_requests_match(request_class: Any, args: tuple[Any, ...], kwargs: A
 
     Builds one request each way from the same arguments (``request_class(*args, **kwargs)``)
     and compares their attribute names; a Quart release that adds one makes this False, and
-    the caller keeps Quart's constructor (logged once).
+    the caller keeps Quart's constructor (logged once). False too for a class with an
+    ``__init__`` of its own, which :meth:`LeanRequest.complete` would not run.
     """
+    if request_class.__init__ is not LeanRequest.__init__:
+        logger.info(
+            "%s has an __init__ of its own; using Quart's request constructor",
+            request_class.__qualname__,
+        )
+        return False
     quarts = request_class(*args, **kwargs)
     quarts.body  # noqa: B018 - the body attribute as a lean request stores it
     lean = request_class.complete(*args, b"", **kwargs)
