@@ -22,6 +22,7 @@ an app served its first request are not seen: instrument before serving, as APM 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 from typing import TYPE_CHECKING, Any
@@ -105,9 +106,17 @@ async def handle_request(app: Quart, request: Request) -> ResponseTypes:
     session = app.session_interface.null_session_class() if _null_session_only(app) else None
     # ``async with ctx`` as Quart writes it, without __aenter__'s and __aexit__'s coroutines
     ctx = LeanRequestContext(app, request=request, session=session)
-    entering = ctx.enter()
-    if entering is not None:
-        await entering
+    try:
+        entering = ctx.enter()
+        if entering is not None:
+            await entering
+    except BaseException as error:  # opening the session or matching failed (a converter's bug)
+        # Quart runs the request in a task of its own, whose end discards the half-pushed
+        # context; here it runs in the caller's task: take the context off before the error
+        # goes on to the connection (a 500), so the caller's next request starts clean
+        with contextlib.suppress(Exception):
+            await ctx.pop(error)
+        raise
     try:
         box: Any = request.scope.get(ROUTE)
         if box is not None:  # the metrics label this request with the rule it matched
