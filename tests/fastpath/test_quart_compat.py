@@ -985,19 +985,32 @@ async def test_complete_request_body_is_made_on_first_access() -> None:
         await too_big.get_data()
 
 
-def test_complete_request_mismatch_falls_back_to_quarts_constructor(caplog) -> None:
-    """A request class whose constructor sets another attribute is built by Quart's code."""
+def test_complete_request_mismatch_falls_back_to_quarts_constructor(caplog, monkeypatch) -> None:
+    """A Quart whose request constructor sets another attribute, or a request class with an
+    ``__init__`` of its own, gets its requests built by that code."""
+    from quart.wrappers import Request
+
     from aeros.fastpath.request import LeanRequest, complete_requests_match
 
     class Extended(LeanRequest):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self.extra = 1
 
     args, kwargs = _request_args()
     with caplog.at_level("INFO", logger="aeros.fastpath"):
         assert not complete_requests_match(Extended, args, kwargs)
-    assert "extra" in caplog.text
+    assert "Extended has an __init__ of its own" in caplog.text
+    assert complete_requests_match(LeanRequest, args, kwargs)
+    quarts = Request.__init__
+
+    def newer_quart(self: Any, *args: Any, **kwargs: Any) -> None:
+        quarts(self, *args, **kwargs)
+        self.extra = 1
+
+    monkeypatch.setattr(Request, "__init__", newer_quart)
+    with caplog.at_level("INFO", logger="aeros.fastpath"):
+        assert not complete_requests_match(LeanRequest, args, kwargs)
+    assert "other attributes (extra)" in caplog.text
 
 
 def test_lean_context_has_the_attributes_of_quarts() -> None:
@@ -1161,3 +1174,96 @@ async def test_the_test_clients_preserved_context_is_left_as_quart_leaves_it() -
 
     # Quart 0.22 never pops a preserved context here ([0, 0, 0]); 0.23 pops each ([1, 2, 2])
     assert await teardowns_seen(make_app()) == await teardowns_seen(Quart(__name__))
+
+
+def test_make_response_set_on_the_app_instance_makes_every_response(
+    live_server, fastpath_log
+) -> None:
+    """``app.make_response = ...`` on the instance sees every view result, ``jsonify`` ones and
+    ``(body, status, dict)`` tuples included (the lean dispatch answered those itself)."""
+    app = make_app()
+    original = app.make_response
+
+    async def made(value: Any) -> Any:
+        response = await original(value)
+        response.headers["X-Made"] = "yes"
+        return response
+
+    app.make_response = made  # type: ignore[method-assign]
+
+    @app.route("/json")
+    async def as_json() -> Any:
+        return jsonify(a=1)
+
+    @app.route("/tuple")
+    async def as_tuple() -> Any:
+        return "x", 201, {"X-T": "1"}
+
+    @app.route("/str")
+    async def as_str() -> str:
+        return "x"
+
+    with live_server(app) as url, httpx.Client(base_url=url) as client:
+        answers = [client.get(path) for path in ("/json", "/tuple", "/str")]
+    assert [r.headers.get("x-made") for r in answers] == ["yes", "yes", "yes"]
+    assert answers[1].status_code == 201
+    assert "make_response is overridden on the app instance" in fastpath_log[0]
+
+
+def test_a_request_class_with_an_init_of_its_own_builds_every_request(live_server) -> None:
+    """A ``LeanRequest`` subclass whose ``__init__`` changes the request (a method override
+    header) gets it run for small bodies too, as Quart runs it (the lean constructor skipped
+    it for bodies read before the view)."""
+    from aeros.fastpath.request import LeanRequest
+
+    class MethodOverride(LeanRequest):
+        def __init__(self, method: str, *args: Any, **kwargs: Any) -> None:
+            super().__init__(method, *args, **kwargs)
+            wanted = self.headers.get("X-HTTP-Method-Override")
+            if wanted:
+                self.method = wanted.upper()
+
+    app = make_app()
+    app.request_class = MethodOverride
+
+    @app.route("/", methods=["POST", "DELETE"])
+    async def index() -> str:
+        return request.method
+
+    with live_server(app) as url:
+        override = {"X-HTTP-Method-Override": "delete"}
+        small = httpx.post(url, content=b"x", headers=override)
+        large = httpx.post(url, content=b"x" * 70_000, headers=override)
+    assert (small.text, large.text) == ("DELETE", "DELETE")
+
+
+async def test_an_error_while_matching_leaves_no_context_behind() -> None:
+    """A converter failing with an error Quart does not catch goes on to the server (a 500),
+    and the request's context is not left current in the caller's task (the lean connection
+    runs there; Quart runs a task of its own), so the caller's next request has its own ``g``."""
+    import quart.globals
+    from werkzeug.routing import BaseConverter
+
+    class Broken(BaseConverter):
+        def to_python(self, value: str) -> int:
+            return int(value)  # ValueError for "zz": a bug, not a 404
+
+    app = make_app()
+    app.url_map.converters["broken"] = Broken
+
+    @app.route("/b/<broken:x>")
+    async def broken(x: int) -> str:
+        return str(x)
+
+    @app.route("/g")
+    async def mark() -> str:
+        earlier = g.get("mark")
+        g.mark = "set by an earlier request"
+        return repr(earlier)
+
+    # Quart 0.22 has a request context variable of its own; 0.23 keeps the request in the app's
+    contexts = [quart.globals._cv_app, *filter(None, [getattr(quart.globals, "_cv_request", None)])]
+    with pytest.raises(ValueError, match="zz"):
+        await call_asgi(app, "/b/zz")
+    assert [cv.get(None) for cv in contexts] == [None] * len(contexts)
+    assert [(await call_asgi(app, "/g"))[1]["body"] for _ in range(2)] == [b"None", b"None"]
