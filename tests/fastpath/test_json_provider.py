@@ -211,3 +211,46 @@ def test_json_raises_where_quart_raises(value: Any) -> None:
 def test_json_dumps_keeps_quarts_spacing_for_tojson() -> None:
     """app.json.dumps (Jinja's tojson) keeps json's ", " and ": " separators, as Quart."""
     assert ours.json.dumps({"b": [1, 2], "a": None}) == '{"a": null, "b": [1, 2]}'
+
+
+documents = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=2**63 - 4, max_value=2**80)
+    | st.integers(min_value=-(2**80), max_value=-(2**63) + 4)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=6)
+    | st.integers(min_value=10**17, max_value=10**21).map(str),  # long digit runs in strings
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=10,
+)
+
+
+@PROPERTY
+@given(value=documents, as_bytes=st.booleans())
+def test_json_loads_equals_quarts(value: Any, as_bytes: bool) -> None:
+    """``app.json.loads`` (and so ``request.get_json()``) reads what Quart reads: integers
+    beyond 64 bits stay exact integers (orjson alone made them floats)."""
+    text = json.dumps(value)
+    data: str | bytes = text.encode() if as_bytes else text
+    mine, quarts = ours.json.loads(data), theirs.json.loads(data)
+    assert json.dumps(mine) == json.dumps(quarts) == text
+
+
+async def test_request_json_keeps_a_big_integer() -> None:
+    app = WebServer(__name__, access_log=False)
+
+    @app.route("/echo", methods=["POST"])
+    async def echo() -> str:
+        from quart import request
+
+        number = (await request.get_json())["n"]
+        return f"{type(number).__name__} {number}"
+
+    client = app.test_client()
+    big = 123456789012345678901234567891
+    response = await client.post(
+        "/echo", data=f'{{"n": {big}}}'.encode(), headers={"Content-Type": "application/json"}
+    )
+    assert await response.get_data(as_text=True) == f"int {big}"

@@ -16,6 +16,11 @@ hands everything else to :mod:`json` with the arguments Flask would have used, s
   64 bits, str/float/tuple subclasses orjson does not know, ``cls=``, other separators and
   indents: :mod:`json` decides, exactly as on Quart.
 
+Parsing (``request.get_json()``, ``app.json.loads``) is orjson's, except for text holding a run
+of 19 or more digits: orjson reads an integer beyond 64 bits as a float (losing digits), so such
+text goes to :mod:`json`, which keeps it exact (a long float or a long digit string in a value
+goes there too, to the same result).
+
 Differences that remain, neither changing a decoded value: a float below 1e-4 may be spelt
 without an exponent (``0.00001`` where Quart writes ``1e-05``); and a plain :class:`enum.Enum`
 member (not ``IntEnum``/``StrEnum``, which both write as their value) is written as its value
@@ -49,6 +54,9 @@ _PLAIN = frozenset({str, int, bool, type(None)})
 _FLOAT = frozenset({float})
 _CONTAINERS = frozenset({dict, list, tuple})
 _KNOWN = _PLAIN | _FLOAT | _CONTAINERS
+# 19 digits in a row may be an integer beyond 64 bits (orjson would make it a float)
+_LONG_DIGITS = re.compile("[0-9]{19}")
+_LONG_DIGITS_BYTES = re.compile(b"[0-9]{19}")
 
 
 def _escape_run(match: re.Match[str]) -> str:
@@ -130,8 +138,10 @@ class OrjsonProvider(DefaultJSONProvider):
         return super().dumps(obj, **kwargs)
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
-        """Parse JSON text or UTF-8 bytes (orjson; :mod:`json` for kwargs, NaN and errors)."""
-        if not kwargs:
+        """Parse JSON text or UTF-8 bytes (orjson; :mod:`json` for kwargs, NaN, integers that
+        may not fit 64 bits, and errors)."""
+        digits = _LONG_DIGITS if isinstance(s, str) else _LONG_DIGITS_BYTES
+        if not kwargs and digits.search(s) is None:
             try:
                 return orjson.loads(s)
             except orjson.JSONDecodeError:
