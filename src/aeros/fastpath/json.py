@@ -140,8 +140,8 @@ class OrjsonProvider(DefaultJSONProvider):
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
         """Parse JSON text or UTF-8 bytes (orjson; :mod:`json` for kwargs, NaN, integers that
         may not fit 64 bits, and errors)."""
-        digits = _LONG_DIGITS if isinstance(s, str) else _LONG_DIGITS_BYTES
-        if not kwargs and digits.search(s) is None:
+        long_digits = _LONG_DIGITS.search(s) if isinstance(s, str) else _LONG_DIGITS_BYTES.search(s)
+        if not kwargs and long_digits is None:
             try:
                 return orjson.loads(s)
             except orjson.JSONDecodeError:
