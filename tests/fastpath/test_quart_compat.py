@@ -1267,3 +1267,40 @@ async def test_an_error_while_matching_leaves_no_context_behind() -> None:
         await call_asgi(app, "/b/zz")
     assert [cv.get(None) for cv in contexts] == [None] * len(contexts)
     assert [(await call_asgi(app, "/g"))[1]["body"] for _ in range(2)] == [b"None", b"None"]
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "most_seconds"),
+    [("/ignore", 200, 0.4), ("/read", 408, 3.0)],
+    ids=["view-ignores-the-body", "view-reads-the-body"],
+)
+def test_a_body_that_stalls_is_quarts_to_wait_for(
+    live_server, path: str, status: int, most_seconds: float
+) -> None:
+    """A client that sends part of a small body and stalls: a view that never reads the body
+    answers at once, one that reads it gets 408 after ``BODY_TIMEOUT``, as on Quart (the lean
+    connection used to wait for the whole body before any view ran, with no timeout)."""
+    import socket
+
+    app = make_app()
+    app.config["BODY_TIMEOUT"] = 0.5
+
+    @app.route("/ignore", methods=["POST"])
+    async def ignore() -> str:
+        return "answered without the body"
+
+    @app.route("/read", methods=["POST"])
+    async def read() -> str:
+        return str(len(await request.get_data()))
+
+    with live_server(app) as url, socket.socket() as sock:
+        host, port = url.rsplit("/", 1)[1].rsplit(":", 1)
+        sock.connect((host, int(port)))
+        sock.settimeout(10)
+        start = time.monotonic()
+        sock.sendall(b"POST %s HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n" % path.encode())
+        sock.sendall(b"x" * 10)  # the other 90 bytes never come
+        answer = sock.recv(4096)
+        waited = time.monotonic() - start
+    assert answer.startswith(b"HTTP/1.1 %d " % status)
+    assert waited < most_seconds

@@ -7,10 +7,12 @@ Python 3.11 starts a third task). It also sends every body as one message with
 
 :class:`LeanHTTPConnection` keeps Quart's behaviour and does less work:
 
-- A request without a body, or with a small body of known length, is read in the server's own
-  task before the view runs, and the app runs there too: no task, no ``asyncio.wait``. Bodies
-  that are chunked, larger than :data:`INLINE_BODY_LIMIT` or sent over HTTP/2 take Quart's own
-  path, which hands the body to the view while it is still arriving.
+- A request without a body, or with a small body of known length that has arrived whole, is
+  read in the server's own task before the view runs, and the app runs there too: no task, no
+  ``asyncio.wait``. Bodies that are chunked, larger than :data:`INLINE_BODY_LIMIT`, sent over
+  HTTP/2, or still arriving when the app starts take Quart's own path, which hands the body to
+  the view while it arrives (a view that does not read it answers at once; one that does gets
+  408 after ``BODY_TIMEOUT``: a client that stalls holds nothing longer than on Quart).
 - A complete body (``bytes``, ``str``, JSON) goes out as one ``http.response.body`` message
   with ``more_body=False``, encoded here when the compression layer left its encoder in the
   scope (:data:`~aeros.types.COMPRESSION`) instead of wrapping ``send``.
@@ -94,18 +96,13 @@ class LeanHTTPConnection(ASGIHTTPConnection):
         message = await receive()
         if message["type"] != "http.request":
             return  # as in Quart: the client left before the view ran
-        data = message.get("body", b"")
-        if message.get("more_body", False):
-            chunks = [data]
-            while True:
-                message = await receive()
-                if message["type"] != "http.request":
-                    return
-                chunks.append(message.get("body", b""))
-                if not message.get("more_body", False):
-                    break
-            data = b"".join(chunks)
-        await self._respond(self._complete_request(send, data), receive, send)
+        if message.get("more_body", False):  # the rest is still on its way: Quart's path
+            encoder = _encoder(self.scope)
+            if encoder is not None:
+                send = _encoding(encoder, send)
+            await super().__call__(_replaying(message, receive), send)
+            return
+        await self._respond(self._complete_request(send, message.get("body", b"")), receive, send)
 
     def _complete_request(self, send: ASGISendCallable, data: bytes) -> Request:
         """The request for this scope and its whole body ``data``.
@@ -280,6 +277,18 @@ def _encoder(scope: Any) -> ResponseEncoder | None:
 def _encoding(encoder: ResponseEncoder, send: ASGISendCallable) -> ASGISendCallable:
     """``send`` wrapped by the compression layer's sender (for bodies sent in parts)."""
     return cast("ASGISendCallable", encoder.sender(cast("Send", send)))
+
+
+def _replaying(first: Any, receive: ASGIReceiveCallable) -> ASGIReceiveCallable:
+    """``receive`` that gives ``first`` (a message already taken) once, then what comes."""
+    taken = [first]
+
+    async def replaying() -> Any:
+        if taken:
+            return taken.pop()
+        return await receive()
+
+    return cast("ASGIReceiveCallable", replaying)
 
 
 async def _send_two(send: ASGISendCallable, first: Any, second: Any) -> None:
