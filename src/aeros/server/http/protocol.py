@@ -171,6 +171,9 @@ class HardenedHttpToolsProtocol(ConnectionControl):
         if not self._head_pending:
             return  # a trailer field: dropped, never merged into the headers the app has seen
         name = name.lower()
+        # llhttp keeps trailing whitespace, which is not part of a field value (RFC 9110 5.5);
+        # uvicorn strips it too
+        value = value.rstrip(b" \t")
         self._header_bytes += len(name) + len(value)
         if name in _FRAMING_HEADERS:
             self._framing_header(name, value)
