@@ -450,3 +450,17 @@ async def test_response_done_reports_the_servers_500_for_an_app_that_fails(
 
     await cycle.run_asgi(app)
     assert reports == [(500, len(b"Internal Server Error"))]
+
+
+@pytest.mark.parametrize("kind", [bytearray, memoryview])
+async def test_a_header_value_of_another_bytes_type_is_written(kind: Any) -> None:
+    """A header value given as a bytearray or memoryview (unhashable: the table of checked
+    lines cannot hold it) is checked and written as uvicorn writes it, every time."""
+    for _ in range(2):
+        cycle = make(LeanCycle)
+        headers = [(b"content-length", b"5"), (b"x-kind", kind(b"some value"))]
+        await cycle.send({"type": "http.response.start", "status": 200, "headers": headers})
+        await cycle.send({"type": "http.response.body", "body": b"hello"})
+        written = b"".join(cycle.transport.written)
+        assert b"\r\nx-kind: some value\r\n" in written
+        assert written.endswith(b"\r\n\r\nhello")

@@ -231,6 +231,7 @@ class ConnectionControl(HttpToolsProtocol):
         transport.write(response)
         if in_place_of is not None:
             in_place_of.scope[SERVER_ANSWER] = (status, len(response))  # type: ignore[literal-required]
+            in_place_of.answered_in_place(status)  # type: ignore[attr-defined]
         elif _access_logger.isEnabledFor(logging.INFO):
             # Refused before any ASGI app saw it, so the access layer cannot log it: log it here,
             # so refused requests (attacks among them) show in the access log like any other.

@@ -121,6 +121,7 @@ class LeanCycle(RequestResponseCycle):
     _cut_off: tuple[str, bytes | None] | None = None  # set by the protocol at shutdown
     status = 0  # the status of the response sent (0: none), for the RESPONSE_DONE callbacks
     body_size = 0  # the body bytes sent through send (a HEAD answer's too)
+    server_status = 0  # the status the server answered with in the app's place (0: none)
 
     def cut_off(self, reason: str, answer: bytes | None) -> None:
         """The server is about to cancel this request: say ``reason`` in the log line, and
@@ -132,30 +133,55 @@ class LeanCycle(RequestResponseCycle):
         line, no traceback, and gets the protocol's 503 instead of a 500."""
         try:
             result = await app(self.scope, self.receive, self.send)
-        except asyncio.CancelledError:
-            self._cancelled()
-        except BaseException as exc:
-            self.logger.error("Exception in ASGI application", exc_info=exc)
-            if not self.response_started:
-                await self.send_500_response()
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if self._cut_off is None and task is not None and not task.cancelling():
+                # the app let out a CancelledError of something it awaited (a task another
+                # part cancelled); this request was not cancelled: an error like any other
+                await self._failed(exc)
             else:
-                self.transport.close()
+                self._cancelled()
+        except BaseException as exc:
+            await self._failed(exc)
         else:
             if result is not None:
                 msg = "ASGI callable should return None, but returned '%s'."
                 self.logger.error(msg, result)
-                self.transport.close()
+                self._close()
             elif not self.response_started and not self.disconnected:
                 self.logger.error("ASGI callable returned without starting response.")
                 await self.send_500_response()
             elif not self.response_complete and not self.disconnected:
                 self.logger.error("ASGI callable returned without completing response.")
-                self.transport.close()
+                self._close()
         finally:
             self.on_response = lambda: None
             done = self.scope.get(RESPONSE_DONE)
             if done:
                 self._report(done)  # type: ignore[arg-type]
+
+    async def _failed(self, exc: BaseException) -> None:
+        """uvicorn's answer to an app that raised: a 500, or the connection closed when the
+        response had started."""
+        self.logger.error("Exception in ASGI application", exc_info=exc)
+        if not self.response_started:
+            await self.send_500_response()
+        else:
+            self._close()
+
+    def _close(self) -> None:
+        """Close the connection after the responses waiting in the loop's write batch: a
+        response this request completed before its app failed goes out first, as uvicorn
+        (which writes at once) sends it."""
+        if self.writes is not None and self.writes.pending:
+            self.writes.flush()
+        self.transport.close()
+
+    def answered_in_place(self, status: int) -> None:
+        """The server answered this request itself while the app ran (a body over the limit):
+        the RESPONSE_DONE callbacks report ``status``, whatever the app sends after it."""
+        self.server_status = self.status = status
+        self.body_size = 0
 
     def _report(self, done: list[Any]) -> None:
         """Call the layers' RESPONSE_DONE callbacks (``callback(scope, status, size)``), then
@@ -193,7 +219,7 @@ class LeanCycle(RequestResponseCycle):
             reason,
             "answered 503" if answered else "connection closed",
         )
-        transport.close()
+        self._close()
 
     async def send(self, message: dict[str, object]) -> None:  # type: ignore[override]
         head = self._head
@@ -214,7 +240,9 @@ class LeanCycle(RequestResponseCycle):
             or self.disconnected
             or self.flow.write_paused
         ):
-            if message["type"] == "http.response.body":
+            if self.server_status:  # the server answered in the app's place: nothing goes out
+                pass
+            elif message["type"] == "http.response.body":
                 self.body_size += len(message.get("body", b""))  # type: ignore[arg-type]
             elif message["type"] == "http.response.start" and not self.response_started:
                 self.status = message["status"]  # type: ignore[assignment]
@@ -230,7 +258,10 @@ class LeanCycle(RequestResponseCycle):
         close = False
         for headers in (self.default_headers, message.get("headers") or ()):
             for pair in headers:  # type: ignore[attr-defined]
-                line = lines.get(pair) if type(pair) is tuple else None
+                try:
+                    line = lines.get(pair) if type(pair) is tuple else None
+                except TypeError:  # an unhashable value (a bytearray): checked every time
+                    line = None
                 if line is None:
                     line, close_now = self._new_line(pair)
                     close = close or close_now
@@ -304,6 +335,7 @@ class LeanCycle(RequestResponseCycle):
     def _new_line(self, pair: tuple[bytes, bytes]) -> tuple[bytes, bool]:
         """Check one header as uvicorn does; returns its line and whether it closes."""
         name, value = pair
+        remembered = type(pair) is tuple and type(name) is bytes and type(value) is bytes
         if HEADER_RE.search(name):
             raise RuntimeError("Invalid HTTP header name.")
         if HEADER_VALUE_RE.search(value):
@@ -311,7 +343,7 @@ class LeanCycle(RequestResponseCycle):
         name = name.lower()
         line = b"".join((name, b": ", value, b"\r\n"))
         if name not in _FRAMING:
-            if len(line) <= _LINE_LIMIT and type(pair) is tuple:
+            if len(line) <= _LINE_LIMIT and remembered:
                 if len(_LINES) >= _LINES_LIMIT:
                     _LINES.clear()
                 _LINES[pair] = line
