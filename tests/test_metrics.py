@@ -529,3 +529,29 @@ def test_reports_reach_layers_given_a_copy_of_the_scope(tmp_path: Path) -> None:
     lines = log.read_text().splitlines()
     assert [line.split('"')[1] for line in lines[:3]] == [f"GET {path} HTTP/1.1" for path in paths]
     assert [line.split('"')[2].split()[0] for line in lines[:3]] == ["200", "200", "404"]
+
+
+def test_metrics_label_requests_on_quarts_own_path_with_their_route(live_server) -> None:
+    """A body over the inline limit (or chunked) takes Quart's own request path; its request
+    is labelled with its route like any other (it was counted as ``<unmatched>``)."""
+    app = WebServer(__name__, access_log=False, metrics=True)
+
+    @app.route("/up", methods=["POST"])
+    async def upload() -> str:
+        from quart import request
+
+        return str(len(await request.get_data()))
+
+    with live_server(app) as url:
+        assert httpx.post(url + "/up", content=b"x" * 70_000).text == "70000"
+
+        def counted(found: dict[Any, float]) -> bool:
+            return (
+                value(found, "aeros_http_requests_total", method="POST", route="/up", status="200")
+                == 1.0
+            )
+
+        found = scrape_until(url + "/metrics", counted)
+    assert (
+        value(found, "aeros_http_requests_total", method="POST", route=UNMATCHED, status="200") == 0
+    )

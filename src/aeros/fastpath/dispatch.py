@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from quart.typing import ResponseTypes
     from quart.wrappers import Request
 
-__all__ = ["handle_request", "lean_dispatch_reason", "uses_lean_dispatch"]
+__all__ = ["handle_request", "lean_dispatch_reason", "note_route", "uses_lean_dispatch"]
 
 logger = logging.getLogger("aeros.fastpath")
 
@@ -120,9 +120,7 @@ async def handle_request(app: Quart, request: Request) -> ResponseTypes:
     try:
         box: Any = request.scope.get(ROUTE)
         if box is not None:  # the metrics label this request with the rule it matched
-            rule = request.url_rule
-            if rule is not None:
-                box[0] = rule.rule
+            note_route(box, request)
         try:
             response: ResponseTypes = await _full_dispatch(app, ctx)
         except asyncio.CancelledError:
@@ -137,6 +135,14 @@ async def handle_request(app: Quart, request: Request) -> ResponseTypes:
         raise
     await ctx.leave(None)
     return response
+
+
+def note_route(box: Any, request: Any) -> None:
+    """Write the rule ``request`` matched into the metrics' :data:`~aeros.types.ROUTE` box
+    (left None when it matched none)."""
+    rule = request.url_rule
+    if rule is not None:
+        box[0] = rule.rule
 
 
 async def _full_dispatch(app: Quart, ctx: Any) -> ResponseTypes:

@@ -39,9 +39,9 @@ from quart.utils import cancel_tasks, encode_headers, raise_task_exceptions
 from quart.wrappers.response import DataBody, Response
 from werkzeug.datastructures import Headers
 
-from aeros.fastpath.dispatch import handle_request, uses_lean_dispatch
+from aeros.fastpath.dispatch import handle_request, note_route, uses_lean_dispatch
 from aeros.fastpath.request import LeanRequest, complete_requests_match, scope_headers
-from aeros.types import COMPRESSION, ResponseEncoder, Send
+from aeros.types import COMPRESSION, ROUTE, ResponseEncoder, Send
 
 if TYPE_CHECKING:
     from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable
@@ -218,6 +218,16 @@ class LeanHTTPConnection(ASGIHTTPConnection):
         done, pending = await asyncio.wait([sender, watcher], return_when=asyncio.FIRST_COMPLETED)
         await cancel_tasks(pending)
         raise_task_exceptions(done)
+
+    async def handle_request(self, request: Request, send: ASGISendCallable) -> None:
+        """Quart's (its own path: streamed or chunked bodies), then the route noted for the
+        metrics as the lean dispatch notes it."""
+        try:
+            await super().handle_request(request, send)
+        finally:
+            box = self.scope.get(ROUTE)
+            if box is not None:
+                note_route(box, request)
 
     async def _send_with_timeout(
         self, send: ASGISendCallable, response: Any, limit: float | None
