@@ -13,6 +13,12 @@ between runs on a busy machine, where req/s of two runs of the same code differ 
 way to see a cost of 1-3 % of a request. Each run takes about 30 s (valgrind runs Python
 50 times slower); needs ``valgrind`` on the PATH.
 
+``--cache`` also simulates the caches (callgrind's ``--cache-sim=yes``, the host's cache
+sizes, no prefetching; about twice as slow) and reports the first-level instruction and data
+cache misses per request (``I1mr``, ``D1mr``, ``D1mw``). No hardware counters are readable in
+this VM; the misses show what instructions alone miss: a step that brings new code or data into
+the request costs more time than its instructions (docs/performance.md, round eleven).
+
 The server runs with address-space randomisation off (``setarch -R``, where it exists): a
 context variable's place in the context's map follows its address, so with random addresses
 a contender that sets one (request ids) read 306.4 k and 309.0 k instructions per request in
@@ -43,7 +49,10 @@ DEFAULT = ("aeros", "aeros-request-id", "aeros-metrics", "aeros-ratelimit")
 # aeros' server, and Sanic's own (issue 12's yardstick)
 COUNTABLE = ("bare-aeros", *DEFAULT, "aeros-access-log", "quart-aeros", "fastapi-aeros", "sanic")
 OUT = Path(__file__).resolve().parent / "results" / "instructions.json"
-_TOTALS = re.compile(rb"^totals:\s+(\d+)", re.MULTILINE)
+_EVENTS = re.compile(rb"^events:\s+(.+)$", re.MULTILINE)
+_TOTALS = re.compile(rb"^totals:\s+(.+)$", re.MULTILINE)
+MISSES = ("I1mr", "D1mr", "D1mw")
+"""First-level cache misses ``--cache`` reports: instruction reads, data reads, data writes."""
 # the same addresses in every run (see the module docstring); nothing where setarch is missing
 _FIXED_ADDRESSES = ("setarch", platform.machine(), "-R") if shutil.which("setarch") else ()
 
@@ -69,8 +78,11 @@ async def _load(port: int, path: str, requests: int, connections: int) -> None:
     await asyncio.gather(*(one(share + (i < rest)) for i in range(connections)))
 
 
-def instructions(contender: str, path: str, requests: int, connections: int) -> int:
-    """Instructions the server ran for its whole life, serving ``requests`` of ``path``."""
+def instructions(
+    contender: str, path: str, requests: int, connections: int, *, cache: bool = False
+) -> dict[str, int]:
+    """callgrind's totals for the server's whole life, serving ``requests`` of ``path``:
+    ``Ir`` (instructions), and with ``cache`` the simulated cache events too."""
     port = free_port()
     env = dict(os.environ, PYTHONHASHSEED="0")  # the same dict layouts in every run
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "src"), env.get("PYTHONPATH", "")])
@@ -82,6 +94,7 @@ def instructions(contender: str, path: str, requests: int, connections: int) -> 
                 "valgrind",
                 "--tool=callgrind",
                 f"--callgrind-out-file={out}",
+                *(["--cache-sim=yes"] if cache else []),
                 sys.executable,
                 "-m",
                 "bench.serve",
@@ -111,10 +124,12 @@ def instructions(contender: str, path: str, requests: int, connections: int) -> 
             if process.poll() is None:
                 process.send_signal(signal.SIGINT)  # a clean exit writes the counts
             _, err = process.communicate(timeout=300)
-        found = _TOTALS.search(out.read_bytes()) if out.exists() else None
-        if found is None:
+        data = out.read_bytes() if out.exists() else b""
+        events, totals = _EVENTS.search(data), _TOTALS.search(data)
+        if events is None or totals is None:
             raise RuntimeError(f"{contender}: no callgrind totals\n{err.decode()[-2000:]}")
-        return int(found.group(1))
+        names = events.group(1).decode().split()
+        return dict(zip(names, map(int, totals.group(1).split()), strict=True))
 
 
 def main() -> None:
@@ -125,6 +140,9 @@ def main() -> None:
     parser.add_argument("--warm", type=int, default=1000, help="requests in both runs")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--out", default=str(OUT))
+    parser.add_argument(
+        "--cache", action="store_true", help="also the simulated L1 cache misses per request"
+    )
     args = parser.parse_args()
     contenders = [name.strip() for name in args.contenders.split(",") if name.strip()]
     unknown = [name for name in contenders if name not in COUNTABLE]
@@ -136,16 +154,28 @@ def main() -> None:
         sys.exit("bench.instructions needs valgrind (apt-get install valgrind)")
     path = next(s.path for s in SCENARIOS if s.name == args.scenario)
     per_request: dict[str, float] = {}
+    misses: dict[str, dict[str, float]] = {}
     for contender in contenders:
-        base = instructions(contender, path, args.warm, args.connections)
-        more = instructions(contender, path, args.warm + args.requests, args.connections)
-        per_request[contender] = (more - base) / args.requests
-        print(f"{contender:20} {per_request[contender]:10.0f} instructions/request", flush=True)
+        base = instructions(contender, path, args.warm, args.connections, cache=args.cache)
+        more = instructions(
+            contender, path, args.warm + args.requests, args.connections, cache=args.cache
+        )
+        each = {name: (more[name] - base[name]) / args.requests for name in more}
+        per_request[contender] = each["Ir"]
+        line = f"{contender:20} {each['Ir']:10.0f} instructions/request"
+        if args.cache:
+            misses[contender] = {name: each[name] for name in MISSES}
+            line += "".join(f"  {name} {each[name]:6.0f}" for name in MISSES)
+        print(line, flush=True)
     first = contenders[0]
     for contender in contenders[1:]:
         extra = per_request[contender] - per_request[first]
-        print(f"{contender:20} {extra:+10.0f} ({extra / per_request[first]:+.1%} of {first})")
-    result = {
+        line = f"{contender:20} {extra:+10.0f} ({extra / per_request[first]:+.1%} of {first})"
+        for name in MISSES if args.cache else ():
+            more_misses = misses[contender][name] - misses[first][name]
+            line += f"  {name} {more_misses:+5.0f} ({more_misses / misses[first][name]:+.1%})"
+        print(line)
+    result: dict[str, object] = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "python": sys.version.split()[0],
         "scenario": args.scenario,
@@ -153,6 +183,8 @@ def main() -> None:
         "warm": args.warm,
         "instructions_per_request": per_request,
     }
+    if args.cache:
+        result["misses_per_request"] = misses
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
 
 
