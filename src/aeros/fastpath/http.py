@@ -87,22 +87,23 @@ class LeanHTTPConnection(ASGIHTTPConnection):
     async def __call__(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         length = inline_body_length(self.scope)
         if length is None:
-            encoder = _encoder(self.scope)
-            if encoder is not None:  # Quart's own path: the compression layer's send wrapper
-                send = _encoding(encoder, send)
-            await super().__call__(receive, send)
+            await self._quarts_path(receive, send)
             return
         # For a GET the server has the (empty) body already: this receive() does not wait.
         message = await receive()
         if message["type"] != "http.request":
             return  # as in Quart: the client left before the view ran
         if message.get("more_body", False):  # the rest is still on its way: Quart's path
-            encoder = _encoder(self.scope)
-            if encoder is not None:
-                send = _encoding(encoder, send)
-            await super().__call__(_replaying(message, receive), send)
+            await self._quarts_path(_replaying(message, receive), send)
             return
         await self._respond(self._complete_request(send, message.get("body", b"")), receive, send)
+
+    async def _quarts_path(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        """Quart's own connection: the view runs while the body arrives (two tasks)."""
+        encoder = _encoder(self.scope)
+        if encoder is not None:  # the compression layer's send wrapper
+            send = _encoding(encoder, send)
+        await super().__call__(receive, send)
 
     def _complete_request(self, send: ASGISendCallable, data: bytes) -> Request:
         """The request for this scope and its whole body ``data``.

@@ -74,7 +74,7 @@ class Tally:
 
     def settle(self) -> None:
         """Count the finished requests of :attr:`done` into the tables, in one loop (no call
-        per request: 0.27 -> 0.13 us each, warm)."""
+        per request: 0.27 -> 0.20 us each, warm)."""
         done, self.done = self.done, []
         rows = self.rows
         caches = self.cache
