@@ -55,7 +55,9 @@ def key_of(req: dict[str, Any]) -> str:
 def meaning(req: dict[str, Any]) -> tuple[Any, ...]:
     """What the app can observe: the request as the key must distinguish it."""
     host = req["host"].lower().removesuffix(":80") if req["scheme"] == "http" else req["host"]
-    return req["scheme"], host.lower(), req["path"], sorted(req["query"]), req["vary"]
+    # what the app reads: each name's values in their order (``getlist``); names in any order
+    query = sorted(req["query"], key=lambda pair: pair[0])
+    return req["scheme"], host.lower(), req["path"], query, req["vary"]
 
 
 @PROPERTY

@@ -82,8 +82,14 @@ def _query(raw: bytes, enabled: bool) -> list[tuple[bytes, bytes]]:
             name = unquote_to_bytes(name.replace(b"+", b" "))
             value = unquote_to_bytes(value.replace(b"+", b" "))
         pairs.append((name, value))
-    pairs.sort()
+    # by name only, values of a repeated name kept in their order: ``id=1&id=2`` and
+    # ``id=2&id=1`` differ for the app (``request.args.get("id")``, ``getlist``)
+    pairs.sort(key=_name)
     return pairs
+
+
+def _name(pair: tuple[bytes, bytes]) -> bytes:
+    return pair[0]
 
 
 def key_material(
