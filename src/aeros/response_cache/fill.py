@@ -70,12 +70,14 @@ class Filling:
         accept: bytes | None,
         if_none_match: bytes | None,
         head: bool,
+        generation: int,
     ) -> None:
-        """Answer from an entry another request (of this process or another) just filled."""
+        """Answer from an entry another request (of this process or another) just filled;
+        ``generation``: the store's when this request began (see :meth:`_answer_for`)."""
         scope[CACHE_STATE] = "hit"
         scope[COALESCED] = True  # waited for another request's fill (the metrics)
         now = self.clock()
-        headers, body = self._answer_for(key, entry, accept)
+        headers, body = self._answer_for(key, entry, accept, generation)
         mark = status.hit(entry.fresh_until, now) if self.cache_status else None
         await answer(send, entry, headers, body, if_none_match, head, now, self._kept_in_304, mark)
 
@@ -106,7 +108,9 @@ class Filling:
                 taken = await self.fleet.take(key)
                 if isinstance(taken, Entry):
                     entry = taken
-                    await self._answer_hit(key, entry, scope, send, accept, if_none_match, False)
+                    await self._answer_hit(
+                        key, entry, scope, send, accept, if_none_match, False, generation
+                    )
                     return
                 token = taken
             codec = self.negotiate(accept)
@@ -177,12 +181,18 @@ class Filling:
             entry.headers = add_vary(entry.headers, ACCEPT_ENCODING)
         return entry, capture
 
-    def _answer_for(self, key: str, entry: Entry, accept: bytes | None) -> tuple[Headers, bytes]:
-        """Headers (without Age) and body of the identity or a variant the client accepts."""
+    def _answer_for(
+        self, key: str, entry: Entry, accept: bytes | None, generation: int
+    ) -> tuple[Headers, bytes]:
+        """Headers (without Age) and body of the identity or a variant the client accepts.
+
+        A new variant is saved with the entry for the next hit, unless the key's entries were
+        dropped after ``generation`` (the store's when the entry was read): the save would
+        bring back an entry a write has just removed."""
         codec = self.negotiate(accept) if self.codecs else None
         headers, body, new = prepare(entry, codec, self.codecs, self.headers)
         if new:  # keep the new variant for the next hit, in every worker
-            self._spawn(self.entries.save(key, entry, self.entries.generation))
+            self._spawn(self.entries.save(key, entry, generation))
         return headers, body
 
     def _spawn(self, coro: Any) -> None:
@@ -210,6 +220,8 @@ class Filling:
             except Exception:
                 logger.exception("refreshing a stale cache entry failed")
             finally:
+                if self.entries.changed_since(generation, key):
+                    entry = None  # a write replaced it meanwhile: waiters run the view afresh
                 fills.finish(key, future, entry, linger=False)
 
         self._spawn(run())

@@ -203,6 +203,7 @@ class CacheMiddleware(Filling):
         head = scope["method"] == "HEAD"
 
         entries = self.entries
+        generation = entries.generation  # before the read: a write after it is seen
         get_nowait = entries.get_nowait
         if get_nowait is not None:  # a memory store: no coroutine on the hot path
             try:
@@ -227,7 +228,7 @@ class CacheMiddleware(Filling):
             else:
                 scope[CACHE_STATE] = "stale"
                 self._refresh(key, policy, scope)
-            headers, body = self._answer_for(key, entry, accept)
+            headers, body = self._answer_for(key, entry, accept, generation)
             await answer(
                 send,
                 entry,
@@ -246,7 +247,9 @@ class CacheMiddleware(Filling):
             entry = await asyncio.shield(future)
             now = self.clock()
             if entry is not None and now < entry.fresh_until:
-                await self._answer_hit(key, entry, scope, send, accept, if_none_match, head)
+                await self._answer_hit(
+                    key, entry, scope, send, accept, if_none_match, head, generation
+                )
                 return
             if entry is not None:  # a finished fill kept for late arrivals, stale by now
                 future = None
