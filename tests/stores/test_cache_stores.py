@@ -395,3 +395,21 @@ async def test_filesystem_tag_index_loses_no_write_to_a_purge(tmp_path: Path) ->
     await asyncio.gather(*mixed)
     await cache.delete_tags(["t"])
     assert [i for i in range(600) if await cache.get(f"g:{i}") is not None] == []
+
+
+async def test_filesystem_cache_resumes_after_its_directory_is_removed(tmp_path: Path) -> None:
+    """An operator's ``rm -rf`` of the cache directory (or a tmp cleaner) costs one failed
+    write; the next one makes the directory again (it failed on every write, for good)."""
+    import shutil
+
+    from aeros.errors import StoreError
+
+    directory = tmp_path / "cache"
+    cache = FilesystemCache(directory)
+    await cache.set("a:b:c", b"v1", ttl=60)
+    shutil.rmtree(directory)
+    with pytest.raises(StoreError):
+        await cache.set("a:b:c", b"v2", ttl=60)
+    await cache.set("a:b:c", b"v3", ttl=60)
+    assert await cache.get("a:b:c") == b"v3"
+    assert directory.is_dir()

@@ -237,6 +237,8 @@ class FilesystemCache:
             os.replace(tmp, self._path(key))
             tmp = ""
         except OSError as exc:
+            if isinstance(exc, FileNotFoundError):  # the directory was removed: the next call
+                self._secret = None  # makes it again (and a new secret), so caching resumes
             raise StoreError(f"FilesystemCache cannot write an entry: {exc.strerror}") from exc
         finally:
             if tmp:
