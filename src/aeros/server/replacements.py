@@ -2,10 +2,10 @@
 turn after SIGHUP, is replaced without lowering the capacity.
 
 The replacement is started first, in a free slot of the fork helper (it has room for twice the
-workers); the worker it replaces serves on and is told to drain (SIGTERM: it stops accepting and
-finishes its requests in flight) only once the replacement accepts. SIGHUP replaces one worker
-at a time. :class:`Replacements` is the :class:`~aeros.server.supervisor.Supervisor`'s part
-that does it, on the supervisor's loop.
+workers); the worker it replaces serves on and is told to drain (``RETIRE_SIGNAL``: it stops
+accepting and finishes its requests in flight, with no ``shutdown_delay``) only once the
+replacement accepts. SIGHUP replaces one worker at a time. :class:`Replacements` is the
+:class:`~aeros.server.supervisor.Supervisor`'s part that does it, on the supervisor's loop.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import signal
 import time
 from dataclasses import dataclass
 from typing import Any
+
+from aeros.server.signals import RETIRE_SIGNAL
 
 __all__ = ["RETRY_DELAYS", "Replacements", "WorkerState", "slots_for"]
 
@@ -116,8 +118,8 @@ class Replacements:
             return
         worker.draining_since = time.monotonic()
         logger.info("Worker [pid %d] replaced (%s): draining it", worker.pid, worker.why)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(worker.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # no shutdown_delay: the server stays up
+            os.kill(worker.pid, RETIRE_SIGNAL)
 
     def _kill_if_late(self, worker: WorkerState, now: float, limit: float) -> None:
         """SIGKILL a replaced worker still draining ``limit`` seconds after it was told to."""

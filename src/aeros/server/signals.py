@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 from typing import Any
 
-__all__ = ["RESTART_SIGNALS", "SHUTDOWN_SIGNALS", "capture", "signal_name"]
+__all__ = ["RESTART_SIGNALS", "RETIRE_SIGNAL", "SHUTDOWN_SIGNALS", "capture", "signal_name"]
 
 SHUTDOWN_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)
 """Signals that start a graceful shutdown (Ctrl-C, ``kill``; Ctrl-Break on Windows)."""
@@ -22,6 +22,11 @@ RESTART_SIGNALS: tuple[signal.Signals, ...] = ()
 the server (new code) keeping its listening socket (POSIX only)."""
 if sys.platform != "win32":
     RESTART_SIGNALS = (signal.SIGHUP, signal.SIGUSR2)
+
+RETIRE_SIGNAL: int = getattr(signal, "SIGUSR1", signal.SIGTERM)
+"""What the supervisor sends a worker it replaces (recycled, SIGHUP, the previous image after
+SIGUSR2): drain now, without ``shutdown_delay`` and without the health endpoint saying
+draining, since the server as a whole keeps serving (SIGTERM where there is no SIGUSR1)."""
 
 Handler = Callable[[int, FrameType | None], Any]
 

@@ -153,6 +153,8 @@ class AerosServer(uvicorn.Server):
         self._wakeup: asyncio.Event | None = None
         self._last_signal = "signal"
         self._signals_seen = 0
+        self.retiring = False
+        """Told it is replaced (:data:`~aeros.server.signals.RETIRE_SIGNAL`): drain at once."""
 
     def stop(self) -> None:
         """Start the graceful shutdown; safe from any thread, idempotent."""
@@ -172,12 +174,16 @@ class AerosServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         """Main thread only, old handlers restored, and no re-raise after the drain."""
-        with signals.capture(signals.SHUTDOWN_SIGNALS, self.handle_exit):
+        watched = {*signals.SHUTDOWN_SIGNALS, signals.RETIRE_SIGNAL}
+        with signals.capture(sorted(watched), self.handle_exit):
             yield
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """Signal handler: only flags. A second SIGINT cancels the requests still in flight
-        (as in uvicorn) but the shutdown hooks still run; a third one skips those too."""
+        (as in uvicorn) but the shutdown hooks still run; a third one skips those too.
+        :data:`~aeros.server.signals.RETIRE_SIGNAL` (this worker is replaced) drains at once."""
+        if sig == signals.RETIRE_SIGNAL and sig not in signals.SHUTDOWN_SIGNALS:
+            self.retiring = True
         self._last_signal = signals.signal_name(sig)
         self._signals_seen += 1
         if not self.should_exit:
@@ -241,8 +247,9 @@ class AerosServer(uvicorn.Server):
         First the lifespan state says draining (the health endpoint answers 503 from now on),
         and with ``shutdown_delay`` the server keeps serving that long before it stops accepting.
         """
-        self.lifespan.state[DRAINING] = True  # each request's scope["state"] is a copy of it
-        await self._delay_shutdown()
+        if not self.retiring:  # a replaced worker: the server stays up, its health says so
+            self.lifespan.state[DRAINING] = True  # each request's scope["state"] is a copy
+            await self._delay_shutdown()
         state = self.server_state
         logger.info(
             "Shutting down (%s): draining %d connection(s), up to %gs",
