@@ -27,6 +27,9 @@ parser.add_argument("--after-serving-file", help="after_serving writes its pid t
 parser.add_argument("--hang-after-serving", action="store_true", help="then sleeps 60 s")
 parser.add_argument("--max-requests", type=int, default=0)
 parser.add_argument("--max-requests-jitter", type=int, default=0)
+parser.add_argument("--shutdown-delay", type=float, default=0.0)
+parser.add_argument("--health-path", help="WebServer(health_path=...)")
+parser.add_argument("--fail-start-file", help="a worker's startup fails while this file exists")
 options = parser.parse_args()
 
 PARENT = os.getpid()
@@ -49,6 +52,8 @@ app = WebServer(
     freeze_gc=not options.no_freeze_gc,
     max_requests=options.max_requests,
     max_requests_jitter=options.max_requests_jitter,
+    shutdown_delay=options.shutdown_delay,
+    health_path=options.health_path,
 )
 app.server_config = app.server_config.replace(
     worker_healthcheck_timeout=options.healthcheck_timeout
@@ -59,6 +64,8 @@ app.server_config = app.server_config.replace(
 async def announce() -> None:
     if options.crash_at_start and os.getpid() != PARENT:
         os._exit(1)
+    if options.fail_start_file and os.path.exists(options.fail_start_file):
+        raise ConnectionRefusedError("the database is down")  # a dependency, briefly
     say(f"WORKER {os.getpid()}")
 
 

@@ -333,3 +333,68 @@ def test_server_sigusr2_follows_a_switched_release_symlink(tmp_path: Path, start
     wait_until(lambda: get(f"{url}/version")[1] == "release-two", 15, "release 2 silent")
     app.signal(signal.SIGTERM)
     assert app.wait(20) == 0
+
+
+def test_server_recycling_outlives_replacements_that_fail_to_start(
+    tmp_path: Path, start_app
+) -> None:
+    """Replacements that fail at start (a dependency briefly down) while workers recycle: the
+    workers they would replace serve on and the replacement is tried again; the server never
+    stops (five failures in a row stopped the whole, healthy server), and recycling goes on
+    once starts succeed."""
+    down = tmp_path / "database-down"
+    app = start_app("--workers", "2", "--max-requests", "20", "--fail-start-file", str(down))
+    url = app.url
+    first = app.worker_pids(2)
+    down.touch()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and app.stderr().count("start failure(s) in a row") < 6:
+        assert get(f"{url}/pid")[0] == 200  # every request is still served
+    assert app.stderr().count("start failure(s) in a row") >= 6, app.stderr()[-3000:]
+    assert app.proc.poll() is None  # still running
+    down.unlink()
+    for _ in range(200):  # bounded: recycling resumes, the old workers are replaced
+        assert get(f"{url}/pid")[0] == 200
+        if not any(map(_alive, first)):
+            break
+        time.sleep(0.02)
+    wait_until(lambda: not any(map(_alive, first)), 15, "the old workers were never replaced")
+    app.signal(signal.SIGTERM)
+    assert app.wait(20) == 0
+
+
+def test_server_sighup_replaces_workers_without_their_shutdown_delay(start_app) -> None:
+    """With ``shutdown_delay`` (for a balancer to see the health endpoint say draining before
+    the server stops accepting), a worker replaced by SIGHUP drains at once: the server stays
+    up, so its health never says 503, no request fails, and the old workers are gone well
+    before the delay (they served it out, then were killed mid-drain at graceful_timeout + 5 s,
+    and their health answered 503 meanwhile)."""
+    app = start_app(
+        "--workers",
+        "2",
+        "--shutdown-delay",
+        "30",
+        "--graceful-timeout",
+        "2",
+        "--health-path",
+        "/healthz",
+    )
+    url = app.url
+    first = app.worker_pids(2)
+    load = Load(f"{url}/pid", seconds=4)
+    time.sleep(0.5)
+    started = time.monotonic()
+    app.signal(signal.SIGHUP)
+    health: list[int] = []
+    while time.monotonic() - started < 3.5:
+        health.append(get(f"{url}/healthz")[0])
+        time.sleep(0.02)
+    served, errors = load.result()
+    assert errors == "", f"{errors}\n{load.output}"
+    assert served > 0
+    assert set(health) == {200}, health
+    wait_until(lambda: not any(map(_alive, first)), 10, "the old workers never exited")
+    assert time.monotonic() - started < 15  # not the 30 s shutdown_delay
+    assert "killing it" not in app.stderr()
+    app.signal(signal.SIGTERM)
+    assert app.wait(60) == 0

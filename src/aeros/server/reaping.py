@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from aeros.server import peers, signals
+from aeros.server.config import ServerConfig
 from aeros.server.forkserver import ForkServer
 from aeros.server.handover import Handover
 from aeros.server.replacements import RETRY_DELAYS, Replacements, WorkerState
@@ -64,6 +65,7 @@ def describe_exit(code: int) -> str:
 class Reaping(Replacements):
     """Collect exited workers and act on each exit; kill workers that stopped beating."""
 
+    config: ServerConfig
     fork_server: ForkServer
     observer: WorkerObserver | None
     workers: int
@@ -122,7 +124,10 @@ class Reaping(Replacements):
             self._announced = True
             if self.previous is not None:
                 self.previous.retire()
-                self._previous_deadline = time.monotonic() + self.graceful_timeout + KILL_MARGIN
+                # SIGTERM, which every earlier aeros understands (the previous image may be
+                # one): their drain includes shutdown_delay
+                drain = self.config.shutdown_delay + self.graceful_timeout
+                self._previous_deadline = time.monotonic() + drain + KILL_MARGIN
             if self.on_started is not None:
                 self.on_started()
         if self.previous is not None and self._announced:
@@ -160,17 +165,21 @@ class Reaping(Replacements):
             how,
             self._failures,
         )
+        delay = RETRY_DELAYS[min(self._failures, len(RETRY_DELAYS)) - 1]
+        if old is not None:
+            # a planned replacement: the worker it replaces serves on, so a failing start
+            # (a database briefly down) never stops a serving server; tried again later
+            self._retire_after = time.monotonic() + delay
+            if old.why == "SIGHUP":
+                self._restart_queue.insert(0, old)
+            return
         if self._failures >= START_FAILURE_LIMIT:
             self.failed_reason = (
                 f"workers keep failing at start ({self._failures} in a row, the last {how}); "
                 "see the errors above"
             )
             return
-        delay = RETRY_DELAYS[min(self._failures, len(RETRY_DELAYS)) - 1]
-        if old is not None:  # tried again by _replace_due, later
-            self._retire_after = time.monotonic() + delay
-        else:
-            self._respawn_at[slot] = time.monotonic() + delay
+        self._respawn_at[slot] = time.monotonic() + delay
 
     def _forget_channel(self, slot: int) -> None:
         for key in list(self._selector.get_map().values()):
