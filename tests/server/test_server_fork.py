@@ -12,12 +12,14 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.support.server import get, wait_until
+from tests.support.server import APP as SERVER_APP
+from tests.support.server import AppProcess, get, wait_until
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="workers need fork")
 
@@ -126,3 +128,112 @@ def test_a_worker_signalled_as_soon_as_it_is_forked_stops() -> None:
     # each worker ended by the SIGTERM itself (exit code -15), well before its 10 s were up
     slow = [(code, took) for _word, code, took in results if code != "-15" or float(took) > 1.5]
     assert slow == [], proc.stdout
+
+
+# Makes the fork helper's fork number N (1 and 2: the first workers) fail once with EAGAIN, as
+# under RLIMIT_NPROC, a pids cgroup or memory pressure; then runs the script given after N.
+FAILING_FORK = textwrap.dedent(
+    """
+    import errno, os, runpy, sys
+
+    MAIN = os.getpid()
+    FAILING = int(sys.argv.pop(1))
+    real_fork = os.fork
+    forks = 0
+
+    def fork():
+        global forks
+        if os.getpid() != MAIN:  # in the fork helper
+            forks += 1
+            if forks == FAILING:
+                raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable (test)")
+        return real_fork()
+
+    os.fork = fork
+    sys.argv.pop(0)
+    runpy.run_path(sys.argv[0], run_name="__main__")
+    """
+)
+
+SPAWN_TWICE = textwrap.dedent(
+    """
+    import os, socket, time
+
+    from aeros.server.forkserver import ForkServer
+
+    helper = ForkServer(1, lambda start: 0)
+    listener = socket.create_server(("127.0.0.1", 0))
+    try:
+        for _ in range(2):
+            mine, theirs = socket.socketpair()
+            pid = helper.spawn(0, None, listener, theirs)
+            theirs.close()
+            reports, deadline = [], time.monotonic() + 10
+            while not reports and time.monotonic() < deadline:
+                reports = helper.exits(block=0.2) or []
+            mine.close()
+            codes = [os.waitstatus_to_exitcode(status) for got, status in reports if got == pid]
+            try:
+                os.kill(pid, 0)
+                state = "exists"
+            except ProcessLookupError:
+                state = "none"
+            print("SPAWNED", codes, state, flush=True)
+        os.kill(helper.pid, 0)  # the helper is still there
+        print("HELPER alive", flush=True)
+    finally:
+        listener.close()
+        helper.close()
+    """
+)
+
+
+def test_a_failed_fork_is_reported_as_a_worker_that_failed_to_start(tmp_path: Path) -> None:
+    """fork() failing in the helper (EAGAIN) ends neither the helper nor spawn(): the pid it
+    returns stands for no process and exits at once with EX_OSERR; the next spawn works."""
+    wrapper, script = tmp_path / "failing_fork.py", tmp_path / "spawn_twice.py"
+    wrapper.write_text(FAILING_FORK)
+    script.write_text(SPAWN_TWICE)
+    proc = subprocess.run(
+        [sys.executable, *WARNINGS, str(wrapper), "1", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=45,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.splitlines() == ["SPAWNED [71] none", "SPAWNED [0] none", "HELPER alive"]
+    assert "Could not fork worker 0" in proc.stderr
+    assert "Resource temporarily unavailable (test)" in proc.stderr
+
+
+def test_a_failed_respawn_fork_is_retried_and_the_server_serves_on(tmp_path: Path) -> None:
+    """A worker dies and the fork of its replacement fails once: the server does not exit
+    (status 3 before), the replacement is retried as a start failure and serves."""
+    wrapper = tmp_path / "failing_fork.py"
+    wrapper.write_text(FAILING_FORK)
+    app = AppProcess(
+        tmp_path, "3", str(SERVER_APP), "--workers", "2", "--graceful-timeout", "2", script=wrapper
+    )
+    try:
+        first = app.worker_pids(2)
+        url = app.url
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+        replacement = {int(pid) for pid in app.wait_for("WORKER", 3)} - first
+        assert len(replacement) == 1
+        assert app.proc.poll() is None, app.stderr()[-3000:]
+        serving: set[int] = set()
+
+        def both_serve() -> bool:
+            serving.add(int(get(url + "/pid")[1]))
+            return serving >= (first - {victim}) | replacement
+
+        wait_until(both_serve, 20, "the replacement never answered")
+        app.signal(signal.SIGTERM)
+        assert app.wait(30) == 0, app.stderr()[-3000:]
+    finally:
+        app.close()
+    stderr = app.stderr()
+    assert "Could not fork worker" in stderr
+    assert "exited before it started serving (exit status 71)" in stderr
+    assert "the helper process that forks the workers exited" not in stderr

@@ -12,11 +12,17 @@ The helper is driven over a private socket pair: the supervisor asks for a worke
 passing the listening socket and the worker's channel as file descriptors; the helper answers
 with the pid and later reports that pid's exit status (the workers are its children, so only it
 can ``waitpid`` them). It exits when the supervisor closes the pair or goes away.
+
+A fork that fails in the helper (EAGAIN under ``RLIMIT_NPROC`` or a pids cgroup, ENOMEM) ends
+neither the helper nor the server: :meth:`ForkServer.spawn` logs it and reports a worker that
+exited at once with :data:`FORK_FAILED_STATUS`, so the supervisor counts a start failure and
+tries again later, as for a worker that died before it served.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import pickle
 import select
@@ -30,7 +36,15 @@ from dataclasses import dataclass
 from multiprocessing.sharedctypes import RawArray
 from typing import Any, NoReturn
 
-__all__ = ["ForkServer", "WorkerStart"]
+__all__ = ["FORK_FAILED_STATUS", "ForkServer", "WorkerStart"]
+
+logger = logging.getLogger("aeros.server")
+
+FORK_FAILED_STATUS = getattr(os, "EX_OSERR", 71)
+"""Exit status reported for a worker the helper could not fork (sysexits' "can't fork")."""
+_NO_PROCESS = 0x7FFF0000
+"""First stand-in pid of a failed fork: above every pid a kernel hands out (Linux's ``pid_max``
+is at most 2**22, macOS' and the BSDs' 99999), so a signal sent to one finds no process."""
 
 _HEADER = struct.Struct("!I")
 _MAX_FDS = 2
@@ -115,6 +129,7 @@ class ForkServer:
         self._closed = False
         self._children: set[int] = set()  # the helper's own bookkeeping (its workers)
         self._handing_over = False
+        self._failed_forks = 0
         self._wake: tuple[int, int] = (-1, -1)  # the helper's signal wake-up pipe
         mine, helpers = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         for stream in (sys.stdout, sys.stderr):
@@ -137,6 +152,10 @@ class ForkServer:
     def spawn(self, slot: int, settings: Any, sock: socket.socket, channel: socket.socket) -> int:
         """Fork a worker for ``slot``; returns its pid.
 
+        When the helper's ``fork()`` fails (EAGAIN, ENOMEM) the failure is logged and the pid
+        returned stands for no process (signals sent to it find none); :meth:`exits` reports it
+        at once as exited with :data:`FORK_FAILED_STATUS`, a worker that failed to start.
+
         Raises:
             OSError: the helper is gone.
         """
@@ -148,7 +167,23 @@ class ForkServer:
             message = frame[0]
             if message[0] == "pid":
                 return int(message[2])
+            if message[0] == "failed":
+                return self._failed_fork(slot, str(message[2]))
             self._inbox.append(message)
+
+    def _failed_fork(self, slot: int, error: str) -> int:
+        self._failed_forks += 1
+        pid = _NO_PROCESS + self._failed_forks % 0xFFFF
+        logger.error(
+            "Could not fork worker %d (%s): it counts as a worker that failed to start (pid %d "
+            "stands for it, exit status %d) and is tried again later",
+            slot,
+            error,
+            pid,
+            FORK_FAILED_STATUS,
+        )
+        self._inbox.append(("exit", pid, FORK_FAILED_STATUS << 8))  # a wait status
+        return pid
 
     def exits(self, block: float = 0.0) -> list[tuple[int, int]] | None:
         """``(pid, wait status)`` of the workers that exited since the last call.
@@ -270,7 +305,13 @@ class ForkServer:
     def _fork_worker(self, sock: socket.socket, message: Any, fds: list[int]) -> None:
         _kind, slot, settings = message
         listen_fd, channel_fd = fds
-        pid = _fork_stoppable()
+        try:
+            pid = _fork_stoppable()
+        except OSError as exc:  # EAGAIN, ENOMEM: this worker only; the supervisor retries
+            os.close(listen_fd)
+            os.close(channel_fd)
+            _send_frame(sock, ("failed", slot, str(exc)))
+            return
         if pid == 0:
             sock.close()
             self._worker_main(slot, settings, listen_fd, channel_fd)
