@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -14,6 +18,8 @@ from quart import Blueprint
 from aeros import WebServer
 from aeros.server.reload import FOLDERS_ENV, _Watcher, app_folders, prepare_app
 from tests.support.cli import start_cli, stop_cli, wait_for
+from tests.support.net import free_port
+from tests.support.server import wait_until
 
 APP_MODULE = textwrap.dedent(
     """
@@ -60,6 +66,57 @@ def test_reload_restarts_on_source_change(app_dir: Path) -> None:
         _, err = stop_cli(proc)
     assert proc.returncode == 0, err
     assert "reloadapp.py changed; restarting" in err
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX hang-up")
+def test_reload_hangup_stops_the_server_and_cleans_up(
+    app_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A terminal hang-up (SIGHUP to the whole process group) stops the reloader like SIGTERM:
+    the server child, which ignores SIGHUP, is stopped too (not left serving as an orphan)
+    and the reloader's scratch directory is removed."""
+    scratch_root = tmp_path_factory.mktemp("reload_tmp")
+    port = free_port()
+    command = [sys.executable, "-m", "aeros", "run", "reloadapp:app", "--reload"]
+    with (app_dir / "reloader.stderr").open("wb") as stderr:
+        proc = subprocess.Popen(
+            [*command, "--port", str(port)],
+            cwd=app_dir,
+            env={**os.environ, "NO_COLOR": "1", "TMPDIR": str(scratch_root)},
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,  # its own process group, as a terminal's foreground job
+        )
+    url = f"http://127.0.0.1:{port}/"
+    child = 0
+    try:
+        child = int(
+            wait_for(proc, lambda: httpx.get(url + "pid", timeout=2), lambda r: r.is_success).text
+        )
+        assert [path.name[:13] for path in scratch_root.iterdir()] == ["aeros-reload-"]
+        os.killpg(proc.pid, signal.SIGHUP)
+        assert proc.wait(40) == 0, (app_dir / "reloader.stderr").read_text()
+        wait_until(lambda: _gone(child), 10, "the server child outlived its reloader")
+        with (
+            pytest.raises(ConnectionRefusedError),
+            socket.create_connection(("127.0.0.1", port), timeout=2),
+        ):
+            pass
+        assert list(scratch_root.iterdir()) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        if child and not _gone(child):
+            os.kill(child, signal.SIGKILL)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
 
 
 def test_reload_picks_up_template_changes(

@@ -43,6 +43,13 @@ FOLDERS_ENV = "AEROS_RELOAD_FOLDERS_FILE"
 
 _SKIPPED_DIRS = frozenset({"venv", "node_modules", "__pycache__"})
 
+# SIGHUP too: a closed terminal (an ssh disconnect) sends it to the whole foreground group, and
+# the server child ignores it by design (it is the workers' restart signal), so a reloader
+# ended by it would leave that child serving, orphaned, and its scratch directory behind.
+_STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)
+if sys.platform != "win32":
+    _STOP_SIGNALS += (signal.SIGHUP,)
+
 
 def is_reloader_child() -> bool:
     """Whether this process runs under :func:`run_with_reloader` (so it must not start one)."""
@@ -104,8 +111,8 @@ def run_with_reloader(
         interval: seconds between two scans.
 
     A child that exits by itself (a syntax error, say) is restarted after the next change.
-    SIGINT/SIGTERM stop the child gracefully (SIGTERM, then a kill after 35 s), then the
-    loop. Returns the exit status, 0.
+    SIGINT, SIGTERM and SIGHUP (a closed terminal) stop the child gracefully (SIGTERM, then a
+    kill after 35 s), then the loop. Returns the exit status, 0.
     """
     handle = configure_logging(LogConfig(level=log_level, access_log=False))
     stopping = False
@@ -114,7 +121,7 @@ def run_with_reloader(
         nonlocal stopping
         stopping = True
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, on_signal) for sig in _STOP_SIGNALS}
     try:
         with tempfile.TemporaryDirectory(prefix="aeros-reload-") as scratch:
             folders_file = Path(scratch, "folders.json")
