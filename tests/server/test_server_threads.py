@@ -6,14 +6,17 @@ import asyncio
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
 from aeros import AdvancedThread, ConfigurationError, WebServer
+from aeros.server import threads
+from aeros.server.config import ServerConfig
 from aeros.server.runner import bind_socket
-from tests.support.server import slow_app, wait_until
+from tests.support.server import get_in_thread, slow_app, wait_until
 
 
 def _open_sockets() -> int:
@@ -187,6 +190,79 @@ def test_server_serve_in_thread_reports_startup_failure() -> None:
     with pytest.raises(RuntimeError, match="ended before it served"), app.serve_in_thread():
         pass
     assert all(thread.name != "aeros-server" for thread in threading.enumerate())
+
+
+def test_server_serve_in_thread_waits_for_the_drain_and_keeps_the_blocks_exception() -> None:
+    """Leaving serve_in_thread waits for the drain (up to graceful_timeout), not for the start
+    ``timeout``: a request longer than that still gets its answer, the with-block's exception
+    is the one raised, and the app can serve again at once."""
+    app = slow_app(delay=3.0)
+    requests: list[tuple[threading.Thread, list[object]]] = []
+
+    def fail_mid_request() -> None:
+        with app.serve_in_thread(timeout=2.0) as url:
+            requests.append(get_in_thread(url + "/slow"))
+            assert app.extensions["slow_entered"].wait(5)
+            raise KeyError("the block's own failure")
+
+    with pytest.raises(KeyError, match="own failure"):
+        fail_mid_request()
+    client, outcome = requests[0]
+    client.join(10)
+    assert outcome == [200]
+    assert all(thread.name != "aeros-server" for thread in threading.enumerate())
+    with app.serve_in_thread(timeout=2.0) as url:
+        assert httpx.get(url).text == "ok"
+
+
+class _Unstoppable:
+    """An app whose server ignores stop() until released: a drain that outlasts its bound."""
+
+    server_config = ServerConfig(graceful_timeout=0.1)
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def run_server(self, *, sock: object, on_started: Callable[[str], None]) -> None:
+        on_started("http://127.0.0.1:1")
+        self.release.wait(30)
+
+    def stop(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("block_fails", [True, False], ids=["block-fails", "block-ends"])
+def test_server_serve_in_thread_never_hides_the_blocks_exception(
+    monkeypatch: pytest.MonkeyPatch, block_fails: bool
+) -> None:
+    """A server that does not stop within its drain bound is an error when the block ended
+    normally, and only logged when the block raised: its exception is the one that matters."""
+    monkeypatch.setattr(threads, "_STOP_MARGIN", 0.2)
+    app = _Unstoppable()
+    messages: list[str] = []
+    logger = logging.getLogger("aeros.server")
+    collector = _Collector(messages)
+    logger.addHandler(collector)
+
+    def serve() -> None:
+        with threads.serve_in_thread(app, host="127.0.0.1", port=0, timeout=0.2):
+            if block_fails:
+                raise KeyError("the block's own failure")
+
+    expected = (KeyError, "own failure") if block_fails else (RuntimeError, "within 0.3 s")
+    try:
+        with pytest.raises(expected[0], match=expected[1]):
+            serve()
+    finally:
+        logger.removeHandler(collector)
+        app.release.set()
+    stuck = [message for message in messages if "did not stop within 0.3 s" in message]
+    assert len(stuck) == (1 if block_fails else 0), messages
+    wait_until(
+        lambda: all(thread.name != "aeros-server" for thread in threading.enumerate()),
+        5,
+        "the server thread did not end once released",
+    )
 
 
 def test_server_without_fork_falls_back_to_one_process(monkeypatch) -> None:

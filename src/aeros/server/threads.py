@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
 from aeros.errors import ConfigurationError
+from aeros.server.config import check_host
+from aeros.server.reaping import KILL_MARGIN
 from aeros.server.runner import bind_socket
 
 __all__ = ["AdvancedThread", "serve_in_thread", "serving_in_this_thread"]
+
+logger = logging.getLogger("aeros.server")
+
+_STOP_MARGIN = 2 * KILL_MARGIN
+"""Seconds past the drain (``shutdown_delay`` + ``graceful_timeout``) that ``serve_in_thread``
+waits for its server to stop: workers late to drain get KILL_MARGIN, then are killed and get
+KILL_MARGIN again to be reaped (the supervisor's bound)."""
 
 
 @contextlib.contextmanager
@@ -20,12 +30,19 @@ def serve_in_thread(app: Any, *, host: str, port: int, timeout: float) -> Iterat
 
     The socket is bound here, before the thread starts, so port 0 has no race. On exit the server
     is stopped and drained, the thread joined and the socket closed: nothing is left behind.
+    Stopping waits as long as the server's drain may take (``shutdown_delay`` +
+    ``graceful_timeout``, plus a margin), not ``timeout``, which bounds the start only.
 
     Raises:
+        ConfigurationError: ``host`` is not an IP address or a host name.
         RuntimeError: the server did not start within ``timeout`` seconds, or its thread died
-            (the thread's exception is chained).
+            (the thread's exception is chained), or it did not stop within its drain bound.
+            An exception raised in the ``with`` block is never replaced by the last one: a
+            server that does not stop is then logged, and the block's exception propagates.
     """
+    check_host("serve_in_thread", host)
     config = getattr(app, "server_config", None)
+    stop_bound = _stop_bound(config, timeout)
     # the workers' helper first (before the thread), and before the socket: it keeps no copy
     _prepare_workers(app)
     try:
@@ -48,6 +65,7 @@ def serve_in_thread(app: Any, *, host: str, port: int, timeout: float) -> Iterat
             errors.append(exc)
 
     thread = threading.Thread(target=target, name="aeros-server", daemon=True)
+    failed = False
     try:
         thread.start()
         deadline = time.monotonic() + timeout
@@ -60,13 +78,27 @@ def serve_in_thread(app: Any, *, host: str, port: int, timeout: float) -> Iterat
                     else f"the server thread ended before it served: {cause!r}"
                 ) from cause
         yield urls[0]
+    except BaseException:
+        failed = True
+        raise
     finally:
         app.stop()
-        thread.join(timeout)
+        thread.join(stop_bound)
         sock.close()
         _discard_prepared_workers(app)
         if thread.is_alive():
-            raise RuntimeError(f"the server thread did not stop within {timeout} s")
+            problem = f"the server thread did not stop within {stop_bound:g} s"
+            if not failed:
+                raise RuntimeError(problem)
+            # the exception on its way out is the one the caller needs to see
+            logger.error("serve_in_thread: %s (it keeps stopping in the background)", problem)
+
+
+def _stop_bound(config: Any, timeout: float) -> float:
+    """Seconds to wait for a stopped server's thread: its drain plus a margin, at least
+    ``timeout``."""
+    drain = getattr(config, "shutdown_delay", 0.0) + getattr(config, "graceful_timeout", 30.0)
+    return max(timeout, drain + _STOP_MARGIN)
 
 
 def _prepare_workers(app: Any, *args: Any, **kwargs: Any) -> None:
