@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import shutil
 import socket
 import ssl
@@ -252,3 +253,84 @@ def test_server_run_server_max_requests_is_validated() -> None:
     app = WebServer(__name__, access_log=False)
     with pytest.raises(ConfigurationError, match=r"max_requests=-3\)"):
         app.run_server(max_requests=-3)
+
+
+@pytest.mark.parametrize(
+    ("host", "advice"),
+    [
+        pytest.param("[::1]", "without brackets: use host='::1'", id="brackets"),
+        pytest.param("[::1]:8000", "use host='::1', port=8000", id="brackets-port"),
+        pytest.param("localhost:8000", "use host='localhost', port=8000", id="port"),
+        pytest.param("http://127.0.0.1", "scheme: use host='127.0.0.1'", id="scheme"),
+        pytest.param("127.0.0.1 ", "whitespace: use host='127.0.0.1'", id="whitespace"),
+        pytest.param("::ffff:zz", "not an IPv6 address", id="bad-ipv6"),
+        pytest.param("999.1.1.1", "not an IPv4 address", id="bad-ipv4"),
+        pytest.param("my host", "whitespace", id="inner-space"),
+        pytest.param("-x.example", "letters, digits, hyphens and dots", id="bad-name"),
+    ],
+)
+def test_server_host_refuses_what_cannot_be_bound(host: str, advice: str) -> None:
+    """A host with a scheme, port, brackets or whitespace fails at construction, saying what
+    is allowed and what to write instead (it used to fail later, at bind, with gaierror)."""
+    with pytest.raises(ConfigurationError) as caught:
+        WebServer(__name__, host=host)
+    message = str(caught.value)
+    assert message.startswith(f"WebServer(host={host!r}) must be an IP address")
+    assert "host name" in message
+    assert advice in message
+
+
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "0.0.0.0", "::1", "::", "localhost", "example.com", "fe80::1%lo"]
+)
+def test_server_host_accepts_addresses_and_names(host: str) -> None:
+    """IPv4 and bare IPv6 addresses and host names are accepted as given."""
+    assert WebServer(__name__, host=host).server_config.host == host
+
+
+def test_server_host_is_checked_by_run_server_and_serve_in_thread() -> None:
+    """A host given per run is checked like the constructor's, before anything binds."""
+    app = WebServer(__name__, access_log=False)
+    with pytest.raises(ConfigurationError, match=r"WebServer\(host='\[::1\]'\)"):
+        app.run_server(host="[::1]")
+    with (
+        pytest.raises(ConfigurationError, match=r"serve_in_thread\(host='localhost:80'\)"),
+        app.serve_in_thread(host="localhost:80"),
+    ):
+        pass
+
+
+def test_server_serves_on_a_bare_ipv6_address() -> None:
+    """host='::1' (no brackets) is what the server binds; the URL shows it bracketed."""
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    try:
+        socket.create_server(("::1", 0), family=socket.AF_INET6).close()
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    app = WebServer(__name__, host="::1", access_log=False)
+
+    @app.route("/")
+    async def home() -> str:
+        return "ok"
+
+    with app.serve_in_thread() as url:
+        assert url.startswith("http://[::1]:")
+        assert httpx.get(url).text == "ok"
+
+
+def test_server_port_in_use_names_the_address() -> None:
+    """A port already taken raises an OSError (EADDRINUSE, as callers expect) that names the
+    host and port and says what to do, from serve_in_thread and run_server alike."""
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        app = WebServer(__name__, port=port, access_log=False)
+        with pytest.raises(OSError, match=rf"127\.0\.0\.1:{port}.*choose another port") as caught:
+            app.run_server()
+        assert caught.value.errno == errno.EADDRINUSE
+        with (
+            pytest.raises(OSError, match=rf"cannot listen on 127\.0\.0\.1:{port}"),
+            app.serve_in_thread(port=port),
+        ):
+            pass
+    assert all(thread.name != "aeros-server" for thread in threading.enumerate())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ __all__ = [
     "Limits",
     "ServerConfig",
     "body_limit_from_app_config",
+    "check_host",
     "not_an_address",
 ]
 
@@ -78,7 +80,8 @@ class ServerConfig:
     """Everything the server runner needs; built by :class:`aeros.WebServer`."""
 
     host: str = "127.0.0.1"
-    """Address to bind; 127.0.0.1 by default so nothing is exposed by accident."""
+    """Address to bind; 127.0.0.1 by default so nothing is exposed by accident. An IPv4 or IPv6
+    address (``::1``, without brackets) or a host name (bound as IPv4); no scheme or port."""
     port: int = 8000
     """TCP port; 0 picks a free one."""
     workers: int = 1
@@ -132,8 +135,7 @@ class ServerConfig:
 
     def __post_init__(self) -> None:
         owner = "WebServer"
-        if not isinstance(self.host, str) or not self.host:
-            raise ConfigurationError(f"{owner}(host={self.host!r}) must be a non-empty str")
+        check_host(owner, self.host)
         _validate.integer(owner, "port", self.port, minimum=0, maximum=65535)
         _validate.integer(owner, "workers", self.workers, minimum=1)
         _validate.integer(owner, "backlog", self.backlog, minimum=1)
@@ -207,6 +209,83 @@ class ServerConfig:
         if limits:
             given["limits"] = dataclasses.replace(self.limits, **limits)
         return self.replace(**given)
+
+
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
+"""One label of a host name (letters, digits, hyphens; underscores too, as Docker's names
+have them), no hyphen first or last."""
+
+
+def check_host(api: str, host: object) -> str:
+    """``host`` when the server can bind it: an IP address or a host name.
+
+    The server binds IPv6 when the host has a colon and IPv4 otherwise (a host name is resolved
+    to an IPv4 address), so an IPv6 address is written bare (``::1``), not as in a URL.
+
+    Raises:
+        ConfigurationError: ``host`` is not a str, or has a scheme, a port, brackets,
+            whitespace or characters no address or host name has; the message says what to
+            write instead where it can tell.
+    """
+    if not isinstance(host, str) or not host:
+        raise ConfigurationError(f"{api}(host={host!r}) must be a non-empty str")
+    problem = _host_problem(host)
+    if problem is not None:
+        raise ConfigurationError(
+            f"{api}(host={host!r}) must be an IP address (127.0.0.1, 0.0.0.0, ::1, ::) or a "
+            f"host name (localhost), with no scheme, port, brackets or whitespace; {problem}"
+        )
+    return host
+
+
+def _host_problem(host: str) -> str | None:
+    """What is wrong with ``host`` and what to write instead; None when it can be bound."""
+    if host != host.strip() or any(char.isspace() for char in host):
+        problem = "it has whitespace"
+    elif "://" in host:
+        problem = "it has a scheme"
+    elif host.startswith("["):
+        problem = "an IPv6 address is written without brackets"
+    elif ":" in host:
+        if _is_address(host, ipaddress.IPv6Address):
+            return None
+        problem = "it has a colon but is not an IPv6 address"
+        if host.count(":") == 1:
+            problem = "the port is a separate setting"
+    elif _is_address(host, ipaddress.IPv4Address):
+        return None
+    elif host.removesuffix(".").rpartition(".")[2].isdigit():
+        return "it is not an IPv4 address"  # no top-level domain is all digits
+    elif len(host) > 253 or not all(
+        _HOST_LABEL.fullmatch(label) for label in host.removesuffix(".").split(".")
+    ):
+        return "a host name has letters, digits, hyphens and dots only"
+    else:
+        return None
+    return problem + _suggestion(host)
+
+
+def _suggestion(host: str) -> str:
+    """``: use host=..., port=...`` when ``host`` looks like a URL's parts around a host that
+    can be bound (``http://[::1]:8000/``); empty when no such host is found."""
+    text = host.strip().split("://", 1)[-1].split("/", 1)[0]
+    port = ""
+    if text.startswith("["):
+        text, _, rest = text[1:].partition("]")
+        port = rest.removeprefix(":")
+    elif text.count(":") == 1:
+        text, _, port = text.partition(":")
+    if not text or text == host or (port and not port.isdigit()) or _host_problem(text):
+        return ""
+    return f": use host={text!r}, port={int(port)}" if port else f": use host={text!r}"
+
+
+def _is_address(host: str, kind: type[ipaddress.IPv4Address | ipaddress.IPv6Address]) -> bool:
+    try:
+        kind(host)
+    except ValueError:
+        return False
+    return True
 
 
 def not_an_address(items: Iterable[str]) -> str | None:

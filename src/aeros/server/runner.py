@@ -10,6 +10,7 @@ same server in each worker. Serving in a thread is the caller's choice
 
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 import threading
@@ -31,18 +32,47 @@ logger = logging.getLogger("aeros.server")
 
 
 def bind_socket(host: str, port: int, backlog: int) -> socket.socket:
-    """Bind and listen on ``host:port`` (IPv6 when the host has a colon)."""
+    """Bind and listen on ``host:port`` (IPv6 when the host has a colon).
+
+    Raises:
+        OSError: the address cannot be bound (in use, not this machine's, a host name that
+            does not resolve); the same subclass and ``errno`` as the system's error, with a
+            message naming ``host:port`` and what to do.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
         sock.listen(backlog)
-    except OSError:
+    except OSError as exc:
         sock.close()
-        raise
+        raise _bind_error(exc, host, port) from exc
     sock.set_inheritable(True)
     return sock
+
+
+def _bind_error(exc: OSError, host: str, port: int) -> OSError:
+    """``exc`` again (same class and errno, so callers catching it still do) with a message
+    that names the address and, for the usual causes, what to do."""
+    shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    reason = exc.strerror or str(exc)
+    advice = None
+    if isinstance(exc, socket.gaierror):
+        advice = f"{host!r} does not resolve to an IPv4 address (a host name is bound as IPv4)"
+    elif exc.errno == errno.EADDRINUSE:
+        advice = "another process listens there: stop it, or choose another port (0: any free)"
+    elif exc.errno == errno.EACCES and 0 < port < 1024:
+        advice = "ports below 1024 need privileges: choose a port of 1024 or more"
+    elif exc.errno == errno.EADDRNOTAVAIL:
+        advice = (
+            "this machine has no such address: use one of its own, 127.0.0.1 (this machine "
+            "only) or 0.0.0.0 (every interface)"
+        )
+    message = f"cannot listen on {shown}: {reason}" + (f"; {advice}" if advice else "")
+    if exc.errno is None:
+        return type(exc)(message)
+    return type(exc)(exc.errno, message)
 
 
 def base_url(sock: socket.socket, ssl: bool) -> str:
