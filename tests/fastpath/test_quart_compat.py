@@ -1271,15 +1271,15 @@ async def test_an_error_while_matching_leaves_no_context_behind() -> None:
 
 @pytest.mark.parametrize(
     ("path", "status", "most_seconds"),
-    [("/ignore", 200, 0.4), ("/read", 408, 3.0)],
+    [("/ignore", 200, 3.0), ("/read", 408, 5.0)],
     ids=["view-ignores-the-body", "view-reads-the-body"],
 )
 def test_a_body_that_stalls_is_quarts_to_wait_for(
     live_server, path: str, status: int, most_seconds: float
 ) -> None:
-    """A client that sends part of a small body and stalls: a view that never reads the body
-    answers at once, one that reads it gets 408 after ``BODY_TIMEOUT``, as on Quart (the lean
-    connection used to wait for the whole body before any view ran, with no timeout)."""
+    """A client that sends part of a small body and stalls: after ``BODY_TIMEOUT`` the request
+    goes on as on Quart, a view that never reads the body answers, one that reads it gets 408
+    (the lean connection waited for the whole body before any view ran, with no timeout)."""
     import socket
 
     app = make_app()

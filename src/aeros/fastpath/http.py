@@ -7,12 +7,12 @@ Python 3.11 starts a third task). It also sends every body as one message with
 
 :class:`LeanHTTPConnection` keeps Quart's behaviour and does less work:
 
-- A request without a body, or with a small body of known length that has arrived whole, is
-  read in the server's own task before the view runs, and the app runs there too: no task, no
-  ``asyncio.wait``. Bodies that are chunked, larger than :data:`INLINE_BODY_LIMIT`, sent over
-  HTTP/2, or still arriving when the app starts take Quart's own path, which hands the body to
-  the view while it arrives (a view that does not read it answers at once; one that does gets
-  408 after ``BODY_TIMEOUT``: a client that stalls holds nothing longer than on Quart).
+- A request without a body, or with a small body of known length, is read in the server's own
+  task before the view runs, and the app runs there too: no task, no ``asyncio.wait``. Bodies
+  that are chunked, larger than :data:`INLINE_BODY_LIMIT` or sent over HTTP/2 take Quart's own
+  path, which hands the body to the view while it arrives; so does a small body that has not
+  all come within ``BODY_TIMEOUT`` (a client that stalls), with what came so far: a view that
+  reads it then gets 408 after ``BODY_TIMEOUT`` more, one that does not answers at once.
 - A complete body (``bytes``, ``str``, JSON) goes out as one ``http.response.body`` message
   with ``more_body=False``, encoded here when the compression layer left its encoder in the
   scope (:data:`~aeros.types.COMPRESSION`) instead of wrapping ``send``.
@@ -93,10 +93,24 @@ class LeanHTTPConnection(ASGIHTTPConnection):
         message = await receive()
         if message["type"] != "http.request":
             return  # as in Quart: the client left before the view ran
-        if message.get("more_body", False):  # the rest is still on its way: Quart's path
-            await self._quarts_path(_replaying(message, receive), send)
-            return
-        await self._respond(self._complete_request(send, message.get("body", b"")), receive, send)
+        data = message.get("body", b"")
+        if message.get("more_body", False):
+            chunks = [data]
+            try:  # the rest, within BODY_TIMEOUT (armed only here: most bodies come whole)
+                async with asyncio.timeout(self.app.config["BODY_TIMEOUT"]):
+                    while True:
+                        message = await receive()
+                        if message["type"] != "http.request":
+                            return
+                        chunks.append(message.get("body", b""))
+                        if not message.get("more_body", False):
+                            break
+            except TimeoutError:  # a client that stalls: Quart's path, with what came so far
+                so_far = {"type": "http.request", "body": b"".join(chunks), "more_body": True}
+                await self._quarts_path(_replaying(so_far, receive), send)
+                return
+            data = b"".join(chunks)
+        await self._respond(self._complete_request(send, data), receive, send)
 
     async def _quarts_path(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         """Quart's own connection: the view runs while the body arrives (two tasks)."""
