@@ -19,7 +19,7 @@ from aeros import WebServer
 from aeros.server.reload import FOLDERS_ENV, _Watcher, app_folders, prepare_app
 from tests.support.cli import start_cli, stop_cli, wait_for
 from tests.support.net import free_port
-from tests.support.server import wait_until
+from tests.support.server import alive, wait_until
 
 APP_MODULE = textwrap.dedent(
     """
@@ -96,7 +96,7 @@ def test_reload_hangup_stops_the_server_and_cleans_up(
         assert [path.name[:13] for path in scratch_root.iterdir()] == ["aeros-reload-"]
         os.killpg(proc.pid, signal.SIGHUP)
         assert proc.wait(40) == 0, (app_dir / "reloader.stderr").read_text()
-        wait_until(lambda: _gone(child), 10, "the server child outlived its reloader")
+        wait_until(lambda: not alive(child), 10, "the server child outlived its reloader")
         with (
             pytest.raises(ConnectionRefusedError),
             socket.create_connection(("127.0.0.1", port), timeout=2),
@@ -107,16 +107,8 @@ def test_reload_hangup_stops_the_server_and_cleans_up(
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
-        if child and not _gone(child):
+        if child and alive(child):
             os.kill(child, signal.SIGKILL)
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 def test_reload_picks_up_template_changes(

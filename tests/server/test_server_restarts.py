@@ -3,7 +3,6 @@ worker recycling (max_requests), SIGHUP rolling restarts, SIGUSR2 re-exec with n
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import signal
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.net import require
-from tests.support.server import AppProcess, get, wait_until
+from tests.support.server import AppProcess, alive, get, wait_until
 
 pytestmark = [
     pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals and fork"),
@@ -72,14 +71,6 @@ class Load:
         return int(served.group(1)), "\n".join(errors)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 def _pids_answering(url: str, count: int = 20) -> set[str]:
     return {get(f"{url}/pid")[1] for _ in range(count)}
 
@@ -96,13 +87,13 @@ def test_server_max_requests_recycles_workers_without_failed_requests(start_app)
         assert errors == "", f"{errors}\n{load.output}"
         assert served > 0, load.output
         started = {int(pid) for pid in app.values("WORKER")}
-        if len(started - first) >= 2 and not any(map(_alive, first)):
+        if len(started - first) >= 2 and not any(map(alive, first)):
             break
     assert len(started - first) >= 2, app.stderr()[-3000:]
     logs = app.stderr()
     assert "requests (max_requests): asking for a replacement" in logs
     assert "(max_requests): draining it" in logs
-    wait_until(lambda: not any(map(_alive, first)), 15, "the recycled workers never exited")
+    wait_until(lambda: not any(map(alive, first)), 15, "the recycled workers never exited")
     # 2 workers serve now, none of the first ones
     assert not _pids_answering(url) & {str(pid) for pid in first}
     app.signal(signal.SIGTERM)
@@ -128,7 +119,7 @@ def test_server_sighup_replaces_workers_one_by_one_without_failed_requests(start
     events = re.findall(r"Started worker (\d+)|replaced \(SIGHUP\): draining it", logs)
     # "" is a drain: start, drain, start, drain (the initial two starts first)
     assert [bool(slot) for slot in events] == [True, True, True, False, True, False], events
-    wait_until(lambda: not any(map(_alive, first)), 15, "the old workers never exited")
+    wait_until(lambda: not any(map(alive, first)), 15, "the old workers never exited")
     assert not _pids_answering(url) & {str(pid) for pid in first}
     app.signal(signal.SIGTERM)
     assert app.wait(20) == 0
@@ -185,7 +176,7 @@ def test_server_sigusr2_reexecs_new_code_without_failed_requests(tmp_path: Path,
     assert urls[1] == f"{url} {app.proc.pid}"  # same process, same address
     new = [line.split() for line in app.values("WORKER")[2:]]
     assert [version for _pid, version in new] == ["v2-deployed", "v2-deployed"]
-    wait_until(lambda: not any(map(_alive, old)), 15, "the old workers never exited")
+    wait_until(lambda: not any(map(alive, old)), 15, "the old workers never exited")
     assert {get(f"{url}/version")[1] for _ in range(10)} == {"v2-deployed"}
     assert "draining the 2 worker(s) of the previous code" in app.stderr()
     assert not app.values("EXITED")  # run_server() never returned into the old code
@@ -227,7 +218,7 @@ def test_server_sigusr2_with_broken_new_code_drains_the_old_workers(tmp_path: Pa
     app.signal(signal.SIGUSR2)
     assert app.wait(20) != 0
     assert "release 42 is broken" in app.stderr()
-    wait_until(lambda: not any(map(_alive, old)), 20, "the old workers were left running")
+    wait_until(lambda: not any(map(alive, old)), 20, "the old workers were left running")
 
 
 LAUNCHER = """
@@ -355,10 +346,10 @@ def test_server_recycling_outlives_replacements_that_fail_to_start(
     down.unlink()
     for _ in range(200):  # bounded: recycling resumes, the old workers are replaced
         assert get(f"{url}/pid")[0] == 200
-        if not any(map(_alive, first)):
+        if not any(map(alive, first)):
             break
         time.sleep(0.02)
-    wait_until(lambda: not any(map(_alive, first)), 15, "the old workers were never replaced")
+    wait_until(lambda: not any(map(alive, first)), 15, "the old workers were never replaced")
     app.signal(signal.SIGTERM)
     assert app.wait(20) == 0
 
@@ -393,7 +384,7 @@ def test_server_sighup_replaces_workers_without_their_shutdown_delay(start_app) 
     assert errors == "", f"{errors}\n{load.output}"
     assert served > 0
     assert set(health) == {200}, health
-    wait_until(lambda: not any(map(_alive, first)), 10, "the old workers never exited")
+    wait_until(lambda: not any(map(alive, first)), 10, "the old workers never exited")
     assert time.monotonic() - started < 15  # not the 30 s shutdown_delay
     assert "killing it" not in app.stderr()
     app.signal(signal.SIGTERM)

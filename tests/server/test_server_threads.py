@@ -16,7 +16,7 @@ from aeros import AdvancedThread, ConfigurationError, WebServer
 from aeros.server import threads
 from aeros.server.config import ServerConfig
 from aeros.server.runner import bind_socket
-from tests.support.server import get_in_thread, slow_app, wait_until
+from tests.support.server import alive, get_in_thread, slow_app, wait_until
 
 
 def _open_sockets() -> int:
@@ -301,15 +301,7 @@ def test_server_workers_from_a_thread() -> None:
         assert answer != str(os.getpid())
     with pytest.raises(httpx.ConnectError):
         httpx.get(url + "/pid", timeout=2)
-    wait_until(lambda: _dead(int(answer)), 5, "the worker outlived stop()")
-
-
-def _dead(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
+    wait_until(lambda: not alive(int(answer)), 5, "the worker outlived stop()")
 
 
 class _Collector(logging.Handler):

@@ -94,6 +94,15 @@ class AppProcess:
             self.proc.stdout.close()
 
 
+def alive(pid: int) -> bool:
+    """Whether a process with ``pid`` exists (a zombie counts until it is reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def get(url: str, timeout: float = 5.0) -> tuple[int, str]:
     """One GET on a fresh connection (so forked workers share the load); (status, body)."""
     parts = urlsplit(url)
