@@ -90,6 +90,34 @@ def test_cors_preflight_refused_without_allow_headers(
     assert "origin" in response.headers["vary"]
 
 
+@pytest.mark.parametrize(
+    ("credentials", "answer"),
+    [
+        pytest.param(False, "*", id="star"),
+        # with credentials browsers read "*" as a method named "*": the method asked is echoed
+        pytest.param(True, None, id="credentials-echo"),
+    ],
+)
+def test_cors_any_method_allows_every_preflight(
+    live_server: LiveServer, credentials: bool, answer: str | None
+) -> None:
+    """methods="*" allows any method a preflight asks for (it used to refuse them all)."""
+    cors = CORS([APP_ORIGIN], methods="*", allow_credentials=credentials)
+    with serve(live_server, cors) as url:
+        for method in ("PUT", "DELETE", "PATCH", "GET", "PROPFIND"):
+            response = preflight(url + "/data", APP_ORIGIN, method, "x-token")
+            assert response.status_code == 204, (method, response.text)
+            assert response.headers["access-control-allow-methods"] == (answer or method)
+            assert response.headers["access-control-allow-origin"] == APP_ORIGIN
+            assert response.headers["access-control-allow-headers"] == "x-token"
+            assert ("access-control-allow-credentials" in response.headers) is credentials
+        # still refused: another origin, and a method that is not a token
+        assert preflight(url + "/data", "https://evil.example").status_code == 403
+        refused = preflight(url + "/data", APP_ORIGIN, "GET /x")
+        assert refused.status_code == 403
+        assert "access-control-allow-methods" not in refused.headers
+
+
 def test_cors_simple_request_allowed(listed: str) -> None:
     """An allowed origin gets its origin echoed, credentials, exposed headers, Vary: Origin."""
     response = httpx.get(listed + "/data", headers={"Origin": APP_ORIGIN}, timeout=10)

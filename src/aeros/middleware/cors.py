@@ -57,7 +57,9 @@ class CORS:
             ``["https://app.example.com"]`` (scheme, host and port, no path), or a compiled
             regex matched against the whole origin. The opaque ``"null"`` origin (sandboxed
             iframes, ``file:``) is allowed only when listed literally.
-        methods: methods a preflight may ask for (default GET, HEAD, POST, PUT, PATCH, DELETE).
+        methods: methods a preflight may ask for (default GET, HEAD, POST, PUT, PATCH, DELETE);
+            ``"*"`` allows any and answers ``*``, or, with credentials (when browsers read
+            ``*`` literally), the method asked for.
         headers: request headers a preflight may ask for; ``"*"`` (default) allows any and
             answers with the headers asked for.
         expose_headers: response headers scripts may read beyond the safelisted ones.
@@ -164,6 +166,9 @@ class CORSMiddleware:
         headers: tuple[str, ...] = cors.headers  # type: ignore[assignment]
         exposed: tuple[str, ...] = cors.expose_headers  # type: ignore[assignment]
         self.methods = frozenset(m.encode("ascii") for m in methods)
+        self.any_method = "*" in methods
+        # Fetch: "*" is a wildcard only without credentials; with them the method is echoed
+        self.echo_method = self.any_method and cors.allow_credentials
         self.any_header = "*" in headers
         self.headers = frozenset(h.encode("ascii") for h in headers)
         credentials = [(b"access-control-allow-credentials", b"true")]
@@ -173,10 +178,12 @@ class CORSMiddleware:
             self.simple_headers.append(
                 (b"access-control-expose-headers", ", ".join(exposed).encode("ascii"))
             )
-        self.preflight_headers: Headers = [
-            *common,
-            (b"access-control-allow-methods", ", ".join(methods).encode("ascii")),
-        ]
+        allow_methods = "*" if self.any_method else ", ".join(methods)
+        self.preflight_headers: Headers = list(common)
+        if not self.echo_method:
+            self.preflight_headers.append(
+                (b"access-control-allow-methods", allow_methods.encode("ascii"))
+            )
         if cors.max_age is not None:
             self.preflight_headers.append(
                 (b"access-control-max-age", str(cors.max_age).encode("ascii"))
@@ -274,9 +281,10 @@ class CORSMiddleware:
     ) -> None:
         asked = [h.strip().lower() for h in requested.split(b",")] if requested else []
         asked = [h for h in asked if h]
+        method = method.strip()
         if not self._allowed(origin):
             reason = b"origin not allowed"
-        elif method.strip().upper() not in self.methods:
+        elif not (method.upper() in self.methods or (self.any_method and is_token(method))):
             reason = b"method not allowed"
         elif not self.any_header and not set(asked) <= self.headers:
             reason = b"headers not allowed"
@@ -285,6 +293,8 @@ class CORSMiddleware:
                 (b"access-control-allow-origin", b"*" if self.any_origin else origin),
                 *self.preflight_headers,
             ]
+            if self.echo_method:  # as asked: methods are case-sensitive ("patch" is not PATCH)
+                headers.append((b"access-control-allow-methods", method))
             if self.any_header and asked and all(is_token(h) for h in asked):
                 headers.append((b"access-control-allow-headers", b", ".join(asked)))
             headers += [(b"vary", self.preflight_vary), (b"content-length", b"0")]
