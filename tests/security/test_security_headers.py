@@ -226,6 +226,69 @@ def test_csp_refuses_unsafe_or_malformed_sources(options: dict[str, object], mat
         CSP(**options)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        pytest.param(
+            {"extra": {"script-src-elem": ["'unsafe-inline'"]}},
+            "extra\\['script-src-elem'\\]=...\\): \"'unsafe-inline'\" lets any script run",
+            id="elem-inline",
+        ),
+        pytest.param(
+            {"extra": {"script-src-attr": ["'unsafe-inline'"]}}, "script-src-attr", id="attr-inline"
+        ),
+        pytest.param(
+            {"script_src": ["'self'"], "extra": {"Script-Src-Elem": ["'self'", "https:", "data:"]}},
+            "'https:' lets any script run",
+            id="elem-scheme",
+        ),
+        pytest.param({"extra": {"script-src-elem": "data:"}}, "'data:'", id="elem-data"),
+        pytest.param({"script_src": ["https://*"]}, "'https://\\*' lets", id="host-star"),
+        pytest.param({"script_src": ["http://*:*/js/"]}, "'http://\\*:\\*/js/'", id="star-path"),
+        pytest.param({"script_src": ["*:443"]}, "'\\*:443'", id="star-port"),
+        pytest.param({"script_src": ["*.com"]}, "'\\*.com'", id="tld"),
+        pytest.param({"default_src": ["'self'", "https://*"]}, "default_src", id="default"),
+        pytest.param(
+            {"extra": {"script-src-attr": ["'self'"], "script-src-elem": ["https://*.com"]}},
+            "script-src-elem",
+            id="elem-tld",
+        ),
+        # a directive given twice is enforced once (the first): each occurrence is checked
+        pytest.param(
+            {"script_src": ["'unsafe-inline'"], "extra": {"script-src": ["'self'"]}},
+            "script_src",
+            id="twice",
+        ),
+    ],
+)
+def test_csp_refuses_unsafe_sources_in_every_script_directive(
+    options: dict[str, object], match: str
+) -> None:
+    """The unsafe-script rule holds for script-src-elem/-attr and scheme-wide host wildcards
+    (they went through, unrefused, without allow_unsafe=True)."""
+    with pytest.raises(ConfigurationError, match=match):
+        CSP(**options)  # type: ignore[arg-type]
+    assert CSP(**options, allow_unsafe=True).value  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        pytest.param(
+            {"script_src": ["'self'", "*.example.com", "https://*.cdn.example"]}, id="sub"
+        ),
+        pytest.param({"extra": {"script-src-elem": ["'self'", "https://cdn.example"]}}, id="elem"),
+        pytest.param({"extra": {"script-src-attr": ["'none'"]}}, id="attr"),
+        # script-src given: default-src no longer decides which scripts run
+        pytest.param({"default_src": ["https:"], "script_src": ["'self'"]}, id="default"),
+        pytest.param({"img_src": ["https:", "data:", "https://*"]}, id="images"),
+    ],
+)
+def test_csp_accepts_narrow_script_sources(options: dict[str, object]) -> None:
+    """Named hosts, subdomain wildcards and wide sources outside script directives pass."""
+    assert CSP(**options).value  # type: ignore[arg-type]
+
+
 def test_csp_allow_unsafe_accepts_them() -> None:
     """allow_unsafe=True writes what was asked for."""
     csp = CSP(script_src=["'self'", "'unsafe-inline'", "'unsafe-eval'"], allow_unsafe=True)

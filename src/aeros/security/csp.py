@@ -2,14 +2,19 @@
 
 :class:`CSP` writes the header value from keyword directives (``script_src=["'self'"]`` becomes
 ``script-src 'self'``) and raises :class:`~aeros.errors.ConfigurationError` when it is built
-with what makes a CSP useless against cross-site scripting: ``'unsafe-inline'`` for scripts
-(through ``script-src`` or the ``default-src`` it falls back to), ``'unsafe-eval'`` anywhere, a
-bare ``*`` source, or any ``http:`` / ``https:`` / ``data:`` scheme source for scripts.
-``allow_unsafe=True`` accepts them, for a migration that needs them for a while.
+with what makes a CSP useless against cross-site scripting: ``'unsafe-inline'`` for scripts,
+``'unsafe-eval'`` anywhere, a bare ``*`` source, and for scripts any ``http:`` / ``https:`` /
+``data:`` scheme source or a host wildcard as wide (``https://*``, ``*:443``, ``*.com``: every
+host, or every host under a top-level domain). The script rules hold for every directive that
+decides which scripts run: ``script-src``, ``script-src-elem``, ``script-src-attr`` and, when
+``script-src`` is not given, ``default-src`` (which browsers without the ``-elem``/``-attr``
+directives fall back to). ``allow_unsafe=True`` accepts them, for a migration that needs them
+for a while.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +41,17 @@ _NAMED = (
 )
 # Sources that let any page's script run as yours (scheme sources allow every host there).
 _SCRIPT_UNSAFE = frozenset({"'unsafe-inline'", "*", "http:", "https:", "data:"})
+# A host source whose host is "*" or "*.<one label>" (https://*, *:443, *.com, https://*.com/js/):
+# as wide as a scheme source. A path does not narrow it: paths are not checked after a redirect.
+_WILDCARD_HOST = re.compile(
+    r"""(?:[a-z][a-z0-9+.\-]*://)?  # scheme://, optional
+        \*(?:\.[^.:/]+)?\.?        # * or *.label (a top-level domain), a trailing dot or not
+        (?::[0-9*]+)?                # :port or :*
+        (?:/.*)?                     # any path""",
+    re.VERBOSE,
+)
+# The directives that decide which scripts run (default-src only when script-src is absent).
+_SCRIPT_DIRECTIVES = ("script-src", "script-src-elem", "script-src-attr")
 _BAD_CHARS = frozenset(";,\r\n\x00")
 
 
@@ -119,7 +135,7 @@ class CSP:
         if not isinstance(self.allow_unsafe, bool):
             raise ConfigurationError(f"CSP(allow_unsafe={self.allow_unsafe!r}) must be a bool")
         if not self.allow_unsafe:
-            self._refuse_unsafe(dict(directives))
+            self._refuse_unsafe(directives)
         parts = [" ".join((name, *sources)) for name, sources in directives]
         if self.upgrade_insecure_requests:
             parts.append("upgrade-insecure-requests")
@@ -133,23 +149,35 @@ class CSP:
         object.__setattr__(self, "value", "; ".join(parts))
 
     @staticmethod
-    def _refuse_unsafe(directives: dict[str, tuple[str, ...]]) -> None:
-        scripts = directives.get("script-src", directives.get("default-src", ()))
-        which = "script-src" if "script-src" in directives else "default-src"
-        for source in scripts:
-            if source.lower() in _SCRIPT_UNSAFE:
-                raise ConfigurationError(
-                    f"CSP({which.replace('-', '_')}=...): {source!r} lets any script run, "
-                    "which defeats the policy; use nonces/hashes or your own hosts, or pass "
-                    "allow_unsafe=True"
-                )
-        for name, sources in directives.items():
+    def _refuse_unsafe(directives: list[tuple[str, tuple[str, ...]]]) -> None:
+        # each occurrence is checked: a directive given twice (script_src, then again in
+        # extra) is enforced by its first occurrence only, and neither may slip through
+        names = {name for name, _ in directives}
+        scripts = (*_SCRIPT_DIRECTIVES, *(() if "script-src" in names else ("default-src",)))
+        for name, sources in directives:
+            if name not in scripts:
+                continue
+            for source in sources:
+                lowered = source.lower()
+                if lowered in _SCRIPT_UNSAFE or _WILDCARD_HOST.fullmatch(lowered):
+                    raise ConfigurationError(
+                        f"CSP({_argument(name)}=...): {source!r} lets any script run, which "
+                        "defeats the policy; use nonces/hashes or your own hosts, or pass "
+                        "allow_unsafe=True"
+                    )
+        for name, sources in directives:
             for source in sources:
                 if source.lower() == "'unsafe-eval'" or source == "*":
                     raise ConfigurationError(
-                        f"CSP({name.replace('-', '_')}=...): {source!r} is refused (it allows "
+                        f"CSP({_argument(name)}=...): {source!r} is refused (it allows "
                         "eval() or any host); name the hosts, or pass allow_unsafe=True"
                     )
 
     def __str__(self) -> str:
         return self.value
+
+
+def _argument(directive: str) -> str:
+    """How a directive was given: ``script_src`` for a keyword, ``extra['...']`` otherwise."""
+    keyword = directive.replace("-", "_")
+    return keyword if keyword in _NAMED else f"extra[{directive!r}]"
