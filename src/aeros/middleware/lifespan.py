@@ -3,7 +3,9 @@
 aeros' server runs the lifespan protocol strictly (a failing startup stops the server), which
 is right for a WebServer. A bare ``async def app(scope, receive, send)`` served from the
 command line often refuses the ``lifespan`` scope instead; this layer then answers the
-startup and shutdown events itself, as uvicorn's ``lifespan="auto"`` does.
+startup and shutdown events itself, as uvicorn's ``lifespan="auto"`` does. An app that takes
+the startup event and then raises does speak the protocol: its startup failed, and the server
+does not start (uvicorn's ``lifespan="on"``).
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ logger = logging.getLogger("aeros.server")
 class OptionalLifespanMiddleware:
     """Pass every scope to ``app``; answer lifespan events itself if the app refuses them.
 
-    The app refuses when it raises on the ``lifespan`` scope before it has answered the
-    startup event. An app that fails later (its startup failed) keeps failing.
+    The app refuses when it raises on the ``lifespan`` scope before it has received anything
+    (logged at INFO, no traceback). One that raises after receiving ``lifespan.startup``
+    without answering it failed its startup: the error is logged with its traceback and the
+    server is told ``lifespan.startup.failed``, so it does not start. One that raises after
+    answering is the server's to handle, as without this layer.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -49,16 +54,20 @@ class OptionalLifespanMiddleware:
         except Exception as exc:
             if answered:
                 raise
+            if received:  # it took the startup event: it speaks lifespan, and its startup failed
+                logger.error("the app's lifespan startup failed", exc_info=exc)
+                # no "message": the error and its traceback are logged just above
+                await send({"type": "lifespan.startup.failed"})
+                return
             logger.info(
                 "the app does not support the ASGI lifespan protocol (%s); serving without it",
                 type(exc).__name__,
             )
-            await _answer_lifespan(receive, send, startup_received=bool(received))
+            await _answer_lifespan(receive, send)
 
 
-async def _answer_lifespan(receive: Receive, send: Send, *, startup_received: bool) -> None:
-    if not startup_received:
-        await receive()  # lifespan.startup
+async def _answer_lifespan(receive: Receive, send: Send) -> None:
+    await receive()  # lifespan.startup
     await send({"type": "lifespan.startup.complete"})
     await receive()  # lifespan.shutdown
     await send({"type": "lifespan.shutdown.complete"})
