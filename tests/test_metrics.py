@@ -555,3 +555,48 @@ def test_metrics_label_requests_on_quarts_own_path_with_their_route(live_server)
     assert (
         value(found, "aeros_http_requests_total", method="POST", route=UNMATCHED, status="200") == 0
     )
+
+
+def test_metrics_count_a_client_gone_before_the_answer_as_499(live_server) -> None:
+    """Requests whose client closed mid-upload, before any response, count as 499 (nginx's
+    "client closed request"), so 5xx alerts do not fire on client aborts; an app that
+    failed without answering still counts as 500."""
+    import socket
+
+    app = WebServer(__name__, access_log=False, metrics=True)
+
+    @app.route("/up", methods=["POST"])
+    async def upload() -> str:
+        from quart import request
+
+        return str(len(await request.get_data()))
+
+    def failing_on_boom(inner: Any) -> Any:
+        async def layer(scope: Any, receive: Any, send: Any) -> None:
+            if scope.get("path") == "/boom":
+                raise RuntimeError("no answer")
+            await inner(scope, receive, send)
+
+        return layer
+
+    app.add_middleware(failing_on_boom)
+    with live_server(app) as url:
+        host, port = url.removeprefix("http://").split(":")
+        for request in (
+            b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+            b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"x" * 1000,
+        ):
+            with socket.create_connection((host, int(port)), timeout=5) as sock:
+                sock.sendall(request)  # and gone, before any answer
+        assert httpx.get(url + "/boom", timeout=5).status_code == 500
+
+        def gone(found: dict[Any, float]) -> bool:
+            return (
+                value(found, "aeros_http_requests_total", method="POST", route="/up", status="499")
+                == 2
+            )
+
+        found = scrape_until(url + "/metrics", gone)
+    assert value(found, "aeros_http_requests_total", method="POST", route="/up", status="500") == 0
+    boom = {"method": "GET", "route": UNMATCHED, "status": "500"}
+    assert value(found, "aeros_http_requests_total", **boom) == 1

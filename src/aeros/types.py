@@ -85,8 +85,9 @@ RESPONSE_DONE: Final = "aeros.response_done"
 """Scope key: a list that aeros' HTTP server puts in every request's scope beside
 :data:`HEADER_LINES`. A layer may append a pair ``(callback, scope)``, its own scope (a layer
 outside may have given it a copy); the server calls ``callback(scope, status, size)`` once the
-request's task ends (response sent, app failed, request cancelled) with the status it sent (0:
-none) and the body bytes sent through ``send`` (a HEAD answer's too). A pair, not a closure or
+request's task ends (response sent, app failed, request cancelled) with the status it sent
+(an app that failed gets the server's own 500, so 0 means nothing could be sent: the client
+left first) and the body bytes sent through ``send`` (a HEAD answer's too). A pair, not a closure or
 a partial: a bound method made once serves every request. Layers that report on finished
 requests (metrics, access log) use it instead of wrapping ``send`` and awaiting the app;
 without the key (another server, the test client) they wrap ``send``. The server empties the

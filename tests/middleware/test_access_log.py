@@ -20,6 +20,7 @@ from aeros.middleware.access_log import AccessLogMiddleware
 from aeros.middleware.concurrency_limit import ConcurrencyLimitMiddleware
 from aeros.middleware.headers import GlobalHeaders
 from tests.support.asgi import drive
+from tests.support.server import wait_until
 
 FORMATS = ("default", "common", "combined", "json")
 
@@ -389,6 +390,52 @@ def test_access_log_has_requests_the_server_refuses(live_server, tmp_path: Path)
     assert len(lines) == 2
     assert '"- - HTTP/1.1" 414 ' in lines[0]
     assert '"GET /items HTTP/1.1" 200 ' in lines[1]
+
+
+def abandon(url: str, request: bytes) -> None:
+    """Send ``request`` (a head and part of its body) and close before any answer."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(request)
+
+
+def test_access_log_client_gone_before_the_answer_is_499(live_server, tmp_path: Path) -> None:
+    """A client that closes mid-upload, before any response, is logged 499 (nginx's "client
+    closed request"), not 500; an app that fails without answering stays 500."""
+    app, log = hello_app(tmp_path, "common")
+
+    @app.route("/up", methods=["POST"])
+    async def upload() -> str:
+        from quart import request
+
+        return str(len(await request.get_data()))
+
+    async def failing(scope: Any, receive: Any, send: Any) -> None:
+        raise RuntimeError("no answer")
+
+    def failing_on_boom(inner: Any) -> Any:
+        async def layer(scope: Any, receive: Any, send: Any) -> None:
+            await (failing if scope.get("path") == "/boom" else inner)(scope, receive, send)
+
+        return layer
+
+    app.add_middleware(failing_on_boom)
+    with live_server(app) as url:
+        abandon(
+            url, b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"
+        )
+        abandon(
+            url, b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"x" * 1000
+        )
+        assert httpx.get(url + "/boom", timeout=5).status_code == 500
+        wait_until(lambda: log.read_text().count("\n") >= 3, 5.0, "no access lines", 0.02)
+    lines = sorted(log.read_text().splitlines(), key=lambda line: "/boom" in line)
+    assert [line.split('"')[2].strip() for line in lines] == ["499 -", "499 -", "500 21"], lines
+    assert [line.split('"')[1] for line in lines] == [
+        "POST /up HTTP/1.1",
+        "POST /up HTTP/1.1",
+        "GET /boom HTTP/1.1",
+    ]
 
 
 def test_access_log_head_sends_no_body_bytes(live_server, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from aeros.asgi_entry import asgi3
 from aeros.metrics.export import CONTENT_TYPE, Exporter
 from aeros.metrics.tally import SETTLE_AT, UNMATCHED
+from aeros.middleware.access_log import unanswered_status
 from aeros.middleware.counting import when_done
 from aeros.types import (
     CACHE_STATE,
@@ -85,7 +86,9 @@ class MetricsMiddleware:
             self.exporter.scheduled = False
 
     def count(self, scope: Scope, status: int, size: int) -> None:
-        """Count one finished request (``status`` 0: none was sent, counted as a 500)."""
+        """Count one finished request (``status`` 0: none was sent, counted as
+        :func:`~aeros.middleware.access_log.unanswered_status` says: 500, or 499 when the
+        client left first)."""
         box = scope[ROUTE]
         seconds = _clock() - box[1]
         tally = self.tally
@@ -100,7 +103,9 @@ class MetricsMiddleware:
         if cache == "hit" and scope.get(COALESCED):
             cache = "coalesced"
         done = tally.done  # counted in batches (Tally.settle): here only noted
-        done.append((scope["method"], route, status or 500, seconds, cache, size, limit))
+        if not status:
+            status = unanswered_status(scope)
+        done.append((scope["method"], route, status, seconds, cache, size, limit))
         if len(done) >= SETTLE_AT:
             tally.settle()
         if not self.exporter.scheduled:

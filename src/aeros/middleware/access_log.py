@@ -3,6 +3,10 @@
 The outermost layer, so it is on every request's path: it only counts bytes, reads the clock
 twice and hands the raw fields to the logging queue. Escaping and formatting happen later in
 the listener thread (:mod:`aeros.logging`), never on the event loop.
+
+A request that ends with no response sent is logged as 500 (the app failed) or, on aeros'
+server, which answers a failed app with its own 500 and reports it, as 499 (nginx's "client
+closed request"): nothing could be sent because the client went away first.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable
+from typing import Final
 
 from aeros.asgi_entry import asgi3
 from aeros.logging.access import ACCESS_LOGGER, SERVER_ANSWER, log_access
@@ -20,6 +25,7 @@ from aeros.middleware.counting import when_done
 from aeros.types import (
     CACHE_STATE,
     RATE_LIMIT_STATE,
+    RESPONSE_DONE,
     ASGIApp,
     Message,
     Receive,
@@ -27,10 +33,24 @@ from aeros.types import (
     Send,
 )
 
-__all__ = ["AccessLogMiddleware"]
+__all__ = ["CLIENT_CLOSED_REQUEST", "AccessLogMiddleware", "unanswered_status"]
+
+CLIENT_CLOSED_REQUEST: Final = 499
+"""Status logged and counted for a request whose client left before any response (nginx's)."""
 
 _INFO = logging.INFO
 _START = "aeros.access_log.start"  # scope key: when the request reached the layer
+
+
+def unanswered_status(scope: Scope) -> int:
+    """The status to report for a request that ended with none sent (a reported status 0).
+
+    On aeros' server (the request's report comes from the server, ``scope[RESPONSE_DONE]``) an
+    app that fails is answered with the server's own 500, and that is the status reported; 0
+    means nothing could be sent: the client closed the connection first, 499. Elsewhere the
+    layer sees only what the app sent: 0 is an app that failed (raised) before answering, 500.
+    """
+    return CLIENT_CLOSED_REQUEST if RESPONSE_DONE in scope else 500
 
 
 class AccessLogMiddleware:
@@ -60,16 +80,19 @@ class AccessLogMiddleware:
         return when_done(self.app, scope, receive, send, self._finish)
 
     def finish(self, scope: Scope, status: int, size: int) -> None:
-        """Log one finished HTTP request from what was sent (``status`` 0: none, a 500)."""
-        # An app that fails before starting a response gets a 500 from the server, and a
-        # HEAD answer carries no body on the wire, whatever body the app produced. aeros'
+        """Log one finished HTTP request from what was sent (``status`` 0: none, logged as
+        :func:`unanswered_status` says: 500, or 499 when the client left first)."""
+        # A HEAD answer carries no body on the wire, whatever body the app produced. aeros'
         # server may have answered in the app's place (a body over the limit): that shows.
         answer = scope.get(SERVER_ANSWER)
         if answer is not None:
             status, size = answer
-        elif scope["method"] == "HEAD":
-            size = 0
-        self.log(scope, status or 500, size, (time.perf_counter() - scope[_START]) * 1000)
+        else:
+            if scope["method"] == "HEAD":
+                size = 0
+            if not status:
+                status = unanswered_status(scope)
+        self.log(scope, status, size, (time.perf_counter() - scope[_START]) * 1000)
 
     async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one WebSocket; its line comes when it closes: 101 once accepted, else the

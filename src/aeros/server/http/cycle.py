@@ -147,6 +147,7 @@ class LeanCycle(RequestResponseCycle):
             if result is not None:
                 msg = "ASGI callable should return None, but returned '%s'."
                 self.logger.error(msg, result)
+                self.status = self.status or 500  # the app failed (0 would say the client left)
                 self._close()
             elif not self.response_started and not self.disconnected:
                 self.logger.error("ASGI callable returned without starting response.")
