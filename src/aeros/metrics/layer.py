@@ -16,8 +16,7 @@ from collections.abc import Awaitable, Callable
 from aeros.asgi_entry import asgi3
 from aeros.metrics.export import CONTENT_TYPE, Exporter
 from aeros.metrics.tally import SETTLE_AT, UNMATCHED
-from aeros.middleware.access_log import unanswered_status
-from aeros.middleware.counting import when_done
+from aeros.middleware.counting import unanswered_status, when_done
 from aeros.types import (
     CACHE_STATE,
     COALESCED,
@@ -87,7 +86,7 @@ class MetricsMiddleware:
 
     def count(self, scope: Scope, status: int, size: int) -> None:
         """Count one finished request (``status`` 0: none was sent, counted as
-        :func:`~aeros.middleware.access_log.unanswered_status` says: 500, or 499 when the
+        :func:`~aeros.middleware.counting.unanswered_status` says: 500, or 499 when the
         client left first)."""
         box = scope[ROUTE]
         seconds = _clock() - box[1]

@@ -14,18 +14,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable
-from typing import Final
 
 from aeros.asgi_entry import asgi3
 from aeros.logging.access import ACCESS_LOGGER, SERVER_ANSWER, log_access
 from aeros.logging.config import LogConfig
 from aeros.logging.context import request_id_var
 from aeros.logging.formatters import AccessEntry
-from aeros.middleware.counting import when_done
+from aeros.middleware.counting import unanswered_status, when_done
 from aeros.types import (
     CACHE_STATE,
     RATE_LIMIT_STATE,
-    RESPONSE_DONE,
     ASGIApp,
     Message,
     Receive,
@@ -33,24 +31,10 @@ from aeros.types import (
     Send,
 )
 
-__all__ = ["CLIENT_CLOSED_REQUEST", "AccessLogMiddleware", "unanswered_status"]
-
-CLIENT_CLOSED_REQUEST: Final = 499
-"""Status logged and counted for a request whose client left before any response (nginx's)."""
+__all__ = ["AccessLogMiddleware"]
 
 _INFO = logging.INFO
 _START = "aeros.access_log.start"  # scope key: when the request reached the layer
-
-
-def unanswered_status(scope: Scope) -> int:
-    """The status to report for a request that ended with none sent (a reported status 0).
-
-    On aeros' server (the request's report comes from the server, ``scope[RESPONSE_DONE]``) an
-    app that fails is answered with the server's own 500, and that is the status reported; 0
-    means nothing could be sent: the client closed the connection first, 499. Elsewhere the
-    layer sees only what the app sent: 0 is an app that failed (raised) before answering, 500.
-    """
-    return CLIENT_CLOSED_REQUEST if RESPONSE_DONE in scope else 500
 
 
 class AccessLogMiddleware:

@@ -4,18 +4,34 @@ The access log and the metrics each need the status and the size of every HTTP r
 the request ends. :func:`when_done` gives them both ways of learning it: on aeros' own server
 the server reports it (``scope[RESPONSE_DONE]``: no send wrapper, no coroutine of the layer);
 anywhere else ``send`` is wrapped in a :class:`CountingSend` and the report follows the app.
+A report of no response (status 0) is told apart by :func:`unanswered_status`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Final
 
 from aeros.types import RESPONSE_DONE, ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["CountingSend", "Finished", "when_done"]
+__all__ = ["CLIENT_CLOSED_REQUEST", "CountingSend", "Finished", "unanswered_status", "when_done"]
 
 Finished = Callable[[Scope, int, int], None]
 """``finished(scope, status, size)``: a finished request's report (``status`` 0: none sent)."""
+
+CLIENT_CLOSED_REQUEST: Final = 499
+"""Status logged and counted for a request whose client left before any response (nginx's)."""
+
+
+def unanswered_status(scope: Scope) -> int:
+    """The status to report for a request that ended with none sent (a reported status 0).
+
+    On aeros' server (the request's report comes from the server, ``scope[RESPONSE_DONE]``) an
+    app that fails is answered with the server's own 500, and that is the status reported; 0
+    means nothing could be sent: the client closed the connection first, 499. Elsewhere the
+    layer sees only what the app sent: 0 is an app that failed (raised) before answering, 500.
+    """
+    return CLIENT_CLOSED_REQUEST if RESPONSE_DONE in scope else 500
 
 
 class CountingSend:
