@@ -59,6 +59,13 @@ _LONG_DIGITS = re.compile("[0-9]{19}")
 _LONG_DIGITS_BYTES = re.compile(b"[0-9]{19}")
 
 
+def _long_digits(text: str | bytes) -> bool:
+    """Whether ``text`` has a run of 19 digits (an integer that may not fit 64 bits)."""
+    if isinstance(text, str):
+        return _LONG_DIGITS.search(text) is not None
+    return _LONG_DIGITS_BYTES.search(text) is not None
+
+
 def _escape_run(match: re.Match[str]) -> str:
     # json's own escaper (C), so the escapes (surrogate pairs included) are json's exactly
     return encode_basestring_ascii(match.group())[1:-1]
@@ -140,8 +147,7 @@ class OrjsonProvider(DefaultJSONProvider):
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
         """Parse JSON text or UTF-8 bytes (orjson; :mod:`json` for kwargs, NaN, integers that
         may not fit 64 bits, and errors)."""
-        long_digits = _LONG_DIGITS.search(s) if isinstance(s, str) else _LONG_DIGITS_BYTES.search(s)
-        if not kwargs and long_digits is None:
+        if not kwargs and not _long_digits(s):
             try:
                 return orjson.loads(s)
             except orjson.JSONDecodeError:
