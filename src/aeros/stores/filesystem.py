@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import re
 import secrets
 import struct
 import tempfile
@@ -31,7 +32,7 @@ from typing import ClassVar
 from aeros import _validate
 from aeros.errors import ConfigurationError, StoreError
 from aeros.stores.base import Capabilities, Clock, checked_timeout, expiry, key_group
-from aeros.stores.tag_files import TagFiles
+from aeros.stores.tag_files import TagFiles, is_entry_name
 
 __all__ = ["FileSystemCache", "FilesystemCache"]
 
@@ -40,6 +41,7 @@ _HEADER = struct.Struct("<4sdI")  # magic, expires (unix time; inf: never), key 
 _MAC_SIZE = 32
 _SUFFIX = ".aec"
 _TMP_PREFIX = ".tmp-"
+_TMP_NAME = re.compile(re.escape(_TMP_PREFIX) + r"[a-z0-9_]{8}")  # what mkstemp names them
 _KEYFILE_NAME = ".aeros-mac-key"
 _STALE_TMP_SECONDS = 300.0
 
@@ -54,7 +56,9 @@ class FilesystemCache:
     entries after every ``threshold // 10`` writes.
 
     Args:
-        directory: where entries live; give the cache a directory of its own.
+        directory: where entries live; give the cache a directory of its own. Other files
+            there are left alone: clears, purges and pruning remove only files named as
+            this cache names its own.
         timeout: default lifetime in seconds of a cached response; 0 or None: no expiry.
             Default 300.
         threshold: most entries kept. Default 500.
@@ -271,17 +275,17 @@ class FilesystemCache:
             raise StoreError(f"FilesystemCache cannot delete tags: {exc.strerror}") from exc
 
     def _entries(self) -> list[os.DirEntry[str]]:
+        """The entry files and temporary files in the directory: the files this cache writes
+        (besides its secret and tag indexes); any other file is someone else's."""
         try:
             with os.scandir(self.directory) as it:
-                return [e for e in it if e.name.endswith(_SUFFIX) or e.name.startswith(".tmp")]
+                return [e for e in it if is_entry_name(e.name) or _TMP_NAME.fullmatch(e.name)]
         except OSError as exc:
             raise StoreError(f"FilesystemCache cannot list entries: {exc.strerror}") from exc
 
     def _delete_prefix(self, prefix: str) -> int:
         raw_prefix = _encode_key(prefix)
-        return self._delete_matching(
-            lambda name: name.endswith(_SUFFIX), lambda key: key.startswith(raw_prefix)
-        )
+        return self._delete_matching(is_entry_name, lambda key: key.startswith(raw_prefix))
 
     def _delete_group(self, group: str) -> int:
         start = _group_hash(group) + "-"
@@ -314,7 +318,7 @@ class FilesystemCache:
         except OSError as exc:
             raise StoreError(f"FilesystemCache cannot clear: {exc.strerror}") from exc
         for entry in self._entries():
-            if not entry.name.endswith(_SUFFIX):
+            if not is_entry_name(entry.name):
                 continue  # temp files are other workers' writes in progress; prune reaps leftovers
             with contextlib.suppress(FileNotFoundError):
                 try:

@@ -13,13 +13,17 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-__all__ = ["TAG_SUFFIX", "TagFiles"]
+__all__ = ["TAG_SUFFIX", "TagFiles", "is_entry_name"]
 
 TAG_SUFFIX = ".tix"
-_ENTRY_SUFFIX = ".aec"
+# the names the cache gives its files (FilesystemCache._path, TagFiles.path): a file of any
+# other name in the directory is not aeros', and no clear, purge or prune ever touches it
+_ENTRY_NAME = re.compile(r"[0-9a-f]{16}-[0-9a-f]{40}\.aec")
+_INDEX_NAME = re.compile(r"[0-9a-f]{40}" + re.escape(TAG_SUFFIX))
 
 
 class TagFiles:
@@ -51,7 +55,7 @@ class TagFiles:
                 names = _read_all(fd).decode().split()
                 os.unlink(path)  # later writes start a new index
             for name in dict.fromkeys(names):
-                if not _is_entry_name(name):
+                if not is_entry_name(name):
                     continue  # a damaged line never names a file outside the entries
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.directory / name)
@@ -63,7 +67,7 @@ class TagFiles:
         for path in self._indexes():
             with contextlib.suppress(OSError), _locked(path) as fd:
                 names = dict.fromkeys(_read_all(fd).decode().split())
-                live = [n for n in names if _is_entry_name(n) and (self.directory / n).exists()]
+                live = [n for n in names if is_entry_name(n) and (self.directory / n).exists()]
                 if not live:
                     os.unlink(path)
                     continue
@@ -71,19 +75,19 @@ class TagFiles:
                 os.write(fd, "".join(n + "\n" for n in live).encode())
 
     def clear(self) -> None:
-        """Remove every index file."""
+        """Remove every index file (those named as :meth:`path` names them)."""
         for path in self._indexes():
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
 
     def _indexes(self) -> list[Path]:
         with os.scandir(self.directory) as it:
-            return [Path(e.path) for e in it if e.name.endswith(TAG_SUFFIX)]
+            return [Path(e.path) for e in it if _INDEX_NAME.fullmatch(e.name)]
 
 
-def _is_entry_name(name: str) -> bool:
-    stem = name.removesuffix(_ENTRY_SUFFIX)
-    return stem != name and all(c in "0123456789abcdef-" for c in stem)
+def is_entry_name(name: str) -> bool:
+    """Whether ``name`` is the name of an entry file (``<group hash>-<key hash>.aec``)."""
+    return _ENTRY_NAME.fullmatch(name) is not None
 
 
 @contextlib.contextmanager

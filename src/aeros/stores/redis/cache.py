@@ -60,7 +60,9 @@ class RedisCache:
         timeout: default lifetime in seconds of a cached response; 0 or None: no expiry.
             Default 300.
         prefix: prepended to every Redis key, so :meth:`clear` removes only this cache's keys
-            and several apps can share one database. Default ``aeros:``. See
+            and several apps can share one database; must not be empty. Default ``aeros:``.
+            Even a prefix that other programs' keys share is safe: :meth:`clear` deletes only
+            names of this cache's own layout under it. See
             :class:`aeros.stores.redis.scripts.KeyNames` for the layout: an entry shares a
             cluster slot with its group's index, so :meth:`delete_group` needs no scan.
         socket_timeout: seconds to wait for a connection or an answer. Default 0.1.
@@ -112,8 +114,12 @@ class RedisCache:
             socket_timeout=socket_timeout,
             max_connections=max_connections,
         )
-        if not isinstance(prefix, str):
-            raise ConfigurationError(f"RedisCache(prefix={prefix!r}) must be a str")
+        if not isinstance(prefix, str) or not prefix:
+            raise ConfigurationError(
+                f"RedisCache(prefix={prefix!r}) must be a non-empty str such as 'aeros:' or "
+                "'myapp:cache:': an empty one mixes this cache's keys with every other key "
+                "of the database"
+            )
         self.timeout = checked_timeout("RedisCache", timeout)
         self.prefix = prefix
         self.url = url
@@ -252,7 +258,8 @@ class RedisCache:
         return entries
 
     async def clear(self) -> None:
-        """Remove every key under this cache's prefix (never the whole database)."""
+        """Remove every entry, index and lock of this cache: the keys under its prefix that
+        have its layout, never another program's key (nor the whole database)."""
         await self._unlink_matching(self.names.everything(), "clear")
 
     async def _unlink_matching(self, pattern: bytes, action: str) -> int:
@@ -261,6 +268,8 @@ class RedisCache:
         try:
             batch: list[bytes] = []
             async for name in client.redis.scan_iter(match=pattern, count=1000):
+                if not self.names.owns(name):
+                    continue  # under our prefix, but not a name this cache writes
                 batch.append(name)
                 if len(batch) >= 1000:
                     removed += await self._unlink(client, batch)

@@ -8,6 +8,7 @@ scripts run, the slot split simply yields one group.
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -88,6 +89,13 @@ class KeyNames:
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
+        # a name of one of the shapes above: what a SCAN under the prefix may delete
+        self._ours = re.compile(re.escape(_encode(prefix)) + rb"(?:[kit]:\{[0-9a-f]{8}\}|l:)")
+
+    def owns(self, name: bytes) -> bool:
+        """Whether ``name`` is one of this cache's keys, not another program's key (or
+        another cache's, under a longer prefix) that merely starts with ``prefix``."""
+        return self._ours.match(name) is not None
 
     def entry(self, key: str) -> bytes:
         """The entry of ``key``."""
@@ -120,7 +128,8 @@ class KeyNames:
         return _encode(head + "????????}" + group_prefix.translate(_GLOB_SPECIAL) + "*")
 
     def everything(self) -> bytes:
-        """A SCAN pattern for every key of this cache."""
+        """A SCAN pattern for every key of this cache (and any other key under the prefix:
+        keep only the names :meth:`owns` accepts)."""
         return _encode(self.prefix.translate(_GLOB_SPECIAL) + "*")
 
 
