@@ -10,6 +10,8 @@ The two strategies call the storage directly with a key built once per limit, do
 ``limits.aio.strategies.FixedWindowRateLimiter`` / ``MovingWindowRateLimiter`` do for ``hit``
 followed by ``get_window_stats`` in two storage calls instead of four or five (their per-call
 key formatting costs more than the in-memory count itself: see docs/performance.md).
+``peek`` reads a limit without a hit (their ``get_window_stats``), for the limits a refused
+request never reached.
 """
 
 from __future__ import annotations
@@ -100,6 +102,8 @@ class Backend:
         self.warn_interval = warn_interval
         self.clock = clock
         self.hit = self._fixed if strategy == "fixed-window" else self._moving
+        # a limit as it stands, counting no hit: for the limits after the one that refused
+        self.peek = self._fixed_peek if strategy == "fixed-window" else self._moving_peek
         self._storage: Storage | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._down_until = 0.0
@@ -177,6 +181,36 @@ class Backend:
             raise self._failed(exc) from exc
         reset = start + expiry - time.time() if count else 0.0
         return bool(allowed), max(amount - count, 0), max(reset, 0.0)
+
+    async def _fixed_peek(self, key: str, amount: int, expiry: int) -> Outcome:
+        """What the key's current window holds, counting no hit (``limits``'
+        ``FixedWindowRateLimiter.get_window_stats``): whether a hit now would be allowed, the
+        hits left and the seconds until the window ends (0 when none runs)."""
+        storage = self._usable()
+        try:
+            count = await storage.get(key)
+            if count <= 0:
+                return True, amount, 0.0
+            end = await storage.get_expiry(key)
+        except Exception as exc:  # any storage failure (redis, OS, timeout): never a 5xx
+            raise self._failed(exc) from exc
+        return count < amount, max(amount - count, 0), max(end - self._wall(), 0.0)
+
+    async def _moving_peek(self, key: str, amount: int, expiry: int) -> Outcome:
+        """What the key's last ``expiry`` seconds hold, counting no hit (``limits``'
+        ``MovingWindowRateLimiter.get_window_stats``), as :meth:`_moving` reports it."""
+        storage: Any = self._usable()
+        try:
+            start, count = await storage.get_moving_window(key, amount, expiry)
+        except Exception as exc:  # any storage failure (redis, OS, timeout): never a 5xx
+            raise self._failed(exc) from exc
+        reset = start + expiry - self._wall() if count else 0.0
+        return count < amount, max(amount - count, 0), max(reset, 0.0)
+
+    def _wall(self) -> float:
+        """Wall-clock seconds as the storage reads them (the memory counters' own clock)."""
+        counts = self.counts
+        return counts.clock() if counts is not None else time.time()
 
     def _usable(self) -> Storage:
         if self._down_until:

@@ -125,9 +125,48 @@ class RateLimitMiddleware:
         check: Check,
         reset: float,
     ) -> Awaitable[None]:
+        """The 429 for a request ``check`` refused (``reset``: when it frees one). The
+        limits after ``check`` were not counted: they are read without a hit, so ``RateLimit``
+        lists every limit of the plan and ``Retry-After`` waits for all of them."""
         scope[RATE_LIMIT_STATE] = "429"
+        unread = _after(plan.checks, check)
+        if unread:
+            return self._read_and_refuse(scope, send, plan, counted, check, reset, unread)
         fields = [(POLICY_FIELD, plan.policy), (RATE_FIELD, rate_value(counted))]
-        return self.refuse(scope, send, reset, fields, _detail(check))
+        return self.refuse(scope, send, _retry_after(counted, reset), fields, _detail(check))
+
+    async def _read_and_refuse(
+        self,
+        scope: Scope,
+        send: Send,
+        plan: Plan,
+        counted: list[tuple[bytes, int, float]],
+        check: Check,
+        reset: float,
+        unread: Sequence[Check],
+    ) -> None:
+        """:meth:`_refused` once the ``unread`` limits are read. The refusal stands if the
+        storage fails (a limit has answered): the limits left unread are left out and,
+        failing closed, ``Retry-After`` also waits until the storage is tried again (every
+        request is refused until then)."""
+        members = list(counted)
+        wait = reset
+        peek = self.backend.peek
+        for later in unread:
+            identity = later.key(scope)
+            if identity is None:  # the limit does not apply to this request
+                continue
+            try:
+                _, remaining, later_reset = await peek(
+                    later.prefix + identity, later.amount, later.window
+                )
+            except BackendDown:
+                if not self.fail_open:
+                    wait = max(wait, self.backend.retry_after)
+                break
+            members.append((later.name, remaining, later_reset))
+        fields = [(POLICY_FIELD, plan.policy), (RATE_FIELD, rate_value(members))]
+        await self.refuse(scope, send, _retry_after(members, wait), fields, _detail(check))
 
     def _allowed(
         self,
@@ -264,6 +303,20 @@ class AppLimitMiddleware(RateLimitMiddleware):
             return False
         self.uniform_at = seen
         return True
+
+
+def _after(checks: tuple[Check, ...], check: Check) -> tuple[Check, ...]:
+    """The checks after ``check`` (the one that refused): those the request did not reach."""
+    for index, candidate in enumerate(checks):
+        if candidate is check:
+            return checks[index + 1 :]
+    return ()
+
+
+def _retry_after(members: Sequence[tuple[bytes, int, float]], reset: float) -> float:
+    """Seconds until every limit has room: ``reset`` (the refusing limit's) or the latest
+    reset of a member with nothing left, whichever is later."""
+    return max([reset, *(later for _, remaining, later in members if remaining <= 0)])
 
 
 def _detail(check: Check) -> str:

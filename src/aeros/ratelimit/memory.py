@@ -4,7 +4,7 @@
 key it holds to expire old ones: a hit costs 13 us with one key and 1.4 ms with 10 000 (one
 client address, or one value of a ``key=`` header a client picks, per key), so a client that
 varies its key could make every request of the worker slow. These counters keep ``limits``'
-meaning (the same four calls, the same answers) and expire lazily: a key is reset when it is
+meaning (the same five calls, the same answers) and expire lazily: a key is reset when it is
 touched after its window, and the table is swept only when it has doubled since the last
 sweep, so a sweep's cost is spread over the inserts that made it necessary.
 
@@ -45,7 +45,7 @@ class MemoryCounts:
         self._sweep_counters_at = _FIRST_SWEEP
         self._sweep_events_at = _FIRST_SWEEP
 
-    # ---- fixed window: limits' incr / get_expiry -------------------------------------------
+    # ---- fixed window: limits' incr / get / get_expiry ------------------------------------
 
     async def incr(self, key: str, expiry: float, amount: int = 1) -> int:
         """Add ``amount`` hits to the key's window (a new window of ``expiry`` seconds starts
@@ -76,6 +76,11 @@ class MemoryCounts:
             if len(self.counters) >= self._sweep_counters_at:
                 self._sweep_counters(now)
         return counter
+
+    async def get(self, key: str) -> int:
+        """The hits counted in the key's running window (0 when none runs), counting none."""
+        counter = self.counters.get(key)
+        return int(counter[0]) if counter is not None and counter[1] > self.clock() else 0
 
     async def get_expiry(self, key: str) -> float:
         """When the key's window ends (now when it has none)."""
