@@ -31,7 +31,7 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from multiprocessing.sharedctypes import RawArray
 from typing import Any, NoReturn
@@ -129,6 +129,8 @@ class ForkServer:
         self._closed = False
         self._children: set[int] = set()  # the helper's own bookkeeping (its workers)
         self._handing_over = False
+        self._kill_at: dict[int, float] = {}  # after a handover: when to SIGKILL a worker
+        self._orphan_drain: float | None = None  # its bound should the supervisor die
         self._failed_forks = 0
         self._wake: tuple[int, int] = (-1, -1)  # the helper's signal wake-up pipe
         mine, helpers = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -215,15 +217,24 @@ class ForkServer:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(self.pid, 0)
 
-    def hand_over(self) -> int:
+    def hand_over(
+        self, draining: Mapping[int, float] | None = None, drain: float | None = None
+    ) -> int:
         """Leave the workers serving past this process's ``exec`` (SIGUSR2): the helper stops
         taking requests and exits once its last worker has, or SIGTERMs them should this
         process die instead. Returns the helper's pid and nothing is waited for: after the
-        ``exec`` the new image retires the workers and reaps the helper (still its child)."""
+        ``exec`` the new image retires the workers and reaps the helper (still its child).
+
+        ``draining`` maps the workers already draining (replaced), which the new image is not
+        told of, to the seconds left before their drain deadline: the helper SIGKILLs each one
+        still there then. It is their parent, so the pid cannot be another process's by then.
+        ``drain`` bounds the same way the drain of the others, should this process die and the
+        helper SIGTERM them (None: unbounded).
+        """
         if not self._closed:
             self._closed = True
             with contextlib.suppress(OSError):
-                _send_frame(self._sock, ("handover",))
+                _send_frame(self._sock, ("handover", dict(draining or {}), drain))
             self._sock.close()
         return self.pid
 
@@ -255,6 +266,9 @@ class ForkServer:
                         break
                     if frame[0][0] == "handover":
                         self._handing_over = True
+                        now = time.monotonic()
+                        _kind, draining, self._orphan_drain = frame[0]
+                        self._kill_at = {pid: now + left for pid, left in draining.items()}
                         continue
                     self._fork_worker(sock, frame[0], frame[1])
             if self._handing_over:
@@ -269,8 +283,9 @@ class ForkServer:
             os._exit(code)
 
     def _outlive_workers(self, supervisor: int) -> None:
-        """After a handover: wait for every worker to exit (the next image retires them); if
-        the supervisor's process dies instead (the new code failed to start), drain them."""
+        """After a handover: wait for every worker to exit (the next image retires them; those
+        already draining are killed at their deadline, :meth:`hand_over`); if the supervisor's
+        process dies instead (the new code failed to start), drain them, within ``drain``."""
         told = False
         while self._children:
             if not told and os.getppid() != supervisor:
@@ -278,7 +293,12 @@ class ForkServer:
                 for pid in self._children:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGTERM)
-            readable, _, _ = select.select([self._wake[0]], [], [], _REAP_INTERVAL)
+                    if self._orphan_drain is not None and pid not in self._kill_at:
+                        self._kill_at[pid] = time.monotonic() + self._orphan_drain
+            self._kill_late()
+            now = time.monotonic()
+            wait = min([_REAP_INTERVAL, *(when - now for when in self._kill_at.values())])
+            readable, _, _ = select.select([self._wake[0]], [], [], max(0.0, wait))
             if readable:  # a SIGCHLD
                 os.read(self._wake[0], 512)
             while True:
@@ -289,6 +309,19 @@ class ForkServer:
                 if pid == 0:
                     break
                 self._children.discard(pid)
+
+    def _kill_late(self) -> None:
+        """SIGKILL the workers still there at their deadline (not reaped yet, so each pid is
+        still this helper's child)."""
+        now = time.monotonic()
+        for pid, when in list(self._kill_at.items()):
+            if pid in self._children and when > now:
+                continue
+            del self._kill_at[pid]
+            if pid in self._children:
+                logger.warning("Worker [pid %d] did not drain in time; killing it", pid)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
     def _report_exits(self, sock: socket.socket) -> None:
         while True:

@@ -10,7 +10,14 @@ from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 from typing import Any
 
-__all__ = ["RESTART_SIGNALS", "RETIRE_SIGNAL", "SHUTDOWN_SIGNALS", "capture", "signal_name"]
+__all__ = [
+    "IGNORED_SIGNALS",
+    "RESTART_SIGNALS",
+    "RETIRE_SIGNAL",
+    "SHUTDOWN_SIGNALS",
+    "capture",
+    "signal_name",
+]
 
 SHUTDOWN_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)
 """Signals that start a graceful shutdown (Ctrl-C, ``kill``; Ctrl-Break on Windows)."""
@@ -27,6 +34,13 @@ RETIRE_SIGNAL: int = getattr(signal, "SIGUSR1", signal.SIGTERM)
 """What the supervisor sends a worker it replaces (recycled, SIGHUP, the previous image after
 SIGUSR2): drain now, without ``shutdown_delay`` and without the health endpoint saying
 draining, since the server as a whole keeps serving (SIGTERM where there is no SIGUSR1)."""
+
+IGNORED_SIGNALS: tuple[signal.Signals, ...] = ()
+"""Signals the supervisor logs and otherwise ignores: SIGUSR1, the workers' retire signal, is
+sent to the main pid by habit (gunicorn reopens its log files on it); its default action would
+end the supervisor and orphan the workers (POSIX only)."""
+if sys.platform != "win32":
+    IGNORED_SIGNALS = (signal.SIGUSR1,)
 
 Handler = Callable[[int, FrameType | None], Any]
 

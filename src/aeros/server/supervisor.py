@@ -19,7 +19,9 @@ raises a shared flag), or each worker in turn after SIGHUP, gets its replacement
 and is told to drain (SIGTERM: it stops accepting and finishes its requests in flight) only once
 the replacement accepts (:mod:`aeros.server.replacements`); the helper has room for twice
 ``workers`` processes for that overlap.
-SIGUSR2 hands the workers over to a fresh image of the server (:mod:`aeros.server.handover`).
+SIGUSR2 hands the workers over to a fresh image of the server (:mod:`aeros.server.handover`);
+workers still draining then are left to the fork helper, which kills them at their deadline.
+SIGUSR1, a worker's "drain now", is only logged here: its default action would end the server.
 """
 
 from __future__ import annotations
@@ -170,7 +172,7 @@ class Supervisor(Reaping):
             )
         self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
         self._selector.register(self.fork_server, selectors.EVENT_READ, "exits")
-        watched = (*signals.SHUTDOWN_SIGNALS, *signals.RESTART_SIGNALS)
+        watched = (*signals.SHUTDOWN_SIGNALS, *signals.RESTART_SIGNALS, *signals.IGNORED_SIGNALS)
         with signals.capture(watched, self._on_signal):
             try:
                 for slot in range(self.workers):
@@ -235,6 +237,16 @@ class Supervisor(Reaping):
         """SIGBREAK: drain."""
         return True
 
+    def handle_sigusr1(self) -> bool:
+        """SIGUSR1: ignored with a warning. It tells a *worker* to drain; gunicorn users send it
+        to the main pid to reopen log files, which aeros does not do on a signal (each process
+        opens its log files when it starts), and its default action would end this process."""
+        logger.warning(
+            "Ignoring SIGUSR1: the server reopens no log files on it (SIGUSR2 re-executes the "
+            "server, and every new process opens them anew); workers drain on SIGUSR1"
+        )
+        return False
+
     def handle_sigusr2(self) -> bool:
         """SIGUSR2: re-execute the server with the code now on disk; the workers serve on until
         the new image's workers accept (:mod:`aeros.server.handover`)."""
@@ -256,7 +268,24 @@ class Supervisor(Reaping):
             " ".join(sys.orig_argv),
             len(pids),
         )
-        self.handing_over = Handover(self.fork_server.hand_over(), pids)
+        # Replaced workers still draining are not the new image's to retire: the helper, their
+        # parent, kills each one still there at the deadline this loop would have applied, and
+        # bounds the others' drain (SIGTERM: with shutdown_delay) should this process die.
+        now, limit = time.monotonic(), self.graceful_timeout + KILL_MARGIN
+        draining = {
+            w.pid: max(0.0, w.draining_since + limit - now)
+            for w in self._slots
+            if w is not None and w.draining_since is not None
+        }
+        if draining:
+            logger.info(
+                "%d replaced worker(s) still draining [pids %s]: killed if not gone by their "
+                "deadline",
+                len(draining),
+                ", ".join(map(str, draining)),
+            )
+        helper = self.fork_server.hand_over(draining, self.config.shutdown_delay + limit)
+        self.handing_over = Handover(helper, pids)
         return True
 
     # ---- workers ----------------------------------------------------------------------------
