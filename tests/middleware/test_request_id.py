@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,28 @@ def test_new_request_id_is_32_hex_and_unique() -> None:
     ids = {new_request_id() for _ in range(10_000)}
     assert len(ids) == 10_000
     assert all(HEX32.match(value) for value in ids)
+
+
+def test_new_request_id_batches_are_not_shared_with_forked_children() -> None:
+    """A forked worker never hands out the ids its parent made but had not used yet."""
+    new_request_id()  # a batch is made; the parent's next ids wait in it
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its first three ids, to the parent
+        try:
+            os.write(writer, "".join(new_request_id() for _ in range(3)).encode())
+        finally:
+            os._exit(0)
+    os.close(writer)
+    with os.fdopen(reader, "rb") as pipe:
+        child = pipe.read().decode()
+    os.waitpid(pid, 0)
+    parent = "".join(new_request_id() for _ in range(3))
+    assert len(child) == 96
+    assert HEX32.match(child[:32])
+    assert {child[i : i + 32] for i in range(0, 96, 32)}.isdisjoint(
+        parent[i : i + 32] for i in range(0, 96, 32)
+    )
 
 
 def test_request_id_in_sync_views_and_on_concurrency_limit_refusals(tmp_path: Path) -> None:

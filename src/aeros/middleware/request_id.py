@@ -10,9 +10,9 @@ this header, so a hit never replays another request's id), a 503 of the concurre
 from __future__ import annotations
 
 import ipaddress
-import random
+import os
 import re
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Iterable, Iterator
 
 from aeros.asgi_entry import asgi3
 from aeros.errors import ConfigurationError
@@ -31,15 +31,41 @@ MAX_LENGTH = 128
 # log line and in a header as it is
 _WELL_FORMED = re.compile(rb"[A-Za-z0-9._:/+=@-]{1,%d}" % MAX_LENGTH)
 _TRUSTED_MEMO_LIMIT = 1024
-# random.getrandbits is the cheapest source measured (0.19 us against 0.6 us for
-# os.urandom(16).hex() and about 2 us for uuid4().hex): an id is a unique label, not a secret,
-# and the random module reseeds itself in every forked worker.
-_bits = random.getrandbits
+_POOL_IDS = 128  # ids made at a time
+
+
+class _Ids:
+    """Fresh ids, made ``_POOL_IDS`` at a time from one ``os.urandom`` read.
+
+    One id made per request costs about 4.5 k instructions (``random.getrandbits(128)``, its
+    conversions, two Python calls); taken from a batch, a few hundred: 1.5 % of a JSON
+    request's instructions. The bytes come from the kernel's random source, not from a
+    generator seeded in the process, and the batch is dropped in a forked child
+    (``os.register_at_fork``), so workers never share ids. An id is a label, not a secret.
+    """
+
+    def __init__(self) -> None:
+        self.batch: Iterator[str] = iter(())
+        os.register_at_fork(after_in_child=self.drop)
+
+    def drop(self) -> None:
+        """Forget the ids made so far (a forked child must not reuse its parent's)."""
+        self.batch = iter(())
+
+    def refill(self) -> str:
+        """The first id of a new batch; the batch keeps the rest."""
+        digits = os.urandom(16 * _POOL_IDS).hex()
+        batch = iter([digits[start : start + 32] for start in range(0, len(digits), 32)])
+        self.batch = batch
+        return next(batch)
+
+
+_IDS = _Ids()
 
 
 def new_request_id() -> str:
     """A fresh id: 32 lower-case hex digits (128 random bits)."""
-    return _bits(128).to_bytes(16, "little").hex()
+    return next(_IDS.batch, None) or _IDS.refill()
 
 
 class _Trust(dict[str, bool]):
@@ -124,7 +150,10 @@ class RequestIdMiddleware:
         # no reset (the server's own log lines after the app returns carry it too). So no
         # send wrapper and no coroutine of this layer: the app's coroutine goes back to the
         # caller as it is. (An id is made here or checked by _WELL_FORMED: no CR, LF or space.)
-        request_id = self.request_id(scope)
+        if self.trust is None:  # no proxy's id is taken: a fresh one, without two calls
+            request_id = next(_IDS.batch, None) or _IDS.refill()
+        else:
+            request_id = self.request_id(scope)
         request_id_var.set(request_id)
         lines.append(self.line_start + request_id.encode("ascii") + b"\r\n")
         return self.app(scope, receive, send)
