@@ -159,6 +159,44 @@ async def test_filesystem_permissions(tmp_path: Path) -> None:
     assert {stat.S_IMODE(f.stat().st_mode) for f in files} == {0o600}
 
 
+@pytest.mark.parametrize("mode", [0o777, 0o1777, 0o770], ids=["world", "sticky", "group"])
+def test_filesystem_refuses_a_directory_others_can_write(tmp_path: Path, mode: int) -> None:
+    """A directory other users can write to (``/tmp``) is refused, named, and left as it was
+    (it was chmod-ed to 0700, which locks everyone else out of ``/tmp``)."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, mode)
+    with pytest.raises(ConfigurationError, match=rf"writable by other users \(mode {mode:o}\)"):
+        FilesystemCache(shared)
+    assert stat.S_IMODE(shared.stat().st_mode) == mode
+
+
+async def test_filesystem_keeps_the_mode_of_an_existing_directory(tmp_path: Path) -> None:
+    """An existing directory others may only read is used as it is: its mode is not changed;
+    the files the cache writes are 0600."""
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    os.chmod(existing, 0o755)  # noqa: S103 (a directory others may read: the case tested)
+    cache = FilesystemCache(existing)
+    await cache.set("k", b"v", ttl=None)
+    assert await cache.get("k") == b"v"
+    assert stat.S_IMODE(existing.stat().st_mode) == 0o755
+    assert {stat.S_IMODE(f.stat().st_mode) for f in existing.iterdir()} == {0o600}
+
+
+async def test_filesystem_directory_opened_to_others_later_is_a_store_error(
+    tmp_path: Path,
+) -> None:
+    """A directory made writable by others after the cache was built fails its first use with
+    a StoreError (served uncached by the cache layer), not a chmod."""
+    directory = tmp_path / "cache"
+    cache = FilesystemCache(directory)
+    os.chmod(directory, 0o777)  # noqa: S103 (opened to others: the case tested)
+    with pytest.raises(StoreError, match="writable by other users"):
+        await cache.set("k", b"v", ttl=None)
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o777
+
+
 @pytest.mark.parametrize(
     "damage",
     [

@@ -22,6 +22,7 @@ import hashlib
 import os
 import re
 import secrets
+import stat
 import struct
 import tempfile
 import time
@@ -102,6 +103,7 @@ class FilesystemCache:
         fails when the app is configured, not at its first request."""
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _check_private(self.directory, self.directory.stat().st_mode, ConfigurationError)
             with tempfile.TemporaryFile(dir=self.directory, prefix=_TMP_PREFIX):
                 pass
         except OSError as exc:
@@ -176,8 +178,7 @@ class FilesystemCache:
                 raise StoreError(
                     f"FilesystemCache directory {str(self.directory)!r} belongs to another user"
                 )
-            if info.st_mode & 0o077:
-                os.chmod(self.directory, 0o700)
+            _check_private(self.directory, info.st_mode, StoreError)
             self._secret = self._load_secret()
         except OSError as exc:
             raise StoreError(
@@ -369,6 +370,24 @@ def _encode_key(key: str) -> bytes:
 
 def _key_group_of(raw_key: bytes) -> str:
     return key_group(raw_key.decode("utf-8", "surrogatepass"))
+
+
+def _check_private(directory: Path, mode: int, error: type[Exception]) -> None:
+    """Refuse a directory other users may write to (``/tmp``, a group-writable share): they
+    could replace the secret that signs the entries and have forged responses served.
+
+    A directory the cache creates is 0700; one that exists keeps its mode (the cache used to
+    chmod it to 0700, which pointed at ``/tmp`` as root would lock every other user out of
+    it). Entries and the secret are 0600 either way, so a directory others can only read is
+    fine.
+    """
+    if mode & 0o022:
+        raise error(
+            f"FilesystemCache(directory={str(directory)!r}) is writable by other users "
+            f"(mode {stat.S_IMODE(mode):o}): they could forge cached responses; give the cache "
+            "a directory of its own, which aeros creates with mode 0700 (e.g. "
+            "'/var/cache/myapp' or '/tmp/myapp-cache')"
+        )
 
 
 def _group_hash(group: str) -> str:
