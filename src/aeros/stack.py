@@ -98,7 +98,7 @@ class LayerStack(Serving, Quart):
     def layers(self) -> list[Layer]:
         """The layer stack around ``Quart.asgi_app``, outermost first (DESIGN.md's order).
 
-        request id, health probe, metrics, access log, HTTPS-only headers (HSTS), concurrency
+        request id, HTTPS-only headers (HSTS), health probe, metrics, access log, concurrency
         limit, rate limit, CORS, user middleware (:meth:`add_middleware`), response cache,
         global headers, compression, the metrics' byte count; then Quart. A layer with nothing
         to do is left out. The cache, CORS and the concurrency limit add the global headers to
@@ -116,17 +116,18 @@ class LayerStack(Serving, Quart):
             Layer(RequestIdMiddleware, request_id, self.server_config.forwarded_allow_ips)
             if request_id is not None
             else None,
-            Layer(HealthMiddleware, observe.health_path, headers)
-            if observe.health_path is not None
-            else None,
-            Layer(MetricsMiddleware, exporter, metrics_path, RouteResolver(self))
-            if exporter is not None
-            else None,
-            Layer(AccessLogMiddleware, self.log_config) if self.log_config.access_log else None,
-            # outermost but the log, so every answer gets HSTS, the layers' own included
+            # outside every layer that answers, so every answer gets HSTS: probes, scrapes,
+            # cache hits and the layers' own refusals included
             Layer(HeadersMiddleware, self._https_headers, https_only=True)
             if self._https_headers
             else None,
+            Layer(HealthMiddleware, observe.health_path, headers)
+            if observe.health_path is not None
+            else None,
+            Layer(MetricsMiddleware, exporter, metrics_path, RouteResolver(self), headers)
+            if exporter is not None
+            else None,
+            Layer(AccessLogMiddleware, self.log_config) if self.log_config.access_log else None,
             Layer(ConcurrencyLimitMiddleware, limit, headers) if limit is not None else None,
             Layer(rate_limit_layer, self.rate_limits, headers)
             if self.rate_limits.active()  # asked when the stack is built: every view is there

@@ -7,6 +7,7 @@ import socket
 import ssl
 import threading
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -149,6 +150,55 @@ def test_security_headers_hsts_over_tls_on_hits_and_the_servers_own_answers(
         assert grade(response.headers) == []
     assert answer.startswith(b"HTTP/1.1 400")
     assert answer.lower().count(b"strict-transport-security: " + HSTS.lower().encode()) == 1
+
+
+class _Crash:
+    """A user layer that fails on ``/crash`` before any response: the server answers 500."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/crash":
+            raise RuntimeError("the layer failed")
+        await self.app(scope, receive, send)
+
+
+def _probe_scrape_crash(tmp_path: Path | None) -> list[httpx.Response]:
+    """The health probe, the metrics scrape and the server's own 500 of a preset app (over
+    TLS when ``tmp_path`` is given, for its certificate)."""
+    tls: dict[str, Any] = {}
+    verify: Any = True
+    if tmp_path is not None:
+        cert, key = make_certificate(tmp_path)
+        tls = {"ssl_certfile": cert, "ssl_keyfile": key}
+        verify = ssl.create_default_context(cafile=cert)
+    app = preset_app(health_path="/healthz", metrics=True, **tls)
+    app.add_middleware(_Crash)
+    with (
+        app.serve_in_thread(host="127.0.0.1", port=0) as url,
+        httpx.Client(base_url=url, verify=verify) as client,
+    ):
+        answers = [client.get("/healthz"), client.get("/metrics"), client.get("/crash")]
+    assert [answer.status_code for answer in answers] == [200, 200, 500]
+    return answers
+
+
+def test_security_headers_on_probes_scrapes_and_the_servers_own_500() -> None:
+    """The health probe and the metrics scrape (answered in front of the app) and the 500 the
+    server writes for a failing layer pass the scan too."""
+    for answer in _probe_scrape_crash(None):
+        assert grade(answer.headers) == [], answer.request.url
+        assert "strict-transport-security" not in answer.headers
+
+
+def test_security_headers_hsts_on_probes_scrapes_and_the_servers_own_500(
+    tmp_path: Path,
+) -> None:
+    """Over TLS the same three answers carry HSTS, exactly once."""
+    for answer in _probe_scrape_crash(tmp_path):
+        assert answer.headers.get_list("strict-transport-security") == [HSTS], answer.request.url
+        assert grade(answer.headers) == [], answer.request.url
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from aeros.asgi_entry import asgi3
 from aeros.metrics.export import CONTENT_TYPE, Exporter
 from aeros.metrics.tally import SETTLE_AT, UNMATCHED
 from aeros.middleware.counting import unanswered_status, when_done
+from aeros.middleware.headers import GlobalHeaders
 from aeros.types import (
     CACHE_STATE,
     COALESCED,
@@ -44,6 +45,8 @@ class MetricsMiddleware:
         path: where the metrics are served on this port; None: not here (``metrics_port``).
         route_of: the route template of a request the app did not route itself (a cache hit
             is answered in front of Quart); :data:`UNMATCHED` when none matches.
+        headers: the app's global headers (security headers included), added to the scrape's
+            answer like to every other.
     """
 
     def __init__(
@@ -52,8 +55,10 @@ class MetricsMiddleware:
         exporter: Exporter,
         path: str | None,
         route_of: Callable[[Scope], str],
+        headers: GlobalHeaders | None = None,
     ) -> None:
         self.app = app
+        self.headers = headers if headers else None
         self.exporter = exporter
         self.tally = exporter.tally
         self.path = path
@@ -118,6 +123,8 @@ class MetricsMiddleware:
             (b"content-length", str(len(body)).encode()),
             (b"cache-control", b"no-store"),
         ]
+        if self.headers is not None:
+            headers = self.headers.apply(headers)
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         head = scope["method"] == "HEAD"
         await send(

@@ -42,6 +42,11 @@ logger = logging.getLogger(__name__)
 _FRAMING = frozenset((b"content-length", b"transfer-encoding", b"connection"))
 _LINES: dict[tuple[bytes, bytes], bytes] = {}
 """Checked header pairs -> their encoded line; shared by every connection of the process."""
+_500_HEADERS = (  # uvicorn's
+    (b"content-type", b"text/plain; charset=utf-8"),
+    (b"content-length", b"21"),
+    (b"connection", b"close"),
+)
 _LINES_LIMIT = 4096  # the table is emptied when it reaches this many lines (at most ~1 MiB)
 _LINE_LIMIT = 256  # a longer line is checked every time, never remembered
 _JOIN_LIMIT = 16 << 10  # a body up to this size is copied behind the head; larger: writelines
@@ -122,6 +127,23 @@ class LeanCycle(RequestResponseCycle):
     status = 0  # the status of the response sent (0: none), for the RESPONSE_DONE callbacks
     body_size = 0  # the body bytes sent through send (a HEAD answer's too)
     server_status = 0  # the status the server answered with in the app's place (0: none)
+
+    answer_pairs: tuple[tuple[bytes, bytes], ...] = ()
+    """The app's global headers (security headers included) for the 500 the server answers
+    in the app's place, as its other answers carry them (set per server: ``cycle_class``)."""
+
+    async def send_500_response(self) -> None:
+        """uvicorn's 500 for an app that failed before its response, with ``answer_pairs``."""
+        await self.send(
+            {
+                "type": "http.response.start",
+                "status": 500,
+                "headers": [*_500_HEADERS, *self.answer_pairs],
+            }
+        )
+        await self.send(
+            {"type": "http.response.body", "body": b"Internal Server Error", "more_body": False}
+        )
 
     def cut_off(self, reason: str, answer: bytes | None) -> None:
         """The server is about to cancel this request: say ``reason`` in the log line, and

@@ -29,6 +29,7 @@ from aeros.server.http.rules import (
     HEAD_SLACK,
     RejectRequest,
     answer_header_block,
+    answer_header_pairs,
     is_valid_host,
     other_target_status,
     transfer_coding_status,
@@ -49,6 +50,9 @@ def build_protocol_class(config: ServerConfig) -> type[asyncio.Protocol]:
     """
     limits: Limits = config.limits
 
+    class Cycle(LeanCycle):
+        answer_pairs = answer_header_pairs(config.answer_headers)
+
     class Protocol(HardenedHttpToolsProtocol):
         max_request_line = limits.max_request_line
         max_header_size = limits.max_header_size
@@ -59,6 +63,7 @@ def build_protocol_class(config: ServerConfig) -> type[asyncio.Protocol]:
         keep_alive_timeout = config.keep_alive_timeout
         max_head_bytes = limits.max_request_line + limits.max_header_size + HEAD_SLACK
         answer_headers = answer_header_block(config.answer_headers)
+        cycle_class = Cycle
 
     return Protocol
 
@@ -70,6 +75,7 @@ class HardenedHttpToolsProtocol(ConnectionControl):
     deadlines and the server's own answers are :class:`ConnectionControl`'s.
     """
 
+    cycle_class: type[LeanCycle] = LeanCycle  # with the app's global headers for its 500
     max_request_line: int = Limits().max_request_line
     max_header_size: int = Limits().max_header_size
     max_header_count: int = Limits().max_header_count
@@ -252,7 +258,7 @@ class HardenedHttpToolsProtocol(ConnectionControl):
         self.scope["raw_path"] = self.root_path.encode("ascii") + raw_path
         self.scope["query_string"] = parsed_url.query or b""
         existing_cycle = self.cycle
-        self.cycle = cycle = LeanCycle(
+        self.cycle = cycle = self.cycle_class(
             scope=self.scope,
             transport=self.transport,
             flow=self.flow,

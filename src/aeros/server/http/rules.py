@@ -66,18 +66,20 @@ class RejectRequest(Exception):
     """Raised inside a parser callback to stop parsing and answer ``status``."""
 
 
-def answer_header_block(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
-    """``headers`` (the app's global headers) as header lines for :func:`error_response`.
+def answer_header_pairs(
+    headers: Iterable[tuple[bytes, bytes]],
+) -> tuple[tuple[bytes, bytes], ...]:
+    """``headers`` (the app's global headers) for the server's own answers: names lower-cased,
+    without the framing and content-type headers each answer sets itself (as a view's own
+    header wins over a global one)."""
+    lowered = ((name.lower(), value) for name, value in headers)
+    return tuple((name, value) for name, value in lowered if name not in _OWN_HEADERS)
 
-    Built once per server. Names are lower-cased; the framing and content-type headers the
-    answer sets itself are left out, as a view's own header wins over a global one.
-    """
-    lines = []
-    for name, value in headers:
-        lowered = name.lower()
-        if lowered not in _OWN_HEADERS:
-            lines.append(lowered + b": " + value + b"\r\n")
-    return b"".join(lines)
+
+def answer_header_block(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """:func:`answer_header_pairs` as header lines for :func:`error_response`; built once per
+    server."""
+    return b"".join(name + b": " + value + b"\r\n" for name, value in answer_header_pairs(headers))
 
 
 def error_response(
