@@ -276,8 +276,9 @@ def test_ratelimit_layer_is_left_out_when_nothing_is_limited() -> None:
 
 
 def test_ratelimit_and_hsts_layers_sit_where_design_says() -> None:
-    """HSTS just inside the access log (every answer gets it), the rate limit after the
-    concurrency limit and before CORS, user middleware and the cache."""
+    """HSTS outermost but the request id (every answer gets it, the health probe's and the
+    metrics scrape's included), the rate limit after the concurrency limit and before CORS,
+    user middleware and the cache."""
     from aeros import CORS, SecurityHeaders
     from aeros.middleware.access_log import AccessLogMiddleware
     from aeros.middleware.concurrency_limit import ConcurrencyLimitMiddleware
@@ -296,15 +297,15 @@ def test_ratelimit_and_hsts_layers_sit_where_design_says() -> None:
     )
     layers = app.layers()
     assert [getattr(layer.factory, "__name__", "") for layer in layers] == [
-        AccessLogMiddleware.__name__,
         HeadersMiddleware.__name__,  # HSTS, on https requests only
+        AccessLogMiddleware.__name__,
         ConcurrencyLimitMiddleware.__name__,
         rate_limit_layer.__name__,
         CORSMiddleware.__name__,
         "wrap",  # the response cache
         HeadersMiddleware.__name__,  # the global headers, security preset included
     ]
-    assert layers[1].options == {"https_only": True}
+    assert layers[0].options == {"https_only": True}
 
 
 def test_ratelimit_decorator_on_a_blueprint_view(live_server) -> None:
