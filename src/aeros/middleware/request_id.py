@@ -46,7 +46,8 @@ class _Ids:
 
     def __init__(self) -> None:
         self.batch: Iterator[str] = iter(())
-        os.register_at_fork(after_in_child=self.drop)
+        if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+            os.register_at_fork(after_in_child=self.drop)
 
     def drop(self) -> None:
         """Forget the ids made so far (a forked child must not reuse its parent's)."""
