@@ -24,13 +24,16 @@ def test_redis_prefix_must_be_a_non_empty_str(prefix: Any) -> None:
         RedisCache(prefix=prefix)
 
 
-async def test_redis_clear_keeps_foreign_keys_under_its_prefix(redis: Any) -> None:
+@pytest.mark.parametrize("nested_prefix", ["app:x:", "app:l:", "app:k:"])
+async def test_redis_clear_keeps_foreign_keys_under_its_prefix(
+    redis: Any, nested_prefix: str
+) -> None:
     """clear() and delete_prefix("") remove this cache's entries, indexes and locks, but not
     keys another program stored under the same prefix, nor another cache's keys whose prefix
-    starts with this one's."""
+    starts with this one's (even one that looks like the start of a key kind: ``l:``)."""
     raw = aioredis.from_url(redis.url)
     ours = RedisCache(url=redis.url, prefix="app:")
-    nested = RedisCache(url=redis.url, prefix="app:x:")
+    nested = RedisCache(url=redis.url, prefix=nested_prefix)
     try:
         await raw.mset(dict.fromkeys(FOREIGN_KEYS, b"theirs"))
         for cache in (ours, nested):
@@ -41,7 +44,7 @@ async def test_redis_clear_keeps_foreign_keys_under_its_prefix(redis: Any) -> No
         await ours.clear()
         left = set(await raw.keys("*"))
         assert set(FOREIGN_KEYS) <= left
-        assert all(name.startswith(b"app:x:") for name in left - set(FOREIGN_KEYS)), left
+        assert all(name.startswith(nested_prefix.encode()) for name in left - set(FOREIGN_KEYS))
         assert await nested.get("g:k") == b"v"
         assert await nested.delete_tags(["t"]) == 1
     finally:

@@ -84,13 +84,14 @@ class KeyNames:
 
     ``<prefix>k:{h}<key>`` an entry, ``<prefix>i:{h}<group>`` its group's index (``h`` the
     hash of the group, so both share a cluster slot), ``<prefix>t:{t}<tag>`` a tag's index,
-    ``<prefix>l:<name>`` a lock, ``<prefix>b:<channel>`` a broadcast channel.
+    ``<prefix>l:{n}<name>`` a lock (``n`` the hash of the name: a nested cache's prefix such as
+    ``<prefix>l:`` is never taken for one), ``<prefix>b:<channel>`` a broadcast channel.
     """
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
         # a name of one of the shapes above: what a SCAN under the prefix may delete
-        self._ours = re.compile(re.escape(_encode(prefix)) + rb"(?:[kit]:\{[0-9a-f]{8}\}|l:)")
+        self._ours = re.compile(re.escape(_encode(prefix)) + rb"[kitl]:\{[0-9a-f]{8}\}")
 
     def owns(self, name: bytes) -> bool:
         """Whether ``name`` is one of this cache's keys, not another program's key (or
@@ -111,7 +112,7 @@ class KeyNames:
 
     def lock(self, name: str) -> bytes:
         """Lock ``name``."""
-        return _encode(f"{self.prefix}l:{name}")
+        return _encode(f"{self.prefix}l:{_slot_tag(name)}{name}")
 
     def channel(self, channel: str) -> bytes:
         """Broadcast channel ``channel``."""
