@@ -147,11 +147,20 @@ def test_server_supervisor_survives_sigusr1(start_app) -> None:
     assert app.wait(30) == 0
 
 
-def test_server_one_process_drains_on_sigusr1(start_app) -> None:
-    """workers=1 (no supervisor): SIGUSR1 keeps its meaning, drain now and exit cleanly."""
+def test_server_one_process_ignores_sigusr1(start_app) -> None:
+    """workers=1 (the default; the main pid is the server): SIGUSR1 (a logrotate's "reopen
+    logs") is logged and ignored like with workers, not a stop; SIGTERM still drains it."""
     app = start_app()
     url = app.url
-    assert get(f"{url}/pid")[0] == 200
+    pid = get(f"{url}/pid")[1]
     app.signal(signal.SIGUSR1)
+    wait_until(
+        lambda: "Ignoring SIGUSR1" in app.stderr() or app.proc.poll() is not None,
+        15,
+        "no word of SIGUSR1",
+    )
+    assert app.proc.poll() is None, f"SIGUSR1 ended the server: exit {app.proc.poll()}"
+    assert get(f"{url}/pid") == (200, pid)
+    app.signal(signal.SIGTERM)
     assert app.wait(30) == 0
     assert app.wait_for("EXITED") == ["signal handlers restored"]

@@ -248,8 +248,11 @@ class Runner:
         if not self._activate(server):
             return
         # One process has nobody to hand over to or overlap with: the restart signals are
-        # refused (their default action would end the process, dropping its requests).
-        with signals.capture(signals.RESTART_SIGNALS, partial(_refuse_restart, server)):
+        # refused (their default action would end the process, dropping its requests), and
+        # SIGUSR1 (a worker's "drain now", gunicorn's "reopen logs") is ignored as the
+        # supervisor ignores it.
+        refused = (*signals.RESTART_SIGNALS, *signals.IGNORED_SIGNALS)
+        with signals.capture(refused, partial(_refuse_restart, server)):
             server.run(sockets=[sock])
         if handover is not None:
             handover.reap()
@@ -282,6 +285,9 @@ class Runner:
 
 def _refuse_restart(server: AerosServer, sig: int, frame: object) -> None:
     def warn() -> None:
+        if sig in signals.IGNORED_SIGNALS:
+            logger.warning(signals.IGNORED_WARNING, signals.signal_name(sig))
+            return
         logger.warning(
             "Ignoring %s: restarting without dropping requests needs workers >= 2 (one "
             "process has nobody to take over); stop and start it instead",

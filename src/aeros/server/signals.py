@@ -12,6 +12,7 @@ from typing import Any
 
 __all__ = [
     "IGNORED_SIGNALS",
+    "IGNORED_WARNING",
     "RESTART_SIGNALS",
     "RETIRE_SIGNAL",
     "SHUTDOWN_SIGNALS",
@@ -41,6 +42,12 @@ sent to the main pid by habit (gunicorn reopens its log files on it); its defaul
 end the supervisor and orphan the workers (POSIX only)."""
 if sys.platform != "win32":
     IGNORED_SIGNALS = (signal.SIGUSR1,)
+IGNORED_WARNING = (
+    "Ignoring %s: the server reopens no log files on it (each process opens them when it "
+    "starts: SIGUSR2 re-executes the server with workers >= 2); it drains a worker of a "
+    "supervisor, not the server"
+)
+"""The warning logged for one of :data:`IGNORED_SIGNALS` (its name filled in)."""
 
 Handler = Callable[[int, FrameType | None], Any]
 

@@ -241,10 +241,7 @@ class Supervisor(Reaping):
         """SIGUSR1: ignored with a warning. It tells a *worker* to drain; gunicorn users send it
         to the main pid to reopen log files, which aeros does not do on a signal (each process
         opens its log files when it starts), and its default action would end this process."""
-        logger.warning(
-            "Ignoring SIGUSR1: the server reopens no log files on it (SIGUSR2 re-executes the "
-            "server, and every new process opens them anew); workers drain on SIGUSR1"
-        )
+        logger.warning(signals.IGNORED_WARNING, "SIGUSR1")
         return False
 
     def handle_sigusr2(self) -> bool:

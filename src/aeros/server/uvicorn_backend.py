@@ -132,6 +132,8 @@ class AerosServer(uvicorn.Server):
         on_started: called once, on the event loop, when the server accepts connections.
         companions: coroutine functions run alongside the server (a worker's heartbeat and
             peer channel), each given the server; cancelled when it stops.
+        replaceable: a supervisor's worker, which :data:`~aeros.server.signals.RETIRE_SIGNAL`
+            tells to drain (it is replaced); one process alone leaves that signal to its runner.
     """
 
     def __init__(
@@ -141,6 +143,7 @@ class AerosServer(uvicorn.Server):
         *,
         on_started: Callable[[], None] | None = None,
         companions: tuple[Callable[[AerosServer], Coroutine[Any, Any, None]], ...] = (),
+        replaceable: bool = False,
     ) -> None:
         super().__init__(_uvicorn_config(app, config))
         self.settings = config
@@ -153,6 +156,7 @@ class AerosServer(uvicorn.Server):
         self._wakeup: asyncio.Event | None = None
         self._last_signal = "signal"
         self._signals_seen = 0
+        self.replaceable = replaceable
         self.retiring = False
         """Told it is replaced (:data:`~aeros.server.signals.RETIRE_SIGNAL`): drain at once."""
 
@@ -174,7 +178,9 @@ class AerosServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         """Main thread only, old handlers restored, and no re-raise after the drain."""
-        watched = {*signals.SHUTDOWN_SIGNALS, signals.RETIRE_SIGNAL}
+        watched: set[int] = set(signals.SHUTDOWN_SIGNALS)
+        if self.replaceable:
+            watched.add(signals.RETIRE_SIGNAL)
         with signals.capture(sorted(watched), self.handle_exit):
             yield
 

@@ -136,7 +136,13 @@ def worker_main(app: Any, start: WorkerStart, worker_init: Callable[[], Any] | N
         limit = quota(config.max_requests, config.max_requests_jitter)
         if limit:  # off: no watcher at all
             companions.append(quota_watch(link, limit))
-        server = AerosServer(app, config, on_started=link.mark_ready, companions=tuple(companions))
+        server = AerosServer(
+            app,
+            config,
+            on_started=link.mark_ready,
+            companions=tuple(companions),
+            replaceable=True,
+        )
         try:
             server.run(sockets=[start.sock])
         except StartupFailed as exc:
