@@ -7,8 +7,6 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -16,21 +14,6 @@ import pytest
 from tests.support.server import AppProcess, get, get_in_thread, wait_until
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX signals and fork")
-
-
-@pytest.fixture
-def start_app(tmp_path: Path) -> Iterator:
-    """Start ``tests/apps/server_app.py`` with arguments; every process is reaped afterwards."""
-    started: list[AppProcess] = []
-
-    def start(*args: str) -> AppProcess:
-        process = AppProcess(tmp_path, *args)
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.close()
 
 
 async def _drain_under_load(app: AppProcess, sig: int, requests: int = 50) -> list[int]:

@@ -10,13 +10,12 @@ import subprocess
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.net import require
-from tests.support.server import AppProcess, alive, get, wait_until
+from tests.support.server import alive, get, wait_until
 
 pytestmark = [
     pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals and fork"),
@@ -24,22 +23,6 @@ pytestmark = [
 ]
 
 LOAD_SECONDS = 5
-
-
-@pytest.fixture
-def start_app(tmp_path: Path) -> Iterator:
-    """Start ``tests/apps/server_app.py`` (or a script) with arguments; every process is
-    reaped afterwards."""
-    started: list[AppProcess] = []
-
-    def start(*args: str, script: Path | None = None) -> AppProcess:
-        process = AppProcess(tmp_path, *args, **({"script": script} if script else {}))
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.close()
 
 
 class Load:

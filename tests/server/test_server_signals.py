@@ -9,7 +9,6 @@ import os
 import signal
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,21 +22,6 @@ pytestmark = [
 
 GRACEFUL_TIMEOUT = 3.0
 KILL_MARGIN = 5.0  # aeros.server.reaping.KILL_MARGIN
-
-
-@pytest.fixture
-def start_app(tmp_path: Path) -> Iterator:
-    """Start ``tests/apps/server_app.py`` with arguments; every process is reaped afterwards."""
-    started: list[AppProcess] = []
-
-    def start(*args: str) -> AppProcess:
-        process = AppProcess(tmp_path, *args)
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.close()
 
 
 @pytest.mark.timeout(150)
@@ -127,12 +111,8 @@ def test_server_sigusr2_with_broken_new_code_kills_a_stuck_worker(tmp_path: Path
         app.close()
 
 
-def test_server_supervisor_survives_sigusr1(start_app) -> None:
-    """``kill -USR1 <server pid>`` with workers: the supervisor logs that it ignores it and
-    serves on with the same workers (the default action ended it, orphaning them)."""
-    app = start_app("--workers", "2")
-    url = app.url
-    workers = app.worker_pids(2)
+def _send_sigusr1_and_see_it_ignored(app: AppProcess) -> None:
+    """``kill -USR1`` the server's main pid; it logs that it ignores it and keeps running."""
     app.signal(signal.SIGUSR1)
     wait_until(
         lambda: "Ignoring SIGUSR1" in app.stderr() or app.proc.poll() is not None,
@@ -140,6 +120,15 @@ def test_server_supervisor_survives_sigusr1(start_app) -> None:
         "no word of SIGUSR1",
     )
     assert app.proc.poll() is None, f"SIGUSR1 ended the server: exit {app.proc.poll()}"
+
+
+def test_server_supervisor_survives_sigusr1(start_app) -> None:
+    """``kill -USR1 <server pid>`` with workers: the supervisor logs that it ignores it and
+    serves on with the same workers (the default action ended it, orphaning them)."""
+    app = start_app("--workers", "2")
+    url = app.url
+    workers = app.worker_pids(2)
+    _send_sigusr1_and_see_it_ignored(app)
     assert get(f"{url}/pid")[0] == 200
     assert all(map(alive, workers))
     assert len(app.values("WORKER")) == 2  # none replaced
@@ -153,13 +142,7 @@ def test_server_one_process_ignores_sigusr1(start_app) -> None:
     app = start_app()
     url = app.url
     pid = get(f"{url}/pid")[1]
-    app.signal(signal.SIGUSR1)
-    wait_until(
-        lambda: "Ignoring SIGUSR1" in app.stderr() or app.proc.poll() is not None,
-        15,
-        "no word of SIGUSR1",
-    )
-    assert app.proc.poll() is None, f"SIGUSR1 ended the server: exit {app.proc.poll()}"
+    _send_sigusr1_and_see_it_ignored(app)
     assert get(f"{url}/pid") == (200, pid)
     app.signal(signal.SIGTERM)
     assert app.wait(30) == 0
