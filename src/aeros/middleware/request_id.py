@@ -37,11 +37,12 @@ _POOL_IDS = 128  # ids made at a time
 class _Ids:
     """Fresh ids, made ``_POOL_IDS`` at a time from one ``os.urandom`` read.
 
-    One id made per request costs about 4.5 k instructions (``random.getrandbits(128)``, its
-    conversions, two Python calls); taken from a batch, a few hundred: 1.5 % of a JSON
-    request's instructions. The bytes come from the kernel's random source, not from a
-    generator seeded in the process, and the batch is dropped in a forked child
-    (``os.register_at_fork``), so workers never share ids. An id is a label, not a secret.
+    Taken from a batch in the layer, an id costs about 1 k instructions less per request than
+    ``random.getrandbits(128)`` and its conversions behind two Python calls (a third of a
+    percent of a served JSON request; docs/performance.md, round twelve). The bytes come from
+    the kernel's random source, not from a generator seeded in the process, and the batch is
+    dropped in a forked child (``os.register_at_fork``), so workers never share ids. An id is a
+    label, not a secret.
     """
 
     def __init__(self) -> None:
