@@ -108,6 +108,10 @@ class Serving:
             max_requests_jitter=max_requests_jitter,
             limits=body_limit_from_app_config(self.server_config.limits, self.config),
             answer_headers=self._answer_headers(),
+            # HSTS for the 500 of a request a trusted proxy says came over HTTPS
+            https_answer_headers=()
+            if self.server_config.ssl_certfile is not None
+            else tuple(self._https_headers),
         )
         self.response_cache.warn_without_store()  # here once, not again in each forked worker
 

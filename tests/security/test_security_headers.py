@@ -212,15 +212,18 @@ def test_security_headers_hsts_on_probes_scrapes_and_the_servers_own_500(
 def test_security_headers_hsts_behind_a_proxy_only_when_trusted_and_https(
     live_server, trusted: str, proto: str, expected: list[str]
 ) -> None:
-    """X-Forwarded-Proto: https from a trusted proxy gets HSTS, on a cache hit too; from any
-    other peer the header is ignored."""
+    """X-Forwarded-Proto: https from a trusted proxy gets HSTS, on a cache hit and on the
+    server's own 500 too; from any other peer the header is ignored."""
     app = preset_app(proxy_headers=True, forwarded_allow_ips=trusted)
+    app.add_middleware(_Crash)
     with live_server(app) as url, httpx.Client(base_url=url) as client:
         forwarded = {"X-Forwarded-Proto": proto, "X-Forwarded-For": "203.0.113.9"}
         miss = client.get("/cached", headers=forwarded)
         hit = client.get("/cached", headers=forwarded)
+        crash = client.get("/crash", headers=forwarded)
     assert "age" in hit.headers
-    for response in (miss, hit):
+    assert crash.status_code == 500
+    for response in (miss, hit, crash):
         assert response.headers.get_list("strict-transport-security") == expected
 
 

@@ -132,6 +132,11 @@ class ServerConfig:
     answer_headers: tuple[tuple[bytes, bytes], ...] = ()
     """Headers added to the answers the server makes itself (a 413, 431 or 503 sent before or
     instead of the app's answer): WebServer passes its global headers and ``server: aeros``."""
+    https_answer_headers: tuple[tuple[bytes, bytes], ...] = ()
+    """Headers added too to the server's own 500 (an app that failed before answering) when
+    the request came over HTTPS as a trusted proxy said (``X-Forwarded-Proto``): WebServer
+    passes HSTS there when the server does not serve TLS itself (then it is in
+    ``answer_headers``)."""
 
     def __post_init__(self) -> None:
         owner = "WebServer"
@@ -181,7 +186,7 @@ class ServerConfig:
                 f"{owner}(limits={self.limits!r}) must be an aeros.Limits(...)"
             )
 
-        for pair in self.answer_headers:
+        for pair in (*self.answer_headers, *self.https_answer_headers):
             if (
                 not isinstance(pair, tuple)
                 or len(pair) != 2

@@ -131,16 +131,16 @@ class LeanCycle(RequestResponseCycle):
     answer_pairs: tuple[tuple[bytes, bytes], ...] = ()
     """The app's global headers (security headers included) for the 500 the server answers
     in the app's place, as its other answers carry them (set per server: ``cycle_class``)."""
+    https_pairs: tuple[tuple[bytes, bytes], ...] = ()
+    """Added too when the request's scheme is ``https`` (a trusted proxy said so): HSTS."""
 
     async def send_500_response(self) -> None:
-        """uvicorn's 500 for an app that failed before its response, with ``answer_pairs``."""
-        await self.send(
-            {
-                "type": "http.response.start",
-                "status": 500,
-                "headers": [*_500_HEADERS, *self.answer_pairs],
-            }
-        )
+        """uvicorn's 500 for an app that failed before its response, with ``answer_pairs``
+        (and ``https_pairs`` for a request that came over HTTPS through a trusted proxy)."""
+        headers = [*_500_HEADERS, *self.answer_pairs]
+        if self.https_pairs and self.scope.get("scheme") == "https":
+            headers += self.https_pairs
+        await self.send({"type": "http.response.start", "status": 500, "headers": headers})
         await self.send(
             {"type": "http.response.body", "body": b"Internal Server Error", "more_body": False}
         )

@@ -52,6 +52,7 @@ def build_protocol_class(config: ServerConfig) -> type[asyncio.Protocol]:
 
     class Cycle(LeanCycle):
         answer_pairs = answer_header_pairs(config.answer_headers)
+        https_pairs = answer_header_pairs(config.https_answer_headers)
 
     class Protocol(HardenedHttpToolsProtocol):
         max_request_line = limits.max_request_line
