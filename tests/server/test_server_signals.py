@@ -136,6 +136,30 @@ def test_server_supervisor_survives_sigusr1(start_app) -> None:
     assert app.wait(30) == 0
 
 
+def _parent(pid: int) -> int:
+    """The parent of process ``pid`` (Linux: ``/proc``)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def test_server_fork_helper_survives_sigusr1(start_app) -> None:
+    """SIGUSR1 reaching the fork helper (a group-wide ``kill -USR1``) leaves it, and so the
+    server, running: its default action ended the helper, and with it the server."""
+    app = start_app("--workers", "2")
+    url = app.url
+    workers = app.worker_pids(2)
+    helper = _parent(next(iter(workers)))
+    assert helper != app.proc.pid  # the workers' parent is the helper, not the supervisor
+    os.kill(helper, signal.SIGUSR1)
+    time.sleep(1.0)
+    assert alive(helper), "SIGUSR1 ended the fork helper"
+    assert app.proc.poll() is None
+    assert get(f"{url}/pid")[0] == 200
+    assert all(map(alive, workers))
+    app.signal(signal.SIGTERM)
+    assert app.wait(30) == 0
+
+
 def test_server_one_process_ignores_sigusr1(start_app) -> None:
     """workers=1 (the default; the main pid is the server): SIGUSR1 (a logrotate's "reopen
     logs") is logged and ignored like with workers, not a stop; SIGTERM still drains it."""

@@ -248,7 +248,15 @@ class ForkServer:
             # report their exits. It ends when the supervisor closes the pair or is gone.
             # SIGHUP and SIGUSR2 are the supervisor's restart signals: a group-wide one (a closed
             # terminal) must not end the helper, nor the workers, which inherit the SIG_IGN.
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR2):
+            # SIGUSR1 is a worker's "drain now" (their servers handle it once they run); sent
+            # to the helper, by a group-wide kill or by mistake, it would end it and the server.
+            for sig in (
+                signal.SIGINT,
+                signal.SIGTERM,
+                signal.SIGHUP,
+                signal.SIGUSR2,
+                signal.SIGUSR1,
+            ):
                 signal.signal(sig, signal.SIG_IGN)
             wake_r, wake_w = self._wake = os.pipe()
             os.set_blocking(wake_w, False)
