@@ -337,9 +337,9 @@ def test_cli_help_documents_every_option(
         main(["run", "--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    # answer_headers is no option: WebServer makes it from its global headers
+    # the answer headers are no options: WebServer makes them from its global headers
     server_fields = {f.name for f in dataclasses.fields(ServerConfig)}
-    server_fields -= {"backend", "limits", "answer_headers"}
+    server_fields -= {"backend", "limits", "answer_headers", "https_answer_headers"}
     for name in sorted(server_fields | {f.name for f in dataclasses.fields(Limits)}):
         assert f"--{name.replace('_', '-')}" in text, name
         assert f"[env: AEROS_{name.upper()}]" in text, name
