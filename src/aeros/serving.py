@@ -100,6 +100,7 @@ class Serving:
         inherited = inherited_run_options()
         if inherited is not None:  # a child of run(use_reloader=True): what run() was told
             apply_run_options(self, **inherited)
+        answer_headers, https_answer_headers = self._answer_headers()
         config = self.server_config.replace(
             host=host,
             port=port,
@@ -107,11 +108,8 @@ class Serving:
             max_requests=max_requests,
             max_requests_jitter=max_requests_jitter,
             limits=body_limit_from_app_config(self.server_config.limits, self.config),
-            answer_headers=self._answer_headers(),
-            # HSTS for the 500 of a request a trusted proxy says came over HTTPS
-            https_answer_headers=()
-            if self.server_config.ssl_certfile is not None
-            else tuple(self._https_headers),
+            answer_headers=answer_headers,
+            https_answer_headers=https_answer_headers,
         )
         self.response_cache.warn_without_store()  # here once, not again in each forked worker
 
@@ -206,16 +204,20 @@ class Serving:
             return [*self._response_headers, (b"server", b"aeros")]
         return self._response_headers
 
-    def _answer_headers(self) -> tuple[tuple[bytes, bytes], ...]:
-        """The headers of the answers aeros' server makes itself (413, 408, 503, ...).
+    def _answer_headers(
+        self,
+    ) -> tuple[tuple[tuple[bytes, bytes], ...], tuple[tuple[bytes, bytes], ...]]:
+        """The headers of the answers aeros' server makes itself (413, 408, 503, ...), and
+        those its 500 adds for a request a trusted proxy says came over HTTPS.
 
-        HSTS (``_https_headers``) too when the server itself serves HTTPS: every request it
-        answers came over TLS.
+        HSTS (``_https_headers``) is among the first when the server itself serves HTTPS
+        (every request it answers came over TLS), else the second.
         """
-        pairs = self._header_pairs(own_server=True)  # only aeros' server makes them
+        pairs = tuple(self._header_pairs(own_server=True))  # only aeros' server makes them
+        https = tuple(self._https_headers)
         if self.server_config.ssl_certfile is not None:
-            pairs = [*pairs, *self._https_headers]
-        return tuple(pairs)
+            return (*pairs, *https), ()
+        return pairs, https
 
     def _start_worker_logging(self) -> Any:
         return configure_logging(self.log_config)
