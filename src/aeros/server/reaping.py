@@ -82,6 +82,18 @@ class Reaping(Replacements):
     _announced: bool
     _previous_deadline: float
 
+    @property
+    def retire_bound(self) -> float:
+        """Seconds a replaced worker (told :data:`~aeros.server.signals.RETIRE_SIGNAL`: no
+        ``shutdown_delay``) may take to drain before it is killed."""
+        return self.graceful_timeout + KILL_MARGIN
+
+    @property
+    def stop_bound(self) -> float:
+        """Seconds a worker told SIGTERM (``shutdown_delay``, then its drain) may take before
+        it is killed."""
+        return self.config.shutdown_delay + self.retire_bound
+
     def _collect_exits(self, block: float = 0.0) -> dict[int, int]:
         """Exit codes (``os.waitstatus_to_exitcode``) of workers that exited, by pid."""
         reports = self.fork_server.exits(block)
@@ -126,8 +138,7 @@ class Reaping(Replacements):
                 self.previous.retire()
                 # SIGTERM, which every earlier aeros understands (the previous image may be
                 # one): their drain includes shutdown_delay
-                drain = self.config.shutdown_delay + self.graceful_timeout
-                self._previous_deadline = time.monotonic() + drain + KILL_MARGIN
+                self._previous_deadline = time.monotonic() + self.stop_bound
             if self.on_started is not None:
                 self.on_started()
         if self.previous is not None and self._announced:
@@ -200,7 +211,7 @@ class Reaping(Replacements):
             if worker is None or worker.killed:
                 continue
             if worker.draining_since is not None:  # no heartbeat needed: its drain is bounded
-                self._kill_if_late(worker, now, self.graceful_timeout + KILL_MARGIN)
+                self._kill_if_late(worker, now, self.retire_bound)
                 continue
             silent = now - self._beats[slot]
             if silent > self.healthcheck_timeout:

@@ -268,9 +268,9 @@ class Supervisor(Reaping):
         # Replaced workers still draining are not the new image's to retire: the helper, their
         # parent, kills each one still there at the deadline this loop would have applied, and
         # bounds the others' drain (SIGTERM: with shutdown_delay) should this process die.
-        now, limit = time.monotonic(), self.graceful_timeout + KILL_MARGIN
+        now = time.monotonic()
         draining = {
-            w.pid: max(0.0, w.draining_since + limit - now)
+            w.pid: max(0.0, w.draining_since + self.retire_bound - now)
             for w in self._slots
             if w is not None and w.draining_since is not None
         }
@@ -281,7 +281,7 @@ class Supervisor(Reaping):
                 len(draining),
                 ", ".join(map(str, draining)),
             )
-        helper = self.fork_server.hand_over(draining, self.config.shutdown_delay + limit)
+        helper = self.fork_server.hand_over(draining, self.stop_bound)
         self.handing_over = Handover(helper, pids)
         return True
 
@@ -330,9 +330,7 @@ class Supervisor(Reaping):
         for pid in live:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-        deadline = (
-            time.monotonic() + self.config.shutdown_delay + self.graceful_timeout + KILL_MARGIN
-        )
+        deadline = time.monotonic() + self.stop_bound
         while live and time.monotonic() < deadline and not self._force:
             live.difference_update(self._collect_exits(block=0.05))
             if live and self._events_say("SIGINT"):
