@@ -153,7 +153,7 @@ class Backend:
             storage = self._usable()
         try:
             count = await storage.incr(key, expiry)
-            now = time.time()
+            now = self._wall()
             # A window's end never moves, and a new window starts only after it: an end
             # remembered from an earlier hit that still lies ahead is this window's, so the
             # storage is asked once per window and key instead of once per request.
@@ -179,7 +179,7 @@ class Backend:
             start, count = await storage.get_moving_window(key, amount, expiry)
         except Exception as exc:  # any storage failure (redis, OS, timeout): never a 5xx
             raise self._failed(exc) from exc
-        reset = start + expiry - time.time() if count else 0.0
+        reset = start + expiry - self._wall() if count else 0.0
         return bool(allowed), max(amount - count, 0), max(reset, 0.0)
 
     async def _fixed_peek(self, key: str, amount: int, expiry: int) -> Outcome:
