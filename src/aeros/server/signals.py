@@ -37,9 +37,10 @@ SIGUSR2): drain now, without ``shutdown_delay`` and without the health endpoint 
 draining, since the server as a whole keeps serving (SIGTERM where there is no SIGUSR1)."""
 
 IGNORED_SIGNALS: tuple[signal.Signals, ...] = ()
-"""Signals the supervisor logs and otherwise ignores: SIGUSR1, the workers' retire signal, is
-sent to the main pid by habit (gunicorn reopens its log files on it); its default action would
-end the supervisor and orphan the workers (POSIX only)."""
+"""Signals the server's main process logs and otherwise ignores (the supervisor, or the one
+process of ``workers=1``; the fork helper ignores them silently): SIGUSR1, the workers' retire
+signal, is sent to the main pid by habit (gunicorn reopens its log files on it); its default
+action would end the server (POSIX only)."""
 if sys.platform != "win32":
     IGNORED_SIGNALS = (signal.SIGUSR1,)
 IGNORED_WARNING = (
