@@ -17,6 +17,7 @@ from aeros import RateLimit, WebServer, rate_limit
 from aeros.ratelimit.backend import BackendDown
 from aeros.ratelimit.layer import RateLimitMiddleware, rate_limit_layer
 from aeros.types import HEADER_LINES
+from tests.support.asgi import drive, http_scope
 from tests.support.net import RedisServer
 
 
@@ -35,22 +36,9 @@ class _Clock:
 
 async def _get(layer: Any, path: str) -> tuple[int, dict[bytes, bytes]]:
     """Status and header fields of one GET, on aeros' own server's path (``HEADER_LINES``)."""
-    scope: dict[str, Any] = {
-        "type": "http",
-        "method": "GET",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "headers": [(b"host", b"test")],
-        "client": ("192.0.2.7", 4000),
-        HEADER_LINES: [],
-    }
-    sent: list[dict[str, Any]] = []
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    await layer(scope, None, send)
+    scope = http_scope(path, headers=[(b"host", b"test")], client=("192.0.2.7", 4000))
+    scope[HEADER_LINES] = []
+    sent = await drive(layer, scope)
     fields = dict(sent[0]["headers"])
     for line in b"".join(scope[HEADER_LINES]).splitlines():
         name, _, value = line.partition(b": ")
