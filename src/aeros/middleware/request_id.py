@@ -37,9 +37,10 @@ _POOL_IDS = 128  # ids made at a time
 class _Ids:
     """Fresh ids, made ``_POOL_IDS`` at a time from one ``os.urandom`` read.
 
-    Taken from a batch in the layer, an id costs about 1 k instructions less per request than
-    ``random.getrandbits(128)`` and its conversions behind two Python calls (a third of a
-    percent of a served JSON request; docs/performance.md, round twelve). The bytes come from
+    Taken from a batch, an id costs about 1 k instructions less per request than
+    ``random.getrandbits(128)`` and its conversions (measured with the batch read in the
+    layer's own function; the call the layer now makes costs a few hundred of that back;
+    docs/performance.md, round twelve). The bytes come from
     the kernel's random source, not from a generator seeded in the process, and the batch is
     dropped in a forked child (``os.register_at_fork``), so workers never share ids. An id is a
     label, not a secret.
@@ -152,10 +153,8 @@ class RequestIdMiddleware:
         # no reset (the server's own log lines after the app returns carry it too). So no
         # send wrapper and no coroutine of this layer: the app's coroutine goes back to the
         # caller as it is. (An id is made here or checked by _WELL_FORMED: no CR, LF or space.)
-        if self.trust is None:  # no proxy's id is taken: a fresh one, without two calls
-            request_id = next(_IDS.batch, None) or _IDS.refill()
-        else:
-            request_id = self.request_id(scope)
+        # no proxy's id is taken: a fresh one, without request_id()'s call
+        request_id = new_request_id() if self.trust is None else self.request_id(scope)
         request_id_var.set(request_id)
         lines.append(self.line_start + request_id.encode("ascii") + b"\r\n")
         return self.app(scope, receive, send)
