@@ -65,9 +65,7 @@ def variants(app: Any) -> dict[str, Variant]:
         return request
 
     async def dispatched(scope: dict[str, Any], client: _Client) -> object:
-        request = make_request(scope, client)
-        async with ctx_class(app, request=request, session=null_session()) as ctx:
-            return await dispatch._full_dispatch(app, ctx)
+        return await dispatch.handle_request(app, make_request(scope, client))
 
     async def connection(scope: dict[str, Any], client: _Client) -> object:
         await app.asgi_http_class(app, scope)(client.receive, client.send)

@@ -82,11 +82,6 @@ def uses_lean_dispatch(app: Quart) -> bool:
     return state is None
 
 
-def _null_session_only(app: Quart) -> bool:
-    """True when opening a session can only give a null one (Quart's cookies, no secret key)."""
-    return type(app.session_interface) is SecureCookieSessionInterface and not app.secret_key
-
-
 def _view(app: Quart, endpoint: str) -> Any:
     """``app.ensure_async(view)``, wrapped once per view function instead of per request."""
     handler = app.view_functions[endpoint]
@@ -97,13 +92,13 @@ def _view(app: Quart, endpoint: str) -> Any:
     return wrapped
 
 
-def _has_functions(table: Any) -> bool:
-    return any(table.values())
-
-
 async def handle_request(app: Quart, request: Request) -> ResponseTypes:
     """:meth:`quart.Quart.handle_request`, skipping steps with nothing to run."""
-    session = app.session_interface.null_session_class() if _null_session_only(app) else None
+    session = (
+        app.session_interface.null_session_class()
+        if type(app.session_interface) is SecureCookieSessionInterface and not app.secret_key
+        else None
+    )  # opening a session can only give a null one (Quart's cookies, no secret key)
     # ``async with ctx`` as Quart writes it, without __aenter__'s and __aexit__'s coroutines
     ctx = LeanRequestContext(app, request=request, session=session)
     try:
@@ -117,18 +112,47 @@ async def handle_request(app: Quart, request: Request) -> ResponseTypes:
         with contextlib.suppress(Exception):
             await ctx.pop(error)
         raise
+    scope = request.scope
     try:
-        box: Any = request.scope.get(ROUTE)
+        box: Any = scope.get(ROUTE)
         if box is not None:  # the metrics label this request with the rule it matched
             note_route(box, request)
+        # Quart's full_dispatch_request, inline (one coroutine fewer per request)
         try:
-            response: ResponseTypes = await _full_dispatch(app, ctx)
+            try:
+                if request_started.receivers:
+                    await request_started.send_async(app, _sync_wrapper=app.ensure_async)  # type: ignore[arg-type]
+                result: Any = None
+                if any(app.url_value_preprocessors.values()) or any(
+                    app.before_request_funcs.values()
+                ):
+                    result = await _compat.preprocess_request(app, ctx)
+                if result is None:
+                    result = await _dispatch(app, ctx)
+            except Exception as error:
+                result = await _compat.handle_user_exception(app, ctx, error)
+            # finalize_request(result, ctx, from_error_handler=False): errors propagate
+            response: ResponseTypes | None = _quick_response(app, result)
+            if response is None:
+                response = await app.make_response(result)
+            if (
+                ctx._after_request_functions
+                or any(app.after_request_funcs.values())
+                or not app.session_interface.is_null_session(ctx.session)
+            ):
+                response = await _compat.process_response(app, ctx, response)
+            if request_finished.receivers:
+                await request_finished.send_async(
+                    app,
+                    _sync_wrapper=app.ensure_async,  # type: ignore[arg-type]
+                    response=response,
+                )
         except asyncio.CancelledError:
             raise  # the serving code handles cancellation, as in Quart
         except Exception as error:
             response = await _compat.handle_exception(app, ctx, error)
         finally:
-            if request.scope.get("_quart._preserve_context", False):
+            if scope.get("_quart._preserve_context", False):
                 app._preserved_context = ctx.copy()
     except BaseException as error:  # cancellation included: the context is torn down with it
         await ctx.leave(error)
@@ -143,36 +167,6 @@ def note_route(box: Any, request: Any) -> None:
     rule = request.url_rule
     if rule is not None:
         box[0] = rule.rule
-
-
-async def _full_dispatch(app: Quart, ctx: Any) -> ResponseTypes:
-    try:
-        if request_started.receivers:
-            await request_started.send_async(app, _sync_wrapper=app.ensure_async)  # type: ignore[arg-type]
-        result: Any = None
-        if _has_functions(app.url_value_preprocessors) or _has_functions(app.before_request_funcs):
-            result = await _compat.preprocess_request(app, ctx)
-        if result is None:
-            result = await _dispatch(app, ctx)
-    except Exception as error:
-        result = await _compat.handle_user_exception(app, ctx, error)
-    # finalize_request(result, ctx, from_error_handler=False): errors propagate
-    response: ResponseTypes | None = _quick_response(app, result)
-    if response is None:
-        response = await app.make_response(result)
-    if (
-        ctx._after_request_functions
-        or _has_functions(app.after_request_funcs)
-        or not app.session_interface.is_null_session(ctx.session)
-    ):
-        response = await _compat.process_response(app, ctx, response)
-    if request_finished.receivers:
-        await request_finished.send_async(
-            app,
-            _sync_wrapper=app.ensure_async,  # type: ignore[arg-type]
-            response=response,
-        )
-    return response
 
 
 _QUARTS_MAKE_RESPONSE = Quart.make_response
