@@ -130,9 +130,27 @@ class LeanHTTPConnection(ASGIHTTPConnection):
         if lean is None:
             lean = _lean_constructor(request_class, self._request_arguments(send))
         if lean:
-            # headers made on first access (HTTP/1.0 gets its default Host now)
-            args, kwargs = self._request_arguments(send, lazy=self.scope["http_version"] >= "1.1")
-            return request_class.complete(*args, data, **kwargs)  # type: ignore[attr-defined,no-any-return]
+            scope = self.scope
+            config = self.app.config
+            path, root_path = _target(scope)
+            headers: Headers | None = None  # made on first access, on HTTP/1.1
+            if scope["http_version"] < "1.1":  # HTTP/1.0 gets its default Host now
+                headers = _headers_for(scope, config)
+            # the arguments spelled out: no tuple and dict of them to unpack per request
+            return request_class.complete(  # type: ignore[attr-defined,no-any-return]
+                scope["method"],
+                scope["scheme"],
+                path,
+                scope["query_string"],
+                headers,
+                root_path,
+                scope["http_version"],
+                scope,
+                data,
+                max_content_length=config["MAX_CONTENT_LENGTH"],
+                body_timeout=config["BODY_TIMEOUT"],
+                send_push_promise=partial(self._send_push_promise, send),
+            )
         args, kwargs = self._request_arguments(send)
         request: Request = request_class(*args, **kwargs)
         # Quart 0.22 and 0.23 store bodies differently; set_result is the call both have.
@@ -144,29 +162,17 @@ class LeanHTTPConnection(ASGIHTTPConnection):
         args, kwargs = self._request_arguments(send)
         return self.app.request_class(*args, **kwargs)
 
-    def _request_arguments(
-        self, send: ASGISendCallable, *, lazy: bool = False
-    ) -> tuple[tuple[Any, ...], Any]:
-        """The arguments of Quart's request constructor for this scope (``lazy``: no headers,
-        for :meth:`LeanRequest.complete` to make on first access)."""
+    def _request_arguments(self, send: ASGISendCallable) -> tuple[tuple[Any, ...], Any]:
+        """The arguments of Quart's request constructor for this scope."""
         scope = self.scope
         config = self.app.config
-        headers: Headers | None = None
-        if not lazy:
-            headers = scope_headers(scope)
-            if scope["http_version"] < "1.1":
-                headers.setdefault("Host", config["SERVER_NAME"] or "")
-        path = scope["path"]
-        path = path if path[0] == "/" else urlparse(path).path
-        root_path = scope.get("root_path", "")
-        if root_path != "":
-            path = _normalise_path(path, root_path)
+        path, root_path = _target(scope)
         args = (
             scope["method"],
             scope["scheme"],
             path,
             scope["query_string"],
-            headers,
+            _headers_for(scope, config),
             root_path,
             scope["http_version"],
             scope,
@@ -252,6 +258,24 @@ class LeanHTTPConnection(ASGIHTTPConnection):
                 await self._send_response(send, response)
         except TimeoutError:
             pass
+
+
+def _target(scope: Any) -> tuple[str, str]:
+    """The request's path and root path as Quart's connection works them out."""
+    path = scope["path"]
+    path = path if path[0] == "/" else urlparse(path).path
+    root_path = scope.get("root_path", "")
+    if root_path != "":
+        path = _normalise_path(path, root_path)
+    return path, root_path
+
+
+def _headers_for(scope: Any, config: Any) -> Headers:
+    """The scope's headers as Quart's request has them (HTTP/1.0: a default ``Host``)."""
+    headers = scope_headers(scope)
+    if scope["http_version"] < "1.1":
+        headers.setdefault("Host", config["SERVER_NAME"] or "")
+    return headers
 
 
 _ENCODED: dict[tuple[str, str], tuple[bytes, bytes]] = {}
