@@ -103,32 +103,30 @@ class LeanRequest(Request):
     ) -> LeanRequest:
         """The request Quart's constructor builds, for a body already read in full (``data``)."""
         self = cls.__new__(cls)
+        # one dict, given whole (no update of an empty one)
+        self.__dict__ = {
+            # werkzeug's sansio Request.__init__
+            "method": method.upper(),
+            "scheme": scheme,
+            "server": scope.get("server"),
+            "root_path": root_path.rstrip("/"),
+            "path": "/" + path.lstrip("/"),
+            "query_string": query_string,
+            # Quart's BaseRequestWebsocket.__init__
+            "http_version": http_version,
+            "scope": scope,
+            # Quart's Request.__init__ (the body on first access)
+            "body_timeout": body_timeout,
+            "_aeros_data": data,
+            "_aeros_max": max_content_length,
+            "_cached_json": {False: Ellipsis, True: Ellipsis},
+            "_form": None,
+            "_files": None,
+            "_send_push_promise": send_push_promise,
+        }
         if headers is not None:  # else made from the scope on first access
             self.__dict__["headers"] = headers
             self.__dict__["remote_addr"] = headers.get("Remote-Addr")
-        self.__dict__.update(
-            {
-                # werkzeug's sansio Request.__init__
-                "method": method.upper(),
-                "scheme": scheme,
-                "server": scope.get("server"),
-                "root_path": root_path.rstrip("/"),
-                "path": "/" + path.lstrip("/"),
-                "query_string": query_string,
-                # Quart's BaseRequestWebsocket.__init__
-                "http_version": http_version,
-                "scope": scope,
-                # Quart's Request.__init__ (the body on first access)
-                "body_timeout": body_timeout,
-                "_aeros_data": data,
-                "_aeros_max": max_content_length,
-                "_cached_json": {False: Ellipsis, True: Ellipsis},
-                "_form": None,
-                "_files": None,
-                "_parsing_lock": self.lock_class(),
-                "_send_push_promise": send_push_promise,
-            }
-        )
         return self
 
     @property
@@ -174,6 +172,19 @@ class LeanRequest(Request):
         self.__dict__["_aeros_body"] = value
 
     @property
+    def _parsing_lock(self) -> Any:
+        """Quart's lock around form parsing, made on first use for :meth:`complete` (most
+        requests parse no form)."""
+        lock = self.__dict__.get("_parsing_lock")
+        if lock is None:
+            lock = self.__dict__["_parsing_lock"] = self.lock_class()
+        return lock
+
+    @_parsing_lock.setter
+    def _parsing_lock(self, value: Any) -> None:
+        self.__dict__["_parsing_lock"] = value
+
+    @property
     def blueprints(self) -> list[str]:
         """Names of the current blueprint and its parents, innermost first (as in Quart)."""
         rule = self.url_rule
@@ -203,6 +214,7 @@ def complete_requests_match(request_class: Any, args: tuple[Any, ...], kwargs: A
     quarts.body  # noqa: B018 - the body attribute as a lean request stores it
     lean = request_class.complete(*args, b"", **kwargs)
     lean.body  # noqa: B018 - made on access
+    lean._parsing_lock  # noqa: B018 - made on access too
     ours = set(vars(lean)) - {"_aeros_data", "_aeros_max"}
     if set(vars(quarts)) == ours:
         return True
