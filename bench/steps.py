@@ -60,8 +60,12 @@ def variants(app: Any) -> dict[str, Variant]:
 
     async def context(scope: dict[str, Any], client: _Client) -> object:
         request = make_request(scope, client)
-        async with ctx_class(app, request=request, session=null_session()):
-            pass
+        # entered and left as the lean dispatch does (+dispatch below), not by ``async with``
+        ctx = ctx_class(app, request=request, session=null_session())
+        entering = ctx.enter()
+        if entering is not None:
+            await entering
+        await ctx.leave(None)
         return request
 
     async def dispatched(scope: dict[str, Any], client: _Client) -> object:

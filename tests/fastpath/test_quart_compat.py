@@ -1007,6 +1007,12 @@ def test_complete_request_mismatch_falls_back_to_quarts_constructor(caplog, monk
         quarts(self, *args, **kwargs)
         self.extra = 1
 
+    class Slotted(LeanRequest):
+        __slots__ = ("_parsing_lock",)  # the lock in a slot, not made on first use
+
+    with caplog.at_level("INFO", logger="aeros.fastpath"):
+        assert not complete_requests_match(Slotted, args, kwargs)
+    assert "Slotted cannot be built in one step" in caplog.text
     monkeypatch.setattr(Request, "__init__", newer_quart)
     with caplog.at_level("INFO", logger="aeros.fastpath"):
         assert not complete_requests_match(LeanRequest, args, kwargs)
