@@ -25,6 +25,7 @@ from quart.signals import (
 from quart.wrappers import Request
 
 from aeros._done import DONE
+from aeros.fastpath.later_session import session_of
 
 __all__ = ["LeanAppContext", "LeanRequestContext"]
 
@@ -85,12 +86,22 @@ class LeanRequestContext(RequestContext):
         self.flashes = None
         self._after_request_functions: list[Any] = []
 
+    @property
+    def session(self) -> Any:
+        """The request's session (Quart's attribute); the lean dispatch's null session is made
+        here on first access (:mod:`aeros.fastpath.later_session`)."""
+        return session_of(self)
+
+    @session.setter
+    def session(self, value: Any) -> None:
+        self._aeros_session = value
+
     def enter(self) -> Awaitable[None] | None:
         """:meth:`push`, returned for the caller to await; or, when nothing in it waits (no
         ``appcontext_pushed`` receivers, a session given: the lean dispatch's null session),
         done in place, returning None (awaiting even a done awaitable makes a generator).
         """
-        if appcontext_pushed.receivers or self.session is None:
+        if appcontext_pushed.receivers or self._aeros_session is None:
             return self.push()
         token = _cv_request.set(self)
         app_ctx = _cv_app.get(None)

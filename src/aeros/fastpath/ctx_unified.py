@@ -28,6 +28,8 @@ from quart.signals import (
 )
 from quart.wrappers import Request
 
+from aeros.fastpath.later_session import session_of
+
 __all__ = ["LeanRequestContext"]
 
 # Checked against Quart 0.22's stubs by mypy, where AppContext has another shape: the 0.23
@@ -48,13 +50,24 @@ class LeanRequestContext(_AppContext):  # type: ignore[misc]
     _cv_token: Any
     _push_count: int
 
+    @property
+    def _session(self) -> Any:
+        """The request's session (Quart's ``_session``, read by its ``session``); the lean
+        dispatch's null session is made here on first access
+        (:mod:`aeros.fastpath.later_session`)."""
+        return session_of(self)
+
+    @_session.setter
+    def _session(self, value: Any) -> None:
+        self._aeros_session = value
+
     def enter(self) -> Awaitable[None] | None:
         """:meth:`push`, returned for the caller to await; or, when nothing in it waits (no
         ``appcontext_pushed`` receivers, a session given: the lean dispatch's null session, not
         pushed yet), done in place, returning None (awaiting even a done awaitable makes a
         generator).
         """
-        if appcontext_pushed.receivers or self._session is None or self._cv_token is not None:
+        if appcontext_pushed.receivers or self._aeros_session is None or self._cv_token is not None:
             return self.push()
         self._push_count += 1
         self._cv_token = _cv_app.set(self)

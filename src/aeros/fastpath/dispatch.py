@@ -32,6 +32,7 @@ from quart.sessions import SecureCookieSessionInterface
 from quart.signals import request_finished, request_started
 
 from aeros.fastpath import _compat
+from aeros.fastpath.later_session import NULL_SESSION_LATER
 from aeros.fastpath.response import LeanResponse
 from aeros.types import ROUTE
 
@@ -94,11 +95,13 @@ def _view(app: Quart, endpoint: str) -> Any:
 
 async def handle_request(app: Quart, request: Request) -> ResponseTypes:
     """:meth:`quart.Quart.handle_request`, skipping steps with nothing to run."""
+    # opening a session can only give a null one (Quart's cookies, no secret key): made when
+    # something reads it
     session = (
-        app.session_interface.null_session_class()
+        NULL_SESSION_LATER
         if type(app.session_interface) is SecureCookieSessionInterface and not app.secret_key
         else None
-    )  # opening a session can only give a null one (Quart's cookies, no secret key)
+    )
     # ``async with ctx`` as Quart writes it, without __aenter__'s and __aexit__'s coroutines
     ctx = LeanRequestContext(app, request=request, session=session)
     try:
@@ -138,7 +141,10 @@ async def handle_request(app: Quart, request: Request) -> ResponseTypes:
             if (
                 ctx._after_request_functions
                 or any(app.after_request_funcs.values())
-                or not app.session_interface.is_null_session(ctx.session)
+                or (
+                    ctx._aeros_session is not NULL_SESSION_LATER
+                    and not app.session_interface.is_null_session(ctx.session)
+                )
             ):
                 response = await _compat.process_response(app, ctx, response)
             if request_finished.receivers:
