@@ -7,6 +7,10 @@ a callback) cost about 7 k of a JSON request's 171 k instructions in process. Th
 dispatch gives the context :data:`NULL_SESSION_LATER` instead, and both request-context
 classes make the null session on first access of their session, so ``session``, hooks,
 templates, ``process_response`` and context copies see what Quart gives them.
+
+One difference remains, for an app that replaces ``app.session_interface`` while a request
+runs (in a ``before_request`` hook): that request's null session comes from the new interface
+when first read, where Quart opened it from the old one when the context was pushed.
 """
 
 from __future__ import annotations
