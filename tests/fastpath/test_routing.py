@@ -200,3 +200,53 @@ async def test_a_custom_converter_is_asked_on_every_request() -> None:
     active.discard("alice")
     assert (await client.get("/users/alice")).status_code == 404
     assert (await client.get("/users/bob")).status_code == 200
+
+
+def _current_adapter() -> Any:
+    """The URL adapter of the request being served (Quart 0.22's request context or 0.23's
+    one context)."""
+    import quart.globals
+
+    variable = getattr(quart.globals, "_cv_request", None) or quart.globals._cv_app
+    return variable.get().url_adapter
+
+
+async def test_each_request_gets_its_own_adapter() -> None:
+    """Requests alike get adapters made from one remembered state, never one shared object:
+    url_for's temporary scheme (Quart sets it on the adapter) stays in its own request, and
+    the second request's adapter already knows its match."""
+    from quart import url_for
+
+    app = WebServer(__name__, access_log=False)
+    adapters: list[Any] = []
+
+    @app.route("/items/<int:item_id>")
+    async def item(item_id: int) -> str:
+        adapter = _current_adapter()
+        adapters.append(adapter)
+        scheme = adapter.url_scheme
+        link = url_for("item", item_id=item_id, _scheme="https", _external=True)
+        adapter.url_scheme = "changed"  # a view or extension mutating its own adapter
+        return f"{scheme} {link}"
+
+    client = app.test_client()
+    answers = [await (await client.get("/items/7")).get_data() for _ in range(3)]
+    assert answers == [b"http https://localhost/items/7"] * 3
+    assert len({id(adapter) for adapter in adapters}) == 3
+    assert "_aeros_match" in vars(adapters[2])  # matched from the remembered state
+
+
+async def test_remembered_adapters_are_bounded() -> None:
+    """One-off paths (ids, queries) do not grow the remembered adapter states without bound."""
+    from aeros.fastpath.routing import _MAX_ADAPTERS
+
+    app = WebServer(__name__, access_log=False)
+
+    @app.route("/items/<int:item_id>")
+    async def item(item_id: int) -> str:
+        return "ok"
+
+    client = app.test_client()
+    for i in range(_MAX_ADAPTERS + 50):
+        assert (await client.get(f"/items/{i}?q={i}")).status_code == 200
+    assert 0 < len(app.url_map._adapters) <= _MAX_ADAPTERS

@@ -15,6 +15,15 @@ time: every failure (404, 405, a websocket mismatch) and every redirect (strict 
 immutable values, and matches of a rule with a converter that is not werkzeug's own (a custom
 converter may answer differently for the same path later: one that looks a value up and
 refuses it once it is gone). Adding a rule empties the cache.
+
+Binding builds a ``MapAdapter`` per request (a Python ``__init__`` of ten attributes, the query
+string decoded). :class:`LeanMap` also remembers the state of the adapters it bound, for the
+last :data:`_MAX_ADAPTERS` distinct requests (host, root path, path, method and query): a
+request like an earlier one gets an adapter of its own made from a copy of that state, which
+holds the earlier request's match when it was one the cache keeps, so Quart's
+``match_request`` answers without building the key. Adapters are never shared: Quart's
+``url_for`` sets a scheme on the request's adapter while it builds a URL (a sync view does it
+in a thread), and an extension may change its own.
 """
 
 from __future__ import annotations
@@ -32,6 +41,8 @@ from aeros.headers import get_header
 __all__ = ["MATCH_CACHE_SIZE", "LeanMap", "LeanMapAdapter"]
 
 _MAX_HOSTS = 256  # the Host header is the client's: bound what it can make us remember
+_MAX_ADAPTERS = 1024  # bound requests remembered: host, root path, path, method and query
+_new = object.__new__
 MATCH_CACHE_SIZE = 1024
 """Successful matches :class:`LeanMap` remembers; the least recently used goes first."""
 
@@ -45,6 +56,9 @@ class LeanMapAdapter(MapAdapter):
     """werkzeug's ``MapAdapter``; ``match`` answers a path matched recently from the cache."""
 
     map: LeanMap
+    _aeros_template: dict[str, Any]
+    """The remembered state this adapter was bound with (only the first of a request's kind):
+    its match is added to it."""
 
     def match(
         self,
@@ -55,6 +69,17 @@ class LeanMapAdapter(MapAdapter):
         websocket: bool | None = None,
     ) -> tuple[Any, Any]:
         """As :meth:`werkzeug.routing.MapAdapter.match` (same results and exceptions)."""
+        as_bound = (
+            path_info is None
+            and method is None
+            and return_rule
+            and query_args is None
+            and websocket is None
+        )  # Quart's match_request: this adapter's own path and method
+        if as_bound:
+            last = self.__dict__.get("_aeros_match")
+            if last is not None:  # matched for an adapter of the same request before
+                return last[0], dict(last[1])
         # the inputs of werkzeug's matcher, normalised as MapAdapter.match does
         path = self.path_info if path_info is None else path_info
         key = (
@@ -79,12 +104,17 @@ class LeanMapAdapter(MapAdapter):
             if _IMMUTABLE.issuperset(map(type, values.values())) and _PURE_CONVERTERS.issuperset(
                 map(type, rule._converters.values())
             ):
-                matches[key] = (rule, dict(values))
+                known = matches[key] = (rule, dict(values))
                 if len(matches) > MATCH_CACHE_SIZE:
                     try:  # noqa: SIM105 - as above
                         matches.popitem(last=False)
                     except KeyError:  # another thread emptied it
                         pass
+        if known is not None and as_bound:
+            # remembered for the next adapter bound to the same request (LeanMap.bind_to_request)
+            template = self.__dict__.get("_aeros_template")
+            if template is not None:
+                template["_aeros_match"] = known
         # a fresh dict per request: url_value_preprocessors pop from view_args
         return (rule if return_rule else rule.endpoint), dict(values)
 
@@ -103,12 +133,15 @@ class LeanMap(QuartMap):
         self._bound_hosts: dict[
             tuple[str, bytes | None, str | None, str | None], tuple[str, str | None]
         ] = {}
+        # (host key, root path, path, method, query) -> the state of an adapter bound to it
+        self._adapters: dict[tuple[Any, ...], dict[str, Any]] = {}
 
     def add(self, rulefactory: Any) -> None:
         """As werkzeug's ``Map.add``; forgets remembered matches (the new rule may win)."""
         super().add(rulefactory)
         self.rules_added += 1
         self._matches.clear()
+        self._adapters = {}  # their remembered matches may be wrong now
 
     def bind(self, *args: Any, **kwargs: Any) -> LeanMapAdapter:
         """As werkzeug's ``Map.bind``, returning a :class:`LeanMapAdapter`."""
@@ -135,7 +168,14 @@ class LeanMap(QuartMap):
             ):
                 self._bound_hosts[key] = (adapter.server_name, adapter.subdomain)
             return adapter
-        return LeanMapAdapter(
+        bound = (key, request.root_path, request.path, request.method, request.query_string)
+        adapters = self._adapters
+        state = adapters.get(bound)
+        if state is not None:  # a request like this one was bound before: a copy of its state
+            copy: LeanMapAdapter = _new(LeanMapAdapter)
+            copy.__dict__ = state.copy()
+            return copy
+        fresh = LeanMapAdapter(
             self,
             known[0],
             request.root_path,
@@ -145,3 +185,10 @@ class LeanMap(QuartMap):
             request.method,
             request.query_string.decode(),
         )
+        if len(adapters) >= _MAX_ADAPTERS:
+            adapters.clear()  # one-off paths and queries filled it: start over
+        # the copies start from the state before this adapter matched; its match adds itself
+        # to that state (LeanMapAdapter.match), so the next copies need not match again
+        state = adapters[bound] = fresh.__dict__.copy()
+        fresh._aeros_template = state
+        return fresh
