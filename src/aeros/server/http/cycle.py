@@ -244,6 +244,27 @@ class LeanCycle(RequestResponseCycle):
         )
         self._close()
 
+    async def receive(self) -> Any:
+        """uvicorn's, without awaiting the body event when it is already set (the body has
+        come, as a GET's has by the time its app asks): no coroutine of ``Event.wait``."""
+        if (
+            self.message_event.is_set()
+            and not self.waiting_for_100_continue
+            and not self.disconnected
+            and not self.response_complete
+        ):
+            # uvicorn's steps, in its order; its wait would return at once
+            self.flow.resume_reading()
+            self.message_event.clear()
+            message = {
+                "type": "http.request",
+                "body": bytes(self.body),
+                "more_body": self.more_body,
+            }
+            self.body = bytearray()
+            return message
+        return await super().receive()
+
     async def send(self, message: dict[str, object]) -> None:  # type: ignore[override]
         head = self._head
         if head is not None:
