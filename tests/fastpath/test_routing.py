@@ -250,3 +250,39 @@ async def test_remembered_adapters_are_bounded() -> None:
     for i in range(_MAX_ADAPTERS + 50):
         assert (await client.get(f"/items/{i}?q={i}")).status_code == 200
     assert 0 < len(app.url_map._adapters) <= _MAX_ADAPTERS
+
+
+def test_remembered_match_is_for_the_adapters_own_path_and_method() -> None:
+    """An adapter whose path or method was changed after binding (an override of Quart's
+    create_url_adapter may do it) is matched on what it holds now, and does not leave its match
+    for the next requests bound like it."""
+    _, lean = _maps()
+
+    class _Request:
+        scheme = "http"
+        root_path = ""
+        query_string = b""
+
+        def __init__(self, path: str, method: str = "GET") -> None:
+            self.path = path
+            self.method = method
+            self.scope = {"headers": [(b"host", b"example.com")]}
+
+    def bind(path: str, method: str = "GET") -> Any:
+        return lean.bind_to_request(_Request(path, method), None, None)
+
+    lean._bound_hosts[("http", b"example.com", None, None)] = ("example.com", "")  # bound
+    first = bind("/items/1")
+    first.path_info = "/files/x"  # changed before it matches
+    assert first.match(return_rule=True)[0].endpoint == "file"
+    second = bind("/items/1")
+    assert second.match(return_rule=True)[0].endpoint == "item"
+    assert bind("/post", "POST").match(return_rule=True)[0].endpoint == "post"  # remembered
+    changed = bind("/post", "POST")
+    changed.default_method = "GET"
+    with pytest.raises(MethodNotAllowed):
+        changed.match(return_rule=True)
+    assert bind("/items/1").match(return_rule=True) == (
+        lean._matches[("", "/items/1", "GET", False)][0],
+        {"item_id": 1},
+    )

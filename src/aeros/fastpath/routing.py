@@ -78,8 +78,10 @@ class LeanMapAdapter(MapAdapter):
         )  # Quart's match_request: this adapter's own path and method
         if as_bound:
             last = self.__dict__.get("_aeros_match")
-            if last is not None:  # matched for an adapter of the same request before
-                return last[0], dict(last[1])
+            # matched for an adapter of the same request before, for this path and method (an
+            # override of Quart's create_url_adapter may have changed them since)
+            if last is not None and last[0] == self.path_info and last[1] == self.default_method:
+                return last[2], dict(last[3])
         # the inputs of werkzeug's matcher, normalised as MapAdapter.match does
         path = self.path_info if path_info is None else path_info
         key = (
@@ -114,7 +116,7 @@ class LeanMapAdapter(MapAdapter):
             # remembered for the next adapter bound to the same request (LeanMap.bind_to_request)
             template = self.__dict__.get("_aeros_template")
             if template is not None:
-                template["_aeros_match"] = known
+                template["_aeros_match"] = (self.path_info, self.default_method, *known)
         # a fresh dict per request: url_value_preprocessors pop from view_args
         return (rule if return_rule else rule.endpoint), dict(values)
 
