@@ -295,7 +295,7 @@ def test_stream_headers_arrive_before_a_late_first_chunk(live_server) -> None:
 
 async def test_batched_responses_are_written_after_the_iteration_in_order() -> None:
     """With a WriteBatch, complete keep-alive responses go out together, each as uvicorn's."""
-    from aeros.server.http.cycle import WriteBatch
+    from aeros.server.http.writes import WriteBatch
 
     batch = WriteBatch()
     ours = [make(LeanCycle) for _ in range(3)]
@@ -316,7 +316,7 @@ async def test_batched_responses_are_written_after_the_iteration_in_order() -> N
 
 async def test_batch_skips_closing_transports_and_never_holds_a_closing_response() -> None:
     """A client gone before the flush gets nothing; Connection: close is written at once."""
-    from aeros.server.http.cycle import WriteBatch
+    from aeros.server.http.writes import WriteBatch
 
     batch = WriteBatch()
     gone, closing = make(LeanCycle), make(LeanCycle, keep_alive=False)
@@ -333,7 +333,7 @@ async def test_batch_skips_closing_transports_and_never_holds_a_closing_response
 
 async def test_a_failing_write_costs_only_its_own_connection(caplog) -> None:
     """A transport that raises is aborted and logged; the responses behind it still go out."""
-    from aeros.server.http.cycle import WriteBatch
+    from aeros.server.http.writes import WriteBatch
 
     class Broken(Transport):
         aborted = False
@@ -359,7 +359,7 @@ def test_a_loop_that_served_is_not_kept_alive_by_its_batch() -> None:
     import gc
     import weakref
 
-    from aeros.server.http.cycle import batch_for
+    from aeros.server.http.writes import batch_for
 
     loop = asyncio.new_event_loop()
     batch_for(loop)

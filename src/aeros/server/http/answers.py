@@ -21,8 +21,9 @@ from uvicorn.server import ServerState
 from aeros.logging.access import ACCESS_LOGGER, SERVER_ANSWER, log_access
 from aeros.logging.formatters import AccessEntry
 from aeros.server.config import Limits
-from aeros.server.http.cycle import LeanCycle, batch_for
+from aeros.server.http.cycle import LeanCycle
 from aeros.server.http.rules import error_response
+from aeros.server.http.writes import batch_for
 
 __all__ = ["DRAIN_IDLE_SECONDS", "LINGER_SECONDS", "ConnectionControl"]
 

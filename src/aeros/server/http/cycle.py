@@ -13,8 +13,9 @@ of which wakes the client for half a response). LeanCycle holds the head until t
 message, which the app nearly always sends at once, and writes both together; a head whose
 body has not come by the next event-loop iteration (a stream that waits before its first
 chunk) is written alone then, so a client still sees headers as soon as uvicorn would show
-them. A response complete in one message is queued in the loop's :class:`WriteBatch` and
-written with the others finished in the same loop iteration. A request cancelled at shutdown
+them. A response complete in one message is queued in the loop's write batch
+(:mod:`aeros.server.http.writes`) and written with the others finished in the same loop
+iteration. A request cancelled at shutdown
 logs one warning line and gets the protocol's 503 (uvicorn logs a traceback and sends a 500).
 Everything else (later body chunks, the access log, flow control) is uvicorn's code.
 """
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import (
@@ -33,9 +33,10 @@ from uvicorn.protocols.http.httptools_impl import (
     RequestResponseCycle,
 )
 
+from aeros.server.http.writes import WriteBatch, write
 from aeros.types import HEADER_LINES, RESPONSE_DONE
 
-__all__ = ["LeanCycle", "WriteBatch", "batch_for"]
+__all__ = ["LeanCycle"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,67 +51,6 @@ _500_HEADERS = (  # uvicorn's
 _LINES_LIMIT = 4096  # the table is emptied when it reaches this many lines (at most ~1 MiB)
 _LINE_LIMIT = 256  # a longer line is checked every time, never remembered
 _JOIN_LIMIT = 16 << 10  # a body up to this size is copied behind the head; larger: writelines
-
-
-def _write(transport: asyncio.Transport, data: bytes | tuple[bytes, bytes]) -> None:
-    if isinstance(data, tuple):
-        transport.writelines(data)
-    else:
-        transport.write(data)
-
-
-class WriteBatch:
-    """The responses completed during one event-loop iteration, written back to back after it.
-
-    On loopback the sender of a write pays for delivering it, and a client waiting in
-    ``epoll_wait`` must be woken for every write that finds it asleep: 7 us per response write
-    for a server answering 48k req/s, 21 us for one answering 10k (measured under ``wrk``).
-    Writing the responses of one iteration together wakes the client once for all of them.
-    Order per connection holds because a connection's next response can only be written by
-    code that runs after this flush is queued; the protocol flushes before writing anything
-    itself (error answers, a closing deadline) and before parsing more input.
-    """
-
-    __slots__ = ("pending",)
-
-    def __init__(self) -> None:
-        # no reference to the loop: batch_for keys batches weakly by it, so one would keep
-        # every loop that ever served alive
-        self.pending: list[tuple[asyncio.Transport, bytes | tuple[bytes, bytes]]] = []
-
-    def add(self, transport: asyncio.Transport, data: bytes | tuple[bytes, bytes]) -> None:
-        """Queue ``data`` for the end of this loop iteration (call it on the running loop)."""
-        if not self.pending:
-            asyncio.get_running_loop().call_soon(self.flush)
-        self.pending.append((transport, data))
-
-    def flush(self) -> None:
-        """Write everything queued, in order; a transport that is closing gets nothing."""
-        pending = self.pending
-        if not pending:
-            return
-        self.pending = []
-        for transport, data in pending:
-            if transport.is_closing():
-                continue
-            try:
-                _write(transport, data)
-            except Exception:  # one broken transport must not cost the others their answers
-                logger.warning("writing a response failed; closing the connection", exc_info=True)
-                transport.abort()
-
-
-_BATCHES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, WriteBatch] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def batch_for(loop: asyncio.AbstractEventLoop) -> WriteBatch:
-    """The write batch of ``loop`` (one per event loop, shared by its connections)."""
-    batch = _BATCHES.get(loop)
-    if batch is None:
-        batch = _BATCHES[loop] = WriteBatch()
-    return batch
 
 
 class LeanCycle(RequestResponseCycle):
@@ -364,7 +304,7 @@ class LeanCycle(RequestResponseCycle):
             or self.writes is None
             or not self.keep_alive  # closed right after: on_response must see it closing
         ):
-            _write(self.transport, data)
+            write(self.transport, data)
         else:
             self.writes.add(self.transport, data)
         if not more_body:
