@@ -16,6 +16,7 @@ import pytest
 import aeros
 from aeros import ConfigurationError, SimpleCache, WebServer
 from aeros.middleware.request_id import RequestIdMiddleware, new_request_id
+from aeros.types import HEADER_LINES
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
@@ -184,6 +185,69 @@ def test_new_request_id_batches_are_not_shared_with_forked_children() -> None:
     assert {child[i : i + 32] for i in range(0, 96, 32)}.isdisjoint(
         parent[i : i + 32] for i in range(0, 96, 32)
     )
+
+
+async def through(layer: RequestIdMiddleware, scope: dict[str, Any]) -> None:
+    """Call the layer inside a coroutine: its plain ``__call__`` sets the id in the caller's
+    context, which must be the request's own task's, not the test's."""
+    await layer(scope, None, None)
+
+
+def test_request_id_lines_made_with_the_batch_match_their_ids() -> None:
+    """On aeros' server a fresh id comes with its header line made ahead: for more than two
+    batches, each line is the layer's header, the id the app saw, CRLF; no id repeats."""
+    seen: list[str | None] = []
+
+    async def answer(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(aeros.request_id())
+
+    layer = RequestIdMiddleware(answer, "X-Trace-Id")
+    lines: list[bytes] = []
+
+    async def serve() -> None:
+        for _ in range(300):
+            scope: dict[str, Any] = {"type": "http", HEADER_LINES: []}
+            await asyncio.create_task(through(layer, scope))  # a context of its own
+            lines.extend(scope[HEADER_LINES])
+
+    asyncio.run(serve())
+    assert lines == [f"x-trace-id: {value}\r\n".encode() for value in seen]
+    assert all(value is not None and HEX32.match(value) for value in seen)
+    assert len(set(seen)) == 300
+
+
+def test_request_id_layer_batches_are_not_shared_with_forked_children() -> None:
+    """A layer's own batch of ids (with their lines) is dropped in a forked child too."""
+
+    async def answer(scope: Any, receive: Any, send: Any) -> None:
+        return None
+
+    layer = RequestIdMiddleware(answer)
+
+    def three() -> list[bytes]:
+        lines = []
+        for _ in range(3):
+            scope: dict[str, Any] = {"type": "http", HEADER_LINES: []}
+            asyncio.run(through(layer, scope))  # the id is set in asyncio.run's context
+            lines.append(scope[HEADER_LINES][0])
+        return lines
+
+    three()  # a batch is made; the parent's next ids wait in it
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.write(writer, b"".join(three()))
+        finally:
+            os._exit(0)
+    os.close(writer)
+    with os.fdopen(reader, "rb") as pipe:
+        child = pipe.read().split(b"\r\n")[:3]
+    os.waitpid(pid, 0)
+    parent = [line[:-2] for line in three()]
+    assert len(child) == 3
+    assert all(line.startswith(b"x-request-id: ") for line in child)
+    assert set(child).isdisjoint(parent)
 
 
 def test_request_id_in_sync_views_and_on_concurrency_limit_refusals(tmp_path: Path) -> None:

@@ -13,6 +13,8 @@ import ipaddress
 import os
 import re
 from collections.abc import Awaitable, Iterable, Iterator
+from itertools import repeat
+from weakref import WeakSet
 
 from aeros.asgi_entry import asgi3
 from aeros.errors import ConfigurationError
@@ -32,43 +34,67 @@ MAX_LENGTH = 128
 _WELL_FORMED = re.compile(rb"[A-Za-z0-9._:/+=@-]{1,%d}" % MAX_LENGTH)
 _TRUSTED_MEMO_LIMIT = 1024
 _POOL_IDS = 128  # ids made at a time
+_ID_SLICES = [slice(at, at + 32) for at in range(0, 32 * _POOL_IDS, 32)]
 
 
 class _Ids:
-    """Fresh ids, made ``_POOL_IDS`` at a time from one ``os.urandom`` read.
+    """Fresh ids, each with its header line, made ``_POOL_IDS`` at a time from one
+    ``os.urandom`` read.
 
     Taken from a batch, an id costs about 1 k instructions less per request than
-    ``random.getrandbits(128)`` and its conversions (measured with the batch read in the
-    layer's own function; the call the layer now makes costs a few hundred of that back;
-    docs/performance.md, round twelve). The bytes come from
-    the kernel's random source, not from a generator seeded in the process, and the batch is
-    dropped in a forked child (``os.register_at_fork``), so workers never share ids. An id is a
-    label, not a secret.
+    ``random.getrandbits(128)`` and its conversions, and its line (``line_start``, the id,
+    CRLF) made with the batch about 0.6 k less than encoding and joining it per request
+    (docs/performance.md, rounds twelve and fourteen). The bytes come from the kernel's random
+    source, not from a generator seeded in the process, and every batch is dropped in a forked
+    child (``os.register_at_fork``), so workers never share ids. An id is a label, not a
+    secret.
     """
 
-    def __init__(self) -> None:
-        self.batch: Iterator[str] = iter(())
-        if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
-            os.register_at_fork(after_in_child=self.drop)
+    def __init__(self, line_start: bytes | None = None) -> None:
+        self.line_start = line_start  # None: ids alone, each with an empty line
+        self.batch: Iterator[tuple[str, bytes]] = iter(())
+        # where each line lies in the bytes refill() makes of a batch's lines
+        size = len(line_start or b"") + 34
+        self.line_slices = [slice(at, at + size) for at in range(0, size * _POOL_IDS, size)]
+        _POOLS.add(self)
 
     def drop(self) -> None:
         """Forget the ids made so far (a forked child must not reuse its parent's)."""
         self.batch = iter(())
 
-    def refill(self) -> str:
-        """The first id of a new batch; the batch keeps the rest."""
+    def refill(self) -> tuple[str, bytes]:
+        """The first id (and line) of a new batch; the batch keeps the rest.
+
+        Every step is one call over the whole batch (no Python loop per id)."""
         digits = os.urandom(16 * _POOL_IDS).hex()
-        batch = iter([digits[start : start + 32] for start in range(0, len(digits), 32)])
+        ids = list(map(digits.__getitem__, _ID_SLICES))
+        start = self.line_start
+        if start is None:
+            batch = zip(ids, repeat(b""))
+        else:
+            text = start + (b"\r\n" + start).join(map(str.encode, ids)) + b"\r\n"
+            batch = zip(ids, map(text.__getitem__, self.line_slices), strict=True)
         self.batch = batch
         return next(batch)
 
+
+_POOLS: WeakSet[_Ids] = WeakSet()
+
+
+def _drop_all() -> None:
+    for pool in _POOLS:
+        pool.drop()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_drop_all)
 
 _IDS = _Ids()
 
 
 def new_request_id() -> str:
     """A fresh id: 32 lower-case hex digits (128 random bits)."""
-    return next(_IDS.batch, None) or _IDS.refill()
+    return (next(_IDS.batch, None) or _IDS.refill())[0]
 
 
 class _Trust(dict[str, bool]):
@@ -118,6 +144,7 @@ class RequestIdMiddleware:
         name, _ = check_header(header, "-", where="WebServer(request_id=...)")
         self.header = name  # check_header gave the name lower-cased
         self.line_start = name + b": "  # of the header line aeros' server writes
+        self.ids = _Ids(self.line_start)  # fresh ids with their lines, for aeros' server
         try:
             self.trust: _Trust | None = _Trust(trusted)
         except ValueError as exc:
@@ -130,6 +157,10 @@ class RequestIdMiddleware:
 
     def request_id(self, scope: Scope) -> str:
         """The id of this request: the trusted proxy's when well formed, else a fresh one."""
+        return self.given(scope) or new_request_id()
+
+    def given(self, scope: Scope) -> str | None:
+        """The id a trusted proxy sent, when well formed; else None."""
         trust = self.trust
         if trust is not None:
             peer = scope.get(PEER) or scope.get("client")
@@ -141,7 +172,7 @@ class RequestIdMiddleware:
                             given: str = value.decode("ascii")
                             return given
                         break
-        return new_request_id()
+        return None
 
     @asgi3
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
@@ -153,10 +184,15 @@ class RequestIdMiddleware:
         # no reset (the server's own log lines after the app returns carry it too). So no
         # send wrapper and no coroutine of this layer: the app's coroutine goes back to the
         # caller as it is. (An id is made here or checked by _WELL_FORMED: no CR, LF or space.)
-        # no proxy's id is taken: a fresh one, without request_id()'s call
-        request_id = new_request_id() if self.trust is None else self.request_id(scope)
+        given = None if self.trust is None else self.given(scope)
+        if given is None:  # a fresh id, with its line made ahead
+            ids = self.ids
+            request_id, line = next(ids.batch, None) or ids.refill()
+        else:
+            request_id = given
+            line = self.line_start + given.encode("ascii") + b"\r\n"
         request_id_var.set(request_id)
-        lines.append(self.line_start + request_id.encode("ascii") + b"\r\n")
+        lines.append(line)
         return self.app(scope, receive, send)
 
     async def _wrap(self, scope: Scope, receive: Receive, send: Send) -> None:
