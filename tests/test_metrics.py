@@ -20,7 +20,7 @@ from aeros import ConfigurationError, RateLimit, SimpleCache, WebServer
 from aeros.metrics.export import Exporter
 from aeros.metrics.layer import MetricsMiddleware
 from aeros.metrics.multiproc import ENV
-from aeros.metrics.tally import BUCKETS, SETTLE_AT, UNMATCHED
+from aeros.metrics.tally import BUCKETS, SETTLE_AT, UNMATCHED, Tally
 from aeros.types import RESPONSE_DONE
 from tests.support.server import wait_until
 
@@ -289,6 +289,34 @@ def test_exporter_flush_equals_prometheus_observe() -> None:
             assert ours[key] == pytest.approx(sample.value), key
             compared += 1
     assert compared == len(BUCKETS) + 3  # buckets, +Inf, count, sum
+
+
+def test_a_batch_counts_as_the_requests_one_by_one() -> None:
+    """One settle of a mixed batch (an unknown method among known ones, latencies on and
+    around the first bucket's bound, cache and rate-limit results) counts what settling each
+    request alone does."""
+    bound = BUCKETS[0]
+    batch = [
+        (method, route, status, seconds, cache, size, limit)
+        for method, route, status, cache, limit in [
+            ("GET", "/a", 200, None, None),
+            ("BREW", "/a", 200, "miss", None),
+            ("GET", "/b", 404, "hit", "429"),
+            ("POST", "/a", 200, None, "error"),
+        ]
+        for seconds, size in [(bound, 1), (bound / 2, 2), (bound * 1.5, 3), (3.0, 4)]
+    ]
+    together, alone = Tally(), Tally()
+    together.done = list(batch)
+    together.settle()
+    for request in batch:
+        alone.record(*request)
+    assert together.rows == alone.rows
+    row = together.rows[("other", "/a", 200)]
+    assert row[:3] == [2, 1, 0]  # bound and bound / 2 under "le" 0.001, bound * 1.5 next
+    assert (together.cache, together.limits) == (alone.cache, alone.limits)
+    assert together.cache == {"miss": 4, "hit": 4}
+    assert together.wire_bytes == alone.wire_bytes == 4 * 10
 
 
 async def test_finished_requests_are_counted_in_bounded_batches() -> None:
