@@ -1,0 +1,124 @@
+"""Instructions the request-id and metrics layers add per request, alone, counted by valgrind.
+
+    python -m bench.layer_instructions                 # request id, trusted, metrics
+    python -m bench.layer_instructions --layers metrics -n 20000
+
+Each layer wraps :mod:`bench.observability`'s stub app (it answers at once) and serves
+``-n`` requests in process after 2 000 warm ones, under ``valgrind --tool=callgrind`` twice
+(``warm`` and ``warm + n``); the difference over ``n``, minus the stub's own, is the layer's
+cost. Unlike a whole app's count, which a context variable's place in the context's map moves
+by about 2 k between runs (docs/performance.md, round twelve), these repeat within about 30
+instructions: the way to see a step of a few hundred. Needs ``valgrind`` on the PATH.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+WARM = 2000
+LAYERS = ("stub", "request-id", "request-id-trusted", "metrics")
+_COLLECTED = re.compile(r"Collected : (\d+)")
+
+
+def _layer(name: str) -> Any:
+    from aeros.metrics.export import Exporter
+    from aeros.metrics.layer import MetricsMiddleware
+    from aeros.middleware.request_id import RequestIdMiddleware
+    from bench.observability import _stub
+
+    if name == "stub":
+        return _stub
+    if name == "request-id":
+        return RequestIdMiddleware(_stub).__call__
+    if name == "request-id-trusted":
+        return RequestIdMiddleware(_stub, trusted=("127.0.0.1",)).__call__
+    exporter = Exporter()  # compression counts the app's bytes in an app: no byte layer here
+    # no flush a second later: under valgrind it would land in one run of the two and not the
+    # other (about 300 instructions per request; at full speed it is under 100)
+    exporter.scheduled = True
+    return MetricsMiddleware(_stub, exporter, "/metrics", lambda scope: "/json").__call__
+
+
+def serve(name: str, requests: int) -> Any:
+    """Serve ``WARM + requests`` stub requests through layer ``name`` (the counted child);
+    the app served."""
+    from bench.inprocess import new_loop, request_done
+    from bench.observability import _receive, _scope, _send
+
+    app = _layer(name)
+
+    async def run(count: int) -> None:
+        for _ in range(count):
+            scope = _scope()
+            await app(scope, _receive, _send)
+            request_done(scope, 200, 27)
+
+    loop = new_loop()
+    try:
+        loop.run_until_complete(run(WARM))
+        loop.run_until_complete(run(requests))
+    finally:
+        loop.close()
+    return app
+
+
+def count(name: str, requests: int) -> int:
+    """callgrind's total for a child serving ``requests`` after the warm ones."""
+    fixed = ["setarch", platform.machine(), "-R"] if shutil.which("setarch") else []
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [
+            *fixed,
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={Path(tmp) / 'out'}",
+            sys.executable,
+            "-m",
+            "bench.layer_instructions",
+            "--child",
+            name,
+            "-n",
+            str(requests),
+        ]
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
+    found = _COLLECTED.search(done.stderr)
+    if found is None:
+        raise RuntimeError(f"no count from valgrind for {name}: {done.stderr[-500:]}")
+    return int(found.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--layers", default=",".join(LAYERS[1:]))
+    parser.add_argument("-n", type=int, default=10_000, help="requests counted")
+    parser.add_argument("--child", choices=LAYERS, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        serve(args.child, args.n)
+        return
+    if shutil.which("valgrind") is None:
+        parser.error("needs valgrind on the PATH")
+    names = [name.strip() for name in args.layers.split(",") if name.strip()]
+    unknown = [name for name in names if name not in LAYERS]
+    if unknown:
+        parser.error(f"--layers: unknown {unknown}; choose from {', '.join(LAYERS)}")
+
+    def per_request(name: str) -> float:
+        return (count(name, args.n) - count(name, 0)) / args.n
+
+    stub = per_request("stub")
+    for name in names:
+        print(f"{name:20} +{per_request(name) - stub:8.0f} instructions/request")
+
+
+if __name__ == "__main__":
+    main()
