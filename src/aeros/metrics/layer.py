@@ -22,7 +22,6 @@ from aeros.types import (
     CACHE_STATE,
     COALESCED,
     RATE_LIMIT_STATE,
-    RESPONSE_DONE,
     ROUTE,
     ASGIApp,
     Message,
@@ -77,10 +76,6 @@ class MetricsMiddleware:
         # [route template, start]: the route is filled in by whoever routes the request; the
         # list is shared by the copies of the scope that inner layers make
         scope[ROUTE] = [None, _clock()]
-        done = scope.get(RESPONSE_DONE)
-        if done is not None:  # aeros' server reports the end: when_done's work, without its call
-            done.append((self._count, scope))
-            return self.app(scope, receive, send)
         return when_done(self.app, scope, receive, send, self._count)
 
     async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
