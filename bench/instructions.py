@@ -78,6 +78,30 @@ async def _load(port: int, path: str, requests: int, connections: int) -> None:
     await asyncio.gather(*(one(share + (i < rest)) for i in range(connections)))
 
 
+def callgrind(out: Path, *, cache: bool = False) -> list[str]:
+    """The command that runs this Python under callgrind (fixed addresses where ``setarch``
+    exists), writing its counts to ``out``; the module and its arguments follow."""
+    return [
+        *_FIXED_ADDRESSES,
+        "valgrind",
+        "--tool=callgrind",
+        f"--callgrind-out-file={out}",
+        *(["--cache-sim=yes"] if cache else []),
+        sys.executable,
+    ]
+
+
+def totals(out: Path) -> dict[str, int] | None:
+    """callgrind's totals by event name (``Ir``, ...) from its ``out`` file; None if it has
+    none (the run failed)."""
+    data = out.read_bytes() if out.exists() else b""
+    events, found = _EVENTS.search(data), _TOTALS.search(data)
+    if events is None or found is None:
+        return None
+    names = events.group(1).decode().split()
+    return dict(zip(names, map(int, found.group(1).split()), strict=True))
+
+
 def instructions(
     contender: str, path: str, requests: int, connections: int, *, cache: bool = False
 ) -> dict[str, int]:
@@ -90,12 +114,7 @@ def instructions(
         out = Path(tmp) / "callgrind.out"
         process = subprocess.Popen(
             [
-                *_FIXED_ADDRESSES,
-                "valgrind",
-                "--tool=callgrind",
-                f"--callgrind-out-file={out}",
-                *(["--cache-sim=yes"] if cache else []),
-                sys.executable,
+                *callgrind(out, cache=cache),
                 "-m",
                 "bench.serve",
                 contender,
@@ -124,12 +143,10 @@ def instructions(
             if process.poll() is None:
                 process.send_signal(signal.SIGINT)  # a clean exit writes the counts
             _, err = process.communicate(timeout=300)
-        data = out.read_bytes() if out.exists() else b""
-        events, totals = _EVENTS.search(data), _TOTALS.search(data)
-        if events is None or totals is None:
+        counts = totals(out)
+        if counts is None:
             raise RuntimeError(f"{contender}: no callgrind totals\n{err.decode()[-2000:]}")
-        names = events.group(1).decode().split()
-        return dict(zip(names, map(int, totals.group(1).split()), strict=True))
+        return counts
 
 
 def main() -> None:

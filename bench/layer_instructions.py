@@ -15,18 +15,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from bench.instructions import callgrind, totals
+
 WARM = 2000
 LAYERS = ("stub", "request-id", "request-id-trusted", "metrics")
-_COLLECTED = re.compile(r"Collected : (\d+)")
 
 
 def _layer(name: str) -> Any:
@@ -72,28 +70,18 @@ def serve(name: str, requests: int) -> Any:
 
 
 def count(name: str, requests: int) -> int:
-    """callgrind's total for a child serving ``requests`` after the warm ones."""
-    fixed = ["setarch", platform.machine(), "-R"] if shutil.which("setarch") else []
+    """callgrind's instructions for a child serving ``requests`` after the warm ones."""
     with tempfile.TemporaryDirectory() as tmp:
-        command = [
-            *fixed,
-            "valgrind",
-            "--tool=callgrind",
-            f"--callgrind-out-file={Path(tmp) / 'out'}",
-            sys.executable,
-            "-m",
-            "bench.layer_instructions",
-            "--child",
-            name,
-            "-n",
-            str(requests),
-        ]
-        env = {**os.environ, "PYTHONHASHSEED": "0"}
-        done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
-    found = _COLLECTED.search(done.stderr)
-    if found is None:
+        out = Path(tmp) / "callgrind.out"
+        command = [*callgrind(out), "-m", "bench.layer_instructions", "--child", name]
+        env = {**os.environ, "PYTHONHASHSEED": "0"}  # the same dict layouts in every run
+        done = subprocess.run(
+            [*command, "-n", str(requests)], capture_output=True, text=True, env=env, check=True
+        )
+        counts = totals(out)
+    if counts is None:
         raise RuntimeError(f"no count from valgrind for {name}: {done.stderr[-500:]}")
-    return int(found.group(1))
+    return counts["Ir"]
 
 
 def main() -> None:
