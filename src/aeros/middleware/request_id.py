@@ -43,7 +43,7 @@ class _Ids:
 
     Taken from a batch, an id costs about 1 k instructions less per request than
     ``random.getrandbits(128)`` and its conversions, and its line (``line_start``, the id,
-    CRLF) made with the batch about 0.6 k less than encoding and joining it per request
+    CRLF) made with the batch about 0.5 k less than encoding and joining it per request
     (docs/performance.md, rounds twelve and fourteen). The bytes come from the kernel's random
     source, not from a generator seeded in the process, and every batch is dropped in a forked
     child (``os.register_at_fork``), so workers never share ids. An id is a label, not a
