@@ -130,3 +130,43 @@ async def test_codecs_given_as_an_iterator_still_encode_on_the_lean_path() -> No
     headers = dict(sent[0]["headers"])
     assert headers[b"content-encoding"] == b"gzip"
     assert decode("gzip", sent[1]["body"]) == body
+
+
+def _by_the_rules(encoder: Any, status: int, headers: list[Any], body: bytes) -> Any:
+    """What ``whole`` answers, worked out from plan() and the module's helpers every time."""
+    from aeros.compression.layer import AS_IS, VARY, encode_whole, plan, with_vary
+
+    what, _, vary = plan(status, headers, encoder.codec, encoder.codecs)
+    if what == AS_IS:
+        return headers, body
+    if what == VARY or encoder.codec is None:
+        return with_vary(headers, vary), body
+    return encode_whole(encoder.codec, headers, body, vary)
+
+
+@pytest.mark.parametrize("status", [101, 200, 201, 204, 206, 304, 404, 500])
+@pytest.mark.parametrize(
+    "first",
+    [
+        (b"content-type", b"application/json"),
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-type", b"image/png"),
+        (b"content-encoding", b"gzip"),
+        (b"content-encoding", b"identity"),
+        (b"vary", b"Cookie"),
+        (b"x-other", b"1"),
+    ],
+)
+@pytest.mark.parametrize("size", [10, 5000])
+def test_a_remembered_two_field_head_gets_what_the_rules_give(
+    status: int, first: tuple[bytes, bytes], size: int
+) -> None:
+    """``whole`` remembers its answer for a head of one field and a Content-Length (what
+    LeanResponse builds) by that field: the first and the remembered answer are the rules'."""
+    layer = _layer(build(lean=True))
+    body = b'{"k": "%s"}' % (b"v" * size)
+    head = [first, (b"content-length", str(len(body)).encode())]
+    for encoder in (layer._identity, *layer._encoders.values()):
+        expected = _by_the_rules(encoder, status, list(head), body)
+        for _ in range(2):  # the second answer comes from what was remembered
+            assert encoder.whole(status, list(head), body) == expected

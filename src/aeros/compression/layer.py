@@ -63,6 +63,7 @@ collected and encoded at once (exact ``Content-Length``); a larger one is stream
 
 
 _VARY = (b"vary", ACCEPT_ENCODING)
+_FIRSTS_REMEMBERED = 64
 
 
 class AppBytesCounter(Protocol):
@@ -310,7 +311,7 @@ class WholeEncoder:
     ``send`` wrapper and no object per request; any other body gets a
     :class:`CompressingSender`. Same rules, same bytes."""
 
-    __slots__ = ("codec", "codecs", "counter")
+    __slots__ = ("_by_first", "codec", "codecs", "counter")
 
     def __init__(
         self, codec: Codec | None, codecs: Sequence[Codec], counter: AppBytesCounter | None
@@ -318,11 +319,27 @@ class WholeEncoder:
         self.codec = codec
         self.codecs = codecs
         self.counter = counter
+        # what plan() says of a head of two fields, the second Content-Length, by the first
+        # (the response LeanResponse builds: its Content-Type, then its Content-Length)
+        self._by_first: dict[tuple[bytes, bytes], int] = {}
 
     def whole(self, status: int, headers: Headers, body: bytes) -> tuple[Headers, bytes]:
         """The headers and body the client gets for this complete response."""
         if self.counter is not None:
             self.counter.app_bytes += len(body)
+        if len(headers) == 2 and status >= 200 and status not in UNTOUCHED_STATUS:
+            # jsonify's, a returned str's: plan() depends on the first field alone (the
+            # second is no Content-Encoding or Vary), so its answer is remembered by it
+            first, second = headers
+            if second[0] == b"content-length":
+                what = self._by_first.get(first)
+                if what is None:
+                    what = self._remember(first, second)
+                if what == AS_IS:
+                    return headers, body
+                if what == VARY:
+                    return [first, second, _VARY], body
+                return encode_whole(self.codec, headers, body, False)  # type: ignore[arg-type]
         what, _, vary = plan(status, headers, self.codec, self.codecs)
         if what == AS_IS:
             return headers, body
@@ -330,6 +347,14 @@ class WholeEncoder:
         if what == VARY or codec is None:
             return with_vary(headers, vary), body
         return encode_whole(codec, headers, body, vary)
+
+    def _remember(self, first: tuple[bytes, bytes], second: tuple[bytes, bytes]) -> int:
+        """plan()'s answer for a head of ``first`` and a Content-Length, remembered (for
+        :data:`_FIRSTS_REMEMBERED` first fields: an app's content types are few)."""
+        what, _, _ = plan(200, [first, second], self.codec, self.codecs)
+        if len(self._by_first) < _FIRSTS_REMEMBERED:
+            self._by_first[first] = what
+        return what
 
     def sender(self, send: Send) -> Send:
         """``send`` wrapped to encode a response that is not one complete body."""
@@ -390,10 +415,11 @@ class CompressionMiddleware:
             if name == ACCEPT_ENCODING:
                 # several Accept-Encoding lines are one comma-separated list (RFC 9110 5.3)
                 accept = value if accept is None else accept + b"," + value
-        codec = self.negotiate(accept)
-        head = scope["method"] == "HEAD"
-        if self.lean and not head:  # the connection encodes: no send wrapper
+        # no Accept-Encoding: no coding (and no call to negotiate)
+        codec = None if accept is None else self.negotiate(accept)
+        if self.lean and scope["method"] != "HEAD":  # the connection encodes: no wrapper
             scope[COMPRESSION] = self._identity if codec is None else self._encoders[id(codec)]
             return self.app(scope, receive, send)
+        head = scope["method"] == "HEAD"
         sender = CompressingSender(send, codec, self.codecs, head=head, counter=self.counter)
         return self.app(scope, receive, sender)
