@@ -14,6 +14,7 @@ from aeros.fastpath.response import LeanResponse
 def _state(response: Any) -> dict[str, Any]:
     state = {k: v for k, v in vars(response).items() if k not in ("headers", "response")}
     state["headers"] = list(response.headers.items())
+    state["headers_attributes"] = sorted(vars(response.headers))
     state["status"] = response.status
     state["status_code"] = response.status_code
     body = response.response

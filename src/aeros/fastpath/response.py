@@ -22,6 +22,10 @@ __all__ = ["LeanResponse"]
 _REMEMBERED = 64  # content types and status lines seen in practice are few
 _CONTENT_TYPES: dict[str | None, str] = {}
 _STATUSES: dict[int, tuple[str, int]] = {}
+_new = object.__new__
+# werkzeug's Headers() sets only _list: LeanResponse then makes one without the __init__ call
+# (0.8 k instructions); a werkzeug that sets more gets its constructor
+_BARE_HEADERS = set(vars(Headers())) == {"_list"}
 
 
 class LeanResponse(Response):
@@ -50,10 +54,11 @@ class LeanResponse(Response):
             ctype = _CONTENT_TYPES.get(mimetype)
             if ctype is None:
                 ctype = _checked_content_type(mimetype)
-            items = [("Content-Type", ctype)]
             if self.automatically_set_content_length:
-                items.append(("Content-Length", str(len(data))))
-            fresh = Headers()
+                items = [("Content-Type", ctype), ("Content-Length", str(len(data)))]
+            else:
+                items = [("Content-Type", ctype)]
+            fresh = _new(Headers) if _BARE_HEADERS else Headers()
             fresh._list = items  # the storage every Headers method reads
             self.headers = fresh
             code = self.default_status if status is None else status
