@@ -89,6 +89,8 @@ HEADS = {
     "chunked": (200, [(b"Transfer-Encoding", b"Chunked")]),
     "te-other": (200, [(b"transfer-encoding", b"gzip"), (b"content-length", b"5")]),
     "length-then-chunked": (200, [(b"content-length", b"5"), (b"transfer-encoding", b"chunked")]),
+    # json's Content-Length, remembered by then (_LENGTHS): still ignored after chunked
+    "chunked-then-length": (200, [(b"transfer-encoding", b"chunked"), (b"content-length", b"27")]),
     "close": (200, [(b"Connection", b"keep-alive, Close"), (b"content-length", b"0")]),
     "mixed-case": (201, [(b"X-Custom", b"Value"), (b"CONTENT-LENGTH", b"2")]),
     "list-pairs": (200, [[b"x-list", b"1"], [b"content-length", b"1"]]),

@@ -43,6 +43,9 @@ logger = logging.getLogger(__name__)
 _FRAMING = frozenset((b"content-length", b"transfer-encoding", b"connection"))
 _LINES: dict[tuple[bytes, bytes], bytes] = {}
 """Checked header pairs -> their encoded line; shared by every connection of the process."""
+_LENGTHS: dict[tuple[bytes, bytes], tuple[bytes, int]] = {}
+"""Checked ``Content-Length`` pairs -> their line and value (framing: not in :data:`_LINES`,
+whose pairs only add their line); every response has one, so it is checked once per value."""
 _500_HEADERS = (  # uvicorn's
     (b"content-type", b"text/plain; charset=utf-8"),
     (b"content-length", b"21"),
@@ -244,11 +247,18 @@ class LeanCycle(RequestResponseCycle):
             for pair in headers:  # type: ignore[attr-defined]
                 try:
                     line = lines.get(pair) if type(pair) is tuple else None
+                    known = _LENGTHS.get(pair) if line is None and type(pair) is tuple else None
                 except TypeError:  # an unhashable value (a bytearray): checked every time
-                    line = None
+                    line = known = None
                 if line is None:
-                    line, close_now = self._new_line(pair)
-                    close = close or close_now
+                    if known is None:
+                        line, close_now = self._new_line(pair)
+                        close = close or close_now
+                    else:  # a Content-Length checked before: its line and value
+                        line, length = known
+                        if self.chunked_encoding is None:
+                            self.expected_content_length = length
+                            self.chunked_encoding = False
                 content.append(line)
         added: list[bytes] | None = self.scope.get(HEADER_LINES)  # type: ignore[assignment]
         if added:
@@ -334,7 +344,12 @@ class LeanCycle(RequestResponseCycle):
             return line, False
         if name == b"content-length":
             if self.chunked_encoding is None:
-                self.expected_content_length = int(value.decode())
+                length = int(value.decode())
+                if len(line) <= _LINE_LIMIT and remembered:
+                    if len(_LENGTHS) >= _LINES_LIMIT:
+                        _LENGTHS.clear()
+                    _LENGTHS[pair] = (line, length)
+                self.expected_content_length = length
                 self.chunked_encoding = False
         elif name == b"transfer-encoding":
             if value.lower() == b"chunked":
