@@ -466,3 +466,46 @@ async def test_a_header_value_of_another_bytes_type_is_written(kind: Any) -> Non
         written = b"".join(cycle.transport.written)
         assert b"\r\nx-kind: some value\r\n" in written
         assert written.endswith(b"\r\n\r\nhello")
+
+
+def _arguments() -> dict[str, Any]:
+    return {
+        "scope": {"type": "http", "method": "GET"},
+        "transport": Transport(),
+        "flow": Flow(),
+        "logger": None,
+        "access_logger": None,
+        "access_log": True,
+        "default_headers": list(DATE),
+        "message_event": asyncio.Event(),
+        "expect_100_continue": True,
+        "keep_alive": False,
+        "on_response": lambda: None,
+    }
+
+
+def _attributes(cycle: Any) -> dict[str, Any]:
+    theirs = vars(RequestResponseCycle(**_arguments()))
+    return {
+        name: bytes(value) if isinstance(value, bytearray) else value
+        for name in theirs
+        for value in [getattr(cycle, name)]
+    }
+
+
+def test_a_cycle_made_by_position_has_uvicorns_state() -> None:
+    """The protocol makes each cycle with positional arguments (LeanCycle's own __init__, in
+    _PARAMETERS' order): every attribute uvicorn's __init__ sets reads the same, and each
+    cycle gets a body buffer of its own."""
+    arguments = _arguments()
+    assert cycle_module._same_state()  # the pinned uvicorn: LeanCycle's own __init__
+    assert LeanCycle.__init__ is not cycle_module._uvicorns_init
+    assert tuple(arguments) == cycle_module._PARAMETERS
+    for init in (LeanCycle.__init__, cycle_module._uvicorns_init):  # and the fallback
+        made = LeanCycle.__new__(LeanCycle)
+        init(made, *arguments.values())
+        expected = RequestResponseCycle(**arguments)
+        assert _attributes(made) == _attributes(expected)
+        other = LeanCycle.__new__(LeanCycle)
+        init(other, *arguments.values())
+        assert made.body is not other.body

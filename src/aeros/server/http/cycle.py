@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from uvicorn.protocols.http.httptools_impl import (
     HEADER_RE,
@@ -32,6 +33,10 @@ from uvicorn.protocols.http.httptools_impl import (
     STATUS_LINE,
     RequestResponseCycle,
 )
+
+if TYPE_CHECKING:
+    from uvicorn._types import HTTPScope
+    from uvicorn.protocols.http.flow_control import FlowControl
 
 from aeros.server.http.writes import WriteBatch, write
 from aeros.types import HEADER_LINES, RESPONSE_DONE
@@ -70,6 +75,46 @@ class LeanCycle(RequestResponseCycle):
     status = 0  # the status of the response sent (0: none), for the RESPONSE_DONE callbacks
     body_size = 0  # the body bytes sent through send (a HEAD answer's too)
     server_status = 0  # the status the server answered with in the app's place (0: none)
+
+    # uvicorn's first values of the state that changes as the response goes out: read from
+    # the class until set (they are immutable), so a request's cycle stores only what it gets
+    disconnected = False
+    more_body = True
+    response_started = False
+    response_complete = False
+    chunked_encoding: bool | None = None
+    expected_content_length = 0
+
+    def __init__(
+        self,
+        scope: HTTPScope,
+        transport: asyncio.Transport,
+        flow: FlowControl,
+        logger: logging.Logger,
+        access_logger: logging.Logger,
+        access_log: bool,
+        default_headers: list[tuple[bytes, bytes]],
+        message_event: asyncio.Event,
+        expect_100_continue: bool,
+        keep_alive: bool,
+        on_response: Callable[..., None],
+    ) -> None:
+        """uvicorn's (same parameters, in :data:`_PARAMETERS`' order), less the six attributes
+        above; where uvicorn's sets other state (checked at import), uvicorn's own. Called
+        with positional arguments: 9.2 k instructions per request with uvicorn's by keyword,
+        4.1 k."""
+        self.scope = scope
+        self.transport = transport
+        self.flow = flow
+        self.logger = logger
+        self.access_logger = access_logger
+        self.access_log = access_log
+        self.default_headers = default_headers
+        self.message_event = message_event
+        self.on_response = on_response
+        self.keep_alive = keep_alive
+        self.waiting_for_100_continue = expect_100_continue
+        self.body = bytearray()
 
     answer_pairs: tuple[tuple[bytes, bytes], ...] = ()
     """The app's global headers (security headers included) for the 500 the server answers
@@ -368,3 +413,42 @@ def _with_lines(message: dict[str, object], lines: list[bytes] | None) -> dict[s
         return message
     pairs = [tuple(line.split(b": ", 1)) for item in lines for line in item[:-2].split(b"\r\n")]
     return {**message, "headers": [*message.get("headers", ()), *pairs]}  # type: ignore[misc]
+
+
+_PARAMETERS = (
+    "scope",
+    "transport",
+    "flow",
+    "logger",
+    "access_logger",
+    "access_log",
+    "default_headers",
+    "message_event",
+    "expect_100_continue",
+    "keep_alive",
+    "on_response",
+)
+"""LeanCycle's parameters in order (uvicorn's names), which the protocol passes by position."""
+
+
+def _same_state() -> bool:
+    """Whether LeanCycle's ``__init__`` and class attributes give a new cycle every attribute
+    uvicorn's ``__init__`` sets, with the same values."""
+    arguments: dict[str, Any] = dict.fromkeys(_PARAMETERS)
+    theirs = vars(RequestResponseCycle(**arguments))
+    ours = LeanCycle(**arguments)
+    return all(
+        type(getattr(ours, name, None)) is bytearray
+        if type(value) is bytearray
+        else getattr(ours, name, _same_state) == value
+        for name, value in theirs.items()
+    )
+
+
+def _uvicorns_init(self: LeanCycle, *args: Any, **kwargs: Any) -> None:
+    """uvicorn's ``__init__`` given LeanCycle's positional arguments by name."""
+    RequestResponseCycle.__init__(self, **dict(zip(_PARAMETERS, args, strict=False)), **kwargs)
+
+
+if not _same_state():  # a uvicorn that sets more or other state: its constructor
+    LeanCycle.__init__ = _uvicorns_init  # type: ignore[method-assign]
