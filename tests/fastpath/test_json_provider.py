@@ -254,3 +254,29 @@ async def test_request_json_keeps_a_big_integer() -> None:
         "/echo", data=f'{{"n": {big}}}'.encode(), headers={"Content-Type": "application/json"}
     )
     assert await response.get_data(as_text=True) == f"int {big}"
+
+
+async def test_json_response_is_the_apps_own_response_class() -> None:
+    """jsonify builds LeanResponse by position only when it is the app's response class; an
+    app's own class gets the body and the JSON mimetype by name, as Quart gives them."""
+    from quart import Response
+
+    from aeros.fastpath.response import LeanResponse
+
+    class Mine(Response):
+        def __init__(self, response: Any = None, *rest: Any, mimetype: Any = None) -> None:
+            super().__init__(response, *rest, mimetype=mimetype)
+            self.headers["X-Mine"] = "1"
+
+    for response_class, mine in ((LeanResponse, False), (Mine, True)):
+        app = WebServer(__name__, access_log=False)
+        app.response_class = response_class
+
+        @app.route("/")
+        async def index() -> Any:
+            return {"a": 1}
+
+        response = await app.test_client().get("/")
+        assert response.headers["Content-Type"] == "application/json"
+        assert (response.headers.get("X-Mine") == "1") is mine
+        assert await response.get_data() == b'{"a":1}\n'

@@ -41,6 +41,8 @@ from typing import Any
 import orjson
 from flask.json.provider import DefaultJSONProvider, _default
 
+from aeros.fastpath.response import LeanResponse
+
 __all__ = ["OrjsonProvider"]
 
 # No OPT_NON_STR_KEYS: a non-str key makes orjson raise, and json sorts and converts it as
@@ -161,4 +163,7 @@ class OrjsonProvider(DefaultJSONProvider):
         body = self._fast(obj, self.sort_keys, indent, self.ensure_ascii)
         if body is None:
             return super().response(*args, **kwargs)
-        return self._app.response_class(body + b"\n", mimetype=self.mimetype)  # type: ignore[arg-type]
+        response_class = self._app.response_class
+        if response_class is LeanResponse:  # its parameters by position: 1 k less than by name
+            return LeanResponse(body + b"\n", None, None, self.mimetype)
+        return response_class(body + b"\n", mimetype=self.mimetype)  # type: ignore[arg-type]
