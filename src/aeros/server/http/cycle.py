@@ -452,3 +452,4 @@ def _uvicorns_init(self: LeanCycle, *args: Any, **kwargs: Any) -> None:
 
 if not _same_state():  # a uvicorn that sets more or other state: its constructor
     LeanCycle.__init__ = _uvicorns_init  # type: ignore[method-assign]
+    logger.info("uvicorn's RequestResponseCycle sets other state: each cycle made by it")
