@@ -103,7 +103,7 @@ async def handle_request(app: Quart, request: Request) -> ResponseTypes:
         else None
     )
     # ``async with ctx`` as Quart writes it, without __aenter__'s and __aexit__'s coroutines
-    ctx = LeanRequestContext(app, request, session)  # by position: 1 k less than by name
+    ctx = LeanRequestContext(app, request=request, session=session)
     try:
         entering = ctx.enter()
         if entering is not None:
