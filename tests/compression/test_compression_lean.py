@@ -170,3 +170,13 @@ def test_a_remembered_two_field_head_gets_what_the_rules_give(
         expected = _by_the_rules(encoder, status, list(head), body)
         for _ in range(2):  # the second answer comes from what was remembered
             assert encoder.whole(status, list(head), body) == expected
+
+
+def test_a_two_field_head_of_lists_takes_the_rules() -> None:
+    """A head whose fields are lists (unhashable: nothing to remember them by) is decided by
+    the rules each time instead of failing."""
+    layer = _layer(build(lean=True))
+    body = b'{"k": 1}'
+    head: list[Any] = [[b"content-type", b"application/json"], [b"content-length", b"8"]]
+    for encoder in (layer._identity, *layer._encoders.values()):
+        assert encoder.whole(200, head, body) == _by_the_rules(encoder, 200, head, body)

@@ -142,17 +142,40 @@ async def test_invalid_headers_are_refused_every_time(pair: tuple[bytes, bytes])
 
 
 async def test_remembered_lines_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The table of checked lines empties itself at its limit; framing headers never enter."""
+    """The tables of checked lines and of checked Content-Length values empty themselves at
+    their limit; framing headers never enter the first."""
     monkeypatch.setattr(cycle_module, "_LINES", {})
+    monkeypatch.setattr(cycle_module, "_LENGTHS", {})
     monkeypatch.setattr(cycle_module, "_LINES_LIMIT", 8)
     for i in range(20):
-        headers = [(b"x-n", str(i).encode()), (b"content-length", b"0")]
+        headers = [(b"x-n", str(i).encode()), (b"content-length", str(i).encode())]
         await make(LeanCycle).send(
             {"type": "http.response.start", "status": 200, "headers": headers}
         )
         assert len(cycle_module._LINES) <= 8
+        assert len(cycle_module._LENGTHS) <= 8
     assert all(name != b"content-length" for name, _ in cycle_module._LINES)
     assert (b"x-n", b"19") in cycle_module._LINES
+    assert cycle_module._LENGTHS[(b"content-length", b"19")] == (b"content-length: 19\r\n", 19)
+
+
+async def test_a_remembered_length_after_chunked_is_ignored_as_uvicorn_does() -> None:
+    """A Content-Length remembered from an earlier response still leaves a chunked one
+    chunked, as uvicorn ignores any Content-Length after Transfer-Encoding."""
+    length = (b"content-length", b"31")
+    await make(LeanCycle).send({"type": "http.response.start", "status": 200, "headers": [length]})
+    assert length in cycle_module._LENGTHS
+    message = {
+        "type": "http.response.start",
+        "status": 200,
+        "headers": [(b"transfer-encoding", b"chunked"), length],
+    }
+    ours, theirs = make(LeanCycle), make(RequestResponseCycle)
+    await ours.send(dict(message))
+    await theirs.send(dict(message))
+    await asyncio.sleep(0)
+    assert state(ours) == state(theirs)
+    assert ours.chunked_encoding is True
 
 
 LENGTH_5 = [(b"content-length", b"5")]

@@ -331,7 +331,7 @@ class WholeEncoder:
             # jsonify's, a returned str's: plan() depends on the first field alone (the
             # second is no Content-Encoding or Vary), so its answer is remembered by it
             first, second = headers
-            if second[0] == b"content-length":
+            if second[0] == b"content-length" and type(first) is tuple:  # a list: no key
                 what = self._by_first.get(first)
                 if what is None:
                     what = self._remember(first, second)
@@ -349,11 +349,13 @@ class WholeEncoder:
         return encode_whole(codec, headers, body, vary)
 
     def _remember(self, first: tuple[bytes, bytes], second: tuple[bytes, bytes]) -> int:
-        """plan()'s answer for a head of ``first`` and a Content-Length, remembered (for
-        :data:`_FIRSTS_REMEMBERED` first fields: an app's content types are few)."""
+        """plan()'s answer for a head of ``first`` and a Content-Length, remembered (up to
+        :data:`_FIRSTS_REMEMBERED` first fields, then emptied: an app's content types are
+        few)."""
         what, _, _ = plan(200, [first, second], self.codec, self.codecs)
-        if len(self._by_first) < _FIRSTS_REMEMBERED:
-            self._by_first[first] = what
+        if len(self._by_first) >= _FIRSTS_REMEMBERED:
+            self._by_first.clear()  # one-off fields (a multipart boundary) filled it: start over
+        self._by_first[first] = what
         return what
 
     def sender(self, send: Send) -> Send:

@@ -25,7 +25,7 @@ _STATUSES: dict[int, tuple[str, int]] = {}
 _new = object.__new__
 # werkzeug's Headers() sets only _list: LeanResponse then makes one without the __init__ call
 # (0.8 k instructions); a werkzeug that sets more gets its constructor
-_BARE_HEADERS = set(vars(Headers())) == {"_list"}
+_BARE_HEADERS = set(getattr(Headers(), "__dict__", ())) == {"_list"}
 
 
 class LeanResponse(Response):

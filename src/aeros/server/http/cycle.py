@@ -434,9 +434,13 @@ _PARAMETERS = (
 def _same_state() -> bool:
     """Whether LeanCycle's ``__init__`` and class attributes give a new cycle every attribute
     uvicorn's ``__init__`` sets, with the same values."""
-    arguments: dict[str, Any] = dict.fromkeys(_PARAMETERS)
-    theirs = vars(RequestResponseCycle(**arguments))
-    ours = LeanCycle(**arguments)
+    # a value of its own for each parameter: one stored under another name shows
+    arguments: dict[str, Any] = {name: object() for name in _PARAMETERS}
+    try:
+        theirs = vars(RequestResponseCycle(**arguments))
+        ours = LeanCycle(**arguments)
+    except Exception:  # other parameters, slots: not the state we know
+        return False
     return all(
         type(getattr(ours, name, None)) is bytearray
         if type(value) is bytearray
