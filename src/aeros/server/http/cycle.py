@@ -23,6 +23,7 @@ Everything else (later body chunks, the access log, flow control) is uvicorn's c
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -415,19 +416,7 @@ def _with_lines(message: dict[str, object], lines: list[bytes] | None) -> dict[s
     return {**message, "headers": [*message.get("headers", ()), *pairs]}  # type: ignore[misc]
 
 
-_PARAMETERS = (
-    "scope",
-    "transport",
-    "flow",
-    "logger",
-    "access_logger",
-    "access_log",
-    "default_headers",
-    "message_event",
-    "expect_100_continue",
-    "keep_alive",
-    "on_response",
-)
+_PARAMETERS = tuple(inspect.signature(LeanCycle.__init__).parameters)[1:]
 """LeanCycle's parameters in order (uvicorn's names), which the protocol passes by position."""
 
 
