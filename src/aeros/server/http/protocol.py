@@ -16,6 +16,8 @@ tests/hardening).
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import sys
 import urllib.parse
 from typing import Any
 
@@ -41,6 +43,8 @@ __all__ = ["HardenedHttpToolsProtocol", "build_protocol_class"]
 _SLASH = ord("/")
 # Header fields the head rules look at; every other field costs one set lookup.
 _FRAMING_HEADERS = frozenset((b"host", b"content-length", b"transfer-encoding", b"expect"))
+# asyncio.Task(..., eager_start=True): the task's first step runs at once, in the task
+_EAGER = sys.version_info >= (3, 12)
 
 
 def build_protocol_class(config: ServerConfig) -> type[asyncio.Protocol]:
@@ -96,6 +100,12 @@ class HardenedHttpToolsProtocol(ConnectionControl):
         self._body_bytes = 0
         self._framing_bytes = 0  # bytes received in a body phase since the last body data
         self._reject_status = 0
+        self._unstarted: LeanCycle | None = None  # a request without body, until its end
+        # uvicorn's opt-in reset_contextvars: each request's task in an empty context (and
+        # started uvicorn's way)
+        self._fresh = bool(getattr(self.config, "reset_contextvars", False))
+        self._eager = _EAGER and not self._fresh
+        self._context = contextvars.copy_context()  # the connection's, for pipelined requests
 
     # ---- input ---------------------------------------------------------------------------
 
@@ -239,7 +249,7 @@ class HardenedHttpToolsProtocol(ConnectionControl):
         self.scope["method"] = method.decode("ascii")
         if parser.should_upgrade() and self._should_upgrade():
             return
-        self._start_cycle(url, http_version)
+        self._start_cycle(url, http_version, has_body)
         if has_body:
             self._body_pending = True
             self._framing_bytes = 0
@@ -247,9 +257,10 @@ class HardenedHttpToolsProtocol(ConnectionControl):
             if now + self.body_timeout < self._timer_at:
                 self._arm(now + self.body_timeout)
 
-    def _start_cycle(self, url: bytes, http_version: str) -> None:
+    def _start_cycle(self, url: bytes, http_version: str, has_body: bool) -> None:
         """uvicorn's on_headers_complete from parsing the target on (its 503 check dropped,
-        its cycle replaced by :class:`aeros.server.http.cycle.LeanCycle`)."""
+        its cycle replaced by :class:`aeros.server.http.cycle.LeanCycle`); on Python 3.12+ a
+        request without a body starts at its ``on_message_complete``, which comes next."""
         parsed_url = httptools.parse_url(url)
         raw_path = parsed_url.path
         path = raw_path.decode("ascii")
@@ -276,7 +287,10 @@ class HardenedHttpToolsProtocol(ConnectionControl):
         cycle.writes = self._writes
         if existing_cycle is None or existing_cycle.response_complete:
             self._running = cycle
-            self._start_asgi_task(cycle, self.app)
+            if has_body or not self._eager:
+                self._start_asgi_task(cycle, self.app)
+            else:  # llhttp ends a message without a body right after its head
+                self._unstarted = cycle
         else:
             # Pipelined requests wait for the ones before them.
             self.flow.pause_reading()
@@ -294,6 +308,21 @@ class HardenedHttpToolsProtocol(ConnectionControl):
         self._head_pending = True
         self._body_pending = False
         super().on_message_complete()
+        cycle = self._unstarted
+        if cycle is not None:  # a request without a body, started eagerly (Python 3.12+)
+            self._unstarted = None
+            if self.transport.is_closing():
+                return  # pipelined behind a request that closed the connection: never run
+            # Its task runs here up to its first wait, and most requests have none (the app
+            # answers at once): no step is scheduled for it and it never enters the tasks
+            # the server waits for (8.1 k instructions less a request on 3.13). One that
+            # waits goes on as a scheduled task, kept as uvicorn keeps them.
+            task = asyncio.Task(  # type: ignore[call-arg,unused-ignore]
+                cycle.run_asgi(self.app), loop=self.loop, eager_start=True
+            )
+            if not task.done():
+                task.add_done_callback(self.tasks.discard)
+                self.tasks.add(task)
 
     def on_response_complete(self) -> None:
         """uvicorn's, with the keep-alive deadline kept by the connection timer."""
@@ -308,7 +337,12 @@ class HardenedHttpToolsProtocol(ConnectionControl):
         if self.pipeline:
             cycle, app = self.pipeline.pop()
             self._running = cycle  # type: ignore[assignment]
-            self._start_asgi_task(cycle, app)
+            # uvicorn's _start_asgi_task would start it from the request before (this runs in
+            # that one's send): its task would copy that request's context variables
+            context = contextvars.Context() if self._fresh else self._context.copy()
+            task = self.loop.create_task(cycle.run_asgi(app), context=context)
+            task.add_done_callback(self.tasks.discard)
+            self.tasks.add(task)
             return
         now = self.loop.time()
         self._idle_since = now

@@ -1,0 +1,146 @@
+"""Each request runs in an asyncio task of its own; on Python 3.12+ a request without a body
+starts eagerly, inside the protocol's ``on_message_complete`` (no step scheduled for it).
+
+Over real HTTP: the view sees its task (``asyncio.current_task``, ``asyncio.timeout``), a
+context variable set by one request is not seen by the next on the same connection, a view
+that waits still answers, and a request pipelined behind one that closed the connection never
+runs (its app would run at once now that the one before it can finish inside the same read).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import sys
+from collections.abc import Iterator
+
+import pytest
+from quart import request
+
+from aeros import WebServer
+
+from .hardening.wire import connect, read_responses, read_until_close
+
+EAGER = sys.version_info >= (3, 12)
+MARK: contextvars.ContextVar[str] = contextvars.ContextVar("mark", default="unset")
+
+
+def make_app() -> WebServer:
+    app = WebServer(__name__, access_log=False, compression=None)
+    app.seen = []  # type: ignore[attr-defined]
+
+    @app.before_request
+    async def record() -> None:
+        app.seen.append(request.path)  # type: ignore[attr-defined]
+
+    @app.route("/started", methods=["GET", "POST"])
+    async def started() -> str:
+        await request.get_data()
+        # an eager first step runs inside the parser's callback: its frame is below ours
+        names = {frame.function for frame in inspect.stack(0)}
+        return "eagerly" if "on_message_complete" in names else "scheduled"
+
+    @app.route("/task")
+    async def task() -> dict[str, object]:
+        current = asyncio.current_task()
+        async with asyncio.timeout(5):  # raises outside a task
+            await asyncio.sleep(0)
+        return {
+            "task": isinstance(current, asyncio.Task),
+            "done": current is not None and current.done(),
+        }
+
+    @app.route("/mark/<value>")
+    async def mark(value: str) -> str:
+        before = MARK.get()
+        MARK.set(value)
+        return before
+
+    @app.route("/bye")
+    async def bye() -> tuple[str, dict[str, str]]:
+        return "bye", {"Connection": "close"}  # the server closes after this answer
+
+    @app.route("/wait")
+    async def wait() -> str:
+        await asyncio.sleep(0.05)
+        return "waited"
+
+    return app
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[tuple[WebServer, str]]:
+    app = make_app()
+    with app.serve_in_thread(host="127.0.0.1", port=0, timeout=10.0) as url:
+        yield app, url
+
+
+def get(path: str, extra: str = "") -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: t\r\n{extra}\r\n".encode()
+
+
+def test_a_request_without_body_starts_eagerly_on_312_and_later(
+    served: tuple[WebServer, str],
+) -> None:
+    _, url = served
+    body = b"x" * 10
+    post = b"POST /started HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n" + body
+    with connect(url) as sock:
+        sock.sendall(get("/started"))
+        first = read_responses(sock, 1)[0]
+        sock.sendall(post)
+        second = read_responses(sock, 1)[0]
+    assert first.status == 200
+    assert first.body == (b"eagerly" if EAGER else b"scheduled")
+    assert second.body == b"scheduled"  # a body to wait for: uvicorn's task, started at the head
+
+
+def test_the_view_runs_in_its_task(served: tuple[WebServer, str]) -> None:
+    _, url = served
+    with connect(url) as sock:
+        sock.sendall(get("/task") * 2)  # the second, pipelined, starts from the first's end
+        answers = read_responses(sock, 2)
+    assert [answer.status for answer in answers] == [200, 200]
+    assert all(answer.body == b'{"done":false,"task":true}\n' for answer in answers)
+
+
+def test_a_context_variable_does_not_reach_the_next_request(
+    served: tuple[WebServer, str],
+) -> None:
+    _, url = served
+    with connect(url) as sock:
+        sock.sendall(get("/mark/one"))
+        first = read_responses(sock, 1)[0]
+        sock.sendall(get("/mark/two") + get("/mark/three"))  # pipelined: one read
+        rest = read_responses(sock, 2)
+    assert [first.body, *(answer.body for answer in rest)] == [b"unset"] * 3
+
+
+def test_a_view_that_waits_still_answers(served: tuple[WebServer, str]) -> None:
+    _, url = served
+    with connect(url) as sock:
+        sock.sendall(get("/wait") + get("/started"))
+        answers = read_responses(sock, 2)
+    assert [answer.body for answer in answers] == [b"waited", b"scheduled"]
+
+
+@pytest.mark.parametrize(
+    ("first", "path"),
+    [
+        (get("/mark/a", "Connection: close\r\n"), "/mark/a"),  # the client closes
+        (get("/bye"), "/bye"),  # the app's answer closes
+    ],
+    ids=["client-closes", "answer-closes"],
+)
+def test_a_request_pipelined_behind_a_close_never_runs(
+    served: tuple[WebServer, str], first: bytes, path: str
+) -> None:
+    app, url = served
+    app.seen.clear()  # type: ignore[attr-defined]
+    with connect(url) as sock:
+        sock.sendall(first + get("/mark/b"))
+        exchange = read_until_close(sock)
+    assert [answer.status for answer in exchange.responses] == [200]
+    assert exchange.closed
+    assert app.seen == [path]  # type: ignore[attr-defined]
