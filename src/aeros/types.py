@@ -78,8 +78,10 @@ HEADER_LINES: Final = "aeros.header_lines"
 complete header lines to it, one or more per item (``b"x-request-id: 4f2a...\r\n"``: a
 lower-case name, a value it made or checked itself, no CR or LF inside; each line ends with
 CR LF); the server writes them into the head of this request's response, whoever starts that
-response. Layers that find no such key (another server, the test client) wrap ``send``
-instead. A list, so the copies of the scope that inner layers make share it."""
+response. An item of the global headers (:class:`aeros.middleware.headers.DefaultLines`, a
+``bytes`` subclass) loses the lines whose name the response sets itself. Layers that find no
+such key (another server, the test client) wrap ``send`` instead. A list, so the copies of
+the scope that inner layers make share it."""
 
 RESPONSE_DONE: Final = "aeros.response_done"
 """Scope key: a list that aeros' HTTP server puts in every request's scope beside

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
+from aeros.middleware.headers import GlobalHeaders
 from aeros.server.http import cycle as cycle_module
 from aeros.server.http.cycle import LeanCycle
 from aeros.types import HEADER_LINES, RESPONSE_DONE
@@ -420,6 +421,70 @@ async def test_header_lines_of_the_scope_go_into_the_head_on_both_paths(paused: 
     assert head.count(b'\r\nratelimit-policy: "app";q=5;w=60\r\n') == 1
     assert head.count(b'\r\nratelimit: "app";r=1;t=60') == 1
     assert written.endswith(b"\r\n\r\nhello")
+
+
+@pytest.mark.parametrize("paused", [False, True], ids=["lean-head", "uvicorn-send"])
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        (LENGTH_5, [b"server: aeros", b"x-frame-options: DENY"]),
+        ([*LENGTH_5, (b"Server", b"mine")], [b"Server: mine", b"x-frame-options: DENY"]),
+        (
+            [(b"x-frame-options", b"SAMEORIGIN"), *LENGTH_5],
+            [b"x-frame-options: SAMEORIGIN", b"server: aeros"],
+        ),
+    ],
+    ids=["none-set", "one-set-mixed-case", "other-set"],
+)
+async def test_global_header_lines_give_way_to_the_responses_own(
+    paused: bool, headers: list[tuple[bytes, bytes]], expected: list[bytes]
+) -> None:
+    """The global headers' item of ``scope[HEADER_LINES]`` (``DefaultLines``) is written
+    less every name the response sets itself, on both paths; the other items stay."""
+    cycle = make(LeanCycle)
+    defaults = GlobalHeaders([(b"server", b"aeros"), (b"x-frame-options", b"DENY")]).lines
+    cycle.scope[HEADER_LINES] = [b"x-request-id: abc\r\n", defaults]
+
+    async def drain() -> None:
+        cycle.flow.write_paused = False
+
+    cycle.flow = Flow()
+    cycle.flow.drain = drain
+    cycle.flow.write_paused = paused
+    await cycle.send({"type": "http.response.start", "status": 200, "headers": headers})
+    await cycle.send({"type": "http.response.body", "body": b"hello"})
+    head = b"".join(cycle.transport.written).split(b"\r\n\r\n", 1)[0].lower()
+    fields = [line for line in head.split(b"\r\n")[1:] if not line.startswith(b"date:")]
+    assert sorted(fields) == sorted(
+        [line.lower() for line in expected] + [b"x-request-id: abc", b"content-length: 5"]
+    )
+
+
+async def test_a_remembered_line_of_a_global_name_is_checked_again_once_registered() -> None:
+    """A pair remembered before the global headers named it (another app, an earlier
+    response) is forgotten when they first come; from then on a response setting that name
+    keeps its own value alone, and one that does not gets the global line, every time."""
+    own = (b"x-aeros-test-global", b"mine")
+    first = make(LeanCycle)  # remembered while no global header has this name
+    await first.send({"type": "http.response.start", "status": 200, "headers": [own, *LENGTH_5]})
+    assert own in cycle_module._LINES
+    defaults = GlobalHeaders([(b"x-aeros-test-global", b"default")]).lines
+    heads = []
+    for headers in ([own, *LENGTH_5], [own, *LENGTH_5], LENGTH_5, [own, *LENGTH_5]):
+        cycle = make(LeanCycle)
+        cycle.scope[HEADER_LINES] = [defaults]
+        await cycle.send({"type": "http.response.start", "status": 200, "headers": headers})
+        await cycle.send({"type": "http.response.body", "body": b"hello"})
+        heads.append(b"".join(cycle.transport.written).split(b"\r\n\r\n", 1)[0])
+    assert defaults.registered
+    assert own not in cycle_module._LINES
+    mine, default = b"\r\nx-aeros-test-global: mine", b"\r\nx-aeros-test-global: default"
+    assert [(head.count(mine), head.count(default)) for head in heads] == [
+        (1, 0),
+        (1, 0),
+        (0, 1),
+        (1, 0),
+    ]
 
 
 @pytest.mark.parametrize("paused", [False, True], ids=["lean-head", "uvicorn-send"])

@@ -6,6 +6,11 @@ headers to what it sends itself sets ``scope[SKIP_GLOBAL_HEADERS] = True``
 (:data:`aeros.types.SKIP_GLOBAL_HEADERS`; the response cache does, so stored entries never hold
 them and a hit adds them once per entry).
 
+On aeros' own server neither layer wraps ``send``: it puts the headers' :class:`DefaultLines`
+in the request's :data:`~aeros.types.HEADER_LINES`, and the server writes them into the head
+of whatever response the request gets, less any name that response sets itself (13.1 k
+instructions a request less than the wrapper, of 243.1 k for a JSON request on Python 3.11).
+
 Headers that belong on HTTPS responses only (``Strict-Transport-Security`` from the security
 preset) go through a second ``HeadersMiddleware(..., https_only=True)``, outermost in the stack
 so that every answer (cache hits and the layers' own refusals included) gets them, decided on
@@ -14,11 +19,57 @@ the request's scheme (``https`` directly, or as a trusted proxy said).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 
-from aeros.types import SKIP_GLOBAL_HEADERS, ASGIApp, Headers, Message, Receive, Scope, Send
+from aeros.asgi_entry import asgi3
+from aeros.headers import header_line
+from aeros.types import (
+    HEADER_LINES,
+    SKIP_GLOBAL_HEADERS,
+    ASGIApp,
+    Headers,
+    Message,
+    Receive,
+    Scope,
+    Send,
+)
 
-__all__ = ["GlobalHeaders", "HeadersMiddleware"]
+__all__ = ["DefaultLines", "GlobalHeaders", "HeadersMiddleware"]
+
+
+class DefaultLines(bytes):
+    """The header lines of :class:`GlobalHeaders`, as one :data:`~aeros.types.HEADER_LINES`
+    item: aeros' server writes them unless the response sets one of their names itself
+    (:meth:`for_head`)."""
+
+    pairs: tuple[tuple[bytes, bytes], ...]
+    names: frozenset[bytes]
+    registered = False  # its names registered with aeros' server (its cycle sets this)
+
+    @classmethod
+    def of(cls, pairs: tuple[tuple[bytes, bytes], ...]) -> DefaultLines:
+        """The lines of ``pairs`` (lower-case names, checked values)."""
+        lines = cls(b"".join(header_line(name, value) for name, value in pairs))
+        lines.pairs = pairs
+        lines.names = frozenset(name for name, _ in pairs)
+        return lines
+
+    def for_head(self, headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+        """The lines to write into a head that carries ``headers``: all of them, less those
+        whose name ``headers`` sets (the response's value wins)."""
+        names = self.names
+        for name, _ in headers:
+            if name in names or (not name.islower() and name.lower() in names):
+                present = {name.lower() for name, _ in headers}
+                return b"".join(
+                    header_line(name, value) for name, value in self.pairs if name not in present
+                )
+        return self
+
+    def pairs_for(self, headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        """As :meth:`for_head`, as header pairs (uvicorn's own ``send`` takes those)."""
+        present = {name.lower() for name, _ in headers}
+        return [(name, value) for name, value in self.pairs if name not in present]
 
 
 class GlobalHeaders:
@@ -29,11 +80,12 @@ class GlobalHeaders:
             (see :func:`aeros.headers.check_header`).
     """
 
-    __slots__ = ("headers", "names")
+    __slots__ = ("headers", "lines", "names")
 
     def __init__(self, headers: Iterable[tuple[bytes, bytes]]) -> None:
         self.headers = tuple(headers)
         self.names = frozenset(name for name, _ in self.headers)
+        self.lines = DefaultLines.of(self.headers)  # for aeros' server (HEADER_LINES)
 
     def __bool__(self) -> bool:
         return bool(self.headers)
@@ -84,14 +136,16 @@ class HeadersMiddleware:
         self.headers = headers if isinstance(headers, GlobalHeaders) else GlobalHeaders(headers)
         self.https_only = https_only
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.https_only:
-            if scope["type"] == "http" and scope.get("scheme") == "https":
-                await self.app(scope, receive, self.headers.sender(send))
-            else:
-                await self.app(scope, receive, send)
-            return
-        if scope["type"] != "http" or SKIP_GLOBAL_HEADERS in scope:
-            await self.app(scope, receive, send)
-            return
-        await self.app(scope, receive, self.headers.sender(send))
+    @asgi3
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # a plain function: the app's coroutine goes back as it is, with no coroutine of this
+        # layer around it
+        if scope["type"] != "http" or (
+            scope.get("scheme") != "https" if self.https_only else SKIP_GLOBAL_HEADERS in scope
+        ):
+            return self.app(scope, receive, send)
+        lines = scope.get(HEADER_LINES)
+        if lines is not None:  # aeros' server writes them into whichever response it gets
+            lines.append(self.headers.lines)
+            return self.app(scope, receive, send)
+        return self.app(scope, receive, self.headers.sender(send))

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from uvicorn._types import HTTPScope
     from uvicorn.protocols.http.flow_control import FlowControl
 
+from aeros.middleware.headers import DefaultLines
 from aeros.server.http.writes import WriteBatch, write
 from aeros.types import HEADER_LINES, RESPONSE_DONE
 
@@ -57,6 +58,9 @@ _500_HEADERS = (  # uvicorn's
     (b"content-length", b"21"),
     (b"connection", b"close"),
 )
+_GLOBAL_NAMES: set[bytes] = set()
+"""Names of the global headers (:class:`DefaultLines`) seen in ``HEADER_LINES`` so far: a pair
+of one of these names is checked for every response, never remembered in :data:`_LINES`."""
 _LINES_LIMIT = 4096  # the table is emptied when it reaches this many lines (at most ~1 MiB)
 _LINE_LIMIT = 256  # a longer line is checked every time, never remembered
 _JOIN_LIMIT = 16 << 10  # a body up to this size is copied behind the head; larger: writelines
@@ -76,6 +80,7 @@ class LeanCycle(RequestResponseCycle):
     status = 0  # the status of the response sent (0: none), for the RESPONSE_DONE callbacks
     body_size = 0  # the body bytes sent through send (a HEAD answer's too)
     server_status = 0  # the status the server answered with in the app's place (0: none)
+    sets_global = False  # the response sets a name of the global headers (_GLOBAL_NAMES)
 
     # uvicorn's first values of the state that changes as the response goes out: read from
     # the class until set (they are immutable), so a request's cycle stores only what it gets
@@ -308,7 +313,12 @@ class LeanCycle(RequestResponseCycle):
                 content.append(line)
         added: list[bytes] | None = self.scope.get(HEADER_LINES)  # type: ignore[assignment]
         if added:
-            content += added
+            for item in added:
+                # the global headers (DefaultLines): whole unless the response set one of
+                # their names, which _new_line notes (such a pair is never remembered)
+                if type(item) is not bytes and (self.sets_global or not item.registered):  # type: ignore[attr-defined]
+                    item = _global_lines(item, message.get("headers") or ())  # type: ignore[arg-type]
+                content.append(item)
         if not self.keep_alive and not close:
             content.append(b"connection: close\r\n")
         if (
@@ -382,6 +392,9 @@ class LeanCycle(RequestResponseCycle):
             raise RuntimeError("Invalid HTTP header value.")
         name = name.lower()
         line = b"".join((name, b": ", value, b"\r\n"))
+        if name in _GLOBAL_NAMES:  # checked for every response, so never remembered
+            self.sets_global = True
+            return line, False
         if name not in _FRAMING:
             if len(line) <= _LINE_LIMIT and remembered:
                 if len(_LINES) >= _LINES_LIMIT:
@@ -407,13 +420,37 @@ class LeanCycle(RequestResponseCycle):
         return line, False
 
 
+def _global_lines(lines: DefaultLines, headers: Any) -> bytes:
+    """``lines`` for a head of ``headers`` that sets some of their names itself, or may: their
+    names are registered first (a remembered line of one of them is forgotten, and is checked
+    for every response from now on, which sets ``sets_global``)."""
+    if not lines.registered:
+        names = lines.names - _GLOBAL_NAMES
+        if names:
+            _GLOBAL_NAMES.update(names)
+            for pair in list(_LINES):  # a copy: another thread's server may add lines
+                if pair[0].lower() in names:
+                    _LINES.pop(pair, None)
+        lines.registered = True
+    return lines.for_head(headers)
+
+
 def _with_lines(message: dict[str, object], lines: list[bytes] | None) -> dict[str, object]:
     """``message`` (a response start) with the :data:`~aeros.types.HEADER_LINES` of its scope
     as header pairs, for uvicorn's own ``send`` (an item may hold several lines)."""
     if not lines:
         return message
-    pairs = [tuple(line.split(b": ", 1)) for item in lines for line in item[:-2].split(b"\r\n")]
-    return {**message, "headers": [*message.get("headers", ()), *pairs]}  # type: ignore[misc]
+    headers = message.get("headers") or ()
+    pairs = [
+        pair
+        for item in lines
+        for pair in (
+            [tuple(line.split(b": ", 1)) for line in item[:-2].split(b"\r\n")]
+            if type(item) is bytes
+            else item.pairs_for(headers)  # type: ignore[attr-defined]  # the global headers
+        )
+    ]
+    return {**message, "headers": [*headers, *pairs]}  # type: ignore[misc]
 
 
 _PARAMETERS = tuple(inspect.signature(LeanCycle.__init__).parameters)[1:]
