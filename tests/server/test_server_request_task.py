@@ -144,3 +144,23 @@ def test_a_request_pipelined_behind_a_close_never_runs(
     assert [answer.status for answer in exchange.responses] == [200]
     assert exchange.closed
     assert app.seen == [path]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        get("/mark/y", "Connection: close\r\n"),
+        b"GET /mark/y HTTP/1.0\r\nHost: t\r\n\r\n",  # HTTP/1.0: closed after its answer
+    ],
+    ids=["close", "http-1.0"],
+)
+def test_pipelined_answers_come_in_order_when_the_second_closes(second: bytes) -> None:
+    """The first answer waits in the loop's write batch; the second, written at once before
+    the connection closes, must not overtake it (nor find it dropped with the connection).
+    A server of its own: the shared one's connections leave the batch in another state."""
+    app = make_app()
+    with app.serve_in_thread(host="127.0.0.1", port=0, timeout=10.0) as url, connect(url) as sock:
+        sock.sendall(get("/mark/x") + second)
+        exchange = read_until_close(sock)
+    assert [answer.body for answer in exchange.responses] == [b"unset", b"unset"]
+    assert exchange.closed
