@@ -30,7 +30,7 @@ from aeros.middleware.request_id import RequestIdMiddleware
 from aeros.ratelimit.layer import rate_limit_layer
 from aeros.ratelimit.routes import RouteLimits
 from aeros.serving import Serving
-from aeros.types import ASGIApp, Receive, Scope, Send
+from aeros.types import HEADER_LINES, ASGIApp, Receive, Scope, Send
 
 __all__ = ["Layer", "LayerStack"]
 
@@ -85,6 +85,9 @@ class LayerStack(Serving, Quart):
     @asgi3
     def _enter(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         if "asgi_app" in self.__dict__:  # app.asgi_app = Middleware(app.asgi_app): theirs
+            # without HEADER_LINES: aeros' layers then add their headers to the response start,
+            # where the wrapper sees them (the server would write them after it)
+            scope = {key: value for key, value in scope.items() if key != HEADER_LINES}
             return self.asgi_app(scope, receive, send)
         return (self._stack or self._layered())(scope, receive, send)
 
@@ -94,6 +97,19 @@ class LayerStack(Serving, Quart):
         if stack is None:
             stack = self._stack = direct(self.build_stack())
         return stack
+
+    def _headers_seen_by_none(self) -> bool:
+        """Whether no layer outside the global headers' reads the response's headers, so
+        aeros' server may write them (``HeadersMiddleware(server_lines=...)``): no user
+        middleware, no CORS (it merges ``Vary``), no ``asgi_app`` or ``__call__`` of a
+        subclass (an ``asgi_app`` replaced on the instance gets a scope without
+        ``HEADER_LINES``: :meth:`_enter`)."""
+        return (
+            not self._user_layers
+            and self.cors is None
+            and type(self).asgi_app is LayerStack.asgi_app
+            and type(self).__call__ is Quart.__call__
+        )
 
     def layers(self) -> list[Layer]:
         """The layer stack around ``Quart.asgi_app``, outermost first (DESIGN.md's order).
@@ -135,7 +151,9 @@ class LayerStack(Serving, Quart):
             Layer(CORSMiddleware, self.cors, headers) if self.cors is not None else None,
             *reversed(self._user_layers),  # the last one added is the outermost (Starlette)
             Layer(self.response_cache.wrap, codecs, headers),  # no store: no layer
-            Layer(HeadersMiddleware, headers) if headers else None,
+            Layer(HeadersMiddleware, headers, server_lines=self._headers_seen_by_none())
+            if headers
+            else None,
             # the metrics' count of the app's body bytes: compression's, or a layer of its own
             Layer(
                 CompressionMiddleware,

@@ -127,14 +127,23 @@ class HeadersMiddleware:
             view set it, so a view can override a global default.
         https_only: add them only to requests whose ``scope["scheme"]`` is ``https`` (and
             whatever else set ``SKIP_GLOBAL_HEADERS``: these are not the global headers).
+        server_lines: on aeros' server, hand them to the server (``HEADER_LINES``) instead of
+            adding them to the response start. False when a layer outside this one reads or
+            changes response headers (user middleware, CORS's ``Vary``): it must see them.
     """
 
     def __init__(
-        self, app: ASGIApp, headers: GlobalHeaders | Headers, *, https_only: bool = False
+        self,
+        app: ASGIApp,
+        headers: GlobalHeaders | Headers,
+        *,
+        https_only: bool = False,
+        server_lines: bool = True,
     ) -> None:
         self.app = app
         self.headers = headers if isinstance(headers, GlobalHeaders) else GlobalHeaders(headers)
         self.https_only = https_only
+        self.server_lines = server_lines
 
     @asgi3
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
@@ -144,7 +153,7 @@ class HeadersMiddleware:
             scope.get("scheme") != "https" if self.https_only else SKIP_GLOBAL_HEADERS in scope
         ):
             return self.app(scope, receive, send)
-        lines = scope.get(HEADER_LINES)
+        lines = scope.get(HEADER_LINES) if self.server_lines else None
         if lines is not None:  # aeros' server writes them into whichever response it gets
             lines.append(self.headers.lines)
             return self.app(scope, receive, send)
