@@ -65,7 +65,9 @@ def variants(app: Any) -> dict[str, Variant]:
         entering = ctx.enter()
         if entering is not None:
             await entering
-        await ctx.leave(None)
+        leaving = ctx.leave(None)  # None on Quart 0.23 when done in place
+        if leaving is not None:
+            await leaving
         return request
 
     async def dispatched(scope: dict[str, Any], client: _Client) -> object:

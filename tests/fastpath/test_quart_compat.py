@@ -1139,6 +1139,40 @@ async def test_context_teardown_still_runs_with_registered_functions() -> None:
     assert seen == ["request", "app", "popped"]
 
 
+@pytest.mark.parametrize(
+    "alone",
+    ["teardown_request", "teardown_appcontext", "request_tearing_down", "appcontext_popped"],
+)
+async def test_each_teardown_step_runs_when_it_is_the_only_one(alone: str) -> None:
+    """The lean context is left in place (no coroutine) only when nothing would run: any one
+    teardown function or signal receiver, alone, still runs, once per request."""
+    from quart import signals
+
+    app = make_app()
+    seen: list[str] = []
+
+    async def down(*args: Any, **kwargs: Any) -> None:
+        seen.append(alone)
+
+    @app.route("/")
+    async def index() -> str:
+        return "ok"
+
+    if alone.startswith("teardown_"):
+        getattr(app, alone)(down)
+        await call_asgi(app, "/")
+        await call_asgi(app, "/")
+    else:
+        signal = getattr(signals, alone)
+        signal.connect(down, app)
+        try:
+            await call_asgi(app, "/")
+            await call_asgi(app, "/")
+        finally:
+            signal.disconnect(down, app)
+    assert seen == [alone, alone]
+
+
 async def test_uploaded_files_are_closed_after_the_request() -> None:
     """The lean context skips Request.close only when there is nothing to close."""
     app = make_app()

@@ -31,7 +31,9 @@ __all__ = ["LeanAppContext", "LeanRequestContext"]
 
 
 def _has_functions(table: Any) -> bool:
-    return any(table.values()) if isinstance(table, dict) else bool(table)
+    if isinstance(table, dict):
+        return bool(table) and any(table.values())  # an empty table (most apps): no scan
+    return bool(table)
 
 
 class LeanAppContext(AppContext):
@@ -128,18 +130,50 @@ class LeanRequestContext(RequestContext):
         self._cv_tokens.append((token, app_ctx))
         await self._push()  # Quart's: opens the session unless given one, then matches
 
-    def leave(self, exc: BaseException | None) -> Awaitable[None]:
-        """What ``__aexit__`` awaits (Quart's ``auto_pop``), returned for the caller to await.
+    def leave(self, exc: BaseException | None) -> Awaitable[None] | None:
+        """What ``__aexit__`` awaits (Quart's ``auto_pop``), returned for the caller to await;
+        or, when :meth:`pop` would only reset the context variables (nothing to tear down,
+        no file to close, no signal receiver), done in place, returning None (no coroutine a
+        request; round sixteen).
 
         A context the test client asked to preserve, or one left by an error while the app
         preserves contexts on exceptions, is marked preserved and stays pushed, as in Quart.
         """
-        if self.request_websocket.scope.get("_quart._preserve_context", False) or (
+        request = self.request_websocket
+        if request.scope.get("_quart._preserve_context", False) or (
             exc is not None and self.app.config["PRESERVE_CONTEXT_ON_EXCEPTION"]
         ):
             self.preserved = True
             return DONE
+        app = self.app
+        tokens = self._cv_tokens
+        if (
+            len(tokens) == 1
+            and not _has_functions(app.teardown_request_funcs)
+            and not request_tearing_down.receivers
+            and getattr(request, "_files", None) is None
+            and getattr(type(request), "close", _QUART_REQUEST_CLOSE) is _QUART_REQUEST_CLOSE
+            and (tokens[0][1] is None or _idle_app_pop(app, tokens[0][1]))
+        ):
+            self._reset()
+            return None
         return self.pop(exc)
+
+    def _reset(self) -> None:
+        """The end of :meth:`pop`: the request's context variable reset, and its app
+        context's when it pushed one whose pop has nothing to do (:func:`_idle_app_pop`)."""
+        ctx = _cv_request.get()
+        token, app_ctx = self._cv_tokens.pop()
+        _cv_request.reset(token)
+        if app_ctx is not None:
+            app_now = _cv_app.get()
+            _cv_app.reset(app_ctx._cv_tokens.pop())
+            if app_now is not app_ctx:
+                raise AssertionError(
+                    f"Popped wrong app context. ({app_now!r} instead of {app_ctx!r})"
+                )
+        if ctx is not self:
+            raise AssertionError(f"Popped wrong request context. ({ctx!r} instead of {self!r})")
 
     async def pop(self, exc: BaseException | None = _sentinel) -> None:  # type: ignore[assignment]
         """Tear down and reset, as Quart's ``RequestContext.pop`` (skipping idle steps)."""
@@ -161,24 +195,26 @@ class LeanRequestContext(RequestContext):
                     if request_close is not None:
                         await request_close()
         finally:
-            ctx = _cv_request.get()
-            token, app_ctx = self._cv_tokens.pop()
-            _cv_request.reset(token)
-            if app_ctx is not None:
-                if (
-                    len(app_ctx._cv_tokens) == 1
-                    and not self.app.teardown_appcontext_funcs
-                    and not appcontext_tearing_down.receivers
-                    and not appcontext_popped.receivers
-                ):
-                    # LeanAppContext.pop with nothing to tear down or signal: no coroutine
-                    app_now = _cv_app.get()
-                    _cv_app.reset(app_ctx._cv_tokens.pop())
-                    if app_now is not app_ctx:
-                        raise AssertionError(
-                            f"Popped wrong app context. ({app_now!r} instead of {app_ctx!r})"
-                        )
-                else:
-                    await app_ctx.pop(exc)
-            if ctx is not self:
-                raise AssertionError(f"Popped wrong request context. ({ctx!r} instead of {self!r})")
+            app_ctx = self._cv_tokens[-1][1]
+            if app_ctx is None or _idle_app_pop(self.app, app_ctx):
+                self._reset()  # LeanAppContext.pop with nothing to do: no coroutine
+            else:
+                ctx = _cv_request.get()
+                token, _ = self._cv_tokens.pop()
+                _cv_request.reset(token)
+                await app_ctx.pop(exc)
+                if ctx is not self:
+                    raise AssertionError(
+                        f"Popped wrong request context. ({ctx!r} instead of {self!r})"
+                    )
+
+
+def _idle_app_pop(app: Any, app_ctx: Any) -> bool:
+    """Whether popping ``app_ctx`` (the request's own app context) has nothing to tear down
+    or signal: then only its context variable is reset."""
+    return (
+        len(app_ctx._cv_tokens) == 1
+        and not app.teardown_appcontext_funcs
+        and not appcontext_tearing_down.receivers
+        and not appcontext_popped.receivers
+    )

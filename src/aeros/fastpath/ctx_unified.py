@@ -41,7 +41,7 @@ _QUART_REQUEST_CLOSE = Request.close
 
 
 def _has_functions(table: Any) -> bool:
-    return any(table.values())
+    return bool(table) and any(table.values())  # an empty table (most apps): no scan
 
 
 class LeanRequestContext(_AppContext):  # type: ignore[misc]
@@ -92,8 +92,31 @@ class LeanRequestContext(_AppContext):  # type: ignore[misc]
             if self.url_adapter is not None:
                 self.match_request()
 
-    def leave(self, exc: BaseException | None) -> Awaitable[None]:
-        """What ``__aexit__`` awaits, returned for the caller to await: Quart 0.23 pops."""
+    def leave(self, exc: BaseException | None) -> Awaitable[None] | None:
+        """What ``__aexit__`` awaits (Quart 0.23 pops), returned for the caller to await; or,
+        when :meth:`pop` would only reset the context variable (nothing to tear down, no
+        file to close, no signal receiver), done in place, returning None: no coroutine and
+        no error collector a request (round sixteen)."""
+        app = self.app
+        request = self._request
+        if (
+            self._push_count == 1
+            and self._cv_token is not None
+            and request is not None
+            and self._websocket is None
+            and not _has_functions(app.teardown_request_funcs)
+            and not request_tearing_down.receivers
+            and getattr(request, "_files", None) is None
+            and getattr(type(request), "close", _QUART_REQUEST_CLOSE) is _QUART_REQUEST_CLOSE
+            and not app.teardown_appcontext_funcs
+            and not appcontext_tearing_down.receivers
+            and not appcontext_popped.receivers
+            and _cv_app.get(None) is self
+        ):
+            self._push_count = 0
+            _cv_app.reset(self._cv_token)
+            self._cv_token = None
+            return None
         return self.pop(exc)
 
     async def pop(self, exc: BaseException | None = None) -> None:

@@ -164,9 +164,13 @@ async def handle_request(app: Quart, request: Request) -> ResponseTypes:
             if scope.get("_quart._preserve_context", False):
                 app._preserved_context = ctx.copy()
     except BaseException as error:  # cancellation included: the context is torn down with it
-        await ctx.leave(error)
+        leaving = ctx.leave(error)
+        if leaving is not None:
+            await leaving
         raise
-    await ctx.leave(None)
+    leaving = ctx.leave(None)  # None: left in place, nothing to await (Quart 0.23)
+    if leaving is not None:
+        await leaving
     return response
 
 
