@@ -43,6 +43,7 @@ from pathlib import Path
 
 from bench.catalog import SCENARIOS
 from bench.run import ROOT, free_port, get
+from bench.serve import FLUSH_VARIABLE
 
 DEFAULT = ("aeros", "aeros-request-id", "aeros-metrics", "aeros-ratelimit")
 # served in one process that exits cleanly on SIGINT (callgrind writes its counts then):
@@ -107,46 +108,69 @@ def instructions(
 ) -> dict[str, int]:
     """callgrind's totals for the server's whole life, serving ``requests`` of ``path``:
     ``Ir`` (instructions), and with ``cache`` the simulated cache events too."""
-    port = free_port()
-    env = dict(os.environ, PYTHONHASHSEED="0")  # the same dict layouts in every run
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "src"), env.get("PYTHONPATH", "")])
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
-        process = subprocess.Popen(
-            [
-                *callgrind(out, cache=cache),
-                "-m",
-                "bench.serve",
-                contender,
-                str(port),
-                "1",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        try:
-            deadline = time.monotonic() + 300
-            while True:  # one request answers the probe: the same in every run
-                try:
-                    if get(port, path)[0] == 200:
-                        break
-                except OSError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{contender} did not start under valgrind")
-                time.sleep(1.0)
-            if requests:
-                asyncio.run(_load(port, path, requests, connections))
-        finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)  # a clean exit writes the counts
-            _, err = process.communicate(timeout=300)
+        serve_counted(contender, path, requests, connections, out, cache=cache)
         counts = totals(out)
         if counts is None:
-            raise RuntimeError(f"{contender}: no callgrind totals\n{err.decode()[-2000:]}")
+            raise RuntimeError(f"{contender}: no callgrind totals")
         return counts
+
+
+def serve_counted(
+    contender: str,
+    path: str,
+    requests: int,
+    connections: int,
+    out: Path,
+    *,
+    cache: bool = False,
+    python_options: tuple[str, ...] = (),
+) -> int:
+    """Serve ``requests`` of ``path`` to ``contender`` run under callgrind, its counts written
+    to ``out``; returns the server's process id. ``python_options`` go to its interpreter
+    (``-X perf``: :mod:`bench.pyprofile`)."""
+    port = free_port()
+    env = dict(os.environ, PYTHONHASHSEED="0")  # the same dict layouts in every run
+    # no flush of the metrics a second during the run (one at its end, in both runs): at full
+    # speed a flush is under 100 instructions a request, under valgrind it read 2-10 k
+    env[FLUSH_VARIABLE] = "3600"
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "src"), env.get("PYTHONPATH", "")])
+    process = subprocess.Popen(
+        [
+            *callgrind(out, cache=cache),
+            *python_options,
+            "-m",
+            "bench.serve",
+            contender,
+            str(port),
+            "1",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while True:  # one request answers the probe: the same in every run
+            try:
+                if get(port, path)[0] == 200:
+                    break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{contender} did not start under valgrind")
+            time.sleep(1.0)
+        if requests:
+            asyncio.run(_load(port, path, requests, connections))
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)  # a clean exit writes the counts
+        _, err = process.communicate(timeout=300)
+    if totals(out) is None:
+        raise RuntimeError(f"{contender}: no callgrind totals\n{err.decode()[-2000:]}")
+    return process.pid
 
 
 def main() -> None:

@@ -32,6 +32,10 @@ CONTENDERS = (
     *FIELD,
 )
 
+FLUSH_VARIABLE = "AEROS_BENCH_FLUSH_INTERVAL"
+"""Seconds between the metrics' flushes (``aeros.metrics.export.FLUSH_INTERVAL``), set by
+:mod:`bench.instructions`: under valgrind a second holds about 50 times fewer requests, so a
+flush a second would weigh 50 times as much on each."""
 REDIS_URL_VARIABLE = "AEROS_BENCH_REDIS_URL"
 """Where the ``aeros-redis`` and ``aeros-tiered`` contenders find their Redis (set by
 :mod:`bench.run`)."""
@@ -64,6 +68,10 @@ def _exec(argv: list[str]) -> None:
 def serve(contender: str, port: int, workers: int) -> None:
     """Serve ``contender`` on 127.0.0.1:``port`` until killed."""
     host = "127.0.0.1"
+    if os.environ.get(FLUSH_VARIABLE):
+        from aeros.metrics import export
+
+        export.FLUSH_INTERVAL = float(os.environ[FLUSH_VARIABLE])
     if contender == "aeros":
         from bench.apps import make_aeros_app
 

@@ -3,6 +3,8 @@ included: a harness that dropped them would measure the metrics and the access l
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from bench.apps import make_aeros_app
 from bench.inprocess import new_loop, run_requests
 from bench.layer_instructions import WARM, serve
@@ -32,3 +34,27 @@ def test_layer_count_harness_runs_each_layer_as_served() -> None:
     # a batch was made and is part used (a count on a batch's end would leave it empty)
     assert (WARM + 5) % _POOL_IDS != 0
     assert next(layer.ids.batch, None) is not None
+
+
+def test_per_function_profile_reads_calls_into_trampolines(tmp_path: Path) -> None:
+    """bench.pyprofile: the inclusive cost of the calls into each trampoline address, per
+    request from two runs, named by the perf map (a callgrind file written by hand)."""
+    from bench.pyprofile import per_function
+
+    def run(cost: int, calls: int) -> Path:
+        out = tmp_path / f"callgrind.{cost}"
+        out.write_text(
+            "events: Ir\n"
+            "fn=(1) py_trampoline_evaluator\n"
+            "0 5\n"
+            f"cfn=(2) 0x0000000000001000\ncalls={calls} 0\n0 {cost}\n"
+            f"cfn=(2)\ncalls={calls} 0\n0 {cost}\n"  # a second call site, named once
+            "cfn=(3) _PyEval_EvalFrameDefault\ncalls=1 0\n0 999\n"  # not a trampoline
+            f"totals: {cost}\n"
+        )
+        return out
+
+    perf_map = tmp_path / "perf.map"
+    perf_map.write_text("1000 10 py::handle_request:/src/dispatch.py\n")
+    rows = per_function((run(100, 2), perf_map), (run(500, 6), perf_map), requests=4)
+    assert rows == [(200.0, 2.0, "handle_request:/src/dispatch.py")]
