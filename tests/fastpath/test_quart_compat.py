@@ -7,6 +7,7 @@ the ASGI conversation (one body message, no tasks) drive the app in-process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import decimal
 import json
@@ -1141,7 +1142,13 @@ async def test_context_teardown_still_runs_with_registered_functions() -> None:
 
 @pytest.mark.parametrize(
     "alone",
-    ["teardown_request", "teardown_appcontext", "request_tearing_down", "appcontext_popped"],
+    [
+        "teardown_request",
+        "teardown_appcontext",
+        "request_tearing_down",
+        "appcontext_tearing_down",
+        "appcontext_popped",
+    ],
 )
 async def test_each_teardown_step_runs_when_it_is_the_only_one(alone: str) -> None:
     """The lean context is left in place (no coroutine) only when nothing would run: any one
@@ -1171,6 +1178,35 @@ async def test_each_teardown_step_runs_when_it_is_the_only_one(alone: str) -> No
         finally:
             signal.disconnect(down, app)
     assert seen == [alone, alone]
+
+
+async def test_a_failing_appcontext_pushed_receiver_leaves_no_context_set() -> None:
+    """The lean dispatch runs the request in the caller's task: a receiver of
+    ``appcontext_pushed`` that raises must not leave the request or app context set there."""
+    from quart.globals import _cv_app
+    from quart.signals import appcontext_pushed
+
+    app = make_app()
+
+    @app.route("/")
+    async def index() -> str:
+        return "ok"
+
+    async def failing(sender: Any, **kwargs: Any) -> None:
+        raise RuntimeError("receiver failed")
+
+    appcontext_pushed.connect(failing, app)
+    try:
+        with contextlib.suppress(RuntimeError):  # the app's error goes on to its caller
+            await call_asgi(app, "/")
+    finally:
+        appcontext_pushed.disconnect(failing, app)
+    assert _cv_app.get(None) is None
+    try:
+        from quart.globals import _cv_request  # Quart 0.22; 0.23 has one variable
+    except ImportError:
+        return
+    assert _cv_request.get(None) is None
 
 
 async def test_uploaded_files_are_closed_after_the_request() -> None:

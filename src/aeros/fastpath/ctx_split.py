@@ -124,10 +124,13 @@ class LeanRequestContext(RequestContext):
         app_ctx = _cv_app.get(None)
         if app_ctx is None or app_ctx.app is not self.app:
             app_ctx = LeanAppContext(self.app)
+            # noted before its push: an appcontext_pushed receiver that raises leaves both
+            # variables set, and the pop that follows must reset them (the caller's task
+            # goes on to the connection's next request)
+            self._cv_tokens.append((token, app_ctx))
             await app_ctx.push()
         else:
-            app_ctx = None
-        self._cv_tokens.append((token, app_ctx))
+            self._cv_tokens.append((token, None))
         await self._push()  # Quart's: opens the session unless given one, then matches
 
     def leave(self, exc: BaseException | None) -> Awaitable[None] | None:
@@ -195,7 +198,8 @@ class LeanRequestContext(RequestContext):
                     if request_close is not None:
                         await request_close()
         finally:
-            app_ctx = self._cv_tokens[-1][1]
+            # an unpushed context: _reset fails as Quart's pop does (LookupError first)
+            app_ctx = self._cv_tokens[-1][1] if self._cv_tokens else None
             if app_ctx is None or _idle_app_pop(self.app, app_ctx):
                 self._reset()  # LeanAppContext.pop with nothing to do: no coroutine
             else:
