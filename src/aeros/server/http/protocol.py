@@ -105,7 +105,7 @@ class HardenedHttpToolsProtocol(ConnectionControl):
         # started uvicorn's way)
         self._fresh = bool(getattr(self.config, "reset_contextvars", False))
         self._eager = _EAGER and not self._fresh
-        self._context = contextvars.copy_context()  # the connection's, for pipelined requests
+        self._context = contextvars.copy_context()  # the connection's: each request's starts
 
     # ---- input ---------------------------------------------------------------------------
 
@@ -330,6 +330,15 @@ class HardenedHttpToolsProtocol(ConnectionControl):
                 task.add_done_callback(self.tasks.discard)
                 self.tasks.add(task)
 
+    def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+        """uvicorn's, the task's context a copy of the connection's (an empty one with
+        ``reset_contextvars``) rather than of the current one: a pipelined request is started
+        from inside the previous request's ``send``, and would copy its context variables."""
+        context = contextvars.Context() if self._fresh else self._context.copy()
+        task = self.loop.create_task(cycle.run_asgi(app), context=context)
+        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(task)
+
     def on_response_complete(self) -> None:
         """uvicorn's, with the keep-alive deadline kept by the connection timer."""
         self.server_state.total_requests += 1
@@ -343,12 +352,7 @@ class HardenedHttpToolsProtocol(ConnectionControl):
         if self.pipeline:
             cycle, app = self.pipeline.pop()
             self._running = cycle  # type: ignore[assignment]
-            # uvicorn's _start_asgi_task would start it from the request before (this runs in
-            # that one's send): its task would copy that request's context variables
-            context = contextvars.Context() if self._fresh else self._context.copy()
-            task = self.loop.create_task(cycle.run_asgi(app), context=context)
-            task.add_done_callback(self.tasks.discard)
-            self.tasks.add(task)
+            self._start_asgi_task(cycle, app)
             return
         now = self.loop.time()
         self._idle_since = now
