@@ -57,17 +57,14 @@ class DefaultLines(bytes):
     def for_head(self, headers: Iterable[tuple[bytes, bytes]]) -> bytes:
         """The lines to write into a head that carries ``headers``: all of them, less those
         whose name ``headers`` sets (the response's value wins)."""
-        names = self.names
-        for name, _ in headers:
-            if name in names or (not name.islower() and name.lower() in names):
-                present = {name.lower() for name, _ in headers}
-                return b"".join(
-                    header_line(name, value) for name, value in self.pairs if name not in present
-                )
-        return self
+        kept = self.pairs_for(headers)
+        if len(kept) == len(self.pairs):
+            return self
+        return b"".join(header_line(name, value) for name, value in kept)
 
     def pairs_for(self, headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-        """As :meth:`for_head`, as header pairs (uvicorn's own ``send`` takes those)."""
+        """The pairs whose name ``headers`` does not set (uvicorn's own ``send`` takes
+        pairs; :meth:`for_head` joins them into lines)."""
         present = {name.lower() for name, _ in headers}
         return [(name, value) for name, value in self.pairs if name not in present]
 
@@ -84,8 +81,8 @@ class GlobalHeaders:
 
     def __init__(self, headers: Iterable[tuple[bytes, bytes]]) -> None:
         self.headers = tuple(headers)
-        self.names = frozenset(name for name, _ in self.headers)
         self.lines = DefaultLines.of(self.headers)  # for aeros' server (HEADER_LINES)
+        self.names = self.lines.names
 
     def __bool__(self) -> bool:
         return bool(self.headers)
