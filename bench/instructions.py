@@ -110,11 +110,7 @@ def instructions(
     ``Ir`` (instructions), and with ``cache`` the simulated cache events too."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
-        serve_counted(contender, path, requests, connections, out, cache=cache)
-        counts = totals(out)
-        if counts is None:
-            raise RuntimeError(f"{contender}: no callgrind totals")
-        return counts
+        return serve_counted(contender, path, requests, connections, out, cache=cache)[1]
 
 
 def serve_counted(
@@ -126,10 +122,10 @@ def serve_counted(
     *,
     cache: bool = False,
     python_options: tuple[str, ...] = (),
-) -> int:
+) -> tuple[int, dict[str, int]]:
     """Serve ``requests`` of ``path`` to ``contender`` run under callgrind, its counts written
-    to ``out``; returns the server's process id. ``python_options`` go to its interpreter
-    (``-X perf``: :mod:`bench.pyprofile`)."""
+    to ``out``; returns the server's process id and callgrind's totals (:func:`totals`).
+    ``python_options`` go to its interpreter (``-X perf``: :mod:`bench.pyprofile`)."""
     port = free_port()
     env = dict(os.environ, PYTHONHASHSEED="0")  # the same dict layouts in every run
     # no flush of the metrics a second during the run (one at its end, in both runs): at full
@@ -168,9 +164,10 @@ def serve_counted(
         if process.poll() is None:
             process.send_signal(signal.SIGINT)  # a clean exit writes the counts
         _, err = process.communicate(timeout=300)
-    if totals(out) is None:
+    counts = totals(out)
+    if counts is None:
         raise RuntimeError(f"{contender}: no callgrind totals\n{err.decode()[-2000:]}")
-    return process.pid
+    return process.pid, counts
 
 
 def main() -> None:

@@ -117,7 +117,7 @@ def main() -> None:
         runs = []
         for count in (args.warm, args.warm + args.requests):
             out = Path(tmp) / f"callgrind.{count}"
-            pid = serve_counted(
+            pid, _ = serve_counted(
                 args.contender, path, count, args.connections, out, python_options=("-X", "perf")
             )
             # where CPython writes it (perf's convention), not a file of ours
