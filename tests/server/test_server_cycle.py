@@ -396,6 +396,18 @@ def test_a_loop_that_served_is_not_kept_alive_by_its_batch() -> None:
     assert gone() is None
 
 
+def pause_writes(cycle: Any, paused: bool) -> None:
+    """Give ``cycle`` a flow whose writing is ``paused`` (uvicorn's own send then runs and
+    waits on ``drain``, which resumes it) or not (LeanCycle's own head)."""
+
+    async def drain() -> None:
+        cycle.flow.write_paused = False
+
+    cycle.flow = Flow()
+    cycle.flow.drain = drain
+    cycle.flow.write_paused = paused
+
+
 @pytest.mark.parametrize("paused", [False, True])
 async def test_header_lines_of_the_scope_go_into_the_head_on_both_paths(paused: bool) -> None:
     """Lines a layer put in ``scope[HEADER_LINES]`` are written with the head, by LeanCycle's
@@ -407,12 +419,7 @@ async def test_header_lines_of_the_scope_go_into_the_head_on_both_paths(paused: 
         b'ratelimit-policy: "app";q=5;w=60\r\nratelimit: "app";r=1;t=60\r\n',
     ]
 
-    async def drain() -> None:
-        cycle.flow.write_paused = False
-
-    cycle.flow = Flow()
-    cycle.flow.drain = drain
-    cycle.flow.write_paused = paused
+    pause_writes(cycle, paused)
     await cycle.send({"type": "http.response.start", "status": 200, "headers": LENGTH_5})
     await cycle.send({"type": "http.response.body", "body": b"hello"})
     written = b"".join(cycle.transport.written)
@@ -445,12 +452,7 @@ async def test_global_header_lines_give_way_to_the_responses_own(
     defaults = GlobalHeaders([(b"server", b"aeros"), (b"x-frame-options", b"DENY")]).lines
     cycle.scope[HEADER_LINES] = [b"x-request-id: abc\r\n", defaults]
 
-    async def drain() -> None:
-        cycle.flow.write_paused = False
-
-    cycle.flow = Flow()
-    cycle.flow.drain = drain
-    cycle.flow.write_paused = paused
+    pause_writes(cycle, paused)
     await cycle.send({"type": "http.response.start", "status": 200, "headers": headers})
     await cycle.send({"type": "http.response.body", "body": b"hello"})
     head = b"".join(cycle.transport.written).split(b"\r\n\r\n", 1)[0].lower()
@@ -506,12 +508,7 @@ async def test_response_done_callbacks_get_the_status_and_bytes_sent(
     own = {"a layer's copy": True}
     cycle.scope[RESPONSE_DONE] = [(failing, cycle.scope), (report, own)]
 
-    async def drain() -> None:
-        cycle.flow.write_paused = False
-
-    cycle.flow = Flow()
-    cycle.flow.drain = drain
-    cycle.flow.write_paused = paused
+    pause_writes(cycle, paused)
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 201, "headers": LENGTH_5})
