@@ -135,10 +135,11 @@ async def test_a_storage_failure_on_the_read_still_refuses_without_a_5xx(fail_op
     assert fields[b"retry-after"] == (b"1" if fail_open else b"30")
 
 
-def _app_and_route_limits(storage: str) -> WebServer:
+def _app_and_route_limits(storage: str, socket_timeout: float = 0.1) -> WebServer:
     """An app-wide 2/minute; ``/burst`` adds 1/second; ``/stacked``, exempt, has 1/second over
     2/minute of its own."""
-    app = WebServer(__name__, access_log=False, rate_limit=RateLimit("2/minute", storage=storage))
+    limits = RateLimit("2/minute", storage=storage, socket_timeout=socket_timeout)
+    app = WebServer(__name__, access_log=False, rate_limit=limits)
 
     @app.route("/burst")
     @rate_limit("1/second")
@@ -195,8 +196,12 @@ def test_ratelimit_429_waits_for_every_limit_over_http(live_server) -> None:
 @pytest.mark.redis
 @pytest.mark.slow
 async def test_ratelimit_429_waits_for_every_limit_on_redis(redis: RedisServer) -> None:
-    """The same answers with the counters in a real redis-server (the awaited path)."""
-    app = _app_and_route_limits(redis.url)
+    """The same answers with the counters in a real redis-server (the awaited path).
+
+    Redis gets 5 s, not the default 0.1 s: a loaded CI machine once took longer than 0.1 s
+    to answer, the storage counted as down, fail-open let the request through, and the test
+    read a 200 where the limit should have refused."""
+    app = _app_and_route_limits(redis.url, socket_timeout=5.0)
     layer = rate_limit_layer(_answer, app.rate_limits)
     assert isinstance(layer, RateLimitMiddleware)
     assert layer.backend.hit_now is None
