@@ -127,7 +127,9 @@ def serve_counted(
     to ``out``; returns the server's process id and callgrind's totals (:func:`totals`).
     ``python_options`` go to its interpreter (``-X perf``: :mod:`bench.pyprofile`)."""
     port = free_port()
-    env = dict(os.environ, PYTHONHASHSEED="0")  # the same dict layouts in every run
+    # the same dict layouts in every run; another seed (AEROS_BENCH_HASHSEED) moves a count by
+    # up to about 2 k (where context variables fall in a context's map): compare several
+    env = dict(os.environ, PYTHONHASHSEED=os.environ.get("AEROS_BENCH_HASHSEED", "0"))
     # no flush of the metrics a second during the run (one at its end, in both runs): at full
     # speed a flush is under 100 instructions a request, under valgrind it read 2-10 k
     env[FLUSH_VARIABLE] = "3600"

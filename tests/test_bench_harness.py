@@ -33,7 +33,7 @@ def test_layer_count_harness_runs_each_layer_as_served() -> None:
     assert layer.trust is None
     # a batch was made and is part used (a count on a batch's end would leave it empty)
     assert (WARM + 5) % _POOL_IDS != 0
-    assert next(layer.ids.batch, None) is not None
+    assert next(layer.lines.batch, None) is not None
 
 
 def test_per_function_profile_reads_calls_into_trampolines(tmp_path: Path) -> None:

@@ -10,16 +10,22 @@ from __future__ import annotations
 import logging
 from contextvars import ContextVar
 
-__all__ = ["RequestIdFilter", "current_request_id", "request_id_var"]
+__all__ = ["RequestIdFilter", "current_request_id", "request_line_var"]
 
-request_id_var: ContextVar[str | None] = ContextVar("aeros.request_id", default=None)
-"""The current request's id; None outside a request or with request ids off."""
+request_line_var: ContextVar[bytes | None] = ContextVar("aeros.request_id", default=None)
+"""The current request's id as the response header line that carries it (``name: id`` and
+CRLF, as aeros' server writes it); None outside a request or with request ids off. A line
+rather than the id: a request then makes one bytes object for its id, and a string only when
+something reads it (:func:`current_request_id`)."""
 
 
 def current_request_id() -> str | None:
     """The id of the request being served (``aeros.request_id()``), or None outside a request
     or when ``WebServer(request_id=...)`` is off."""
-    return request_id_var.get()
+    line = request_line_var.get()
+    if line is None:
+        return None
+    return line[line.index(b": ") + 2 : -2].decode("ascii")  # a header name has no colon
 
 
 class RequestIdFilter(logging.Filter):
@@ -32,5 +38,5 @@ class RequestIdFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "request_id", None) is None:
-            record.request_id = request_id_var.get()
+            record.request_id = current_request_id()
         return True

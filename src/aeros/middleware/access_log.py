@@ -18,7 +18,7 @@ from collections.abc import Awaitable
 from aeros.asgi_entry import asgi3
 from aeros.logging.access import ACCESS_LOGGER, SERVER_ANSWER, log_access
 from aeros.logging.config import LogConfig
-from aeros.logging.context import request_id_var
+from aeros.logging.context import current_request_id
 from aeros.logging.formatters import AccessEntry
 from aeros.middleware.counting import unanswered_status, when_done
 from aeros.types import (
@@ -127,7 +127,7 @@ class AccessLogMiddleware:
             scope.get(CACHE_STATE),
             referer,
             user_agent,
-            request_id_var.get(),  # set by the request-id layer outside, when it is on
+            current_request_id(),  # set by the request-id layer outside, when it is on
             scope.get(RATE_LIMIT_STATE),
         )
         log_access(entry)

@@ -13,13 +13,12 @@ import ipaddress
 import os
 import re
 from collections.abc import Awaitable, Iterable, Iterator
-from itertools import repeat
 from weakref import WeakSet
 
 from aeros.asgi_entry import asgi3
 from aeros.errors import ConfigurationError
 from aeros.headers import check_header, send_adding
-from aeros.logging.context import request_id_var
+from aeros.logging.context import request_line_var
 from aeros.types import HEADER_LINES, PEER, ASGIApp, Receive, Scope, Send
 
 __all__ = ["DEFAULT_HEADER", "MAX_LENGTH", "RequestIdMiddleware", "new_request_id"]
@@ -34,51 +33,45 @@ MAX_LENGTH = 128
 _WELL_FORMED = re.compile(rb"[A-Za-z0-9._:/+=@-]{1,%d}" % MAX_LENGTH)
 _TRUSTED_MEMO_LIMIT = 1024
 _POOL_IDS = 128  # ids made at a time
-_ID_SLICES = [slice(at, at + 32) for at in range(0, 32 * _POOL_IDS, 32)]
 
 
-class _Ids:
-    """Fresh ids, each with its header line, made ``_POOL_IDS`` at a time from one
-    ``os.urandom`` read.
+class _Lines:
+    """Fresh ids as the header lines that carry them (``line_start``, 32 hex digits, CRLF),
+    made ``_POOL_IDS`` at a time from one ``os.urandom`` read.
 
-    Taken from a batch, an id costs about 1 k instructions less per request than
-    ``random.getrandbits(128)`` and its conversions, and its line (``line_start``, the id,
-    CRLF) made with the batch about 0.5 k less than encoding and joining it per request
-    (docs/performance.md, rounds twelve and fourteen). The bytes come from the kernel's random
-    source, not from a generator seeded in the process, and every batch is dropped in a forked
-    child (``os.register_at_fork``), so workers never share ids. An id is a label, not a
-    secret.
+    A request takes its line with one ``next``: one bytes slice of the batch's text. The id
+    as a string is made only when something reads it (:func:`aeros.request_id`, a log
+    record). Making the batch is three calls over all of it: the hex digits with a newline
+    between ids (``bytes.hex``'s separator), one ``replace`` that turns each newline into the
+    end of a line and the start of the next, and a ``map`` of slices over the result; no
+    Python loop per id. About 1.2 k instructions a request less than a batch of ``(id,
+    line)`` pairs (docs/performance.md, round seventeen). The bytes come from the kernel's
+    random source, not from a generator seeded in the process, and every batch is dropped in
+    a forked child (``os.register_at_fork``), so workers never share ids. An id is a label,
+    not a secret.
     """
 
-    def __init__(self, line_start: bytes | None = None) -> None:
-        self.line_start = line_start  # None: ids alone, each with an empty line
-        self.batch: Iterator[tuple[str, bytes]] = iter(())
-        # where each line lies in the bytes refill() makes of a batch's lines
-        size = len(line_start or b"") + 34
-        self.line_slices = [slice(at, at + size) for at in range(0, size * _POOL_IDS, size)]
+    def __init__(self, line_start: bytes) -> None:
+        self.line_start = line_start
+        self.glue = b"\r\n" + line_start
+        self.batch: Iterator[bytes] = iter(())
+        size = len(line_start) + 34  # where each line lies in the batch's text
+        self.slices = [slice(at, at + size) for at in range(0, size * _POOL_IDS, size)]
         _POOLS.add(self)
 
     def drop(self) -> None:
         """Forget the ids made so far (a forked child must not reuse its parent's)."""
         self.batch = iter(())
 
-    def refill(self) -> tuple[str, bytes]:
-        """The first id (and line) of a new batch; the batch keeps the rest.
-
-        Every step is one call over the whole batch (no Python loop per id)."""
-        digits = os.urandom(16 * _POOL_IDS).hex()
-        ids = list(map(digits.__getitem__, _ID_SLICES))
-        start = self.line_start
-        if start is None:
-            batch = zip(ids, repeat(b""))
-        else:
-            text = start + (b"\r\n" + start).join(map(str.encode, ids)) + b"\r\n"
-            batch = zip(ids, map(text.__getitem__, self.line_slices), strict=True)
-        self.batch = batch
+    def refill(self) -> bytes:
+        """The first line of a new batch; the batch keeps the rest."""
+        digits = os.urandom(16 * _POOL_IDS).hex("\n", 16).encode("ascii")
+        text = self.line_start + digits.replace(b"\n", self.glue) + b"\r\n"
+        self.batch = batch = map(text.__getitem__, self.slices)
         return next(batch)
 
 
-_POOLS: WeakSet[_Ids] = WeakSet()
+_POOLS: WeakSet[_Lines] = WeakSet()
 
 
 def _drop_all() -> None:
@@ -89,12 +82,12 @@ def _drop_all() -> None:
 if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
     os.register_at_fork(after_in_child=_drop_all)
 
-_IDS = _Ids()
+_LINES = _Lines(b"")
 
 
 def new_request_id() -> str:
     """A fresh id: 32 lower-case hex digits (128 random bits)."""
-    return (next(_IDS.batch, None) or _IDS.refill())[0]
+    return (next(_LINES.batch, None) or _LINES.refill())[:-2].decode("ascii")
 
 
 class _Trust(dict[str, bool]):
@@ -144,7 +137,7 @@ class RequestIdMiddleware:
         name, _ = check_header(header, "-", where="WebServer(request_id=...)")
         self.header = name  # check_header gave the name lower-cased
         self.line_start = name + b": "  # of the header line aeros' server writes
-        self.ids = _Ids(self.line_start)  # fresh ids with their lines, for aeros' server
+        self.lines = _Lines(self.line_start)  # fresh ids in their lines
         try:
             self.trust: _Trust | None = _Trust(trusted)
         except ValueError as exc:
@@ -155,12 +148,9 @@ class RequestIdMiddleware:
         if not self.trust.everyone and not self.trust.networks:
             self.trust = None
 
-    def request_id(self, scope: Scope) -> str:
-        """The id of this request: the trusted proxy's when well formed, else a fresh one."""
-        return self.given(scope) or new_request_id()
-
-    def given(self, scope: Scope) -> str | None:
-        """The id a trusted proxy sent, when well formed; else None."""
+    def request_line(self, scope: Scope) -> bytes:
+        """The header line carrying this request's id (``name: id`` and CRLF): the trusted
+        proxy's id when well formed, else a fresh one."""
         trust = self.trust
         if trust is not None:
             peer = scope.get(PEER) or scope.get("client")
@@ -169,10 +159,11 @@ class RequestIdMiddleware:
                 for name, value in scope["headers"]:
                     if name == wanted:
                         if _WELL_FORMED.fullmatch(value) is not None:
-                            given: str = value.decode("ascii")
+                            given: bytes = self.line_start + value + b"\r\n"
                             return given
                         break
-        return None
+        lines = self.lines
+        return next(lines.batch, None) or lines.refill()
 
     @asgi3
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
@@ -184,14 +175,8 @@ class RequestIdMiddleware:
         # no reset (the server's own log lines after the app returns carry it too). So no
         # send wrapper and no coroutine of this layer: the app's coroutine goes back to the
         # caller as it is. (An id is made here or checked by _WELL_FORMED: no CR, LF or space.)
-        given = None if self.trust is None else self.given(scope)
-        if given is None:  # a fresh id, with its line made ahead
-            ids = self.ids
-            request_id, line = next(ids.batch, None) or ids.refill()
-        else:
-            request_id = given
-            line = self.line_start + given.encode("ascii") + b"\r\n"
-        request_id_var.set(request_id)
+        line = self.request_line(scope)
+        request_line_var.set(line)
         lines.append(line)
         return self.app(scope, receive, send)
 
@@ -201,11 +186,11 @@ class RequestIdMiddleware:
         if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
-        request_id = self.request_id(scope)
-        token = request_id_var.set(request_id)
+        line = self.request_line(scope)
+        token = request_line_var.set(line)
         if kind == "http":
-            send = send_adding(send, ((self.header, request_id.encode("ascii")),))
+            send = send_adding(send, ((self.header, line[len(self.line_start) : -2]),))
         try:
             await self.app(scope, receive, send)
         finally:
-            request_id_var.reset(token)
+            request_line_var.reset(token)
