@@ -16,7 +16,10 @@ app = WebServer(
     cache=SimpleCache(),
     access_log=False,
     log_level="warning",
-    rate_limit=RateLimit(limit, storage=storage, fail_open=fail_open == "open"),
+    # Redis gets 2 s, not the default 0.1 s: on a loaded CI machine a slow answer would count
+    # as a failure and fail open (a 200 the test expects to be a 429). A stopped redis-server
+    # refuses connections at once, so the outage test does not wait for the timeout.
+    rate_limit=RateLimit(limit, storage=storage, fail_open=fail_open == "open", socket_timeout=2.0),
 )
 
 
