@@ -46,10 +46,9 @@ class _Lines:
     end of a line and the start of the next, and a ``map`` of slices over the result; no
     Python loop per id. The layer alone counts 1.1 k instructions a request less than with
     a batch of ``(id, line)`` pairs, 1.6 k with a trusted peer (docs/performance.md, round
-    seventeen). The bytes come from the kernel's
-    random source, not from a generator seeded in the process, and every batch is dropped in
-    a forked child (``os.register_at_fork``), so workers never share ids. An id is a label,
-    not a secret.
+    seventeen). The bytes come from the kernel's random source, not from a generator seeded
+    in the process, and every batch is dropped in a forked child (``os.register_at_fork``),
+    so workers never share ids. An id is a label, not a secret.
     """
 
     def __init__(self, line_start: bytes) -> None:
