@@ -2,6 +2,7 @@
 
     python -m bench.layer_instructions                 # request id, trusted, metrics
     python -m bench.layer_instructions --layers metrics -n 20000
+    python -m bench.layer_instructions --opcodes --layers metrics   # bytecodes, no valgrind
 
 Each layer wraps :mod:`bench.observability`'s stub app (it answers at once) and serves
 ``-n`` requests in process after 2 000 warm ones, under ``valgrind --tool=callgrind`` twice
@@ -9,6 +10,10 @@ Each layer wraps :mod:`bench.observability`'s stub app (it answers at once) and 
 cost. Unlike a whole app's count, which a context variable's place in the context's map moves
 by about 2 k between runs (docs/performance.md, round twelve), these repeat within about 30
 instructions: the way to see a step of a few hundred. Needs ``valgrind`` on the PATH.
+
+``--opcodes`` needs no valgrind: it traces ``-n`` requests after the warm ones and prints the
+Python bytecodes each function ran per request, to see which of a layer's steps holds its
+count (on 3.11 a bytecode cost about 50 instructions in these layers, C work included).
 """
 
 from __future__ import annotations
@@ -17,8 +22,11 @@ import argparse
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from bench.instructions import callgrind, totals
@@ -69,6 +77,42 @@ def serve(name: str, requests: int) -> Any:
     return app
 
 
+def opcodes(name: str, requests: int) -> Counter[tuple[str, str]]:
+    """Bytecodes run per request by each function, ``(file name, function)``, over ``requests``
+    stub requests through layer ``name`` after the warm ones (traced: ``sys.settrace``)."""
+    from bench.inprocess import new_loop, request_done
+    from bench.observability import _receive, _scope, _send
+
+    app = _layer(name)
+    counts: Counter[tuple[str, str]] = Counter()
+
+    def trace(frame: FrameType, event: str, arg: Any) -> Any:
+        frame.f_trace_opcodes = True
+        if event == "opcode":
+            code = frame.f_code
+            counts[(Path(code.co_filename).name, code.co_name)] += 1
+        return trace
+
+    async def run(count: int, traced: bool) -> None:
+        for _ in range(count):
+            scope = _scope()
+            if traced:
+                sys.settrace(trace)
+            try:
+                await app(scope, _receive, _send)
+                request_done(scope, 200, 27)
+            finally:
+                sys.settrace(None)
+
+    loop = new_loop()
+    try:
+        loop.run_until_complete(run(WARM, False))
+        loop.run_until_complete(run(requests, True))
+    finally:
+        loop.close()
+    return counts
+
+
 def count(name: str, requests: int) -> int:
     """callgrind's instructions for a child serving ``requests`` after the warm ones."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -88,17 +132,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layers", default=",".join(LAYERS[1:]))
     parser.add_argument("-n", type=int, default=10_000, help="requests counted")
+    parser.add_argument(
+        "--opcodes", action="store_true", help="bytecodes per function and request (no valgrind)"
+    )
     parser.add_argument("--child", choices=LAYERS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         serve(args.child, args.n)
         return
-    if shutil.which("valgrind") is None:
-        parser.error("needs valgrind on the PATH")
     names = [name.strip() for name in args.layers.split(",") if name.strip()]
     unknown = [name for name in names if name not in LAYERS]
     if unknown:
         parser.error(f"--layers: unknown {unknown}; choose from {', '.join(LAYERS)}")
+    if args.opcodes:
+        for name in ["stub", *names]:
+            counts = opcodes(name, args.n)
+            print(f"{name}: {sum(counts.values()) / args.n:.1f} bytecodes/request")
+            for (file, function), seen in counts.most_common():
+                print(f"  {seen / args.n:8.1f}  {file}:{function}")
+        return
+    if shutil.which("valgrind") is None:
+        parser.error("needs valgrind on the PATH")
 
     def per_request(name: str) -> float:
         return (count(name, args.n) - count(name, 0)) / args.n

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bench.apps import make_aeros_app
 from bench.inprocess import new_loop, run_requests
-from bench.layer_instructions import WARM, serve
+from bench.layer_instructions import WARM, opcodes, serve
 
 from aeros.middleware.request_id import _POOL_IDS
 
@@ -34,6 +34,17 @@ def test_layer_count_harness_runs_each_layer_as_served() -> None:
     # a batch was made and is part used (a count on a batch's end would leave it empty)
     assert (WARM + 5) % _POOL_IDS != 0
     assert next(layer.lines.batch, None) is not None
+
+
+def test_opcode_counts_name_each_layers_own_steps() -> None:
+    """bench.layer_instructions --opcodes: every traced request runs the layer's own code, and
+    a layer's count is the stub's and more (a trace that missed the layer would read the same
+    as the stub)."""
+    stub, layer = opcodes("stub", 20), opcodes("request-id-trusted", 20)
+    assert layer[("request_id.py", "__call__")] >= 20 * 10  # at least ten bytecodes a request
+    assert layer[("request_id.py", "request_line")] > 0
+    assert not any(file == "request_id.py" for file, _ in stub)
+    assert sum(layer.values()) > sum(stub.values())
 
 
 def test_per_function_profile_reads_calls_into_trampolines(tmp_path: Path) -> None:
