@@ -489,6 +489,54 @@ async def test_a_remembered_line_of_a_global_name_is_checked_again_once_register
     ]
 
 
+async def test_a_global_name_registered_by_another_thread_mid_check_is_not_remembered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two servers in one process (threads): between one's check of a new pair's name and its
+    store of the line, the other's global headers register that name and sweep the
+    remembered lines. The pair must not stay remembered, or that server's responses setting
+    the name would never drop the global line (two fields of one name)."""
+    own = (b"x-aeros-test-raced", b"mine")
+    defaults = GlobalHeaders([(b"x-aeros-test-raced", b"default")]).lines
+
+    class RegisterOnSizeCheck(dict):  # type: ignore[type-arg]
+        """The remembered lines; the size check before the store of ``own`` is where the
+        other thread registers (as a thread switch there would let it)."""
+
+        storing: tuple[bytes, bytes] | None = None
+
+        def __len__(self) -> int:
+            if self.storing == own and not defaults.registered:
+                self.storing = None  # the sweep sizes the table too
+                cycle_module._global_lines(defaults, ())
+            return super().__len__()
+
+    real_new_line = LeanCycle._new_line
+
+    table = RegisterOnSizeCheck()
+
+    def new_line(cycle: Any, pair: tuple[bytes, bytes]) -> tuple[bytes, bool]:
+        table.storing = pair
+        return real_new_line(cycle, pair)
+
+    monkeypatch.setattr(cycle_module, "_LINES", table)
+    with monkeypatch.context() as patched:
+        patched.setattr(LeanCycle, "_new_line", new_line)
+        cycle = make(LeanCycle)
+        await cycle.send(
+            {"type": "http.response.start", "status": 200, "headers": [own, *LENGTH_5]}
+        )
+    assert defaults.registered
+    assert own not in cycle_module._LINES
+    later = make(LeanCycle)
+    later.scope[HEADER_LINES] = [defaults]
+    await later.send({"type": "http.response.start", "status": 200, "headers": [own, *LENGTH_5]})
+    await later.send({"type": "http.response.body", "body": b"hello"})
+    head = b"".join(later.transport.written).split(b"\r\n\r\n", 1)[0]
+    assert head.count(b"\r\nx-aeros-test-raced: ") == 1
+    assert b"\r\nx-aeros-test-raced: mine" in head
+
+
 @pytest.mark.parametrize("paused", [False, True], ids=["lean-head", "uvicorn-send"])
 async def test_response_done_callbacks_get_the_status_and_bytes_sent(
     paused: bool, caplog: pytest.LogCaptureFixture

@@ -400,6 +400,12 @@ class LeanCycle(RequestResponseCycle):
                 if len(_LINES) >= _LINES_LIMIT:
                     _LINES.clear()
                 _LINES[pair] = line
+                if name in _GLOBAL_NAMES:
+                    # another thread's server registered the name since the check above,
+                    # and may have swept the table before this line went in: take it out
+                    # (registration adds the names before it sweeps, so one of the two
+                    # sees the line)
+                    _LINES.pop(pair, None)
             return line, False
         if name == b"content-length":
             if self.chunked_encoding is None:
