@@ -462,6 +462,27 @@ async def test_global_header_lines_give_way_to_the_responses_own(
     )
 
 
+@pytest.mark.parametrize("paused", [False, True], ids=["lean-head", "uvicorn-send"])
+async def test_headers_given_as_an_iterator_are_read_once(paused: bool) -> None:
+    """ASGI lets ``headers`` be any iterable: given as a generator, every field the response
+    sets is written, and a global header the response sets itself is not written again."""
+    cycle = make(LeanCycle)
+    defaults = GlobalHeaders([(b"server", b"aeros"), (b"x-frame-options", b"DENY")]).lines
+    cycle.scope[HEADER_LINES] = [defaults]
+    own = [(b"x-frame-options", b"SAMEORIGIN"), (b"x-own", b"1"), *LENGTH_5]
+
+    pause_writes(cycle, paused)
+    await cycle.send(
+        {"type": "http.response.start", "status": 200, "headers": (pair for pair in own)}
+    )
+    await cycle.send({"type": "http.response.body", "body": b"hello"})
+    head = b"".join(cycle.transport.written).split(b"\r\n\r\n", 1)[0].lower()
+    fields = [line for line in head.split(b"\r\n")[1:] if not line.startswith(b"date:")]
+    assert sorted(fields) == sorted(
+        [b"x-frame-options: sameorigin", b"x-own: 1", b"content-length: 5", b"server: aeros"]
+    )
+
+
 async def test_a_remembered_line_of_a_global_name_is_checked_again_once_registered() -> None:
     """A pair remembered before the global headers named it (another app, an earlier
     response) is forgotten when they first come; from then on a response setting that name

@@ -294,8 +294,11 @@ class LeanCycle(RequestResponseCycle):
         content = [STATUS_LINE[status_code]]
         lines = _LINES
         close = False
-        for headers in (self.default_headers, message.get("headers") or ()):
-            for pair in headers:  # type: ignore[attr-defined]
+        own: Any = message.get("headers") or ()
+        if type(own) is not list and type(own) is not tuple:
+            own = list(own)  # an iterator (ASGI allows any iterable): read below twice
+        for headers in (self.default_headers, own):
+            for pair in headers:
                 try:
                     line = lines.get(pair) if type(pair) is tuple else None
                     known = _LENGTHS.get(pair) if line is None and type(pair) is tuple else None
@@ -317,7 +320,7 @@ class LeanCycle(RequestResponseCycle):
                 # the global headers (DefaultLines): whole unless the response set one of
                 # their names, which _new_line notes (such a pair is never remembered)
                 if type(item) is not bytes and (self.sets_global or not item.registered):  # type: ignore[attr-defined]
-                    item = _global_lines(item, message.get("headers") or ())  # type: ignore[arg-type]
+                    item = _global_lines(item, own)  # type: ignore[arg-type]
                 content.append(item)
         if not self.keep_alive and not close:
             content.append(b"connection: close\r\n")
@@ -446,7 +449,8 @@ def _with_lines(message: dict[str, object], lines: list[bytes] | None) -> dict[s
     as header pairs, for uvicorn's own ``send`` (an item may hold several lines)."""
     if not lines:
         return message
-    headers = message.get("headers") or ()
+    # read twice below: an iterator (ASGI allows any iterable) is read once, here
+    headers: list[Any] = list(message.get("headers") or ())  # type: ignore[call-overload]
     pairs = [
         pair
         for item in lines
@@ -456,7 +460,7 @@ def _with_lines(message: dict[str, object], lines: list[bytes] | None) -> dict[s
             else item.pairs_for(headers)  # type: ignore[attr-defined]  # the global headers
         )
     ]
-    return {**message, "headers": [*headers, *pairs]}  # type: ignore[misc]
+    return {**message, "headers": [*headers, *pairs]}
 
 
 _PARAMETERS = tuple(inspect.signature(LeanCycle.__init__).parameters)[1:]
