@@ -14,6 +14,7 @@ import contextvars
 import inspect
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from quart import request
@@ -94,6 +95,30 @@ def test_a_request_without_body_starts_eagerly_on_312_and_later(
     assert first.status == 200
     assert first.body == (b"eagerly" if EAGER else b"scheduled")
     assert second.body == b"scheduled"  # a body to wait for: uvicorn's task, started at the head
+
+
+def test_a_task_factory_set_on_the_loop_makes_every_requests_task() -> None:
+    """A task factory the app sets on the serving loop (tracing does) makes each request's
+    task, as under uvicorn: the eager start, which would make its own, is left out."""
+    app = make_app()
+    made: list[str] = []
+
+    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **options: Any) -> asyncio.Task[Any]:
+        made.append(coro.__qualname__)
+        return asyncio.Task(coro, loop=loop, **options)
+
+    @app.before_serving
+    async def trace() -> None:
+        asyncio.get_running_loop().set_task_factory(factory)
+
+    with app.serve_in_thread(host="127.0.0.1", port=0, timeout=10.0) as url, connect(url) as sock:
+        sock.sendall(get("/started"))
+        first = read_responses(sock, 1)[0]
+        sock.sendall(get("/task"))
+        second = read_responses(sock, 1)[0]
+    assert (first.status, first.body) == (200, b"scheduled")
+    assert second.body == b'{"done":false,"task":true}\n'
+    assert made.count("LeanCycle.run_asgi") == 2
 
 
 def test_the_view_runs_in_its_task(served: tuple[WebServer, str]) -> None:

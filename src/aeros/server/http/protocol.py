@@ -104,7 +104,9 @@ class HardenedHttpToolsProtocol(ConnectionControl):
         # uvicorn's opt-in reset_contextvars: each request's task in an empty context (and
         # started uvicorn's way)
         self._fresh = bool(getattr(self.config, "reset_contextvars", False))
-        self._eager = _EAGER and not self._fresh
+        # a task factory set on the loop (tracing, a custom Task) makes every request's task,
+        # as under uvicorn: the eager start, which makes its own, is then left out
+        self._eager = _EAGER and not self._fresh and self.loop.get_task_factory() is None
         self._context = contextvars.copy_context()  # the connection's: each request's starts
 
     # ---- input ---------------------------------------------------------------------------
