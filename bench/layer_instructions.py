@@ -94,6 +94,7 @@ def opcodes(name: str, requests: int) -> Counter[tuple[str, str]]:
         return trace
 
     async def run(count: int, traced: bool) -> None:
+        before = sys.gettrace()  # coverage's or a debugger's: back after each request
         for _ in range(count):
             scope = _scope()
             if traced:
@@ -102,7 +103,7 @@ def opcodes(name: str, requests: int) -> Counter[tuple[str, str]]:
                 await app(scope, _receive, _send)
                 request_done(scope, 200, 27)
             finally:
-                sys.settrace(None)
+                sys.settrace(before)
 
     loop = new_loop()
     try:

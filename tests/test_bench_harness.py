@@ -3,7 +3,9 @@ included: a harness that dropped them would measure the metrics and the access l
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import Any
 
 from bench.apps import make_aeros_app
 from bench.inprocess import new_loop, run_requests
@@ -45,6 +47,23 @@ def test_opcode_counts_name_each_layers_own_steps() -> None:
     assert layer[("request_id.py", "request_line")] > 0
     assert not any(file == "request_id.py" for file, _ in stub)
     assert sum(layer.values()) > sum(stub.values())
+
+
+def test_opcode_counts_give_back_the_tracer_they_found() -> None:
+    """The tracer in place before (coverage's under pytest-cov, a debugger's) is back after
+    the count: a count that left none would end the coverage of every later test."""
+    before = sys.gettrace()
+
+    def outer(frame: Any, event: str, arg: Any) -> None:
+        return None
+
+    sys.settrace(outer)
+    try:
+        opcodes("stub", 3)
+        found = sys.gettrace()
+    finally:
+        sys.settrace(before)
+    assert found is outer
 
 
 def test_per_function_profile_reads_calls_into_trampolines(tmp_path: Path) -> None:
