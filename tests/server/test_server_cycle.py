@@ -541,6 +541,7 @@ async def test_a_global_name_registered_by_another_thread_mid_check_is_not_remem
         return real_new_line(cycle, pair)
 
     monkeypatch.setattr(cycle_module, "_LINES", table)
+    monkeypatch.setattr(cycle_module, "_GLOBAL_NAMES", set())  # a second run starts as the first
     with monkeypatch.context() as patched:
         patched.setattr(LeanCycle, "_new_line", new_line)
         cycle = make(LeanCycle)
