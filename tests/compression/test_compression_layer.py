@@ -123,6 +123,33 @@ async def test_layer_no_accept_encoding_identity_with_vary() -> None:
 
 
 @pytest.mark.parametrize(
+    ("body", "req", "encoding"),
+    [
+        pytest.param(JSON, GZIP_REQ, b"gzip", id="encoded"),
+        pytest.param(b'{"ok": true}', GZIP_REQ, None, id="small-vary"),
+        pytest.param(JSON, [(b"accept-encoding", b"identity")], None, id="not-accepted"),
+    ],
+)
+async def test_layer_reads_headers_given_as_an_iterator_once(
+    body: bytes, req: Any, encoding: bytes | None
+) -> None:
+    """ASGI lets ``headers`` be any iterable: given as a generator, every field the app sent
+    reaches the client, whatever the layer decides."""
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        fields = [CT_JSON, (b"x-own", b"1"), length(body)]
+        await send({"type": "http.response.start", "status": 200, "headers": iter(fields)})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+    sent = await run(inner, req=req)
+    headers = start_headers(sent)
+    assert headers[b"content-type"] == b"application/json"
+    assert headers[b"x-own"] == b"1"
+    assert headers.get(b"content-encoding") == encoding
+    assert int(headers[b"content-length"]) == len(body_of(sent))
+
+
+@pytest.mark.parametrize(
     ("status", "headers"),
     [
         pytest.param(200, [(b"content-type", b"image/png")], id="not-text"),

@@ -229,3 +229,22 @@ async def test_cors_layer_precomputes_and_ignores_non_http() -> None:
         scope("GET", [(b"origin", APP_ORIGIN.encode())]),
     )
     assert start_headers(sent)[b"vary"] == b"Accept-Encoding, origin"
+
+
+async def test_cors_layer_reads_headers_given_as_an_iterator_once() -> None:
+    """ASGI lets ``headers`` be any iterable: given as a generator (a user middleware's), the
+    app's fields, the CORS fields and ``Vary`` all reach the client."""
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        fields = [(b"content-type", b"text/plain"), (b"x-own", b"1")]
+        await send({"type": "http.response.start", "status": 200, "headers": iter(fields)})
+        await send({"type": "http.response.body", "body": b"x", "more_body": False})
+
+    sent = await drive(
+        CORSMiddleware(inner, CORS([APP_ORIGIN])), scope("GET", [(b"origin", APP_ORIGIN.encode())])
+    )
+    headers = start_headers(sent)
+    assert headers[b"content-type"] == b"text/plain"
+    assert headers[b"x-own"] == b"1"
+    assert headers[b"access-control-allow-origin"] == APP_ORIGIN.encode()
+    assert headers[b"vary"] == b"origin"

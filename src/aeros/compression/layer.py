@@ -24,7 +24,7 @@ and builds encoded headers for its entries with :mod:`aeros.compression.headers`
 from __future__ import annotations
 
 from collections.abc import Awaitable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from aeros._done import DONE
 from aeros.asgi_entry import asgi3
@@ -205,7 +205,10 @@ class CompressingSender:
         if message["type"] != "http.response.start":
             return message
         self._state = _PASS
-        headers: Headers = message.get("headers") or []
+        headers: Any = message.get("headers") or []
+        if type(headers) is not list and type(headers) is not tuple:
+            # an iterator (ASGI allows any iterable): read by plan() and again when sent
+            headers = message["headers"] = list(headers)
         what, length, vary = plan(message["status"], headers, self.codec, self.codecs)
         if what == AS_IS:
             return message

@@ -242,11 +242,10 @@ class CORSMiddleware:
 
         async def send_with_cors(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers: Headers = message.get("headers") or []
-                if any(n == b"access-control-allow-origin" for n, _ in headers):
-                    out = list(headers)  # the view answered CORS itself
-                else:
-                    out = [*headers, *extra]
+                # a list read twice below (ASGI allows any iterable: an iterator is read once)
+                out = list(message.get("headers") or ())
+                if not any(n == b"access-control-allow-origin" for n, _ in out):
+                    out += extra  # else the view answered CORS itself
                 message["headers"] = add_vary(out, b"origin") if vary else out
             await send(message)
 
