@@ -29,7 +29,9 @@ app = WebServer(
     __name__,
     port=0,
     workers=2,
-    cache=TieredCache(local=SimpleCache(), shared=RedisCache(url=REDIS_URL), local_ttl=60),
+    cache=TieredCache(
+        local=SimpleCache(), shared=RedisCache(url=REDIS_URL, socket_timeout=1.0), local_ttl=60
+    ),
     cache_status=True,
     access_log=False,
     log_level="warning",

@@ -26,7 +26,10 @@ WORKER_APP = textwrap.dedent(
     from aeros import FilesystemCache, RedisCache, WebServer
 
     kind, where, calls_file, url_file = sys.argv[1:5]
-    cache = FilesystemCache(where) if kind == "filesystem" else RedisCache(url=where)
+    if kind == "filesystem":
+        cache = FilesystemCache(where)
+    else:  # behaviour, not timeouts: a busy machine may answer slower than the 0.1 s default
+        cache = RedisCache(url=where, socket_timeout=1.0)
     app = WebServer(__name__, workers=4, cache=cache, access_log=False, log_level="warning")
 
     @app.route("/")

@@ -68,7 +68,7 @@ async def test_store_ttl_expires(kind: str, tmp_path: Path, request: pytest.Fixt
 async def test_redis_ttl_is_kept_by_redis(redis: Any) -> None:
     """RedisCache hands the TTL to Redis in milliseconds (Redis expires the key on its own
     clock); no TTL: the key persists."""
-    cache = RedisCache(url=redis.url, prefix="t:")
+    cache = RedisCache(url=redis.url, prefix="t:", socket_timeout=1.0)
     await cache.set("g:k", b"v", ttl=10)
     await cache.set("g:forever", b"v", ttl=None)
     await cache.set("k", b"v", ttl=2.5)  # a key without a group takes the plain SET path
@@ -107,7 +107,7 @@ async def test_store_delete_group(store: Any) -> None:
 
 async def test_redis_group_index_expires_with_its_entries(redis: Any) -> None:
     """A group's index lives as long as its longest-lived entry and holds only live ones."""
-    cache = RedisCache(url=redis.url, prefix="t:")
+    cache = RedisCache(url=redis.url, prefix="t:", socket_timeout=1.0)
     await cache.set("g:a", b"1", ttl=0.2)
     await cache.set("g:b", b"1", ttl=30)
     await cache.set("g:c", b"1", ttl=0.1)  # a shorter TTL never shortens the index
@@ -300,7 +300,7 @@ async def test_memory_byte_cap() -> None:
 
 async def test_redis_down_raises_store_error_fast(redis: Any) -> None:
     """A stopped Redis raises StoreError within the short timeout, then fails fast."""
-    cache = RedisCache(url=redis.url, retry_after=0.2)
+    cache = RedisCache(url=redis.url, retry_after=0.2, socket_timeout=1.0)
     await cache.set("k", b"v", ttl=None)
     redis.stop()
     try:
@@ -341,7 +341,10 @@ async def test_redis_silent_server_times_out_fast() -> None:
 
 async def test_redis_clear_keeps_foreign_keys(redis: Any) -> None:
     """clear() removes this cache's prefix only, never other keys in the database."""
-    ours, theirs = RedisCache(url=redis.url), RedisCache(url=redis.url, prefix="other:")
+    ours, theirs = (
+        RedisCache(url=redis.url, socket_timeout=1.0),
+        RedisCache(url=redis.url, prefix="other:", socket_timeout=1.0),
+    )
     await ours.set("k", b"1", ttl=None)
     await theirs.set("k", b"2", ttl=None)
     await ours.clear()

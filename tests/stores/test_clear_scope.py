@@ -32,8 +32,8 @@ async def test_redis_clear_keeps_foreign_keys_under_its_prefix(
     keys another program stored under the same prefix, nor another cache's keys whose prefix
     starts with this one's (even one that looks like the start of a key kind: ``l:``)."""
     raw = aioredis.from_url(redis.url)
-    ours = RedisCache(url=redis.url, prefix="app:")
-    nested = RedisCache(url=redis.url, prefix=nested_prefix)
+    ours = RedisCache(url=redis.url, prefix="app:", socket_timeout=1.0)
+    nested = RedisCache(url=redis.url, prefix=nested_prefix, socket_timeout=1.0)
     try:
         await raw.mset(dict.fromkeys(FOREIGN_KEYS, b"theirs"))
         for cache in (ours, nested):

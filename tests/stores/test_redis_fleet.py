@@ -25,7 +25,7 @@ async def commands_run(cache: RedisCache) -> set[str]:
 
 async def test_redis_declares_fleet_capabilities(redis: Any) -> None:
     """RedisCache is a TagStore, LockStore and BroadcastStore and says so in capabilities."""
-    cache = RedisCache(url=redis.url)
+    cache = RedisCache(url=redis.url, socket_timeout=1.0)
     assert isinstance(cache, TagStore)
     assert isinstance(cache, LockStore)
     assert isinstance(cache, BroadcastStore)
@@ -36,7 +36,7 @@ async def test_redis_declares_fleet_capabilities(redis: Any) -> None:
 async def test_redis_delete_tags_removes_tagged_entries_without_a_scan(redis: Any) -> None:
     """delete_tags removes every entry indexed under any given tag (and the indexes), leaves
     the rest, and never scans the keyspace."""
-    cache = RedisCache(url=redis.url, prefix="t:")
+    cache = RedisCache(url=redis.url, prefix="t:", socket_timeout=1.0)
     await cache.set_tagged("r:/a:1", b"a", ttl=60, tags=["items", "item:1"])
     await cache.set_tagged("r:/a:2", b"b", ttl=None, tags=["items"])
     await cache.set_tagged("r:/b:1", b"c", ttl=60, tags=["other", "item:1"])
@@ -58,7 +58,7 @@ async def test_redis_delete_tags_removes_tagged_entries_without_a_scan(redis: An
 
 async def test_redis_tag_index_lives_as_long_as_its_longest_entry(redis: Any) -> None:
     """A tag's index expires with its longest-lived entry (none without TTL: it persists)."""
-    cache = RedisCache(url=redis.url, prefix="t:")
+    cache = RedisCache(url=redis.url, prefix="t:", socket_timeout=1.0)
     await cache.set_tagged("g:a", b"1", ttl=30, tags=["x"])
     await cache.set_tagged("g:b", b"1", ttl=2, tags=["x", "y"])
     client = cache._client().redis
@@ -75,7 +75,10 @@ async def test_redis_tag_index_lives_as_long_as_its_longest_entry(redis: Any) ->
 async def test_redis_lock_excludes_until_released_or_expired(redis: Any) -> None:
     """try_lock gives one holder a token; others get None until it unlocks (with its own
     token only) or the lock's TTL runs out."""
-    first, second = RedisCache(url=redis.url), RedisCache(url=redis.url)
+    first, second = (
+        RedisCache(url=redis.url, socket_timeout=1.0),
+        RedisCache(url=redis.url, socket_timeout=1.0),
+    )
     token = await first.try_lock("view:/a", ttl=10)
     assert token is not None
     assert await second.try_lock("view:/a", ttl=10) is None
@@ -99,7 +102,7 @@ async def test_redis_lock_excludes_until_released_or_expired(redis: Any) -> None
 @pytest.mark.parametrize("ttl", [0, -1, float("nan"), "1"])
 async def test_redis_lock_refuses_a_bad_ttl(redis: Any, ttl: Any) -> None:
     """A lock without a positive finite TTL could outlive its holder: refused by name."""
-    cache = RedisCache(url=redis.url)
+    cache = RedisCache(url=redis.url, socket_timeout=1.0)
     with pytest.raises(ConfigurationError, match="ttl"):
         await cache.try_lock("x", ttl=ttl)
     await cache.aclose()
@@ -108,9 +111,12 @@ async def test_redis_lock_refuses_a_bad_ttl(redis: Any, ttl: Any) -> None:
 async def test_redis_broadcast_reaches_every_subscriber_of_its_prefix(redis: Any) -> None:
     """A message published on a channel reaches every subscriber of that channel under the
     same prefix, and no subscriber under another prefix."""
-    publisher = RedisCache(url=redis.url, prefix="app:")
-    one, two = RedisCache(url=redis.url, prefix="app:"), RedisCache(url=redis.url, prefix="app:")
-    foreign = RedisCache(url=redis.url, prefix="other:")
+    publisher = RedisCache(url=redis.url, prefix="app:", socket_timeout=1.0)
+    one, two = (
+        RedisCache(url=redis.url, prefix="app:", socket_timeout=1.0),
+        RedisCache(url=redis.url, prefix="app:", socket_timeout=1.0),
+    )
+    foreign = RedisCache(url=redis.url, prefix="other:", socket_timeout=1.0)
     first, second = one.subscribe("inval"), two.subscribe("inval")
     stranger = foreign.subscribe("inval")
     stray = asyncio.ensure_future(anext(stranger))
@@ -136,7 +142,7 @@ async def test_redis_broadcast_reaches_every_subscriber_of_its_prefix(redis: Any
 async def test_redis_subscription_loss_raises_store_error(redis: Any) -> None:
     """When Redis goes away the subscription ends with StoreError (messages may be lost), and
     a new subscription works once Redis is back."""
-    cache = RedisCache(url=redis.url, retry_after=0.1)
+    cache = RedisCache(url=redis.url, retry_after=0.1, socket_timeout=1.0)
     subscription = cache.subscribe("inval")
     assert await receive_first(subscription, cache, "inval", b"hello") == b"hello"
     redis.stop()
@@ -153,7 +159,7 @@ async def test_redis_subscription_loss_raises_store_error(redis: Any) -> None:
 
 async def test_redis_fleet_calls_fail_fast_when_down(redis: Any) -> None:
     """Redis down: locks, publish, tag purges and subscribe raise StoreError quickly."""
-    cache = RedisCache(url=redis.url, retry_after=0.2)
+    cache = RedisCache(url=redis.url, retry_after=0.2, socket_timeout=1.0)
     redis.stop()
     try:
         loop = asyncio.get_running_loop()

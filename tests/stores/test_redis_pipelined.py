@@ -24,7 +24,7 @@ async def get_connections(cache: RedisCache) -> int:
 async def test_redis_concurrent_gets_share_one_connection(redis: Any) -> None:
     """200 concurrent gets of different keys travel on one connection and each gets its own
     value back (replies are matched to requests in order)."""
-    cache = RedisCache(url=redis.url)
+    cache = RedisCache(url=redis.url, socket_timeout=1.0)
     for n in range(200):
         await cache.set(f"g:{n}", b"value-%d" % n, ttl=60)
     values = await asyncio.gather(*(cache.get(f"g:{n}") for n in range(200)))
@@ -36,7 +36,7 @@ async def test_redis_concurrent_gets_share_one_connection(redis: Any) -> None:
 async def test_redis_cancelled_get_leaves_the_others_right(redis: Any) -> None:
     """A get whose caller is cancelled drops its reply; the replies after it still reach
     their own callers."""
-    cache = RedisCache(url=redis.url)
+    cache = RedisCache(url=redis.url, socket_timeout=1.0)
     for n in range(50):
         await cache.set(f"g:{n}", b"%d" % n, ttl=60)
     tasks = [asyncio.ensure_future(cache.get(f"g:{n}")) for n in range(50)]
@@ -56,8 +56,8 @@ async def test_redis_cancelled_get_leaves_the_others_right(redis: Any) -> None:
 async def test_redis_get_selects_the_database_of_the_url(redis: Any) -> None:
     """The pipelined GET reads the database the URL names (SELECT on connect), like every
     other call."""
-    db3 = RedisCache(url=redis.url.rsplit("/", 1)[0] + "/3")
-    db0 = RedisCache(url=redis.url)
+    db3 = RedisCache(url=redis.url.rsplit("/", 1)[0] + "/3", socket_timeout=1.0)
+    db0 = RedisCache(url=redis.url, socket_timeout=1.0)
     await db3.set("g:k", b"in-3", ttl=60)
     assert await db3.get("g:k") == b"in-3"
     assert await db0.get("g:k") is None
@@ -67,17 +67,17 @@ async def test_redis_get_selects_the_database_of_the_url(redis: Any) -> None:
 
 async def test_redis_get_authenticates(redis: Any) -> None:
     """With a password the pipelined GET authenticates first; a wrong one is a StoreError."""
-    admin = RedisCache(url=redis.url)
+    admin = RedisCache(url=redis.url, socket_timeout=1.0)
     client = admin._client().redis
     secret = secrets.token_hex(8)
     await client.config_set("requirepass", secret)
     try:
         await client.execute_command("AUTH", secret)
-        cache = RedisCache(port=redis.port, password=secret)
+        cache = RedisCache(port=redis.port, password=secret, socket_timeout=1.0)
         await cache.set("g:k", b"v", ttl=60)
         assert await cache.get("g:k") == b"v"
         await cache.aclose()
-        wrong = RedisCache(port=redis.port, password=secret + "-wrong")
+        wrong = RedisCache(port=redis.port, password=secret + "-wrong", socket_timeout=1.0)
         with pytest.raises(StoreError):
             await wrong.get("g:k")
         await wrong.aclose()

@@ -25,7 +25,10 @@ async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
 
 def tiered(url: str, **options: Any) -> TieredCache:
     return TieredCache(
-        local=SimpleCache(), shared=RedisCache(url=url, prefix="tt:"), local_ttl=60, **options
+        local=SimpleCache(),
+        shared=RedisCache(url=url, prefix="tt:", socket_timeout=1.0),
+        local_ttl=60,
+        **options,
     )
 
 
