@@ -54,24 +54,32 @@ def _layer(name: str) -> Any:
     return MetricsMiddleware(_stub, exporter, "/metrics", lambda scope: "/json").__call__
 
 
-def serve(name: str, requests: int) -> Any:
+def serve(name: str, requests: int, trace: Any = None) -> Any:
     """Serve ``WARM + requests`` stub requests through layer ``name`` (the counted child);
-    the app served."""
+    the app served. ``trace``: a ``sys.settrace`` function set around each of the last
+    ``requests`` (the tracer found before is put back after each)."""
     from bench.inprocess import new_loop, request_done
     from bench.observability import _receive, _scope, _send
 
     app = _layer(name)
 
-    async def run(count: int) -> None:
+    async def run(count: int, traced: Any) -> None:
+        before = sys.gettrace()  # coverage's or a debugger's
         for _ in range(count):
             scope = _scope()
-            await app(scope, _receive, _send)
-            request_done(scope, 200, 27)
+            if traced is not None:
+                sys.settrace(traced)
+            try:
+                await app(scope, _receive, _send)
+                request_done(scope, 200, 27)
+            finally:
+                if traced is not None:
+                    sys.settrace(before)
 
     loop = new_loop()
     try:
-        loop.run_until_complete(run(WARM))
-        loop.run_until_complete(run(requests))
+        loop.run_until_complete(run(WARM, None))
+        loop.run_until_complete(run(requests, trace))
     finally:
         loop.close()
     return app
@@ -80,10 +88,6 @@ def serve(name: str, requests: int) -> Any:
 def opcodes(name: str, requests: int) -> Counter[tuple[str, str]]:
     """Bytecodes run per request by each function, ``(file name, function)``, over ``requests``
     stub requests through layer ``name`` after the warm ones (traced: ``sys.settrace``)."""
-    from bench.inprocess import new_loop, request_done
-    from bench.observability import _receive, _scope, _send
-
-    app = _layer(name)
     counts: Counter[tuple[str, str]] = Counter()
 
     def trace(frame: FrameType, event: str, arg: Any) -> Any:
@@ -93,24 +97,7 @@ def opcodes(name: str, requests: int) -> Counter[tuple[str, str]]:
             counts[(Path(code.co_filename).name, code.co_name)] += 1
         return trace
 
-    async def run(count: int, traced: bool) -> None:
-        before = sys.gettrace()  # coverage's or a debugger's: back after each request
-        for _ in range(count):
-            scope = _scope()
-            if traced:
-                sys.settrace(trace)
-            try:
-                await app(scope, _receive, _send)
-                request_done(scope, 200, 27)
-            finally:
-                sys.settrace(before)
-
-    loop = new_loop()
-    try:
-        loop.run_until_complete(run(WARM, False))
-        loop.run_until_complete(run(requests, True))
-    finally:
-        loop.close()
+    serve(name, requests, trace)
     return counts
 
 
