@@ -286,3 +286,162 @@ def test_remembered_match_is_for_the_adapters_own_path_and_method() -> None:
         lean._matches[("", "/items/1", "GET", False)][0],
         {"item_id": 1},
     )
+
+
+# ---- the rule taken from the remembered matches, without binding (LeanMap.remembered_route) --
+
+
+def _counting_binds(app: WebServer) -> list[str]:
+    """Paths the app's map binds an adapter for, from now on."""
+    url_map = app.url_map
+    binds: list[str] = []
+    bind = url_map.bind_to_request
+
+    def counting(request: Any, subdomain: Any, server_name: Any) -> Any:
+        binds.append(request.path)
+        return bind(request, subdomain, server_name)
+
+    url_map.bind_to_request = counting  # type: ignore[method-assign]
+    return binds
+
+
+async def test_remembered_route_binds_only_when_the_adapter_is_read() -> None:
+    """A request like an earlier one takes its rule and arguments from memory: no adapter is
+    bound unless the view reads it (url_for), and then it is the request's own, as Quart's."""
+    from quart import request, url_for
+
+    app = WebServer(__name__, access_log=False)
+
+    @app.route("/items/<int:item_id>")
+    async def item(item_id: int) -> str:
+        return f"{request.url_rule.rule} {request.view_args} {item_id}"
+
+    @app.route("/link/<int:item_id>")
+    async def link(item_id: int) -> str:
+        return url_for("item", item_id=item_id, _external=True)
+
+    client = app.test_client()
+    for _ in range(3):  # the first requests of a host bind: past them
+        assert (await client.get("/items/7")).status_code == 200
+        assert (await client.get("/link/7")).status_code == 200
+    binds = _counting_binds(app)
+    answers = [await (await client.get("/items/7")).get_data() for _ in range(3)]
+    assert answers == [b"/items/<int:item_id> {'item_id': 7} 7"] * 3
+    assert binds == []
+    links = [await (await client.get("/link/7")).get_data() for _ in range(2)]
+    assert links == [b"http://localhost/items/7"] * 2
+    assert binds == ["/link/7", "/link/7"]  # bound for url_for, once per request
+    assert (await client.get("/items/8")).status_code == 200  # a new path: bound and matched
+    assert binds[-1] == "/items/8"
+
+
+async def test_remembered_route_gives_each_request_its_own_arguments() -> None:
+    """A URL value preprocessor pops from ``view_args``: every request still gets its value."""
+    from quart import g
+
+    app = WebServer(__name__, access_log=False)
+
+    @app.url_value_preprocessor
+    def take(endpoint: str | None, values: dict[str, Any] | None) -> None:
+        g.item = values.pop("item_id") if values else None
+
+    @app.route("/items/<int:item_id>")
+    async def item() -> str:
+        return str(g.item)
+
+    client = app.test_client()
+    answers = [await (await client.get("/items/5")).get_data() for _ in range(4)]
+    assert answers == [b"5"] * 4
+
+
+async def test_remembered_route_answers_automatic_options() -> None:
+    """Quart's automatic OPTIONS answer reads the adapter's allowed methods: bound on read."""
+    app = WebServer(__name__, access_log=False)
+
+    @app.route("/items/<int:item_id>", methods=["GET", "POST"])
+    async def item(item_id: int) -> str:
+        return "ok"
+
+    client = app.test_client()
+    allowed = [(await client.options("/items/1")).headers.get("Allow") for _ in range(3)]
+    assert len(set(allowed)) == 1
+    assert {"GET", "POST", "OPTIONS"} <= {m.strip() for m in (allowed[0] or "").split(",")}
+
+
+async def test_remembered_route_follows_the_server_name_and_new_rules() -> None:
+    """A route is remembered for the SERVER_NAME it was bound with (a changed one decides
+    again: a host that no longer matches is a 404, as in Quart) and forgotten when a rule is
+    added."""
+    from quart import Quart
+
+    answers: dict[str, list[int]] = {}
+    for app in (WebServer(__name__, access_log=False), Quart(__name__)):
+
+        @app.route("/items/<int:item_id>")
+        async def item(item_id: int) -> str:
+            return "any"
+
+        client = app.test_client()
+        host = {"Host": "localhost"}
+        for _ in range(3):
+            assert await (await client.get("/items/7", headers=host)).get_data() == b"any"
+
+        async def seven() -> str:
+            return "seven"
+
+        app.add_url_rule("/items/7", "seven", seven)  # a static rule wins over a converter
+        for _ in range(2):
+            assert await (await client.get("/items/7", headers=host)).get_data() == b"seven"
+        app.config["SERVER_NAME"] = "elsewhere.example"
+        with pytest.warns(UserWarning, match="configured server name"):  # werkzeug's
+            statuses = [(await client.get("/items/7", headers=host)).status_code for _ in range(2)]
+        answers[type(app).__name__] = statuses
+    assert answers["WebServer"] == answers["Quart"] == [404, 404]
+
+
+async def test_remembered_route_is_not_used_past_an_override_of_create_url_adapter() -> None:
+    """An app whose class binds its own way (``create_url_adapter`` overridden) is bound on
+    every request, as Quart does."""
+    calls: list[str] = []
+
+    class Bound(WebServer):
+        def create_url_adapter(self, request: Any) -> Any:
+            calls.append(request.path if request is not None else "")
+            return super().create_url_adapter(request)
+
+    app = Bound(__name__, access_log=False)
+
+    @app.route("/items/<int:item_id>")
+    async def item(item_id: int) -> str:
+        return "ok"
+
+    client = app.test_client()
+    for _ in range(4):
+        assert (await client.get("/items/1")).status_code == 200
+    assert calls.count("/items/1") == 4
+    from aeros.fastpath.dispatch import remembering_map
+
+    assert remembering_map(app) is None
+    assert remembering_map(WebServer(__name__)) is not None
+
+
+def test_remembered_route_needs_quarts_context_attributes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Quart whose context sets an attribute the lean one does not know turns the
+    remembered route off (the context is then built by Quart's own code)."""
+    import quart.ctx
+
+    from aeros.fastpath import _compat
+    from aeros.fastpath.dispatch import remembering_map
+
+    # Quart 0.23's one context, or 0.22's request context
+    quarts = quart.ctx.AppContext if _compat.UNIFIED_CONTEXT else quart.ctx.RequestContext
+    quarts_init = quarts.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        quarts_init(self, *args, **kwargs)
+        self.something_new = None
+
+    app = WebServer(__name__)
+    assert remembering_map(app) is app.url_map
+    monkeypatch.setattr(quarts, "__init__", init)
+    assert remembering_map(app) is None

@@ -42,6 +42,7 @@ __all__ = [
     "default_options_response",
     "handle_exception",
     "handle_user_exception",
+    "is_quarts_own",
     "patched_dispatch",
     "preprocess_request",
     "process_response",
@@ -136,7 +137,7 @@ MISSING: str | None = _missing_internals()
 """Why the lean dispatch cannot run on this Quart (None: it can)."""
 
 
-def _is_quarts_own(func: Any) -> bool:
+def is_quarts_own(func: Any) -> bool:
     """True for a plain function defined in ``quart/app.py`` (not a wrapper or a patch)."""
     return type(func) is types.FunctionType and func.__code__.co_filename == _QUART_FILE
 
@@ -155,7 +156,7 @@ def patched_dispatch(app: Quart, allowed: Callable[[str, Any], bool]) -> str | N
     cls = type(app)
     for name in DISPATCH_METHODS:
         func = getattr(cls, name)
-        if not _is_quarts_own(func) and not allowed(name, func):
+        if not is_quarts_own(func) and not allowed(name, func):
             owner = next((k.__qualname__ for k in cls.__mro__ if name in vars(k)), cls.__qualname__)
             return f"{owner}.{name} is not Quart's own ({func!r})"
     return None

@@ -27,7 +27,7 @@ from quart.wrappers import Request
 from aeros._done import DONE
 from aeros.fastpath.later_session import session_of
 
-__all__ = ["LeanAppContext", "LeanRequestContext"]
+__all__ = ["LeanAppContext", "LeanRequestContext", "same_attributes"]
 
 
 def _has_functions(table: Any) -> bool:
@@ -75,11 +75,22 @@ _QUART_REQUEST_CLOSE = Request.close
 class LeanRequestContext(RequestContext):
     """Quart's request context with a lean app context and teardown only when registered."""
 
-    def __init__(self, app: Any, request: Any, session: Any = None) -> None:
-        """As Quart's ``RequestContext.__init__`` (the same attributes), in one frame."""
+    _aeros_route: tuple[Any, dict[str, Any]] | None = None
+
+    def __init__(self, app: Any, request: Any, session: Any = None, route: Any = None) -> None:
+        """As Quart's ``RequestContext.__init__`` (the same attributes), in one frame.
+
+        ``route``: the rule and arguments remembered for this request
+        (:meth:`~aeros.fastpath.routing.LeanMap.remembered_route`); the URL adapter is then
+        bound only when something reads it (``url_for``), and pushing sets the rule without
+        matching.
+        """
         self.app = app
         self.request_websocket = request
-        self.url_adapter = app.create_url_adapter(request)
+        if route is None:
+            self.url_adapter = app.create_url_adapter(request)
+        else:
+            self._aeros_route = route
         request.routing_exception = None
         request.json_module = app.json
         self.session = session
@@ -87,6 +98,12 @@ class LeanRequestContext(RequestContext):
         self._cv_tokens: list[tuple[Any, AppContext | None]] = []
         self.flashes = None
         self._after_request_functions: list[Any] = []
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "url_adapter" and self._aeros_route is not None:  # bound on first read
+            adapter = self.url_adapter = self.app.create_url_adapter(self.request_websocket)
+            return adapter
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def session(self) -> Any:
@@ -113,7 +130,12 @@ class LeanRequestContext(RequestContext):
         else:
             app_ctx = None
         self._cv_tokens.append((token, app_ctx))
-        if self.url_adapter is not None:
+        route = self._aeros_route
+        if route is not None:  # what matching would set, remembered
+            request = self.request_websocket
+            request.url_rule = route[0]
+            request.view_args = dict(route[1])  # its own: url_value_preprocessors pop from it
+        elif self.url_adapter is not None:
             self.match_request()
         return None
 
@@ -222,3 +244,13 @@ def _idle_app_pop(app: Any, app_ctx: Any) -> bool:
         and not appcontext_tearing_down.receivers
         and not appcontext_popped.receivers
     )
+
+
+def same_attributes(app: Any) -> bool:
+    """Whether :class:`LeanRequestContext` given a remembered route sets the attributes
+    Quart's ``RequestContext.__init__`` sets (all but the URL adapter, made on first read;
+    the session stored behind its property)."""
+    quarts = app.test_request_context("/")  # Quart's context, over a request of its own
+    ours = LeanRequestContext(app, quarts.request_websocket, None, route=(None, {}))
+    names = {"_aeros_session" if name == "session" else name for name in vars(quarts)}
+    return names - {"url_adapter"} == set(vars(ours)) - {"_aeros_route"}

@@ -30,7 +30,7 @@ from quart.wrappers import Request
 
 from aeros.fastpath.later_session import session_of
 
-__all__ = ["LeanRequestContext"]
+__all__ = ["LeanRequestContext", "same_attributes"]
 
 # Checked against Quart 0.22's stubs by mypy, where AppContext has another shape: the 0.23
 # members used below are reached through ``Any``.
@@ -49,6 +49,42 @@ class LeanRequestContext(_AppContext):  # type: ignore[misc]
 
     _cv_token: Any
     _push_count: int
+    _aeros_route: tuple[Any, dict[str, Any]] | None = None
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        request: Any = None,
+        session: Any = None,
+        websocket: Any = None,
+        route: Any = None,
+    ) -> None:
+        """As Quart's ``AppContext.__init__``. ``route``: the rule and arguments remembered
+        for this request (:meth:`~aeros.fastpath.routing.LeanMap.remembered_route`); then the
+        same attributes are set here in one frame (:func:`same_attributes` checks them), the
+        URL adapter is bound only when something reads it (``url_for``), and pushing sets the
+        rule without matching."""
+        if route is None or request is None:
+            super().__init__(app, request=request, session=session, websocket=websocket)
+            return
+        self.app = app
+        self.g = app.app_ctx_globals_class()
+        self._request = request
+        self._aeros_session = session  # Quart's _session (the property below)
+        self._websocket = None
+        self._flashes = None
+        self._after_request_functions: list[Any] = []
+        self._after_websocket_functions: list[Any] = []
+        self._cv_token = None
+        self._push_count = 0
+        self._aeros_route = route
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "url_adapter" and self._aeros_route is not None:  # bound on first read
+            adapter = self.url_adapter = self.app.create_url_adapter(self._request)
+            return adapter
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def _session(self) -> Any:
@@ -71,7 +107,12 @@ class LeanRequestContext(_AppContext):  # type: ignore[misc]
             return self.push()
         self._push_count += 1
         self._cv_token = _cv_app.set(self)
-        if (self._request is not None or self._websocket is not None) and (
+        route = self._aeros_route
+        if route is not None:  # what matching would set, remembered
+            request = self._request
+            request.url_rule = route[0]
+            request.view_args = dict(route[1])  # its own: url_value_preprocessors pop from it
+        elif (self._request is not None or self._websocket is not None) and (
             self.url_adapter is not None
         ):
             self.match_request()
@@ -161,3 +202,11 @@ class LeanRequestContext(_AppContext):  # type: ignore[misc]
             with collect_errors:
                 await appcontext_popped.send_async(app, _async_wrapper=app.ensure_async)
         collect_errors.raise_any("Errors during context teardown")
+
+
+def same_attributes(app: Any) -> bool:
+    """Whether :class:`LeanRequestContext` given a remembered route sets the attributes
+    Quart's ``AppContext.__init__`` sets (all but the URL adapter, made on first read)."""
+    quarts = set(vars(LeanRequestContext(app)))  # Quart's __init__
+    ours = set(vars(LeanRequestContext(app, request=object(), route=(None, {}))))
+    return quarts - {"url_adapter"} == ours - {"_aeros_route"}

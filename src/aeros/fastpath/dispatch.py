@@ -34,6 +34,7 @@ from quart.signals import request_finished, request_started
 from aeros.fastpath import _compat
 from aeros.fastpath.later_session import NULL_SESSION_LATER
 from aeros.fastpath.response import LeanResponse
+from aeros.fastpath.routing import LeanMap
 from aeros.types import ROUTE
 
 if TYPE_CHECKING:
@@ -49,14 +50,19 @@ logger = logging.getLogger("aeros.fastpath")
 _STATE_KEY = "_aeros_lean_dispatch"
 """``app.__dict__`` key holding the decision: None (lean) or the reason Quart's path is used."""
 
-LeanRequestContext: Any = (
+_CONTEXTS: Any = (
     None
     if _compat.MISSING is not None
     else importlib.import_module(
         "aeros.fastpath.ctx_unified" if _compat.UNIFIED_CONTEXT else "aeros.fastpath.ctx_split"
-    ).LeanRequestContext
+    )
 )
+LeanRequestContext: Any = None if _CONTEXTS is None else _CONTEXTS.LeanRequestContext
 """The request context class of the lean path for the installed Quart (None if it cannot run)."""
+
+_ROUTES_KEY = "_aeros_remembered_routes"
+"""``app.__dict__`` key holding the app's :class:`LeanMap` when the lean context may take a
+request's rule from it (:func:`remembering_map`), else None."""
 
 
 def _aeros_override(name: str, func: Any) -> bool:
@@ -71,11 +77,36 @@ def lean_dispatch_reason(app: Quart) -> str | None:
     return _compat.patched_dispatch(app, _aeros_override)
 
 
+def remembering_map(app: Quart) -> LeanMap | None:
+    """The app's URL map, when a request's rule may be taken from the matches it remembers
+    (:meth:`LeanMap.remembered_route`) instead of binding and matching: the map is a
+    :class:`LeanMap` that binds as aeros' does, the app binds with Quart's own
+    ``create_url_adapter`` and the lean context sets Quart's attributes. Else None."""
+    url_map = app.url_map
+    if not (
+        isinstance(url_map, LeanMap)
+        and type(url_map).bind_to_request is LeanMap.bind_to_request
+        and "create_url_adapter" not in vars(app)
+        and _compat.is_quarts_own(type(app).create_url_adapter)
+    ):
+        return None
+    try:
+        same = _CONTEXTS.same_attributes(app)
+    except Exception as error:  # a request class that cannot be built for the probe
+        logger.info("app %r binds every request's URL adapter: %r", app.name, error)
+        return None
+    if not same:
+        logger.info("app %r binds every request's URL adapter: Quart's context differs", app.name)
+        return None
+    return url_map
+
+
 def uses_lean_dispatch(app: Quart) -> bool:
     """True when ``app`` takes :func:`handle_request`; decided (and logged) once per app."""
     state = app.__dict__.get(_STATE_KEY, _STATE_KEY)
     if state is _STATE_KEY:
         state = app.__dict__[_STATE_KEY] = lean_dispatch_reason(app)
+        app.__dict__[_ROUTES_KEY] = remembering_map(app) if state is None else None
         if state is not None:
             # An unexpected Quart is worth a warning; a patch or override is the user's choice.
             level = logging.WARNING if _compat.MISSING is not None else logging.INFO
@@ -102,8 +133,15 @@ async def handle_request(app: Quart, request: Request) -> ResponseTypes:
         if type(app.session_interface) is SecureCookieSessionInterface and not app.secret_key
         else None
     )
+    # the rule this request matches, when the app's map remembers it: no binding, no matching
+    routes: LeanMap | None = app.__dict__.get(_ROUTES_KEY)
+    route = (
+        routes.remembered_route(app, request)
+        if routes is not None and routes is app.url_map
+        else None
+    )
     # ``async with ctx`` as Quart writes it, without __aenter__'s and __aexit__'s coroutines
-    ctx = LeanRequestContext(app, request=request, session=session)
+    ctx = LeanRequestContext(app, request=request, session=session, route=route)
     try:
         entering = ctx.enter()
         if entering is not None:

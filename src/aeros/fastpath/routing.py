@@ -24,6 +24,14 @@ holds the earlier request's match when it was one the cache keeps, so Quart's
 ``match_request`` answers without building the key. Adapters are never shared: Quart's
 ``url_for`` sets a scheme on the request's adapter while it builds a URL (a sync view does it
 in a thread), and an extension may change its own.
+
+Most requests never use their adapter after matching: only ``url_for`` and automatic OPTIONS
+answers read it. :class:`LeanMap` therefore also remembers each remembered match by what
+binding reads (scheme, raw ``Host``, ``SERVER_NAME``, the subdomain Quart passes, path and
+method), for the last :data:`_MAX_ADAPTERS` of them: the lean request context
+(:mod:`aeros.fastpath.dispatch`) looks a request up there with :meth:`LeanMap.remembered_route`
+and, on a hit, sets the request's rule and arguments without binding or matching, building
+the adapter only when something reads it.
 """
 
 from __future__ import annotations
@@ -57,6 +65,7 @@ class LeanMapAdapter(MapAdapter):
 
     map: LeanMap
     _aeros_template: dict[str, Any]
+    _aeros_route_key: tuple[Any, ...]
     """The remembered state this adapter was bound with (only the first of a request's kind):
     its match is added to it."""
 
@@ -81,6 +90,7 @@ class LeanMapAdapter(MapAdapter):
             # matched for an adapter of the same request before, for this path and method (an
             # override of Quart's create_url_adapter may have changed them since)
             if last is not None and last[0] == self.path_info and last[1] == self.default_method:
+                self._remember_route(last[2:])
                 return last[2], dict(last[3])
         # the inputs of werkzeug's matcher, normalised as MapAdapter.match does
         path = self.path_info if path_info is None else path_info
@@ -117,8 +127,20 @@ class LeanMapAdapter(MapAdapter):
             template = self.__dict__.get("_aeros_template")
             if template is not None:
                 template["_aeros_match"] = (self.path_info, self.default_method, *known)
+            self._remember_route(known)
         # a fresh dict per request: url_value_preprocessors pop from view_args
         return (rule if return_rule else rule.endpoint), dict(values)
+
+    def _remember_route(self, known: tuple[Rule, dict[str, Any]]) -> None:
+        """Remember ``known``, this adapter's own match, by what bound it
+        (:meth:`LeanMap.remembered_route`), if it was bound from a request's remembered host
+        and still has that request's path and method."""
+        key = self.__dict__.get("_aeros_route_key")
+        if key is not None and key[4] == self.path_info and key[5] == self.default_method:
+            routes = self.map._routes
+            if len(routes) >= _MAX_ADAPTERS:
+                routes.clear()  # one-off paths filled it: start over
+            routes[key] = known
 
 
 class LeanMap(QuartMap):
@@ -137,6 +159,8 @@ class LeanMap(QuartMap):
         ] = {}
         # (host key, root path, path, method, query) -> the state of an adapter bound to it
         self._adapters: dict[tuple[Any, ...], dict[str, Any]] = {}
+        # (scheme, raw Host, SERVER_NAME, subdomain, path, method) -> a remembered match
+        self._routes: dict[tuple[Any, ...], tuple[Rule, dict[str, Any]]] = {}
 
     def add(self, rulefactory: Any) -> None:
         """As werkzeug's ``Map.add``; forgets remembered matches (the new rule may win)."""
@@ -144,12 +168,36 @@ class LeanMap(QuartMap):
         self.rules_added += 1
         self._matches.clear()
         self._adapters = {}  # their remembered matches may be wrong now
+        self._routes = {}
 
     def bind(self, *args: Any, **kwargs: Any) -> LeanMapAdapter:
         """As werkzeug's ``Map.bind``, returning a :class:`LeanMapAdapter`."""
         adapter = super().bind(*args, **kwargs)
         adapter.__class__ = LeanMapAdapter  # same state, only ``match`` differs
         return adapter  # type: ignore[return-value]
+
+    def remembered_route(self, app: Any, request: Any) -> tuple[Rule, dict[str, Any]] | None:
+        """The rule and arguments that an adapter bound for a request like ``request`` (same
+        scheme, raw ``Host``, path and method) matched, binding as Quart's
+        ``app.create_url_adapter`` binds (its subdomain and ``SERVER_NAME``); None when none
+        is remembered. The arguments are shared: copy them."""
+        host = None
+        for name, value in request.scope["headers"]:
+            if name == b"host":  # the first, as bind_to_request reads it
+                host = value
+                break
+        if host is None:
+            return None
+        return self._routes.get(
+            (
+                request.scheme,
+                host,
+                app.config["SERVER_NAME"],
+                None if app.subdomain_matching else (self.default_subdomain or None),
+                request.path,
+                request.method,
+            )
+        )
 
     def bind_to_request(self, request: Any, subdomain: str | None, server_name: str | None) -> Any:
         """As Quart's: a ``MapAdapter`` for ``request`` (host work cached per host)."""
@@ -187,6 +235,8 @@ class LeanMap(QuartMap):
             request.method,
             request.query_string.decode(),
         )
+        # what remembered_route looks the request up by, once this adapter has matched
+        fresh._aeros_route_key = (*key, request.path, request.method)
         if len(adapters) >= _MAX_ADAPTERS:
             adapters.clear()  # one-off paths and queries filled it: start over
         # the copies start from the state before this adapter matched; its match adds itself
