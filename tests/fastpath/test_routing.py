@@ -292,16 +292,22 @@ def test_remembered_match_is_for_the_adapters_own_path_and_method() -> None:
 
 
 def _counting_binds(app: WebServer) -> list[str]:
-    """Paths the app's map binds an adapter for, from now on."""
+    """Paths the app's map binds an adapter for, from now on (for a request, or late for a
+    remembered route)."""
     url_map = app.url_map
     binds: list[str] = []
-    bind = url_map.bind_to_request
+    bind, late = url_map.bind_to_request, url_map.bind_remembered
 
     def counting(request: Any, subdomain: Any, server_name: Any) -> Any:
         binds.append(request.path)
         return bind(request, subdomain, server_name)
 
+    def counting_late(route: Any, root_path: str, query_string: bytes) -> Any:
+        binds.append(route[2][4])
+        return late(route, root_path, query_string)
+
     url_map.bind_to_request = counting  # type: ignore[method-assign]
+    url_map.bind_remembered = counting_late  # type: ignore[method-assign]
     return binds
 
 
@@ -445,3 +451,54 @@ def test_remembered_route_needs_quarts_context_attributes(monkeypatch: pytest.Mo
     assert remembering_map(app) is app.url_map
     monkeypatch.setattr(quarts, "__init__", init)
     assert remembering_map(app) is None
+
+
+async def test_late_adapter_is_bound_as_the_request_was_when_its_context_was_made() -> None:
+    """A hook that changes the request's scheme or root path (a home-made proxy fix) does not
+    change ``url_for``'s answer: Quart binds the adapter before any hook runs, and the adapter
+    bound late for a remembered route is bound from the request as it was then."""
+    from quart import Quart, request, url_for
+
+    answers: dict[str, list[bytes]] = {}
+    for app in (WebServer(__name__, access_log=False), Quart(__name__)):
+
+        @app.before_request
+        async def proxy_fix() -> None:
+            if request.headers.get("X-Forwarded-Proto") == "https":
+                request.scheme = "https"
+                request.root_path = "/api"
+
+        @app.route("/items/<int:n>")
+        async def item(n: int) -> str:
+            return url_for("item", n=n, _external=True) + " " + url_for("item", n=n)
+
+        client = app.test_client()
+        forwarded = {"X-Forwarded-Proto": "https"}
+        answers[type(app).__name__] = [
+            await (await client.get("/items/1?q=2", headers=forwarded)).get_data() for _ in range(4)
+        ]
+    assert answers["WebServer"] == answers["Quart"]
+    assert answers["Quart"] == [b"http://localhost/items/1 /items/1"] * 4
+
+
+async def test_remembered_route_with_a_session_to_open() -> None:
+    """With a secret key the context opens the session when pushed (the awaited push): the
+    rule still comes from memory, no adapter is bound, and the session works."""
+    from quart import session
+
+    app = WebServer(__name__, access_log=False)
+    app.secret_key = "test-secret"  # noqa: S105 - a throwaway key for the test
+
+    @app.route("/count/<int:step>")
+    async def count(step: int) -> str:
+        session["n"] = session.get("n", 0) + step
+        return str(session["n"])
+
+    client = app.test_client()
+    for _ in range(3):
+        await client.get("/count/1")
+    binds = _counting_binds(app)
+    answers = [await (await client.get("/count/2")).get_data() for _ in range(3)]
+    answers += [await (await client.get("/count/2")).get_data() for _ in range(2)]
+    assert answers == [b"5", b"7", b"9", b"11", b"13"]
+    assert binds == ["/count/2"]  # its first request only: the next ones take the rule

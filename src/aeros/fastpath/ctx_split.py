@@ -26,6 +26,7 @@ from quart.wrappers import Request
 
 from aeros._done import DONE
 from aeros.fastpath.later_session import session_of
+from aeros.fastpath.routing import Remembered, late_adapter
 
 __all__ = ["LeanAppContext", "LeanRequestContext", "same_attributes"]
 
@@ -75,7 +76,7 @@ _QUART_REQUEST_CLOSE = Request.close
 class LeanRequestContext(RequestContext):
     """Quart's request context with a lean app context and teardown only when registered."""
 
-    _aeros_route: tuple[Any, dict[str, Any]] | None = None
+    _aeros_route: Remembered | None = None
 
     def __init__(self, app: Any, request: Any, session: Any = None, route: Any = None) -> None:
         """As Quart's ``RequestContext.__init__`` (the same attributes), in one frame.
@@ -100,10 +101,38 @@ class LeanRequestContext(RequestContext):
         self._after_request_functions: list[Any] = []
 
     def __getattr__(self, name: str) -> Any:
-        if name == "url_adapter" and self._aeros_route is not None:  # bound on first read
-            adapter = self.url_adapter = self.app.create_url_adapter(self.request_websocket)
+        route = self._aeros_route
+        if name == "url_adapter" and route is not None:  # bound on first read
+            adapter = self.url_adapter = late_adapter(self.app, route, self.request_websocket)
             return adapter
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        raise AttributeError(
+            f"{type(self).__name__!r} object has no attribute {name!r}", name=name, obj=self
+        )
+
+    def match_request(self) -> None:
+        """Quart's, or the remembered rule set (:meth:`push` with a session to open)."""
+        route = self._aeros_route
+        if route is None:
+            super().match_request()
+            return
+        request: Any = self.request_websocket
+        request.url_rule = route[0]
+        request.view_args = dict(route[1])
+
+    async def _push(self) -> None:
+        """Quart's: open the session unless given one, then match; a remembered rule is set
+        without binding the URL adapter."""
+        if self._aeros_route is None:
+            await super()._push()
+            return
+        if self.session is None:
+            interface = self.app.session_interface
+            self.session = await self.app.ensure_async(interface.open_session)(
+                self.app, self.request_websocket
+            )
+            if self.session is None:
+                self.session = await interface.make_null_session(self.app)
+        self.match_request()
 
     @property
     def session(self) -> Any:
@@ -132,7 +161,7 @@ class LeanRequestContext(RequestContext):
         self._cv_tokens.append((token, app_ctx))
         route = self._aeros_route
         if route is not None:  # what matching would set, remembered
-            request = self.request_websocket
+            request: Any = self.request_websocket
             request.url_rule = route[0]
             request.view_args = dict(route[1])  # its own: url_value_preprocessors pop from it
         elif self.url_adapter is not None:
@@ -251,6 +280,6 @@ def same_attributes(app: Any) -> bool:
     Quart's ``RequestContext.__init__`` sets (all but the URL adapter, made on first read;
     the session stored behind its property)."""
     quarts = app.test_request_context("/")  # Quart's context, over a request of its own
-    ours = LeanRequestContext(app, quarts.request_websocket, None, route=(None, {}))
+    ours = LeanRequestContext(app, quarts.request_websocket, None, route=(None, {}, ()))
     names = {"_aeros_session" if name == "session" else name for name in vars(quarts)}
     return names - {"url_adapter"} == set(vars(ours)) - {"_aeros_route"}

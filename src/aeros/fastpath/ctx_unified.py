@@ -29,6 +29,7 @@ from quart.signals import (
 from quart.wrappers import Request
 
 from aeros.fastpath.later_session import session_of
+from aeros.fastpath.routing import Remembered, late_adapter
 
 __all__ = ["LeanRequestContext", "same_attributes"]
 
@@ -49,7 +50,7 @@ class LeanRequestContext(_AppContext):  # type: ignore[misc]
 
     _cv_token: Any
     _push_count: int
-    _aeros_route: tuple[Any, dict[str, Any]] | None = None
+    _aeros_route: Remembered | None = None
 
     def __init__(
         self,
@@ -81,10 +82,23 @@ class LeanRequestContext(_AppContext):  # type: ignore[misc]
         self._aeros_route = route
 
     def __getattr__(self, name: str) -> Any:
-        if name == "url_adapter" and self._aeros_route is not None:  # bound on first read
-            adapter = self.url_adapter = self.app.create_url_adapter(self._request)
+        route = self._aeros_route
+        if name == "url_adapter" and route is not None:  # bound on first read
+            adapter = self.url_adapter = late_adapter(self.app, route, self._request)
             return adapter
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        raise AttributeError(
+            f"{type(self).__name__!r} object has no attribute {name!r}", name=name, obj=self
+        )
+
+    def match_request(self) -> None:
+        """Quart's, or the remembered rule set (:meth:`push` with a session to open)."""
+        route = self._aeros_route
+        if route is None:
+            super().match_request()
+            return
+        request = self._request
+        request.url_rule = route[0]
+        request.view_args = dict(route[1])
 
     @property
     def _session(self) -> Any:
@@ -130,7 +144,8 @@ class LeanRequestContext(_AppContext):  # type: ignore[misc]
         if self._request is not None or self._websocket is not None:
             if self._session is None:  # the lean dispatch passes a null session it knows
                 await self._open_session()
-            if self.url_adapter is not None:
+            # a remembered rule: an adapter would have been bound, and is not needed
+            if self._aeros_route is not None or self.url_adapter is not None:
                 self.match_request()
 
     def leave(self, exc: BaseException | None) -> Awaitable[None] | None:
@@ -208,5 +223,5 @@ def same_attributes(app: Any) -> bool:
     """Whether :class:`LeanRequestContext` given a remembered route sets the attributes
     Quart's ``AppContext.__init__`` sets (all but the URL adapter, made on first read)."""
     quarts = set(vars(LeanRequestContext(app)))  # Quart's __init__
-    ours = set(vars(LeanRequestContext(app, request=object(), route=(None, {}))))
+    ours = set(vars(LeanRequestContext(app, request=object(), route=(None, {}, ()))))
     return quarts - {"url_adapter"} == ours - {"_aeros_route"}

@@ -46,13 +46,16 @@ from werkzeug.routing.converters import DEFAULT_CONVERTERS
 
 from aeros.headers import get_header
 
-__all__ = ["MATCH_CACHE_SIZE", "LeanMap", "LeanMapAdapter"]
+__all__ = ["MATCH_CACHE_SIZE", "LeanMap", "LeanMapAdapter", "Remembered", "late_adapter"]
 
 _MAX_HOSTS = 256  # the Host header is the client's: bound what it can make us remember
 _MAX_ADAPTERS = 1024  # bound requests remembered: host, root path, path, method and query
 _new = object.__new__
 MATCH_CACHE_SIZE = 1024
 """Successful matches :class:`LeanMap` remembers; the least recently used goes first."""
+Remembered = tuple[Rule, dict[str, Any], tuple[Any, ...]]
+"""A match remembered by what bound it: rule, arguments (shared: copy them) and the inputs
+(scheme, raw ``Host``, ``SERVER_NAME``, subdomain, path, method)."""
 
 # Converted values shared by every request that hits the cache must not be mutable.
 _IMMUTABLE = frozenset({str, int, float, bool, UUID})
@@ -140,7 +143,7 @@ class LeanMapAdapter(MapAdapter):
             routes = self.map._routes
             if len(routes) >= _MAX_ADAPTERS:
                 routes.clear()  # one-off paths filled it: start over
-            routes[key] = known
+            routes[key] = (known[0], known[1], key)
 
 
 class LeanMap(QuartMap):
@@ -160,7 +163,7 @@ class LeanMap(QuartMap):
         # (host key, root path, path, method, query) -> the state of an adapter bound to it
         self._adapters: dict[tuple[Any, ...], dict[str, Any]] = {}
         # (scheme, raw Host, SERVER_NAME, subdomain, path, method) -> a remembered match
-        self._routes: dict[tuple[Any, ...], tuple[Rule, dict[str, Any]]] = {}
+        self._routes: dict[tuple[Any, ...], Remembered] = {}
 
     def add(self, rulefactory: Any) -> None:
         """As werkzeug's ``Map.add``; forgets remembered matches (the new rule may win)."""
@@ -176,11 +179,11 @@ class LeanMap(QuartMap):
         adapter.__class__ = LeanMapAdapter  # same state, only ``match`` differs
         return adapter  # type: ignore[return-value]
 
-    def remembered_route(self, app: Any, request: Any) -> tuple[Rule, dict[str, Any]] | None:
+    def remembered_route(self, app: Any, request: Any) -> Remembered | None:
         """The rule and arguments that an adapter bound for a request like ``request`` (same
         scheme, raw ``Host``, path and method) matched, binding as Quart's
-        ``app.create_url_adapter`` binds (its subdomain and ``SERVER_NAME``); None when none
-        is remembered. The arguments are shared: copy them."""
+        ``app.create_url_adapter`` binds (its subdomain and ``SERVER_NAME``), with what it
+        was bound by; None when none is remembered. The arguments are shared: copy them."""
         host = None
         for name, value in request.scope["headers"]:
             if name == b"host":  # the first, as bind_to_request reads it
@@ -218,7 +221,35 @@ class LeanMap(QuartMap):
             ):
                 self._bound_hosts[key] = (adapter.server_name, adapter.subdomain)
             return adapter
-        bound = (key, request.root_path, request.path, request.method, request.query_string)
+        return self._bind_known(
+            key, known, request.root_path, request.path, request.method, request.query_string
+        )
+
+    def bind_remembered(
+        self, route: Remembered, root_path: str, query_string: bytes
+    ) -> LeanMapAdapter | None:
+        """The adapter :meth:`bind_to_request` gives a request with the inputs ``route`` was
+        remembered by (scheme, ``Host``, ``SERVER_NAME``, subdomain, path, method) and this
+        root path and query; None if its host is not known here."""
+        key = route[2]
+        host_key = key[:4]
+        known = self._bound_hosts.get(host_key)
+        if known is None:
+            return None
+        return self._bind_known(host_key, known, root_path, key[4], key[5], query_string)
+
+    def _bind_known(
+        self,
+        key: tuple[Any, ...],
+        known: tuple[str, str | None],
+        root_path: str,
+        path: str,
+        method: str,
+        query_string: bytes,
+    ) -> LeanMapAdapter:
+        """An adapter for a request of a known host ``key`` (scheme, ``Host``, server name,
+        subdomain) bound to ``known`` (server name, subdomain)."""
+        bound = (key, root_path, path, method, query_string)
         adapters = self._adapters
         state = adapters.get(bound)
         if state is not None:  # a request like this one was bound before: a copy of its state
@@ -226,17 +257,10 @@ class LeanMap(QuartMap):
             copy.__dict__ = state.copy()
             return copy
         fresh = LeanMapAdapter(
-            self,
-            known[0],
-            request.root_path,
-            known[1],
-            request.scheme,
-            request.path,
-            request.method,
-            request.query_string.decode(),
+            self, known[0], root_path, known[1], key[0], path, method, query_string.decode()
         )
         # what remembered_route looks the request up by, once this adapter has matched
-        fresh._aeros_route_key = (*key, request.path, request.method)
+        fresh._aeros_route_key = (*key, path, method)
         if len(adapters) >= _MAX_ADAPTERS:
             adapters.clear()  # one-off paths and queries filled it: start over
         # the copies start from the state before this adapter matched; its match adds itself
@@ -244,3 +268,20 @@ class LeanMap(QuartMap):
         state = adapters[bound] = fresh.__dict__.copy()
         fresh._aeros_template = state
         return fresh
+
+
+def late_adapter(app: Any, route: Remembered, request: Any) -> Any:
+    """The URL adapter of a request context that took ``route`` instead of binding, bound now
+    by what the request was when its context was made: the adapter Quart would have bound
+    then, whatever a hook changed on the request since. ``route`` holds the scheme, ``Host``,
+    path and method it was remembered by; the root path and the query are read from the
+    scope, as the connection read them to make the request. Quart's ``create_url_adapter``
+    of ``request`` if the map cannot (it was replaced)."""
+    bind = getattr(app.url_map, "bind_remembered", None)
+    scope = request.scope
+    adapter = (
+        bind(route, scope.get("root_path", "").rstrip("/"), scope["query_string"])
+        if bind is not None
+        else None
+    )
+    return adapter if adapter is not None else app.create_url_adapter(request)
