@@ -502,3 +502,102 @@ async def test_remembered_route_with_a_session_to_open() -> None:
     answers += [await (await client.get("/count/2")).get_data() for _ in range(2)]
     assert answers == [b"5", b"7", b"9", b"11", b"13"]
     assert binds == ["/count/2"]  # its first request only: the next ones take the rule
+
+
+def _current_context() -> Any:
+    """The request's context (Quart 0.22's request context or 0.23's one context)."""
+    import quart.globals
+
+    return (getattr(quart.globals, "_cv_request", None) or quart.globals._cv_app).get()
+
+
+async def test_remembered_route_gives_way_to_an_adapter_a_hook_sets() -> None:
+    """A hook that rewrites the URL (a new adapter set on the context, then matched again)
+    gets the match of its adapter, as in Quart, not the remembered rule."""
+    from quart import Quart, request
+
+    answers: dict[str, list[bytes]] = {}
+    for app in (WebServer(__name__, access_log=False), Quart(__name__)):
+
+        @app.before_request
+        async def rewrite() -> None:
+            if request.path == "/old":
+                request.path = "/new"
+                ctx = _current_context()
+                ctx.url_adapter = ctx.app.create_url_adapter(request)
+                ctx.match_request()
+
+        @app.route("/old")
+        async def old() -> str:
+            return "old"
+
+        @app.route("/new")
+        async def new() -> str:
+            return "new"
+
+        client = app.test_client()
+        answers[type(app).__name__] = [
+            await (await client.get("/old")).get_data() for _ in range(4)
+        ]
+    assert answers["WebServer"] == answers["Quart"] == [b"new"] * 4
+
+
+async def test_late_adapter_keeps_what_the_request_class_made() -> None:
+    """A request class that sets its own root path (from a proxy's header) is bound with it:
+    the late adapter takes the request's root path and query as they were when the context
+    was made, not the scope's."""
+    from quart import Quart, url_for
+    from quart.wrappers import Request
+
+    from aeros.fastpath import LeanRequest
+
+    def prefixed(base: type[Any]) -> type[Any]:
+        class Prefixed(base):  # type: ignore[valid-type,misc]
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                self.root_path = self.headers.get("X-Forwarded-Prefix", "")
+
+        return Prefixed
+
+    answers: dict[str, list[bytes]] = {}
+    for app in (WebServer(__name__, access_log=False), Quart(__name__)):
+        app.request_class = prefixed(LeanRequest if isinstance(app, WebServer) else Request)
+
+        @app.route("/items/<int:n>")
+        async def item(n: int) -> str:
+            return url_for("item", n=n)
+
+        client = app.test_client()
+        headers = {"X-Forwarded-Prefix": "/api"}
+        answers[type(app).__name__] = [
+            await (await client.get("/items/1", headers=headers)).get_data() for _ in range(4)
+        ]
+    assert answers["WebServer"] == answers["Quart"] == [b"/api/items/1"] * 4
+
+
+async def test_query_that_is_not_utf8_is_bound_as_in_quart() -> None:
+    """Binding decodes the query, and Quart fails a request whose query is not UTF-8: a
+    remembered route does not answer such a request differently from a fresh one."""
+    from tests.support.asgi import drive, http_scope
+
+    async def outcome(app: WebServer) -> str:
+        try:
+            sent = await drive(app, http_scope("/plain", query=b"z=\xff"))
+        except Exception as error:  # what Quart raises is the outcome
+            return type(error).__name__
+        return str(next(m["status"] for m in sent if m["type"] == "http.response.start"))
+
+    def make() -> WebServer:
+        app = WebServer(__name__, access_log=False)
+
+        @app.route("/plain")
+        async def plain() -> str:
+            return "plain"
+
+        return app
+
+    fresh = await outcome(make())
+    warmed = make()
+    for _ in range(3):
+        await drive(warmed, http_scope("/plain"))
+    assert await outcome(warmed) == fresh

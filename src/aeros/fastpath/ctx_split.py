@@ -26,7 +26,7 @@ from quart.wrappers import Request
 
 from aeros._done import DONE
 from aeros.fastpath.later_session import session_of
-from aeros.fastpath.routing import Remembered, late_adapter
+from aeros.fastpath.routing import Taken, late_adapter
 
 __all__ = ["LeanAppContext", "LeanRequestContext", "same_attributes"]
 
@@ -76,7 +76,7 @@ _QUART_REQUEST_CLOSE = Request.close
 class LeanRequestContext(RequestContext):
     """Quart's request context with a lean app context and teardown only when registered."""
 
-    _aeros_route: Remembered | None = None
+    _aeros_route: Taken | None = None
 
     def __init__(self, app: Any, request: Any, session: Any = None, route: Any = None) -> None:
         """As Quart's ``RequestContext.__init__`` (the same attributes), in one frame.
@@ -91,7 +91,8 @@ class LeanRequestContext(RequestContext):
         if route is None:
             self.url_adapter = app.create_url_adapter(request)
         else:
-            self._aeros_route = route
+            # with the request's root path and query as they are now: the late adapter's
+            self._aeros_route = (route, request.root_path, request.query_string)
         request.routing_exception = None
         request.json_module = app.json
         self.session = session
@@ -101,9 +102,9 @@ class LeanRequestContext(RequestContext):
         self._after_request_functions: list[Any] = []
 
     def __getattr__(self, name: str) -> Any:
-        route = self._aeros_route
-        if name == "url_adapter" and route is not None:  # bound on first read
-            adapter = self.url_adapter = late_adapter(self.app, route, self.request_websocket)
+        taken = self._aeros_route
+        if name == "url_adapter" and taken is not None:  # bound on first read
+            adapter = self.url_adapter = late_adapter(self.app, taken, self.request_websocket)
             return adapter
         raise AttributeError(
             f"{type(self).__name__!r} object has no attribute {name!r}", name=name, obj=self
@@ -111,10 +112,11 @@ class LeanRequestContext(RequestContext):
 
     def match_request(self) -> None:
         """Quart's, or the remembered rule set (:meth:`push` with a session to open)."""
-        route = self._aeros_route
-        if route is None:
+        taken = self._aeros_route
+        if taken is None or "url_adapter" in self.__dict__:  # an adapter bound or set: Quart's
             super().match_request()
             return
+        route = taken[0]
         request: Any = self.request_websocket
         request.url_rule = route[0]
         request.view_args = dict(route[1])
@@ -159,8 +161,9 @@ class LeanRequestContext(RequestContext):
         else:
             app_ctx = None
         self._cv_tokens.append((token, app_ctx))
-        route = self._aeros_route
-        if route is not None:  # what matching would set, remembered
+        taken = self._aeros_route
+        if taken is not None:  # what matching would set, remembered
+            route = taken[0]
             request: Any = self.request_websocket
             request.url_rule = route[0]
             request.view_args = dict(route[1])  # its own: url_value_preprocessors pop from it

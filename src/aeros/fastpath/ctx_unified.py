@@ -15,6 +15,7 @@ there first. Quart 0.22's form is :mod:`aeros.fastpath.ctx_split`.
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from types import SimpleNamespace
 from typing import Any
 
 from quart.ctx import AppContext
@@ -29,7 +30,7 @@ from quart.signals import (
 from quart.wrappers import Request
 
 from aeros.fastpath.later_session import session_of
-from aeros.fastpath.routing import Remembered, late_adapter
+from aeros.fastpath.routing import Taken, late_adapter
 
 __all__ = ["LeanRequestContext", "same_attributes"]
 
@@ -50,7 +51,7 @@ class LeanRequestContext(_AppContext):  # type: ignore[misc]
 
     _cv_token: Any
     _push_count: int
-    _aeros_route: Remembered | None = None
+    _aeros_route: Taken | None = None
 
     def __init__(
         self,
@@ -79,12 +80,13 @@ class LeanRequestContext(_AppContext):  # type: ignore[misc]
         self._after_websocket_functions: list[Any] = []
         self._cv_token = None
         self._push_count = 0
-        self._aeros_route = route
+        # with the request's root path and query as they are now: the late adapter's
+        self._aeros_route = (route, request.root_path, request.query_string)
 
     def __getattr__(self, name: str) -> Any:
-        route = self._aeros_route
-        if name == "url_adapter" and route is not None:  # bound on first read
-            adapter = self.url_adapter = late_adapter(self.app, route, self._request)
+        taken = self._aeros_route
+        if name == "url_adapter" and taken is not None:  # bound on first read
+            adapter = self.url_adapter = late_adapter(self.app, taken, self._request)
             return adapter
         raise AttributeError(
             f"{type(self).__name__!r} object has no attribute {name!r}", name=name, obj=self
@@ -92,10 +94,11 @@ class LeanRequestContext(_AppContext):  # type: ignore[misc]
 
     def match_request(self) -> None:
         """Quart's, or the remembered rule set (:meth:`push` with a session to open)."""
-        route = self._aeros_route
-        if route is None:
+        taken = self._aeros_route
+        if taken is None or "url_adapter" in self.__dict__:  # an adapter bound or set: Quart's
             super().match_request()
             return
+        route = taken[0]
         request = self._request
         request.url_rule = route[0]
         request.view_args = dict(route[1])
@@ -121,8 +124,9 @@ class LeanRequestContext(_AppContext):  # type: ignore[misc]
             return self.push()
         self._push_count += 1
         self._cv_token = _cv_app.set(self)
-        route = self._aeros_route
-        if route is not None:  # what matching would set, remembered
+        taken = self._aeros_route
+        if taken is not None:  # what matching would set, remembered
+            route = taken[0]
             request = self._request
             request.url_rule = route[0]
             request.view_args = dict(route[1])  # its own: url_value_preprocessors pop from it
@@ -223,5 +227,6 @@ def same_attributes(app: Any) -> bool:
     """Whether :class:`LeanRequestContext` given a remembered route sets the attributes
     Quart's ``AppContext.__init__`` sets (all but the URL adapter, made on first read)."""
     quarts = set(vars(LeanRequestContext(app)))  # Quart's __init__
-    ours = set(vars(LeanRequestContext(app, request=object(), route=(None, {}, ()))))
+    probe = SimpleNamespace(root_path="", query_string=b"")  # what taking a route reads
+    ours = set(vars(LeanRequestContext(app, request=probe, route=(None, {}, ()))))
     return quarts - {"url_adapter"} == ours - {"_aeros_route"}

@@ -46,7 +46,7 @@ from werkzeug.routing.converters import DEFAULT_CONVERTERS
 
 from aeros.headers import get_header
 
-__all__ = ["MATCH_CACHE_SIZE", "LeanMap", "LeanMapAdapter", "Remembered", "late_adapter"]
+__all__ = ["MATCH_CACHE_SIZE", "LeanMap", "LeanMapAdapter", "Remembered", "Taken", "late_adapter"]
 
 _MAX_HOSTS = 256  # the Host header is the client's: bound what it can make us remember
 _MAX_ADAPTERS = 1024  # bound requests remembered: host, root path, path, method and query
@@ -56,6 +56,9 @@ MATCH_CACHE_SIZE = 1024
 Remembered = tuple[Rule, dict[str, Any], tuple[Any, ...]]
 """A match remembered by what bound it: rule, arguments (shared: copy them) and the inputs
 (scheme, raw ``Host``, ``SERVER_NAME``, subdomain, path, method)."""
+Taken = tuple[Remembered, str, bytes]
+"""What a request context keeps of a remembered route it took: the route, and the request's
+root path and query string when the context was made (for :func:`late_adapter`)."""
 
 # Converted values shared by every request that hits the cache must not be mutable.
 _IMMUTABLE = frozenset({str, int, float, bool, UUID})
@@ -189,8 +192,9 @@ class LeanMap(QuartMap):
             if name == b"host":  # the first, as bind_to_request reads it
                 host = value
                 break
-        if host is None:
-            return None
+        query = request.query_string
+        if host is None or (query and not query.isascii()):
+            return None  # binding decodes the query: Quart's error for one that is not UTF-8
         return self._routes.get(
             (
                 request.scheme,
@@ -270,18 +274,11 @@ class LeanMap(QuartMap):
         return fresh
 
 
-def late_adapter(app: Any, route: Remembered, request: Any) -> Any:
-    """The URL adapter of a request context that took ``route`` instead of binding, bound now
-    by what the request was when its context was made: the adapter Quart would have bound
-    then, whatever a hook changed on the request since. ``route`` holds the scheme, ``Host``,
-    path and method it was remembered by; the root path and the query are read from the
-    scope, as the connection read them to make the request. Quart's ``create_url_adapter``
-    of ``request`` if the map cannot (it was replaced)."""
+def late_adapter(app: Any, taken: Taken, request: Any) -> Any:
+    """The URL adapter of a request context that took a remembered route instead of binding,
+    bound now by what the request was when its context was made (``taken``): the adapter
+    Quart would have bound then, whatever a hook changed on the request since. Quart's
+    ``create_url_adapter`` of ``request`` if the map cannot (it was replaced)."""
     bind = getattr(app.url_map, "bind_remembered", None)
-    scope = request.scope
-    adapter = (
-        bind(route, scope.get("root_path", "").rstrip("/"), scope["query_string"])
-        if bind is not None
-        else None
-    )
+    adapter = bind(*taken) if bind is not None else None
     return adapter if adapter is not None else app.create_url_adapter(request)

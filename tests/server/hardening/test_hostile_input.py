@@ -234,7 +234,12 @@ def test_unread_post_body_is_not_parsed_as_a_request(
         (second,) = read_responses(sock, 1)
     assert (first.status, first.body) == (200, b"did not read")
     assert (second.status, second.body) == (200, b"2")
-    assert echo_server[0].seen == ["/noread", "/seq/2"]  # type: ignore[attr-defined]
+    # only this test's paths: the shared server may still be finishing an earlier test's
+    # request (a malformed chunked body's view starts before the body fails; seen on a loaded
+    # machine)
+    ours = {"/noread", "/seq/2", "/smuggled"}
+    seen = [path for path in echo_server[0].seen if path in ours]  # type: ignore[attr-defined]
+    assert seen == ["/noread", "/seq/2"]
 
 
 def test_absolute_form_uses_the_validated_host(echo_url: str) -> None:
