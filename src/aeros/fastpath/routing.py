@@ -26,12 +26,12 @@ holds the earlier request's match when it was one the cache keeps, so Quart's
 in a thread), and an extension may change its own.
 
 Most requests never use their adapter after matching: only ``url_for`` and automatic OPTIONS
-answers read it. :class:`LeanMap` therefore also remembers each remembered match by what
+answers read it. :class:`LeanMap` therefore also keeps each match it remembers under what
 binding reads (scheme, raw ``Host``, ``SERVER_NAME``, the subdomain Quart passes, path and
 method), for the last :data:`_MAX_ADAPTERS` of them: the lean request context
 (:mod:`aeros.fastpath.dispatch`) looks a request up there with :meth:`LeanMap.remembered_route`
-and, on a hit, sets the request's rule and arguments without binding or matching, building
-the adapter only when something reads it.
+and, on a hit, sets the request's rule and arguments without binding or matching, binding
+the adapter (:func:`late_adapter`) only when something reads it.
 """
 
 from __future__ import annotations
@@ -71,9 +71,11 @@ class LeanMapAdapter(MapAdapter):
 
     map: LeanMap
     _aeros_template: dict[str, Any]
-    _aeros_route_key: tuple[Any, ...]
     """The remembered state this adapter was bound with (only the first of a request's kind):
     its match is added to it."""
+    _aeros_route_key: tuple[Any, ...]
+    """What :meth:`LeanMap.remembered_route` looks a request like this adapter's up by (set
+    when it was bound for a request of a known host): its match is remembered under it."""
 
     def match(
         self,
