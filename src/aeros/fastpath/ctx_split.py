@@ -26,7 +26,7 @@ from quart.wrappers import Request
 
 from aeros._done import DONE
 from aeros.fastpath.later_session import session_of
-from aeros.fastpath.routing import Taken, late_adapter
+from aeros.fastpath.route_taking import TakesRoute
 
 __all__ = ["LeanAppContext", "LeanRequestContext", "same_attributes"]
 
@@ -73,10 +73,10 @@ class LeanAppContext(AppContext):
 _QUART_REQUEST_CLOSE = Request.close
 
 
-class LeanRequestContext(RequestContext):
+class LeanRequestContext(TakesRoute, RequestContext):
     """Quart's request context with a lean app context and teardown only when registered."""
 
-    _aeros_route: Taken | None = None
+    _REQUEST = "request_websocket"
 
     def __init__(self, app: Any, request: Any, session: Any = None, route: Any = None) -> None:
         """As Quart's ``RequestContext.__init__`` (the same attributes), in one frame.
@@ -100,26 +100,6 @@ class LeanRequestContext(RequestContext):
         self._cv_tokens: list[tuple[Any, AppContext | None]] = []
         self.flashes = None
         self._after_request_functions: list[Any] = []
-
-    def __getattr__(self, name: str) -> Any:
-        taken = self._aeros_route
-        if name == "url_adapter" and taken is not None:  # bound on first read
-            adapter = self.url_adapter = late_adapter(self.app, taken, self.request_websocket)
-            return adapter
-        raise AttributeError(
-            f"{type(self).__name__!r} object has no attribute {name!r}", name=name, obj=self
-        )
-
-    def match_request(self) -> None:
-        """Quart's, or the remembered rule set (:meth:`push` with a session to open)."""
-        taken = self._aeros_route
-        if taken is None or "url_adapter" in self.__dict__:  # an adapter bound or set: Quart's
-            super().match_request()
-            return
-        route = taken[0]
-        request: Any = self.request_websocket
-        request.url_rule = route[0]
-        request.view_args = dict(route[1])
 
     async def _push(self) -> None:
         """Quart's: open the session unless given one, then match; a remembered rule is set

@@ -30,7 +30,7 @@ from quart.signals import (
 from quart.wrappers import Request
 
 from aeros.fastpath.later_session import session_of
-from aeros.fastpath.routing import Taken, late_adapter
+from aeros.fastpath.route_taking import TakesRoute
 
 __all__ = ["LeanRequestContext", "same_attributes"]
 
@@ -46,12 +46,12 @@ def _has_functions(table: Any) -> bool:
     return bool(table) and any(table.values())  # an empty table (most apps): no scan
 
 
-class LeanRequestContext(_AppContext):  # type: ignore[misc]
+class LeanRequestContext(TakesRoute, _AppContext):  # type: ignore[misc]
     """Quart 0.23's ``AppContext`` for one request; idle signals and teardowns are skipped."""
 
     _cv_token: Any
     _push_count: int
-    _aeros_route: Taken | None = None
+    _REQUEST = "_request"
 
     def __init__(
         self,
@@ -82,26 +82,6 @@ class LeanRequestContext(_AppContext):  # type: ignore[misc]
         self._push_count = 0
         # with the request's root path and query as they are now: the late adapter's
         self._aeros_route = (route, request.root_path, request.query_string)
-
-    def __getattr__(self, name: str) -> Any:
-        taken = self._aeros_route
-        if name == "url_adapter" and taken is not None:  # bound on first read
-            adapter = self.url_adapter = late_adapter(self.app, taken, self._request)
-            return adapter
-        raise AttributeError(
-            f"{type(self).__name__!r} object has no attribute {name!r}", name=name, obj=self
-        )
-
-    def match_request(self) -> None:
-        """Quart's, or the remembered rule set (:meth:`push` with a session to open)."""
-        taken = self._aeros_route
-        if taken is None or "url_adapter" in self.__dict__:  # an adapter bound or set: Quart's
-            super().match_request()
-            return
-        route = taken[0]
-        request = self._request
-        request.url_rule = route[0]
-        request.view_args = dict(route[1])
 
     @property
     def _session(self) -> Any:

@@ -191,7 +191,7 @@ class LeanMap(QuartMap):
         was bound by; None when none is remembered. The arguments are shared: copy them."""
         host = None
         for name, value in request.scope["headers"]:
-            if name == b"host":  # the first, as bind_to_request reads it
+            if name == b"host":  # get_header written in (a call less a request): the first
                 host = value
                 break
         query = request.query_string
