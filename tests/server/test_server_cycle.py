@@ -106,12 +106,14 @@ HEADS = {
 @pytest.mark.parametrize("keep_alive", [True, False])
 @pytest.mark.parametrize("name", list(HEADS))
 async def test_head_bytes_and_state_match_uvicorn(name: str, method: str, keep_alive: bool) -> None:
-    """Same bytes and framing state, on a first sight of each header and on a remembered one."""
+    """Same bytes and framing state, on a first sight of each header, on remembered ones and
+    on a remembered head."""
     status, headers = HEADS[name]
     message: dict[str, Any] = {"type": "http.response.start", "status": status}
     if headers is not None:
         message["headers"] = headers
-    for _ in range(2):  # the second round reads the remembered lines
+    # the second round reads the remembered lines (and remembers the head), the third the head
+    for _ in range(3):
         ours = make(LeanCycle, method=method, keep_alive=keep_alive)
         theirs = make(RequestResponseCycle, method=method, keep_alive=keep_alive)
         await ours.send(dict(message))
@@ -508,6 +510,55 @@ async def test_a_remembered_line_of_a_global_name_is_checked_again_once_register
         (0, 1),
         (1, 0),
     ]
+
+
+async def test_a_remembered_head_is_used_once_whole_and_dropped_when_a_global_name_comes() -> None:
+    """A head whose every pair was remembered is remembered whole (the same status, default
+    and own pairs then cost one lookup), and gives the same bytes and framing as the lines did.
+    When the global headers name one of its fields it is no longer used: the response's own
+    value then replaces the global line, as for a head never seen."""
+    own = (b"x-aeros-test-head", b"mine")
+    headers = [own, (b"content-type", b"text/plain"), *LENGTH_5]
+    key = (200, *DATE, *headers)
+    written = []
+    for _ in range(3):  # lines remembered, then the head, then the head read back
+        cycle = make(LeanCycle)
+        await cycle.send({"type": "http.response.start", "status": 200, "headers": headers})
+        await cycle.send({"type": "http.response.body", "body": b"hello"})
+        written.append(b"".join(cycle.transport.written))
+        assert (cycle.chunked_encoding, cycle.expected_content_length) == (False, 0)
+    assert cycle_module._HEADS[key][1] == 5
+    assert written[0] == written[1] == written[2]
+    assert written[2].count(b"\r\nx-aeros-test-head: mine\r\n") == 1
+    defaults = GlobalHeaders([(b"x-aeros-test-head", b"default")]).lines
+    for _ in range(2):
+        cycle = make(LeanCycle)
+        cycle.scope[HEADER_LINES] = [defaults]
+        await cycle.send({"type": "http.response.start", "status": 200, "headers": headers})
+        await cycle.send({"type": "http.response.body", "body": b"hello"})
+        head = b"".join(cycle.transport.written).split(b"\r\n\r\n", 1)[0]
+        assert head.count(b"\r\nx-aeros-test-head: mine") == 1
+        assert b"x-aeros-test-head: default" not in head
+        assert key not in cycle_module._HEADS
+
+
+async def test_remembered_heads_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The table of remembered heads empties itself at its limit; a head with a pair seen
+    for the first time, or an unhashable one, is never remembered."""
+    monkeypatch.setattr(cycle_module, "_HEADS", {})
+    monkeypatch.setattr(cycle_module, "_HEADS_LIMIT", 4)
+    for i in range(10):
+        headers = [(b"x-bound", str(i).encode()), *LENGTH_5]
+        for _ in range(2):
+            await make(LeanCycle).send(
+                {"type": "http.response.start", "status": 200, "headers": headers}
+            )
+        assert 1 <= len(cycle_module._HEADS) <= 4
+    assert (200, *DATE, (b"x-bound", b"9"), *LENGTH_5) in cycle_module._HEADS
+    for headers in ([(b"x-first-seen", b"1")], [[b"x-list", b"1"]], [(b"x-ba", bytearray(b"1"))]):
+        cycle_module._HEADS.clear()
+        await make(LeanCycle).send({"type": "http.response.start", "status": 200, "headers": headers})
+        assert cycle_module._HEADS == {}
 
 
 async def test_a_global_name_registered_by_another_thread_mid_check_is_not_remembered(

@@ -61,6 +61,14 @@ _500_HEADERS = (  # uvicorn's
 _GLOBAL_NAMES: set[bytes] = set()
 """Names of the global headers (:class:`DefaultLines`) seen in ``HEADER_LINES`` so far: a pair
 of one of these names is checked for every response, never remembered in :data:`_LINES`."""
+_HEADS: dict[tuple[Any, ...], tuple[bytes, int]] = {}
+"""``(status, *default pairs, *own pairs)`` -> the head's status line and header lines, and
+its Content-Length (-1: none), for a head all of whose pairs were remembered (:data:`_LINES`,
+:data:`_LENGTHS`): a repeated head (the same route's response in the same second, whose
+``date`` is one of the default pairs) costs one lookup instead of one per header. Replaced,
+not emptied, when a global header's name is registered: a thread that read the old table
+before then adds its head to a table no one reads any more."""
+_HEADS_LIMIT = 1024  # the table is emptied when it reaches this many heads
 _LINES_LIMIT = 4096  # the table is emptied when it reaches this many lines (at most ~1 MiB)
 _LINE_LIMIT = 256  # a longer line is checked every time, never remembered
 _JOIN_LIMIT = 16 << 10  # a body up to this size is copied behind the head; larger: writelines
@@ -291,29 +299,25 @@ class LeanCycle(RequestResponseCycle):
         self.waiting_for_100_continue = False
         status_code: int = message["status"]  # type: ignore[assignment]
         self.status = status_code
-        content = [STATUS_LINE[status_code]]
-        lines = _LINES
         close = False
         own: Any = message.get("headers") or ()
         if type(own) is not list and type(own) is not tuple:
             own = list(own)  # an iterator (ASGI allows any iterable): read below twice
-        for headers in (self.default_headers, own):
-            for pair in headers:
-                try:
-                    line = lines.get(pair) if type(pair) is tuple else None
-                    known = _LENGTHS.get(pair) if line is None and type(pair) is tuple else None
-                except TypeError:  # an unhashable value (a bytearray): checked every time
-                    line = known = None
-                if line is None:
-                    if known is None:
-                        line, close_now = self._new_line(pair)
-                        close = close or close_now
-                    else:  # a Content-Length checked before: its line and value
-                        line, length = known
-                        if self.chunked_encoding is None:
-                            self.expected_content_length = length
-                            self.chunked_encoding = False
-                content.append(line)
+        heads = _HEADS
+        key: tuple[Any, ...] | None = (status_code, *self.default_headers, *own)
+        try:
+            seen = heads.get(key)  # type: ignore[arg-type]
+        except TypeError:  # an unhashable pair or value (a list, a bytearray)
+            key = seen = None
+        content: list[bytes]
+        if seen is not None:  # this status and these pairs before, every pair remembered
+            content = [seen[0]]
+            if seen[1] >= 0:
+                self.expected_content_length = seen[1]
+                self.chunked_encoding = False
+        else:
+            content = [STATUS_LINE[status_code]]
+            close = self._head_lines(own, content, heads, key)
         added: list[bytes] | None = self.scope.get(HEADER_LINES)  # type: ignore[assignment]
         if added:
             for item in added:
@@ -334,6 +338,45 @@ class LeanCycle(RequestResponseCycle):
         content.append(b"\r\n")
         self._head = b"".join(content)
         asyncio.get_running_loop().call_soon(self._flush_head)
+
+    def _head_lines(
+        self,
+        own: Any,
+        content: list[bytes],
+        heads: dict[tuple[Any, ...], tuple[bytes, int]],
+        key: tuple[Any, ...] | None,
+    ) -> bool:
+        """Append the line of each default and own header to ``content`` (its status line);
+        returns whether one closes the connection. A head whose every pair was remembered
+        goes into ``heads`` under ``key``, with its Content-Length (-1: none)."""
+        lines = _LINES
+        close = fresh = False
+        for headers in (self.default_headers, own):
+            for pair in headers:
+                try:
+                    line = lines.get(pair) if type(pair) is tuple else None
+                    known = _LENGTHS.get(pair) if line is None and type(pair) is tuple else None
+                except TypeError:  # an unhashable value (a bytearray): checked every time
+                    line = known = None
+                if line is None:
+                    if known is None:
+                        line, close_now = self._new_line(pair)
+                        close = close or close_now
+                        fresh = True
+                    else:  # a Content-Length checked before: its line and value
+                        line, length = known
+                        if self.chunked_encoding is None:
+                            self.expected_content_length = length
+                            self.chunked_encoding = False
+                content.append(line)
+        if not fresh and key is not None:
+            # only remembered lines: none frames otherwise than by Content-Length, closes or
+            # is a global header's (a registration empties the table: _global_lines)
+            if len(heads) >= _HEADS_LIMIT:
+                heads.clear()
+            length = self.expected_content_length if self.chunked_encoding is False else -1
+            heads[key] = (b"".join(content), length)
+        return close
 
     def _flush_head(self) -> None:
         """Write a head whose body did not follow it within one loop iteration."""
@@ -436,10 +479,12 @@ def _global_lines(lines: DefaultLines, headers: Any) -> bytes:
     if not lines.registered:
         names = lines.names - _GLOBAL_NAMES
         if names:
+            global _HEADS
             _GLOBAL_NAMES.update(names)
             for pair in list(_LINES):  # a copy: another thread's server may add lines
                 if pair[0].lower() in names:
                     _LINES.pop(pair, None)
+            _HEADS = {}  # heads may hold those lines; a new table (see _HEADS)
         lines.registered = True
     return lines.for_head(headers)
 
