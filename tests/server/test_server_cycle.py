@@ -557,7 +557,9 @@ async def test_remembered_heads_are_bounded(monkeypatch: pytest.MonkeyPatch) -> 
     assert (200, *DATE, (b"x-bound", b"9"), *LENGTH_5) in cycle_module._HEADS
     for headers in ([(b"x-first-seen", b"1")], [[b"x-list", b"1"]], [(b"x-ba", bytearray(b"1"))]):
         cycle_module._HEADS.clear()
-        await make(LeanCycle).send({"type": "http.response.start", "status": 200, "headers": headers})
+        await make(LeanCycle).send(
+            {"type": "http.response.start", "status": 200, "headers": headers}
+        )
         assert cycle_module._HEADS == {}
 
 

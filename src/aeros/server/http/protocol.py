@@ -19,7 +19,7 @@ import asyncio
 import contextvars
 import sys
 import urllib.parse
-from typing import Any
+from typing import Any, ClassVar
 
 import httptools
 
@@ -43,6 +43,8 @@ __all__ = ["HardenedHttpToolsProtocol", "build_protocol_class"]
 _SLASH = ord("/")
 # Header fields the head rules look at; every other field costs one set lookup.
 _FRAMING_HEADERS = frozenset((b"host", b"content-length", b"transfer-encoding", b"expect"))
+_TARGET_LIMIT = 256  # a longer request target is parsed every time, never remembered
+_TARGETS_LIMIT = 1024  # the table of remembered targets is emptied when it holds this many
 # asyncio.Task(..., eager_start=True): the task's first step runs at once, in the task
 _EAGER = sys.version_info >= (3, 12)
 
@@ -86,6 +88,14 @@ class HardenedHttpToolsProtocol(ConnectionControl):
     max_header_count: int = Limits().max_header_count
     max_body_size: int = Limits().max_body_size
     max_head_bytes: int = max_request_line + max_header_size + HEAD_SLACK
+    targets: ClassVar[dict[bytes, tuple[str, bytes, bytes]]] = {}
+    """Request targets -> their path, raw path and query string (:meth:`_target`). One table
+    per class, and :func:`build_protocol_class` makes a class per server config: the values
+    hold the config's ``root_path``."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.targets = {}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)  # uvicorn's (config, server_state, app_state, loop)
@@ -263,14 +273,11 @@ class HardenedHttpToolsProtocol(ConnectionControl):
         """uvicorn's on_headers_complete from parsing the target on (its 503 check dropped,
         its cycle replaced by :class:`aeros.server.http.cycle.LeanCycle`); on Python 3.12+ a
         request without a body starts at its ``on_message_complete``, which comes next."""
-        parsed_url = httptools.parse_url(url)
-        raw_path = parsed_url.path
-        path = raw_path.decode("ascii")
-        if "%" in path:
-            path = urllib.parse.unquote(path)
-        self.scope["path"] = self.root_path + path
-        self.scope["raw_path"] = self.root_path.encode("ascii") + raw_path
-        self.scope["query_string"] = parsed_url.query or b""
+        scope = self.scope
+        target = self.targets.get(url)
+        if target is None:
+            target = self._target(url)
+        scope["path"], scope["raw_path"], scope["query_string"] = target
         existing_cycle = self.cycle
         # by position (LeanCycle's order): a call by keyword cost 4.7 k instructions more
         self.cycle = cycle = self.cycle_class(
@@ -297,6 +304,23 @@ class HardenedHttpToolsProtocol(ConnectionControl):
             # Pipelined requests wait for the ones before them.
             self.flow.pause_reading()
             self.pipeline.appendleft((self.cycle, self.app))
+
+    def _target(self, url: bytes) -> tuple[str, bytes, bytes]:
+        """uvicorn's path, raw path and query string of a request target; remembered in
+        :attr:`targets` when short (a repeated target then costs one lookup)."""
+        parsed_url = httptools.parse_url(url)
+        raw_path = parsed_url.path
+        path = raw_path.decode("ascii")
+        if "%" in path:
+            path = urllib.parse.unquote(path)
+        root_path = self.root_path
+        target = (root_path + path, root_path.encode("ascii") + raw_path, parsed_url.query or b"")
+        if len(url) <= _TARGET_LIMIT:
+            targets = self.targets
+            if len(targets) >= _TARGETS_LIMIT:
+                targets.clear()
+            targets[url] = target
+        return target
 
     def on_body(self, body: bytes) -> None:
         self._framing_bytes = 0
