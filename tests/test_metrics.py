@@ -293,8 +293,8 @@ def test_exporter_flush_equals_prometheus_observe() -> None:
 
 def test_a_batch_counts_as_the_requests_one_by_one() -> None:
     """One settle of a mixed batch (an unknown method among known ones, latencies on and
-    around the first bucket's bound, cache and rate-limit results) counts what settling each
-    request alone does."""
+    around the first bucket's bound and beyond the last, cache and rate-limit results) counts
+    what settling each request alone does."""
     bound = BUCKETS[0]
     batch = [
         (method, route, status, seconds, cache, size, limit)
@@ -304,24 +304,30 @@ def test_a_batch_counts_as_the_requests_one_by_one() -> None:
             ("GET", "/b", 404, "hit", "429"),
             ("POST", "/a", 200, None, "error"),
         ]
-        for seconds, size in [(bound, 1), (bound / 2, 2), (bound * 1.5, 3), (3.0, 4)]
+        for seconds, size in [(bound, 1), (bound / 2, 2), (bound * 1.5, 3), (3.0, 4), (60.0, 0)]
     ]
     together, alone = Tally(), Tally()
-    together.done = list(batch)
+    for request in batch:
+        together.note(*request)
+    assert together.rows == {}  # noted, not bucketed yet
     together.settle()
     for request in batch:
         alone.record(*request)
-    assert together.rows == alone.rows
+    assert together.rows.keys() == alone.rows.keys()
+    for labels, row in together.rows.items():  # the sums added in another order
+        assert row[:-1] == alone.rows[labels][:-1]
+        assert row[-1] == pytest.approx(alone.rows[labels][-1], rel=1e-12)
     row = together.rows[("other", "/a", 200)]
     assert row[:3] == [2, 1, 0]  # bound and bound / 2 under "le" 0.001, bound * 1.5 next
     assert (together.cache, together.limits) == (alone.cache, alone.limits)
-    assert together.cache == {"miss": 4, "hit": 4}
+    assert row[-3:-1] == [0, 1]  # 60 s: over every bound, in +Inf alone
+    assert together.cache == {"miss": 5, "hit": 5}
     assert together.wire_bytes == alone.wire_bytes == 4 * 10
 
 
 async def test_finished_requests_are_counted_in_bounded_batches() -> None:
-    """The request path only notes a finished request; a flush counts them in, and so does
-    the request path whenever SETTLE_AT are waiting."""
+    """The request path only notes a finished request's latency; a flush buckets them, and
+    so does the request path whenever SETTLE_AT of one set of labels are waiting."""
     exporter = Exporter()
 
     async def answer(scope: Any, receive: Any, send: Any) -> None:
@@ -333,12 +339,13 @@ async def test_finished_requests_are_counted_in_bounded_batches() -> None:
         await layer(scope, None, None)
         for callback, layer_scope in scope[RESPONSE_DONE]:  # as aeros' server reports
             callback(layer_scope, 200, 3)
-        assert len(exporter.tally.done) < SETTLE_AT
-    assert len(exporter.tally.done) == 5  # the last ones wait for the flush
-    taken = exporter.tally.take()
+        assert all(len(times) < SETTLE_AT for times in exporter.tally.pending.values())
+    assert exporter.tally.pending == {("GET", UNMATCHED, 200): [pytest.approx(0, abs=1)] * 5}
+    assert sum(exporter.tally.rows[("GET", UNMATCHED, 200)][:-1]) == SETTLE_AT
+    taken = exporter.tally.take()  # the last ones wait for the flush
     assert taken.requests() == {("GET", UNMATCHED, 200): SETTLE_AT + 5}
     assert taken.wire_bytes == 3 * (SETTLE_AT + 5)
-    assert exporter.tally.done == []
+    assert exporter.tally.pending == {}
 
 
 @pytest.mark.parametrize(

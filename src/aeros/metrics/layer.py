@@ -3,8 +3,8 @@ scrape, and count the body bytes views produce.
 
 :class:`MetricsMiddleware` sits just inside the health probe and outside the access log, so
 everything the app or aeros answers is counted (503s of the concurrency limit, cache hits) and
-probes and scrapes are not. Per request it notes the request in the tally, which counts the
-notes in batches; ``prometheus_client`` is touched once a second
+probes and scrapes are not. Per request it notes the request in the tally
+(:meth:`~aeros.metrics.tally.Tally.note`); ``prometheus_client`` is touched once a second
 (:class:`~aeros.metrics.export.Exporter`).
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from aeros.asgi_entry import asgi3
 from aeros.metrics.export import CONTENT_TYPE, Exporter
-from aeros.metrics.tally import SETTLE_AT, UNMATCHED
+from aeros.metrics.tally import UNMATCHED
 from aeros.middleware.counting import unanswered_status, when_done
 from aeros.middleware.headers import GlobalHeaders
 from aeros.types import (
@@ -106,12 +106,9 @@ class MetricsMiddleware:
             route = self.route_of(scope) if answered else UNMATCHED
         if cache == "hit" and scope.get(COALESCED):
             cache = "coalesced"
-        done = tally.done  # counted in batches (Tally.settle): here only noted
         if not status:
             status = unanswered_status(scope)
-        done.append((scope["method"], route, status, seconds, cache, size, limit))
-        if len(done) >= SETTLE_AT:
-            tally.settle()
+        tally.note(scope["method"], route, status, seconds, cache, size, limit)
         if not self.exporter.scheduled:
             self.exporter.schedule()
 
