@@ -21,6 +21,7 @@ __all__ = [
     "ROUTE",
     "SKIP_COMPRESSION",
     "SKIP_GLOBAL_HEADERS",
+    "WHOLE_RESPONSE",
     "ASGIApp",
     "Headers",
     "Message",
@@ -82,6 +83,15 @@ response. An item of the global headers (:class:`aeros.middleware.headers.Defaul
 ``bytes`` subclass) loses the lines whose name the response sets itself. Layers that find no
 such key (another server, the test client) wrap ``send`` instead. A list, so the copies of
 the scope that inner layers make share it."""
+
+WHOLE_RESPONSE: Final = "aeros.whole_response"
+"""Scope key: the ``send`` aeros' HTTP server passed the app (a bound method of its
+request/response cycle). A caller that holds a whole response (status, header pairs, one
+complete body) and whose own ``send`` is this very object, so no layer wrapped it, may call
+``send.__self__.send_whole(status, headers, body)``: the head and the body are then written as
+``send`` writes the two messages, without holding the head for the body. It returns False
+(having done nothing) where the two messages must go through ``send`` (the response started,
+the socket's writes are paused, the access log is the server's)."""
 
 RESPONSE_DONE: Final = "aeros.response_done"
 """Scope key: a list that aeros' HTTP server puts in every request's scope beside

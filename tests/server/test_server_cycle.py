@@ -231,6 +231,72 @@ async def test_whole_responses_match_uvicorn(name: str, method: str, keep_alive:
     assert ours.transport.writes == theirs.transport.writes - merged
 
 
+def whole_body(headers: Any) -> bytes:
+    """A body for one of HEADS' heads: as long as its Content-Length says, if it has one."""
+    for name, value in headers or ():
+        if bytes(name).lower() == b"content-length":
+            return b"x" * int(value)
+    return b"abc"
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("keep_alive", [True, False])
+@pytest.mark.parametrize("name", [*HEADS, "longer", "shorter"])
+async def test_send_whole_writes_what_the_two_messages_write(
+    name: str, method: str, keep_alive: bool
+) -> None:
+    """``send_whole(status, headers, body)`` (a caller holding the whole response) leaves the
+    bytes, errors, framing state and completion that uvicorn's send of the start and the
+    body messages leaves, in one write; on a first sight of the pairs and on remembered ones."""
+    if name in ("longer", "shorter"):
+        status, headers = 200, LENGTH_5
+        body = b"hello!" if name == "longer" else b"hell"
+    else:
+        status, headers = HEADS[name]
+        body = whole_body(headers)
+    for _ in range(3):
+        ours = make(LeanCycle, method=method, keep_alive=keep_alive)
+        theirs = make(RequestResponseCycle, method=method, keep_alive=keep_alive)
+        errors = []
+        try:
+            assert ours.send_whole(status, headers, body) is True
+        except RuntimeError as exc:
+            errors.append(str(exc))
+        try:
+            start: dict[str, Any] = {"type": "http.response.start", "status": status}
+            if headers is not None:
+                start["headers"] = headers
+            await theirs.send(start)
+            await theirs.send({"type": "http.response.body", "body": body})
+        except RuntimeError as exc:
+            errors.append(str(exc))
+        await asyncio.sleep(0)
+        assert len(errors) in (0, 2), errors  # both raise, or neither
+        assert len(set(errors)) <= 1, errors
+        assert state(ours) == state(theirs)
+        assert ours.transport.writes == 1
+        assert ours.status == status
+
+
+@pytest.mark.parametrize("why", ["started", "access-log", "disconnected", "paused"])
+async def test_send_whole_declines_where_send_must_take_the_messages(why: str) -> None:
+    """A response already started, the server's access log, a client gone or paused writes:
+    ``send_whole`` returns False having written and changed nothing, so the caller sends the
+    two messages through ``send``."""
+    cycle = make(LeanCycle)
+    if why == "started":
+        await cycle.send({"type": "http.response.start", "status": 200, "headers": LENGTH_5})
+    elif why == "access-log":
+        cycle.access_log = True
+    elif why == "disconnected":
+        cycle.disconnected = True
+    else:
+        pause_writes(cycle, True)
+    before = (state(cycle), cycle.status, cycle.body_size)
+    assert cycle.send_whole(200, LENGTH_5, b"hello") is False
+    assert (state(cycle), cycle.status, cycle.body_size) == before
+
+
 async def test_a_head_without_its_body_goes_out_after_one_loop_iteration() -> None:
     """A stream that waits before its first chunk still shows its headers at once."""
     cycle = make(LeanCycle)

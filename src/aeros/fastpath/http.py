@@ -41,7 +41,7 @@ from werkzeug.datastructures import Headers
 
 from aeros.fastpath.dispatch import handle_request, note_route, uses_lean_dispatch
 from aeros.fastpath.request import LeanRequest, complete_requests_match, scope_headers
-from aeros.types import COMPRESSION, ROUTE, ResponseEncoder, Send
+from aeros.types import COMPRESSION, ROUTE, WHOLE_RESPONSE, ResponseEncoder, Send
 
 if TYPE_CHECKING:
     from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable
@@ -211,6 +211,10 @@ class LeanHTTPConnection(ASGIHTTPConnection):
             headers = _encode_headers(response.headers)
             if encoder is not None:  # the compression layer's work, in one call
                 headers, data = encoder.whole(status, headers, data)
+            if self.scope.get(WHOLE_RESPONSE) is send and send.__self__.send_whole(  # type: ignore[attr-defined]
+                status, headers, data
+            ):
+                return  # aeros' server wrote it as the two messages below (no layer between)
             start = {"type": "http.response.start", "status": status, "headers": headers}
             end = {"type": "http.response.body", "body": data, "more_body": False}
             sending = _send_two(send, start, end)

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 from aeros.middleware.headers import DefaultLines
 from aeros.server.http.writes import WriteBatch, write
-from aeros.types import HEADER_LINES, RESPONSE_DONE
+from aeros.types import HEADER_LINES, RESPONSE_DONE, WHOLE_RESPONSE
 
 __all__ = ["LeanCycle"]
 
@@ -154,9 +154,13 @@ class LeanCycle(RequestResponseCycle):
 
     async def run_asgi(self, app: Any) -> None:
         """uvicorn's, except that a cancelled request (shutdown cut it off) logs one warning
-        line, no traceback, and gets the protocol's 503 instead of a 500."""
+        line, no traceback, and gets the protocol's 503 instead of a 500; the ``send`` passed
+        to the app is in its scope while it runs (:data:`~aeros.types.WHOLE_RESPONSE`)."""
+        scope = self.scope
+        send = self.send
+        scope[WHOLE_RESPONSE] = send  # type: ignore[typeddict-unknown-key]
         try:
-            result = await app(self.scope, self.receive, self.send)
+            result = await app(scope, self.receive, send)
         except asyncio.CancelledError as exc:
             task = asyncio.current_task()
             if self._cut_off is None and task is not None and not task.cancelling():
@@ -181,7 +185,9 @@ class LeanCycle(RequestResponseCycle):
                 self._close()
         finally:
             self.on_response = lambda: None
-            done = self.scope.get(RESPONSE_DONE)
+            # the send refers to this cycle, which holds the scope: kept, a reference cycle
+            scope.pop(WHOLE_RESPONSE, None)
+            done = scope.get(RESPONSE_DONE)
             if done:
                 self._report(done)  # type: ignore[arg-type]
 
@@ -276,7 +282,11 @@ class LeanCycle(RequestResponseCycle):
                 and not self.flow.write_paused
             ):
                 self._head = None
-                self._write_first_body(head, message)
+                self._write_first_body(
+                    head,
+                    message.get("body", b""),  # type: ignore[arg-type]
+                    message.get("more_body", False),  # type: ignore[arg-type]
+                )
                 return
             self._flush_head()
         if (
@@ -295,12 +305,29 @@ class LeanCycle(RequestResponseCycle):
                 message = _with_lines(message, self.scope.get(HEADER_LINES))  # type: ignore[arg-type]
             await super().send(message)  # type: ignore[arg-type]
             return
+        self._head = self._start_head(message["status"], message.get("headers"))  # type: ignore[arg-type]
+        asyncio.get_running_loop().call_soon(self._flush_head)
+
+    def send_whole(self, status: int, headers: Any, body: bytes) -> bool:
+        """A response start and its only body message at once (:data:`~aeros.types.
+        WHOLE_RESPONSE`): written as :meth:`send` writes the two, without holding the head for
+        a loop iteration. False, with nothing done, where the messages must go through
+        :meth:`send` one by one (a response already started, the access log, a client gone,
+        writes paused)."""
+        if self.response_started or self.access_log or self.disconnected or self.flow.write_paused:
+            return False
+        self._write_first_body(self._start_head(status, headers), body, False)
+        return True
+
+    def _start_head(self, status_code: int, own: Any) -> bytes:
+        """Start the response: the head of ``status_code`` and the header pairs ``own``, with
+        the default pairs and the scope's :data:`~aeros.types.HEADER_LINES`, framed as uvicorn
+        frames it."""
         self.response_started = True
         self.waiting_for_100_continue = False
-        status_code: int = message["status"]  # type: ignore[assignment]
         self.status = status_code
         close = False
-        own: Any = message.get("headers") or ()
+        own = own or ()
         if type(own) is not list and type(own) is not tuple:
             own = list(own)  # an iterator (ASGI allows any iterable): read below twice
         heads = _HEADS
@@ -336,8 +363,7 @@ class LeanCycle(RequestResponseCycle):
             self.chunked_encoding = True  # neither Content-Length nor Transfer-Encoding given
             content.append(b"transfer-encoding: chunked\r\n")
         content.append(b"\r\n")
-        self._head = b"".join(content)
-        asyncio.get_running_loop().call_soon(self._flush_head)
+        return b"".join(content)
 
     def _head_lines(
         self,
@@ -386,14 +412,12 @@ class LeanCycle(RequestResponseCycle):
             if not self.disconnected and not self.transport.is_closing():
                 self.transport.write(head)
 
-    def _write_first_body(self, head: bytes, message: dict[str, object]) -> None:
+    def _write_first_body(self, head: bytes, body: bytes, more_body: bool) -> None:
         """uvicorn's body branch for the first body message, its bytes written behind ``head``.
 
         A response complete with this message on a connection that stays open goes to the
         loop's :class:`WriteBatch` (when the protocol gave the cycle one).
         """
-        body: bytes = message.get("body", b"")  # type: ignore[assignment]
-        more_body = message.get("more_body", False)
         self.body_size += len(body)
         data: bytes | tuple[bytes, bytes]
         if self.scope["method"] == "HEAD":
