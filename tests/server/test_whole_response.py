@@ -17,7 +17,7 @@ import httpx
 import pytest
 from quart import request
 
-from aeros import WebServer, jsonify
+from aeros import SimpleCache, WebServer, jsonify
 from aeros.server.http.cycle import LeanCycle
 from aeros.types import WHOLE_RESPONSE
 
@@ -32,6 +32,13 @@ def make_app(**options: Any) -> WebServer:
     @app.route("/text")
     async def text() -> str:
         return "x" * 2000  # compressed for a client that asks
+
+    @app.route("/cached")
+    @app.cache(timeout=60)
+    async def cached() -> Any:
+        response = jsonify({"cached": True})
+        response.set_etag("v1")
+        return response
 
     return app
 
@@ -68,6 +75,29 @@ def test_a_whole_response_is_written_in_one_call_on_aeros_server(
     assert head.content == b""
     assert head.headers["content-length"] == json_.headers["content-length"]
     assert taken == [True, True]  # a HEAD answer goes through Quart's own path
+
+
+def test_cache_answers_are_written_in_one_call_on_aeros_server(
+    live_server: Callable[[WebServer], AbstractContextManager[str]], taken: list[bool]
+) -> None:
+    """A miss's answer, a hit, a HEAD hit and a gzip hit go to the server in one call each,
+    with the bytes the two messages give; a 304 goes as two messages."""
+    app = make_app(cache=SimpleCache(), cache_status=True)
+    with live_server(app) as url, httpx.Client(base_url=url) as client:
+        miss = client.get("/cached")
+        hit = client.get("/cached")
+        head = client.head("/cached")
+        not_modified = client.get("/cached", headers={"if-none-match": hit.headers["etag"]})
+    assert miss.json() == hit.json() == {"cached": True}
+    assert hit.headers["content-length"] == str(len(hit.content))
+    assert head.content == b""
+    assert head.headers["content-length"] == hit.headers["content-length"]
+    assert not_modified.status_code == 304
+    assert not_modified.content == b""
+    statuses = [answer.headers["cache-status"] for answer in (miss, hit, head, not_modified)]
+    assert ["fwd=uri-miss" in value for value in statuses] == [True, False, False, False]
+    assert ["; hit" in value for value in statuses] == [False, True, True, True]
+    assert taken == [True, True, True]
 
 
 def test_a_layer_that_wraps_send_gets_both_messages(

@@ -41,7 +41,8 @@ from werkzeug.datastructures import Headers
 
 from aeros.fastpath.dispatch import handle_request, note_route, uses_lean_dispatch
 from aeros.fastpath.request import LeanRequest, complete_requests_match, scope_headers
-from aeros.types import COMPRESSION, ROUTE, WHOLE_RESPONSE, ResponseEncoder, Send
+from aeros.types import COMPRESSION, ROUTE, ResponseEncoder, Send
+from aeros.whole_response import sent_whole
 
 if TYPE_CHECKING:
     from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable
@@ -211,9 +212,7 @@ class LeanHTTPConnection(ASGIHTTPConnection):
             headers = _encode_headers(response.headers)
             if encoder is not None:  # the compression layer's work, in one call
                 headers, data = encoder.whole(status, headers, data)
-            if self.scope.get(WHOLE_RESPONSE) is send and send.__self__.send_whole(  # type: ignore[attr-defined]
-                status, headers, data
-            ):
+            if sent_whole(self.scope, send, status, headers, data):
                 return  # aeros' server wrote it as the two messages below (no layer between)
             start = {"type": "http.response.start", "status": status, "headers": headers}
             end = {"type": "http.response.body", "body": data, "more_body": False}

@@ -16,7 +16,8 @@ from aeros.compression.headers import encode_body, encoded_headers
 from aeros.middleware.headers import GlobalHeaders
 from aeros.response_cache.entry import Entry
 from aeros.response_cache.status import CACHE_STATUS
-from aeros.types import Headers, Send
+from aeros.types import Headers, Scope, Send
+from aeros.whole_response import sent_whole
 
 __all__ = ["NOT_MODIFIED_HEADERS", "answer", "etag_matches", "prepare"]
 
@@ -59,6 +60,7 @@ def prepare(
 
 
 async def answer(
+    scope: Scope,
     send: Send,
     entry: Entry,
     headers: Headers,
@@ -94,8 +96,11 @@ async def answer(
             headers.append((CACHE_STATUS, cache_status))
     elif cache_status is not None:
         headers = [*headers, (CACHE_STATUS, cache_status)]
-    await send({"type": "http.response.start", "status": entry.status, "headers": headers})
-    await send({"type": "http.response.body", "body": b"" if head else body, "more_body": False})
+    if head:
+        body = b""
+    if not sent_whole(scope, send, entry.status, headers, body):
+        await send({"type": "http.response.start", "status": entry.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 def _opaque(tag: bytes) -> bytes:

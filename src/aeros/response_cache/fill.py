@@ -79,7 +79,9 @@ class Filling:
         now = self.clock()
         headers, body = self._answer_for(key, entry, accept, generation)
         mark = status.hit(entry.fresh_until, now) if self.cache_status else None
-        await answer(send, entry, headers, body, if_none_match, head, now, self._kept_in_304, mark)
+        await answer(
+            scope, send, entry, headers, body, if_none_match, head, now, self._kept_in_304, mark
+        )
 
     async def _lead(
         self,
@@ -139,6 +141,7 @@ class Filling:
                     await self.fleet.release(key, token)  # type: ignore[union-attr]
                     token = None
                 await answer(
+                    scope,
                     send,
                     stored,
                     headers,

@@ -230,6 +230,7 @@ class CacheMiddleware(Filling):
                 self._refresh(key, policy, scope)
             headers, body = self._answer_for(key, entry, accept, generation)
             await answer(
+                scope,
                 send,
                 entry,
                 headers,

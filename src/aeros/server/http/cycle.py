@@ -186,7 +186,7 @@ class LeanCycle(RequestResponseCycle):
         finally:
             self.on_response = lambda: None
             # the send refers to this cycle, which holds the scope: kept, a reference cycle
-            scope.pop(WHOLE_RESPONSE, None)
+            scope.pop(WHOLE_RESPONSE, None)  # type: ignore[typeddict-item]
             done = scope.get(RESPONSE_DONE)
             if done:
                 self._report(done)  # type: ignore[arg-type]
