@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from bench.apps import make_aeros_app
+from bench.bytecodes import count
 from bench.inprocess import new_loop, run_requests
 from bench.layer_instructions import WARM, opcodes, serve
 
@@ -88,3 +90,17 @@ def test_per_function_profile_reads_calls_into_trampolines(tmp_path: Path) -> No
     perf_map.write_text("1000 10 py::handle_request:/src/dispatch.py\n")
     rows = per_function((run(100, 2), perf_map), (run(500, 6), perf_map), requests=4)
     assert rows == [(200.0, 2.0, "handle_request:/src/dispatch.py")]
+
+
+def test_served_bytecode_counts_cover_the_server_and_the_app() -> None:
+    """bench.bytecodes counts only the traced requests, each the same: the bytecodes of the
+    server's and the app's own functions per request, the same for twice the requests."""
+    few = count("aeros", "/json", 50, 40, 4, frozenset({"_start_head"}))
+    more = count("aeros", "/json", 50, 80, 4, frozenset())
+    assert few["fastpath/dispatch.py:handle_request"] > 20
+    assert more["fastpath/dispatch.py:handle_request"] == pytest.approx(
+        few["fastpath/dispatch.py:handle_request"], rel=0.05
+    )
+    assert any(place.startswith("http/cycle.py:_start_head:") for place in few)  # by line
+    assert "http/cycle.py:_start_head" in more
+    assert 1000 < sum(more.values()) < 10_000
