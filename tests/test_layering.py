@@ -31,6 +31,18 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "aeros.fastpath",
         *WEB,
     ),
+    # one helper over a scope key of types, used by the lean connection and the response cache
+    "whole_response": (
+        "aeros.app",
+        "aeros.middleware",
+        "aeros.response_cache",
+        "aeros.compression",
+        "aeros.stores",
+        "aeros.logging",
+        "aeros.server",
+        "aeros.fastpath",
+        *WEB,
+    ),
     "_validate": ("aeros.app", "aeros.middleware", "aeros.response_cache", "aeros.server", *WEB),
     "logging": (
         "aeros.app",
