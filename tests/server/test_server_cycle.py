@@ -807,3 +807,30 @@ def test_a_cycle_made_by_position_has_uvicorns_state() -> None:
         other = LeanCycle.__new__(LeanCycle)
         init(other, *arguments.values())
         assert made.body is not other.body
+
+
+async def test_the_body_event_is_asyncios_with_its_waiters_made_at_the_first_wait() -> None:
+    """BodyEvent behaves as asyncio.Event (set, clear, is_set, wait before and after set,
+    several waiters, a cancelled waiter) and makes its waiter queue only when awaited."""
+    assert cycle_module.MESSAGE_EVENT is cycle_module.BodyEvent  # asyncio's Event as known
+    for cls in (asyncio.Event, cycle_module.BodyEvent):
+        event = cls()
+        assert not event.is_set()
+        event.set()
+        event.set()
+        assert event.is_set()
+        assert await event.wait() is True
+        if cls is cycle_module.BodyEvent:
+            assert "_waiters" not in vars(event)  # set and awaited when set: no queue made
+        event.clear()
+        waiters = [asyncio.ensure_future(event.wait()) for _ in range(3)]
+        cancelled = asyncio.ensure_future(event.wait())
+        await asyncio.sleep(0)
+        assert not any(waiter.done() for waiter in waiters)
+        cancelled.cancel()
+        await asyncio.sleep(0)
+        assert len(event._waiters) == 3  # type: ignore[attr-defined]
+        event.set()
+        assert await asyncio.gather(*waiters) == [True, True, True]
+        assert len(event._waiters) == 0  # type: ignore[attr-defined]
+        assert "set" in repr(event)

@@ -23,10 +23,11 @@ Everything else (later body chunks, the access log, flow control) is uvicorn's c
 from __future__ import annotations
 
 import asyncio
+import collections
 import inspect
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from uvicorn.protocols.http.httptools_impl import (
     HEADER_RE,
@@ -43,7 +44,7 @@ from aeros.middleware.headers import DefaultLines
 from aeros.server.http.writes import WriteBatch, write
 from aeros.types import HEADER_LINES, RESPONSE_DONE, WHOLE_RESPONSE
 
-__all__ = ["LeanCycle"]
+__all__ = ["MESSAGE_EVENT", "BodyEvent", "LeanCycle"]
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,36 @@ _HEADS_LIMIT = 1024  # the table is emptied when it reaches this many heads
 _LINES_LIMIT = 4096  # the table is emptied when it reaches this many lines (at most ~1 MiB)
 _LINE_LIMIT = 256  # a longer line is checked every time, never remembered
 _JOIN_LIMIT = 16 << 10  # a body up to this size is copied behind the head; larger: writelines
+
+
+class BodyEvent(asyncio.Event):
+    """The cycle's ``message_event``: an :class:`asyncio.Event` that makes its queue of
+    waiters at its first wait, not when it is made. Nearly every request's event is set and
+    never awaited (the body has come by the time the app reads it: ``LeanCycle.receive``), and
+    asyncio's makes a ``deque`` (a 64-slot block) for each."""
+
+    _waiters: Any = ()  # nothing to wake until a wait makes the queue
+
+    def __init__(self) -> None:  # asyncio's sets these two only (checked at import)
+        self._value = False
+
+    async def wait(self) -> Literal[True]:
+        if not self._value and type(self._waiters) is tuple:
+            self._waiters = collections.deque()
+        return await super().wait()
+
+
+def _plain_event_state() -> bool:
+    """Whether asyncio's Event sets just the state :class:`BodyEvent` knows."""
+    try:
+        return set(vars(asyncio.Event())) == {"_waiters", "_value"}
+    except TypeError:  # an Event with slots: not the one BodyEvent knows
+        return False
+
+
+MESSAGE_EVENT: type[asyncio.Event] = BodyEvent if _plain_event_state() else asyncio.Event
+"""The event class each request's cycle gets (``BodyEvent`` where asyncio's Event is the one
+it was written against)."""
 
 
 class LeanCycle(RequestResponseCycle):

@@ -25,7 +25,7 @@ import httptools
 
 from aeros.server.config import Limits, ServerConfig
 from aeros.server.http.answers import ConnectionControl
-from aeros.server.http.cycle import LeanCycle
+from aeros.server.http.cycle import MESSAGE_EVENT, LeanCycle
 from aeros.server.http.rules import (
     HASH,
     HEAD_SLACK,
@@ -288,7 +288,7 @@ class HardenedHttpToolsProtocol(ConnectionControl):
             self.access_logger,
             self.access_log,
             self.server_state.default_headers,
-            asyncio.Event(),  # message_event
+            MESSAGE_EVENT(),  # message_event: asyncio's, its waiters made when awaited
             self.expect_100_continue,
             http_version != "1.0" and self.parser.should_keep_alive(),  # keep_alive
             self.on_response_complete,
