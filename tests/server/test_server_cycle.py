@@ -99,6 +99,9 @@ HEADS = {
     "not-modified": (304, [(b"etag", b'"a"')]),
     "none": (200, None),
     "long": (200, [(b"x-long", b"v" * 600), (b"content-length", b"0")]),
+    # a length, though a wrong one: never taken for "no Content-Length" by a remembered head
+    "negative-length": (200, [(b"content-type", b"text/plain"), (b"content-length", b"-1")]),
+    "negative-length-204": (204, [(b"content-length", b"-1")]),
 }
 
 

@@ -62,9 +62,9 @@ _500_HEADERS = (  # uvicorn's
 _GLOBAL_NAMES: set[bytes] = set()
 """Names of the global headers (:class:`DefaultLines`) seen in ``HEADER_LINES`` so far: a pair
 of one of these names is checked for every response, never remembered in :data:`_LINES`."""
-_HEADS: dict[tuple[Any, ...], tuple[bytes, int]] = {}
+_HEADS: dict[tuple[Any, ...], tuple[bytes, int | None]] = {}
 """``(status, *default pairs, *own pairs)`` -> the head's status line and header lines, and
-its Content-Length (-1: none), for a head all of whose pairs were remembered (:data:`_LINES`,
+its Content-Length (None: none), for a head all of whose pairs were remembered (:data:`_LINES`,
 :data:`_LENGTHS`): a repeated head (the same route's response in the same second, whose
 ``date`` is one of the default pairs) costs one lookup instead of one per header. Replaced,
 not emptied, when a global header's name is registered: a thread that read the old table
@@ -370,7 +370,7 @@ class LeanCycle(RequestResponseCycle):
         content: list[bytes]
         if seen is not None:  # this status and these pairs before, every pair remembered
             content = [seen[0]]
-            if seen[1] >= 0:
+            if seen[1] is not None:
                 self.expected_content_length = seen[1]
                 self.chunked_encoding = False
         else:
@@ -400,12 +400,12 @@ class LeanCycle(RequestResponseCycle):
         self,
         own: Any,
         content: list[bytes],
-        heads: dict[tuple[Any, ...], tuple[bytes, int]],
+        heads: dict[tuple[Any, ...], tuple[bytes, int | None]],
         key: tuple[Any, ...] | None,
     ) -> bool:
         """Append the line of each default and own header to ``content`` (its status line);
         returns whether one closes the connection. A head whose every pair was remembered
-        goes into ``heads`` under ``key``, with its Content-Length (-1: none)."""
+        goes into ``heads`` under ``key``, with its Content-Length (None: none)."""
         lines = _LINES
         close = fresh = False
         for headers in (self.default_headers, own):
@@ -431,8 +431,9 @@ class LeanCycle(RequestResponseCycle):
             # is a global header's (a registration empties the table: _global_lines)
             if len(heads) >= _HEADS_LIMIT:
                 heads.clear()
-            length = self.expected_content_length if self.chunked_encoding is False else -1
-            heads[key] = (b"".join(content), length)
+            # None: no Content-Length (a negative one is a length: uvicorn then raises)
+            framed = self.expected_content_length if self.chunked_encoding is False else None
+            heads[key] = (b"".join(content), framed)
         return close
 
     def _flush_head(self) -> None:
