@@ -62,22 +62,31 @@ def test_repeated_targets_give_what_parsing_gives(echo_url: str) -> None:
     ]
 
 
-def test_remembered_targets_are_bounded_and_per_server_class(
+def test_remembered_targets_are_bounded_and_per_root_path(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The table empties itself at its limit, keeps no target over the length limit, and is
-    one per protocol class (one class per server config)."""
+    """A table empties itself at its limit and keeps no target over the length limit; servers
+    with another ``root_path`` (another uvicorn config, even on the same protocol class) have
+    a table of their own, so a target never comes back with another's prefix."""
     monkeypatch.setattr(protocol_module, "_TARGETS_LIMIT", 4)
-    first = build_protocol_class(ServerConfig())
-    second = build_protocol_class(ServerConfig())
-    assert first.targets is not second.targets
-    protocol = first.__new__(first)
-    protocol.root_path = ""  # uvicorn's default, set from its config in __init__
+    monkeypatch.setattr(protocol_module, "_TARGETS", {})
+    cls = build_protocol_class(ServerConfig())
+
+    def connection(root_path: str) -> Any:
+        protocol = cls.__new__(cls)
+        protocol.root_path = root_path  # uvicorn's __init__ sets it from its config
+        protocol.targets = protocol_module.targets_for(root_path)  # as ours then does
+        return protocol
+
+    plain, prefixed = connection(""), connection("/api")
+    assert plain.targets is connection("").targets
+    assert plain.targets is not prefixed.targets
     for i in range(10):
-        assert protocol._target(b"/n/%d?i=%d" % (i, i)) == (f"/n/{i}", b"/n/%d" % i, b"i=%d" % i)
-        assert 1 <= len(first.targets) <= 4
-    assert first.targets[b"/n/9?i=9"] == ("/n/9", b"/n/9", b"i=9")
+        assert plain._target(b"/n/%d?i=%d" % (i, i)) == (f"/n/{i}", b"/n/%d" % i, b"i=%d" % i)
+        assert 1 <= len(plain.targets) <= 4
+    assert plain.targets[b"/n/9?i=9"] == ("/n/9", b"/n/9", b"i=9")
     long = b"/" + b"z" * 300
-    assert protocol._target(long)[0] == "/" + "z" * 300
-    assert long not in first.targets
-    assert second.targets == {}
+    assert plain._target(long)[0] == "/" + "z" * 300
+    assert long not in plain.targets
+    assert prefixed._target(b"/n/9?i=9") == ("/api/n/9", b"/api/n/9", b"i=9")
+    assert plain.targets[b"/n/9?i=9"] == ("/n/9", b"/n/9", b"i=9")

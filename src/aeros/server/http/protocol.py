@@ -19,7 +19,7 @@ import asyncio
 import contextvars
 import sys
 import urllib.parse
-from typing import Any, ClassVar
+from typing import Any
 
 import httptools
 
@@ -44,7 +44,20 @@ _SLASH = ord("/")
 # Header fields the head rules look at; every other field costs one set lookup.
 _FRAMING_HEADERS = frozenset((b"host", b"content-length", b"transfer-encoding", b"expect"))
 _TARGET_LIMIT = 256  # a longer request target is parsed every time, never remembered
-_TARGETS_LIMIT = 1024  # the table of remembered targets is emptied when it holds this many
+_TARGETS_LIMIT = 1024  # a table of remembered targets is emptied when it holds this many
+_TARGETS: dict[str, dict[bytes, tuple[str, bytes, bytes]]] = {}
+"""Per ``root_path`` (the values hold it): request targets -> their path, raw path and query
+string (``HardenedHttpToolsProtocol._target``). A connection takes its server's table once."""
+
+
+def targets_for(root_path: str) -> dict[bytes, tuple[str, bytes, bytes]]:
+    """The table of remembered targets for servers with this ``root_path``."""
+    table = _TARGETS.get(root_path)
+    if table is None:
+        table = _TARGETS.setdefault(root_path, {})  # one table, whichever thread adds it
+    return table
+
+
 # asyncio.Task(..., eager_start=True): the task's first step runs at once, in the task
 _EAGER = sys.version_info >= (3, 12)
 
@@ -88,14 +101,6 @@ class HardenedHttpToolsProtocol(ConnectionControl):
     max_header_count: int = Limits().max_header_count
     max_body_size: int = Limits().max_body_size
     max_head_bytes: int = max_request_line + max_header_size + HEAD_SLACK
-    targets: ClassVar[dict[bytes, tuple[str, bytes, bytes]]] = {}
-    """Request targets -> their path, raw path and query string (:meth:`_target`). One table
-    per class, and :func:`build_protocol_class` makes a class per server config: the values
-    hold the config's ``root_path``."""
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        cls.targets = {}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)  # uvicorn's (config, server_state, app_state, loop)
@@ -118,6 +123,7 @@ class HardenedHttpToolsProtocol(ConnectionControl):
         # as under uvicorn: the eager start, which makes its own, is then left out
         self._eager = _EAGER and not self._fresh and self.loop.get_task_factory() is None
         self._context = contextvars.copy_context()  # the connection's: each request's starts
+        self.targets = targets_for(self.root_path)  # set from uvicorn's config just above
 
     # ---- input ---------------------------------------------------------------------------
 
@@ -306,8 +312,9 @@ class HardenedHttpToolsProtocol(ConnectionControl):
             self.pipeline.appendleft((self.cycle, self.app))
 
     def _target(self, url: bytes) -> tuple[str, bytes, bytes]:
-        """uvicorn's path, raw path and query string of a request target; remembered in
-        :attr:`targets` when short (a repeated target then costs one lookup)."""
+        """uvicorn's path, raw path and query string of a request target; remembered in the
+        table of this ``root_path`` (:func:`targets_for`) when short (a repeated target then
+        costs one lookup)."""
         parsed_url = httptools.parse_url(url)
         raw_path = parsed_url.path
         path = raw_path.decode("ascii")
