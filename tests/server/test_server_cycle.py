@@ -14,6 +14,7 @@ from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 from aeros.middleware.headers import GlobalHeaders
 from aeros.server.http import cycle as cycle_module
+from aeros.server.http import events as events_module
 from aeros.server.http.cycle import LeanCycle
 from aeros.types import HEADER_LINES, RESPONSE_DONE
 
@@ -815,15 +816,15 @@ def test_a_cycle_made_by_position_has_uvicorns_state() -> None:
 async def test_the_body_event_is_asyncios_with_its_waiters_made_at_the_first_wait() -> None:
     """BodyEvent behaves as asyncio.Event (set, clear, is_set, wait before and after set,
     several waiters, a cancelled waiter) and makes its waiter queue only when awaited."""
-    assert cycle_module.MESSAGE_EVENT is cycle_module.BodyEvent  # asyncio's Event as known
-    for cls in (asyncio.Event, cycle_module.BodyEvent):
+    assert events_module.MESSAGE_EVENT is events_module.BodyEvent  # asyncio's Event as known
+    for cls in (asyncio.Event, events_module.BodyEvent):
         event = cls()
         assert not event.is_set()
         event.set()
         event.set()
         assert event.is_set()
         assert await event.wait() is True
-        if cls is cycle_module.BodyEvent:
+        if cls is events_module.BodyEvent:
             assert "_waiters" not in vars(event)  # set and awaited when set: no queue made
         event.clear()
         waiters = [asyncio.ensure_future(event.wait()) for _ in range(3)]

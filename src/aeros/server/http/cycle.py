@@ -5,15 +5,19 @@ builds its line: about 0.5 us per header, 3-4 us for a 7-header response, a tent
 small request costs the server. Most ``(name, value)`` pairs repeat from one response to the
 next (``content-type``, ``server``, ``vary``, the ``date`` of this second, a cached entry's
 ``etag``), so :class:`LeanCycle` remembers the line of each pair it has checked and a repeat
-costs one dict lookup. The framing headers (``content-length``, ``transfer-encoding``,
-``connection``) are looked at every time, as uvicorn does.
+costs one dict lookup; a head all of whose pairs were remembered is remembered whole
+(:data:`_HEADS`), so the same route's next response in the same second costs one lookup for
+all of them. The framing headers (``content-length``, ``transfer-encoding``, ``connection``)
+frame the response as in uvicorn; only ``content-length`` is ever remembered (with its value).
 
 uvicorn also writes the head and the body with two socket writes (two system calls, the first
 of which wakes the client for half a response). LeanCycle holds the head until the first body
 message, which the app nearly always sends at once, and writes both together; a head whose
 body has not come by the next event-loop iteration (a stream that waits before its first
 chunk) is written alone then, so a client still sees headers as soon as uvicorn would show
-them. A response complete in one message is queued in the loop's write batch
+them. A caller holding the whole response (status, headers, one body) may hand it over in
+one call instead (:meth:`LeanCycle.send_whole`, :data:`aeros.types.WHOLE_RESPONSE`). A
+response complete in one message is queued in the loop's write batch
 (:mod:`aeros.server.http.writes`) and written with the others finished in the same loop
 iteration. A request cancelled at shutdown
 logs one warning line and gets the protocol's 503 (uvicorn logs a traceback and sends a 500).
@@ -23,11 +27,10 @@ Everything else (later body chunks, the access log, flow control) is uvicorn's c
 from __future__ import annotations
 
 import asyncio
-import collections
 import inspect
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from uvicorn.protocols.http.httptools_impl import (
     HEADER_RE,
@@ -44,7 +47,7 @@ from aeros.middleware.headers import DefaultLines
 from aeros.server.http.writes import WriteBatch, write
 from aeros.types import HEADER_LINES, RESPONSE_DONE, WHOLE_RESPONSE
 
-__all__ = ["MESSAGE_EVENT", "BodyEvent", "LeanCycle"]
+__all__ = ["LeanCycle"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,36 +76,6 @@ _HEADS_LIMIT = 1024  # the table is emptied when it reaches this many heads
 _LINES_LIMIT = 4096  # the table is emptied when it reaches this many lines (at most ~1 MiB)
 _LINE_LIMIT = 256  # a longer line is checked every time, never remembered
 _JOIN_LIMIT = 16 << 10  # a body up to this size is copied behind the head; larger: writelines
-
-
-class BodyEvent(asyncio.Event):
-    """The cycle's ``message_event``: an :class:`asyncio.Event` that makes its queue of
-    waiters at its first wait, not when it is made. Nearly every request's event is set and
-    never awaited (the body has come by the time the app reads it: ``LeanCycle.receive``), and
-    asyncio's makes a ``deque`` (a 64-slot block) for each."""
-
-    _waiters: Any = ()  # nothing to wake until a wait makes the queue
-
-    def __init__(self) -> None:  # asyncio's sets these two only (checked at import)
-        self._value = False
-
-    async def wait(self) -> Literal[True]:
-        if not self._value and type(self._waiters) is tuple:
-            self._waiters = collections.deque()
-        return await super().wait()
-
-
-def _plain_event_state() -> bool:
-    """Whether asyncio's Event sets just the state :class:`BodyEvent` knows."""
-    try:
-        return set(vars(asyncio.Event())) == {"_waiters", "_value"}
-    except TypeError:  # an Event with slots: not the one BodyEvent knows
-        return False
-
-
-MESSAGE_EVENT: type[asyncio.Event] = BodyEvent if _plain_event_state() else asyncio.Event
-"""The event class each request's cycle gets (``BodyEvent`` where asyncio's Event is the one
-it was written against)."""
 
 
 class LeanCycle(RequestResponseCycle):

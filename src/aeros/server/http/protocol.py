@@ -25,7 +25,8 @@ import httptools
 
 from aeros.server.config import Limits, ServerConfig
 from aeros.server.http.answers import ConnectionControl
-from aeros.server.http.cycle import MESSAGE_EVENT, LeanCycle
+from aeros.server.http.cycle import LeanCycle
+from aeros.server.http.events import MESSAGE_EVENT
 from aeros.server.http.rules import (
     HASH,
     HEAD_SLACK,
