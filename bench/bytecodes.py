@@ -70,6 +70,11 @@ def _serve_traced(contender: str, port: int, out: str, lines: frozenset[str]) ->
 
     def on(*_: Any) -> None:
         counting[0] = True
+        # Python 3.12.1 sends opcode events only from the next settrace after some frame asked
+        # for them (a frame's f_trace_opcodes set in a call event is otherwise ignored)
+        here = sys._getframe()
+        here.f_trace_opcodes = True
+        sys.settrace(calls)
 
     def off(*_: Any) -> None:
         counting[0] = False
