@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -37,8 +36,8 @@ from types import FrameType
 from typing import Any
 
 from bench.catalog import SCENARIOS
-from bench.instructions import _load
-from bench.run import ROOT, free_port, get
+from bench.instructions import _load, served_env, wait_until_served
+from bench.run import ROOT, free_port
 
 ON, OFF = signal.SIGRTMIN + 3, signal.SIGRTMIN + 4
 """Signals that switch the counting on and off (and write the counts): aeros' server handles
@@ -78,7 +77,9 @@ def _serve_traced(contender: str, port: int, out: str, lines: frozenset[str]) ->
 
     def off(*_: Any) -> None:
         counting[0] = False
-        Path(out).write_text(json.dumps(counts))
+        part = Path(out + ".part")
+        part.write_text(json.dumps(counts))
+        part.replace(out)  # the reader finds the whole file or none
 
     signal.signal(ON, on)
     signal.signal(OFF, off)
@@ -96,10 +97,7 @@ def count(
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "counts.json"
-        env = dict(os.environ, PYTHONHASHSEED="0")
-        env["PYTHONPATH"] = os.pathsep.join(
-            [str(ROOT), str(ROOT / "src"), env.get("PYTHONPATH", "")]
-        )
+        env = served_env("0")
         code = (
             "import sys; from bench.bytecodes import _serve_traced; "
             "_serve_traced(sys.argv[1], int(sys.argv[2]), sys.argv[3], "
@@ -113,16 +111,7 @@ def count(
             stderr=subprocess.PIPE,
         )
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if get(port, path)[0] == 200:
-                        break
-                except OSError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{contender} did not start")
-                time.sleep(0.3)
+            wait_until_served(process, port, path, contender, 60, 0.3)
             asyncio.run(_load(port, path, warm, connections))
             process.send_signal(ON)
             time.sleep(0.2)
@@ -131,8 +120,7 @@ def count(
             deadline = time.monotonic() + 30
             while not out.exists() and time.monotonic() < deadline:
                 time.sleep(0.1)
-            time.sleep(0.2)  # written whole
-            counts = json.loads(out.read_text())
+            counts = json.loads(out.read_text())  # renamed into place whole
         finally:
             process.kill()
             process.communicate(timeout=30)

@@ -79,6 +79,31 @@ async def _load(port: int, path: str, requests: int, connections: int) -> None:
     await asyncio.gather(*(one(share + (i < rest)) for i in range(connections)))
 
 
+def served_env(seed: str) -> dict[str, str]:
+    """The environment of a contender's server process: hash seed ``seed``, and this
+    checkout's bench and source first on the path."""
+    env = dict(os.environ, PYTHONHASHSEED=seed)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "src"), env.get("PYTHONPATH", "")])
+    return env
+
+
+def wait_until_served(
+    process: subprocess.Popen[bytes], port: int, path: str, name: str, seconds: float, pause: float
+) -> None:
+    """Wait until ``path`` on ``port`` answers 200 (one request); raise if ``process`` ends
+    first or ``seconds`` pass."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if get(port, path)[0] == 200:
+                return
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{name} did not start")
+        time.sleep(pause)
+
+
 def callgrind(out: Path, *, cache: bool = False) -> list[str]:
     """The command that runs this Python under callgrind (fixed addresses where ``setarch``
     exists), writing its counts to ``out``; the module and its arguments follow."""
@@ -129,11 +154,10 @@ def serve_counted(
     port = free_port()
     # the same dict layouts in every run; another seed (AEROS_BENCH_HASHSEED) moves a count by
     # up to about 2 k (where context variables fall in a context's map): compare several
-    env = dict(os.environ, PYTHONHASHSEED=os.environ.get("AEROS_BENCH_HASHSEED", "0"))
+    env = served_env(os.environ.get("AEROS_BENCH_HASHSEED", "0"))
     # no flush of the metrics a second during the run (one at its end, in both runs): at full
     # speed a flush is under 100 instructions a request, under valgrind it read 2-10 k
     env[FLUSH_VARIABLE] = "3600"
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "src"), env.get("PYTHONPATH", "")])
     process = subprocess.Popen(
         [
             *callgrind(out, cache=cache),
@@ -150,16 +174,8 @@ def serve_counted(
         stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 300
-        while True:  # one request answers the probe: the same in every run
-            try:
-                if get(port, path)[0] == 200:
-                    break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{contender} did not start under valgrind")
-            time.sleep(1.0)
+        # one request answers the probe: the same in every run
+        wait_until_served(process, port, path, f"{contender} under valgrind", 300, 1.0)
         if requests:
             asyncio.run(_load(port, path, requests, connections))
     finally:
