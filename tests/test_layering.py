@@ -14,35 +14,28 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "aeros"
 WEB = ("quart", "werkzeug", "flask")
 
+# a top-level helper module that the layers and the lean path use: none of them, nor the web
+HELPER = (
+    "aeros.app",
+    "aeros.middleware",
+    "aeros.response_cache",
+    "aeros.compression",
+    "aeros.stores",
+    "aeros.logging",
+    "aeros.server",
+    "aeros.fastpath",
+    *WEB,
+)
+
 # part (a package or a top-level module) -> module prefixes it must never import
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "errors": ("aeros.", *WEB),
     "asgi_entry": ("aeros.", *WEB),
     "_done": ("aeros.", *WEB),
     "types": ("aeros.app", "aeros.middleware", "aeros.response_cache", "aeros.server", *WEB),
-    "headers": (
-        "aeros.app",
-        "aeros.middleware",
-        "aeros.response_cache",
-        "aeros.compression",
-        "aeros.stores",
-        "aeros.logging",
-        "aeros.server",
-        "aeros.fastpath",
-        *WEB,
-    ),
+    "headers": HELPER,
     # one helper over a scope key of types, used by the lean connection and the response cache
-    "whole_response": (
-        "aeros.app",
-        "aeros.middleware",
-        "aeros.response_cache",
-        "aeros.compression",
-        "aeros.stores",
-        "aeros.logging",
-        "aeros.server",
-        "aeros.fastpath",
-        *WEB,
-    ),
+    "whole_response": HELPER,
     "_validate": ("aeros.app", "aeros.middleware", "aeros.response_cache", "aeros.server", *WEB),
     "logging": (
         "aeros.app",
