@@ -272,7 +272,7 @@ def test_exporter_flush_equals_prometheus_observe() -> None:
     reference = Histogram("ref", "x", ("route",), buckets=BUCKETS, registry=CollectorRegistry())
     durations = [0.0005, 0.001, 0.0011, 0.02, 0.3, 7.0, 11.0, 0.001]
     for seconds in durations:
-        exporter.tally.record("GET", "/r", 200, seconds, None, 10)
+        exporter.tally.note("GET", "/r", 200, seconds, None, 10)
         reference.labels("/r").observe(seconds)
     exporter.flush()
     ours = samples(exporter.render().decode())
@@ -311,8 +311,9 @@ def test_a_batch_counts_as_the_requests_one_by_one() -> None:
         together.note(*request)
     assert together.rows == {}  # noted, not bucketed yet
     together.settle()
-    for request in batch:
-        alone.record(*request)
+    for request in batch:  # each request bucketed on its own
+        alone.note(*request)
+        alone.settle()
     assert together.rows.keys() == alone.rows.keys()
     for labels, row in together.rows.items():  # the sums added in another order
         assert row[:-1] == alone.rows[labels][:-1]

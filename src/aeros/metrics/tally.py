@@ -87,20 +87,6 @@ class Tally:
             limits[limit] = limits.get(limit, 0) + 1
         self.wire_bytes += size
 
-    def record(
-        self,
-        method: str,
-        route: str,
-        status: int,
-        seconds: float,
-        cache: str | None,
-        size: int,
-        limit: str | None = None,
-    ) -> None:
-        """Count one finished request into the rows now (:meth:`note`, then :meth:`settle`)."""
-        self.note(method, route, status, seconds, cache, size, limit)
-        self.settle()
-
     def settle(self) -> None:
         """Put the pending latencies into their rows' buckets: per set of labels one sort,
         then one ``bisect`` per bucket bound until every latency is placed ("le": a value on
