@@ -811,6 +811,32 @@ def test_a_cycle_made_by_position_has_uvicorns_state() -> None:
         other = LeanCycle.__new__(LeanCycle)
         init(other, *arguments.values())
         assert made.body is not other.body
+        # aeros' own state too, whichever __init__ made it
+        assert {"writes", "status", "body_size", "_head"} <= set(cycle_module._OWN_STATE)
+        assert {name: vars(made)[name] for name in cycle_module._OWN_STATE} == (
+            cycle_module._OWN_STATE
+        )
+
+
+async def test_no_class_attribute_shadows_a_cycles_state() -> None:
+    """Every attribute a cycle has once its response went out (one whole, one in two
+    messages, one answered in place) was set by __init__, and none is also a class
+    attribute: on Python 3.12+ a load or store of a shadowed instance attribute is never
+    specialized (a generic lookup through the type each time)."""
+    whole, started, answered = cycles = [make(LeanCycle) for _ in range(3)]
+    first = [set(vars(cycle)) for cycle in cycles]
+    assert whole.send_whole(200, [(b"content-length", b"2")], b"ok")
+    await started.send({"type": "http.response.start", "status": 200, "headers": []})
+    await started.send({"type": "http.response.body", "body": b"ok"})
+    answered.answered_in_place(413)
+    for cycle, before in zip(cycles, first, strict=True):
+        assert set(vars(cycle)) == before
+        shadowed = [
+            attribute
+            for attribute in vars(cycle)
+            if any(attribute in vars(kind) for kind in LeanCycle.__mro__)
+        ]
+        assert shadowed == []
 
 
 async def test_the_body_event_is_asyncios_with_its_waiters_made_at_the_first_wait() -> None:

@@ -86,22 +86,12 @@ class LeanCycle(RequestResponseCycle):
     are uvicorn's; ``tests/server/test_server_cycle.py`` compares the two.
     """
 
-    _head: bytes | None = None  # a response head not written yet
-    writes: WriteBatch | None = None  # set by the protocol; None writes at once
-    _cut_off: tuple[str, bytes | None] | None = None  # set by the protocol at shutdown
-    status = 0  # the status of the response sent (0: none), for the RESPONSE_DONE callbacks
-    body_size = 0  # the body bytes sent through send (a HEAD answer's too)
-    server_status = 0  # the status the server answered with in the app's place (0: none)
-    sets_global = False  # the response sets a name of the global headers (_GLOBAL_NAMES)
-
-    # uvicorn's first values of the state that changes as the response goes out: read from
-    # the class until set (they are immutable), so a request's cycle stores only what it gets
-    disconnected = False
-    more_body = True
-    response_started = False
-    response_complete = False
-    chunked_encoding: bool | None = None
-    expected_content_length = 0
+    # every attribute the response path reads or writes is set on the instance by __init__,
+    # in one order, none is a class attribute: on Python 3.12+ the interpreter specializes an
+    # instance attribute's load and store only when no class attribute of that name shadows
+    # it; shadowed, each was a generic lookup through the type (about 20 ns, and a slot of
+    # the interpreter's type cache per name; docs/performance.md, round twenty-one)
+    _cut_off: tuple[str, bytes | None] | None  # set by the protocol at shutdown
 
     def __init__(
         self,
@@ -117,8 +107,8 @@ class LeanCycle(RequestResponseCycle):
         keep_alive: bool,
         on_response: Callable[..., None],
     ) -> None:
-        """uvicorn's (same parameters, in :data:`_PARAMETERS`' order), less the six attributes
-        above; where uvicorn's sets other state (checked at import), uvicorn's own. Called
+        """uvicorn's (same parameters, in :data:`_PARAMETERS`' order) and the same state, then
+        aeros' own; where uvicorn's sets other state (checked at import), uvicorn's own. Called
         with positional arguments: 9.2 k instructions per request with uvicorn's by keyword,
         4.1 k."""
         self.scope = scope
@@ -133,6 +123,21 @@ class LeanCycle(RequestResponseCycle):
         self.keep_alive = keep_alive
         self.waiting_for_100_continue = expect_100_continue
         self.body = bytearray()
+        # uvicorn's first values of the state that changes as the response goes out
+        self.disconnected = False
+        self.more_body = True
+        self.response_started = False
+        self.response_complete = False
+        self.chunked_encoding: bool | None = None
+        self.expected_content_length = 0
+        # aeros' own
+        self._head: bytes | None = None  # a response head not written yet
+        self.writes: WriteBatch | None = None  # set by the protocol; None writes at once
+        self._cut_off = None
+        self.status = 0  # the status of the response sent (0: none), for RESPONSE_DONE
+        self.body_size = 0  # the body bytes sent through send (a HEAD answer's too)
+        self.server_status = 0  # the status the server answered in the app's place (0: none)
+        self.sets_global = False  # the response sets a name of the global headers
 
     answer_pairs: tuple[tuple[bytes, bytes], ...] = ()
     """The app's global headers (security headers included) for the 500 the server answers
@@ -541,27 +546,44 @@ _PARAMETERS = tuple(inspect.signature(LeanCycle.__init__).parameters)[1:]
 """LeanCycle's parameters in order (uvicorn's names), which the protocol passes by position."""
 
 
-def _same_state() -> bool:
-    """Whether LeanCycle's ``__init__`` and class attributes give a new cycle every attribute
-    uvicorn's ``__init__`` sets, with the same values."""
-    # a value of its own for each parameter: one stored under another name shows
-    arguments: dict[str, Any] = {name: object() for name in _PARAMETERS}
+def _made(**arguments: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The state of a cycle made by uvicorn's ``__init__`` and of one made by LeanCycle's,
+    given ``arguments``; None if either fails (other parameters, slots)."""
     try:
-        theirs = vars(RequestResponseCycle(**arguments))
-        ours = LeanCycle(**arguments)
-    except Exception:  # other parameters, slots: not the state we know
+        return vars(RequestResponseCycle(**arguments)), vars(LeanCycle(**arguments))
+    except Exception:
+        return None
+
+
+# a value of its own for each parameter: one stored under another name shows
+_STATES = _made(**{name: object() for name in _PARAMETERS})
+_OWN_STATE: dict[str, Any] = (
+    {} if _STATES is None else {k: v for k, v in _STATES[1].items() if k not in _STATES[0]}
+)
+"""aeros' own attributes of a new cycle and their first values (immutable), as LeanCycle's
+``__init__`` sets them: set by the fallback too."""
+
+
+def _same_state() -> bool:
+    """Whether LeanCycle's ``__init__`` gives a new cycle every attribute uvicorn's
+    ``__init__`` sets, with the same values."""
+    if _STATES is None:
         return False
+    theirs, ours = _STATES
     return all(
-        type(getattr(ours, name, None)) is bytearray
+        type(ours.get(name)) is bytearray
         if type(value) is bytearray
-        else getattr(ours, name, _same_state) == value
+        else ours.get(name, _same_state) == value
         for name, value in theirs.items()
     )
 
 
 def _uvicorns_init(self: LeanCycle, *args: Any, **kwargs: Any) -> None:
-    """uvicorn's ``__init__`` given LeanCycle's positional arguments by name."""
+    """uvicorn's ``__init__`` given LeanCycle's positional arguments by name, then aeros' own
+    state (:data:`_OWN_STATE`)."""
     RequestResponseCycle.__init__(self, **dict(zip(_PARAMETERS, args, strict=False)), **kwargs)
+    for name, value in _OWN_STATE.items():
+        setattr(self, name, value)
 
 
 if not _same_state():  # a uvicorn that sets more or other state: its constructor
