@@ -1100,9 +1100,12 @@ def test_lean_context_has_the_attributes_of_quarts() -> None:
     lean = LeanRequestContext(app, request=app.request_class(*args, **kwargs))
     quarts = quart_class(app, request=app.request_class(*args, **kwargs))
     # Quart's session attribute ("session" on 0.22, "_session" on 0.23) is a property of the
-    # lean context, stored under _aeros_session (made on first access: later_session)
+    # lean context, stored under _aeros_session (made on first access: later_session); the
+    # remembered route is the lean context's own (None: none taken)
     session_name = "_session" if "_session" in vars(quarts) else "session"
-    assert set(vars(lean)) - {"_aeros_session"} | {session_name} == set(vars(quarts))
+    assert lean._aeros_route is None
+    own = {"_aeros_session", "_aeros_route"}
+    assert set(vars(lean)) - own | {session_name} == set(vars(quarts))
     for name, value in vars(quarts).items():
         if isinstance(value, (type(None), bool, int, str, list)):
             assert getattr(lean, name) == value, name
@@ -1453,3 +1456,15 @@ def test_a_body_that_stalls_is_quarts_to_wait_for(
         waited = time.monotonic() - start
     assert answer.startswith(b"HTTP/1.1 %d " % status)
     assert waited < most_seconds
+
+
+def test_lean_context_attribute_reads_can_be_specialized() -> None:
+    """No class of the lean request context hooks attribute reads (``__getattr__``,
+    ``__getattribute__``) or holds a class default for its remembered route: on Python 3.12+
+    either leaves every such read unspecialized (a generic lookup through the type)."""
+    from aeros.fastpath.dispatch import LeanRequestContext
+
+    for kind in LeanRequestContext.__mro__[:-1]:  # object's own __getattribute__ is the plain one
+        assert "__getattr__" not in vars(kind), kind
+        assert "__getattribute__" not in vars(kind), kind
+        assert "_aeros_route" not in vars(kind), kind

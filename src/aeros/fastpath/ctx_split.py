@@ -89,6 +89,7 @@ class LeanRequestContext(TakesRoute, RequestContext):
         self.app = app
         self.request_websocket = request
         if route is None:
+            self._aeros_route = None
             self.url_adapter = app.create_url_adapter(request)
         else:
             # with the request's root path and query as they are now: the late adapter's
