@@ -40,13 +40,15 @@ from quart.globals import _cv_app
 __all__ = ["async_to_sync", "jsonify", "note_sync_function", "render_template", "sync_to_async"]
 
 logger = logging.getLogger(__name__)
+# bound once: a method call on a from-imported name is unspecialized on Python 3.13
+_get_app_ctx = _cv_app.get
 
 
 def jsonify(*args: Any, **kwargs: Any) -> Response:
     """A JSON response of ``args`` or ``kwargs``, exactly as ``quart.jsonify`` makes it
     (``current_app.json.response(...)``), with the app taken from its context directly."""
     try:
-        app = _cv_app.get().app
+        app = _get_app_ctx().app
     except LookupError:  # outside an app context: Quart's own error
         return quart.jsonify(*args, **kwargs)
     # Flask's provider says a sansio Response; Quart's provider makes the app's response_class

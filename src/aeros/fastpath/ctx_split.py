@@ -30,6 +30,14 @@ from aeros.fastpath.route_taking import TakesRoute
 
 __all__ = ["LeanAppContext", "LeanRequestContext", "same_attributes"]
 
+# bound once: a method call on a from-imported name is unspecialized on Python 3.13 (ctx_unified)
+_set_app_ctx = _cv_app.set
+_get_app_ctx = _cv_app.get
+_reset_app_ctx = _cv_app.reset
+_set_request_ctx = _cv_request.set
+_get_request_ctx = _cv_request.get
+_reset_request_ctx = _cv_request.reset
+
 
 def _has_functions(table: Any) -> bool:
     if isinstance(table, dict):
@@ -42,7 +50,7 @@ class LeanAppContext(AppContext):
 
     async def push(self) -> None:
         """Make this the current app context (``appcontext_pushed`` if it has receivers)."""
-        self._cv_tokens.append(_cv_app.set(self))
+        self._cv_tokens.append(_set_app_ctx(self))
         if appcontext_pushed.receivers:
             await appcontext_pushed.send_async(
                 self.app,
@@ -59,8 +67,8 @@ class LeanAppContext(AppContext):
                     exc = sys.exc_info()[1]
                 await self.app.do_teardown_appcontext(exc)
         finally:
-            ctx = _cv_app.get()
-            _cv_app.reset(self._cv_tokens.pop())
+            ctx = _get_app_ctx()
+            _reset_app_ctx(self._cv_tokens.pop())
             if ctx is not self:
                 raise AssertionError(f"Popped wrong app context. ({ctx!r} instead of {self!r})")
         if appcontext_popped.receivers:
@@ -134,11 +142,11 @@ class LeanRequestContext(TakesRoute, RequestContext):
         """
         if appcontext_pushed.receivers or self._aeros_session is None:
             return self.push()
-        token = _cv_request.set(self)
-        app_ctx = _cv_app.get(None)
+        token = _set_request_ctx(self)
+        app_ctx = _get_app_ctx(None)
         if app_ctx is None or app_ctx.app is not self.app:
             app_ctx = LeanAppContext(self.app)
-            app_ctx._cv_tokens.append(_cv_app.set(app_ctx))  # its push, with no one to signal
+            app_ctx._cv_tokens.append(_set_app_ctx(app_ctx))  # its push, with no one to signal
         else:
             app_ctx = None
         self._cv_tokens.append((token, app_ctx))
@@ -155,8 +163,8 @@ class LeanRequestContext(TakesRoute, RequestContext):
     async def push(self) -> None:
         """As Quart's ``RequestContext.push`` (its ``_push_appctx`` written in), with the lean
         app context."""
-        token = _cv_request.set(self)
-        app_ctx = _cv_app.get(None)
+        token = _set_request_ctx(self)
+        app_ctx = _get_app_ctx(None)
         if app_ctx is None or app_ctx.app is not self.app:
             app_ctx = LeanAppContext(self.app)
             # noted before its push: an appcontext_pushed receiver that raises leaves both
@@ -200,12 +208,12 @@ class LeanRequestContext(TakesRoute, RequestContext):
     def _reset(self) -> None:
         """The end of :meth:`pop`: the request's context variable reset, and its app
         context's when it pushed one whose pop has nothing to do (:func:`_idle_app_pop`)."""
-        ctx = _cv_request.get()
+        ctx = _get_request_ctx()
         token, app_ctx = self._cv_tokens.pop()
-        _cv_request.reset(token)
+        _reset_request_ctx(token)
         if app_ctx is not None:
-            app_now = _cv_app.get()
-            _cv_app.reset(app_ctx._cv_tokens.pop())
+            app_now = _get_app_ctx()
+            _reset_app_ctx(app_ctx._cv_tokens.pop())
             if app_now is not app_ctx:
                 raise AssertionError(
                     f"Popped wrong app context. ({app_now!r} instead of {app_ctx!r})"
@@ -238,9 +246,9 @@ class LeanRequestContext(TakesRoute, RequestContext):
             if app_ctx is None or _idle_app_pop(self.app, app_ctx):
                 self._reset()  # LeanAppContext.pop with nothing to do: no coroutine
             else:
-                ctx = _cv_request.get()
+                ctx = _get_request_ctx()
                 token, _ = self._cv_tokens.pop()
-                _cv_request.reset(token)
+                _reset_request_ctx(token)
                 await app_ctx.pop(exc)
                 if ctx is not self:
                     raise AssertionError(

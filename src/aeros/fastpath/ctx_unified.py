@@ -38,6 +38,12 @@ __all__ = ["LeanRequestContext", "same_attributes"]
 # members used below are reached through ``Any``.
 _AppContext: Any = AppContext
 
+# bound once: Python 3.13 compiles ``name.method()`` on a from-imported name as a plain
+# attribute load (it takes the name for a module), unspecialized and a bound method per call
+_set_app_ctx = _cv_app.set
+_get_app_ctx = _cv_app.get
+_reset_app_ctx = _cv_app.reset
+
 
 _QUART_REQUEST_CLOSE = Request.close
 
@@ -104,7 +110,7 @@ class LeanRequestContext(TakesRoute, _AppContext):  # type: ignore[misc]
         if appcontext_pushed.receivers or self._aeros_session is None or self._cv_token is not None:
             return self.push()
         self._push_count += 1
-        self._cv_token = _cv_app.set(self)
+        self._cv_token = _set_app_ctx(self)
         taken = self._aeros_route
         if taken is not None:  # what matching would set, remembered
             route = taken[0]
@@ -122,7 +128,7 @@ class LeanRequestContext(TakesRoute, _AppContext):  # type: ignore[misc]
         self._push_count += 1
         if self._cv_token is not None:
             return
-        self._cv_token = _cv_app.set(self)
+        self._cv_token = _set_app_ctx(self)
         app = self.app
         if appcontext_pushed.receivers:
             await appcontext_pushed.send_async(app, _async_wrapper=app.ensure_async)
@@ -152,10 +158,10 @@ class LeanRequestContext(TakesRoute, _AppContext):  # type: ignore[misc]
             and not app.teardown_appcontext_funcs
             and not appcontext_tearing_down.receivers
             and not appcontext_popped.receivers
-            and _cv_app.get(None) is self
+            and _get_app_ctx(None) is self
         ):
             self._push_count = 0
-            _cv_app.reset(self._cv_token)
+            _reset_app_ctx(self._cv_token)
             self._cv_token = None
             return None
         return self.pop(exc)
@@ -164,7 +170,7 @@ class LeanRequestContext(TakesRoute, _AppContext):  # type: ignore[misc]
         """Tear down and reset, as Quart's ``AppContext.pop`` (skipping idle steps)."""
         if self._cv_token is None:
             raise RuntimeError(f"Cannot pop this context ({self!r}), it is not pushed.")
-        ctx = _cv_app.get(None)
+        ctx = _get_app_ctx(None)
         if ctx is None:
             raise RuntimeError(f"Cannot pop this context ({self!r}), there is no active context.")
         if ctx is not self:
@@ -195,7 +201,7 @@ class LeanRequestContext(TakesRoute, _AppContext):  # type: ignore[misc]
             with collect_errors:
                 await app.do_teardown_appcontext(self, exc)
 
-        _cv_app.reset(self._cv_token)
+        _reset_app_ctx(self._cv_token)
         self._cv_token = None
 
         if appcontext_popped.receivers:

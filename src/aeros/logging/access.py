@@ -77,6 +77,8 @@ class _AccessRecord(logging.LogRecord):
 
 
 _access_logger = logging.getLogger(ACCESS_LOGGER)
+# bound once: a method call on a from-imported name is unspecialized on Python 3.13
+_put_access = router.put_access
 
 
 def log_access(entry: AccessEntry) -> None:
@@ -87,5 +89,5 @@ def log_access(entry: AccessEntry) -> None:
     400 for a malformed head, say) calls this too, so every answer gets its line.
     """
     entry.created = time.time()
-    if not router.put_access(entry, _access_logger):
+    if not _put_access(entry, _access_logger):
         _access_logger.handle(_AccessRecord(entry))

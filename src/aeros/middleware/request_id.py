@@ -33,6 +33,9 @@ MAX_LENGTH = 128
 _WELL_FORMED = re.compile(rb"[A-Za-z0-9._:/+=@-]{1,%d}" % MAX_LENGTH)
 _TRUSTED_MEMO_LIMIT = 1024
 _POOL_IDS = 128  # ids made at a time
+# bound once: a method call on a from-imported name is unspecialized on Python 3.13
+_set_line = request_line_var.set
+_reset_line = request_line_var.reset
 
 
 class _Lines:
@@ -176,7 +179,7 @@ class RequestIdMiddleware:
         # send wrapper and no coroutine of this layer: the app's coroutine goes back to the
         # caller as it is. (An id is made here or checked by _WELL_FORMED: no CR, LF or space.)
         line = self.request_line(scope)
-        request_line_var.set(line)
+        _set_line(line)
         lines.append(line)
         return self.app(scope, receive, send)
 
@@ -187,10 +190,10 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         line = self.request_line(scope)
-        token = request_line_var.set(line)
+        token = _set_line(line)
         if kind == "http":
             send = send_adding(send, ((self.header, line[len(self.line_start) : -2]),))
         try:
             await self.app(scope, receive, send)
         finally:
-            request_line_var.reset(token)
+            _reset_line(token)
