@@ -287,7 +287,10 @@ class HardenedHttpToolsProtocol(ConnectionControl):
         scope["path"], scope["raw_path"], scope["query_string"] = target
         existing_cycle = self.cycle
         # by position (LeanCycle's order): a call by keyword cost 4.7 k instructions more
-        self.cycle = cycle = self.cycle_class(
+        # read, then called: Python 3.12+ never specializes self.x(...) for a class attribute
+        # x that is not a function
+        cycle_class = self.cycle_class
+        self.cycle = cycle = cycle_class(
             self.scope,
             self.transport,
             self.flow,
