@@ -104,3 +104,43 @@ def test_served_bytecode_counts_cover_the_server_and_the_app() -> None:
     assert any(place.startswith("http/cycle.py:_start_head:") for place in few)  # by line
     assert "http/cycle.py:_start_head" in more
     assert 1000 < sum(more.values()) < 10_000
+
+
+class _Shadowed:
+    value = 0  # a class attribute of the name every instance sets: never specialized
+
+    def __init__(self) -> None:
+        self.value = 1
+
+
+class _Own:
+    def __init__(self) -> None:
+        self.value = 1
+
+
+def _read_shadowed(item: Any) -> Any:
+    return item.value
+
+
+def _read_own(item: Any) -> Any:
+    return item.value
+
+
+def test_unspecialized_lists_the_loads_the_interpreter_refused(monkeypatch: Any) -> None:
+    """bench.unspecialized lists a load run often and refused (an instance attribute that a
+    class attribute shadows) and not the same load of an unshadowed attribute; before 3.13,
+    whose dis shows no inline caches, it says so and stops."""
+    import bench.unspecialized as unspecialized
+
+    if sys.version_info < (3, 13):
+        monkeypatch.setattr(sys, "argv", ["bench.unspecialized"])
+        with pytest.raises(SystemExit, match=r"3\.13"):
+            unspecialized.main()
+        return
+    shadowed, own = _Shadowed(), _Own()
+    for _ in range(5000):
+        _read_shadowed(shadowed)
+        _read_own(own)
+    here = unspecialized.refused(4, [_read_shadowed, _read_own])
+    assert any("_read_shadowed LOAD_ATTR value" in line for line in here), here
+    assert not any("_read_own" in line for line in here), here

@@ -69,10 +69,7 @@ class LeanResponse(Response):
                     _STATUSES[code] = line
             self._status, self._status_code = line
             self.timeout = Ellipsis
-            # read, then called: Python 3.12+ never specializes self.x(...) for a class
-            # attribute x that is not a function
-            body_class = self.data_body_class
-            self.response = body_class(data)
+            self.response = self.data_body_class(data)
             return
         super().__init__(response, status, headers, mimetype, content_type)
 
