@@ -44,7 +44,7 @@ class DefaultLines(bytes):
 
     pairs: tuple[tuple[bytes, bytes], ...]
     names: frozenset[bytes]
-    registered = False  # its names registered with aeros' server (its cycle sets this)
+    registered: bool  # its names registered with aeros' server (its cycle sets this)
 
     @classmethod
     def of(cls, pairs: tuple[tuple[bytes, bytes], ...]) -> DefaultLines:
@@ -52,6 +52,9 @@ class DefaultLines(bytes):
         lines = cls(b"".join(header_line(name, value) for name, value in pairs))
         lines.pairs = pairs
         lines.names = frozenset(name for name, _ in pairs)
+        # an instance attribute, not a class default: the server reads it every response, and
+        # Python 3.12+ never specializes a read of an instance attribute a class one shadows
+        lines.registered = False
         return lines
 
     def for_head(self, headers: Iterable[tuple[bytes, bytes]]) -> bytes:
