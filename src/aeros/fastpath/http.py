@@ -29,9 +29,9 @@ completion (as in Starlette and Flask) instead of being cancelled; its response 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Generator
+from collections.abc import Callable, Coroutine, Generator
 from functools import partial
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 from urllib.parse import urlparse
 
 from quart.asgi import ASGIHTTPConnection, _handle_exception, _normalise_path
@@ -130,7 +130,7 @@ class LeanHTTPConnection(ASGIHTTPConnection):
         lean = _LEAN_CONSTRUCTORS.get(request_class)
         if lean is None:
             lean = _lean_constructor(request_class, self._request_arguments(send))
-        if lean:
+        if lean is not False:
             scope = self.scope
             config = self.app.config
             path, root_path = _target(scope)
@@ -138,7 +138,7 @@ class LeanHTTPConnection(ASGIHTTPConnection):
             if scope["http_version"] < "1.1":  # HTTP/1.0 gets its default Host now
                 headers = _headers_for(scope, config)
             # the arguments spelled out: no tuple and dict of them to unpack per request
-            return request_class.complete(  # type: ignore[attr-defined,no-any-return]
+            return lean(  # type: ignore[no-any-return]
                 scope["method"],
                 scope["scheme"],
                 path,
@@ -306,18 +306,23 @@ def _encode_headers(headers: Any) -> list[tuple[bytes, bytes]]:
     return encoded
 
 
-_LEAN_CONSTRUCTORS: dict[type, bool] = {}
+_LEAN_CONSTRUCTORS: dict[type, Callable[..., Any] | Literal[False]] = {}
+"""Request class -> its ``complete`` (bound once: Python 3.12+ never specializes the load of a
+classmethod from a class, and it would make a bound method per request), or False: Quart's
+constructor builds its requests."""
 
 
-def _lean_constructor(request_class: Any, arguments: Any) -> bool:
-    """Whether ``request_class.complete`` may build this app's requests (decided once)."""
+def _lean_constructor(request_class: Any, arguments: Any) -> Callable[..., Any] | Literal[False]:
+    """``request_class.complete`` if it may build this app's requests, else False (decided
+    once per class)."""
     known = _LEAN_CONSTRUCTORS.get(request_class)
     if known is None:
-        known = _LEAN_CONSTRUCTORS[request_class] = (
+        lean = (
             isinstance(request_class, type)
             and issubclass(request_class, LeanRequest)
             and complete_requests_match(request_class, *arguments)
         )
+        known = _LEAN_CONSTRUCTORS[request_class] = request_class.complete if lean else False
     return known
 
 
