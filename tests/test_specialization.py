@@ -1,10 +1,11 @@
 """The request path's code stays specializable by CPython's adaptive interpreter.
 
-Python 3.13 compiles ``name.method(...)`` as a plain attribute load when ``name`` was bound by
-``from ... import`` (the compiler takes it for a module): on an object that is not a module
-that load is never specialized and makes a bound method each call. The request path binds
-such methods once (``_set_app_ctx = _cv_app.set``); this scan finds any call that slipped
-back. On 3.11 and 3.12 the pattern cannot occur and the scan finds nothing.
+CPython (3.11 to 3.13) compiles ``name.method(...)`` as a plain attribute load when ``name``
+was bound by ``from ... import`` (the compiler takes it for a module): on an object that is
+not a module that load is never specialized and makes a bound method each call. The request
+path binds such methods once (``_set_app_ctx = _cv_app.set``); this scan finds any call that
+slipped back, in 3.13's layout (``LOAD_GLOBAL x; LOAD_ATTR m; PUSH_NULL``) and in 3.11's and
+3.12's (``LOAD_GLOBAL NULL + x; LOAD_ATTR m``).
 """
 
 from __future__ import annotations
@@ -61,12 +62,15 @@ def _attribute_calls(module: types.ModuleType) -> Iterator[str]:
         top = compile(source.read(), path, "exec")
     for code in _codes(top):
         steps = list(dis.get_instructions(code))
-        for owner, load, push in zip(steps, steps[1:], steps[2:], strict=False):
+        for owner, load, push in zip(steps, steps[1:], [*steps[2:], None], strict=False):
             if (
                 owner.opname == "LOAD_GLOBAL"
                 and load.opname == "LOAD_ATTR"
                 and "NULL|self" not in load.argrepr
-                and push.opname == "PUSH_NULL"
+                and (
+                    (push is not None and push.opname == "PUSH_NULL")  # 3.13
+                    or owner.argrepr.startswith("NULL + ")  # 3.11, 3.12
+                )
             ):
                 value = vars(module).get(owner.argval)
                 if value is not None and not isinstance(value, (types.ModuleType, type)):

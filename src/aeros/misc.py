@@ -40,7 +40,7 @@ from quart.globals import _cv_app
 __all__ = ["async_to_sync", "jsonify", "note_sync_function", "render_template", "sync_to_async"]
 
 logger = logging.getLogger(__name__)
-# bound once: a method call on a from-imported name is unspecialized on Python 3.13
+# bound once: a method call on a from-imported name is never specialized
 _get_app_ctx = _cv_app.get
 
 

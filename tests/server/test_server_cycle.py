@@ -812,10 +812,42 @@ def test_a_cycle_made_by_position_has_uvicorns_state() -> None:
         init(other, *arguments.values())
         assert made.body is not other.body
         # aeros' own state too, whichever __init__ made it
-        assert {"writes", "status", "body_size", "_head"} <= set(cycle_module._OWN_STATE)
-        assert {name: vars(made)[name] for name in cycle_module._OWN_STATE} == (
-            cycle_module._OWN_STATE
-        )
+        first = cycle_module._FIRST_VALUES
+        assert {"writes", "status", "body_size", "_head", "response_started"} <= set(first)
+        assert {name: vars(made)[name] for name in first} == first
+
+
+def test_the_fallback_cycle_has_aeros_state_whatever_uvicorns_init_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """LeanCycle's first values are known without uvicorn's __init__ (one that reads its
+    arguments cannot be probed with placeholders), and the fallback sets those uvicorn's
+    __init__ leaves unset: its cycle answers a request."""
+    uvicorns = RequestResponseCycle.__init__
+
+    def reading(self: Any, **kwargs: Any) -> None:
+        kwargs["scope"]["method"]  # an __init__ that uses an argument
+        uvicorns(self, **kwargs)
+
+    monkeypatch.setattr(RequestResponseCycle, "__init__", reading)
+    placeholders = {name: object() for name in cycle_module._PARAMETERS}
+    assert cycle_module._made(**placeholders) is None  # the import-time probe would fail
+    assert cycle_module._first_values() == cycle_module._FIRST_VALUES
+    made = LeanCycle.__new__(LeanCycle)
+    given = vars(make(LeanCycle))  # make's arguments, under uvicorn's names
+    cycle_module._uvicorns_init(made, *(given[name] for name in _ARGUMENT_NAMES))
+    for name, value in cycle_module._FIRST_VALUES.items():
+        assert getattr(made, name) == value, name
+    assert made.send_whole(200, [(b"content-length", b"2")], b"ok")
+    assert b"".join(made.transport.written).endswith(b"\r\n\r\nok")
+    assert made.response_complete
+
+
+# LeanCycle's parameters as the attributes they are stored in (uvicorn's names but one)
+_ARGUMENT_NAMES = [
+    "waiting_for_100_continue" if name == "expect_100_continue" else name
+    for name in cycle_module._PARAMETERS
+]
 
 
 async def test_no_class_attribute_shadows_a_cycles_state() -> None:

@@ -30,7 +30,7 @@ from aeros.fastpath.route_taking import TakesRoute
 
 __all__ = ["LeanAppContext", "LeanRequestContext", "same_attributes"]
 
-# bound once: a method call on a from-imported name is unspecialized on Python 3.13 (ctx_unified)
+# bound once: a method call on a from-imported name is never specialized (ctx_unified)
 _set_app_ctx = _cv_app.set
 _get_app_ctx = _cv_app.get
 _reset_app_ctx = _cv_app.reset

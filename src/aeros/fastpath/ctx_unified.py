@@ -38,8 +38,9 @@ __all__ = ["LeanRequestContext", "same_attributes"]
 # members used below are reached through ``Any``.
 _AppContext: Any = AppContext
 
-# bound once: Python 3.13 compiles ``name.method()`` on a from-imported name as a plain
-# attribute load (it takes the name for a module), unspecialized and a bound method per call
+# bound once: CPython (3.11-3.13) compiles ``name.method()`` on a from-imported name as a
+# plain attribute load (it takes the name for a module's), unspecialized and a bound method
+# made per call
 _set_app_ctx = _cv_app.set
 _get_app_ctx = _cv_app.get
 _reset_app_ctx = _cv_app.reset

@@ -77,7 +77,7 @@ class _AccessRecord(logging.LogRecord):
 
 
 _access_logger = logging.getLogger(ACCESS_LOGGER)
-# bound once: a method call on a from-imported name is unspecialized on Python 3.13
+# bound once: a method call on a from-imported name is never specialized
 _put_access = router.put_access
 
 

@@ -33,7 +33,7 @@ MAX_LENGTH = 128
 _WELL_FORMED = re.compile(rb"[A-Za-z0-9._:/+=@-]{1,%d}" % MAX_LENGTH)
 _TRUSTED_MEMO_LIMIT = 1024
 _POOL_IDS = 128  # ids made at a time
-# bound once: a method call on a from-imported name is unspecialized on Python 3.13
+# bound once: a method call on a from-imported name is never specialized
 _set_line = request_line_var.set
 _reset_line = request_line_var.reset
 

@@ -555,13 +555,25 @@ def _made(**arguments: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
         return None
 
 
+def _first_values() -> dict[str, Any]:
+    """The attributes LeanCycle's ``__init__`` gives a new cycle that come from none of its
+    arguments (uvicorn's first response state and aeros' own), with their values: made by
+    LeanCycle alone, so they are known whatever uvicorn's ``__init__`` does with arguments."""
+    arguments: dict[str, Any] = {name: object() for name in _PARAMETERS}
+    given = {id(value) for value in arguments.values()}
+    made = vars(LeanCycle(**arguments))
+    return {
+        name: value
+        for name, value in made.items()
+        if id(value) not in given and type(value) is not bytearray
+    }
+
+
 # a value of its own for each parameter: one stored under another name shows
 _STATES = _made(**{name: object() for name in _PARAMETERS})
-_OWN_STATE: dict[str, Any] = (
-    {} if _STATES is None else {k: v for k, v in _STATES[1].items() if k not in _STATES[0]}
-)
-"""aeros' own attributes of a new cycle and their first values (immutable), as LeanCycle's
-``__init__`` sets them: set by the fallback too."""
+_FIRST_VALUES = _first_values()
+"""LeanCycle's first values of the state it sets itself (immutable); the fallback sets those
+uvicorn's ``__init__`` did not."""
 
 
 def _same_state() -> bool:
@@ -579,11 +591,13 @@ def _same_state() -> bool:
 
 
 def _uvicorns_init(self: LeanCycle, *args: Any, **kwargs: Any) -> None:
-    """uvicorn's ``__init__`` given LeanCycle's positional arguments by name, then aeros' own
-    state (:data:`_OWN_STATE`)."""
+    """uvicorn's ``__init__`` given LeanCycle's positional arguments by name, then each of
+    LeanCycle's first values (:data:`_FIRST_VALUES`) it did not set."""
     RequestResponseCycle.__init__(self, **dict(zip(_PARAMETERS, args, strict=False)), **kwargs)
-    for name, value in _OWN_STATE.items():
-        setattr(self, name, value)
+    state = vars(self)
+    for name, value in _FIRST_VALUES.items():
+        if name not in state:
+            setattr(self, name, value)
 
 
 if not _same_state():  # a uvicorn that sets more or other state: its constructor
