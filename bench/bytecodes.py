@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import json
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -36,8 +35,8 @@ from types import FrameType
 from typing import Any
 
 from bench.catalog import SCENARIOS
-from bench.instructions import _load, served_env, wait_until_served
-from bench.run import ROOT, free_port
+from bench.instructions import _load, read_when_written, served_child, write_whole
+from bench.run import free_port
 
 ON, OFF = signal.SIGRTMIN + 3, signal.SIGRTMIN + 4
 """Signals that switch the counting on and off (and write the counts): aeros' server handles
@@ -77,9 +76,7 @@ def _serve_traced(contender: str, port: int, out: str, lines: frozenset[str]) ->
 
     def off(*_: Any) -> None:
         counting[0] = False
-        part = Path(out + ".part")
-        part.write_text(json.dumps(counts))
-        part.replace(out)  # the reader finds the whole file or none
+        write_whole(out, json.dumps(counts))
 
     signal.signal(ON, on)
     signal.signal(OFF, off)
@@ -97,33 +94,19 @@ def count(
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "counts.json"
-        env = served_env("0")
         code = (
             "import sys; from bench.bytecodes import _serve_traced; "
             "_serve_traced(sys.argv[1], int(sys.argv[2]), sys.argv[3], "
             "frozenset(filter(None, sys.argv[4].split(','))))"
         )
-        process = subprocess.Popen(
-            [sys.executable, "-c", code, contender, str(port), str(out), ",".join(lines)],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        try:
-            wait_until_served(process, port, path, contender, 60, 0.3)
+        arguments = [contender, str(port), str(out), ",".join(lines)]
+        with served_child(code, arguments, port, path, contender) as process:
             asyncio.run(_load(port, path, warm, connections))
             process.send_signal(ON)
             time.sleep(0.2)
             asyncio.run(_load(port, path, requests, connections))
             process.send_signal(OFF)
-            deadline = time.monotonic() + 30
-            while not out.exists() and time.monotonic() < deadline:
-                time.sleep(0.1)
-            counts = json.loads(out.read_text())  # renamed into place whole
-        finally:
-            process.kill()
-            process.communicate(timeout=30)
+            counts = json.loads(read_when_written(out, 30))
     return Counter({place: n / requests for place, n in counts.items()})
 
 

@@ -39,6 +39,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from bench.catalog import SCENARIOS
@@ -102,6 +104,44 @@ def wait_until_served(
         if process.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"{name} did not start")
         time.sleep(pause)
+
+
+@contextmanager
+def served_child(
+    code: str, arguments: list[str], port: int, path: str, name: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``python -c code *arguments`` serving on ``port`` (hash seed 0, this checkout first
+    on the path), once ``path`` answers 200; killed when the block ends."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, *arguments],
+        cwd=ROOT,
+        env=served_env("0"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_until_served(process, port, path, name, 60, 0.3)
+        yield process
+    finally:
+        process.kill()
+        process.communicate(timeout=30)
+
+
+def write_whole(out: str, text: str) -> None:
+    """Write ``text`` to ``out`` beside it, then rename it into place: a reader waiting with
+    :func:`read_when_written` finds the whole file or none."""
+    part = Path(out + ".part")
+    part.write_text(text)
+    part.replace(out)
+
+
+def read_when_written(out: Path, seconds: float) -> str:
+    """``out``'s text once it exists (written by :func:`write_whole`), waiting at most
+    ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not out.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return out.read_text()
 
 
 def callgrind(out: Path, *, cache: bool = False) -> list[str]:

@@ -26,18 +26,16 @@ import dis
 import gc
 import opcode
 import signal
-import subprocess
 import sys
 import tempfile
-import time
 import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from bench.catalog import SCENARIOS
-from bench.instructions import _load, served_env, wait_until_served
-from bench.run import ROOT, free_port
+from bench.instructions import _load, read_when_written, served_child, write_whole
+from bench.run import free_port
 
 LIST = signal.SIGRTMIN + 5
 """The signal that makes the served process write its list (aeros' server handles SIGHUP,
@@ -98,9 +96,7 @@ def _serve_listing(contender: str, port: int, out: str, backoff: int) -> None:
     instructions are written to ``out``, one a line."""
 
     def write(*_: Any) -> None:
-        part = Path(out + ".part")
-        part.write_text("\n".join(refused(backoff)) + "\n")
-        part.replace(out)  # the reader finds the whole file or none
+        write_whole(out, "\n".join(refused(backoff)) + "\n")
 
     signal.signal(LIST, write)
     from bench.serve import serve
@@ -117,24 +113,11 @@ def listed(contender: str, path: str, requests: int, connections: int, backoff: 
             "import sys; from bench.unspecialized import _serve_listing; "
             "_serve_listing(sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]))"
         )
-        process = subprocess.Popen(
-            [sys.executable, "-c", code, contender, str(port), str(out), str(backoff)],
-            cwd=ROOT,
-            env=served_env("0"),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        try:
-            wait_until_served(process, port, path, contender, 60, 0.3)
+        arguments = [contender, str(port), str(out), str(backoff)]
+        with served_child(code, arguments, port, path, contender) as process:
             asyncio.run(_load(port, path, requests, connections))
             process.send_signal(LIST)
-            deadline = time.monotonic() + 60
-            while not out.exists() and time.monotonic() < deadline:
-                time.sleep(0.1)
-            lines = out.read_text().splitlines()
-        finally:
-            process.kill()
-            process.communicate(timeout=30)
+            lines = read_when_written(out, 60).splitlines()
     return [line for line in lines if line]
 
 
