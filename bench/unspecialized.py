@@ -46,11 +46,12 @@ _FAMILIES = frozenset(getattr(opcode, "_specializations", ()))
 cache is a branch record, not a counter of attempts."""
 
 
-def _codes(code: types.CodeType) -> Iterator[types.CodeType]:
+def code_objects(code: types.CodeType) -> Iterator[types.CodeType]:
+    """``code`` and every code object nested in it (functions, classes, comprehensions)."""
     yield code
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
-            yield from _codes(const)
+            yield from code_objects(const)
 
 
 def _all_functions() -> list[types.FunctionType]:
@@ -73,7 +74,7 @@ def refused(backoff: int, functions: list[types.FunctionType] | None = None) -> 
     seen: set[int] = set()
     found: list[str] = []
     for function in functions:
-        for code in _codes(function.__code__):
+        for code in code_objects(function.__code__):
             if id(code) in seen:
                 continue
             seen.add(id(code))

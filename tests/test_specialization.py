@@ -16,6 +16,8 @@ import pkgutil
 import types
 from collections.abc import Iterator
 
+from bench.unspecialized import code_objects
+
 import aeros
 
 # on the request path
@@ -46,13 +48,6 @@ COLD = {
 }
 
 
-def _codes(code: types.CodeType) -> Iterator[types.CodeType]:
-    yield code
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            yield from _codes(const)
-
-
 def _attribute_calls(module: types.ModuleType) -> Iterator[str]:
     """``name.method`` of each call compiled as a plain attribute load on a global that is
     neither a module nor a class."""
@@ -60,7 +55,7 @@ def _attribute_calls(module: types.ModuleType) -> Iterator[str]:
     assert path is not None
     with open(path, encoding="utf-8") as source:
         top = compile(source.read(), path, "exec")
-    for code in _codes(top):
+    for code in code_objects(top):
         steps = list(dis.get_instructions(code))
         for owner, load, push in zip(steps, steps[1:], [*steps[2:], None], strict=False):
             if (
