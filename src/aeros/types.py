@@ -14,6 +14,7 @@ __all__ = [
     "COALESCED",
     "COMPRESSION",
     "DRAINING",
+    "GIVEN_REQUEST_ID",
     "HEADER_LINES",
     "PEER",
     "RATE_LIMIT_STATE",
@@ -83,6 +84,12 @@ response. An item of the global headers (:class:`aeros.middleware.headers.Defaul
 ``bytes`` subclass) loses the lines whose name the response sets itself. Layers that find no
 such key (another server, the test client) wrap ``send`` instead. A list, so the copies of
 the scope that inner layers make share it."""
+
+GIVEN_REQUEST_ID: Final = "aeros.given_request_id"
+"""Scope key: the value of the request's first ``X-Request-ID`` header (bytes, as in
+``scope["headers"]``), put in by aeros' HTTP server while it parses the head; absent when the
+request has none. The request-id layer reads it instead of scanning the headers on every
+request; whether the id is taken is the layer's decision (the peer, the value's form)."""
 
 WHOLE_RESPONSE: Final = "aeros.whole_response"
 """Scope key: the ``send`` aeros' HTTP server passed the app (a bound method of its

@@ -98,6 +98,30 @@ def test_request_id_taken_only_from_trusted_proxy_when_well_formed(
         assert response.text == sent
 
 
+def test_request_id_of_another_header_name_and_the_first_of_several(tmp_path: Path) -> None:
+    """On aeros' server: a header name of the app's own is read from the headers (the server
+    notes only X-Request-ID as it parses), an X-Request-ID is then ignored, and of several ids
+    the first is taken (well formed or not), as a scan of the headers finds it."""
+    custom = id_app(tmp_path, request_id="X-Correlation-ID", forwarded_allow_ips="127.0.0.1")
+    with custom.serve_in_thread() as url:
+        named = httpx.get(url + "/id", headers={"X-Correlation-ID": "corr-1"})
+        other = httpx.get(url + "/id", headers={"X-Request-ID": "not-this-one"})
+    assert named.headers["x-correlation-id"] == named.text == "corr-1"
+    assert HEX32.match(other.headers["x-correlation-id"])
+    assert other.text == other.headers["x-correlation-id"]
+    assert "x-request-id" not in other.headers
+
+    default = id_app(tmp_path, request_id=True, forwarded_allow_ips="127.0.0.1")
+    with default.serve_in_thread() as url:
+        first = httpx.get(url + "/id", headers=[("X-Request-ID", "one"), ("X-Request-ID", "two")])
+        bad_first = httpx.get(
+            url + "/id", headers=[("X-Request-ID", "bad id"), ("X-Request-ID", "good")]
+        )
+    assert first.headers["x-request-id"] == first.text == "one"
+    assert HEX32.match(bad_first.headers["x-request-id"])
+    assert bad_first.text == bad_first.headers["x-request-id"]
+
+
 def test_request_id_trust_uses_the_peer_not_the_forwarded_client(tmp_path: Path) -> None:
     """With proxy_headers, the proxy (the peer) is checked, not the client it forwards."""
     app = id_app(tmp_path, request_id=True, proxy_headers=True, forwarded_allow_ips="127.0.0.1")

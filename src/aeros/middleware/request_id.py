@@ -19,7 +19,7 @@ from aeros.asgi_entry import asgi3
 from aeros.errors import ConfigurationError
 from aeros.headers import check_header, send_adding
 from aeros.logging.context import request_line_var
-from aeros.types import HEADER_LINES, PEER, ASGIApp, Receive, Scope, Send
+from aeros.types import GIVEN_REQUEST_ID, HEADER_LINES, PEER, ASGIApp, Receive, Scope, Send
 
 __all__ = ["DEFAULT_HEADER", "MAX_LENGTH", "RequestIdMiddleware", "new_request_id"]
 
@@ -118,6 +118,14 @@ class _Trust(dict[str, bool]):
         return trusted
 
 
+def _first_value(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    """The value of the first header called ``name`` (lower-case), or None."""
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
+
+
 class RequestIdMiddleware:
     """Give each HTTP request and WebSocket an id; send it back in ``header``.
 
@@ -141,6 +149,9 @@ class RequestIdMiddleware:
         self.header = name  # check_header gave the name lower-cased
         self.line_start = name + b": "  # of the header line aeros' server writes
         self.lines = _Lines(self.line_start)  # fresh ids in their lines
+        # aeros' server notes an X-Request-ID header as it parses (GIVEN_REQUEST_ID); another
+        # name is found by a scan of the headers
+        self.noted = name == DEFAULT_HEADER.lower().encode("ascii")
         try:
             self.trust: _Trust | None = _Trust(trusted)
         except ValueError as exc:
@@ -151,20 +162,22 @@ class RequestIdMiddleware:
         if not self.trust.everyone and not self.trust.networks:
             self.trust = None
 
-    def request_line(self, scope: Scope) -> bytes:
+    def request_line(self, scope: Scope, given: bytes | None = None) -> bytes:
         """The header line carrying this request's id (``name: id`` and CRLF): the trusted
-        proxy's id when well formed, else a fresh one."""
+        proxy's id when well formed, else a fresh one.
+
+        ``given``: the id header's value as aeros' server noted it (:data:`GIVEN_REQUEST_ID`);
+        None: looked up in the headers, and only when the peer is trusted.
+        """
         trust = self.trust
         if trust is not None:
             peer = scope.get(PEER) or scope.get("client")
             if peer is not None and trust[peer[0]]:
-                wanted = self.header
-                for name, value in scope["headers"]:
-                    if name == wanted:
-                        if _WELL_FORMED.fullmatch(value) is not None:
-                            given: bytes = self.line_start + value + b"\r\n"
-                            return given
-                        break
+                if given is None:
+                    given = _first_value(scope["headers"], self.header)
+                if given is not None and _WELL_FORMED.fullmatch(given) is not None:
+                    line: bytes = self.line_start + given + b"\r\n"
+                    return line
         lines = self.lines
         return next(lines.batch, None) or lines.refill()
 
@@ -178,7 +191,15 @@ class RequestIdMiddleware:
         # no reset (the server's own log lines after the app returns carry it too). So no
         # send wrapper and no coroutine of this layer: the app's coroutine goes back to the
         # caller as it is. (An id is made here or checked by _WELL_FORMED: no CR, LF or space.)
-        line = self.request_line(scope)
+        if self.noted:  # the server noted the header while parsing: no scan
+            given = scope.get(GIVEN_REQUEST_ID)
+            if given is None:  # none given: a fresh id, with no look at the peer
+                fresh = self.lines
+                line = next(fresh.batch, None) or fresh.refill()
+            else:
+                line = self.request_line(scope, given)
+        else:
+            line = self.request_line(scope)
         _set_line(line)
         lines.append(line)
         return self.app(scope, receive, send)

@@ -37,13 +37,17 @@ from aeros.server.http.rules import (
     other_target_status,
     transfer_coding_status,
 )
-from aeros.types import HEADER_LINES, RESPONSE_DONE
+from aeros.types import GIVEN_REQUEST_ID, HEADER_LINES, RESPONSE_DONE
 
 __all__ = ["HardenedHttpToolsProtocol", "build_protocol_class"]
 
 _SLASH = ord("/")
-# Header fields the head rules look at; every other field costs one set lookup.
-_FRAMING_HEADERS = frozenset((b"host", b"content-length", b"transfer-encoding", b"expect"))
+_REQUEST_ID = b"x-request-id"
+# Header fields the head rules look at, and the request id's (noted for the request-id layer);
+# every other field costs one set lookup.
+_NOTED_HEADERS = frozenset(
+    (b"host", b"content-length", b"transfer-encoding", b"expect", _REQUEST_ID)
+)
 _TARGET_LIMIT = 256  # a longer request target is parsed every time, never remembered
 _TARGETS_LIMIT = 1024  # a table of remembered targets is emptied when it holds this many
 _TARGETS: dict[str, dict[bytes, tuple[str, bytes, bytes]]] = {}
@@ -211,11 +215,11 @@ class HardenedHttpToolsProtocol(ConnectionControl):
         # uvicorn strips it too
         value = value.rstrip(b" \t")
         self._header_bytes += len(name) + len(value)
-        if name in _FRAMING_HEADERS:
-            self._framing_header(name, value)
+        if name in _NOTED_HEADERS:
+            self._noted_header(name, value)
         self.headers.append((name, value))
 
-    def _framing_header(self, name: bytes, value: bytes) -> None:
+    def _noted_header(self, name: bytes, value: bytes) -> None:
         if name == b"host":
             if self._host is not None:
                 self._fail(400)
@@ -225,6 +229,10 @@ class HardenedHttpToolsProtocol(ConnectionControl):
         elif name == b"transfer-encoding":
             te = self._transfer_encoding
             self._transfer_encoding = value if te is None else te + b"," + value
+        elif name == _REQUEST_ID:
+            # the first one, as a scan of the headers would find it; the request-id layer
+            # then needs no scan of its own (GIVEN_REQUEST_ID)
+            self.scope.setdefault(GIVEN_REQUEST_ID, value)  # type: ignore[typeddict-item]
         elif value.lower() == b"100-continue":  # expect
             self.expect_100_continue = True
 
