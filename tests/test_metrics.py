@@ -21,7 +21,7 @@ from aeros.metrics.export import Exporter
 from aeros.metrics.layer import MetricsMiddleware
 from aeros.metrics.multiproc import ENV
 from aeros.metrics.tally import BUCKETS, SETTLE_AT, UNMATCHED, Tally
-from aeros.types import RESPONSE_DONE
+from aeros.types import CACHE_STATE, RESPONSE_DONE, ROUTE
 from tests.support.server import wait_until
 
 
@@ -347,6 +347,57 @@ async def test_finished_requests_are_counted_in_bounded_batches() -> None:
     assert taken.requests() == {("GET", UNMATCHED, 200): SETTLE_AT + 5}
     assert taken.wire_bytes == 3 * (SETTLE_AT + 5)
     assert exporter.tally.pending == {}
+
+
+async def test_routed_requests_count_as_noted_one_by_one_and_keep_a_flush_scheduled() -> None:
+    """A routed request whose labels have a list already is appended to it in the layer, with
+    no call of Tally.note: the counts still equal noting each request (an unknown method, a
+    status 0, a cache result, past SETTLE_AT), and after each flush the next request
+    schedules the next flush."""
+    exporter = Exporter()
+    route = "/x/<int:id>"
+
+    async def routed(scope: Any, receive: Any, send: Any) -> None:
+        scope[ROUTE][0] = route  # as the app's dispatch notes the rule it matched
+        if scope["path"] == "/cached":
+            scope[CACHE_STATE] = "miss"
+
+    layer = MetricsMiddleware(routed, exporter, "/metrics", lambda scope: UNMATCHED)
+    kinds = [("GET", "/x", 200), ("BREW", "/x", 200), ("GET", "/x", 0), ("GET", "/cached", 200)]
+    reference = Tally()
+    for flush in range(3):
+        for number in range(SETTLE_AT + 10):
+            method, path, status = kinds[number % len(kinds)] if number % 7 else kinds[0]
+            scope: dict[str, Any] = {
+                "type": "http",
+                "method": method,
+                "path": path,
+                RESPONSE_DONE: [],
+            }
+            await layer(scope, None, None)
+            for callback, layer_scope in scope[RESPONSE_DONE]:  # as aeros' server reports
+                callback(layer_scope, status, number)
+            cache = "miss" if path == "/cached" else None
+            reference.note(method, route, status or 499, 0.0, cache, number)
+            assert exporter.scheduled
+        exporter._flush_later()  # the scheduled flush runs
+        assert not exporter.scheduled
+    assert exporter.tally.in_flight == 0
+    flushed = samples(exporter.render().decode())  # the registry holds every flush's counts
+    expected = reference.take()
+    assert sum(expected.requests().values()) == 3 * (SETTLE_AT + 10)
+    assert expected.requests()[("other", route, 200)] > 0
+    assert expected.requests()[("GET", route, 499)] > 0
+    for (method, _, status), count in expected.requests().items():
+        assert (
+            value(
+                flushed, "aeros_http_requests_total", method=method, route=route, status=str(status)
+            )
+            == count
+        )
+    assert value(flushed, "aeros_cache_results_total", result="miss") == expected.cache["miss"]
+    wire = value(flushed, "aeros_http_response_body_bytes_total", stage="wire")
+    assert wire == expected.wire_bytes
 
 
 @pytest.mark.parametrize(

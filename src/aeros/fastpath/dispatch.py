@@ -157,7 +157,9 @@ async def handle_request(app: Quart, request: Request) -> ResponseTypes:
     try:
         box: Any = scope.get(ROUTE)
         if box is not None:  # the metrics label this request with the rule it matched
-            note_route(box, request)
+            rule = request.url_rule  # note_route's, inline: one call fewer a request
+            if rule is not None:
+                box[0] = rule.rule
         # Quart's full_dispatch_request, inline (one coroutine fewer per request)
         try:
             try:

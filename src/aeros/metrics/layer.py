@@ -15,13 +15,14 @@ from collections.abc import Awaitable, Callable
 
 from aeros.asgi_entry import asgi3
 from aeros.metrics.export import CONTENT_TYPE, Exporter
-from aeros.metrics.tally import UNMATCHED
+from aeros.metrics.tally import SETTLE_AT, UNMATCHED
 from aeros.middleware.counting import unanswered_status, when_done
 from aeros.middleware.headers import GlobalHeaders
 from aeros.types import (
     CACHE_STATE,
     COALESCED,
     RATE_LIMIT_STATE,
+    RESPONSE_DONE,
     ROUTE,
     ASGIApp,
     Message,
@@ -76,6 +77,10 @@ class MetricsMiddleware:
         # [route template, start]: the route is filled in by whoever routes the request; the
         # list is shared by the copies of the scope that inner layers make
         scope[ROUTE] = [None, _clock()]
+        done = scope.get(RESPONSE_DONE)
+        if done is not None:  # when_done's first case, inline: aeros' server reports the end
+            done.append((self._count, scope))
+            return self.app(scope, receive, send)
         return when_done(self.app, scope, receive, send, self._count)
 
     async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -97,9 +102,29 @@ class MetricsMiddleware:
         seconds = _clock() - box[1]
         tally = self.tally
         tally.in_flight -= 1
+        route = box[0]
+        if CACHE_STATE not in scope and RATE_LIMIT_STATE not in scope:
+            # a request with no cache or rate-limit result whose labels have a list of
+            # latencies already: appended to it here, with no call of Tally.note. A list
+            # exists only after a note, which scheduled the flush; and only for labels as
+            # note makes them (a known method, a route, a status): a request routed nowhere
+            # (route None) or not answered (status 0) finds none and goes to note.
+            times = tally.pending.get((scope["method"], route, status))
+            if times is not None:
+                times.append(seconds)
+                tally.wire_bytes += size
+                if len(times) >= SETTLE_AT:
+                    tally.settle()
+                return
+        self._note(scope, route, status, seconds, size)
+
+    def _note(
+        self, scope: Scope, route: str | None, status: int, seconds: float, size: int
+    ) -> None:
+        """Count a finished request with :meth:`Tally.note` (its labels worked out, its cache
+        and rate-limit results), and make sure a flush is scheduled."""
         cache = scope.get(CACHE_STATE)
         limit = scope.get(RATE_LIMIT_STATE)
-        route = box[0]
         if route is None:
             # answered in front of Quart (a hit, a rate limit's 429) or routed nowhere
             answered = cache is not None or limit is not None
@@ -108,7 +133,7 @@ class MetricsMiddleware:
             cache = "coalesced"
         if not status:
             status = unanswered_status(scope)
-        tally.note(scope["method"], route, status, seconds, cache, size, limit)
+        self.tally.note(scope["method"], route, status, seconds, cache, size, limit)
         if not self.exporter.scheduled:
             self.exporter.schedule()
 
