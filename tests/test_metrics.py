@@ -365,7 +365,7 @@ async def test_routed_requests_count_as_noted_one_by_one_and_keep_a_flush_schedu
     layer = MetricsMiddleware(routed, exporter, "/metrics", lambda scope: UNMATCHED)
     kinds = [("GET", "/x", 200), ("BREW", "/x", 200), ("GET", "/x", 0), ("GET", "/cached", 200)]
     reference = Tally()
-    for flush in range(3):
+    for _ in range(3):  # three flushes
         for number in range(SETTLE_AT + 10):
             method, path, status = kinds[number % len(kinds)] if number % 7 else kinds[0]
             scope: dict[str, Any] = {
