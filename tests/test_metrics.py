@@ -349,6 +349,45 @@ async def test_finished_requests_are_counted_in_bounded_batches() -> None:
     assert exporter.tally.pending == {}
 
 
+def test_metrics_in_flight_counts_the_requests_running_at_the_scrape() -> None:
+    """Two requests running when a scrape comes are in flight, and none once they ended (the
+    gauge is worked out at each flush from the requests started and those counted)."""
+    import threading
+
+    app = WebServer(__name__, access_log=False, metrics=True)
+    release = threading.Event()
+    entered: list[int] = []
+
+    @app.route("/slow")
+    async def slow() -> str:
+        entered.append(1)
+        while not release.is_set():
+            await asyncio.sleep(0.01)
+        return "done"
+
+    with app.serve_in_thread() as url:
+        httpx.get(url + "/metrics")  # a flush with none in flight
+        clients = [
+            threading.Thread(target=lambda: httpx.get(url + "/slow", timeout=10)) for _ in range(2)
+        ]
+        for client in clients:
+            client.start()
+        wait_until(lambda: len(entered) == 2, 5, "both requests in the view")
+        during = samples(httpx.get(url + "/metrics").text)
+        release.set()
+        for client in clients:
+            client.join(10)
+        after = scrape_until(
+            url + "/metrics",
+            lambda found: (
+                value(found, "aeros_http_requests_total", method="GET", route="/slow", status="200")
+                == 2
+            ),
+        )
+    assert value(during, "aeros_http_requests_in_flight") == 2
+    assert value(after, "aeros_http_requests_in_flight") == 0
+
+
 async def test_routed_requests_count_as_noted_one_by_one_and_keep_a_flush_scheduled() -> None:
     """A routed request whose labels have a list already is appended to it in the layer, with
     no call of Tally.note: the counts still equal noting each request (an unknown method, a

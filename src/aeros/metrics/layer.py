@@ -73,7 +73,7 @@ class MetricsMiddleware:
             return self._other(scope, receive, send)
         if scope["path"] == self.path and scope["method"] in ("GET", "HEAD"):
             return self.scrape(scope, send)
-        self.tally.in_flight += 1
+        self.tally.started += 1  # in flight until counted (Tally.take)
         # [route template, start]: the route is filled in by whoever routes the request; the
         # list is shared by the copies of the scope that inner layers make
         scope[ROUTE] = [None, _clock()]
@@ -101,7 +101,6 @@ class MetricsMiddleware:
         box = scope[ROUTE]
         seconds = _clock() - box[1]
         tally = self.tally
-        tally.in_flight -= 1
         route = box[0]
         if CACHE_STATE not in scope and RATE_LIMIT_STATE not in scope:
             # a request with no cache or rate-limit result whose labels have a list of

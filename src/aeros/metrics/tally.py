@@ -42,10 +42,23 @@ Labels = tuple[str, str, int]
 class Tally:
     """Counts of one process since the last :meth:`take`."""
 
-    __slots__ = ("app_bytes", "cache", "in_flight", "limits", "pending", "rows", "wire_bytes")
+    __slots__ = (
+        "app_bytes",
+        "cache",
+        "in_flight",
+        "limits",
+        "pending",
+        "rows",
+        "started",
+        "wire_bytes",
+    )
 
     def __init__(self) -> None:
+        # requests in flight as of the last take(): worked out there from the requests
+        # started since (the layer adds one per request) and those counted, so a finished
+        # request costs no update of its own
         self.in_flight = 0
+        self.started = 0
         # latencies of finished requests not in the histogram rows yet, by labels: a request
         # appends one float; settle() buckets each list with a sort and C calls
         self.pending: dict[Labels, list[float]] = {}
@@ -127,8 +140,12 @@ class Tally:
         return by_route
 
     def take(self) -> Tally:
-        """The counts so far, as a new Tally; this one starts over (``in_flight`` stays)."""
+        """The counts so far, as a new Tally; this one starts over (``in_flight`` stays,
+        brought up to date)."""
         self.settle()
+        finished = round(sum(sum(row[:-1]) for row in self.rows.values()))
+        self.in_flight += self.started - finished
+        self.started = 0
         taken = Tally()
         taken.in_flight = self.in_flight
         taken.rows, self.rows = self.rows, {}
