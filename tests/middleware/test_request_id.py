@@ -358,3 +358,30 @@ def test_request_id_trust_is_remembered_per_peer_and_bounded() -> None:
     for index in range(_TRUSTED_MEMO_LIMIT + 10):
         assert networks[f"10.0.{index // 256}.{index % 256}"] is True
     assert 0 < len(networks) <= _TRUSTED_MEMO_LIMIT
+
+
+def test_request_id_in_a_websocket_on_aeros_server(tmp_path: Path) -> None:
+    """A WebSocket on aeros' server (a scope with no header lines) gets an id of its own, taken
+    from a trusted proxy when given, and sees it in its view."""
+    from quart import websocket
+    from websockets.sync.client import connect
+
+    app = id_app(tmp_path, request_id=True, forwarded_allow_ips="127.0.0.1")
+
+    @app.websocket("/ws")
+    async def tell() -> None:
+        await websocket.receive()
+        await websocket.send(aeros.request_id() or "none")
+
+    def exchange(url: str, headers: dict[str, str]) -> str:
+        with connect(url, additional_headers=headers, open_timeout=5) as client:
+            client.send("id?")
+            return str(client.recv(timeout=5))
+
+    with app.serve_in_thread() as url:
+        ws_url = url.replace("http://", "ws://") + "/ws"
+        made = [exchange(ws_url, {}), exchange(ws_url, {})]
+        given = exchange(ws_url, {"X-Request-ID": "from-proxy-ws"})
+    assert all(HEX32.match(value) for value in made)
+    assert made[0] != made[1]
+    assert given == "from-proxy-ws"

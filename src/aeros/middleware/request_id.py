@@ -184,7 +184,7 @@ class RequestIdMiddleware:
     @asgi3
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         lines = scope.get(HEADER_LINES)
-        if lines is None or scope["type"] != "http":
+        if lines is None:  # another server, or not an HTTP request (only those have the key)
             return self._wrap(scope, receive, send)
         # aeros' server writes the line into whichever response this request gets, and runs
         # each request in a task of its own whose context ends with the request: the id needs
