@@ -99,6 +99,9 @@ async def test_webserver_uses_lean_response_and_headers_stay_mutable() -> None:
     "result",
     [
         pytest.param((b"hi", 201, {"content-type": "text/plain; charset=utf-8"}), id="bytes"),
+        pytest.param(("hi", 200, {"content-type": "text/csv"}), id="str-content-type-alone"),
+        pytest.param(("hi", 200, {"content-type": 5}), id="content-type-not-str"),
+        pytest.param(("hi", 200, {"Content-Type": "text/csv"}), id="content-type-capitalized"),
         pytest.param(("h\u00e9", 404, {"X-A": "1", "Content-Type": "text/csv"}), id="str"),
         pytest.param((b"x", 200, {}), id="no-headers"),
         pytest.param((b"x", 200, {"X-Multi": ["a", "b"]}), id="list-value"),
@@ -116,6 +119,23 @@ async def test_quick_response_equals_quarts_make_response(result: Any) -> None:
     async with app.app_context():
         quarts = await Quart.make_response(app, result)
     assert _state(quick) == _state(quarts)
+
+
+async def test_quick_response_refuses_a_split_content_type_as_quart_does() -> None:
+    """A content type holding CR or LF is refused by werkzeug, through either path."""
+    from quart import Quart
+
+    from aeros.fastpath.dispatch import _quick_response
+
+    app = WebServer(__name__, access_log=False)
+    for value in ("text/plain\r\nX-Evil: 1", "text/plain\nX-Evil: 1"):
+        result = ("hi", 200, {"content-type": value})
+        with pytest.raises(ValueError) as quick:
+            _quick_response(app, result)
+        async with app.app_context():
+            with pytest.raises(ValueError) as quarts:
+                await Quart.make_response(app, result)
+        assert str(quick.value) == str(quarts.value)
 
 
 async def test_quick_response_leaves_other_shapes_and_overrides_to_quart() -> None:

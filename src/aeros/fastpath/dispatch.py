@@ -249,6 +249,13 @@ def _quick_response(app: Quart, result: Any) -> LeanResponse | None:
             and type(headers) is dict
         ):
             response = LeanResponse(value, status)
+            if len(headers) == 1 and "content-type" in headers:
+                # the commonest dict: a content type alone. werkzeug's update puts it in place
+                # of the first pair, the Content-Type LeanResponse made, spelled as given
+                ctype = headers["content-type"]
+                if type(ctype) is str and "\n" not in ctype and "\r" not in ctype:
+                    response.headers._list[0] = ("content-type", ctype)
+                    return response
             if not _set_plain_headers(response.headers._list, headers):
                 response.headers.update(headers)
             return response
