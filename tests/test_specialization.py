@@ -93,13 +93,3 @@ def test_no_method_call_on_a_from_imported_object_in_the_request_path() -> None:
         found += [f"{name}: {call}" for call in _attribute_calls(module) if call not in COLD]
     assert scanned & BY_QUART
     assert found == []
-
-
-def test_the_global_header_lines_keep_their_state_on_the_instance() -> None:
-    """The server reads ``registered`` of the global header lines for every response: an
-    instance attribute from the start, never shadowed by a class attribute."""
-    from aeros.middleware.headers import DefaultLines
-
-    lines = DefaultLines.of(((b"x-frame-options", b"DENY"),))
-    assert vars(lines)["registered"] is False
-    assert all("registered" not in vars(kind) for kind in DefaultLines.__mro__)

@@ -7,12 +7,13 @@ loop iteration alone; the bytes on the wire, the errors and the framing state ar
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 import pytest
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
-from aeros.middleware.headers import GlobalHeaders
+from aeros.middleware.headers import DefaultLines, GlobalHeaders
 from aeros.server.http import cycle as cycle_module
 from aeros.server.http import events as events_module
 from aeros.server.http.cycle import LeanCycle
@@ -556,14 +557,15 @@ async def test_headers_given_as_an_iterator_are_read_once(paused: bool) -> None:
 
 
 async def test_a_remembered_line_of_a_global_name_is_checked_again_once_registered() -> None:
-    """A pair remembered before the global headers named it (another app, an earlier
-    response) is forgotten when they first come; from then on a response setting that name
-    keeps its own value alone, and one that does not gets the global line, every time."""
+    """A pair remembered before global headers named it (another app, an earlier response)
+    is forgotten as soon as they are made; from then on a response setting that name keeps
+    its own value alone, and one that does not gets the global line, every time."""
     own = (b"x-aeros-test-global", b"mine")
     first = make(LeanCycle)  # remembered while no global header has this name
     await first.send({"type": "http.response.start", "status": 200, "headers": [own, *LENGTH_5]})
     assert own in cycle_module._LINES
     defaults = GlobalHeaders([(b"x-aeros-test-global", b"default")]).lines
+    assert own not in cycle_module._LINES  # forgotten before any response carries them
     heads = []
     for headers in ([own, *LENGTH_5], [own, *LENGTH_5], LENGTH_5, [own, *LENGTH_5]):
         cycle = make(LeanCycle)
@@ -571,7 +573,6 @@ async def test_a_remembered_line_of_a_global_name_is_checked_again_once_register
         await cycle.send({"type": "http.response.start", "status": 200, "headers": headers})
         await cycle.send({"type": "http.response.body", "body": b"hello"})
         heads.append(b"".join(cycle.transport.written).split(b"\r\n\r\n", 1)[0])
-    assert defaults.registered
     assert own not in cycle_module._LINES
     mine, default = b"\r\nx-aeros-test-global: mine", b"\r\nx-aeros-test-global: default"
     assert [(head.count(mine), head.count(default)) for head in heads] == [
@@ -633,26 +634,25 @@ async def test_remembered_heads_are_bounded(monkeypatch: pytest.MonkeyPatch) -> 
         assert cycle_module._HEADS == {}
 
 
-async def test_a_global_name_registered_by_another_thread_mid_check_is_not_remembered(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Two servers in one process (threads): between one's check of a new pair's name and its
-    store of the line, the other's global headers register that name and sweep the
-    remembered lines. The pair must not stay remembered, or that server's responses setting
-    the name would never drop the global line (two fields of one name)."""
-    own = (b"x-aeros-test-raced", b"mine")
-    defaults = GlobalHeaders([(b"x-aeros-test-raced", b"default")]).lines
+async def test_a_global_name_registered_by_another_thread_mid_check_is_not_remembered() -> None:
+    """Two apps in one process (threads): between one server's check of a new pair's name and
+    its store of the line, the other thread makes global headers of that name, which sweeps
+    the remembered lines. The pair must not stay remembered, or that server's responses
+    setting the name would never drop the global line (two fields of one name)."""
+    name = b"x-aeros-test-raced-" + os.urandom(4).hex().encode()  # new in every run
+    own = (name, b"mine")
+    made: list[DefaultLines] = []
 
     class RegisterOnSizeCheck(dict):  # type: ignore[type-arg]
         """The remembered lines; the size check before the store of ``own`` is where the
-        other thread registers (as a thread switch there would let it)."""
+        other thread makes its global headers (as a thread switch there would let it)."""
 
         storing: tuple[bytes, bytes] | None = None
 
         def __len__(self) -> int:
-            if self.storing == own and not defaults.registered:
+            if self.storing == own and not made:
                 self.storing = None  # the sweep sizes the table too
-                cycle_module._global_lines(defaults, ())
+                made.append(GlobalHeaders([(name, b"default")]).lines)
             return super().__len__()
 
     real_new_line = LeanCycle._new_line
@@ -663,23 +663,22 @@ async def test_a_global_name_registered_by_another_thread_mid_check_is_not_remem
         table.storing = pair
         return real_new_line(cycle, pair)
 
-    monkeypatch.setattr(cycle_module, "_LINES", table)
-    monkeypatch.setattr(cycle_module, "_GLOBAL_NAMES", set())  # a second run starts as the first
-    with monkeypatch.context() as patched:
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(cycle_module, "_LINES", table)
         patched.setattr(LeanCycle, "_new_line", new_line)
         cycle = make(LeanCycle)
         await cycle.send(
             {"type": "http.response.start", "status": 200, "headers": [own, *LENGTH_5]}
         )
-    assert defaults.registered
-    assert own not in cycle_module._LINES
+        assert made
+        assert own not in cycle_module._LINES
     later = make(LeanCycle)
-    later.scope[HEADER_LINES] = [defaults]
+    later.scope[HEADER_LINES] = [made[0]]
     await later.send({"type": "http.response.start", "status": 200, "headers": [own, *LENGTH_5]})
     await later.send({"type": "http.response.body", "body": b"hello"})
     head = b"".join(later.transport.written).split(b"\r\n\r\n", 1)[0]
-    assert head.count(b"\r\nx-aeros-test-raced: ") == 1
-    assert b"\r\nx-aeros-test-raced: mine" in head
+    assert head.count(b"\r\n" + name + b": ") == 1
+    assert b"\r\n" + name + b": mine" in head
 
 
 @pytest.mark.parametrize("paused", [False, True], ids=["lean-head", "uvicorn-send"])

@@ -19,7 +19,7 @@ the request's scheme (``https`` directly, or as a trusted proxy said).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from aeros.asgi_entry import asgi3
 from aeros.headers import header_line
@@ -34,7 +34,20 @@ from aeros.types import (
     Send,
 )
 
-__all__ = ["DefaultLines", "GlobalHeaders", "HeadersMiddleware"]
+__all__ = ["GLOBAL_NAMES", "DefaultLines", "GlobalHeaders", "HeadersMiddleware", "on_global_names"]
+
+
+GLOBAL_NAMES: set[bytes] = set()
+"""Names of the global headers of every :class:`DefaultLines` made in this process. aeros'
+server checks a pair of one of these names in every response, never remembering its line, so
+it knows when a response sets one itself."""
+_SWEEPS: list[Callable[[frozenset[bytes]], None]] = []
+
+
+def on_global_names(sweep: Callable[[frozenset[bytes]], None]) -> None:
+    """Call ``sweep(names)`` whenever global headers of new names are made, once the names are
+    in :data:`GLOBAL_NAMES` (aeros' server then forgets what it remembered of them)."""
+    _SWEEPS.append(sweep)
 
 
 class DefaultLines(bytes):
@@ -44,17 +57,19 @@ class DefaultLines(bytes):
 
     pairs: tuple[tuple[bytes, bytes], ...]
     names: frozenset[bytes]
-    registered: bool  # its names registered with aeros' server (its cycle sets this)
 
     @classmethod
     def of(cls, pairs: tuple[tuple[bytes, bytes], ...]) -> DefaultLines:
-        """The lines of ``pairs`` (lower-case names, checked values)."""
+        """The lines of ``pairs`` (lower-case names, checked values); their names go into
+        :data:`GLOBAL_NAMES` now, before any response can carry them."""
         lines = cls(b"".join(header_line(name, value) for name, value in pairs))
         lines.pairs = pairs
-        lines.names = frozenset(name for name, _ in pairs)
-        # an instance attribute, not a class default: the server reads it every response, and
-        # Python 3.12+ never specializes a read of an instance attribute a class one shadows
-        lines.registered = False
+        lines.names = names = frozenset(name for name, _ in pairs)
+        new = names - GLOBAL_NAMES
+        if new:
+            GLOBAL_NAMES.update(new)  # first: a server that stores a line after this sees it
+            for sweep in _SWEEPS:
+                sweep(new)
         return lines
 
     def for_head(self, headers: Iterable[tuple[bytes, bytes]]) -> bytes:

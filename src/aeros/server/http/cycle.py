@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from uvicorn._types import HTTPScope
     from uvicorn.protocols.http.flow_control import FlowControl
 
-from aeros.middleware.headers import DefaultLines
+from aeros.middleware.headers import GLOBAL_NAMES, on_global_names
 from aeros.server.http.writes import WriteBatch, write
 from aeros.types import HEADER_LINES, RESPONSE_DONE, WHOLE_RESPONSE
 
@@ -62,9 +62,10 @@ _500_HEADERS = (  # uvicorn's
     (b"content-length", b"21"),
     (b"connection", b"close"),
 )
-_GLOBAL_NAMES: set[bytes] = set()
-"""Names of the global headers (:class:`DefaultLines`) seen in ``HEADER_LINES`` so far: a pair
-of one of these names is checked for every response, never remembered in :data:`_LINES`."""
+_GLOBAL_NAMES = GLOBAL_NAMES
+"""Names of the global headers (:class:`~aeros.middleware.headers.DefaultLines`) made so far:
+a pair of one of these names is checked for every response, never remembered in
+:data:`_LINES`."""
 _HEADS: dict[tuple[Any, ...], tuple[bytes, int | None]] = {}
 """``(status, *default pairs, *own pairs)`` -> the head's status line and header lines, and
 its Content-Length (None: none), for a head all of whose pairs were remembered (:data:`_LINES`,
@@ -358,12 +359,13 @@ class LeanCycle(RequestResponseCycle):
             close = self._head_lines(own, content, heads, key)
         added: list[bytes] | None = self.scope.get(HEADER_LINES)  # type: ignore[assignment]
         if added:
-            for item in added:
-                # the global headers (DefaultLines): whole unless the response set one of
-                # their names, which _new_line notes (such a pair is never remembered)
-                if type(item) is not bytes and (self.sets_global or not item.registered):  # type: ignore[attr-defined]
-                    item = _global_lines(item, own)  # type: ignore[arg-type]
-                content.append(item)
+            if self.sets_global:
+                # the response set a name of the global headers (DefaultLines), which
+                # _new_line notes (such a pair is never remembered): those lines less it
+                for item in added:
+                    content.append(item if type(item) is bytes else item.for_head(own))  # type: ignore[attr-defined]
+            else:
+                content += added
         if not self.keep_alive and not close:
             content.append(b"connection: close\r\n")
         if (
@@ -408,7 +410,7 @@ class LeanCycle(RequestResponseCycle):
                 content.append(line)
         if not fresh and key is not None:
             # only remembered lines: none frames otherwise than by Content-Length, closes or
-            # is a global header's (a registration empties the table: _global_lines)
+            # is a global header's (new global names replace the table: _forget)
             if len(heads) >= _HEADS_LIMIT:
                 heads.clear()
             # None: no Content-Length (a negative one is a length: uvicorn then raises)
@@ -483,10 +485,10 @@ class LeanCycle(RequestResponseCycle):
                     _LINES.clear()
                 _LINES[pair] = line
                 if name in _GLOBAL_NAMES:
-                    # another thread's server registered the name since the check above,
-                    # and may have swept the table before this line went in: take it out
-                    # (registration adds the names before it sweeps, so one of the two
-                    # sees the line)
+                    # another thread made global headers of this name since the check
+                    # above, and may have swept the table before this line went in: take
+                    # it out (DefaultLines.of adds the names before it sweeps, so one of
+                    # the two sees the line)
                     _LINES.pop(pair, None)
             return line, False
         if name == b"content-length":
@@ -508,21 +510,17 @@ class LeanCycle(RequestResponseCycle):
         return line, False
 
 
-def _global_lines(lines: DefaultLines, headers: Any) -> bytes:
-    """``lines`` for a head of ``headers`` that sets some of their names itself, or may: their
-    names are registered first (a remembered line of one of them is forgotten, and is checked
-    for every response from now on, which sets ``sets_global``)."""
-    if not lines.registered:
-        names = lines.names - _GLOBAL_NAMES
-        if names:
-            global _HEADS
-            _GLOBAL_NAMES.update(names)
-            for pair in list(_LINES):  # a copy: another thread's server may add lines
-                if pair[0].lower() in names:
-                    _LINES.pop(pair, None)
-            _HEADS = {}  # heads may hold those lines; a new table (see _HEADS)
-        lines.registered = True
-    return lines.for_head(headers)
+def _forget(names: frozenset[bytes]) -> None:
+    """Forget the remembered lines of pairs of these global header names, and every remembered
+    head (a head may hold such a line): from now on they are checked in every response."""
+    global _HEADS
+    for pair in list(_LINES):  # a copy: another thread's server may add lines
+        if pair[0].lower() in names:
+            _LINES.pop(pair, None)
+    _HEADS = {}  # a new table (see _HEADS)
+
+
+on_global_names(_forget)
 
 
 def _with_lines(message: dict[str, object], lines: list[bytes] | None) -> dict[str, object]:
