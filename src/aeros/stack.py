@@ -30,7 +30,7 @@ from aeros.middleware.request_id import RequestIdMiddleware
 from aeros.ratelimit.layer import rate_limit_layer
 from aeros.ratelimit.routes import RouteLimits
 from aeros.serving import Serving
-from aeros.types import HEADER_LINES, ASGIApp, Receive, Scope, Send
+from aeros.types import GIVEN_REQUEST_ID, HEADER_LINES, ASGIApp, Receive, Scope, Send
 
 __all__ = ["Layer", "LayerStack"]
 
@@ -70,6 +70,9 @@ class LayerStack(Serving, Quart):
 
         Users may still wrap it (``app.asgi_app = Middleware(app.asgi_app)``).
         """
+        # not straight from aeros' server (that is _enter): whatever came before may have
+        # changed the headers, so the request-id layer reads them, not the server's note
+        scope.pop(GIVEN_REQUEST_ID, None)
         await self._layered()(scope, receive, send)
 
     def server_entry(self) -> Any:

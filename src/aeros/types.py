@@ -86,10 +86,13 @@ such key (another server, the test client) wrap ``send`` instead. A list, so the
 the scope that inner layers make share it."""
 
 GIVEN_REQUEST_ID: Final = "aeros.given_request_id"
-"""Scope key: the value of the request's first ``X-Request-ID`` header (bytes, as in
-``scope["headers"]``), put in by aeros' HTTP server while it parses the head; absent when the
-request has none. The request-id layer reads it instead of scanning the headers on every
-request; whether the id is taken is the layer's decision (the peer, the value's form)."""
+"""Scope key: put in by aeros' HTTP server in every request's scope: the value of the
+request's first ``X-Request-ID`` header (bytes, as in ``scope["headers"]``), None when it has
+none. The request-id layer reads it instead of scanning the headers on every request; whether
+the id is taken is the layer's decision (the peer, the value's form). The key is taken out
+where the scope may have passed other code before aeros' layers (``WebServer.asgi_app``: an
+ASGI wrapper, a subclass, a replaced ``asgi_app``), which may have changed the headers: the
+layer then scans them."""
 
 WHOLE_RESPONSE: Final = "aeros.whole_response"
 """Scope key: the ``send`` aeros' HTTP server passed the app (a bound method of its

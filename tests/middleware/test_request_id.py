@@ -7,6 +7,9 @@ import asyncio
 import json
 import os
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ import pytest
 import aeros
 from aeros import ConfigurationError, SimpleCache, WebServer
 from aeros.middleware.request_id import RequestIdMiddleware, new_request_id
+from aeros.server.runner import Runner, bind_socket
 from aeros.types import HEADER_LINES
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
@@ -388,3 +392,84 @@ def test_request_id_in_a_websocket_on_aeros_server(tmp_path: Path) -> None:
     assert all(HEX32.match(value) for value in made)
     assert made[0] != made[1]
     assert given == "from-proxy-ws"
+
+
+@contextmanager
+def served_by_aeros(asgi: Any, app: WebServer) -> Iterator[str]:
+    """``asgi`` (any ASGI app) served by aeros' server with ``app``'s server options."""
+    sock = bind_socket("127.0.0.1", 0, 128)
+    urls: list[str] = []
+    started = threading.Event()
+
+    def on_started(url: str) -> None:
+        urls.append(url)
+        started.set()
+
+    runner = Runner(asgi, app.server_config, sock=sock, on_started=on_started)
+    thread = threading.Thread(target=runner.run, daemon=True)
+    thread.start()
+    try:
+        assert started.wait(10), "the server did not start"
+        yield urls[0]
+    finally:
+        runner.stop()
+        thread.join(10)
+        sock.close()
+
+
+def _rewritten(scope: Any) -> Any:
+    """The scope with the client's X-Request-ID dropped, and one set on ``?set``."""
+    headers = [(name, value) for name, value in scope["headers"] if name != b"x-request-id"]
+    if scope["query_string"] == b"set":
+        headers.append((b"x-request-id", b"set-in-front"))
+    return {**scope, "headers": headers}
+
+
+@pytest.mark.parametrize("front", ["asgi-wrapper", "subclass-asgi-app", "replaced-asgi-app"])
+def test_request_id_follows_headers_changed_in_front_of_the_layers(
+    tmp_path: Path, front: str
+) -> None:
+    """On aeros' server, code that runs before aeros' layers and changes the headers (an ASGI
+    wrapper, a subclass's asgi_app, a replaced app.asgi_app) decides what the layer sees: an
+    X-Request-ID it dropped is not taken, one it set is (the server's note of the header as
+    parsed is not used then)."""
+
+    class Rewriting(WebServer):
+        async def asgi_app(self, scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http":
+                scope = _rewritten(scope)
+            await super().asgi_app(scope, receive, send)
+
+    kind = Rewriting if front == "subclass-asgi-app" else WebServer
+    app = kind(
+        __name__,
+        request_id=True,
+        forwarded_allow_ips="127.0.0.1",
+        access_log=False,
+        log_file=str(tmp_path / "server.log"),
+    )
+
+    @app.route("/id")
+    async def show_id() -> str:
+        return aeros.request_id() or "none"
+
+    served: Any = app
+    if front == "asgi-wrapper":
+
+        async def wrapper(scope: Any, receive: Any, send: Any) -> None:
+            await app(_rewritten(scope) if scope["type"] == "http" else scope, receive, send)
+
+        served = wrapper
+    elif front == "replaced-asgi-app":
+        inner = app.asgi_app
+
+        async def replaced(scope: Any, receive: Any, send: Any) -> None:
+            await inner(_rewritten(scope) if scope["type"] == "http" else scope, receive, send)
+
+        app.asgi_app = replaced  # type: ignore[method-assign]
+    with served_by_aeros(served, app) as url:
+        dropped = httpx.get(url + "/id", headers={"X-Request-ID": "from-the-client"})
+        set_in_front = httpx.get(url + "/id?set")
+    assert HEX32.match(dropped.text)
+    assert dropped.headers["x-request-id"] == dropped.text
+    assert set_in_front.text == set_in_front.headers["x-request-id"] == "set-in-front"

@@ -13,6 +13,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Awaitable, Iterable, Iterator
+from typing import Any
 from weakref import WeakSet
 
 from aeros.asgi_entry import asgi3
@@ -32,6 +33,7 @@ MAX_LENGTH = 128
 # log line and in a header as it is
 _WELL_FORMED = re.compile(rb"[A-Za-z0-9._:/+=@-]{1,%d}" % MAX_LENGTH)
 _TRUSTED_MEMO_LIMIT = 1024
+_UNNOTED: Any = object()  # what a scope without the server's note gives
 _POOL_IDS = 128  # ids made at a time
 # bound once: a method call on a from-imported name is never specialized
 _set_line = request_line_var.set
@@ -191,13 +193,15 @@ class RequestIdMiddleware:
         # no reset (the server's own log lines after the app returns carry it too). So no
         # send wrapper and no coroutine of this layer: the app's coroutine goes back to the
         # caller as it is. (An id is made here or checked by _WELL_FORMED: no CR, LF or space.)
-        if self.noted:  # the server noted the header while parsing: no scan
-            given = scope.get(GIVEN_REQUEST_ID)
+        if self.noted:  # the server notes the header while parsing: no scan
+            given = scope.get(GIVEN_REQUEST_ID, _UNNOTED)
             if given is None:  # none given: a fresh id, with no look at the peer
                 try:  # (free unless raised: fewer bytecodes than next's default and an or)
                     line = next(self.lines.batch)
                 except StopIteration:
                     line = self.lines.refill()
+            elif given is _UNNOTED:  # not straight from the server: the headers may differ
+                line = self.request_line(scope)
             else:
                 line = self.request_line(scope, given)
         else:

@@ -191,6 +191,7 @@ class HardenedHttpToolsProtocol(ConnectionControl):
             "headers": self.headers,
             "state": self.app_state.copy(),
             HEADER_LINES: [],  # lines layers add to this response's head (request id, ...)
+            GIVEN_REQUEST_ID: None,  # an X-Request-ID's value once parsed
             RESPONSE_DONE: [],  # called when the request ends (metrics, access log)
         }
         self._header_bytes = 0
@@ -232,7 +233,9 @@ class HardenedHttpToolsProtocol(ConnectionControl):
         elif name == _REQUEST_ID:
             # the first one, as a scan of the headers would find it; the request-id layer
             # then needs no scan of its own (GIVEN_REQUEST_ID)
-            self.scope.setdefault(GIVEN_REQUEST_ID, value)  # type: ignore[typeddict-item]
+            scope = self.scope
+            if scope[GIVEN_REQUEST_ID] is None:  # type: ignore[typeddict-item]
+                scope[GIVEN_REQUEST_ID] = value  # type: ignore[typeddict-unknown-key]
         elif value.lower() == b"100-continue":  # expect
             self.expect_100_continue = True
 
