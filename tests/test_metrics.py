@@ -21,7 +21,7 @@ from aeros.metrics.export import Exporter
 from aeros.metrics.layer import MetricsMiddleware
 from aeros.metrics.multiproc import ENV
 from aeros.metrics.tally import BUCKETS, SETTLE_AT, UNMATCHED, Tally
-from aeros.types import CACHE_STATE, RESPONSE_DONE, ROUTE
+from aeros.types import CACHE_STATE, RATE_LIMIT_STATE, RESPONSE_DONE, ROUTE
 from tests.support.server import wait_until
 
 
@@ -391,8 +391,8 @@ def test_metrics_in_flight_counts_the_requests_running_at_the_scrape() -> None:
 async def test_routed_requests_count_as_noted_one_by_one_and_keep_a_flush_scheduled() -> None:
     """A routed request whose labels have a list already is appended to it in the layer, with
     no call of Tally.note: the counts still equal noting each request (an unknown method, a
-    status 0, a cache result, past SETTLE_AT), and after each flush the next request
-    schedules the next flush."""
+    status 0, a cache result, a rate-limit result), a list reaching SETTLE_AT is settled on
+    the way, and after each flush the next request schedules the next flush."""
     exporter = Exporter()
     route = "/x/<int:id>"
 
@@ -400,13 +400,21 @@ async def test_routed_requests_count_as_noted_one_by_one_and_keep_a_flush_schedu
         scope[ROUTE][0] = route  # as the app's dispatch notes the rule it matched
         if scope["path"] == "/cached":
             scope[CACHE_STATE] = "miss"
+        elif scope["path"] == "/limited":
+            scope[RATE_LIMIT_STATE] = "error"  # the limiter's storage failed: served anyway
 
     layer = MetricsMiddleware(routed, exporter, "/metrics", lambda scope: UNMATCHED)
-    kinds = [("GET", "/x", 200), ("BREW", "/x", 200), ("GET", "/x", 0), ("GET", "/cached", 200)]
+    kinds = [
+        ("GET", "/x", 200),
+        ("BREW", "/x", 200),
+        ("GET", "/x", 0),
+        ("GET", "/cached", 200),
+        ("GET", "/limited", 200),
+    ]
     reference = Tally()
     for _ in range(3):  # three flushes
-        for number in range(SETTLE_AT + 10):
-            method, path, status = kinds[number % len(kinds)] if number % 7 else kinds[0]
+        for number in range(2 * SETTLE_AT):
+            method, path, status = kinds[0] if number % 3 else kinds[number // 3 % len(kinds)]
             scope: dict[str, Any] = {
                 "type": "http",
                 "method": method,
@@ -417,26 +425,66 @@ async def test_routed_requests_count_as_noted_one_by_one_and_keep_a_flush_schedu
             for callback, layer_scope in scope[RESPONSE_DONE]:  # as aeros' server reports
                 callback(layer_scope, status, number)
             cache = "miss" if path == "/cached" else None
-            reference.note(method, route, status or 499, 0.0, cache, number)
+            limit = "error" if path == "/limited" else None
+            reference.note(method, route, status or 499, 0.0, cache, number, limit)
             assert exporter.scheduled
+            assert all(len(times) < SETTLE_AT for times in exporter.tally.pending.values())
+        # more than SETTLE_AT of one label set since the last flush: settled on the way
+        assert sum(exporter.tally.rows[("GET", route, 200)][:-1]) >= SETTLE_AT
         exporter._flush_later()  # the scheduled flush runs
         assert not exporter.scheduled
     assert exporter.tally.in_flight == 0
     flushed = samples(exporter.render().decode())  # the registry holds every flush's counts
     expected = reference.take()
-    assert sum(expected.requests().values()) == 3 * (SETTLE_AT + 10)
+    assert sum(expected.requests().values()) == 3 * 2 * SETTLE_AT
     assert expected.requests()[("other", route, 200)] > 0
     assert expected.requests()[("GET", route, 499)] > 0
     for (method, _, status), count in expected.requests().items():
         assert (
             value(
-                flushed, "aeros_http_requests_total", method=method, route=route, status=str(status)
+                flushed,
+                "aeros_http_requests_total",
+                method=method,
+                route=route,
+                status=str(status),
             )
             == count
         )
     assert value(flushed, "aeros_cache_results_total", result="miss") == expected.cache["miss"]
+    assert (
+        value(flushed, "aeros_rate_limit_results_total", result="error")
+        == (expected.limits["error"])
+    )
     wire = value(flushed, "aeros_http_response_body_bytes_total", stage="wire")
     assert wire == expected.wire_bytes
+
+
+async def test_a_request_whose_route_cannot_be_worked_out_is_counted_and_leaves_flight(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A request answered in front of Quart whose route template lookup fails is counted
+    under <unmatched> with the failure logged; it does not stay in flight."""
+    exporter = Exporter()
+
+    async def hit(scope: Any, receive: Any, send: Any) -> None:
+        scope[CACHE_STATE] = "hit"  # answered by the cache: never routed
+
+    def route_of(scope: Any) -> str:
+        raise RuntimeError("no map")
+
+    layer = MetricsMiddleware(hit, exporter, "/metrics", route_of)
+    for _ in range(3):
+        scope: dict[str, Any] = {"type": "http", "method": "GET", "path": "/x", RESPONSE_DONE: []}
+        await layer(scope, None, None)
+        for callback, layer_scope in scope[RESPONSE_DONE]:
+            callback(layer_scope, 200, 1)
+    found = samples(exporter.render().decode())
+    assert value(found, "aeros_http_requests_in_flight") == 0
+    assert (
+        value(found, "aeros_http_requests_total", method="GET", route=UNMATCHED, status="200") == 3
+    )
+    assert value(found, "aeros_cache_results_total", result="hit") == 3
+    assert caplog.text.count("metrics: no route template for '/x'") == 3
 
 
 @pytest.mark.parametrize(

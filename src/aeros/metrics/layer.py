@@ -10,6 +10,7 @@ probes and scrapes are not. Per request it notes the request in the tally
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 
@@ -34,6 +35,7 @@ from aeros.types import (
 __all__ = ["AppBytesMiddleware", "MetricsMiddleware"]
 
 _clock = time.perf_counter
+logger = logging.getLogger("aeros.metrics")
 
 
 class MetricsMiddleware:
@@ -126,8 +128,12 @@ class MetricsMiddleware:
         limit = scope.get(RATE_LIMIT_STATE)
         if route is None:
             # answered in front of Quart (a hit, a rate limit's 429) or routed nowhere
-            answered = cache is not None or limit is not None
-            route = self.route_of(scope) if answered else UNMATCHED
+            route = UNMATCHED
+            if cache is not None or limit is not None:
+                try:
+                    route = self.route_of(scope)
+                except Exception:  # counted all the same: the in-flight count relies on it
+                    logger.exception("metrics: no route template for %r", scope.get("path"))
         if cache == "hit" and scope.get(COALESCED):
             cache = "coalesced"
         if not status:
