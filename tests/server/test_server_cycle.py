@@ -586,8 +586,9 @@ async def test_a_remembered_line_of_a_global_name_is_checked_again_once_register
 async def test_a_remembered_head_is_used_once_whole_and_dropped_when_a_global_name_comes() -> None:
     """A head whose every pair was remembered is remembered whole (the same status, default
     and own pairs then cost one lookup), and gives the same bytes and framing as the lines did.
-    When the global headers name one of its fields it is no longer used: the response's own
-    value then replaces the global line, as for a head never seen."""
+    When global headers name one of its fields it is dropped, then remembered again noting
+    that it sets a global name: read back, the response's own value replaces the global
+    line, as for a head never seen."""
     own = (b"x-aeros-test-head", b"mine")
     headers = [own, (b"content-type", b"text/plain"), *LENGTH_5]
     key = (200, *DATE, *headers)
@@ -602,7 +603,8 @@ async def test_a_remembered_head_is_used_once_whole_and_dropped_when_a_global_na
     assert written[0] == written[1] == written[2]
     assert written[2].count(b"\r\nx-aeros-test-head: mine\r\n") == 1
     defaults = GlobalHeaders([(b"x-aeros-test-head", b"default")]).lines
-    for _ in range(2):
+    assert key not in cycle_module._HEADS
+    for _ in range(4):  # the global name's line checked, remembered, then the head, read back
         cycle = make(LeanCycle)
         cycle.scope[HEADER_LINES] = [defaults]
         await cycle.send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -610,7 +612,26 @@ async def test_a_remembered_head_is_used_once_whole_and_dropped_when_a_global_na
         head = b"".join(cycle.transport.written).split(b"\r\n\r\n", 1)[0]
         assert head.count(b"\r\nx-aeros-test-head: mine") == 1
         assert b"x-aeros-test-head: default" not in head
-        assert key not in cycle_module._HEADS
+    assert cycle_module._HEADS[key][2] is True  # read back with the note that it sets one
+
+
+async def test_a_head_carrying_global_headers_as_pairs_is_remembered_whole() -> None:
+    """A cache hit carries the global headers among its own pairs (no global lines in the
+    scope): its head is remembered whole like any other, though the names are global, and
+    written with each field once."""
+    name = b"x-aeros-test-hit-" + os.urandom(4).hex().encode()
+    GlobalHeaders([(name, b"default")])  # the name is a global header's from now on
+    headers = [(b"content-type", b"text/plain"), (name, b"default"), *LENGTH_5]
+    key = (200, *DATE, *headers)
+    heads = []
+    for _ in range(3):  # the lines checked, then the head remembered, then read back
+        cycle = make(LeanCycle)
+        await cycle.send({"type": "http.response.start", "status": 200, "headers": headers})
+        await cycle.send({"type": "http.response.body", "body": b"hello"})
+        heads.append(b"".join(cycle.transport.written).split(b"\r\n\r\n", 1)[0])
+    assert key in cycle_module._HEADS
+    assert heads[0] == heads[1] == heads[2]
+    assert heads[2].count(b"\r\n" + name + b": default") == 1
 
 
 async def test_remembered_heads_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:

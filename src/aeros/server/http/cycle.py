@@ -64,15 +64,19 @@ _500_HEADERS = (  # uvicorn's
 )
 _GLOBAL_NAMES = GLOBAL_NAMES
 """Names of the global headers (:class:`~aeros.middleware.headers.DefaultLines`) made so far:
-a pair of one of these names is checked for every response, never remembered in
-:data:`_LINES`."""
-_HEADS: dict[tuple[Any, ...], tuple[bytes, int | None]] = {}
-"""``(status, *default pairs, *own pairs)`` -> the head's status line and header lines, and
-its Content-Length (None: none), for a head all of whose pairs were remembered (:data:`_LINES`,
-:data:`_LENGTHS`): a repeated head (the same route's response in the same second, whose
-``date`` is one of the default pairs) costs one lookup instead of one per header. Replaced,
-not emptied, when a global header's name is registered: a thread that read the old table
-before then adds its head to a table no one reads any more."""
+a pair of one of these names is never remembered in :data:`_LINES` but in
+:data:`_GLOBAL_LINES`, so that a response setting it is noted (``sets_global``)."""
+_GLOBAL_LINES: dict[tuple[bytes, bytes], bytes] = {}
+"""Checked pairs of a global header's name -> their line: a cache hit, whose stored entry
+carries the global headers as pairs, and a view setting one find theirs here."""
+_HEADS: dict[tuple[Any, ...], tuple[bytes, int | None, bool]] = {}
+"""``(status, *default pairs, *own pairs)`` -> the head's status line and header lines, its
+Content-Length (None: none), and whether it sets a global header's name, for a head all of
+whose pairs were remembered (:data:`_LINES`, :data:`_LENGTHS`, :data:`_GLOBAL_LINES`): a
+repeated head (the same route's response in the same second, whose ``date`` is one of the
+default pairs) costs one lookup instead of one per header. Replaced, not emptied, when a
+global header's name is registered: a thread that read the old table before then adds its
+head to a table no one reads any more."""
 _HEADS_LIMIT = 1024  # the table is emptied when it reaches this many heads
 _LINES_LIMIT = 4096  # the table is emptied when it reaches this many lines (at most ~1 MiB)
 _LINE_LIMIT = 256  # a longer line is checked every time, never remembered
@@ -354,12 +358,14 @@ class LeanCycle(RequestResponseCycle):
             if seen[1] is not None:
                 self.expected_content_length = seen[1]
                 self.chunked_encoding = False
+            sets_global = seen[2]
         else:
             content = [STATUS_LINE[status_code]]
             close = self._head_lines(own, content, heads, key)
+            sets_global = self.sets_global
         added: list[bytes] | None = self.scope.get(HEADER_LINES)  # type: ignore[assignment]
         if added:
-            if self.sets_global:
+            if sets_global:
                 # the response set a name of the global headers (DefaultLines), which
                 # _new_line notes (such a pair is never remembered): those lines less it
                 for item in added:
@@ -382,7 +388,7 @@ class LeanCycle(RequestResponseCycle):
         self,
         own: Any,
         content: list[bytes],
-        heads: dict[tuple[Any, ...], tuple[bytes, int | None]],
+        heads: dict[tuple[Any, ...], tuple[bytes, int | None, bool]],
         key: tuple[Any, ...] | None,
     ) -> bool:
         """Append the line of each default and own header to ``content`` (its status line);
@@ -394,7 +400,16 @@ class LeanCycle(RequestResponseCycle):
             for pair in headers:
                 try:
                     line = lines.get(pair) if type(pair) is tuple else None
-                    known = _LENGTHS.get(pair) if line is None and type(pair) is tuple else None
+                    if line is not None:
+                        known = None
+                    elif type(pair) is tuple:
+                        known = _LENGTHS.get(pair)
+                        if known is None:
+                            line = _GLOBAL_LINES.get(pair)
+                            if line is not None:  # a global header's name, set by the response
+                                self.sets_global = True
+                    else:
+                        known = None
                 except TypeError:  # an unhashable value (a bytearray): checked every time
                     line = known = None
                 if line is None:
@@ -409,13 +424,13 @@ class LeanCycle(RequestResponseCycle):
                             self.chunked_encoding = False
                 content.append(line)
         if not fresh and key is not None:
-            # only remembered lines: none frames otherwise than by Content-Length, closes or
-            # is a global header's (new global names replace the table: _forget)
+            # only remembered lines: none frames otherwise than by Content-Length or closes
+            # (new global names replace the table: _forget)
             if len(heads) >= _HEADS_LIMIT:
                 heads.clear()
             # None: no Content-Length (a negative one is a length: uvicorn then raises)
             framed = self.expected_content_length if self.chunked_encoding is False else None
-            heads[key] = (b"".join(content), framed)
+            heads[key] = (b"".join(content), framed, self.sets_global)
         return close
 
     def _flush_head(self) -> None:
@@ -476,8 +491,12 @@ class LeanCycle(RequestResponseCycle):
             raise RuntimeError("Invalid HTTP header value.")
         name = name.lower()
         line = b"".join((name, b": ", value, b"\r\n"))
-        if name in _GLOBAL_NAMES:  # checked for every response, so never remembered
+        if name in _GLOBAL_NAMES:  # remembered apart: a response that sets it is noted
             self.sets_global = True
+            if len(line) <= _LINE_LIMIT and remembered:
+                if len(_GLOBAL_LINES) >= _LINES_LIMIT:
+                    _GLOBAL_LINES.clear()
+                _GLOBAL_LINES[pair] = line
             return line, False
         if name not in _FRAMING:
             if len(line) <= _LINE_LIMIT and remembered:
