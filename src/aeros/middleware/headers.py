@@ -39,8 +39,8 @@ __all__ = ["GLOBAL_NAMES", "DefaultLines", "GlobalHeaders", "HeadersMiddleware",
 
 GLOBAL_NAMES: set[bytes] = set()
 """Names of the global headers of every :class:`DefaultLines` made in this process. aeros'
-server checks a pair of one of these names in every response, never remembering its line, so
-it knows when a response sets one itself."""
+server remembers the lines of pairs of these names apart from the others, so that it knows
+when a response sets one itself."""
 _SWEEPS: list[Callable[[frozenset[bytes]], None]] = []
 
 

@@ -367,7 +367,7 @@ class LeanCycle(RequestResponseCycle):
         if added:
             if sets_global:
                 # the response set a name of the global headers (DefaultLines), which
-                # _new_line notes (such a pair is never remembered): those lines less it
+                # _new_line or _head_lines noted (_GLOBAL_LINES): those lines less it
                 for item in added:
                     content.append(item if type(item) is bytes else item.for_head(own))  # type: ignore[attr-defined]
             else:
@@ -531,7 +531,8 @@ class LeanCycle(RequestResponseCycle):
 
 def _forget(names: frozenset[bytes]) -> None:
     """Forget the remembered lines of pairs of these global header names, and every remembered
-    head (a head may hold such a line): from now on they are checked in every response."""
+    head (a head may hold such a line): from now on their lines are remembered apart
+    (:data:`_GLOBAL_LINES`), where finding one notes that the response sets it."""
     global _HEADS
     for pair in list(_LINES):  # a copy: another thread's server may add lines
         if pair[0].lower() in names:
