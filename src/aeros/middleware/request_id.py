@@ -18,7 +18,7 @@ from weakref import WeakSet
 
 from aeros.asgi_entry import asgi3
 from aeros.errors import ConfigurationError
-from aeros.headers import check_header, send_adding
+from aeros.headers import check_header, get_header, send_adding
 from aeros.logging.context import request_line_var
 from aeros.types import GIVEN_REQUEST_ID, HEADER_LINES, PEER, ASGIApp, Receive, Scope, Send
 
@@ -120,14 +120,6 @@ class _Trust(dict[str, bool]):
         return trusted
 
 
-def _first_value(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:
-    """The value of the first header called ``name`` (lower-case), or None."""
-    for key, value in headers:
-        if key == name:
-            return value
-    return None
-
-
 class RequestIdMiddleware:
     """Give each HTTP request and WebSocket an id; send it back in ``header``.
 
@@ -176,7 +168,7 @@ class RequestIdMiddleware:
             peer = scope.get(PEER) or scope.get("client")
             if peer is not None and trust[peer[0]]:
                 if given is None:
-                    given = _first_value(scope["headers"], self.header)
+                    given = get_header(scope["headers"], self.header)
                 if given is not None and _WELL_FORMED.fullmatch(given) is not None:
                     line: bytes = self.line_start + given + b"\r\n"
                     return line
