@@ -143,8 +143,7 @@ class Tally:
         """The counts so far, as a new Tally; this one starts over (``in_flight`` stays,
         brought up to date)."""
         self.settle()
-        finished = round(sum(sum(row[:-1]) for row in self.rows.values()))
-        self.in_flight += self.started - finished
+        self.in_flight += self.started - sum(self.requests().values())  # minus those counted
         self.started = 0
         taken = Tally()
         taken.in_flight = self.in_flight
