@@ -62,13 +62,10 @@ _500_HEADERS = (  # uvicorn's
     (b"content-length", b"21"),
     (b"connection", b"close"),
 )
-_GLOBAL_NAMES = GLOBAL_NAMES
-"""Names of the global headers (:class:`~aeros.middleware.headers.DefaultLines`) made so far:
-a pair of one of these names is never remembered in :data:`_LINES` but in
-:data:`_GLOBAL_LINES`, so that a response setting it is noted (``sets_global``)."""
 _GLOBAL_LINES: dict[tuple[bytes, bytes], bytes] = {}
-"""Checked pairs of a global header's name -> their line: a cache hit, whose stored entry
-carries the global headers as pairs, and a view setting one find theirs here."""
+"""Checked pairs of a global header's name (``GLOBAL_NAMES``) -> their line, never in
+:data:`_LINES`, so that a response setting one is noted (``sets_global``): a cache hit, whose
+stored entry carries the global headers as pairs, and a view setting one find theirs here."""
 _HEADS: dict[tuple[Any, ...], tuple[bytes, int | None, bool]] = {}
 """``(status, *default pairs, *own pairs)`` -> the head's status line and header lines, its
 Content-Length (None: none), and whether it sets a global header's name, for a head all of
@@ -491,7 +488,7 @@ class LeanCycle(RequestResponseCycle):
             raise RuntimeError("Invalid HTTP header value.")
         name = name.lower()
         line = b"".join((name, b": ", value, b"\r\n"))
-        if name in _GLOBAL_NAMES:  # remembered apart: a response that sets it is noted
+        if name in GLOBAL_NAMES:  # remembered apart: a response that sets it is noted
             self.sets_global = True
             if len(line) <= _LINE_LIMIT and remembered:
                 if len(_GLOBAL_LINES) >= _LINES_LIMIT:
@@ -503,7 +500,7 @@ class LeanCycle(RequestResponseCycle):
                 if len(_LINES) >= _LINES_LIMIT:
                     _LINES.clear()
                 _LINES[pair] = line
-                if name in _GLOBAL_NAMES:
+                if name in GLOBAL_NAMES:
                     # another thread made global headers of this name since the check
                     # above, and may have swept the table before this line went in: take
                     # it out (DefaultLines.of adds the names before it sweeps, so one of
