@@ -8,8 +8,6 @@ import json
 import os
 import re
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +17,8 @@ import pytest
 import aeros
 from aeros import ConfigurationError, SimpleCache, WebServer
 from aeros.middleware.request_id import RequestIdMiddleware, new_request_id
-from aeros.server.runner import Runner, bind_socket
 from aeros.types import HEADER_LINES
+from tests.support.server import served_by_aeros
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
@@ -283,7 +281,6 @@ def test_request_id_layer_batches_are_not_shared_with_forked_children() -> None:
 
 def test_request_id_in_sync_views_and_on_concurrency_limit_refusals(tmp_path: Path) -> None:
     """A sync view (run in a thread) sees the id; a 503 of the concurrency limit carries one."""
-    import threading
     import time
 
     app = id_app(tmp_path, request_id=True, max_concurrent_requests=1)
@@ -392,29 +389,6 @@ def test_request_id_in_a_websocket_on_aeros_server(tmp_path: Path) -> None:
     assert all(HEX32.match(value) for value in made)
     assert made[0] != made[1]
     assert given == "from-proxy-ws"
-
-
-@contextmanager
-def served_by_aeros(asgi: Any, app: WebServer) -> Iterator[str]:
-    """``asgi`` (any ASGI app) served by aeros' server with ``app``'s server options."""
-    sock = bind_socket("127.0.0.1", 0, 128)
-    urls: list[str] = []
-    started = threading.Event()
-
-    def on_started(url: str) -> None:
-        urls.append(url)
-        started.set()
-
-    runner = Runner(asgi, app.server_config, sock=sock, on_started=on_started)
-    thread = threading.Thread(target=runner.run, daemon=True)
-    thread.start()
-    try:
-        assert started.wait(10), "the server did not start"
-        yield urls[0]
-    finally:
-        runner.stop()
-        thread.join(10)
-        sock.close()
 
 
 def _rewritten(scope: Any) -> Any:

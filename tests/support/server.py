@@ -13,8 +13,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+from aeros.server.runner import Runner, bind_socket
+
+if TYPE_CHECKING:
+    from aeros import WebServer
 
 APP = Path(__file__).parents[1] / "apps" / "server_app.py"
 
@@ -194,3 +199,26 @@ def url_file_servers(tmp_path: Path) -> Iterator[Any]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(5)
+
+
+@contextmanager
+def served_by_aeros(asgi: Any, app: WebServer) -> Iterator[str]:
+    """``asgi`` (any ASGI app) served by aeros' server with ``app``'s server options."""
+    sock = bind_socket("127.0.0.1", 0, 128)
+    urls: list[str] = []
+    started = threading.Event()
+
+    def on_started(url: str) -> None:
+        urls.append(url)
+        started.set()
+
+    runner = Runner(asgi, app.server_config, sock=sock, on_started=on_started)
+    thread = threading.Thread(target=runner.run, daemon=True)
+    thread.start()
+    try:
+        assert started.wait(10), "the server did not start"
+        yield urls[0]
+    finally:
+        runner.stop()
+        thread.join(10)
+        sock.close()
