@@ -16,12 +16,14 @@ __all__ = [
     "DRAINING",
     "GIVEN_REQUEST_ID",
     "HEADER_LINES",
+    "HEAD_NOTES",
     "PEER",
     "RATE_LIMIT_STATE",
     "RESPONSE_DONE",
     "ROUTE",
     "SKIP_COMPRESSION",
     "SKIP_GLOBAL_HEADERS",
+    "UNNOTED",
     "WHOLE_RESPONSE",
     "ASGIApp",
     "Headers",
@@ -93,6 +95,21 @@ the id is taken is the layer's decision (the peer, the value's form). The key is
 where the scope may have passed other code before aeros' layers (``WebServer.asgi_app``: an
 ASGI wrapper, a subclass, a replaced ``asgi_app``), which may have changed the headers: the
 layer then scans them."""
+
+HEAD_NOTES: Final = "aeros.head_notes"
+"""Scope key: put in by aeros' HTTP server in every request's scope, what it noted of the
+header fields as it parsed them: ``(headers, count, body_length, accept_encoding)``.
+``headers`` is the scope's ``"headers"`` list as the server made it and ``count`` its length
+then; ``body_length`` is what a scan of the fields would find: None with a
+``Transfer-Encoding``, else the ``Content-Length``, -1 with neither; ``accept_encoding`` is
+the ``Accept-Encoding`` lines joined by commas (bytes), None without one. A layer uses the
+notes only while ``scope["headers"]`` is still that list with that many fields (a layer in
+front that replaced the list, or appended to it, makes it scan); so it reads each request's
+fields once, in the server, instead of once per layer that looks for one."""
+
+UNNOTED: Final[tuple[None, int, None, None]] = (None, -1, None, None)
+"""What a layer takes for :data:`HEAD_NOTES` where the scope has none (another server, a test
+client): its first item is no headers list, so the layer scans the fields."""
 
 WHOLE_RESPONSE: Final = "aeros.whole_response"
 """Scope key: the ``send`` aeros' HTTP server passed the app (a bound method of its

@@ -35,7 +35,9 @@ from aeros.errors import ConfigurationError
 from aeros.headers import add_vary
 from aeros.types import (
     COMPRESSION,
+    HEAD_NOTES,
     SKIP_COMPRESSION,
+    UNNOTED,
     ASGIApp,
     Headers,
     Message,
@@ -415,11 +417,17 @@ class CompressionMiddleware:
             counting = CompressingSender(send, None, self.codecs, counter=self.counter)
             counting._state = _PASS  # counts, changes nothing
             return self.app(scope, receive, counting)
-        accept: bytes | None = None
-        for name, value in scope["headers"]:
-            if name == ACCEPT_ENCODING:
-                # several Accept-Encoding lines are one comma-separated list (RFC 9110 5.3)
-                accept = value if accept is None else accept + b"," + value
+        headers = scope["headers"]
+        notes = scope.get(HEAD_NOTES, UNNOTED)
+        accept: bytes | None
+        if notes[0] is headers and notes[1] == len(headers):
+            accept = notes[3]  # found by aeros' server as it parsed the fields
+        else:
+            accept = None
+            for name, value in headers:
+                if name == ACCEPT_ENCODING:
+                    # several Accept-Encoding lines are one comma-separated list (RFC 9110 5.3)
+                    accept = value if accept is None else accept + b"," + value
         # no Accept-Encoding: no coding (and no call to negotiate)
         codec = None if accept is None else self.negotiate(accept)
         if self.lean and scope["method"] != "HEAD":  # the connection encodes: no wrapper

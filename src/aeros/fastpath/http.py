@@ -41,7 +41,7 @@ from werkzeug.datastructures import Headers
 
 from aeros.fastpath.dispatch import handle_request, note_route, uses_lean_dispatch
 from aeros.fastpath.request import LeanRequest, complete_requests_match, scope_headers
-from aeros.types import COMPRESSION, ROUTE, ResponseEncoder, Send
+from aeros.types import COMPRESSION, HEAD_NOTES, ROUTE, UNNOTED, ResponseEncoder, Send
 from aeros.whole_response import sent_whole
 
 if TYPE_CHECKING:
@@ -86,7 +86,16 @@ class LeanHTTPConnection(ASGIHTTPConnection):
     WebServer's compression layer then wraps no ``send``."""
 
     async def __call__(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
-        length = inline_body_length(self.scope)
+        scope = self.scope
+        headers = scope["headers"]
+        notes: Any = scope.get(HEAD_NOTES, UNNOTED)
+        if notes[0] is headers and notes[1] == len(headers):
+            # aeros' server found the framing fields as it parsed them (an HTTP/1.x request)
+            length = notes[2]
+            if length is not None and length > INLINE_BODY_LIMIT:
+                length = None
+        else:
+            length = inline_body_length(scope)
         if length is None:
             await self._quarts_path(receive, send)
             return

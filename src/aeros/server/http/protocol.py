@@ -19,6 +19,7 @@ import asyncio
 import contextvars
 import sys
 import urllib.parse
+from itertools import chain
 from typing import Any
 
 import httptools
@@ -37,16 +38,18 @@ from aeros.server.http.rules import (
     other_target_status,
     transfer_coding_status,
 )
-from aeros.types import GIVEN_REQUEST_ID, HEADER_LINES, RESPONSE_DONE
+from aeros.types import GIVEN_REQUEST_ID, HEAD_NOTES, HEADER_LINES, RESPONSE_DONE
 
 __all__ = ["HardenedHttpToolsProtocol", "build_protocol_class"]
 
 _SLASH = ord("/")
 _REQUEST_ID = b"x-request-id"
-# Header fields the head rules look at, and the request id's (noted for the request-id layer);
-# every other field costs one set lookup.
+_ACCEPT_ENCODING = b"accept-encoding"
+# Header fields the head rules look at, the request id's (noted for the request-id layer) and
+# Accept-Encoding (noted for the compression layer, HEAD_NOTES); every other field costs one
+# set lookup.
 _NOTED_HEADERS = frozenset(
-    (b"host", b"content-length", b"transfer-encoding", b"expect", _REQUEST_ID)
+    (b"host", b"content-length", b"transfer-encoding", b"expect", _REQUEST_ID, _ACCEPT_ENCODING)
 )
 _TARGET_LIMIT = 256  # a longer request target is parsed every time, never remembered
 _TARGETS_LIMIT = 1024  # a table of remembered targets is emptied when it holds this many
@@ -113,10 +116,10 @@ class HardenedHttpToolsProtocol(ConnectionControl):
         # would cause 503s; aeros counts requests in flight (server.concurrency) instead.
         self.limit_concurrency = None
         self._max_target = 0
-        self._header_bytes = 0
         self._host: bytes | None = None
         self._content_length: bytes | None = None
         self._transfer_encoding: bytes | None = None
+        self._accept_encoding: bytes | None = None
         self._body_bytes = 0
         self._framing_bytes = 0  # bytes received in a body phase since the last body data
         self._reject_status = 0
@@ -194,10 +197,10 @@ class HardenedHttpToolsProtocol(ConnectionControl):
             GIVEN_REQUEST_ID: None,  # an X-Request-ID's value once parsed
             RESPONSE_DONE: [],  # called when the request ends (metrics, access log)
         }
-        self._header_bytes = 0
         self._host = None
         self._content_length = None
         self._transfer_encoding = None
+        self._accept_encoding = None
         self._body_bytes = 0
 
     def on_url(self, url: bytes) -> None:
@@ -215,7 +218,6 @@ class HardenedHttpToolsProtocol(ConnectionControl):
         # llhttp keeps trailing whitespace, which is not part of a field value (RFC 9110 5.5);
         # uvicorn strips it too
         value = value.rstrip(b" \t")
-        self._header_bytes += len(name) + len(value)
         if name in _NOTED_HEADERS:
             self._noted_header(name, value)
         self.headers.append((name, value))
@@ -230,6 +232,10 @@ class HardenedHttpToolsProtocol(ConnectionControl):
         elif name == b"transfer-encoding":
             te = self._transfer_encoding
             self._transfer_encoding = value if te is None else te + b"," + value
+        elif name == _ACCEPT_ENCODING:
+            # several lines are one comma-separated list (RFC 9110 5.3), as a scan joins them
+            ae = self._accept_encoding
+            self._accept_encoding = value if ae is None else ae + b"," + value
         elif name == _REQUEST_ID:
             # the first one, as a scan of the headers would find it; the request-id layer
             # then needs no scan of its own (GIVEN_REQUEST_ID)
@@ -241,8 +247,13 @@ class HardenedHttpToolsProtocol(ConnectionControl):
 
     def on_headers_complete(self) -> None:
         # Sizes are checked once here; memory is bounded meanwhile by data_received's guard.
-        count = len(self.headers)
-        if count > self.max_header_count or self._header_bytes + 4 * count > self.max_header_size:
+        # The fields' bytes are summed here in C calls, not per field in on_header.
+        headers = self.headers
+        count = len(headers)
+        if (
+            count > self.max_header_count
+            or sum(map(len, chain.from_iterable(headers))) + 4 * count > self.max_header_size
+        ):
             self._fail(431)
         parser = self.parser
         http_version = parser.get_http_version()
@@ -263,11 +274,13 @@ class HardenedHttpToolsProtocol(ConnectionControl):
         elif not is_valid_host(host):
             self._fail(400)
         has_body = False
+        length: int | None = -1  # no framing field: no body
         if self._transfer_encoding is not None:
             status = transfer_coding_status(self._transfer_encoding, http_version)
             if status:
                 self._fail(status)
             has_body = True
+            length = None
         elif self._content_length is not None:
             # llhttp has checked the digits and refused duplicates and overflow
             length = int(self._content_length)
@@ -276,7 +289,10 @@ class HardenedHttpToolsProtocol(ConnectionControl):
             has_body = length > 0
         self._head_pending = False
         self._head_bytes = 0
-        self.scope["method"] = method.decode("ascii")
+        scope = self.scope
+        scope["method"] = method.decode("ascii")
+        # what the layers would otherwise find by scanning the fields (HEAD_NOTES)
+        scope[HEAD_NOTES] = (headers, count, length, self._accept_encoding)  # type: ignore[typeddict-unknown-key]
         if parser.should_upgrade() and self._should_upgrade():
             return
         self._start_cycle(url, http_version, has_body)
