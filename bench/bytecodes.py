@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 import tempfile
@@ -35,7 +36,14 @@ from types import FrameType
 from typing import Any
 
 from bench.catalog import SCENARIOS
-from bench.instructions import _load, read_when_written, served_child, write_whole
+from bench.instructions import (
+    FIELDS_VARIABLE,
+    _load,
+    add_fields_option,
+    read_when_written,
+    served_child,
+    write_whole,
+)
 from bench.run import free_port
 
 ON, OFF = signal.SIGRTMIN + 3, signal.SIGRTMIN + 4
@@ -135,7 +143,9 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--lines", default="", help="functions counted per source line")
     parser.add_argument("--out", type=Path, help="the counts as JSON")
+    add_fields_option(parser)
     args = parser.parse_args()
+    os.environ[FIELDS_VARIABLE] = args.fields
     path = next(s.path for s in SCENARIOS if s.name == args.scenario)
     lines = frozenset(filter(None, args.lines.split(",")))
     names = args.contenders.split(",")
@@ -147,7 +157,7 @@ def main() -> None:
     for name in names[1:]:
         _difference(name, results[names[0]], results[name], args.top)
     if args.out:
-        meta = {"python": sys.version.split()[0], "scenario": args.scenario}
+        meta = {"python": sys.version.split()[0], "scenario": args.scenario, "fields": args.fields}
         args.out.write_text(json.dumps({**meta, "bytecodes": results}, indent=1) + "\n")
 
 

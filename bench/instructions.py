@@ -60,9 +60,47 @@ MISSES = ("I1mr", "D1mr", "D1mw")
 _FIXED_ADDRESSES = ("setarch", platform.machine(), "-R") if shutil.which("setarch") else ()
 
 
+FIELDS_VARIABLE = "AEROS_BENCH_FIELDS"
+"""``browser``: the loads send :data:`BROWSER_FIELDS` besides ``Host`` (``--fields``)."""
+BROWSER_FIELDS = (
+    "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+    "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+    "Accept-Language: en-US,en;q=0.5",
+    "Accept-Encoding: gzip, deflate, br, zstd",
+    "Connection: keep-alive",
+    "Cookie: theme=dark; _ga=GA1.1.123456789.1700000000",
+    "Upgrade-Insecure-Requests: 1",
+    "Sec-Fetch-Dest: document",
+    "Sec-Fetch-Mode: navigate",
+    "Sec-Fetch-Site: none",
+    "Sec-Fetch-User: ?1",
+    "Priority: u=0, i",
+)
+"""The header fields Firefox sends with a page load, besides ``Host``: a request as browsers
+make it, where the scenarios' loads (like wrk's) send ``Host`` alone."""
+
+
+def add_fields_option(parser: argparse.ArgumentParser) -> None:
+    """``--fields {host,browser}``: the header fields each request of the load carries."""
+    parser.add_argument(
+        "--fields",
+        choices=("host", "browser"),
+        default="host",
+        help="the request's header fields: Host alone, or a browser's twelve more",
+    )
+
+
+def request_head(path: str, port: int) -> bytes:
+    """The head of each request of the load: ``Host``, and :data:`BROWSER_FIELDS` when
+    :data:`FIELDS_VARIABLE` says ``browser``."""
+    fields = BROWSER_FIELDS if os.environ.get(FIELDS_VARIABLE) == "browser" else ()
+    more = "".join(f"{field}\r\n" for field in fields)
+    return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{more}\r\n".encode()
+
+
 async def _load(port: int, path: str, requests: int, connections: int) -> None:
     """``requests`` GETs of ``path`` over ``connections`` keep-alive connections."""
-    line = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+    line = request_head(path, port)
 
     async def one(count: int) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -239,7 +277,9 @@ def main() -> None:
     parser.add_argument(
         "--cache", action="store_true", help="also the simulated L1 cache misses per request"
     )
+    add_fields_option(parser)
     args = parser.parse_args()
+    os.environ[FIELDS_VARIABLE] = args.fields
     contenders = [name.strip() for name in args.contenders.split(",") if name.strip()]
     unknown = [name for name in contenders if name not in COUNTABLE]
     if unknown:
@@ -275,6 +315,7 @@ def main() -> None:
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "python": sys.version.split()[0],
         "scenario": args.scenario,
+        "fields": args.fields,
         "requests": args.requests,
         "warm": args.warm,
         "instructions_per_request": per_request,
