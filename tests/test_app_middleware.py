@@ -15,6 +15,7 @@ from aeros.middleware.access_log import AccessLogMiddleware
 from aeros.middleware.concurrency_limit import ConcurrencyLimitMiddleware
 from aeros.middleware.cors import CORSMiddleware
 from aeros.middleware.headers import HeadersMiddleware
+from aeros.stack import HeadNotesDropped
 
 
 class Recorder:
@@ -58,6 +59,7 @@ def test_layers_follow_the_documented_order() -> None:
         AccessLogMiddleware.__name__,
         ConcurrencyLimitMiddleware.__name__,
         CORSMiddleware.__name__,
+        HeadNotesDropped.__name__,  # the user's layers may change the fields: none trusted
         Recorder.__name__,
         "wrap",  # the response cache (ResponseCache.wrap builds its layer)
         HeadersMiddleware.__name__,

@@ -30,9 +30,9 @@ from aeros.middleware.request_id import RequestIdMiddleware
 from aeros.ratelimit.layer import rate_limit_layer
 from aeros.ratelimit.routes import RouteLimits
 from aeros.serving import Serving
-from aeros.types import GIVEN_REQUEST_ID, HEADER_LINES, ASGIApp, Receive, Scope, Send
+from aeros.types import GIVEN_REQUEST_ID, HEAD_NOTES, HEADER_LINES, ASGIApp, Receive, Scope, Send
 
-__all__ = ["Layer", "LayerStack"]
+__all__ = ["HeadNotesDropped", "Layer", "LayerStack"]
 
 
 class Layer:
@@ -57,6 +57,20 @@ class Layer:
         return f"Layer({getattr(self.factory, '__qualname__', self.factory)})"
 
 
+class HeadNotesDropped:
+    """In front of the user's layers (:meth:`LayerStack.add_middleware`): they may change the
+    header fields in place, so the layers inside them scan the fields instead of reading what
+    the server noted (:data:`~aeros.types.HEAD_NOTES`)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    @asgi3
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        scope.pop(HEAD_NOTES, None)
+        return self.app(scope, receive, send)
+
+
 class LayerStack(Serving, Quart):
     """The layer stack of :class:`aeros.WebServer`; the attributes below are set there."""
 
@@ -71,8 +85,9 @@ class LayerStack(Serving, Quart):
         Users may still wrap it (``app.asgi_app = Middleware(app.asgi_app)``).
         """
         # not straight from aeros' server (that is _enter): whatever came before may have
-        # changed the headers, so the request-id layer reads them, not the server's note
+        # changed the headers, so the layers read them, not the server's notes
         scope.pop(GIVEN_REQUEST_ID, None)
+        scope.pop(HEAD_NOTES, None)
         await self._layered()(scope, receive, send)
 
     def server_entry(self) -> Any:
@@ -118,11 +133,11 @@ class LayerStack(Serving, Quart):
         """The layer stack around ``Quart.asgi_app``, outermost first (DESIGN.md's order).
 
         request id, HTTPS-only headers (HSTS), health probe, metrics, access log, concurrency
-        limit, rate limit, CORS, user middleware (:meth:`add_middleware`), response cache,
-        global headers, compression, the metrics' byte count; then Quart. A layer with nothing
-        to do is left out. The cache, CORS and the concurrency limit add the global headers to
-        the answers they make themselves, so a cache hit does not pass through the headers
-        layer.
+        limit, rate limit, CORS, user middleware (:meth:`add_middleware`, with
+        :class:`HeadNotesDropped` in front of it), response cache, global headers, compression,
+        the metrics' byte count; then Quart. A layer with nothing to do is left out. The cache,
+        CORS and the concurrency limit add the global headers to the answers they make
+        themselves, so a cache hit does not pass through the headers layer.
         """
         codecs = self.codecs
         headers = GlobalHeaders(self._header_pairs(own_server=self._own_server))
@@ -152,6 +167,8 @@ class LayerStack(Serving, Quart):
             if self.rate_limits.active()  # asked when the stack is built: every view is there
             else None,
             Layer(CORSMiddleware, self.cors, headers) if self.cors is not None else None,
+            # the user's layers may change the header fields: the layers inside them scan
+            Layer(HeadNotesDropped) if self._user_layers else None,
             *reversed(self._user_layers),  # the last one added is the outermost (Starlette)
             Layer(self.response_cache.wrap, codecs, headers),  # no store: no layer
             Layer(HeadersMiddleware, headers, server_lines=self._headers_seen_by_none())

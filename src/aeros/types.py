@@ -97,15 +97,19 @@ ASGI wrapper, a subclass, a replaced ``asgi_app``), which may have changed the h
 layer then scans them."""
 
 HEAD_NOTES: Final = "aeros.head_notes"
-"""Scope key: put in by aeros' HTTP server in every request's scope, what it noted of the
+"""Scope key: put in by aeros' HTTP server in every HTTP request's scope, what it noted of the
 header fields as it parsed them: ``(headers, count, body_length, accept_encoding)``.
 ``headers`` is the scope's ``"headers"`` list as the server made it and ``count`` its length
 then; ``body_length`` is what a scan of the fields would find: None with a
 ``Transfer-Encoding``, else the ``Content-Length``, -1 with neither; ``accept_encoding`` is
-the ``Accept-Encoding`` lines joined by commas (bytes), None without one. A layer uses the
-notes only while ``scope["headers"]`` is still that list with that many fields (a layer in
-front that replaced the list, or appended to it, makes it scan); so it reads each request's
-fields once, in the server, instead of once per layer that looks for one."""
+the ``Accept-Encoding`` lines joined by commas (bytes), None without one. So the fields are
+read once, in the server, instead of once per layer that looks for one.
+
+A layer uses the notes only while ``scope["headers"]`` is still that list with that many
+fields (a new list, or a field appended, makes it scan). Code that could change the fields
+in place goes without them: the key is taken out by ``WebServer.asgi_app`` (an ASGI wrapper,
+a subclass, a replaced ``asgi_app``: every way in except the server's direct one) and in
+front of the user's layers (``add_middleware``)."""
 
 UNNOTED: Final[tuple[None, int, None, None]] = (None, -1, None, None)
 """What a layer takes for :data:`HEAD_NOTES` where the scope has none (another server, a test

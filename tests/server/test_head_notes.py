@@ -161,6 +161,22 @@ class _AppendingFront:
         await self.app(scope, receive, send)
 
 
+class _RewritingFront:
+    """A user layer that rewrites Accept-Encoding to ``identity`` in the server's own list, in
+    place: the same list, as many fields."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            headers = scope["headers"]
+            for index, (name, _) in enumerate(headers):
+                if name == b"accept-encoding":
+                    headers[index] = (name, b"identity")
+        await self.app(scope, receive, send)
+
+
 @pytest.mark.parametrize(
     ("front", "sent", "coding"),
     [
@@ -168,14 +184,25 @@ class _AppendingFront:
         (None, BROWSER, None),
         (_ReplacingFront, b"Accept-Encoding: gzip\r\n" + BROWSER, None),
         (_AppendingFront, BROWSER, "gzip"),
+        (_RewritingFront, b"Accept-Encoding: gzip\r\n" + BROWSER, None),
+        ("asgi_app", b"Accept-Encoding: gzip\r\n" + BROWSER, None),
     ],
-    ids=["noted", "none-noted", "list-replaced-in-front", "field-appended-in-front"],
+    ids=[
+        "noted",
+        "none-noted",
+        "list-replaced-in-front",
+        "field-appended-in-front",
+        "field-rewritten-in-place-in-front",
+        "field-rewritten-in-place-by-a-replaced-asgi-app",
+    ],
 )
 def test_compression_follows_the_fields_a_layer_in_front_changed(
     front: Any, sent: bytes, coding: str | None
 ) -> None:
     app = _compressible_app()
-    if front is not None:
+    if front == "asgi_app":
+        app.asgi_app = _RewritingFront(app.asgi_app)  # type: ignore[method-assign]
+    elif front is not None:
         app.add_middleware(front)
     expected = json.dumps({"rows": ["a compressible row of text"] * 200})
     with app.serve_in_thread(host="127.0.0.1", port=0, timeout=10.0) as url:
