@@ -182,7 +182,10 @@ class CacheMiddleware(Filling):
         varied: dict[bytes, bytes] = {}
         host = accept = if_none_match = None
         credentials = False
+        fields_read = policy.fields_read
         for name, value in scope["headers"]:
+            if name not in fields_read:
+                continue  # most of a browser's fields (User-Agent, Accept, Sec-Fetch-*, ...)
             if name == b"host":
                 if host is not None:  # two Host headers: refuse to guess which one counts
                     return await self._bypass(scope, receive, send)

@@ -19,6 +19,7 @@ from aeros.headers import is_token
 from aeros.types import Scope
 
 __all__ = [
+    "FIELDS_READ",
     "OPTIONS",
     "POLICY_ATTRIBUTE",
     "CachePolicy",
@@ -43,6 +44,12 @@ OPTIONS = (
     "stale_while_revalidate",
     "tags",
 )
+
+
+FIELDS_READ = frozenset(
+    (b"host", b"accept-encoding", b"if-none-match", b"authorization", b"cookie")
+)
+"""The request header names the cache layer reads on every cached route."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,10 +91,14 @@ class CachePolicy:
     route_hash: str = field(init=False, default="")
     """The first part of every store key of the route (:mod:`aeros.response_cache.keys`)."""
     key_prefix_bytes: bytes = field(init=False, default=b"")
+    fields_read: frozenset[bytes] = field(init=False, default=frozenset())
+    """The request header names the cache layer reads for this route (:data:`FIELDS_READ`
+    and ``vary``): a field of any other name is passed over with one set lookup."""
 
     def __post_init__(self) -> None:
         route_hash = hashlib.blake2b(self.route.encode(), digest_size=8).hexdigest()
         object.__setattr__(self, "route_hash", route_hash)
+        object.__setattr__(self, "fields_read", FIELDS_READ.union(self.vary))
         object.__setattr__(
             self, "key_prefix_bytes", self.key_prefix.encode("utf-8", "surrogatepass")
         )
