@@ -61,7 +61,8 @@ _FIXED_ADDRESSES = ("setarch", platform.machine(), "-R") if shutil.which("setarc
 
 
 FIELDS_VARIABLE = "AEROS_BENCH_FIELDS"
-"""``browser``: the loads send :data:`BROWSER_FIELDS` besides ``Host`` (``--fields``)."""
+"""``browser`` or ``first-visit``: the loads send :data:`BROWSER_FIELDS` besides ``Host``, the
+second without ``Cookie`` (``--fields``)."""
 BROWSER_FIELDS = (
     "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
     "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
@@ -77,23 +78,30 @@ BROWSER_FIELDS = (
     "Priority: u=0, i",
 )
 """The header fields Firefox sends with a page load, besides ``Host``: a request as browsers
-make it, where the scenarios' loads (like wrk's) send ``Host`` alone."""
+make it, where the scenarios' loads (like wrk's) send ``Host`` alone. A first visit sends
+them without ``Cookie`` (a shared cache answers only requests without credentials)."""
 
 
 def add_fields_option(parser: argparse.ArgumentParser) -> None:
     """``--fields {host,browser}``: the header fields each request of the load carries."""
     parser.add_argument(
         "--fields",
-        choices=("host", "browser"),
+        choices=("host", "browser", "first-visit"),
         default="host",
-        help="the request's header fields: Host alone, or a browser's twelve more",
+        help="the request's header fields: Host alone, a browser's twelve more, or those "
+        "but Cookie",
     )
 
 
 def request_head(path: str, port: int) -> bytes:
     """The head of each request of the load: ``Host``, and :data:`BROWSER_FIELDS` when
-    :data:`FIELDS_VARIABLE` says ``browser``."""
-    fields = BROWSER_FIELDS if os.environ.get(FIELDS_VARIABLE) == "browser" else ()
+    :data:`FIELDS_VARIABLE` says ``browser`` (those but ``Cookie`` for ``first-visit``)."""
+    chosen = os.environ.get(FIELDS_VARIABLE)
+    fields: tuple[str, ...] = ()
+    if chosen == "browser":
+        fields = BROWSER_FIELDS
+    elif chosen == "first-visit":
+        fields = tuple(field for field in BROWSER_FIELDS if not field.startswith("Cookie:"))
     more = "".join(f"{field}\r\n" for field in fields)
     return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{more}\r\n".encode()
 
