@@ -35,15 +35,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench.catalog import SCENARIOS
-from bench.instructions import (
-    FIELDS_VARIABLE,
-    _load,
-    add_fields_option,
-    read_when_written,
-    served_child,
-    write_whole,
-)
+from bench.catalog import FIELDS_VARIABLE, SCENARIOS, add_fields_option
+from bench.instructions import _load, read_when_written, served_child, write_whole
 from bench.run import free_port
 
 ON, OFF = signal.SIGRTMIN + 3, signal.SIGRTMIN + 4

@@ -2,11 +2,54 @@
 
 from __future__ import annotations
 
+import argparse
+import os
 from dataclasses import dataclass
 
 from bench.serve import CONTENDERS, FIELD
 
 GZIP = "Accept-Encoding: gzip, deflate"
+FIELDS_VARIABLE = "AEROS_BENCH_FIELDS"
+"""Which header fields each request of a load carries besides ``Host``: a name of
+:data:`FIELD_SETS` (``--fields`` of bench.run, bench.instructions and bench.bytecodes)."""
+BROWSER_FIELDS = (
+    "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+    "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+    "Accept-Language: en-US,en;q=0.5",
+    "Accept-Encoding: gzip, deflate, br, zstd",
+    "Connection: keep-alive",
+    "Cookie: theme=dark; _ga=GA1.1.123456789.1700000000",
+    "Upgrade-Insecure-Requests: 1",
+    "Sec-Fetch-Dest: document",
+    "Sec-Fetch-Mode: navigate",
+    "Sec-Fetch-Site: none",
+    "Sec-Fetch-User: ?1",
+    "Priority: u=0, i",
+)
+"""The header fields Firefox sends with a page load, besides ``Host``: a request as browsers
+make it, where wrk and the loads of bench.instructions send ``Host`` alone."""
+FIELD_SETS: dict[str, tuple[str, ...]] = {
+    "host": (),
+    "browser": BROWSER_FIELDS,
+    # a first visit carries no Cookie (a shared cache answers only requests without one)
+    "first-visit": tuple(field for field in BROWSER_FIELDS if not field.startswith("Cookie:")),
+}
+
+
+def add_fields_option(parser: argparse.ArgumentParser) -> None:
+    """``--fields NAME``: the header fields each request of the load carries (FIELD_SETS)."""
+    parser.add_argument(
+        "--fields",
+        choices=tuple(FIELD_SETS),
+        default="host",
+        help="the requests' header fields besides Host: none, a browser's twelve, or those "
+        "but Cookie (first-visit)",
+    )
+
+
+def chosen_fields() -> tuple[str, ...]:
+    """The fields :data:`FIELDS_VARIABLE` names (none when it is unset)."""
+    return FIELD_SETS[os.environ.get(FIELDS_VARIABLE) or "host"]
 
 
 @dataclass(frozen=True)

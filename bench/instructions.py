@@ -43,7 +43,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.catalog import SCENARIOS
+from bench.catalog import FIELDS_VARIABLE, SCENARIOS, add_fields_option, chosen_fields
 from bench.run import ROOT, free_port, get
 from bench.serve import FLUSH_VARIABLE
 
@@ -60,49 +60,9 @@ MISSES = ("I1mr", "D1mr", "D1mw")
 _FIXED_ADDRESSES = ("setarch", platform.machine(), "-R") if shutil.which("setarch") else ()
 
 
-FIELDS_VARIABLE = "AEROS_BENCH_FIELDS"
-"""``browser`` or ``first-visit``: the loads send :data:`BROWSER_FIELDS` besides ``Host``, the
-second without ``Cookie`` (``--fields``)."""
-BROWSER_FIELDS = (
-    "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
-    "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
-    "Accept-Language: en-US,en;q=0.5",
-    "Accept-Encoding: gzip, deflate, br, zstd",
-    "Connection: keep-alive",
-    "Cookie: theme=dark; _ga=GA1.1.123456789.1700000000",
-    "Upgrade-Insecure-Requests: 1",
-    "Sec-Fetch-Dest: document",
-    "Sec-Fetch-Mode: navigate",
-    "Sec-Fetch-Site: none",
-    "Sec-Fetch-User: ?1",
-    "Priority: u=0, i",
-)
-"""The header fields Firefox sends with a page load, besides ``Host``: a request as browsers
-make it, where the scenarios' loads (like wrk's) send ``Host`` alone. A first visit sends
-them without ``Cookie`` (a shared cache answers only requests without credentials)."""
-
-
-def add_fields_option(parser: argparse.ArgumentParser) -> None:
-    """``--fields {host,browser}``: the header fields each request of the load carries."""
-    parser.add_argument(
-        "--fields",
-        choices=("host", "browser", "first-visit"),
-        default="host",
-        help="the request's header fields: Host alone, a browser's twelve more, or those "
-        "but Cookie",
-    )
-
-
 def request_head(path: str, port: int) -> bytes:
-    """The head of each request of the load: ``Host``, and :data:`BROWSER_FIELDS` when
-    :data:`FIELDS_VARIABLE` says ``browser`` (those but ``Cookie`` for ``first-visit``)."""
-    chosen = os.environ.get(FIELDS_VARIABLE)
-    fields: tuple[str, ...] = ()
-    if chosen == "browser":
-        fields = BROWSER_FIELDS
-    elif chosen == "first-visit":
-        fields = tuple(field for field in BROWSER_FIELDS if not field.startswith("Cookie:"))
-    more = "".join(f"{field}\r\n" for field in fields)
+    """The head of each request of the load: ``Host`` and the fields ``--fields`` chose."""
+    more = "".join(f"{field}\r\n" for field in chosen_fields())
     return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{more}\r\n".encode()
 
 

@@ -41,12 +41,15 @@ from typing import Any
 
 from bench.catalog import (
     BARE,
+    FIELDS_VARIABLE,
     GROUPS,
     LABELS,
     SAME_SERVER,
     SCENARIOS,
     UNCACHED,
     Scenario,
+    add_fields_option,
+    chosen_fields,
     expand_contenders,
 )
 from bench.redis_server import redis_hit_ratio, start_bench_redis, tiered_hit_ratio
@@ -211,6 +214,8 @@ def wrk(
     ]
     if scenario.header:
         cmd += ["-H", scenario.header]
+    for line in chosen_fields():  # --fields: a browser's, besides wrk's Host
+        cmd += ["-H", line]
     cmd.append(f"http://127.0.0.1:{port}{scenario.path}")
     done = subprocess.run(
         cmd,
@@ -355,7 +360,9 @@ def main() -> None:
         help="the frameworks users pick instead: field group, uncached scenarios, no scaling",
     )
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "results.json"))
+    add_fields_option(parser)
     args = parser.parse_args()
+    os.environ[FIELDS_VARIABLE] = args.fields
     if args.quick:
         args.duration, args.warmup = 1.0, 0.0
     if args.contenders is None:
@@ -490,6 +497,7 @@ def main() -> None:
             "connections": args.connections,
             "repeat": args.repeat,
             "wrk_threads": 1,
+            "fields": args.fields,
             "server_cpus": server_cpus,
             "client_cpus": client_cpus,
         },
