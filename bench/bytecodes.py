@@ -35,7 +35,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench.catalog import FIELDS_VARIABLE, SCENARIOS, add_fields_option
+from bench.catalog import FIELDS_VARIABLE, SCENARIOS, add_fields_option, choose_scenario
 from bench.instructions import _load, read_when_written, served_child, write_whole
 from bench.run import free_port
 
@@ -139,7 +139,7 @@ def main() -> None:
     add_fields_option(parser)
     args = parser.parse_args()
     os.environ[FIELDS_VARIABLE] = args.fields
-    path = next(s.path for s in SCENARIOS if s.name == args.scenario)
+    path = choose_scenario(args.scenario)
     lines = frozenset(filter(None, args.lines.split(",")))
     names = args.contenders.split(",")
     results = {

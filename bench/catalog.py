@@ -52,6 +52,31 @@ def chosen_fields() -> tuple[str, ...]:
     return FIELD_SETS[os.environ.get(FIELDS_VARIABLE) or "host"]
 
 
+SCENARIO_FIELD_VARIABLE = "AEROS_BENCH_SCENARIO_FIELD"
+"""The scenario's own header field (:attr:`Scenario.header`: the gzip scenarios'
+``Accept-Encoding``) for the loads of bench.instructions, bench.bytecodes and
+bench.unspecialized (:func:`choose_scenario`)."""
+
+
+def load_fields(scenario_field: str | None) -> tuple[str, ...]:
+    """The header fields each request of a load carries besides ``Host``: the scenario's own,
+    then those ``--fields`` chose, less one of the same name as the scenario's (a browser's
+    ``Accept-Encoding`` would otherwise come twice in a gzip scenario)."""
+    chosen = chosen_fields()
+    if not scenario_field:
+        return chosen
+    name = scenario_field.split(":", 1)[0].lower()
+    return (scenario_field, *(f for f in chosen if f.split(":", 1)[0].lower() != name))
+
+
+def choose_scenario(name: str) -> str:
+    """The path of scenario ``name``; its own header field goes with every request of the
+    loads this process makes (:data:`SCENARIO_FIELD_VARIABLE`)."""
+    scenario = next(s for s in SCENARIOS if s.name == name)
+    os.environ[SCENARIO_FIELD_VARIABLE] = scenario.header or ""
+    return scenario.path
+
+
 @dataclass(frozen=True)
 class Scenario:
     """One wrk workload: a path, optional request header, and who can serve it."""

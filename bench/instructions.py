@@ -43,7 +43,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.catalog import FIELDS_VARIABLE, SCENARIOS, add_fields_option, chosen_fields
+from bench.catalog import (
+    FIELDS_VARIABLE,
+    SCENARIO_FIELD_VARIABLE,
+    SCENARIOS,
+    add_fields_option,
+    choose_scenario,
+    load_fields,
+)
 from bench.run import ROOT, free_port, get
 from bench.serve import FLUSH_VARIABLE
 
@@ -61,8 +68,10 @@ _FIXED_ADDRESSES = ("setarch", platform.machine(), "-R") if shutil.which("setarc
 
 
 def request_head(path: str, port: int) -> bytes:
-    """The head of each request of the load: ``Host`` and the fields ``--fields`` chose."""
-    more = "".join(f"{field}\r\n" for field in chosen_fields())
+    """The head of each request of the load: ``Host``, the scenario's own field and those
+    ``--fields`` chose (:func:`bench.catalog.load_fields`)."""
+    fields = load_fields(os.environ.get(SCENARIO_FIELD_VARIABLE))
+    more = "".join(f"{field}\r\n" for field in fields)
     return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{more}\r\n".encode()
 
 
@@ -256,7 +265,7 @@ def main() -> None:
         parser.error("--requests must be at least 1 and --warm at least 0")
     if shutil.which("valgrind") is None:
         sys.exit("bench.instructions needs valgrind (apt-get install valgrind)")
-    path = next(s.path for s in SCENARIOS if s.name == args.scenario)
+    path = choose_scenario(args.scenario)
     per_request: dict[str, float] = {}
     misses: dict[str, dict[str, float]] = {}
     for contender in contenders:

@@ -26,7 +26,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from bench.catalog import SCENARIOS
+from bench.catalog import SCENARIOS, choose_scenario
 from bench.instructions import serve_counted
 
 __all__ = ["by_function", "inclusive_by_address", "per_function"]
@@ -112,7 +112,7 @@ def main() -> None:
     args = parser.parse_args()
     if sys.version_info < (3, 12):
         sys.exit("bench.pyprofile needs Python 3.12+ (-X perf)")
-    path = next(s.path for s in SCENARIOS if s.name == args.scenario)
+    path = choose_scenario(args.scenario)
     with tempfile.TemporaryDirectory() as tmp:
         runs = []
         for count in (args.warm, args.warm + args.requests):

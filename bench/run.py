@@ -49,8 +49,8 @@ from bench.catalog import (
     UNCACHED,
     Scenario,
     add_fields_option,
-    chosen_fields,
     expand_contenders,
+    load_fields,
 )
 from bench.redis_server import redis_hit_ratio, start_bench_redis, tiered_hit_ratio
 
@@ -212,9 +212,7 @@ def wrk(
         "--timeout",
         "5s",
     ]
-    if scenario.header:
-        cmd += ["-H", scenario.header]
-    for line in chosen_fields():  # --fields: a browser's, besides wrk's Host
+    for line in load_fields(scenario.header):  # the scenario's field, then --fields'
         cmd += ["-H", line]
     cmd.append(f"http://127.0.0.1:{port}{scenario.path}")
     done = subprocess.run(

@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.catalog import SCENARIOS
+from bench.catalog import SCENARIOS, choose_scenario
 from bench.instructions import _load, read_when_written, served_child, write_whole
 from bench.run import free_port
 
@@ -133,7 +133,7 @@ def main() -> None:
     args = parser.parse_args()
     if sys.version_info < (3, 13):
         sys.exit("bench.unspecialized reads inline caches as Python 3.13's dis shows them")
-    path = next(s.path for s in SCENARIOS if s.name == args.scenario)
+    path = choose_scenario(args.scenario)
     found = listed(args.contender, path, args.requests, args.connections, args.backoff)
     for line in found:
         if args.under in line.split(" ", 1)[0]:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from bench.apps import make_aeros_app
 from bench.bytecodes import count
-from bench.catalog import BROWSER_FIELDS, FIELDS_VARIABLE
+from bench.catalog import BROWSER_FIELDS, FIELDS_VARIABLE, GZIP, load_fields
 from bench.inprocess import new_loop, run_requests
 from bench.layer_instructions import WARM, opcodes, serve
 
@@ -118,6 +118,18 @@ def test_browser_fields_reach_every_served_request(monkeypatch: pytest.MonkeyPat
     assert 0.85 * (1 + len(BROWSER_FIELDS)) < ratio <= 1 + len(BROWSER_FIELDS)
     assert "compression/negotiate.py:__call__" in browser
     assert "compression/negotiate.py:__call__" not in alone
+
+
+def test_a_scenarios_own_field_replaces_the_browsers_of_its_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A gzip scenario with --fields browser sends one Accept-Encoding, the scenario's."""
+    monkeypatch.setenv(FIELDS_VARIABLE, "browser")
+    fields = load_fields(GZIP)
+    assert fields[0] == GZIP
+    assert [f for f in fields if f.lower().startswith("accept-encoding:")] == [GZIP]
+    assert len(fields) == len(BROWSER_FIELDS)
+    assert load_fields(None) == BROWSER_FIELDS
 
 
 class _Shadowed:
