@@ -221,7 +221,13 @@ class HardenedHttpToolsProtocol(ConnectionControl):
         value = value.rstrip(b" \t")
         self._header_bytes += len(name) + len(value)
         if name in _NOTED_HEADERS:
-            self._noted_header(name, value)
+            # the fields of nearly every request, when first seen, inline (no call)
+            if name == b"host" and self._host is None:
+                self._host = value
+            elif name == _ACCEPT_ENCODING and self._accept_encoding is None:
+                self._accept_encoding = value
+            else:
+                self._noted_header(name, value)
         self.headers.append((name, value))
 
     def _noted_header(self, name: bytes, value: bytes) -> None:
