@@ -3,6 +3,7 @@ included: a harness that dropped them would measure the metrics and the access l
 
 from __future__ import annotations
 
+import inspect
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from bench.inprocess import new_loop, run_requests
 from bench.layer_instructions import WARM, opcodes, serve
 
 from aeros.middleware.request_id import _POOL_IDS
+from aeros.server.http.protocol import HardenedHttpToolsProtocol
 
 
 def test_in_process_requests_reach_the_metrics_as_served_ones_do() -> None:
@@ -107,15 +109,24 @@ def test_served_bytecode_counts_cover_the_server_and_the_app() -> None:
     assert 1000 < sum(more.values()) < 10_000
 
 
+def _append_line() -> str:
+    """Where the server's callback per field appends the field: run once per field."""
+    lines, first = inspect.getsourcelines(HardenedHttpToolsProtocol.on_header)
+    offset = next(i for i, line in enumerate(lines) if "self.headers.append(" in line)
+    return f"http/protocol.py:on_header:{first + offset}"
+
+
 def test_browser_fields_reach_every_served_request(monkeypatch: pytest.MonkeyPatch) -> None:
-    """--fields browser: each request of the load carries Host and a browser's twelve fields:
-    the server's callback per field runs 13 times as often as with Host alone (Host takes a
-    branch more than most fields), and Accept-Encoding is negotiated."""
-    alone = count("aeros", "/json", 50, 40, 4, frozenset())
+    """--fields browser: each request of the load carries Host and a browser's twelve fields
+    (the line that keeps a field runs 13 times as often as with Host alone), and
+    Accept-Encoding is negotiated."""
+    alone = count("aeros", "/json", 50, 40, 4, frozenset({"on_header"}))
     monkeypatch.setenv(FIELDS_VARIABLE, "browser")
-    browser = count("aeros", "/json", 50, 40, 4, frozenset())
-    ratio = browser["http/protocol.py:on_header"] / alone["http/protocol.py:on_header"]
-    assert 0.85 * (1 + len(BROWSER_FIELDS)) < ratio <= 1 + len(BROWSER_FIELDS)
+    browser = count("aeros", "/json", 50, 40, 4, frozenset({"on_header"}))
+    line = _append_line()
+    # within 5 %: on 3.13 the line's count is not exactly one a call (13.3 measured), and a
+    # field more or less would be 7.7 % away
+    assert browser[line] / alone[line] == pytest.approx(1 + len(BROWSER_FIELDS), rel=0.05)
     assert "compression/negotiate.py:__call__" in browser
     assert "compression/negotiate.py:__call__" not in alone
 
