@@ -52,7 +52,7 @@ from aeros.response_cache.coalesce import Fills, FleetLocks
 from aeros.response_cache.fill import Filling
 from aeros.response_cache.invalidation import Target, drop_target, serve_unsafe
 from aeros.response_cache.keys import KeyMemo, fixed_tags
-from aeros.response_cache.policy import CachePolicy
+from aeros.response_cache.policy import CREDENTIALS, CachePolicy
 from aeros.response_cache.refusals import Refusals
 from aeros.response_cache.storage import FAILED, EntryStore
 from aeros.types import (
@@ -67,7 +67,6 @@ __all__ = ["CACHE_STATE", "CacheMiddleware"]
 
 logger = logging.getLogger(__name__)
 
-_CREDENTIALS = (b"authorization", b"cookie")
 _OTHER_SAFE_METHODS = frozenset({"OPTIONS", "TRACE"})  # never stored, never invalidate
 
 
@@ -196,7 +195,7 @@ class CacheMiddleware(Filling):
                 if_none_match = value
             if name in vary:
                 varied[name] = value if name not in varied else varied[name] + b", " + value
-            elif name in _CREDENTIALS:
+            elif name in CREDENTIALS:
                 credentials = True
         if credentials or (policy.unless is not None and policy.unless(scope)):
             return await self._bypass(scope, receive, send)

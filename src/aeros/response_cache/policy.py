@@ -19,6 +19,7 @@ from aeros.headers import is_token
 from aeros.types import Scope
 
 __all__ = [
+    "CREDENTIALS",
     "FIELDS_READ",
     "OPTIONS",
     "POLICY_ATTRIBUTE",
@@ -46,9 +47,9 @@ OPTIONS = (
 )
 
 
-FIELDS_READ = frozenset(
-    (b"host", b"accept-encoding", b"if-none-match", b"authorization", b"cookie")
-)
+CREDENTIALS = (b"authorization", b"cookie")
+"""Request fields that make the cache pass a request by, unless the route varies on them."""
+FIELDS_READ = frozenset((b"host", b"accept-encoding", b"if-none-match", *CREDENTIALS))
 """The request header names the cache layer reads on every cached route."""
 
 
