@@ -228,3 +228,35 @@ async def test_cache_two_users_never_see_each_other() -> None:
 
     for start in range(0, 10_000, 250):
         await asyncio.gather(*(one(i) for i in range(start, start + 250)))
+
+
+async def test_cache_vary_on_accept_encoding_keys_and_still_compresses() -> None:
+    """A route varying on Accept-Encoding, a field the cache reads for the coding as well: one
+    entry per value (the view runs once for each), each hit compressed as its request asks;
+    two Host fields are still passed by."""
+    app = WebServer(__name__, access_log=False, cache=SimpleCache(threshold=100))
+    views = 0
+
+    @app.route("/text")
+    @app.cache(timeout=60, vary=["Accept-Encoding"])
+    async def text() -> str:
+        nonlocal views
+        views += 1
+        return "cacheable text " * 400
+
+    async def get(accept: bytes | None, *more: tuple[bytes, bytes]) -> Any:
+        headers = [(b"host", b"a.example"), *more]
+        if accept is not None:
+            headers.append((b"accept-encoding", accept))
+        return await call(app.asgi_app, http_scope("/text", headers=headers))
+
+    for _ in range(2):
+        gzip = await get(b"gzip")
+        identity = await get(None)
+        assert gzip.header(b"content-encoding") == b"gzip"
+        assert identity.header(b"content-encoding") is None
+        assert len(identity.body) == len("cacheable text " * 400)
+    assert views == 2  # one entry per Accept-Encoding value, each a hit the second time
+    twice = await get(b"gzip", (b"host", b"b.example"))
+    assert twice.status == 200
+    assert views == 3  # two Host fields: passed by to the view, never served from the cache
