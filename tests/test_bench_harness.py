@@ -104,8 +104,8 @@ def test_served_bytecode_counts_cover_the_server_and_the_app() -> None:
     assert more["fastpath/dispatch.py:handle_request"] == pytest.approx(
         few["fastpath/dispatch.py:handle_request"], rel=0.05
     )
-    assert any(place.startswith("http/cycle.py:_start_head:") for place in few)  # by line
-    assert "http/cycle.py:_start_head" in more
+    assert any(place.startswith("http/head.py:_start_head:") for place in few)  # by line
+    assert "http/head.py:_start_head" in more
     assert 1000 < sum(more.values()) < 10_000
 
 

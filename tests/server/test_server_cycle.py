@@ -15,6 +15,7 @@ from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 from aeros.middleware.headers import DefaultLines, GlobalHeaders
 from aeros.server.http import cycle as cycle_module
+from aeros.server.http import head as head_module
 from aeros.server.http import events as events_module
 from aeros.server.http.cycle import LeanCycle
 from aeros.types import HEADER_LINES, RESPONSE_DONE
@@ -146,25 +147,25 @@ async def test_invalid_headers_are_refused_every_time(pair: tuple[bytes, bytes])
         with pytest.raises(RuntimeError, match="Invalid HTTP header") as ours:
             await make(LeanCycle).send(dict(message))
         assert str(ours.value) == str(theirs.value)
-    assert pair not in cycle_module._LINES
+    assert pair not in head_module._LINES
 
 
 async def test_remembered_lines_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     """The tables of checked lines and of checked Content-Length values empty themselves at
     their limit; framing headers never enter the first."""
-    monkeypatch.setattr(cycle_module, "_LINES", {})
-    monkeypatch.setattr(cycle_module, "_LENGTHS", {})
-    monkeypatch.setattr(cycle_module, "_LINES_LIMIT", 8)
+    monkeypatch.setattr(head_module, "_LINES", {})
+    monkeypatch.setattr(head_module, "_LENGTHS", {})
+    monkeypatch.setattr(head_module, "_LINES_LIMIT", 8)
     for i in range(20):
         headers = [(b"x-n", str(i).encode()), (b"content-length", str(i).encode())]
         await make(LeanCycle).send(
             {"type": "http.response.start", "status": 200, "headers": headers}
         )
-        assert len(cycle_module._LINES) <= 8
-        assert len(cycle_module._LENGTHS) <= 8
-    assert all(name != b"content-length" for name, _ in cycle_module._LINES)
-    assert (b"x-n", b"19") in cycle_module._LINES
-    assert cycle_module._LENGTHS[(b"content-length", b"19")] == (b"content-length: 19\r\n", 19)
+        assert len(head_module._LINES) <= 8
+        assert len(head_module._LENGTHS) <= 8
+    assert all(name != b"content-length" for name, _ in head_module._LINES)
+    assert (b"x-n", b"19") in head_module._LINES
+    assert head_module._LENGTHS[(b"content-length", b"19")] == (b"content-length: 19\r\n", 19)
 
 
 async def test_a_remembered_length_after_chunked_is_ignored_as_uvicorn_does() -> None:
@@ -172,7 +173,7 @@ async def test_a_remembered_length_after_chunked_is_ignored_as_uvicorn_does() ->
     chunked, as uvicorn ignores any Content-Length after Transfer-Encoding."""
     length = (b"content-length", b"31")
     await make(LeanCycle).send({"type": "http.response.start", "status": 200, "headers": [length]})
-    assert length in cycle_module._LENGTHS
+    assert length in head_module._LENGTHS
     message = {
         "type": "http.response.start",
         "status": 200,
@@ -563,9 +564,9 @@ async def test_a_remembered_line_of_a_global_name_is_checked_again_once_register
     own = (b"x-aeros-test-global", b"mine")
     first = make(LeanCycle)  # remembered while no global header has this name
     await first.send({"type": "http.response.start", "status": 200, "headers": [own, *LENGTH_5]})
-    assert own in cycle_module._LINES
+    assert own in head_module._LINES
     defaults = GlobalHeaders([(b"x-aeros-test-global", b"default")]).lines
-    assert own not in cycle_module._LINES  # forgotten before any response carries them
+    assert own not in head_module._LINES  # forgotten before any response carries them
     heads = []
     for headers in ([own, *LENGTH_5], [own, *LENGTH_5], LENGTH_5, [own, *LENGTH_5]):
         cycle = make(LeanCycle)
@@ -573,7 +574,7 @@ async def test_a_remembered_line_of_a_global_name_is_checked_again_once_register
         await cycle.send({"type": "http.response.start", "status": 200, "headers": headers})
         await cycle.send({"type": "http.response.body", "body": b"hello"})
         heads.append(b"".join(cycle.transport.written).split(b"\r\n\r\n", 1)[0])
-    assert own not in cycle_module._LINES
+    assert own not in head_module._LINES
     mine, default = b"\r\nx-aeros-test-global: mine", b"\r\nx-aeros-test-global: default"
     assert [(head.count(mine), head.count(default)) for head in heads] == [
         (1, 0),
@@ -599,11 +600,11 @@ async def test_a_remembered_head_is_used_once_whole_and_dropped_when_a_global_na
         await cycle.send({"type": "http.response.body", "body": b"hello"})
         written.append(b"".join(cycle.transport.written))
         assert (cycle.chunked_encoding, cycle.expected_content_length) == (False, 0)
-    assert cycle_module._HEADS[key][1] == 5
+    assert head_module._HEADS[key][1] == 5
     assert written[0] == written[1] == written[2]
     assert written[2].count(b"\r\nx-aeros-test-head: mine\r\n") == 1
     defaults = GlobalHeaders([(b"x-aeros-test-head", b"default")]).lines
-    assert key not in cycle_module._HEADS
+    assert key not in head_module._HEADS
     for _ in range(4):  # the global name's line checked, remembered, then the head, read back
         cycle = make(LeanCycle)
         cycle.scope[HEADER_LINES] = [defaults]
@@ -612,7 +613,7 @@ async def test_a_remembered_head_is_used_once_whole_and_dropped_when_a_global_na
         head = b"".join(cycle.transport.written).split(b"\r\n\r\n", 1)[0]
         assert head.count(b"\r\nx-aeros-test-head: mine") == 1
         assert b"x-aeros-test-head: default" not in head
-    assert cycle_module._HEADS[key][2] is True  # read back with the note that it sets one
+    assert head_module._HEADS[key][2] is True  # read back with the note that it sets one
 
 
 async def test_a_head_carrying_global_headers_as_pairs_is_remembered_whole() -> None:
@@ -629,7 +630,7 @@ async def test_a_head_carrying_global_headers_as_pairs_is_remembered_whole() -> 
         await cycle.send({"type": "http.response.start", "status": 200, "headers": headers})
         await cycle.send({"type": "http.response.body", "body": b"hello"})
         heads.append(b"".join(cycle.transport.written).split(b"\r\n\r\n", 1)[0])
-    assert key in cycle_module._HEADS
+    assert key in head_module._HEADS
     assert heads[0] == heads[1] == heads[2]
     assert heads[2].count(b"\r\n" + name + b": default") == 1
 
@@ -637,22 +638,22 @@ async def test_a_head_carrying_global_headers_as_pairs_is_remembered_whole() -> 
 async def test_remembered_heads_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     """The table of remembered heads empties itself at its limit; a head with a pair seen
     for the first time, or an unhashable one, is never remembered."""
-    monkeypatch.setattr(cycle_module, "_HEADS", {})
-    monkeypatch.setattr(cycle_module, "_HEADS_LIMIT", 4)
+    monkeypatch.setattr(head_module, "_HEADS", {})
+    monkeypatch.setattr(head_module, "_HEADS_LIMIT", 4)
     for i in range(10):
         headers = [(b"x-bound", str(i).encode()), *LENGTH_5]
         for _ in range(2):
             await make(LeanCycle).send(
                 {"type": "http.response.start", "status": 200, "headers": headers}
             )
-        assert 1 <= len(cycle_module._HEADS) <= 4
-    assert (200, *DATE, (b"x-bound", b"9"), *LENGTH_5) in cycle_module._HEADS
+        assert 1 <= len(head_module._HEADS) <= 4
+    assert (200, *DATE, (b"x-bound", b"9"), *LENGTH_5) in head_module._HEADS
     for headers in ([(b"x-first-seen", b"1")], [[b"x-list", b"1"]], [(b"x-ba", bytearray(b"1"))]):
-        cycle_module._HEADS.clear()
+        head_module._HEADS.clear()
         await make(LeanCycle).send(
             {"type": "http.response.start", "status": 200, "headers": headers}
         )
-        assert cycle_module._HEADS == {}
+        assert head_module._HEADS == {}
 
 
 async def test_a_global_name_registered_by_another_thread_mid_check_is_not_remembered() -> None:
@@ -685,14 +686,14 @@ async def test_a_global_name_registered_by_another_thread_mid_check_is_not_remem
         return real_new_line(cycle, pair)
 
     with pytest.MonkeyPatch.context() as patched:
-        patched.setattr(cycle_module, "_LINES", table)
+        patched.setattr(head_module, "_LINES", table)
         patched.setattr(LeanCycle, "_new_line", new_line)
         cycle = make(LeanCycle)
         await cycle.send(
             {"type": "http.response.start", "status": 200, "headers": [own, *LENGTH_5]}
         )
         assert made
-        assert own not in cycle_module._LINES
+        assert own not in head_module._LINES
     later = make(LeanCycle)
     later.scope[HEADER_LINES] = [made[0]]
     await later.send({"type": "http.response.start", "status": 200, "headers": [own, *LENGTH_5]})
