@@ -15,8 +15,8 @@ from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 from aeros.middleware.headers import DefaultLines, GlobalHeaders
 from aeros.server.http import cycle as cycle_module
-from aeros.server.http import head as head_module
 from aeros.server.http import events as events_module
+from aeros.server.http import head as head_module
 from aeros.server.http.cycle import LeanCycle
 from aeros.types import HEADER_LINES, RESPONSE_DONE
 
