@@ -50,7 +50,7 @@ class _Lines:
     separator), one ``replace`` that turns each newline into the end of a line, a NUL and the
     start of the next, and one ``split`` at the NULs into the lines; no Python loop per id,
     and no call per id when a request takes one (a ``map`` of slices over the text cost a
-    slice call per request: 0.1-0.2 k instructions more, docs/performance.md, round
+    slice call per request: 0.3-0.8 k instructions more, docs/performance.md, round
     twenty-four). The layer alone counts 1.1 k instructions a request less than with a batch of
     ``(id, line)`` pairs, 1.6 k with a trusted peer (round seventeen). The bytes come from the
     kernel's random source, not from a generator seeded in the process, and every batch is
