@@ -20,7 +20,6 @@ Everything else (later body chunks, the access log, flow control) is uvicorn's c
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -32,6 +31,13 @@ if TYPE_CHECKING:
     from uvicorn.protocols.http.flow_control import FlowControl
 
 from aeros.server.http.head import HeadLines
+from aeros.server.http.uvicorn_init import (
+    first_values,
+    made,
+    parameters,
+    same_state,
+    uvicorns_init,
+)
 from aeros.server.http.writes import WriteBatch, write
 from aeros.types import HEADER_LINES, RESPONSE_DONE, WHOLE_RESPONSE
 
@@ -367,62 +373,30 @@ def _with_lines(message: dict[str, object], lines: list[bytes] | None) -> dict[s
     return {**message, "headers": [*headers, *pairs]}
 
 
-_PARAMETERS = tuple(inspect.signature(LeanCycle.__init__).parameters)[1:]
+_PARAMETERS = parameters(LeanCycle)
 """LeanCycle's parameters in order (uvicorn's names), which the protocol passes by position."""
+# a value of its own for each parameter: one stored under another name shows
+_STATES = made(LeanCycle, **{name: object() for name in _PARAMETERS})
+_FIRST_VALUES = first_values(LeanCycle, _PARAMETERS)
+"""LeanCycle's first values of the state it sets itself (immutable); the fallback sets those
+uvicorn's ``__init__`` did not."""
+_uvicorns_init = uvicorns_init(_PARAMETERS, _FIRST_VALUES)
 
 
 def _made(**arguments: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """The state of a cycle made by uvicorn's ``__init__`` and of one made by LeanCycle's,
-    given ``arguments``; None if either fails (other parameters, slots)."""
-    try:
-        return vars(RequestResponseCycle(**arguments)), vars(LeanCycle(**arguments))
-    except Exception:
-        return None
+    """:func:`~aeros.server.http.uvicorn_init.made` for LeanCycle."""
+    return made(LeanCycle, **arguments)
 
 
 def _first_values() -> dict[str, Any]:
-    """The attributes LeanCycle's ``__init__`` gives a new cycle that come from none of its
-    arguments (uvicorn's first response state and aeros' own), with their values: made by
-    LeanCycle alone, so they are known whatever uvicorn's ``__init__`` does with arguments."""
-    arguments: dict[str, Any] = {name: object() for name in _PARAMETERS}
-    given = {id(value) for value in arguments.values()}
-    made = vars(LeanCycle(**arguments))
-    return {
-        name: value
-        for name, value in made.items()
-        if id(value) not in given and type(value) is not bytearray
-    }
-
-
-# a value of its own for each parameter: one stored under another name shows
-_STATES = _made(**{name: object() for name in _PARAMETERS})
-_FIRST_VALUES = _first_values()
-"""LeanCycle's first values of the state it sets itself (immutable); the fallback sets those
-uvicorn's ``__init__`` did not."""
+    """:func:`~aeros.server.http.uvicorn_init.first_values` of LeanCycle, made now."""
+    return first_values(LeanCycle, _PARAMETERS)
 
 
 def _same_state() -> bool:
-    """Whether LeanCycle's ``__init__`` gives a new cycle every attribute uvicorn's
+    """Whether LeanCycle's ``__init__`` gave a new cycle, at import, every attribute uvicorn's
     ``__init__`` sets, with the same values."""
-    if _STATES is None:
-        return False
-    theirs, ours = _STATES
-    return all(
-        type(ours.get(name)) is bytearray
-        if type(value) is bytearray
-        else ours.get(name, _same_state) == value
-        for name, value in theirs.items()
-    )
-
-
-def _uvicorns_init(self: LeanCycle, *args: Any, **kwargs: Any) -> None:
-    """uvicorn's ``__init__`` given LeanCycle's positional arguments by name, then each of
-    LeanCycle's first values (:data:`_FIRST_VALUES`) it did not set."""
-    RequestResponseCycle.__init__(self, **dict(zip(_PARAMETERS, args, strict=False)), **kwargs)
-    state = vars(self)
-    for name, value in _FIRST_VALUES.items():
-        if name not in state:
-            setattr(self, name, value)
+    return same_state(_STATES)
 
 
 if not _same_state():  # a uvicorn that sets more or other state: its constructor
