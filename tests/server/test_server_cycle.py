@@ -17,6 +17,7 @@ from aeros.middleware.headers import DefaultLines, GlobalHeaders
 from aeros.server.http import cycle as cycle_module
 from aeros.server.http import events as events_module
 from aeros.server.http import head as head_module
+from aeros.server.http import uvicorn_init
 from aeros.server.http.cycle import LeanCycle
 from aeros.types import HEADER_LINES, RESPONSE_DONE
 
@@ -852,8 +853,10 @@ def test_the_fallback_cycle_has_aeros_state_whatever_uvicorns_init_does(
 
     monkeypatch.setattr(RequestResponseCycle, "__init__", reading)
     placeholders = {name: object() for name in cycle_module._PARAMETERS}
-    assert cycle_module._made(**placeholders) is None  # the import-time probe would fail
-    assert cycle_module._first_values() == cycle_module._FIRST_VALUES
+    assert uvicorn_init.made(LeanCycle, **placeholders) is None  # the import-time probe would fail
+    assert uvicorn_init.first_values(LeanCycle, cycle_module._PARAMETERS) == (
+        cycle_module._FIRST_VALUES
+    )
     made = LeanCycle.__new__(LeanCycle)
     given = vars(make(LeanCycle))  # make's arguments, under uvicorn's names
     cycle_module._uvicorns_init(made, *(given[name] for name in _ARGUMENT_NAMES))

@@ -383,16 +383,6 @@ uvicorn's ``__init__`` did not."""
 _uvicorns_init = uvicorns_init(_PARAMETERS, _FIRST_VALUES)
 
 
-def _made(**arguments: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """:func:`~aeros.server.http.uvicorn_init.made` for LeanCycle."""
-    return made(LeanCycle, **arguments)
-
-
-def _first_values() -> dict[str, Any]:
-    """:func:`~aeros.server.http.uvicorn_init.first_values` of LeanCycle, made now."""
-    return first_values(LeanCycle, _PARAMETERS)
-
-
 def _same_state() -> bool:
     """Whether LeanCycle's ``__init__`` gave a new cycle, at import, every attribute uvicorn's
     ``__init__`` sets, with the same values."""
