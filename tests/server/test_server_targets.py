@@ -16,8 +16,9 @@ from quart import request
 
 from aeros import WebServer, jsonify
 from aeros.server.config import ServerConfig
-from aeros.server.http import protocol as protocol_module
+from aeros.server.http import targets as targets_module
 from aeros.server.http.protocol import build_protocol_class
+from aeros.server.http.targets import parse_target
 
 from .hardening.wire import connect, read_responses
 
@@ -68,25 +69,29 @@ def test_remembered_targets_are_bounded_and_per_root_path(
     """A table empties itself at its limit and keeps no target over the length limit; servers
     with another ``root_path`` (another uvicorn config, even on the same protocol class) have
     a table of their own, so a target never comes back with another's prefix."""
-    monkeypatch.setattr(protocol_module, "_TARGETS_LIMIT", 4)
-    monkeypatch.setattr(protocol_module, "_TARGETS", {})
+    monkeypatch.setattr(targets_module, "_TARGETS_LIMIT", 4)
+    monkeypatch.setattr(targets_module, "_TARGETS", {})
     cls = build_protocol_class(ServerConfig())
 
     def connection(root_path: str) -> Any:
         protocol = cls.__new__(cls)
         protocol.root_path = root_path  # uvicorn's __init__ sets it from its config
-        protocol.targets = protocol_module.targets_for(root_path)  # as ours then does
+        protocol.targets = targets_module.targets_for(root_path)  # as ours then does
         return protocol
 
     plain, prefixed = connection(""), connection("/api")
+
+    def target(protocol: Any, url: bytes) -> Any:
+        return parse_target(protocol.targets, protocol.root_path, url)  # as _start_cycle does
+
     assert plain.targets is connection("").targets
     assert plain.targets is not prefixed.targets
     for i in range(10):
-        assert plain._target(b"/n/%d?i=%d" % (i, i)) == (f"/n/{i}", b"/n/%d" % i, b"i=%d" % i)
+        assert target(plain, b"/n/%d?i=%d" % (i, i)) == (f"/n/{i}", b"/n/%d" % i, b"i=%d" % i)
         assert 1 <= len(plain.targets) <= 4
     assert plain.targets[b"/n/9?i=9"] == ("/n/9", b"/n/9", b"i=9")
     long = b"/" + b"z" * 300
-    assert plain._target(long)[0] == "/" + "z" * 300
+    assert target(plain, long)[0] == "/" + "z" * 300
     assert long not in plain.targets
-    assert prefixed._target(b"/n/9?i=9") == ("/api/n/9", b"/api/n/9", b"i=9")
+    assert target(prefixed, b"/n/9?i=9") == ("/api/n/9", b"/api/n/9", b"i=9")
     assert plain.targets[b"/n/9?i=9"] == ("/n/9", b"/n/9", b"i=9")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import sys
-import urllib.parse
 from typing import Any
 
 import httptools
@@ -37,6 +36,7 @@ from aeros.server.http.rules import (
     other_target_status,
     transfer_coding_status,
 )
+from aeros.server.http.targets import parse_target, targets_for
 from aeros.types import GIVEN_REQUEST_ID, HEAD_NOTES, HEADER_LINES, RESPONSE_DONE
 
 __all__ = ["HardenedHttpToolsProtocol", "build_protocol_class"]
@@ -50,21 +50,6 @@ _ACCEPT_ENCODING = b"accept-encoding"
 _NOTED_HEADERS = frozenset(
     (b"host", b"content-length", b"transfer-encoding", b"expect", _REQUEST_ID, _ACCEPT_ENCODING)
 )
-_TARGET_LIMIT = 256  # a longer request target is parsed every time, never remembered
-_TARGETS_LIMIT = 1024  # a table of remembered targets is emptied when it holds this many
-_TARGETS: dict[str, dict[bytes, tuple[str, bytes, bytes]]] = {}
-"""Per ``root_path`` (the values hold it): request targets -> their path, raw path and query
-string (``HardenedHttpToolsProtocol._target``). A connection takes its server's table once."""
-
-
-def targets_for(root_path: str) -> dict[bytes, tuple[str, bytes, bytes]]:
-    """The table of remembered targets for servers with this ``root_path``."""
-    table = _TARGETS.get(root_path)
-    if table is None:
-        table = _TARGETS.setdefault(root_path, {})  # one table, whichever thread adds it
-    return table
-
-
 # asyncio.Task(..., eager_start=True): the task's first step runs at once, in the task
 _EAGER = sys.version_info >= (3, 12)
 
@@ -314,7 +299,7 @@ class HardenedHttpToolsProtocol(ConnectionControl):
         scope = self.scope
         target = self.targets.get(url)
         if target is None:
-            target = self._target(url)
+            target = parse_target(self.targets, self.root_path, url)
         scope["path"], scope["raw_path"], scope["query_string"] = target
         existing_cycle = self.cycle
         # by position (LeanCycle's order): a call by keyword cost 4.7 k instructions more
@@ -345,24 +330,6 @@ class HardenedHttpToolsProtocol(ConnectionControl):
             # Pipelined requests wait for the ones before them.
             self.flow.pause_reading()
             self.pipeline.appendleft((self.cycle, self.app))
-
-    def _target(self, url: bytes) -> tuple[str, bytes, bytes]:
-        """uvicorn's path, raw path and query string of a request target; remembered in the
-        table of this ``root_path`` (:func:`targets_for`) when short (a repeated target then
-        costs one lookup)."""
-        parsed_url = httptools.parse_url(url)
-        raw_path = parsed_url.path
-        path = raw_path.decode("ascii")
-        if "%" in path:
-            path = urllib.parse.unquote(path)
-        root_path = self.root_path
-        target = (root_path + path, root_path.encode("ascii") + raw_path, parsed_url.query or b"")
-        if len(url) <= _TARGET_LIMIT:
-            targets = self.targets
-            if len(targets) >= _TARGETS_LIMIT:
-                targets.clear()
-            targets[url] = target
-        return target
 
     def on_body(self, body: bytes) -> None:
         self._framing_bytes = 0
