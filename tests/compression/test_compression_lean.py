@@ -134,7 +134,7 @@ async def test_codecs_given_as_an_iterator_still_encode_on_the_lean_path() -> No
 
 def _by_the_rules(encoder: Any, status: int, headers: list[Any], body: bytes) -> Any:
     """What ``whole`` answers, worked out from plan() and the module's helpers every time."""
-    from aeros.compression.layer import AS_IS, VARY, encode_whole, plan, with_vary
+    from aeros.compression.rules import AS_IS, VARY, encode_whole, plan, with_vary
 
     what, _, vary = plan(status, headers, encoder.codec, encoder.codecs)
     if what == AS_IS:

@@ -12,8 +12,10 @@ Modules, lowest first (ASGI only; none knows Quart, the app or the response cach
   (q-values, ``*``, ``identity``), memoised per header value by ``Negotiator``.
 - :mod:`~aeros.compression.headers`: the headers of an encoded response and whether a
   response is compressible, shared with the response cache.
-- :mod:`~aeros.compression.layer`: ``CompressionMiddleware``, the ASGI layer, and its
-  per-response ``CompressingSender``.
+- :mod:`~aeros.compression.rules`: what a response gets (``plan``: untouched, ``Vary``, or
+  encoded) and the headers and body that carry it out.
+- :mod:`~aeros.compression.layer`: ``CompressionMiddleware``, the ASGI layer, its
+  per-response ``CompressingSender`` and the lean connection's ``WholeEncoder``.
 - this package: ``Compress`` and how ``WebServer(compression=...)`` and the ``COMPRESS_*``
   keys turn into the codecs in use.
 """
