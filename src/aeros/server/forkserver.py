@@ -24,17 +24,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import pickle
 import select
 import signal
 import socket
-import struct
 import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from multiprocessing.sharedctypes import RawArray
 from typing import Any, NoReturn
+
+from aeros.server.frames import recv_frame, send_frame
 
 __all__ = ["FORK_FAILED_STATUS", "ForkServer", "WorkerStart"]
 
@@ -46,11 +46,9 @@ _NO_PROCESS = 0x7FFF0000
 """First stand-in pid of a failed fork: above every pid a kernel hands out (Linux's ``pid_max``
 is at most 2**22, macOS' and the BSDs' 99999), so a signal sent to one finds no process."""
 
-_HEADER = struct.Struct("!I")
-_MAX_FDS = 2
 _REAP_INTERVAL = 0.5
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 """Seconds between checks that the supervisor still exists (besides EOF on the pair)."""
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @dataclass(slots=True)
@@ -70,40 +68,6 @@ class WorkerStart:
     """Shared flags, one per slot: a worker sets its own when it served its ``max_requests``."""
     helper_pid: int
     """The helper's pid: the worker's parent; a different parent means the helper is gone."""
-
-
-def _send_frame(sock: socket.socket, payload: object, fds: tuple[int, ...] = ()) -> None:
-    data = pickle.dumps(payload)
-    frame = _HEADER.pack(len(data)) + data
-    if fds:
-        sent = socket.send_fds(sock, [frame], list(fds))
-        frame = frame[sent:]
-    if frame:
-        sock.sendall(frame)
-
-
-def _recv_exact(sock: socket.socket, size: int, fds: list[int]) -> bytes | None:
-    chunks = b""
-    while len(chunks) < size:
-        data, got, _flags, _addr = socket.recv_fds(sock, size - len(chunks), _MAX_FDS)
-        fds.extend(got)
-        if not data:
-            return None
-        chunks += data
-    return chunks
-
-
-def _recv_frame(sock: socket.socket) -> tuple[Any, list[int]] | None:
-    """One frame and the descriptors that came with it; None at EOF."""
-    fds: list[int] = []
-    head = _recv_exact(sock, _HEADER.size, fds)
-    if head is None:
-        return None
-    body = _recv_exact(sock, _HEADER.unpack(head)[0], fds)
-    if body is None:
-        return None
-    # Both ends are this process and a fork of it: nothing foreign is ever unpickled here.
-    return pickle.loads(body), fds  # noqa: S301
 
 
 class ForkServer:
@@ -161,9 +125,9 @@ class ForkServer:
         Raises:
             OSError: the helper is gone.
         """
-        _send_frame(self._sock, ("spawn", slot, settings), (sock.fileno(), channel.fileno()))
+        send_frame(self._sock, ("spawn", slot, settings), (sock.fileno(), channel.fileno()))
         while True:
-            frame = _recv_frame(self._sock)
+            frame = recv_frame(self._sock)
             if frame is None:
                 raise OSError("the worker fork helper exited")
             message = frame[0]
@@ -201,7 +165,7 @@ class ForkServer:
             )
             if not readable:
                 return reports
-            frame = _recv_frame(self._sock)
+            frame = recv_frame(self._sock)
             if frame is None:
                 return reports or None
             kind, pid, status = frame[0]
@@ -234,7 +198,7 @@ class ForkServer:
         if not self._closed:
             self._closed = True
             with contextlib.suppress(OSError):
-                _send_frame(self._sock, ("handover", dict(draining or {}), drain))
+                send_frame(self._sock, ("handover", dict(draining or {}), drain))
             self._sock.close()
         return self.pid
 
@@ -269,7 +233,7 @@ class ForkServer:
                     os.read(wake_r, 512)
                 self._report_exits(sock)
                 if sock.fileno() in readable:
-                    frame = _recv_frame(sock)
+                    frame = recv_frame(sock)
                     if frame is None:
                         break
                     if frame[0][0] == "handover":
@@ -341,7 +305,7 @@ class ForkServer:
                 return
             self._children.discard(pid)
             with contextlib.suppress(OSError):
-                _send_frame(sock, ("exit", pid, status))
+                send_frame(sock, ("exit", pid, status))
 
     def _fork_worker(self, sock: socket.socket, message: Any, fds: list[int]) -> None:
         _kind, slot, settings = message
@@ -351,7 +315,7 @@ class ForkServer:
         except OSError as exc:  # EAGAIN, ENOMEM: this worker only; the supervisor retries
             os.close(listen_fd)
             os.close(channel_fd)
-            _send_frame(sock, ("failed", slot, str(exc)))
+            send_frame(sock, ("failed", slot, str(exc)))
             return
         if pid == 0:
             sock.close()
@@ -359,7 +323,7 @@ class ForkServer:
         self._children.add(pid)
         os.close(listen_fd)
         os.close(channel_fd)
-        _send_frame(sock, ("pid", slot, pid))
+        send_frame(sock, ("pid", slot, pid))
 
     def _worker_main(self, slot: int, settings: Any, listen_fd: int, channel_fd: int) -> NoReturn:
         code = 1
