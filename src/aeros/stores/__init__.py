@@ -6,7 +6,7 @@
   the checks every backend shares.
 - ``memory.py``: :class:`SimpleCache`, an LRU in this process's memory.
 - ``filesystem.py``: :class:`FilesystemCache`, one MAC-checked file per entry, shared by every
-  process using the directory.
+  process using the directory; ``entry_file.py``: the bytes of one such file.
 - ``tiered.py``: :class:`TieredCache`, a local tier in each process in front of a shared
   store, kept coherent through the shared store's broadcast.
 - ``redis/``: :class:`RedisCache`, shared by every worker and instance (one server, Cluster

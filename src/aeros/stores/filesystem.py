@@ -5,8 +5,9 @@ Why the format looks like this:
 - File names are a hash of the key, so a key holding ``../``, NUL or 10 KB of text can never
   name a path outside the directory (or an invalid one).
 - No pickle: a file is ``MAGIC | expires (f64, wall clock) | key length (u32) | key | value |
-  MAC``; the MAC is a keyed BLAKE2b over everything before it, with a secret kept in the
-  directory (0600). A truncated, corrupt or tampered file fails the check and reads as a miss.
+  MAC`` (:mod:`aeros.stores.entry_file`); the MAC is a keyed BLAKE2b over everything before
+  it, with a secret kept in the directory (0600). A truncated, corrupt or tampered file fails
+  the check and reads as a miss.
 - Writes go to a temporary file in the same directory and are renamed over the entry with
   ``os.replace``, so readers in other processes see the old file or the new one, never half.
 - Tags: one index file per tag listing its entry files (:mod:`aeros.stores.tag_files`), so a
@@ -23,7 +24,6 @@ import os
 import re
 import secrets
 import stat
-import struct
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -33,13 +33,11 @@ from typing import ClassVar
 from aeros import _validate
 from aeros.errors import ConfigurationError, StoreError
 from aeros.stores.base import Capabilities, Clock, checked_timeout, expiry, key_group
+from aeros.stores.entry_file import encode_key, group_hash, key_group_of, pack, parse, read_expiry
 from aeros.stores.tag_files import TagFiles, is_entry_name
 
 __all__ = ["FileSystemCache", "FilesystemCache"]
 
-_MAGIC = b"AEC1"
-_HEADER = struct.Struct("<4sdI")  # magic, expires (unix time; inf: never), key length
-_MAC_SIZE = 32
 _SUFFIX = ".aec"
 _TMP_PREFIX = ".tmp-"
 _TMP_NAME = re.compile(re.escape(_TMP_PREFIX) + r"[a-z0-9_]{8}")  # what mkstemp names them
@@ -163,8 +161,8 @@ class FilesystemCache:
 
     def _path(self, key: str) -> Path:
         # <group hash>-<key hash>.aec: a group's files are found by name, without reading
-        group = _group_hash(key_group(key))
-        digest = hashlib.blake2b(_encode_key(key), digest_size=20).hexdigest()
+        group = group_hash(key_group(key))
+        digest = hashlib.blake2b(encode_key(key), digest_size=20).hexdigest()
         return self.directory / f"{group}-{digest}{_SUFFIX}"
 
     def _ready(self) -> bytes:
@@ -215,8 +213,8 @@ class FilesystemCache:
             return None
         except OSError as exc:
             raise StoreError(f"FilesystemCache cannot read an entry: {exc.strerror}") from exc
-        parsed = _parse(data, secret)
-        if parsed is None or parsed[1] != _encode_key(key):
+        parsed = parse(data, secret)
+        if parsed is None or parsed[1] != encode_key(key):
             return None
         expires, _, value = parsed
         if expires <= self.clock():
@@ -228,9 +226,8 @@ class FilesystemCache:
 
     def _set(self, key: str, value: bytes, ttl: float | None, prune: bool) -> None:
         secret = self._ready()
-        raw_key = _encode_key(key)
-        body = _HEADER.pack(_MAGIC, expiry(self.clock(), ttl), len(raw_key)) + raw_key + value
-        data = body + _mac(secret, body)
+        raw_key = encode_key(key)
+        data = pack(secret, expiry(self.clock(), ttl), raw_key, value)
         if len(data) > self.max_bytes:
             self._delete(key)
             return
@@ -285,14 +282,14 @@ class FilesystemCache:
             raise StoreError(f"FilesystemCache cannot list entries: {exc.strerror}") from exc
 
     def _delete_prefix(self, prefix: str) -> int:
-        raw_prefix = _encode_key(prefix)
+        raw_prefix = encode_key(prefix)
         return self._delete_matching(is_entry_name, lambda key: key.startswith(raw_prefix))
 
     def _delete_group(self, group: str) -> int:
-        start = _group_hash(group) + "-"
+        start = group_hash(group) + "-"
         # the name holds a hash of the group: check the key itself before removing
         return self._delete_matching(
-            lambda name: name.startswith(start), lambda key: _key_group_of(key) == group
+            lambda name: name.startswith(start), lambda key: key_group_of(key) == group
         )
 
     def _delete_matching(
@@ -306,7 +303,7 @@ class FilesystemCache:
             if not name_matches(entry.name):
                 continue
             with contextlib.suppress(OSError):
-                parsed = _parse(Path(entry.path).read_bytes(), secret)
+                parsed = parse(Path(entry.path).read_bytes(), secret)
                 if parsed is None or key_matches(parsed[1]):
                     os.unlink(entry.path)
                     removed += parsed is not None
@@ -340,8 +337,8 @@ class FilesystemCache:
                         os.unlink(entry.path)
                     continue
                 with open(entry.path, "rb") as handle:
-                    head = handle.read(_HEADER.size)
-                if len(head) < _HEADER.size or _HEADER.unpack(head)[1] <= now:
+                    expires = read_expiry(handle)
+                if expires is None or expires <= now:
                     os.unlink(entry.path)
                     continue
                 live.append((info.st_mtime, info.st_size, entry.path))
@@ -363,15 +360,6 @@ FileSystemCache = FilesystemCache
 """The seed's spelling of :class:`FilesystemCache`."""
 
 
-def _encode_key(key: str) -> bytes:
-    # surrogatepass: any str is a valid key, even one decoded with surrogateescape
-    return key.encode("utf-8", "surrogatepass")
-
-
-def _key_group_of(raw_key: bytes) -> str:
-    return key_group(raw_key.decode("utf-8", "surrogatepass"))
-
-
 def _check_private(directory: Path, mode: int, error: type[Exception]) -> None:
     """Refuse a directory other users may write to (``/tmp``, a group-writable share): they
     could replace the secret that signs the entries and have forged responses served.
@@ -388,25 +376,3 @@ def _check_private(directory: Path, mode: int, error: type[Exception]) -> None:
             "a directory of its own, which aeros creates with mode 0700 (e.g. "
             "'/var/cache/myapp' or '/tmp/myapp-cache')"
         )
-
-
-def _group_hash(group: str) -> str:
-    return hashlib.blake2b(_encode_key(group), digest_size=8).hexdigest()
-
-
-def _mac(secret: bytes, body: bytes) -> bytes:
-    return hashlib.blake2b(body, key=secret, digest_size=_MAC_SIZE).digest()
-
-
-def _parse(data: bytes, secret: bytes) -> tuple[float, bytes, bytes] | None:
-    """Split an entry file into (expires, key, value); None when it is not intact."""
-    if len(data) < _HEADER.size + _MAC_SIZE:
-        return None
-    body, mac = data[:-_MAC_SIZE], data[-_MAC_SIZE:]
-    if not secrets.compare_digest(mac, _mac(secret, body)):
-        return None
-    magic, expires, key_len = _HEADER.unpack_from(body)
-    if magic != _MAGIC or _HEADER.size + key_len > len(body):
-        return None
-    start = _HEADER.size
-    return expires, body[start : start + key_len], body[start + key_len :]
