@@ -30,7 +30,7 @@ import functools
 import inspect
 import logging
 import sys
-from typing import Any, cast
+from typing import Any
 
 import quart
 from asgiref.sync import async_to_sync, sync_to_async
@@ -52,7 +52,8 @@ def jsonify(*args: Any, **kwargs: Any) -> Response:
     except LookupError:  # outside an app context: Quart's own error
         return quart.jsonify(*args, **kwargs)
     # Flask's provider says a sansio Response; Quart's provider makes the app's response_class
-    return cast(Response, app.json.response(*args, **kwargs))
+    response: Response = app.json.response(*args, **kwargs)  # type: ignore[assignment]
+    return response
 
 
 # The test Quart's ensure_async uses: inspect's misses some coroutine functions before 3.12,

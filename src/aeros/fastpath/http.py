@@ -337,7 +337,8 @@ def _lean_constructor(request_class: Any, arguments: Any) -> Callable[..., Any] 
 
 def _encoder(scope: Any) -> ResponseEncoder | None:
     """What the compression layer left this connection to do (:data:`COMPRESSION`), if any."""
-    return cast("ResponseEncoder | None", scope.get(COMPRESSION))
+    encoder: ResponseEncoder | None = scope.get(COMPRESSION)  # typed, with no call of cast
+    return encoder
 
 
 def _encoding(encoder: ResponseEncoder, send: ASGISendCallable) -> ASGISendCallable:
