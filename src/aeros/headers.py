@@ -16,6 +16,7 @@ from aeros.errors import ConfigurationError
 from aeros.types import Headers, Message, Send
 
 __all__ = [
+    "KNOWN_HOSTS",
     "add_vary",
     "check_header",
     "get_header",
@@ -39,8 +40,10 @@ _HOST = re.compile(
     rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_-]{1,63}(?:\.[A-Za-z0-9_-]{1,63})*\.?)(?::([0-9]{1,5}))?"
 )
 _MAX_NAME = 253  # RFC 1035: a whole domain name in text form
-_KNOWN_HOSTS: set[bytes] = set()
-_KNOWN_HOSTS_MAX = 1024
+KNOWN_HOSTS: set[bytes] = set()
+"""The valid Hosts :func:`is_valid_host` has seen (up to 1024): a caller on the hot path may
+look one up here before calling it."""
+_HOSTS_MAX = 1024
 
 
 def is_token(value: str | bytes) -> bool:
@@ -60,7 +63,7 @@ def is_valid_host(value: bytes) -> bool:
     sees few distinct hosts, so valid ones are remembered (up to 1024) and the pattern runs
     once per host rather than once per request.
     """
-    if value in _KNOWN_HOSTS:
+    if value in KNOWN_HOSTS:
         return True
     match = _HOST.fullmatch(value)
     if match is None:
@@ -70,8 +73,8 @@ def is_valid_host(value: bytes) -> bool:
         return False
     if len(value) - (len(port) + 1 if port is not None else 0) > _MAX_NAME:
         return False
-    if len(_KNOWN_HOSTS) < _KNOWN_HOSTS_MAX:
-        _KNOWN_HOSTS.add(value)
+    if len(KNOWN_HOSTS) < _HOSTS_MAX:
+        KNOWN_HOSTS.add(value)
     return True
 
 

@@ -67,6 +67,11 @@ def make_app() -> WebServer:
         await asyncio.sleep(0.05)
         return "waited"
 
+    @app.route("/length", methods=["POST"])
+    async def length() -> str:
+        await asyncio.sleep(0.05)  # the body piles up meanwhile: the server stops reading
+        return str(len(await request.get_data()))
+
     return app
 
 
@@ -140,6 +145,32 @@ def test_a_context_variable_does_not_reach_the_next_request(
         sock.sendall(get("/mark/two") + get("/mark/three"))  # pipelined: one read
         rest = read_responses(sock, 2)
     assert [first.body, *(answer.body for answer in rest)] == [b"unset"] * 3
+
+
+def test_reading_resumes_after_a_pipeline_and_a_body_past_the_high_water_mark(
+    served: tuple[WebServer, str],
+) -> None:
+    """The server stops reading while requests wait in a pipeline, and while a body it holds
+    is past uvicorn's high-water mark (64 KB) and the app has not read it; each time it reads
+    again (uvicorn's ``resume_reading``), so what the client sends next on the connection is
+    answered."""
+    _, url = served
+    size = 1 << 20
+    post = f"POST /length HTTP/1.1\r\nHost: t\r\nContent-Length: {size}\r\n\r\n".encode()
+    with connect(url) as sock:
+        sock.sendall(get("/wait") + get("/mark/p") + get("/mark/q"))  # pipelined: paused
+        pipelined = read_responses(sock, 3)
+        sock.sendall(get("/mark/after-pipeline"))  # read only once reading resumed
+        after_pipeline = read_responses(sock, 1)[0]
+        sock.sendall(post + b"x" * size)
+        counted = read_responses(sock, 1)[0]
+        sock.sendall(get("/mark/after-body"))
+        after_body = read_responses(sock, 1)[0]
+    assert [answer.status for answer in pipelined] == [200, 200, 200]
+    assert pipelined[0].body == b"waited"
+    assert after_pipeline.status == 200
+    assert (counted.status, counted.body) == (200, str(size).encode())
+    assert after_body.status == 200
 
 
 def test_a_view_that_waits_still_answers(served: tuple[WebServer, str]) -> None:

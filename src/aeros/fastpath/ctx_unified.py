@@ -152,7 +152,8 @@ class LeanRequestContext(TakesRoute, _AppContext):  # type: ignore[misc]
             and self._cv_token is not None
             and request is not None
             and self._websocket is None
-            and not _has_functions(app.teardown_request_funcs)
+            # _has_functions written in: a call fewer a request
+            and not ((teardowns := app.teardown_request_funcs) and any(teardowns.values()))
             and not request_tearing_down.receivers
             and getattr(request, "_files", None) is None
             and getattr(type(request), "close", _QUART_REQUEST_CLOSE) is _QUART_REQUEST_CLOSE

@@ -43,11 +43,19 @@ if TYPE_CHECKING:
     from quart.typing import ResponseTypes
     from quart.wrappers import Request
 
-__all__ = ["handle_request", "lean_dispatch_reason", "note_route", "uses_lean_dispatch"]
+__all__ = [
+    "LEAN_STATE",
+    "handle_request",
+    "lean_dispatch_reason",
+    "note_route",
+    "uses_lean_dispatch",
+]
 
 logger = logging.getLogger("aeros.fastpath")
 
-_STATE_KEY = "_aeros_lean_dispatch"
+_STATE_KEY = LEAN_STATE = "_aeros_lean_dispatch"
+"""Where :func:`uses_lean_dispatch` keeps its decision in the app's ``__dict__``: why not
+(None: the lean dispatch is used)."""
 """``app.__dict__`` key holding the decision: None (lean) or the reason Quart's path is used."""
 
 _CONTEXTS: Any = (

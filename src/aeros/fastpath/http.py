@@ -39,7 +39,7 @@ from quart.utils import cancel_tasks, encode_headers, raise_task_exceptions
 from quart.wrappers.response import DataBody, Response
 from werkzeug.datastructures import Headers
 
-from aeros.fastpath.dispatch import handle_request, note_route, uses_lean_dispatch
+from aeros.fastpath.dispatch import LEAN_STATE, handle_request, note_route, uses_lean_dispatch
 from aeros.fastpath.request import LeanRequest, complete_requests_match, scope_headers
 from aeros.types import COMPRESSION, HEAD_NOTES, ROUTE, UNNOTED, ResponseEncoder, Send
 from aeros.whole_response import sent_whole
@@ -124,7 +124,7 @@ class LeanHTTPConnection(ASGIHTTPConnection):
 
     async def _quarts_path(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         """Quart's own connection: the view runs while the body arrives (two tasks)."""
-        encoder = _encoder(self.scope)
+        encoder: ResponseEncoder | None = self.scope.get(COMPRESSION)  # type: ignore[assignment]
         if encoder is not None:  # the compression layer's send wrapper
             send = _encoding(encoder, send)
         await super().__call__(receive, send)
@@ -199,7 +199,9 @@ class LeanHTTPConnection(ASGIHTTPConnection):
     ) -> None:
         app = self.app
         try:
-            if uses_lean_dispatch(app):
+            # uses_lean_dispatch(app), its decision read in place once made (a call fewer)
+            state = app.__dict__.get(LEAN_STATE, app)
+            if state is None or (state is app and uses_lean_dispatch(app)):
                 response = await handle_request(app, request)
             else:
                 response = await app.handle_request(request)
@@ -212,7 +214,8 @@ class LeanHTTPConnection(ASGIHTTPConnection):
             timeout = app.config["RESPONSE_TIMEOUT"]
 
         body = response.response
-        encoder = _encoder(self.scope)
+        # what the compression layer left this connection to do (COMPRESSION), if anything
+        encoder: ResponseEncoder | None = self.scope.get(COMPRESSION)  # type: ignore[assignment]
         if type(body) is DataBody:
             data = body.data
             if body.begin != 0 or body.end != len(data):
@@ -333,12 +336,6 @@ def _lean_constructor(request_class: Any, arguments: Any) -> Callable[..., Any] 
         )
         known = _LEAN_CONSTRUCTORS[request_class] = request_class.complete if lean else False
     return known
-
-
-def _encoder(scope: Any) -> ResponseEncoder | None:
-    """What the compression layer left this connection to do (:data:`COMPRESSION`), if any."""
-    encoder: ResponseEncoder | None = scope.get(COMPRESSION)  # typed, with no call of cast
-    return encoder
 
 
 def _encoding(encoder: ResponseEncoder, send: ASGISendCallable) -> ASGISendCallable:

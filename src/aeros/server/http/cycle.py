@@ -248,7 +248,8 @@ class LeanCycle(HeadLines, RequestResponseCycle):
             and not self.response_complete
         ):
             # uvicorn's steps, in its order; its wait would return at once
-            self.flow.resume_reading()
+            if self.flow.read_paused:  # uvicorn's resume_reading, its check in place
+                self.flow.resume_reading()
             self.message_event.clear()
             message = {
                 "type": "http.request",

@@ -22,6 +22,7 @@ from typing import Any
 
 import httptools
 
+from aeros.headers import KNOWN_HOSTS
 from aeros.server.config import Limits, ServerConfig
 from aeros.server.http.answers import ConnectionControl
 from aeros.server.http.cycle import LeanCycle
@@ -260,7 +261,7 @@ class HardenedHttpToolsProtocol(ConnectionControl):
         if host is None:
             if http_version == "1.1":
                 self._fail(400)
-        elif not is_valid_host(host):
+        elif host not in KNOWN_HOSTS and not is_valid_host(host):  # a call only for a new one
             self._fail(400)
         has_body = False
         length: int | None = -1  # no framing field: no body
@@ -383,7 +384,8 @@ class HardenedHttpToolsProtocol(ConnectionControl):
             # The last request before the rejected one is answered: now the error goes out.
             self._send_error(self._deferred)
             return
-        self.flow.resume_reading()
+        if self.flow.read_paused:  # uvicorn's resume_reading, its check in place
+            self.flow.resume_reading()
         if self.pipeline:
             cycle, app = self.pipeline.pop()
             self._running = cycle  # type: ignore[assignment]
