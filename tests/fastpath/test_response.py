@@ -18,7 +18,9 @@ def _state(response: Any) -> dict[str, Any]:
     state["status"] = response.status
     state["status_code"] = response.status_code
     body = response.response
-    state["body"] = (type(body).__name__, getattr(body, "data", None))
+    # a DataBody's every attribute (data, begin and end); another body's data, if any
+    shown = vars(body) if type(body).__name__ == "DataBody" else getattr(body, "data", None)
+    state["body"] = (type(body).__name__, shown)
     return state
 
 
@@ -39,8 +41,16 @@ def _state(response: Any) -> dict[str, Any]:
         pytest.param((["a", "b"],), {}, id="iterable-quart-path"),
     ],
 )
-def test_lean_response_equals_quarts(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    """Headers, status, timeout and body are what Quart's constructor sets."""
+@pytest.mark.parametrize("bare_body", [True, False], ids=["body-set-in-place", "body-made"])
+def test_lean_response_equals_quarts(
+    args: tuple[Any, ...], kwargs: dict[str, Any], bare_body: bool, monkeypatch: Any
+) -> None:
+    """Headers, status, timeout and body are what Quart's constructor sets, whether the
+    DataBody's attributes are set in place (Quart's DataBody) or it is made (any other)."""
+    from aeros.fastpath import response as response_module
+
+    assert response_module._BARE_BODY  # the DataBody of every supported Quart
+    monkeypatch.setattr(response_module, "_BARE_BODY", bare_body)
     for _ in range(2):  # the second time from the remembered content type and status
         lean, quart = LeanResponse(*args, **kwargs), Response(*args, **kwargs)
         assert _state(lean) == _state(quart)

@@ -69,6 +69,7 @@ LeanRequestContext: Any = None if _CONTEXTS is None else _CONTEXTS.LeanRequestCo
 """The request context class of the lean path for the installed Quart (None if it cannot run)."""
 
 _ROUTES_KEY = "_aeros_remembered_routes"
+_VIEWS_KEY = "_aeros_async_views"  # view function -> app.ensure_async(view function)
 """``app.__dict__`` key holding the app's :class:`LeanMap` when the lean context may take a
 request's rule from it (:func:`remembering_map`), else None."""
 
@@ -122,10 +123,12 @@ def uses_lean_dispatch(app: Quart) -> bool:
     return state is None
 
 
-def _view(app: Quart, endpoint: str) -> Any:
-    """``app.ensure_async(view)``, wrapped once per view function instead of per request."""
-    handler = app.view_functions[endpoint]
-    views: dict[Any, Any] = app.__dict__.setdefault("_aeros_async_views", {})
+def _view(app: Quart, handler: Any) -> Any:
+    """``app.ensure_async(handler)``, made once per view function instead of per request and
+    kept in the app's table (:data:`_VIEWS_KEY`), which :func:`_dispatch` reads first."""
+    views: dict[Any, Any] | None = app.__dict__.get(_VIEWS_KEY)
+    if views is None:
+        views = app.__dict__[_VIEWS_KEY] = {}
     wrapped = views.get(handler)
     if wrapped is None:
         wrapped = views[handler] = app.ensure_async(handler)
@@ -182,7 +185,7 @@ async def handle_request(app: Quart, request: Request) -> ResponseTypes:
                 ):
                     result = await _compat.preprocess_request(app, ctx)
                 if result is None:
-                    result = await _dispatch(app, ctx)
+                    result = await _dispatch(app, request, ctx)
             except Exception as error:
                 result = await _compat.handle_user_exception(app, ctx, error)
             # finalize_request(result, ctx, from_error_handler=False): errors propagate
@@ -292,17 +295,22 @@ def _set_plain_headers(items: list[tuple[str, str]], headers: dict[Any, Any]) ->
     return True
 
 
-def _dispatch(app: Quart, ctx: Any) -> Awaitable[Any]:
+def _dispatch(app: Quart, request_: Any, ctx: Any) -> Awaitable[Any]:
     """:meth:`quart.Quart.dispatch_request` with the view's ``ensure_async`` done once.
 
     A plain function returning the view's coroutine for the caller to await: one coroutine
     per request fewer than an ``async def`` awaiting it (errors raised here still reach the
-    caller's ``try``, which awaits it).
+    caller's ``try``, which awaits it). ``request_`` is ``ctx``'s request (given, not read
+    through Quart 0.23's ``ctx.request`` property).
     """
-    request_ = ctx.request
     if request_.routing_exception is not None:
         app.raise_routing_exception(request_)
     rule: Any = request_.url_rule
     if request_.method == "OPTIONS" and rule.provide_automatic_options:
         return _compat.default_options_response(app, ctx)
-    return _view(app, rule.endpoint)(**request_.view_args)  # type: ignore[no-any-return]
+    handler = app.view_functions[rule.endpoint]
+    views = app.__dict__.get(_VIEWS_KEY)  # _view's table, read here: a call fewer a request
+    wrapped = None if views is None else views.get(handler)
+    if wrapped is None:
+        wrapped = _view(app, handler)
+    return wrapped(**request_.view_args)  # type: ignore[no-any-return]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart.wrappers.response import Response
+from quart.wrappers.response import DataBody, Response
 from werkzeug.datastructures import Headers
 
 __all__ = ["LeanResponse"]
@@ -26,6 +26,9 @@ _new = object.__new__
 # werkzeug's Headers() sets only _list: LeanResponse then makes one without the __init__ call
 # (0.8 k instructions); a werkzeug that sets more gets its constructor
 _BARE_HEADERS = set(getattr(Headers(), "__dict__", ())) == {"_list"}
+# Quart's DataBody(data) sets data, begin 0 and end len(data), nothing more: LeanResponse sets
+# them itself (a call fewer); a DataBody that sets more gets its constructor
+_BARE_BODY = getattr(DataBody(b"ab"), "__dict__", None) == {"data": b"ab", "begin": 0, "end": 2}
 
 
 class LeanResponse(Response):
@@ -69,7 +72,14 @@ class LeanResponse(Response):
                     _STATUSES[code] = line
             self._status, self._status_code = line
             self.timeout = Ellipsis
-            self.response = self.data_body_class(data)
+            if self.data_body_class is DataBody and _BARE_BODY:
+                body = _new(DataBody)  # its __init__'s three attributes, with no call
+                body.data = data
+                body.begin = 0
+                body.end = len(data)
+                self.response = body
+            else:
+                self.response = self.data_body_class(data)
             return
         super().__init__(response, status, headers, mimetype, content_type)
 
