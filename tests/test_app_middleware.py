@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
+from quart import Quart
 
 from aeros import CORS, ConfigurationError, SimpleCache, WebServer
 from aeros.compression.layer import CompressionMiddleware
@@ -194,3 +195,45 @@ async def test_concurrency_limit_is_a_layer_of_the_stack() -> None:
     assert refused.status_code == 503
     assert refused.headers["retry-after"] == "1"
     assert (await first).status_code == 200
+
+
+class _OwnAsgiApp(Quart):
+    """A class between aeros and Quart with an ``asgi_app`` of its own."""
+
+    seen: ClassVar[list[str]] = []
+
+    async def asgi_app(self, scope: Any, receive: Any, send: Any) -> None:
+        self.seen.append(scope["type"])
+        await super().asgi_app(scope, receive, send)
+
+
+class _Mixed(WebServer, _OwnAsgiApp):
+    pass
+
+
+@pytest.mark.parametrize("app_class", [WebServer, _Mixed], ids=["quarts", "a-class-own"])
+async def test_the_stack_ends_in_quarts_asgi_app_or_a_class_own(app_class: type[Any]) -> None:
+    """The stack's innermost app is Quart's ``asgi_app``, without its coroutine for HTTP: the
+    app's ``asgi_http_class`` (read per request) serves the request. A class between aeros and
+    Quart with an ``asgi_app`` of its own keeps it for every request."""
+    _OwnAsgiApp.seen = []
+    app = app_class(__name__, access_log=False)
+
+    @app.route("/")
+    async def index() -> str:
+        return "ok"
+
+    made: list[str] = []
+
+    class Counted(app.asgi_http_class):  # type: ignore[misc, name-defined]
+        def __init__(self, *args: Any) -> None:
+            made.append("http")
+            super().__init__(*args)
+
+    app.asgi_http_class = Counted  # set after construction: read per request
+    client = app.test_client()
+    for _ in range(2):
+        answer = await client.get("/")
+        assert (answer.status_code, await answer.get_data()) == (200, b"ok")
+    assert made == ["http", "http"]
+    assert _OwnAsgiApp.seen == ([] if app_class is WebServer else ["http", "http"])

@@ -197,10 +197,28 @@ class LayerStack(Serving, Quart):
             # the metrics label requests with their route: the lean dispatch writes it itself,
             # Quart's own through the request class
             self.request_class = recording_request_class(self.request_class)
-        stack: ASGIApp = super().asgi_app  # type: ignore[assignment]
+        stack = self._quart_entry()
         for layer in reversed(self.layers()):
             stack = layer.wrap(direct(stack))
         return stack
+
+    def _quart_entry(self) -> ASGIApp:
+        """The stack's innermost app: ``Quart.asgi_app``. Where it is Quart's own, an HTTP
+        request skips its coroutine, which only makes the request's handler (the app's
+        ``asgi_http_class``, read per request as Quart reads it) and awaits it: the handler's
+        coroutine is returned as it is (one coroutine fewer a request)."""
+        quarts: ASGIApp = super().asgi_app  # type: ignore[assignment]
+        if getattr(quarts, "__func__", None) is not Quart.asgi_app:
+            return quarts  # a class between this one and Quart has its own
+
+        @asgi3
+        def http_first(scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+            if scope["type"] == "http":
+                handler: Any = self.asgi_http_class(self, scope)  # type: ignore[arg-type]
+                return handler(receive, send)  # type: ignore[no-any-return]
+            return quarts(scope, receive, send)
+
+        return http_first
 
     def add_middleware(
         self, factory: Callable[..., ASGIApp], /, *args: Any, **options: Any
