@@ -280,3 +280,22 @@ async def test_json_response_is_the_apps_own_response_class() -> None:
         assert response.headers["Content-Type"] == "application/json"
         assert (response.headers.get("X-Mine") == "1") is mine
         assert await response.get_data() == b'{"a":1}\n'
+
+
+@pytest.mark.parametrize("stock", [True, False], ids=["flasks-debug", "a-class-own-debug"])
+def test_json_response_reads_debug_as_the_app_says_it(stock: bool) -> None:
+    """The response's indentation follows the app's ``debug``: read from the config when it
+    is Flask's property (after the provider was made too), else through the app's own."""
+
+    class OwnDebug(WebServer):
+        @property  # type: ignore[override]
+        def debug(self) -> bool:
+            return True  # whatever the config says
+
+    app = (WebServer if stock else OwnDebug)(__name__, access_log=False)
+    compact = b'{"a":1}\n'
+    app.config["DEBUG"] = False
+    assert app.json.response({"a": 1}).response.data == (compact if stock else b'{\n  "a": 1\n}\n')
+    app.config["DEBUG"] = True  # what Flask's debug setter sets
+    assert app.json.response({"a": 1}).response.data == b'{\n  "a": 1\n}\n'
+    assert app.json.response(1, 2).response.data == b"[\n  1,\n  2\n]\n"  # several: a list

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from quart.wrappers.response import Response
 
-from aeros import WebServer
+from aeros import WebServer, jsonify
 from aeros.fastpath.response import LeanResponse
 
 
@@ -168,9 +168,14 @@ async def test_quick_response_leaves_other_shapes_and_overrides_to_quart() -> No
     async def index() -> Any:
         return b"x", 200, {}
 
+    @custom.route("/json")
+    async def json_view() -> Any:
+        return jsonify(a=1)  # a LeanResponse: the override still sees it
+
     assert _quick_response(custom, (b"x", 200, {})) is None
-    response = await custom.test_client().get("/")
-    assert response.headers["X-Custom"] == "1"
+    for path in ("/", "/json"):
+        response = await custom.test_client().get(path)
+        assert response.headers["X-Custom"] == "1"
 
 
 def test_encoded_headers_equal_quarts_and_stay_bounded() -> None:

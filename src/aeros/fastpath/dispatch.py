@@ -189,7 +189,15 @@ async def handle_request(app: Quart, request: Request) -> ResponseTypes:
             except Exception as error:
                 result = await _compat.handle_user_exception(app, ctx, error)
             # finalize_request(result, ctx, from_error_handler=False): errors propagate
-            response: ResponseTypes | None = _quick_response(app, result)
+            response: ResponseTypes | None
+            if (  # _quick_response's commonest case (jsonify's), with no call
+                type(result) is LeanResponse
+                and app.response_class is LeanResponse
+                and type(app).make_response is _QUARTS_MAKE_RESPONSE
+            ):
+                response = result
+            else:
+                response = _quick_response(app, result)
             if response is None:
                 response = await app.make_response(result)
             if (

@@ -40,6 +40,7 @@ from typing import Any
 
 import orjson
 from flask.json.provider import DefaultJSONProvider, _default
+from flask.sansio.app import App
 
 from aeros.fastpath.response import LeanResponse
 
@@ -47,6 +48,7 @@ __all__ = ["OrjsonProvider"]
 
 # No OPT_NON_STR_KEYS: a non-str key makes orjson raise, and json sorts and converts it as
 # Quart does. Dataclasses go to Flask's default (dataclasses.asdict), as in Quart.
+_FLASKS_DEBUG = App.debug
 _PASSTHROUGH = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 _COMPACT = (",", ":")
 _FAST_KWARGS = frozenset({"default", "ensure_ascii", "sort_keys", "separators", "indent"})
@@ -108,6 +110,13 @@ def _needs_json(obj: Any) -> bool:
 class OrjsonProvider(DefaultJSONProvider):
     """``app.json`` backed by orjson, writing what Quart writes (see the module docstring)."""
 
+    def __init__(self, app: Any) -> None:
+        super().__init__(app)
+        # the app's config, where its ``debug`` is Flask's property (config["DEBUG"]): read
+        # there, through no property call a response
+        stock = getattr(type(app), "debug", None) is _FLASKS_DEBUG
+        self._debug_config: dict[str, Any] | None = app.config if stock else None
+
     def _fast(self, obj: Any, sort_keys: bool, indent: bool, ensure_ascii: bool) -> bytes | None:
         """orjson's rendering of ``obj`` as json would write it, or None: let json do it."""
         option = _PASSTHROUGH
@@ -158,8 +167,11 @@ class OrjsonProvider(DefaultJSONProvider):
 
     def response(self, *args: Any, **kwargs: Any) -> Any:
         """A JSON response, as Flask builds it (compact, trailing newline), serialised by orjson."""
-        obj = self._prepare_response_obj(args, kwargs)
-        indent = (self.compact is None and self._app.debug) or self.compact is False
+        # _prepare_response_obj's commonest case (one argument) with no call
+        obj = args[0] if len(args) == 1 and not kwargs else self._prepare_response_obj(args, kwargs)
+        config = self._debug_config
+        debug = config["DEBUG"] if config is not None else self._app.debug
+        indent = (self.compact is None and debug) or self.compact is False
         body = self._fast(obj, self.sort_keys, indent, self.ensure_ascii)
         if body is None:
             return super().response(*args, **kwargs)
