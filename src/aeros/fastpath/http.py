@@ -41,8 +41,15 @@ from werkzeug.datastructures import Headers
 
 from aeros.fastpath.dispatch import LEAN_STATE, handle_request, note_route, uses_lean_dispatch
 from aeros.fastpath.request import LeanRequest, complete_requests_match, scope_headers
-from aeros.types import COMPRESSION, HEAD_NOTES, ROUTE, UNNOTED, ResponseEncoder, Send
-from aeros.whole_response import sent_whole
+from aeros.types import (
+    COMPRESSION,
+    HEAD_NOTES,
+    ROUTE,
+    UNNOTED,
+    WHOLE_RESPONSE,
+    ResponseEncoder,
+    Send,
+)
 
 if TYPE_CHECKING:
     from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable
@@ -224,8 +231,12 @@ class LeanHTTPConnection(ASGIHTTPConnection):
             headers = _encode_headers(response.headers)
             if encoder is not None:  # the compression layer's work, in one call
                 headers, data = encoder.whole(status, headers, data)
-            if sent_whole(self.scope, send, status, headers, data):
-                return  # aeros' server wrote it as the two messages below (no layer between)
+            # sent_whole's check and call, written in (a call fewer a request): aeros' server
+            # writes it as the two messages below when its send comes with no layer between
+            if self.scope.get(WHOLE_RESPONSE) is send and send.__self__.send_whole(  # type: ignore[attr-defined]
+                status, headers, data
+            ):
+                return
             start = {"type": "http.response.start", "status": status, "headers": headers}
             end = {"type": "http.response.body", "body": data, "more_body": False}
             sending = _send_two(send, start, end)
