@@ -237,3 +237,32 @@ async def test_the_stack_ends_in_quarts_asgi_app_or_a_class_own(app_class: type[
         assert (answer.status_code, await answer.get_data()) == (200, b"ok")
     assert made == ["http", "http"]
     assert _OwnAsgiApp.seen == ([] if app_class is WebServer else ["http", "http"])
+
+
+def test_a_connection_class_whose_call_returns_a_value_serves_as_under_quart(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Another ``asgi_http_class`` goes through Quart's ``asgi_app``, which returns None
+    whatever the class's ``__call__`` returns: aeros' server sees a proper ASGI app and keeps
+    the connection open (a value returned would be an error: a 500 and a close)."""
+    from tests.server.hardening.wire import connect, read_responses
+
+    app = WebServer(__name__, access_log=False)
+
+    @app.route("/")
+    async def index() -> str:
+        return "ok"
+
+    class Returning(app.asgi_http_class):  # type: ignore[misc, name-defined]
+        async def __call__(self, receive: Any, send: Any) -> Any:
+            await super().__call__(receive, send)
+            return "a value"
+
+    app.asgi_http_class = Returning
+    request = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+    with app.serve_in_thread(host="127.0.0.1", port=0, timeout=10.0) as url, connect(url) as sock:
+        for _ in range(2):  # the same connection: still open after the first answer
+            sock.sendall(request)
+            answer = read_responses(sock, 1)[0]
+            assert (answer.status, answer.body) == (200, b"ok")
+    assert "should return None" not in caplog.text

@@ -18,6 +18,7 @@ from quart import Quart
 from aeros.asgi_entry import asgi3, direct
 from aeros.compression.layer import CompressionMiddleware
 from aeros.errors import ConfigurationError
+from aeros.fastpath import HTTPConnection
 from aeros.fastpath.dispatch import uses_lean_dispatch
 from aeros.metrics.layer import AppBytesMiddleware, MetricsMiddleware
 from aeros.metrics.routes import RouteResolver, recording_request_class
@@ -203,19 +204,22 @@ class LayerStack(Serving, Quart):
         return stack
 
     def _quart_entry(self) -> ASGIApp:
-        """The stack's innermost app: ``Quart.asgi_app``. Where it is Quart's own, an HTTP
-        request skips its coroutine, which only makes the request's handler (the app's
-        ``asgi_http_class``, read per request as Quart reads it) and awaits it: the handler's
-        coroutine is returned as it is (one coroutine fewer a request)."""
+        """The stack's innermost app: ``Quart.asgi_app``. Where it is Quart's own and the
+        app's ``asgi_http_class`` (read per request, as Quart reads it) is aeros' own, an HTTP
+        request skips its coroutine, which only makes the connection and awaits it: the
+        connection's coroutine is returned as it is (one coroutine fewer a request). Any
+        other connection class goes through Quart's, which returns None whatever the
+        class's ``__call__`` returns and raises its errors when awaited."""
         quarts: ASGIApp = super().asgi_app  # type: ignore[assignment]
         if getattr(quarts, "__func__", None) is not Quart.asgi_app:
             return quarts  # a class between this one and Quart has its own
 
         @asgi3
         def http_first(scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
-            if scope["type"] == "http":
-                handler: Any = self.asgi_http_class(self, scope)  # type: ignore[arg-type]
-                return handler(receive, send)  # type: ignore[no-any-return]
+            connection_class: Any = self.asgi_http_class
+            if scope["type"] == "http" and connection_class is HTTPConnection:
+                # its constructor only stores the app and the scope; its __call__ returns None
+                return connection_class(self, scope)(receive, send)  # type: ignore[no-any-return]
             return quarts(scope, receive, send)
 
         return http_first
