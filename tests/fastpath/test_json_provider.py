@@ -299,3 +299,18 @@ def test_json_response_reads_debug_as_the_app_says_it(stock: bool) -> None:
     app.config["DEBUG"] = True  # what Flask's debug setter sets
     assert app.json.response({"a": 1}).response.data == b'{\n  "a": 1\n}\n'
     assert app.json.response(1, 2).response.data == b"[\n  1,\n  2\n]\n"  # several: a list
+    app.config = app.make_config()  # a config of its own, DEBUG False: the new one is read
+    assert app.json.response({"a": 1}).response.data == (compact if stock else b'{\n  "a": 1\n}\n')
+
+
+def test_json_response_takes_a_providers_own_prepare_response_obj() -> None:
+    """A provider class with its own ``_prepare_response_obj`` gets every call of it."""
+    from aeros.fastpath.json import OrjsonProvider
+
+    class Wrapping(OrjsonProvider):
+        def _prepare_response_obj(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            return {"wrapped": super()._prepare_response_obj(args, kwargs)}
+
+    app = WebServer(__name__, access_log=False)
+    app.json = Wrapping(app)
+    assert app.json.response({"a": 1}).response.data == b'{"wrapped":{"a":1}}\n'

@@ -49,6 +49,7 @@ __all__ = ["OrjsonProvider"]
 # No OPT_NON_STR_KEYS: a non-str key makes orjson raise, and json sorts and converts it as
 # Quart does. Dataclasses go to Flask's default (dataclasses.asdict), as in Quart.
 _FLASKS_DEBUG = App.debug
+_FLASKS_PREPARE = DefaultJSONProvider._prepare_response_obj
 _PASSTHROUGH = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 _COMPACT = (",", ":")
 _FAST_KWARGS = frozenset({"default", "ensure_ascii", "sort_keys", "separators", "indent"})
@@ -112,10 +113,11 @@ class OrjsonProvider(DefaultJSONProvider):
 
     def __init__(self, app: Any) -> None:
         super().__init__(app)
-        # the app's config, where its ``debug`` is Flask's property (config["DEBUG"]): read
-        # there, through no property call a response
-        stock = getattr(type(app), "debug", None) is _FLASKS_DEBUG
-        self._debug_config: dict[str, Any] | None = app.config if stock else None
+        # where the app's ``debug`` is Flask's property, config["DEBUG"] is read in its place
+        # (the app's config of the moment: it may be replaced), with no property call
+        self._debug_in_config = getattr(type(app), "debug", None) is _FLASKS_DEBUG
+        # where _prepare_response_obj is Flask's, its one-argument case is taken in place
+        self._flasks_prepare = type(self)._prepare_response_obj is _FLASKS_PREPARE
 
     def _fast(self, obj: Any, sort_keys: bool, indent: bool, ensure_ascii: bool) -> bytes | None:
         """orjson's rendering of ``obj`` as json would write it, or None: let json do it."""
@@ -167,10 +169,11 @@ class OrjsonProvider(DefaultJSONProvider):
 
     def response(self, *args: Any, **kwargs: Any) -> Any:
         """A JSON response, as Flask builds it (compact, trailing newline), serialised by orjson."""
-        # _prepare_response_obj's commonest case (one argument) with no call
-        obj = args[0] if len(args) == 1 and not kwargs else self._prepare_response_obj(args, kwargs)
-        config = self._debug_config
-        debug = config["DEBUG"] if config is not None else self._app.debug
+        if self._flasks_prepare and len(args) == 1 and not kwargs:
+            obj = args[0]  # _prepare_response_obj's commonest case, with no call
+        else:
+            obj = self._prepare_response_obj(args, kwargs)
+        debug = self._app.config["DEBUG"] if self._debug_in_config else self._app.debug
         indent = (self.compact is None and debug) or self.compact is False
         body = self._fast(obj, self.sort_keys, indent, self.ensure_ascii)
         if body is None:
