@@ -106,7 +106,8 @@ def alone(app: Any) -> dict[str, Variant]:
     async def view(scope: dict[str, Any], client: _Client) -> object:
         ctx = _contexts[id(app)]
         request = ctx.request
-        return await dispatch._view(app, request.url_rule.endpoint)(**request.view_args)
+        handler = app.view_functions[request.url_rule.endpoint]
+        return await dispatch._view(app, handler)(**request.view_args)
 
     return {"routing": routing, "view": view}
 

@@ -181,3 +181,13 @@ def test_unspecialized_lists_the_loads_the_interpreter_refused(monkeypatch: Any)
     here = unspecialized.refused(4, [_read_shadowed, _read_own])
     assert any("_read_shadowed LOAD_ATTR value" in line for line in here), here
     assert not any("_read_own" in line for line in here), here
+
+
+def test_the_step_harness_runs_every_step_on_the_current_code() -> None:
+    """``bench.inprocess --steps`` calls the lean path's own functions (``dispatch._view``
+    among them): a change of their signature fails here, not in a benchmark run."""
+    from bench.steps import measure_steps
+
+    steps = measure_steps(make_aeros_app(), "json", 5, 1)
+    assert {"request", "routing", "context", "view", "send", "layers", "total"} <= set(steps)
+    assert steps["total"] > 0

@@ -32,7 +32,8 @@ def plan(
 ) -> tuple[int, int, bool]:
     """What a response of this status and these headers gets (:data:`AS_IS`, :data:`VARY` or
     :data:`ENCODE`), its ``Content-Length`` (-1: none) and whether it has a ``Vary`` field:
-    the rules of the module docstring, decided from the start of the response."""
+    the rules of :mod:`aeros.compression.layer`'s docstring, decided from the start of the
+    response."""
     if status < 200 or status in UNTOUCHED_STATUS:
         return AS_IS, -1, False
     # one pass over the headers; this is the whole cost of a response left alone

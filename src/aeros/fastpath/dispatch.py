@@ -54,9 +54,8 @@ __all__ = [
 logger = logging.getLogger("aeros.fastpath")
 
 _STATE_KEY = LEAN_STATE = "_aeros_lean_dispatch"
-"""Where :func:`uses_lean_dispatch` keeps its decision in the app's ``__dict__``: why not
-(None: the lean dispatch is used)."""
-"""``app.__dict__`` key holding the decision: None (lean) or the reason Quart's path is used."""
+"""``app.__dict__`` key holding :func:`uses_lean_dispatch`'s decision: None (lean) or the
+reason Quart's path is used."""
 
 _CONTEXTS: Any = (
     None
@@ -69,9 +68,10 @@ LeanRequestContext: Any = None if _CONTEXTS is None else _CONTEXTS.LeanRequestCo
 """The request context class of the lean path for the installed Quart (None if it cannot run)."""
 
 _ROUTES_KEY = "_aeros_remembered_routes"
-_VIEWS_KEY = "_aeros_async_views"  # view function -> app.ensure_async(view function)
 """``app.__dict__`` key holding the app's :class:`LeanMap` when the lean context may take a
 request's rule from it (:func:`remembering_map`), else None."""
+_VIEWS_KEY = "_aeros_async_views"
+"""``app.__dict__`` key holding view function -> ``app.ensure_async(view function)``."""
 
 
 def _aeros_override(name: str, func: Any) -> bool:

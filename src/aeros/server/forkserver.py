@@ -49,6 +49,8 @@ is at most 2**22, macOS' and the BSDs' 99999), so a signal sent to one finds no 
 _REAP_INTERVAL = 0.5
 """Seconds between checks that the supervisor still exists (besides EOF on the pair)."""
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+"""The stop signals: the helper ignores them (the supervisor stops the workers); a worker is
+forked with them blocked and at their default action (:func:`_fork_stoppable`)."""
 
 
 @dataclass(slots=True)
