@@ -53,7 +53,7 @@ __all__ = [
 
 logger = logging.getLogger("aeros.fastpath")
 
-_STATE_KEY = LEAN_STATE = "_aeros_lean_dispatch"
+LEAN_STATE = "_aeros_lean_dispatch"
 """``app.__dict__`` key holding :func:`uses_lean_dispatch`'s decision: None (lean) or the
 reason Quart's path is used."""
 
@@ -112,9 +112,9 @@ def remembering_map(app: Quart) -> LeanMap | None:
 
 def uses_lean_dispatch(app: Quart) -> bool:
     """True when ``app`` takes :func:`handle_request`; decided (and logged) once per app."""
-    state = app.__dict__.get(_STATE_KEY, _STATE_KEY)
-    if state is _STATE_KEY:
-        state = app.__dict__[_STATE_KEY] = lean_dispatch_reason(app)
+    state = app.__dict__.get(LEAN_STATE, LEAN_STATE)
+    if state is LEAN_STATE:
+        state = app.__dict__[LEAN_STATE] = lean_dispatch_reason(app)
         app.__dict__[_ROUTES_KEY] = remembering_map(app) if state is None else None
         if state is not None:
             # An unexpected Quart is worth a warning; a patch or override is the user's choice.
