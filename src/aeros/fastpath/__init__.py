@@ -1,7 +1,7 @@
 """The lean request path WebServer uses: Quart's extension points, less work per request.
 
 - :class:`~aeros.fastpath.http.LeanHTTPConnection`: ``WebServer.asgi_http_class``
-  (:data:`HTTPConnection`).
+  (:data:`HTTPConnection`); :mod:`~aeros.fastpath.awaiting` holds its awaiting helpers.
 - :class:`~aeros.fastpath.websocket.ClosingWebsocketConnection`: ``asgi_websocket_class``
   (:data:`WebsocketConnection`).
 - :class:`~aeros.fastpath.json.OrjsonProvider`: ``WebServer.json_provider_class``.

@@ -29,7 +29,7 @@ completion (as in Starlette and Flask) instead of being cancelled; its response 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 from urllib.parse import urlparse
@@ -39,6 +39,7 @@ from quart.utils import cancel_tasks, encode_headers, raise_task_exceptions
 from quart.wrappers.response import DataBody, Response
 from werkzeug.datastructures import Headers
 
+from aeros.fastpath.awaiting import Resume, replaying, send_two, wait_for_disconnect
 from aeros.fastpath.dispatch import LEAN_STATE, handle_request, note_route, uses_lean_dispatch
 from aeros.fastpath.request import LeanRequest, complete_requests_match, scope_headers
 from aeros.types import (
@@ -124,7 +125,7 @@ class LeanHTTPConnection(ASGIHTTPConnection):
                             break
             except TimeoutError:  # a client that stalls: Quart's path, with what came so far
                 so_far = {"type": "http.request", "body": b"".join(chunks), "more_body": True}
-                await self._quarts_path(_replaying(so_far, receive), send)
+                await self._quarts_path(replaying(so_far, receive), send)
                 return
             data = b"".join(chunks)
         await self._respond(self._complete_request(send, data), receive, send)
@@ -239,7 +240,7 @@ class LeanHTTPConnection(ASGIHTTPConnection):
                 return
             start = {"type": "http.response.start", "status": status, "headers": headers}
             end = {"type": "http.response.body", "body": data, "more_body": False}
-            sending = _send_two(send, start, end)
+            sending = send_two(send, start, end)
             if timeout is None:
                 await sending
                 return
@@ -252,7 +253,7 @@ class LeanHTTPConnection(ASGIHTTPConnection):
                 return
             try:
                 async with asyncio.timeout(timeout):
-                    await _Resume(sending, waiting_on)
+                    await Resume(sending, waiting_on)
             except TimeoutError:
                 pass
             return
@@ -261,7 +262,7 @@ class LeanHTTPConnection(ASGIHTTPConnection):
         if encoder is not None:
             send = _encoding(encoder, send)
         sender = asyncio.ensure_future(self._send_with_timeout(send, response, timeout))
-        watcher = asyncio.ensure_future(_wait_for_disconnect(receive))
+        watcher = asyncio.ensure_future(wait_for_disconnect(receive))
         done, pending = await asyncio.wait([sender, watcher], return_when=asyncio.FIRST_COMPLETED)
         await cancel_tasks(pending)
         raise_task_exceptions(done)
@@ -352,58 +353,3 @@ def _lean_constructor(request_class: Any, arguments: Any) -> Callable[..., Any] 
 def _encoding(encoder: ResponseEncoder, send: ASGISendCallable) -> ASGISendCallable:
     """``send`` wrapped by the compression layer's sender (for bodies sent in parts)."""
     return cast("ASGISendCallable", encoder.sender(cast("Send", send)))
-
-
-def _replaying(first: Any, receive: ASGIReceiveCallable) -> ASGIReceiveCallable:
-    """``receive`` that gives ``first`` (a message already taken) once, then what comes."""
-    taken = [first]
-
-    async def replaying() -> Any:
-        if taken:
-            return taken.pop()
-        return await receive()
-
-    return cast("ASGIReceiveCallable", replaying)
-
-
-async def _send_two(send: ASGISendCallable, first: Any, second: Any) -> None:
-    await send(first)
-    await send(second)
-
-
-class _Resume:
-    """Await the rest of a coroutine that was already stepped once and is waiting on ``first``.
-
-    A coroutine's steps can be driven by hand; this hands each thing it waits on to the task
-    running us, and sends back (or throws in) what the task resumes us with, cancellation
-    included, until the coroutine returns.
-    """
-
-    __slots__ = ("coro", "first")
-
-    def __init__(self, coro: Coroutine[Any, Any, None], first: Any) -> None:
-        self.coro = coro
-        self.first = first
-
-    def __await__(self) -> Generator[Any, Any, None]:
-        coro, waiting_on = self.coro, self.first
-        while True:
-            try:
-                value = yield waiting_on
-            except BaseException as exc:  # cancellation, GeneratorExit: the coroutine decides
-                try:
-                    waiting_on = coro.throw(exc)
-                except StopIteration:
-                    return
-            else:
-                try:
-                    waiting_on = coro.send(value)
-                except StopIteration:
-                    return
-
-
-async def _wait_for_disconnect(receive: ASGIReceiveCallable) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
