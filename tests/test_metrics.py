@@ -4,6 +4,7 @@ by route template; the separate port; worker deaths and replacements; the direct
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import time
@@ -19,8 +20,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from aeros import ConfigurationError, RateLimit, SimpleCache, WebServer
 from aeros.metrics.export import Exporter
 from aeros.metrics.layer import MetricsMiddleware
+from aeros.metrics.meter import Meter
 from aeros.metrics.multiproc import ENV
 from aeros.metrics.tally import BUCKETS, SETTLE_AT, UNMATCHED, Tally
+from aeros.server.http.cycle import LeanCycle
 from aeros.types import CACHE_STATE, RATE_LIMIT_STATE, RESPONSE_DONE, ROUTE
 from tests.support.server import wait_until
 
@@ -259,6 +262,61 @@ def test_metrics_path_configurable_and_scrapes_not_counted() -> None:
     assert not any(key[0] == "aeros_http_requests_total" for key in found)
 
 
+def test_metrics_leave_out_health_probes_and_scrapes_on_aeros_server() -> None:
+    """aeros' server starts each request's count before the app (no layer frame): a health
+    probe or a scrape answered in front of the app is then taken out of it, neither counted
+    nor left in flight, while a request of another method on the probe's path is the app's."""
+    app = metrics_app(health_path="/healthz")
+    with app.serve_in_thread() as url:
+        for _ in range(3):
+            assert httpx.get(url + "/healthz").status_code == 200
+            assert httpx.head(url + "/healthz").status_code == 200
+            assert httpx.get(url + "/items/7").status_code == 200
+            assert httpx.get(url + "/metrics").status_code == 200
+        assert httpx.post(url + "/healthz").status_code == 404  # not a probe: the app answers
+        found = scrape_until(url + "/metrics", lambda found: item_requests(found) == 3)
+    requests = {
+        key: number for key, number in found.items() if key[0] == "aeros_http_requests_total"
+    }
+    unmatched = frozenset({("method", "POST"), ("route", UNMATCHED), ("status", "404")})
+    assert requests == {
+        (
+            "aeros_http_requests_total",
+            frozenset({("method", "GET"), ("route", "/items/<int:item_id>"), ("status", "200")}),
+        ): 3,
+        ("aeros_http_requests_total", unmatched): 1,
+    }
+    assert value(found, "aeros_http_requests_in_flight") == 0
+
+
+async def test_a_failing_count_on_aeros_server_is_logged_and_the_response_stands(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The server's count runs once the response is out: if it fails, the error is logged
+    and the request ends as it would have."""
+    exporter = Exporter()
+
+    class Broken(dict):  # type: ignore[type-arg]
+        def get(self, *args: Any) -> Any:
+            raise RuntimeError("broken tally")
+
+    exporter.tally.pending = Broken()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        scope[ROUTE][0] = "/x"
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    counted = _Counted("server", exporter, app)
+    cycle = make_cycle(counted.cycle_class, {"type": "http", "method": "GET", "path": "/x"})
+    with caplog.at_level(logging.ERROR):
+        await cycle.run_asgi(app)
+    assert cycle.response_complete
+    assert cycle.status == 200
+    assert "the metrics' count failed" in caplog.text
+    assert "broken tally" in caplog.text
+
+
 def test_metrics_off_adds_no_layer() -> None:
     """Without metrics=True there is no metrics layer and /metrics is the app's (404)."""
     app = WebServer(__name__)
@@ -388,11 +446,80 @@ def test_metrics_in_flight_counts_the_requests_running_at_the_scrape() -> None:
     assert value(after, "aeros_http_requests_in_flight") == 0
 
 
-async def test_routed_requests_count_as_noted_one_by_one_and_keep_a_flush_scheduled() -> None:
-    """A routed request whose labels have a list already is appended to it in the layer, with
-    no call of Tally.note: the counts still equal noting each request (an unknown method, a
-    status 0, a cache result, a rate-limit result), a list reaching SETTLE_AT is settled on
-    the way, and after each flush the next request schedules the next flush."""
+class _Counted:
+    """Serves one request through a metrics count, as the layer counts it or as aeros'
+    server's cycle does (LeanCycle with a meter: its own in-place count)."""
+
+    def __init__(self, by: str, exporter: Exporter, app: Any) -> None:
+        self.by = by
+        self.layer = MetricsMiddleware(app, exporter, "/metrics", lambda scope: UNMATCHED)
+
+        class Cycle(LeanCycle):
+            metered = (Meter(exporter, lambda scope: UNMATCHED), exporter.tally)
+
+        self.cycle_class = Cycle
+        self.app = app
+
+    async def serve(self, method: str, path: str, status: int, size: int) -> None:
+        scope: dict[str, Any] = {"type": "http", "method": method, "path": path, RESPONSE_DONE: []}
+        if self.by == "layer":
+            await self.layer(scope, None, None)
+            for callback, layer_scope in scope[RESPONSE_DONE]:  # as aeros' server reports
+                callback(layer_scope, status, size)
+            return
+        cycle = make_cycle(self.cycle_class, scope)
+        cycle.disconnected = not status  # status 0: the client left before the answer
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await self.app(scope, receive, send)
+            if status:
+                headers = [(b"content-length", str(size).encode())]
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": b"x" * size})
+
+        await cycle.run_asgi(app)
+
+
+def make_cycle(cycle_class: type[LeanCycle], scope: dict[str, Any]) -> LeanCycle:
+    """A cycle of ``cycle_class`` writing to a transport that keeps nothing."""
+
+    class Transport:
+        def write(self, data: bytes) -> None:
+            pass
+
+        def writelines(self, chunks: Any) -> None:
+            pass
+
+        def is_closing(self) -> bool:
+            return False
+
+    class Flow:
+        write_paused = False
+
+    return cycle_class(
+        scope,  # type: ignore[arg-type]
+        Transport(),  # type: ignore[arg-type]
+        Flow(),  # type: ignore[arg-type]
+        logging.getLogger("test"),
+        logging.getLogger("test.access"),
+        False,
+        [],
+        asyncio.Event(),
+        False,
+        True,
+        lambda: None,
+    )
+
+
+@pytest.mark.parametrize("by", ["layer", "server"])
+async def test_routed_requests_count_as_noted_one_by_one_and_keep_a_flush_scheduled(
+    by: str,
+) -> None:
+    """Counted by the layer (any server) or by aeros' server's cycle, whose common case (a
+    routed request whose labels have a list already) is appended in place with no call of
+    Tally.note: the counts equal noting each request (an unknown method, a status 0, a cache
+    result, a rate-limit result), a list reaching SETTLE_AT is settled on the way, and after
+    each flush the next request schedules the next flush."""
     exporter = Exporter()
     route = "/x/<int:id>"
 
@@ -403,7 +530,7 @@ async def test_routed_requests_count_as_noted_one_by_one_and_keep_a_flush_schedu
         elif scope["path"] == "/limited":
             scope[RATE_LIMIT_STATE] = "error"  # the limiter's storage failed: served anyway
 
-    layer = MetricsMiddleware(routed, exporter, "/metrics", lambda scope: UNMATCHED)
+    counted = _Counted(by, exporter, routed)
     kinds = [
         ("GET", "/x", 200),
         ("BREW", "/x", 200),
@@ -415,18 +542,11 @@ async def test_routed_requests_count_as_noted_one_by_one_and_keep_a_flush_schedu
     for _ in range(3):  # three flushes
         for number in range(2 * SETTLE_AT):
             method, path, status = kinds[0] if number % 3 else kinds[number // 3 % len(kinds)]
-            scope: dict[str, Any] = {
-                "type": "http",
-                "method": method,
-                "path": path,
-                RESPONSE_DONE: [],
-            }
-            await layer(scope, None, None)
-            for callback, layer_scope in scope[RESPONSE_DONE]:  # as aeros' server reports
-                callback(layer_scope, status, number)
+            size = number if status else 0  # no answer: no bytes
+            await counted.serve(method, path, status, size)
             cache = "miss" if path == "/cached" else None
             limit = "error" if path == "/limited" else None
-            reference.note(method, route, status or 499, 0.0, cache, number, limit)
+            reference.note(method, route, status or 499, 0.0, cache, size, limit)
             assert exporter.scheduled
             assert all(len(times) < SETTLE_AT for times in exporter.tally.pending.values())
         # more than SETTLE_AT of one label set since the last flush: settled on the way

@@ -21,6 +21,7 @@ from aeros.errors import ConfigurationError
 from aeros.fastpath import HTTPConnection
 from aeros.fastpath.dispatch import uses_lean_dispatch
 from aeros.metrics.layer import AppBytesMiddleware, MetricsMiddleware
+from aeros.metrics.meter import Meter
 from aeros.metrics.routes import RouteResolver, recording_request_class
 from aeros.middleware.access_log import AccessLogMiddleware
 from aeros.middleware.concurrency_limit import ConcurrencyLimitMiddleware
@@ -101,6 +102,21 @@ class LayerStack(Serving, Quart):
             return self
         return self._enter
 
+    def server_meter(self) -> Meter | None:
+        """What aeros' server counts each request with when the metrics are on (its cycle
+        starts and ends each count, the metrics layer passes the request on); None when off."""
+        exporter = self.metrics_exporter
+        if exporter is None:
+            return None
+        return Meter(exporter, self._route_resolver())
+
+    def _route_resolver(self) -> RouteResolver:
+        """The metrics' route template of requests answered in front of Quart (one per app)."""
+        resolver = self.__dict__.get("_aeros_route_resolver")
+        if resolver is None:
+            resolver = self.__dict__["_aeros_route_resolver"] = RouteResolver(self)
+        return resolver
+
     @asgi3
     def _enter(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         if "asgi_app" in self.__dict__:  # app.asgi_app = Middleware(app.asgi_app): theirs
@@ -159,7 +175,7 @@ class LayerStack(Serving, Quart):
             Layer(HealthMiddleware, observe.health_path, headers)
             if observe.health_path is not None
             else None,
-            Layer(MetricsMiddleware, exporter, metrics_path, RouteResolver(self), headers)
+            Layer(MetricsMiddleware, exporter, metrics_path, self._route_resolver(), headers)
             if exporter is not None
             else None,
             Layer(AccessLogMiddleware, self.log_config) if self.log_config.access_log else None,

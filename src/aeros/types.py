@@ -137,9 +137,11 @@ without the key (another server, the test client) they wrap ``send``. The server
 list after the calls: the pairs refer to the scope."""
 
 ROUTE: Final = "aeros.route"
-"""Scope key: a list the metrics layer puts in, ``[route template, start]``: the template that
+"""Scope key: a list put in where the metrics' count of the request starts (aeros' server
+before the app, or the metrics layer), ``[route template, start, tally]``: the template that
 matched (``/items/<int:item_id>``, never the raw path) goes in its first item while the app
-routes the request (None until then); the metrics label requests with it."""
+routes the request (None until then); the metrics label requests with it. A request left out
+of the metrics (a health probe, a scrape) has it taken out (``counting.uncounted``)."""
 
 DRAINING: Final = "aeros.draining"
 """Key of the ASGI lifespan state (``scope["state"]``) that aeros' server sets to True when

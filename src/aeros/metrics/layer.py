@@ -3,39 +3,24 @@ scrape, and count the body bytes views produce.
 
 :class:`MetricsMiddleware` sits just inside the health probe and outside the access log, so
 everything the app or aeros answers is counted (503s of the concurrency limit, cache hits) and
-probes and scrapes are not. Per request it notes the request in the tally
-(:meth:`~aeros.metrics.tally.Tally.note`); ``prometheus_client`` is touched once a second
-(:class:`~aeros.metrics.export.Exporter`).
+probes and scrapes are not. On aeros' own server the server counts each request, from before
+the app runs to its end (:class:`~aeros.metrics.meter.Meter`, in its request cycle), and the
+layer only answers the scrape; on any other server the layer counts with the same meter.
+``prometheus_client`` is touched once a second (:class:`~aeros.metrics.export.Exporter`).
 """
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Awaitable, Callable
 
 from aeros.asgi_entry import asgi3
 from aeros.metrics.export import CONTENT_TYPE, Exporter
-from aeros.metrics.tally import SETTLE_AT, UNMATCHED
-from aeros.middleware.counting import unanswered_status, when_done
+from aeros.metrics.meter import Meter
+from aeros.middleware.counting import uncounted, when_done
 from aeros.middleware.headers import GlobalHeaders
-from aeros.types import (
-    CACHE_STATE,
-    COALESCED,
-    RATE_LIMIT_STATE,
-    RESPONSE_DONE,
-    ROUTE,
-    ASGIApp,
-    Message,
-    Receive,
-    Scope,
-    Send,
-)
+from aeros.types import ROUTE, ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["AppBytesMiddleware", "MetricsMiddleware"]
-
-_clock = time.perf_counter
-logger = logging.getLogger("aeros.metrics")
 
 
 class MetricsMiddleware:
@@ -63,10 +48,9 @@ class MetricsMiddleware:
         self.app = app
         self.headers = headers if headers else None
         self.exporter = exporter
-        self.tally = exporter.tally
         self.path = path
-        self.route_of = route_of
-        self._count = self.count  # bound once, not per request
+        self.meter = Meter(exporter, route_of)
+        self._count = self.meter.count  # bound once, not per request
 
     @asgi3
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
@@ -74,15 +58,11 @@ class MetricsMiddleware:
         if scope["type"] != "http":
             return self._other(scope, receive, send)
         if scope["path"] == self.path and scope["method"] in ("GET", "HEAD"):
+            uncounted(scope)  # aeros' server started its count: a scrape is not counted
             return self.scrape(scope, send)
-        self.tally.started += 1  # in flight until counted (Tally.take)
-        # [route template, start]: the route is filled in by whoever routes the request; the
-        # list is shared by the copies of the scope that inner layers make
-        scope[ROUTE] = [None, _clock()]
-        done = scope.get(RESPONSE_DONE)
-        if done is not None:  # when_done's first case, inline: aeros' server reports the end
-            done.append((self._count, scope))
+        if ROUTE in scope:  # aeros' server counts this request (its cycle's meter)
             return self.app(scope, receive, send)
+        self.meter.start(scope)
         return when_done(self.app, scope, receive, send, self._count)
 
     async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -95,52 +75,6 @@ class MetricsMiddleware:
         finally:  # the server is stopping: count the last requests before the worker ends
             self.exporter.flush()
             self.exporter.scheduled = False
-
-    def count(self, scope: Scope, status: int, size: int) -> None:
-        """Count one finished request (``status`` 0: none was sent, counted as
-        :func:`~aeros.middleware.counting.unanswered_status` says: 500, or 499 when the
-        client left first)."""
-        box = scope[ROUTE]
-        seconds = _clock() - box[1]
-        tally = self.tally
-        route = box[0]
-        if CACHE_STATE not in scope and RATE_LIMIT_STATE not in scope:
-            # a request with no cache or rate-limit result whose labels have a list of
-            # latencies already: appended to it here, with no call of Tally.note. A list
-            # exists only after a note, which scheduled the flush; and only for labels as
-            # note makes them (a known method, a route, a status): a request routed nowhere
-            # (route None) or not answered (status 0) finds none and goes to note.
-            times = tally.pending.get((scope["method"], route, status))
-            if times is not None:
-                times.append(seconds)
-                tally.wire_bytes += size
-                if len(times) >= SETTLE_AT:
-                    tally.settle()
-                return
-        self._note(scope, route, status, seconds, size)
-
-    def _note(
-        self, scope: Scope, route: str | None, status: int, seconds: float, size: int
-    ) -> None:
-        """Count a finished request with :meth:`Tally.note` (its labels worked out, its cache
-        and rate-limit results), and make sure a flush is scheduled."""
-        cache = scope.get(CACHE_STATE)
-        limit = scope.get(RATE_LIMIT_STATE)
-        if route is None:
-            # answered in front of Quart (a hit, a rate limit's 429) or routed nowhere
-            route = UNMATCHED
-            if cache is not None or limit is not None:
-                try:
-                    route = self.route_of(scope)
-                except Exception:  # counted all the same: the in-flight count relies on it
-                    logger.exception("metrics: no route template for %r", scope.get("path"))
-        if cache == "hit" and scope.get(COALESCED):
-            cache = "coalesced"
-        if not status:
-            status = unanswered_status(scope)
-        self.tally.note(scope["method"], route, status, seconds, cache, size, limit)
-        if not self.exporter.scheduled:
-            self.exporter.schedule()
 
     async def scrape(self, scope: Scope, send: Send) -> None:
         """Answer with the metrics of every worker (this one's counts flushed first)."""

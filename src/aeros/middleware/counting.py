@@ -4,7 +4,9 @@ The access log and the metrics each need the status and the size of every HTTP r
 the request ends. :func:`when_done` gives them both ways of learning it: on aeros' own server
 the server reports it (``scope[RESPONSE_DONE]``: no send wrapper, no coroutine of the layer);
 anywhere else ``send`` is wrapped in a :class:`CountingSend` and the report follows the app.
-A report of no response (status 0) is told apart by :func:`unanswered_status`.
+A report of no response (status 0) is told apart by :func:`unanswered_status`; a request
+answered in front of the app that no count should include (a health probe, a scrape) is taken
+out of the metrics' count by :func:`uncounted`.
 """
 
 from __future__ import annotations
@@ -12,15 +14,32 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Final
 
-from aeros.types import RESPONSE_DONE, ASGIApp, Message, Receive, Scope, Send
+from aeros.types import RESPONSE_DONE, ROUTE, ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["CLIENT_CLOSED_REQUEST", "CountingSend", "Finished", "unanswered_status", "when_done"]
+__all__ = [
+    "CLIENT_CLOSED_REQUEST",
+    "CountingSend",
+    "Finished",
+    "unanswered_status",
+    "uncounted",
+    "when_done",
+]
 
 Finished = Callable[[Scope, int, int], None]
 """``finished(scope, status, size)``: a finished request's report (``status`` 0: none sent)."""
 
 CLIENT_CLOSED_REQUEST: Final = 499
 """Status logged and counted for a request whose client left before any response (nginx's)."""
+
+
+def uncounted(scope: Scope) -> None:
+    """Leave this request out of the metrics, whoever started its count (aeros' server before
+    the app, or the metrics layer): its box (:data:`~aeros.types.ROUTE`, ``[route, start,
+    tally]``) leaves the scope, and the tally's in-flight count at once, so a scrape does not
+    show itself."""
+    box = scope.pop(ROUTE, None)
+    if box is not None:
+        box[2].started -= 1
 
 
 def unanswered_status(scope: Scope) -> int:

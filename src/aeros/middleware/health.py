@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from aeros.middleware.counting import uncounted
 from aeros.middleware.headers import GlobalHeaders
 from aeros.types import DRAINING, ASGIApp, Headers, Receive, Scope, Send
 
@@ -63,6 +64,7 @@ class HealthMiddleware:
         if method != "GET" and method != "HEAD":
             await self.app(scope, receive, send)
             return
+        uncounted(scope)  # a probe: not in the metrics (aeros' server started their count)
         state = scope.get("state")
         draining = state is not None and state.get(DRAINING, False)
         body = _DRAINING if draining else _SERVING

@@ -70,7 +70,9 @@ class _KeepPeer:
 def _uvicorn_config(app: Any, config: ServerConfig) -> uvicorn.Config:
     """The ``uvicorn.Config`` for ``app`` served with ``config`` (nothing is loaded yet)."""
     entry = getattr(app, "server_entry", None)
-    if entry is not None:  # a WebServer: straight into its layers
+    meter = None
+    if entry is not None:  # a WebServer: straight into its layers, its metrics counted here
+        meter = app.server_meter()
         app = entry()
     if (
         config.proxy_headers
@@ -79,7 +81,7 @@ def _uvicorn_config(app: Any, config: ServerConfig) -> uvicorn.Config:
         app = _KeepPeer(ProxyHeadersMiddleware(app, trusted_hosts=trusted))
     return uvicorn.Config(
         app,
-        http=build_protocol_class(config),
+        http=build_protocol_class(config, meter),
         loop="auto",  # uvloop when installed
         lifespan="on",
         # every app aeros serves is ASGI 3 (its layers call app(scope, receive, send)); said

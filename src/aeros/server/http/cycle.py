@@ -14,6 +14,9 @@ response complete in one message is queued in the loop's write batch
 (:mod:`aeros.server.http.writes`) and written with the others finished in the same loop
 iteration. A request cancelled at shutdown
 logs one warning line and gets the protocol's 503 (uvicorn logs a traceback and sends a 500).
+When the app's metrics are on, the cycle counts the request itself, from before the app runs
+to its end (``metered``), with no call of a function of theirs: their layer only passes the
+request on.
 Everything else (later body chunks, the access log, flow control) is uvicorn's code.
 """
 
@@ -30,6 +33,8 @@ if TYPE_CHECKING:
     from uvicorn._types import HTTPScope
     from uvicorn.protocols.http.flow_control import FlowControl
 
+from aeros.metrics.meter import Meter, clock
+from aeros.metrics.tally import SETTLE_AT, Tally
 from aeros.server.http.head import HeadLines
 from aeros.server.http.uvicorn_init import (
     first_values,
@@ -39,7 +44,14 @@ from aeros.server.http.uvicorn_init import (
     uvicorns_init,
 )
 from aeros.server.http.writes import WriteBatch, write
-from aeros.types import HEADER_LINES, RESPONSE_DONE, WHOLE_RESPONSE
+from aeros.types import (
+    CACHE_STATE,
+    HEADER_LINES,
+    RATE_LIMIT_STATE,
+    RESPONSE_DONE,
+    ROUTE,
+    WHOLE_RESPONSE,
+)
 
 __all__ = ["LeanCycle"]
 
@@ -118,6 +130,11 @@ class LeanCycle(HeadLines, RequestResponseCycle):
         self.server_status = 0  # the status the server answered in the app's place (0: none)
         self.sets_global = False  # the response sets a name of the global headers
 
+    metered: tuple[Meter, Tally] | None = None
+    """The app's :class:`~aeros.metrics.meter.Meter` and its tally when its metrics are on (set
+    per server: ``cycle_class``): each request is counted here, before and after the app. In a
+    tuple: on Python 3.13 a class attribute that holds an instance of a Python class is loaded
+    through an instance with no specialization (a generic lookup per request); a tuple's is."""
     answer_pairs: tuple[tuple[bytes, bytes], ...] = ()
     """The app's global headers (security headers included) for the 500 the server answers
     in the app's place, as its other answers carry them (set per server: ``cycle_class``)."""
@@ -147,6 +164,11 @@ class LeanCycle(HeadLines, RequestResponseCycle):
         scope = self.scope
         send = self.send
         scope[WHOLE_RESPONSE] = send  # type: ignore[typeddict-unknown-key]
+        metered = self.metered
+        if metered is not None:  # the app's metrics: Meter.start in place (one frame fewer)
+            meter, tally = metered
+            tally.started += 1
+            scope[ROUTE] = [None, clock(), tally]  # type: ignore[typeddict-unknown-key]
         try:
             result = await app(scope, self.receive, send)
         except asyncio.CancelledError as exc:
@@ -190,6 +212,31 @@ class LeanCycle(HeadLines, RequestResponseCycle):
                     except Exception:
                         logger.exception("a response-done callback failed")
                 done.clear()
+            if metered is not None:
+                # Meter.count's common case in place (one frame fewer): a request with no
+                # cache or rate-limit result whose labels have a list of latencies already
+                # gets its latency appended to it. A list exists only after Meter.count made
+                # it (which scheduled the flush), for labels as it makes them (a known
+                # method, a route, a status): a request routed nowhere (route None) or not
+                # answered (status 0) finds none and goes there, as any other does. A request
+                # with no box (a probe, a scrape: uncounted) is not counted.
+                try:
+                    box: Any = scope.get(ROUTE)
+                    if box is not None:
+                        times = (
+                            None
+                            if CACHE_STATE in scope or RATE_LIMIT_STATE in scope
+                            else tally.pending.get((scope["method"], box[0], self.status))
+                        )
+                        if times is None:
+                            meter.count(scope, self.status, self.body_size)  # type: ignore[arg-type]
+                        else:
+                            times.append(clock() - box[1])
+                            tally.wire_bytes += self.body_size
+                            if len(times) >= SETTLE_AT:
+                                tally.settle()
+                except Exception:  # the response is out: logged, as a callback's failure is
+                    logger.exception("the metrics' count failed")
 
     async def _failed(self, exc: BaseException) -> None:
         """uvicorn's answer to an app that raised: a 500, or the connection closed when the

@@ -55,8 +55,9 @@ _NOTED_HEADERS = frozenset(
 _EAGER = sys.version_info >= (3, 12)
 
 
-def build_protocol_class(config: ServerConfig) -> type[asyncio.Protocol]:
-    """The protocol class uvicorn should use for ``config``, its limits baked in.
+def build_protocol_class(config: ServerConfig, meter: Any = None) -> type[asyncio.Protocol]:
+    """The protocol class uvicorn should use for ``config``, its limits baked in; ``meter``:
+    the app's :class:`aeros.metrics.meter.Meter`, which then counts each request.
 
     Pass it as ``uvicorn.Config(http=build_protocol_class(config), ...)``.
     """
@@ -65,6 +66,9 @@ def build_protocol_class(config: ServerConfig) -> type[asyncio.Protocol]:
     class Cycle(LeanCycle):
         answer_pairs = answer_header_pairs(config.answer_headers)
         https_pairs = answer_header_pairs(config.https_answer_headers)
+
+    if meter is not None:
+        Cycle.metered = (meter, meter.tally)
 
     class Protocol(HardenedHttpToolsProtocol):
         max_request_line = limits.max_request_line
