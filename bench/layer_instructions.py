@@ -4,6 +4,11 @@
     python -m bench.layer_instructions --layers metrics -n 20000
     python -m bench.layer_instructions --opcodes --layers metrics   # bytecodes, no valgrind
 
+The metrics layer is measured as it counts under another server (or when aeros' server does
+not count: an app class with its own ``__call__``); on aeros' server the server's cycle makes
+the count and the layer passes the request on (``bench.instructions --contenders
+aeros,aeros-metrics`` measures that, served).
+
 Each layer wraps :mod:`bench.observability`'s stub app (it answers at once) and serves
 ``-n`` requests in process after 2 000 warm ones, under ``valgrind --tool=callgrind`` twice
 (``warm`` and ``warm + n``); the difference over ``n``, minus the stub's own, is the layer's

@@ -28,8 +28,8 @@ from aeros.types import CACHE_STATE, RATE_LIMIT_STATE, RESPONSE_DONE, ROUTE
 from tests.support.server import wait_until
 
 
-def metrics_app(**kwargs: Any) -> WebServer:
-    app = WebServer(__name__, access_log=False, metrics=True, **kwargs)
+def metrics_app(cls: type[WebServer] = WebServer, **kwargs: Any) -> WebServer:
+    app = cls(__name__, access_log=False, metrics=True, **kwargs)
     seen: dict[str, str | None] = {}
     app.extensions["seen"] = seen
 
@@ -286,6 +286,152 @@ def test_metrics_leave_out_health_probes_and_scrapes_on_aeros_server() -> None:
         ): 3,
         ("aeros_http_requests_total", unmatched): 1,
     }
+    assert value(found, "aeros_http_requests_in_flight") == 0
+
+
+def requests_and_results(found: dict[Any, float]) -> dict[Any, float]:
+    """The requests, cache results and in-flight gauge of a scrape, zeros left out."""
+    names = ("aeros_http_requests_total", "aeros_cache_results_total")
+    kept = {key: number for key, number in found.items() if key[0] in names and number}
+    kept[("in_flight", frozenset())] = value(found, "aeros_http_requests_in_flight")
+    return kept
+
+
+def _wrapped(app: WebServer) -> None:
+    inner = app.asgi_app
+
+    async def passthrough(scope: Any, receive: Any, send: Any) -> None:
+        await inner(scope, receive, send)
+
+    app.asgi_app = passthrough  # type: ignore[method-assign]
+
+
+class _OwnCall(WebServer):
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/own":  # answered here: not counted
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await super().__call__(scope, receive, send)
+
+
+@pytest.mark.parametrize("shape", ["plain", "asgi_app wrapped", "own __call__"])
+def test_metrics_count_the_same_whatever_runs_before_the_layers(shape: str) -> None:
+    """aeros' server counts the requests of an app entered straight; an app whose ``asgi_app``
+    is replaced (the wrapper gets a copy of the scope) or whose class has its own ``__call__``
+    is counted by its metrics layer, as before: probes and scrapes left out, cache results
+    counted, nothing left in flight, an answer made before the layers not counted."""
+    cls = _OwnCall if shape == "own __call__" else WebServer
+    app = metrics_app(cls, health_path="/healthz", cache=SimpleCache(timeout=60))
+    if shape == "asgi_app wrapped":
+        _wrapped(app)
+    with app.serve_in_thread() as url, httpx.Client() as client:
+        for _ in range(2):
+            assert client.get(url + "/healthz").status_code == 200
+            assert client.get(url + "/items/1").status_code == 200
+            assert client.get(url + "/cached").status_code == 200
+            assert client.get(url + "/metrics").status_code == 200
+        if shape == "own __call__":
+            assert client.get(url + "/own").status_code == 204
+        found = scrape_until(url + "/metrics", lambda found: item_requests(found) == 2)
+    route = (
+        "aeros_http_requests_total",
+        frozenset({("method", "GET"), ("route", "/items/<int:item_id>"), ("status", "200")}),
+    )
+    cached = (
+        "aeros_http_requests_total",
+        frozenset({("method", "GET"), ("route", "/cached"), ("status", "200")}),
+    )
+    assert requests_and_results(found) == {
+        route: 2,
+        cached: 2,
+        ("aeros_cache_results_total", frozenset({("result", "miss")})): 1,
+        ("aeros_cache_results_total", frozenset({("result", "hit")})): 1,
+        ("in_flight", frozenset()): 0,
+    }
+
+
+def test_metrics_of_an_app_inside_another_count_its_own_requests() -> None:
+    """An app with metrics that routes some requests to another app with metrics (its
+    ``asgi_app`` replaced by a dispatcher): each counts the requests that reach its layers."""
+    outer = WebServer("outer", access_log=False, metrics=True)
+    inner = WebServer("inner", access_log=False, metrics=True, metrics_path="/b/metrics")
+
+    @outer.route("/x")
+    async def x() -> str:
+        return "x"
+
+    @inner.route("/b/y/<int:n>")
+    async def y(n: int) -> str:
+        return "y"
+
+    layers = outer.asgi_app
+
+    async def dispatch(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/b/"):
+            await inner(scope, receive, send)
+        else:
+            await layers(scope, receive, send)
+
+    outer.asgi_app = dispatch  # type: ignore[method-assign]
+    with outer.serve_in_thread() as url, httpx.Client() as client:
+        for number in range(3):
+            assert client.get(f"{url}/b/y/{number}").status_code == 200
+        assert client.get(url + "/x").status_code == 200
+        inner_found = samples(client.get(url + "/b/metrics").text)
+        outer_found = samples(client.get(url + "/metrics").text)
+
+    def requests(found: dict[Any, float]) -> dict[str, float]:
+        return {
+            dict(key[1])["route"]: number
+            for key, number in found.items()
+            if key[0] == "aeros_http_requests_total"
+        }
+
+    assert requests(inner_found) == {"/b/y/<int:n>": 3}
+    assert requests(outer_found) == {"/x": 1}
+    assert value(inner_found, "aeros_http_requests_in_flight") == 0
+    assert value(outer_found, "aeros_http_requests_in_flight") == 0
+
+
+def test_metrics_of_an_app_reached_through_another_apps_layers_count_its_requests() -> None:
+    """An app with metrics reached from inside another's layers (a middleware of the outer
+    app hands ``/b/`` to it): aeros' server counts for the outer app, and the inner app's
+    layer, seeing a count that is not its own, counts the request for the inner app too."""
+    outer = WebServer("outer", access_log=False, metrics=True)
+    inner = WebServer("inner", access_log=False, metrics=True, metrics_path="/b/metrics")
+
+    @inner.route("/b/y/<int:n>")
+    async def y(n: int) -> str:
+        return "y"
+
+    class ToInner:
+        def __init__(self, app: Any) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http" and scope["path"].startswith("/b/"):
+                await inner(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
+
+    outer.add_middleware(ToInner)
+    with outer.serve_in_thread() as url, httpx.Client() as client:
+        for number in range(3):
+            assert client.get(f"{url}/b/y/{number}").status_code == 200
+        found = scrape_until(
+            url + "/b/metrics",
+            lambda found: (
+                value(
+                    found,
+                    "aeros_http_requests_total",
+                    method="GET",
+                    route="/b/y/<int:n>",
+                    status="200",
+                )
+                == 3
+            ),
+        )
     assert value(found, "aeros_http_requests_in_flight") == 0
 
 

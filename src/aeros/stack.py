@@ -26,6 +26,7 @@ from aeros.metrics.routes import RouteResolver, recording_request_class
 from aeros.middleware.access_log import AccessLogMiddleware
 from aeros.middleware.concurrency_limit import ConcurrencyLimitMiddleware
 from aeros.middleware.cors import CORS, CORSMiddleware
+from aeros.middleware.counting import uncounted
 from aeros.middleware.headers import GlobalHeaders, HeadersMiddleware
 from aeros.middleware.health import HealthMiddleware
 from aeros.middleware.request_id import RequestIdMiddleware
@@ -106,7 +107,9 @@ class LayerStack(Serving, Quart):
         """What aeros' server counts each request with when the metrics are on (its cycle
         starts and ends each count, the metrics layer passes the request on); None when off."""
         exporter = self.metrics_exporter
-        if exporter is None:
+        if exporter is None or self.server_entry() is self:
+            # off, or a subclass's own __call__ or asgi_app runs first (it may copy the
+            # scope the count is read from): the metrics layer counts
             return None
         return Meter(exporter, self._route_resolver())
 
@@ -120,6 +123,9 @@ class LayerStack(Serving, Quart):
     @asgi3
     def _enter(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         if "asgi_app" in self.__dict__:  # app.asgi_app = Middleware(app.asgi_app): theirs
+            # the metrics layer counts what reaches it (the server's count, started before
+            # the wrapper, would read the scope the wrapper and the layers did not write)
+            uncounted(scope)
             # without HEADER_LINES: aeros' layers then add their headers to the response start,
             # where the wrapper sees them (the server would write them after it)
             scope = {key: value for key, value in scope.items() if key != HEADER_LINES}

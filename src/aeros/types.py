@@ -80,12 +80,12 @@ from a proxy (the request id) check this; without it, ``scope["client"]`` is the
 HEADER_LINES: Final = "aeros.header_lines"
 """Scope key: a list that aeros' HTTP server puts in every request's scope. A layer may append
 complete header lines to it, one or more per item (``b"x-request-id: 4f2a...\r\n"``: a
-lower-case name, a value it made or checked itself, no CR or LF inside; each line ends with
-CR LF); the server writes them into the head of this request's response, whoever starts that
+lower-case name, a value it made or checked itself, no CR or LF inside; each line ends with CR
+LF); the server writes them into the head of this request's response, whoever starts that
 response. An item of the global headers (:class:`aeros.middleware.headers.DefaultLines`, a
 ``bytes`` subclass) loses the lines whose name the response sets itself. Layers that find no
-such key (another server, the test client) wrap ``send`` instead. A list, so the copies of
-the scope that inner layers make share it."""
+such key (another server, the test client) wrap ``send`` instead. A list, so the copies of the
+scope that inner layers make share it."""
 
 GIVEN_REQUEST_ID: Final = "aeros.given_request_id"
 """Scope key: put in by aeros' HTTP server in every request's scope: the value of the
@@ -130,11 +130,12 @@ RESPONSE_DONE: Final = "aeros.response_done"
 outside may have given it a copy); the server calls ``callback(scope, status, size)`` once the
 request's task ends (response sent, app failed, request cancelled) with the status it sent
 (an app that failed gets the server's own 500, so 0 means nothing could be sent: the client
-left first) and the body bytes sent through ``send`` (a HEAD answer's too). A pair, not a closure or
-a partial: a bound method made once serves every request. Layers that report on finished
-requests (metrics, access log) use it instead of wrapping ``send`` and awaiting the app;
-without the key (another server, the test client) they wrap ``send``. The server empties the
-list after the calls: the pairs refer to the scope."""
+left first) and the body bytes sent through ``send`` (a HEAD answer's too). A pair, not a
+closure or a partial: a bound method made once serves every request. Layers that report on
+finished requests (the access log; the metrics where the server does not count them itself)
+use it instead of wrapping ``send`` and awaiting the app; without the key (another server, the
+test client) they wrap ``send``. The server empties the list after the calls: the pairs refer
+to the scope."""
 
 ROUTE: Final = "aeros.route"
 """Scope key: a list put in where the metrics' count of the request starts (aeros' server

@@ -50,6 +50,7 @@ class MetricsMiddleware:
         self.exporter = exporter
         self.path = path
         self.meter = Meter(exporter, route_of)
+        self.tally = exporter.tally
         self._count = self.meter.count  # bound once, not per request
 
     @asgi3
@@ -60,7 +61,8 @@ class MetricsMiddleware:
         if scope["path"] == self.path and scope["method"] in ("GET", "HEAD"):
             uncounted(scope)  # aeros' server started its count: a scrape is not counted
             return self.scrape(scope, send)
-        if ROUTE in scope:  # aeros' server counts this request (its cycle's meter)
+        box = scope.get(ROUTE)
+        if box is not None and box[2] is self.tally:  # aeros' server counts it for this app
             return self.app(scope, receive, send)
         self.meter.start(scope)
         return when_done(self.app, scope, receive, send, self._count)

@@ -1,12 +1,13 @@
 """The route template of each request, for the metrics' ``route`` label (never the raw path).
 
-The one Quart-aware module of :mod:`aeros.metrics`. The metrics layer puts a box in the scope
-(so it survives the copies of the scope the response cache makes) for the rule's template: the
-lean dispatch (:mod:`aeros.fastpath.dispatch`) writes it once the URL is matched; for an app
-on Quart's own dispatch, :func:`recording_request_class` makes a subclass of the app's request
-class whose ``url_rule``, when Quart sets it after routing, also writes it there.
-:class:`RouteResolver` finds the template of requests that never reach Quart (cache hits),
-memoised per method and path.
+The one Quart-aware module of :mod:`aeros.metrics`. Where a request's count starts (aeros'
+server, or the metrics layer) a box goes into the scope (so it survives the copies of the scope
+the response cache makes) for the rule's template: the lean dispatch
+(:mod:`aeros.fastpath.dispatch`) writes it once the URL is matched; for an app on Quart's own
+dispatch, :func:`recording_request_class` makes a subclass of the app's request class whose
+``url_rule``, when Quart sets it after routing, also writes it there. :class:`RouteResolver`
+finds the template of requests that never reach Quart (cache hits), memoised per method and
+path.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """What one process counted since the last flush: plain dicts and ints, updated per request.
 
-The hot path of :mod:`aeros.metrics.layer` notes each finished request with
-:meth:`Tally.note`: its latency appended to the list of its labels, its cache and rate-limit
+Each finished request is noted with :meth:`Tally.note` (:class:`~aeros.metrics.meter.Meter`,
+whose common case aeros' server makes in place: the latency appended to an existing list): its
+latency appended to the list of its labels, its cache and rate-limit
 results and bytes added to plain counters (no locks, no ``.labels()`` lookups, no file writes;
 ``prometheus_client``'s multiprocess values cost about 1 us each, and a request touches seven
 of them). The latencies are put into histogram buckets per list, in C calls (a sort and a
@@ -55,7 +56,7 @@ class Tally:
 
     def __init__(self) -> None:
         # requests in flight as of the last take(): worked out there from the requests
-        # started since (the layer adds one per request) and those counted, so a finished
+        # started since (one per request where its count starts) and those counted, so a finished
         # request costs no update of its own
         self.in_flight = 0
         self.started = 0

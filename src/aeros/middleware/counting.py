@@ -1,8 +1,9 @@
 """What a response carried, its status and body bytes, for the layers that report it.
 
 The access log and the metrics each need the status and the size of every HTTP response once
-the request ends. :func:`when_done` gives them both ways of learning it: on aeros' own server
-the server reports it (``scope[RESPONSE_DONE]``: no send wrapper, no coroutine of the layer);
+the request ends (the metrics where aeros' server does not count them in its own cycle).
+:func:`when_done` gives them both ways of learning it: on aeros' own server the server
+reports it (``scope[RESPONSE_DONE]``: no send wrapper, no coroutine of the layer);
 anywhere else ``send`` is wrapped in a :class:`CountingSend` and the report follows the app.
 A report of no response (status 0) is told apart by :func:`unanswered_status`; a request
 answered in front of the app that no count should include (a health probe, a scrape) is taken

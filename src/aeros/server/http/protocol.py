@@ -185,7 +185,7 @@ class HardenedHttpToolsProtocol(ConnectionControl):
             "state": self.app_state.copy(),
             HEADER_LINES: [],  # lines layers add to this response's head (request id, ...)
             GIVEN_REQUEST_ID: None,  # an X-Request-ID's value once parsed
-            RESPONSE_DONE: [],  # called when the request ends (metrics, access log)
+            RESPONSE_DONE: [],  # called when the request ends (access log, ...)
         }
         self._header_bytes = 0
         self._host = None
