@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 from aeros.metrics.meter import Meter, clock
 from aeros.metrics.tally import SETTLE_AT, Tally
+from aeros.server.http.cycle_ends import CycleEnds
 from aeros.server.http.head import HeadLines
 from aeros.server.http.uvicorn_init import (
     first_values,
@@ -56,11 +57,6 @@ __all__ = ["LeanCycle"]
 
 logger = logging.getLogger(__name__)
 
-_500_HEADERS = (  # uvicorn's
-    (b"content-type", b"text/plain; charset=utf-8"),
-    (b"content-length", b"21"),
-    (b"connection", b"close"),
-)
 _JOIN_LIMIT = 16 << 10  # a body up to this size is copied behind the head; larger: writelines
 
 
@@ -68,7 +64,7 @@ def _nothing() -> None:
     """A finished cycle's ``on_response``: nothing more to tell the protocol."""
 
 
-class LeanCycle(HeadLines, RequestResponseCycle):
+class LeanCycle(CycleEnds, HeadLines, RequestResponseCycle):
     """uvicorn's ``RequestResponseCycle``; only the response head is written differently.
 
     The bytes written, the errors raised for an invalid header (``RuntimeError``) and the
@@ -134,22 +130,6 @@ class LeanCycle(HeadLines, RequestResponseCycle):
     per server: ``cycle_class``): each request is counted here, before and after the app. In a
     tuple: on Python 3.13 a class attribute that holds an instance of a Python class is loaded
     through an instance with no specialization (a generic lookup per request); a tuple's is."""
-    answer_pairs: tuple[tuple[bytes, bytes], ...] = ()
-    """The app's global headers (security headers included) for the 500 the server answers
-    in the app's place, as its other answers carry them (set per server: ``cycle_class``)."""
-    https_pairs: tuple[tuple[bytes, bytes], ...] = ()
-    """Added too when the request's scheme is ``https`` (a trusted proxy said so): HSTS."""
-
-    async def send_500_response(self) -> None:
-        """uvicorn's 500 for an app that failed before its response, with ``answer_pairs``
-        (and ``https_pairs`` for a request that came over HTTPS through a trusted proxy)."""
-        headers = [*_500_HEADERS, *self.answer_pairs]
-        if self.https_pairs and self.scope.get("scheme") == "https":
-            headers += self.https_pairs
-        await self.send({"type": "http.response.start", "status": 500, "headers": headers})
-        await self.send(
-            {"type": "http.response.body", "body": b"Internal Server Error", "more_body": False}
-        )
 
     def cut_off(self, reason: str, answer: bytes | None) -> None:
         """The server is about to cancel this request: say ``reason`` in the log line, and
@@ -237,53 +217,6 @@ class LeanCycle(HeadLines, RequestResponseCycle):
                 except Exception:  # the response is out: logged, as a callback's failure is
                     logger.exception("the metrics' count failed")
 
-    async def _failed(self, exc: BaseException) -> None:
-        """uvicorn's answer to an app that raised: a 500, or the connection closed when the
-        response had started."""
-        self.logger.error("Exception in ASGI application", exc_info=exc)
-        if not self.response_started:
-            await self.send_500_response()
-        else:
-            self._close()
-
-    def _close(self) -> None:
-        """Close the connection after the responses waiting in the loop's write batch: a
-        response this request completed before its app failed goes out first, as uvicorn
-        (which writes at once) sends it."""
-        if self.writes is not None and self.writes.pending:
-            self.writes.flush()
-        self.transport.close()
-
-    def answered_in_place(self, status: int) -> None:
-        """The server answered this request itself while the app ran (a body over the limit):
-        the RESPONSE_DONE callbacks report ``status``, whatever the app sends after it."""
-        self.server_status = self.status = status
-        self.body_size = 0
-
-    def _cancelled(self) -> None:
-        reason, answer = self._cut_off or ("cancelled", None)
-        transport = self.transport
-        answered = False
-        if (
-            answer is not None
-            and not self.response_started
-            and not self.disconnected
-            and not transport.is_closing()
-        ):
-            if self.writes is not None and self.writes.pending:
-                self.writes.flush()  # earlier responses on this connection go first
-            transport.write(answer)
-            self.response_started = self.response_complete = answered = True
-            self.status = 503
-        logger.warning(
-            "%s %s cut off (%s): %s",
-            self.scope["method"],
-            self.scope["path"],
-            reason,
-            "answered 503" if answered else "connection closed",
-        )
-        self._close()
-
     async def receive(self) -> Any:
         """uvicorn's, without awaiting the body event when it is already set (the body has
         come, as a GET's has by the time its app asks): no coroutine of ``Event.wait``."""
@@ -336,7 +269,7 @@ class LeanCycle(HeadLines, RequestResponseCycle):
             elif message["type"] == "http.response.start" and not self.response_started:
                 self.status = message["status"]  # type: ignore[assignment]
                 message = _with_lines(message, self.scope.get(HEADER_LINES))  # type: ignore[arg-type]
-            await super().send(message)  # type: ignore[arg-type]
+            await super().send(message)
             return
         self._head = self._start_head(message["status"], message.get("headers"))  # type: ignore[arg-type]
         asyncio.get_running_loop().call_soon(self._flush_head)
