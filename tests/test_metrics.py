@@ -25,6 +25,7 @@ from aeros.metrics.multiproc import ENV
 from aeros.metrics.tally import BUCKETS, SETTLE_AT, UNMATCHED, Tally
 from aeros.server.http.cycle import LeanCycle
 from aeros.types import CACHE_STATE, RATE_LIMIT_STATE, RESPONSE_DONE, ROUTE
+from tests.support.cycle import make
 from tests.support.server import wait_until
 
 
@@ -454,7 +455,7 @@ async def test_a_failing_count_on_aeros_server_is_logged_and_the_response_stands
         await send({"type": "http.response.body", "body": b"ok"})
 
     counted = _Counted("server", exporter, app)
-    cycle = make_cycle(counted.cycle_class, {"type": "http", "method": "GET", "path": "/x"})
+    cycle = make(counted.cycle_class, scope={"type": "http", "method": "GET", "path": "/x"})
     with caplog.at_level(logging.ERROR):
         await cycle.run_asgi(app)
     assert cycle.response_complete
@@ -613,7 +614,7 @@ class _Counted:
             for callback, layer_scope in scope[RESPONSE_DONE]:  # as aeros' server reports
                 callback(layer_scope, status, size)
             return
-        cycle = make_cycle(self.cycle_class, scope)
+        cycle = make(self.cycle_class, scope=scope)
         cycle.disconnected = not status  # status 0: the client left before the answer
 
         async def app(scope: Any, receive: Any, send: Any) -> None:
@@ -624,37 +625,6 @@ class _Counted:
                 await send({"type": "http.response.body", "body": b"x" * size})
 
         await cycle.run_asgi(app)
-
-
-def make_cycle(cycle_class: type[LeanCycle], scope: dict[str, Any]) -> LeanCycle:
-    """A cycle of ``cycle_class`` writing to a transport that keeps nothing."""
-
-    class Transport:
-        def write(self, data: bytes) -> None:
-            pass
-
-        def writelines(self, chunks: Any) -> None:
-            pass
-
-        def is_closing(self) -> bool:
-            return False
-
-    class Flow:
-        write_paused = False
-
-    return cycle_class(
-        scope,  # type: ignore[arg-type]
-        Transport(),  # type: ignore[arg-type]
-        Flow(),  # type: ignore[arg-type]
-        logging.getLogger("test"),
-        logging.getLogger("test.access"),
-        False,
-        [],
-        asyncio.Event(),
-        False,
-        True,
-        lambda: None,
-    )
 
 
 @pytest.mark.parametrize("by", ["layer", "server"])

@@ -20,49 +20,7 @@ from aeros.server.http import head as head_module
 from aeros.server.http import uvicorn_init
 from aeros.server.http.cycle import LeanCycle
 from aeros.types import HEADER_LINES, RESPONSE_DONE
-
-DATE = [(b"date", b"Thu, 03 Dec 2026 09:28:06 GMT")]
-
-
-class Transport:
-    def __init__(self) -> None:
-        self.written: list[bytes] = []
-        self.writes = 0
-        self.closed = False
-
-    def write(self, data: bytes) -> None:
-        self.written.append(bytes(data))
-        self.writes += 1
-
-    def writelines(self, chunks: tuple[bytes, ...]) -> None:
-        self.written.extend(chunks)
-        self.writes += 1
-
-    def close(self) -> None:
-        self.closed = True
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-
-class Flow:
-    write_paused = False
-
-
-def make(cls: type[RequestResponseCycle], *, method: str = "GET", keep_alive: bool = True) -> Any:
-    return cls(
-        scope={"type": "http", "method": method},  # type: ignore[arg-type]
-        transport=Transport(),  # type: ignore[arg-type]
-        flow=Flow(),  # type: ignore[arg-type]
-        logger=None,  # type: ignore[arg-type]
-        access_logger=None,  # type: ignore[arg-type]
-        access_log=False,
-        default_headers=list(DATE),
-        message_event=asyncio.Event(),
-        expect_100_continue=False,
-        keep_alive=keep_alive,
-        on_response=lambda: None,
-    )
+from tests.support.cycle import DATE, Flow, Transport, make
 
 
 def state(cycle: Any) -> tuple[Any, ...]:
