@@ -23,6 +23,7 @@ from typing import Any
 import httptools
 
 from aeros.headers import KNOWN_HOSTS
+from aeros.metrics.meter import Meter
 from aeros.server.config import Limits, ServerConfig
 from aeros.server.http.answers import ConnectionControl
 from aeros.server.http.cycle import LeanCycle
@@ -55,7 +56,9 @@ _NOTED_HEADERS = frozenset(
 _EAGER = sys.version_info >= (3, 12)
 
 
-def build_protocol_class(config: ServerConfig, meter: Any = None) -> type[asyncio.Protocol]:
+def build_protocol_class(
+    config: ServerConfig, meter: Meter | None = None
+) -> type[asyncio.Protocol]:
     """The protocol class uvicorn should use for ``config``, its limits baked in; ``meter``:
     the app's :class:`aeros.metrics.meter.Meter`, which then counts each request.
 
@@ -66,9 +69,7 @@ def build_protocol_class(config: ServerConfig, meter: Any = None) -> type[asynci
     class Cycle(LeanCycle):
         answer_pairs = answer_header_pairs(config.answer_headers)
         https_pairs = answer_header_pairs(config.https_answer_headers)
-
-    if meter is not None:
-        Cycle.metered = (meter, meter.tally)
+        metered = None if meter is None else (meter, meter.tally)
 
     class Protocol(HardenedHttpToolsProtocol):
         max_request_line = limits.max_request_line
