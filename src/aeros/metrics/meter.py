@@ -65,14 +65,10 @@ class Meter:
         cycle.LeanCycle`): those whose labels have a list of latencies already, once this
         made it, with no cache or rate-limit result."""
         box = scope.get(ROUTE)
-        if box is not None:
-            self._note(scope, box[0], status, clock() - box[1], size)
-
-    def _note(
-        self, scope: Scope, route: str | None, status: int, seconds: float, size: int
-    ) -> None:
-        """Count a finished request with :meth:`Tally.note` (its labels worked out, its cache
-        and rate-limit results), and make sure a flush is scheduled."""
+        if box is None:
+            return
+        seconds = clock() - box[1]
+        route = box[0]
         cache = scope.get(CACHE_STATE)
         limit = scope.get(RATE_LIMIT_STATE)
         if route is None:
@@ -88,5 +84,5 @@ class Meter:
         if not status:
             status = unanswered_status(scope)
         self.tally.note(scope["method"], route, status, seconds, cache, size, limit)
-        if not self.exporter.scheduled:
+        if not self.exporter.scheduled:  # the first count since a flush schedules the next
             self.exporter.schedule()
