@@ -14,10 +14,10 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from aeros import ConfigurationError, RateLimit, SimpleCache, WebServer
+from aeros import ConfigurationError, RateLimit, SecurityHeaders, SimpleCache, WebServer
 from aeros.metrics.export import Exporter
 from aeros.metrics.layer import MetricsMiddleware
 from aeros.metrics.meter import Meter
@@ -287,6 +287,67 @@ def test_metrics_leave_out_health_probes_and_scrapes_on_aeros_server() -> None:
         ): 3,
         ("aeros_http_requests_total", unmatched): 1,
     }
+    assert value(found, "aeros_http_requests_in_flight") == 0
+
+
+def _layer_types(stack: Any) -> list[type]:
+    """The classes of a stack's layers, outermost first (each layer's inner app is its
+    ``__call__``, bound)."""
+    found, layer = [], getattr(stack, "__self__", stack)
+    while layer is not None:
+        found.append(type(layer))
+        inner = getattr(layer, "app", None)
+        layer = getattr(inner, "__self__", inner)
+    return found
+
+
+@pytest.mark.parametrize("own_port", [False, True], ids=["public-port", "metrics-port"])
+def test_aeros_server_passes_the_metrics_layer_by_and_it_still_scrapes_and_flushes(
+    own_port: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aeros' server counts the metrics itself, so its requests enter the layers with the
+    metrics layer left out (those outside it kept: request id, HSTS, health probe); the scrape
+    and the lifespan still go through it: the scrape is answered with the outer layers'
+    headers, a POST to its path is the app's (and counted), and the counts not flushed yet
+    are flushed when the server stops (the second time it serves too, when the lifespan
+    starts on the stacks built already)."""
+    monkeypatch.setattr("aeros.metrics.export.FLUSH_INTERVAL", 3600.0)  # only the end flushes
+    options: dict[str, Any] = {"metrics_port": 0} if own_port else {}
+    app = metrics_app(
+        request_id=True, health_path="/healthz", security_headers=SecurityHeaders(), **options
+    )
+    entry = app.server_entry(counted=True)
+    assert entry.__func__ is WebServer._enter_counted
+    assert app.server_entry().__func__ is WebServer._enter
+    with app.serve_in_thread() as url:  # served before: the stacks are built at the start
+        assert httpx.get(url + "/healthz").status_code == 200
+    with app.serve_in_thread() as url:
+        for number in range(3):
+            answer = httpx.get(f"{url}/items/{number}")
+            assert answer.status_code == 200
+            assert answer.headers["x-request-id"]
+            assert httpx.get(url + "/healthz").status_code == 200  # a probe: not counted
+        scrape = httpx.get(app.metrics_url or url + "/metrics")
+        assert scrape.status_code == 200
+        assert ("x-request-id" in scrape.headers) is not own_port  # the outer layer's, here
+        assert httpx.post(url + "/metrics").status_code == 404  # the app's: no such route
+        exporter = app.metrics_exporter
+        assert exporter is not None
+        counted = _layer_types(app._server_stack)
+        layered = _layer_types(app._stack)
+    assert MetricsMiddleware in layered
+    assert [kind for kind in layered if kind is not MetricsMiddleware] == counted
+    assert layered.index(MetricsMiddleware) == 3  # inside request id, HSTS, health probe
+    # the POST after the scrape (and, with the metrics on their own port, every request) is
+    # counted by the flush at the lifespan's end
+    made = exporter.made()
+    assert made is not None
+    found = samples(generate_latest(made.registry).decode())
+    assert item_requests(found) == 3
+    assert (
+        value(found, "aeros_http_requests_total", method="POST", route=UNMATCHED, status="404") == 1
+    )
+    assert not any(key[1] >= {("route", "/healthz")} for key in found)
     assert value(found, "aeros_http_requests_in_flight") == 0
 
 

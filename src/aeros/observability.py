@@ -82,3 +82,9 @@ class ObservabilityConfig:
         if self.request_id is True:
             return "X-Request-ID"
         return self.request_id or None
+
+    @property
+    def public_metrics_path(self) -> str | None:
+        """Where the public port answers the scrape: ``metrics_path``, or None when the
+        metrics are on ``metrics_port`` alone."""
+        return self.metrics_path if self.metrics_port is None else None

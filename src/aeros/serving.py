@@ -58,6 +58,8 @@ class Serving:
     _https_headers: Headers
     _sealed: bool
     _stack: Any
+    _server_stack: Any
+    _enter: Any  # LayerStack's
     _runner: Runner | None
     _runner_lock: threading.Lock
     _prepared_fork_server: ForkServer | None
@@ -194,6 +196,7 @@ class Serving:
         if not self._own_server:
             self._own_server = True
             self._stack = None
+            self._server_stack = self._enter
 
     def _header_pairs(self, *, own_server: bool) -> Headers:
         """The global headers, with ``server: aeros`` when wanted and ``own_server`` serves.

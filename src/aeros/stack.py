@@ -81,6 +81,8 @@ class LayerStack(Serving, Quart):
     cors: CORS | None
     _user_layers: list[Layer]
     _stack: ASGIApp | None
+    _server_stack: ASGIApp  # the stack past the metrics layer (_enter_counted), or _enter
+    _scrape_path: str | None = None  # where the metrics layer answers the scrape (None: not here)
 
     async def asgi_app(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
         """Serve one ASGI connection through aeros' layers, then Quart.
@@ -93,19 +95,24 @@ class LayerStack(Serving, Quart):
         scope.pop(HEAD_NOTES, None)
         await self._layered()(scope, receive, send)
 
-    def server_entry(self) -> Any:
+    def server_entry(self, *, counted: bool = False) -> Any:
         """What aeros' server calls for each connection: straight into the layer stack,
         without the coroutines of Quart's ``__call__`` and of :meth:`asgi_app`; the app itself
-        when a subclass overrides either."""
+        when a subclass overrides either. ``counted``: the server counts the metrics with
+        :meth:`server_meter`'s meter, so its requests pass the metrics layer by
+        (:meth:`_enter_counted`)."""
         if type(self).__call__ is not Quart.__call__ or type(self).asgi_app is not (
             LayerStack.asgi_app
         ):
             return self
+        if counted and self.metrics_exporter is not None:
+            return self._enter_counted
         return self._enter
 
     def server_meter(self) -> Meter | None:
         """What aeros' server counts each request with when the metrics are on (its cycle
-        starts and ends each count, the metrics layer passes the request on); None when off."""
+        starts and ends each count; its requests then pass the metrics layer by:
+        ``server_entry(counted=True)``); None when off."""
         exporter = self.metrics_exporter
         if exporter is None or self.server_entry() is self:
             # off, or a subclass's own __call__ or asgi_app runs first (it may copy the
@@ -132,11 +139,27 @@ class LayerStack(Serving, Quart):
             return self.asgi_app(scope, receive, send)
         return (self._stack or self._layered())(scope, receive, send)
 
+    @asgi3
+    def _enter_counted(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # aeros' server counts each request (server_meter), so the metrics layer would only
+        # pass it on: a request enters the same layers with that one left out, one frame and
+        # its checks fewer. The layer's own work goes through it: the scrape's path, and a
+        # scope with no path (the lifespan: the layer flushes the counts at its end; with
+        # the metrics on their own port, _scrape_path is None and matches only that).
+        scrape = self._scrape_path
+        if scope.get("path", scrape) == scrape or "asgi_app" in self.__dict__:
+            return self._enter(scope, receive, send)  # (a replaced asgi_app: _enter's way)
+        return self._server_stack(scope, receive, send)  # _enter until the stack is built
+
     def _layered(self) -> ASGIApp:
-        """The layer stack's entry, built on first use (:meth:`build_stack`)."""
+        """The layer stack's entry, built on first use (:meth:`build_stack`), and the one
+        aeros' server enters when it counts the metrics itself (:meth:`_enter_counted`)."""
         stack = self._stack
         if stack is None:
-            stack = self._stack = direct(self.build_stack())
+            built, past_metrics = self._build_stacks()
+            self._scrape_path = self.observability.public_metrics_path
+            self._server_stack = self._enter if past_metrics is None else direct(past_metrics)
+            stack = self._stack = direct(built)
         return stack
 
     def _headers_seen_by_none(self) -> bool:
@@ -168,7 +191,6 @@ class LayerStack(Serving, Quart):
         observe = self.observability
         request_id = observe.request_id_header
         exporter = self.metrics_exporter
-        metrics_path = observe.metrics_path if observe.metrics_port is None else None
         stack = [
             Layer(RequestIdMiddleware, request_id, self.server_config.forwarded_allow_ips)
             if request_id is not None
@@ -181,7 +203,13 @@ class LayerStack(Serving, Quart):
             Layer(HealthMiddleware, observe.health_path, headers)
             if observe.health_path is not None
             else None,
-            Layer(MetricsMiddleware, exporter, metrics_path, self._route_resolver(), headers)
+            Layer(
+                MetricsMiddleware,
+                exporter,
+                observe.public_metrics_path,
+                self._route_resolver(),
+                headers,
+            )
             if exporter is not None
             else None,
             Layer(AccessLogMiddleware, self.log_config) if self.log_config.access_log else None,
@@ -213,6 +241,12 @@ class LayerStack(Serving, Quart):
 
     def build_stack(self) -> ASGIApp:
         """Wrap ``Quart.asgi_app`` in :meth:`layers`, innermost first; the outermost layer."""
+        return self._build_stacks()[0]
+
+    def _build_stacks(self) -> tuple[ASGIApp, ASGIApp | None]:
+        """:meth:`build_stack`'s outermost layer, and that of the same layers with the metrics
+        layer left out (None when there is none): the layers inside it are made once, those
+        outside it (request id, HSTS, health probe) once for each."""
         lean = uses_lean_dispatch(self)  # decided (and, when not, logged with the reason) once
         self.response_cache.warn_without_store()  # every blueprint is registered by now
         self._sealed = True
@@ -221,9 +255,14 @@ class LayerStack(Serving, Quart):
             # Quart's own through the request class
             self.request_class = recording_request_class(self.request_class)
         stack = self._quart_entry()
+        past_metrics: ASGIApp | None = None
         for layer in reversed(self.layers()):
+            if past_metrics is not None:
+                past_metrics = layer.wrap(direct(past_metrics))
+            elif layer.factory is MetricsMiddleware:
+                past_metrics = stack
             stack = layer.wrap(direct(stack))
-        return stack
+        return stack, past_metrics
 
     def _quart_entry(self) -> ASGIApp:
         """The stack's innermost app: ``Quart.asgi_app``. Where it is Quart's own and the

@@ -4,8 +4,10 @@ scrape, and count the body bytes views produce.
 :class:`MetricsMiddleware` sits just inside the health probe and outside the access log, so
 everything the app or aeros answers is counted (503s of the concurrency limit, cache hits) and
 probes and scrapes are not. On aeros' own server the server counts each request, from before
-the app runs to its end (:class:`~aeros.metrics.meter.Meter`, in its request cycle), and the
-layer only answers the scrape; on any other server the layer counts with the same meter.
+the app runs to its end (:class:`~aeros.metrics.meter.Meter`, in its request cycle), and
+enters the layers with this one left out (``WebServer._enter_counted``): what still reaches
+the layer there is the scrape's path and the lifespan, and a request the server counts for
+this app is passed on. On any other server the layer counts with the same meter.
 ``prometheus_client`` is touched once a second (:class:`~aeros.metrics.export.Exporter`).
 """
 

@@ -73,7 +73,7 @@ def _uvicorn_config(app: Any, config: ServerConfig) -> uvicorn.Config:
     meter = None
     if entry is not None:  # a WebServer: straight into its layers, its metrics counted here
         meter = app.server_meter()
-        app = entry()
+        app = entry(counted=meter is not None)
     if (
         config.proxy_headers
     ):  # uvicorn's own middleware, applied here so _KeepPeer can sit outside it

@@ -15,7 +15,8 @@ response complete in one message is queued in the loop's write batch
 iteration. A request cancelled at shutdown
 logs one warning line and gets the protocol's 503 (uvicorn logs a traceback and sends a 500).
 When the app's metrics are on, the cycle counts the request itself, from before the app runs
-to its end (``metered``), the common case in place: their layer only passes the request on.
+to its end (``metered``), the common case in place; the request then passes their layer by
+(``WebServer.server_entry(counted=True)``).
 Everything else (later body chunks, the access log, flow control) is uvicorn's code.
 """
 
