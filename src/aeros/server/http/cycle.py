@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 from aeros.metrics.meter import Meter, clock
 from aeros.metrics.tally import SETTLE_AT, Tally
 from aeros.server.http.cycle_ends import CycleEnds
+from aeros.server.http.events import PLAIN_EVENT
 from aeros.server.http.head import HeadLines
 from aeros.server.http.uvicorn_init import (
     first_values,
@@ -221,8 +222,9 @@ class LeanCycle(CycleEnds, HeadLines, RequestResponseCycle):
     async def receive(self) -> Any:
         """uvicorn's, without awaiting the body event when it is already set (the body has
         come, as a GET's has by the time its app asks): no coroutine of ``Event.wait``."""
+        event: Any = self.message_event
         if (
-            self.message_event.is_set()
+            (event._value if PLAIN_EVENT else event.is_set())  # is_set, in place
             and not self.waiting_for_100_continue
             and not self.disconnected
             and not self.response_complete
@@ -230,7 +232,10 @@ class LeanCycle(CycleEnds, HeadLines, RequestResponseCycle):
             # uvicorn's steps, in its order; its wait would return at once
             if self.flow.read_paused:  # uvicorn's resume_reading, its check in place
                 self.flow.resume_reading()
-            self.message_event.clear()
+            if PLAIN_EVENT:
+                event._value = False  # clear, in place
+            else:
+                event.clear()
             message = {
                 "type": "http.request",
                 "body": bytes(self.body),
@@ -329,7 +334,11 @@ class LeanCycle(CycleEnds, HeadLines, RequestResponseCycle):
             if self.expected_content_length != 0:
                 raise RuntimeError("Response content shorter than Content-Length")
             self.response_complete = True
-            self.message_event.set()
+            event: Any = self.message_event
+            if not PLAIN_EVENT or event._waiters:  # the app awaits a disconnect: woken
+                event.set()
+            else:  # Event.set with nothing to wake, in place
+                event._value = True
             if not self.keep_alive:
                 self.transport.close()
             self.on_response()

@@ -6,7 +6,7 @@ import asyncio
 import collections
 from typing import Any, Literal
 
-__all__ = ["MESSAGE_EVENT", "BodyEvent"]
+__all__ = ["MESSAGE_EVENT", "PLAIN_EVENT", "BodyEvent"]
 
 
 class BodyEvent(asyncio.Event):
@@ -34,6 +34,10 @@ def _plain_event_state() -> bool:
         return False
 
 
-MESSAGE_EVENT: type[asyncio.Event] = BodyEvent if _plain_event_state() else asyncio.Event
+PLAIN_EVENT = _plain_event_state()
+"""Whether asyncio's Event keeps just ``_value`` and ``_waiters`` (checked at import). Then its
+``is_set`` and ``clear`` read and write ``_value``, and its ``set`` with no waiter writes it
+alone; aeros' protocol and cycle make those steps in place, with no call."""
+MESSAGE_EVENT: type[asyncio.Event] = BodyEvent if PLAIN_EVENT else asyncio.Event
 """The event class each request's cycle gets (``BodyEvent`` where asyncio's Event is the one
 it was written against)."""

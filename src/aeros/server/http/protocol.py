@@ -21,13 +21,14 @@ import sys
 from typing import Any
 
 import httptools
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from aeros.headers import KNOWN_HOSTS
 from aeros.metrics.meter import Meter
 from aeros.server.config import Limits, ServerConfig
 from aeros.server.http.answers import ConnectionControl
 from aeros.server.http.cycle import LeanCycle
-from aeros.server.http.events import MESSAGE_EVENT
+from aeros.server.http.events import MESSAGE_EVENT, PLAIN_EVENT
 from aeros.server.http.rules import (
     HASH,
     HEAD_SLACK,
@@ -51,6 +52,22 @@ _ACCEPT_ENCODING = b"accept-encoding"
 # set lookup.
 _NOTED_HEADERS = frozenset(
     (b"host", b"content-length", b"transfer-encoding", b"expect", _REQUEST_ID, _ACCEPT_ENCODING)
+)
+# uvicorn's on_message_complete is made in place (its call and Event.set's fewer a request)
+# while its code reads these names and the cycle's event is asyncio's plain state; else called
+_UVICORNS_MESSAGE_COMPLETE = (
+    PLAIN_EVENT
+    and HttpToolsProtocol.on_message_complete.__code__.co_names
+    == (
+        "parser",
+        "should_upgrade",
+        "_should_upgrade",
+        "cycle",
+        "response_complete",
+        "more_body",
+        "message_event",
+        "set",
+    )
 )
 # asyncio.Task(..., eager_start=True): the task's first step runs at once, in the task
 _EAGER = sys.version_info >= (3, 12)
@@ -348,7 +365,20 @@ class HardenedHttpToolsProtocol(ConnectionControl):
     def on_message_complete(self) -> None:
         self._head_pending = True
         self._body_pending = False
-        super().on_message_complete()
+        if _UVICORNS_MESSAGE_COMPLETE:  # uvicorn's steps, in its order
+            current = self.cycle
+            if not (
+                (self.parser.should_upgrade() and self._should_upgrade())
+                or current.response_complete
+            ):
+                current.more_body = False
+                event: Any = current.message_event
+                if event._waiters:  # the app awaits the body: woken
+                    event.set()
+                else:  # Event.set with nothing to wake, in place
+                    event._value = True
+        else:
+            super().on_message_complete()
         cycle = self._unstarted
         if cycle is not None:  # a request without a body, started eagerly (Python 3.12+)
             self._unstarted = None
