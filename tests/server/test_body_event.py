@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from aeros import WebServer
-from aeros.server.http import cycle, events, protocol
+from aeros.server.http import cycle, events, starts
 
 from .hardening.wire import connect, read_responses
 
@@ -59,7 +59,7 @@ def make_app(seen: list[str]) -> Any:
 @pytest.fixture(params=["in place", "called"])
 def served(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Any:
     if request.param == "called":  # uvicorn's on_message_complete and the event's methods
-        monkeypatch.setattr(protocol, "_UVICORNS_MESSAGE_COMPLETE", False)
+        monkeypatch.setattr(starts, "UVICORNS_MESSAGE_COMPLETE", False)
         monkeypatch.setattr(cycle, "PLAIN_EVENT", False)
     seen: list[str] = []
     app = WebServer(__name__, access_log=False)
@@ -135,4 +135,4 @@ def test_the_steps_are_made_in_place_with_the_uvicorn_and_python_installed() -> 
     did when they were written, and asyncio's Event keeps its plain state. A new uvicorn or
     Python that changes either falls back to the calls (correct, but slower): this says so."""
     assert events.PLAIN_EVENT
-    assert protocol._UVICORNS_MESSAGE_COMPLETE
+    assert starts.UVICORNS_MESSAGE_COMPLETE

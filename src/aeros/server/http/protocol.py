@@ -17,18 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import sys
 from typing import Any
 
 import httptools
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from aeros.headers import KNOWN_HOSTS
 from aeros.metrics.meter import Meter
 from aeros.server.config import Limits, ServerConfig
-from aeros.server.http.answers import ConnectionControl
 from aeros.server.http.cycle import LeanCycle
-from aeros.server.http.events import MESSAGE_EVENT, PLAIN_EVENT
 from aeros.server.http.rules import (
     HASH,
     HEAD_SLACK,
@@ -39,7 +35,8 @@ from aeros.server.http.rules import (
     other_target_status,
     transfer_coding_status,
 )
-from aeros.server.http.targets import parse_target, targets_for
+from aeros.server.http.starts import EAGER, RequestStarts
+from aeros.server.http.targets import targets_for
 from aeros.types import GIVEN_REQUEST_ID, HEAD_NOTES, HEADER_LINES, RESPONSE_DONE
 
 __all__ = ["HardenedHttpToolsProtocol", "build_protocol_class"]
@@ -53,24 +50,6 @@ _ACCEPT_ENCODING = b"accept-encoding"
 _NOTED_HEADERS = frozenset(
     (b"host", b"content-length", b"transfer-encoding", b"expect", _REQUEST_ID, _ACCEPT_ENCODING)
 )
-# uvicorn's on_message_complete is made in place (its call and Event.set's fewer a request)
-# while its code reads these names and the cycle's event is asyncio's plain state; else called
-_UVICORNS_MESSAGE_COMPLETE = (
-    PLAIN_EVENT
-    and HttpToolsProtocol.on_message_complete.__code__.co_names
-    == (
-        "parser",
-        "should_upgrade",
-        "_should_upgrade",
-        "cycle",
-        "response_complete",
-        "more_body",
-        "message_event",
-        "set",
-    )
-)
-# asyncio.Task(..., eager_start=True): the task's first step runs at once, in the task
-_EAGER = sys.version_info >= (3, 12)
 
 
 def build_protocol_class(
@@ -103,14 +82,14 @@ def build_protocol_class(
     return Protocol
 
 
-class HardenedHttpToolsProtocol(ConnectionControl):
+class HardenedHttpToolsProtocol(RequestStarts):
     """uvicorn's httptools protocol with aeros' limits; use :func:`build_protocol_class`.
 
     The class attributes are the defaults of :class:`aeros.Limits` and ``ServerConfig``; the
-    deadlines and the server's own answers are :class:`ConnectionControl`'s.
+    deadlines and the server's own answers are :class:`ConnectionControl`'s, each request's
+    start and end :class:`~aeros.server.http.starts.RequestStarts`'.
     """
 
-    cycle_class: type[LeanCycle] = LeanCycle  # with the app's global headers for its 500
     max_request_line: int = Limits().max_request_line
     max_header_size: int = Limits().max_header_size
     max_header_count: int = Limits().max_header_count
@@ -137,7 +116,7 @@ class HardenedHttpToolsProtocol(ConnectionControl):
         self._fresh = bool(getattr(self.config, "reset_contextvars", False))
         # a task factory set on the loop (tracing, a custom Task) makes every request's task,
         # as under uvicorn: the eager start, which makes its own, is then left out
-        self._eager = _EAGER and not self._fresh and self.loop.get_task_factory() is None
+        self._eager = EAGER and not self._fresh and self.loop.get_task_factory() is None
         self._context = contextvars.copy_context()  # the connection's: each request's starts
         self.targets = targets_for(self.root_path)  # set from uvicorn's config just above
 
@@ -315,45 +294,6 @@ class HardenedHttpToolsProtocol(ConnectionControl):
             if now + self.body_timeout < self._timer_at:
                 self._arm(now + self.body_timeout)
 
-    def _start_cycle(self, url: bytes, http_version: str, has_body: bool) -> None:
-        """uvicorn's on_headers_complete from parsing the target on (its 503 check dropped,
-        its cycle replaced by :class:`aeros.server.http.cycle.LeanCycle`); on Python 3.12+ a
-        request without a body starts at its ``on_message_complete``, which comes next."""
-        scope = self.scope
-        target = self.targets.get(url)
-        if target is None:
-            target = parse_target(self.targets, self.root_path, url)
-        scope["path"], scope["raw_path"], scope["query_string"] = target
-        existing_cycle = self.cycle
-        # by position (LeanCycle's order): a call by keyword cost 4.7 k instructions more
-        # read, then called: Python 3.12+ never specializes self.x(...) for a class attribute
-        # x that is not a function
-        cycle_class = self.cycle_class
-        self.cycle = cycle = cycle_class(
-            self.scope,
-            self.transport,
-            self.flow,
-            self.logger,
-            self.access_logger,
-            self.access_log,
-            self.server_state.default_headers,
-            MESSAGE_EVENT(),  # message_event: asyncio's, its waiters made when awaited
-            self.expect_100_continue,
-            http_version != "1.0" and self.parser.should_keep_alive(),  # keep_alive
-            self.on_response_complete,
-        )
-        cycle.writes = self._writes
-        if existing_cycle is None or existing_cycle.response_complete:
-            self._running = cycle
-            if has_body or not self._eager:
-                self._start_asgi_task(cycle, self.app)
-            else:  # llhttp ends a message without a body right after its head
-                self._unstarted = cycle
-        else:
-            # Pipelined requests wait for the ones before them.
-            self.flow.pause_reading()
-            self.pipeline.appendleft((self.cycle, self.app))
-
     def on_body(self, body: bytes) -> None:
         self._framing_bytes = 0
         self._body_bytes += len(body)
@@ -361,74 +301,3 @@ class HardenedHttpToolsProtocol(ConnectionControl):
             self._fail(413)  # chunked bodies: a known Content-Length was checked at the head
         self._body_at = self.loop.time()
         super().on_body(body)
-
-    def on_message_complete(self) -> None:
-        self._head_pending = True
-        self._body_pending = False
-        if _UVICORNS_MESSAGE_COMPLETE:  # uvicorn's steps, in its order
-            current = self.cycle
-            if not (
-                (self.parser.should_upgrade() and self._should_upgrade())
-                or current.response_complete
-            ):
-                current.more_body = False
-                event: Any = current.message_event
-                if event._waiters:  # the app awaits the body: woken
-                    event.set()
-                else:  # Event.set with nothing to wake, in place
-                    event._value = True
-        else:
-            super().on_message_complete()
-        cycle = self._unstarted
-        if cycle is not None:  # a request without a body, started eagerly (Python 3.12+)
-            self._unstarted = None
-            if self.transport.is_closing():
-                return  # pipelined behind a request that closed the connection: never run
-            if self._writes.pending:
-                # an answer of this read waits in the batch (data_received flushed it when
-                # the read began): the next one may write directly (a close, HTTP/1.0, a 100
-                # Continue), so it runs after the flush, as a scheduled task
-                self._start_asgi_task(cycle, self.app)
-                return
-            # Its task runs here up to its first wait, and most requests have none (the app
-            # answers at once): no step is scheduled for it and it never enters the tasks
-            # the server waits for (8.1 k instructions less a request on 3.13). One that
-            # waits goes on as a scheduled task, kept as uvicorn keeps them.
-            task = asyncio.Task(  # type: ignore[call-arg,unused-ignore]
-                cycle.run_asgi(self.app), loop=self.loop, eager_start=True
-            )
-            if not task.done():
-                task.add_done_callback(self.tasks.discard)
-                self.tasks.add(task)
-
-    def _start_asgi_task(self, cycle: Any, app: Any) -> None:
-        """uvicorn's, the task's context a copy of the connection's (an empty one with
-        ``reset_contextvars``) rather than of the current one: a pipelined request is started
-        from inside the previous request's ``send``, and would copy its context variables."""
-        context = contextvars.Context() if self._fresh else self._context.copy()
-        task = self.loop.create_task(cycle.run_asgi(app), context=context)
-        task.add_done_callback(self.tasks.discard)
-        self.tasks.add(task)
-
-    def on_response_complete(self) -> None:
-        """uvicorn's, with the keep-alive deadline kept by the connection timer."""
-        self.server_state.total_requests += 1
-        if self.transport.is_closing():
-            return
-        if self._deferred and not self.pipeline:
-            # The last request before the rejected one is answered: now the error goes out.
-            self._send_error(self._deferred)
-            return
-        if self.flow.read_paused:  # uvicorn's resume_reading, its check in place
-            self.flow.resume_reading()
-        if self.pipeline:
-            cycle, app = self.pipeline.pop()
-            self._running = cycle  # type: ignore[assignment]
-            self._start_asgi_task(cycle, app)
-            return
-        now = self.loop.time()
-        self._idle_since = now
-        if self._head_bytes:
-            self._head_started = now  # a pipelined head waited for us, not the other way round
-        if now + self.keep_alive_timeout < self._timer_at:
-            self._arm(now + self.keep_alive_timeout)
