@@ -351,6 +351,93 @@ def test_aeros_server_passes_the_metrics_layer_by_and_it_still_scrapes_and_flush
     assert value(found, "aeros_http_requests_in_flight") == 0
 
 
+class _Tagged(WebServer):
+    """A subclass with its own build_stack: a layer around the one aeros builds."""
+
+    def build_stack(self) -> Any:
+        inner = super().build_stack()
+
+        async def tagged(scope: Any, receive: Any, send: Any) -> None:
+            async def tagging(message: Any) -> None:
+                if message["type"] == "http.response.start":
+                    message = {**message, "headers": [*message["headers"], (b"x-tag", b"1")]}
+                await send(message)
+
+            await inner(scope, receive, tagging if scope["type"] == "http" else send)
+
+        return tagged
+
+
+class _Opened:
+    """A layer with state of its own, opened at the lifespan's start and shown to requests."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.state = "closed"
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            self.state = "open"
+        elif scope["type"] == "http":
+            scope["opened"] = self.state
+        await self.app(scope, receive, send)
+
+
+class _OwnLayers(WebServer):
+    """A subclass with its own layers(): one with state outside the metrics layer."""
+
+    def layers(self) -> list[Any]:
+        from aeros.stack import Layer
+
+        return [Layer(_Opened), *super().layers()]
+
+
+@pytest.mark.parametrize("metrics", [True, False], ids=["metrics", "no-metrics"])
+def test_a_subclass_build_stack_or_layers_is_served_as_it_builds_them(metrics: bool) -> None:
+    """An app class with its own build_stack or layers gets the stack it builds, under the
+    test client and on aeros' server, metrics on or off: no second stack is made for it (a
+    layer of its own outside the metrics layer keeps one state)."""
+    tagged = _Tagged(__name__, access_log=False, metrics=metrics)
+    own = _OwnLayers(__name__, access_log=False, metrics=metrics)
+
+    @tagged.route("/")
+    async def home() -> str:
+        return "home"
+
+    @own.route("/")
+    async def opened() -> str:
+        from quart import request
+
+        return str(request.scope.get("opened"))
+
+    async def through_the_test_client() -> str | None:
+        response = await tagged.test_client().get("/")
+        return response.headers.get("x-tag")
+
+    assert asyncio.run(through_the_test_client()) == "1"
+    with tagged.serve_in_thread() as url:
+        assert [httpx.get(url + "/").headers.get("x-tag") for _ in range(3)] == ["1"] * 3
+    with own.serve_in_thread() as url:
+        assert [httpx.get(url + "/").text for _ in range(3)] == ["open"] * 3
+
+
+def test_a_users_metrics_layer_stays_when_aeros_server_passes_its_own_by() -> None:
+    """A MetricsMiddleware the user adds (inside aeros' own) still answers its scrape on
+    aeros' server; only aeros' metrics layer is left out of the stack the server enters."""
+    app = metrics_app(request_id=True)
+    theirs = Exporter()
+    app.add_middleware(MetricsMiddleware, theirs, "/their-metrics", lambda scope: "?")
+    with app.serve_in_thread() as url:
+        assert httpx.get(f"{url}/items/1").status_code == 200
+        assert httpx.get(url + "/their-metrics").status_code == 200
+        assert httpx.get(url + "/metrics").status_code == 200
+        counted = _layer_types(app._server_stack)
+        layered = _layer_types(app._stack)
+    assert layered.count(MetricsMiddleware) == 2
+    assert counted.count(MetricsMiddleware) == 1
+    assert counted.index(MetricsMiddleware) > layered.index(MetricsMiddleware)
+
+
 def requests_and_results(found: dict[Any, float]) -> dict[Any, float]:
     """The requests, cache results and in-flight gauge of a scrape, zeros left out."""
     names = ("aeros_http_requests_total", "aeros_cache_results_total")

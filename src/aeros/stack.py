@@ -4,7 +4,9 @@
 ``Quart.asgi_app`` and in what order (:meth:`~LayerStack.layers`, DESIGN.md's order), builds
 them once, on first use (so ``Compress(app)``, ``app.config`` changes and
 :meth:`~LayerStack.add_middleware` calls made after construction still count), and gives
-aeros' server its way in (:meth:`~LayerStack.server_entry`). ``WebServer.__init__`` sets the
+aeros' server its way in (:meth:`~LayerStack.server_entry`). When aeros' server counts the
+metrics itself, the layers outside the metrics layer are made a second time, around the layers
+inside it, for a way in that passes the metrics layer by. ``WebServer.__init__`` sets the
 attributes it reads.
 """
 
@@ -153,12 +155,22 @@ class LayerStack(Serving, Quart):
 
     def _layered(self) -> ASGIApp:
         """The layer stack's entry, built on first use (:meth:`build_stack`), and the one
-        aeros' server enters when it counts the metrics itself (:meth:`_enter_counted`)."""
+        aeros' server enters when it counts the metrics itself (:meth:`_enter_counted`; where
+        a subclass builds its own stack or layers, that is the same one)."""
         stack = self._stack
         if stack is None:
-            built, past_metrics = self._build_stacks()
+            built: ASGIApp
+            passed: ASGIApp | None = None
+            if type(self).build_stack is LayerStack.build_stack and (
+                type(self).layers is LayerStack.layers
+            ):
+                built, passed = self._build_stacks(past_metrics=True)
+            else:
+                # a subclass's own build_stack, or layers (outside the metrics layer, one
+                # with state of its own would have it twice): the one stack, as it builds it
+                built = self.build_stack()
             self._scrape_path = self.observability.public_metrics_path
-            self._server_stack = self._enter if past_metrics is None else direct(past_metrics)
+            self._server_stack = self._enter if passed is None else direct(passed)
             stack = self._stack = direct(built)
         return stack
 
@@ -241,12 +253,13 @@ class LayerStack(Serving, Quart):
 
     def build_stack(self) -> ASGIApp:
         """Wrap ``Quart.asgi_app`` in :meth:`layers`, innermost first; the outermost layer."""
-        return self._build_stacks()[0]
+        return self._build_stacks(past_metrics=False)[0]
 
-    def _build_stacks(self) -> tuple[ASGIApp, ASGIApp | None]:
-        """:meth:`build_stack`'s outermost layer, and that of the same layers with the metrics
-        layer left out (None when there is none): the layers inside it are made once, those
-        outside it (request id, HSTS, health probe) once for each."""
+    def _build_stacks(self, *, past_metrics: bool) -> tuple[ASGIApp, ASGIApp | None]:
+        """:meth:`build_stack`'s outermost layer and, with ``past_metrics``, that of the same
+        layers with aeros' metrics layer left out (None when there is none). The layers
+        inside it are made once; those outside it (aeros' request id, HTTPS-only headers and
+        health probe, which hold no state of their own) once for each stack."""
         lean = uses_lean_dispatch(self)  # decided (and, when not, logged with the reason) once
         self.response_cache.warn_without_store()  # every blueprint is registered by now
         self._sealed = True
@@ -254,15 +267,29 @@ class LayerStack(Serving, Quart):
             # the metrics label requests with their route: the lean dispatch writes it itself,
             # Quart's own through the request class
             self.request_class = recording_request_class(self.request_class)
+        layers = self.layers()
+        exporter = self.metrics_exporter
+        at = None  # where aeros' own metrics layer is (a user's sits inside it, if any)
+        if past_metrics and exporter is not None:
+            at = next(
+                (
+                    index
+                    for index, layer in enumerate(layers)
+                    if layer.factory is MetricsMiddleware and layer.args[0] is exporter
+                ),
+                None,
+            )
         stack = self._quart_entry()
-        past_metrics: ASGIApp | None = None
-        for layer in reversed(self.layers()):
-            if past_metrics is not None:
-                past_metrics = layer.wrap(direct(past_metrics))
-            elif layer.factory is MetricsMiddleware:
-                past_metrics = stack
+        for layer in reversed(layers if at is None else layers[at + 1 :]):
             stack = layer.wrap(direct(stack))
-        return stack, past_metrics
+        if at is None:
+            return stack, None
+        passed = stack
+        for layer in reversed(layers[:at]):
+            passed = layer.wrap(direct(passed))
+        for layer in reversed(layers[: at + 1]):
+            stack = layer.wrap(direct(stack))
+        return stack, passed
 
     def _quart_entry(self) -> ASGIApp:
         """The stack's innermost app: ``Quart.asgi_app``. Where it is Quart's own and the

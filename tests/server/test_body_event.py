@@ -36,11 +36,12 @@ async def _answer(send: Any, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def make_app(seen: list[str]) -> Any:
+def make_app(seen: list[str], kinds: list[str]) -> Any:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
         assert not send.__self__.access_log  # the cycle's own send, not uvicorn's
+        kinds.append(type(send.__self__.message_event).__name__)
         body = await _body(receive)
         if scope["path"] == "/echo":
             await _answer(send, body)
@@ -58,12 +59,15 @@ def make_app(seen: list[str]) -> Any:
 
 @pytest.fixture(params=["in place", "called"])
 def served(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Any:
-    if request.param == "called":  # uvicorn's on_message_complete and the event's methods
+    if request.param == "called":  # uvicorn's on_message_complete and asyncio's own Event
         monkeypatch.setattr(starts, "UVICORNS_MESSAGE_COMPLETE", False)
+        monkeypatch.setattr(starts, "MESSAGE_EVENT", asyncio.Event)
         monkeypatch.setattr(cycle, "PLAIN_EVENT", False)
     seen: list[str] = []
+    kinds: list[str] = []  # the class of each request's body event
     app = WebServer(__name__, access_log=False)
-    app.asgi_app = make_app(seen)  # type: ignore[method-assign]  # served as it is
+    app.asgi_app = make_app(seen, kinds)  # type: ignore[method-assign]  # served as it is
+    expected = "BodyEvent" if request.param == "in place" else "Event"
 
     @contextmanager
     def serve() -> Iterator[tuple[str, list[str]]]:
@@ -71,6 +75,8 @@ def served(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> A
         # to pytest's handlers of that phase, and uvicorn's access log would then be on
         with app.serve_in_thread() as url:
             yield url, seen
+        assert kinds
+        assert set(kinds) == {expected}
 
     return serve
 

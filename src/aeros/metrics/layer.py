@@ -6,8 +6,10 @@ everything the app or aeros answers is counted (503s of the concurrency limit, c
 probes and scrapes are not. On aeros' own server the server counts each request, from before
 the app runs to its end (:class:`~aeros.metrics.meter.Meter`, in its request cycle), and
 enters the layers with this one left out (``WebServer._enter_counted``): what still reaches
-the layer there is the scrape's path and the lifespan, and a request the server counts for
-this app is passed on. On any other server the layer counts with the same meter.
+the layer there is the scrape's path and the lifespan (a request of another method on that
+path, which the server counts for this app, is passed on), and the requests of an app whose
+``asgi_app`` was replaced on the instance, which it counts. On any other server the layer
+counts with the same meter.
 ``prometheus_client`` is touched once a second (:class:`~aeros.metrics.export.Exporter`).
 """
 
@@ -57,7 +59,7 @@ class MetricsMiddleware:
 
     @asgi3
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
-        # a plain function: on aeros' server a request passes no coroutine of this layer
+        # a plain function: a request it passes on goes through no coroutine of this layer
         if scope["type"] != "http":
             return self._other(scope, receive, send)
         if scope["path"] == self.path and scope["method"] in ("GET", "HEAD"):
