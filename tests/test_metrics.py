@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -436,6 +437,33 @@ def test_a_users_metrics_layer_stays_when_aeros_server_passes_its_own_by() -> No
     assert layered.count(MetricsMiddleware) == 2
     assert counted.count(MetricsMiddleware) == 1
     assert counted.index(MetricsMiddleware) > layered.index(MetricsMiddleware)
+
+
+def test_the_stacks_are_built_once_when_two_threads_ask_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first requests of two servers (or a server and the test client) at once: one
+    build, whose two stacks both threads use (two builds could mix an inner layer of each)."""
+    app = metrics_app()
+    builds: list[int] = []
+    build = WebServer._build_stacks
+
+    def slow_build(self: WebServer, *, past_metrics: bool) -> Any:
+        builds.append(1)
+        time.sleep(0.2)  # the other thread asks meanwhile
+        return build(self, past_metrics=past_metrics)
+
+    monkeypatch.setattr(WebServer, "_build_stacks", slow_build)
+    entries: list[Any] = []
+    threads = [threading.Thread(target=lambda: entries.append(app._layered())) for _ in "ab"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    assert len(builds) == 1
+    assert len(entries) == 2
+    assert entries[0] is entries[1] is app._stack
+    assert MetricsMiddleware not in _layer_types(app._server_stack)
 
 
 def requests_and_results(found: dict[Any, float]) -> dict[Any, float]:

@@ -203,6 +203,7 @@ class WebServer(LayerStack):
         self._sealed = False  # the stack was built or serving started: add_middleware refuses
         self._stack: ASGIApp | None = None
         self._server_stack: ASGIApp = self._enter  # until the stack past the metrics is built
+        self._stack_lock = threading.RLock()
         self._runner: Runner | None = None
         self._runner_lock = threading.Lock()
         self._prepared_fork_server: ForkServer | None = None

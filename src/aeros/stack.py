@@ -12,6 +12,7 @@ attributes it reads.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -83,6 +84,7 @@ class LayerStack(Serving, Quart):
     cors: CORS | None
     _user_layers: list[Layer]
     _stack: ASGIApp | None
+    _stack_lock: threading.RLock  # held while the stacks are built
     _server_stack: ASGIApp  # the stack past the metrics layer (_enter_counted), or _enter
     _scrape_path: str | None = None  # where the metrics layer answers the scrape (None: not here)
 
@@ -158,7 +160,12 @@ class LayerStack(Serving, Quart):
         aeros' server enters when it counts the metrics itself (:meth:`_enter_counted`; where
         a subclass builds its own stack or layers, that is the same one)."""
         stack = self._stack
-        if stack is None:
+        if stack is not None:
+            return stack
+        with self._stack_lock:  # one build, both stacks from it, whichever thread comes first
+            stack = self._stack
+            if stack is not None:
+                return stack
             built: ASGIApp
             passed: ASGIApp | None = None
             if type(self).build_stack is LayerStack.build_stack and (
@@ -171,8 +178,9 @@ class LayerStack(Serving, Quart):
                 built = self.build_stack()
             self._scrape_path = self.observability.public_metrics_path
             self._server_stack = self._enter if passed is None else direct(passed)
-            stack = self._stack = direct(built)
-        return stack
+            entry: ASGIApp = direct(built)
+            self._stack = entry
+            return entry
 
     def _headers_seen_by_none(self) -> bool:
         """Whether no layer outside the global headers' reads the response's headers, so
