@@ -63,6 +63,13 @@ class Layer:
         return f"Layer({getattr(self.factory, '__qualname__', self.factory)})"
 
 
+def _wrapped(layers: list[Layer], app: ASGIApp) -> ASGIApp:
+    """``app`` wrapped in ``layers`` (outermost first), innermost first; the outermost layer."""
+    for layer in reversed(layers):
+        app = layer.wrap(direct(app))
+    return app
+
+
 class HeadNotesDropped:
     """In front of the user's layers (:meth:`LayerStack.add_middleware`): they may change the
     header fields in place, so the layers inside them scan the fields instead of reading what
@@ -287,17 +294,10 @@ class LayerStack(Serving, Quart):
                 ),
                 None,
             )
-        stack = self._quart_entry()
-        for layer in reversed(layers if at is None else layers[at + 1 :]):
-            stack = layer.wrap(direct(stack))
         if at is None:
-            return stack, None
-        passed = stack
-        for layer in reversed(layers[:at]):
-            passed = layer.wrap(direct(passed))
-        for layer in reversed(layers[: at + 1]):
-            stack = layer.wrap(direct(stack))
-        return stack, passed
+            return _wrapped(layers, self._quart_entry()), None
+        inside = _wrapped(layers[at + 1 :], self._quart_entry())
+        return _wrapped(layers[: at + 1], inside), _wrapped(layers[:at], inside)
 
     def _quart_entry(self) -> ASGIApp:
         """The stack's innermost app: ``Quart.asgi_app``. Where it is Quart's own and the
