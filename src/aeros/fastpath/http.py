@@ -13,6 +13,9 @@ Python 3.11 starts a third task). It also sends every body as one message with
   path, which hands the body to the view while it arrives; so does a small body that has not
   all come within ``BODY_TIMEOUT`` (a client that stalls), with what came so far: a view that
   reads it then gets 408 after ``BODY_TIMEOUT`` more, one that does not answers at once.
+  On aeros' server, with its own ``send`` and ``receive`` passed in (no layer wraps either), a
+  request whose head has no body (no ``Transfer-Encoding``, no ``Content-Length`` but 0) is
+  not received at all: its body is empty, and the cycle says whether the client has left.
 - A complete body (``bytes``, ``str``, JSON) goes out as one ``http.response.body`` message
   with ``more_body=False``, encoded here when the compression layer left its encoder in the
   scope (:data:`~aeros.types.COMPRESSION`) instead of wrapping ``send``.
@@ -62,6 +65,7 @@ INLINE_BODY_LIMIT = 64 * 1024
 """Bodies up to this many bytes (by ``Content-Length``) are read before the view runs."""
 
 _INLINE_HTTP_VERSIONS = frozenset({"1.0", "1.1"})
+_NO_OWNER: Any = object()  # the owner of a receive that is not a bound method: no cycle
 
 
 def inline_body_length(scope: Any) -> int | None:
@@ -97,7 +101,99 @@ class LeanHTTPConnection(ASGIHTTPConnection):
         scope = self.scope
         headers = scope["headers"]
         notes: Any = scope.get(HEAD_NOTES, UNNOTED)
-        if notes[0] is headers and notes[1] == len(headers):
+        length: int | None
+        cycle: Any  # aeros' server's request/response cycle, whose send and receive these are
+        if (
+            notes[0] is headers
+            and notes[1] == len(headers)
+            and (length := notes[2]) is not None
+            and length < 1
+            and scope.get(WHOLE_RESPONSE) is send
+            and (cycle := send.__self__) is getattr(receive, "__self__", _NO_OWNER)  # type: ignore[attr-defined]
+        ):
+            # aeros' server parsed the head (HEAD_NOTES): no Content-Length but 0 and no
+            # Transfer-Encoding, so the body is empty and complete; its own send and receive
+            # are here (no layer between): nothing to receive, a coroutine and a message fewer
+            if cycle.disconnected:
+                return  # what receive() would say: the client left before the view ran
+            request = self._complete_request(send, b"")
+        else:
+            data = await self._body(notes, receive, send)
+            if data is None:
+                return
+            request = self._complete_request(send, data)
+        # the response, in this coroutine (one fewer a request than a method awaited here)
+        app = self.app
+        try:
+            # uses_lean_dispatch(app), its decision read in place once made (a call fewer)
+            state = app.__dict__.get(LEAN_STATE, app)
+            if state is None or (state is app and uses_lean_dispatch(app)):
+                response = await handle_request(app, request)
+            else:
+                response = await app.handle_request(request)
+        except Exception as error:
+            response = await _handle_exception(app, error)
+
+        if isinstance(response, Response) and response.timeout is not Ellipsis:
+            timeout = cast(float | None, response.timeout)
+        else:
+            timeout = app.config["RESPONSE_TIMEOUT"]
+
+        body = response.response
+        # what the compression layer left this connection to do (COMPRESSION), if anything
+        encoder: ResponseEncoder | None = scope.get(COMPRESSION)  # type: ignore[assignment]
+        if type(body) is DataBody:
+            data = body.data
+            if body.begin != 0 or body.end != len(data):
+                data = data[body.begin : body.end]
+            status = response.status_code
+            encoded = _encode_headers(response.headers)
+            if encoder is not None:  # the compression layer's work, in one call
+                encoded, data = encoder.whole(status, encoded, data)
+            # sent_whole's check and call, written in (a call fewer a request): aeros' server
+            # writes it as the two messages below when its send comes with no layer between
+            if scope.get(WHOLE_RESPONSE) is send and send.__self__.send_whole(  # type: ignore[attr-defined]
+                status, encoded, data
+            ):
+                return
+            start = {"type": "http.response.start", "status": status, "headers": encoded}
+            end = {"type": "http.response.body", "body": data, "more_body": False}
+            sending = send_two(send, start, end)
+            if timeout is None:
+                await sending
+                return
+            # Run the sends up to their first wait. Usually there is none (the server buffers
+            # the bytes), so no timer is armed at all; a client too slow to take the bytes
+            # makes the server wait, and only then does the rest run under the timeout.
+            try:
+                waiting_on = sending.send(None)
+            except StopIteration:
+                return
+            try:
+                async with asyncio.timeout(timeout):
+                    await Resume(sending, waiting_on)
+            except TimeoutError:
+                pass
+            return
+
+        # A streaming body: send it while watching for the client to go away, as Quart does.
+        if encoder is not None:
+            send = _encoding(encoder, send)
+        sender = asyncio.ensure_future(self._send_with_timeout(send, response, timeout))
+        watcher = asyncio.ensure_future(wait_for_disconnect(receive))
+        done, pending = await asyncio.wait([sender, watcher], return_when=asyncio.FIRST_COMPLETED)
+        await cancel_tasks(pending)
+        raise_task_exceptions(done)
+
+    async def _body(
+        self, notes: Any, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> bytes | None:
+        """The request's whole body, received before the view runs; None when the request
+        was served otherwise (Quart's path: a body sent in parts, or one too large) or the
+        client left first."""
+        scope = self.scope
+        length: int | None
+        if notes[0] is scope["headers"] and notes[1] == len(scope["headers"]):
             # aeros' server found the framing fields as it parsed them (an HTTP/1.x request)
             length = notes[2]
             if length is not None and length > INLINE_BODY_LIMIT:
@@ -106,11 +202,11 @@ class LeanHTTPConnection(ASGIHTTPConnection):
             length = inline_body_length(scope)
         if length is None:
             await self._quarts_path(receive, send)
-            return
+            return None
         # For a GET the server has the (empty) body already: this receive() does not wait.
         message = await receive()
         if message["type"] != "http.request":
-            return  # as in Quart: the client left before the view ran
+            return None  # as in Quart: the client left before the view ran
         data = message.get("body", b"")
         if message.get("more_body", False):
             chunks = [data]
@@ -119,16 +215,16 @@ class LeanHTTPConnection(ASGIHTTPConnection):
                     while True:
                         message = await receive()
                         if message["type"] != "http.request":
-                            return
+                            return None
                         chunks.append(message.get("body", b""))
                         if not message.get("more_body", False):
                             break
             except TimeoutError:  # a client that stalls: Quart's path, with what came so far
                 so_far = {"type": "http.request", "body": b"".join(chunks), "more_body": True}
                 await self._quarts_path(replaying(so_far, receive), send)
-                return
+                return None
             data = b"".join(chunks)
-        await self._respond(self._complete_request(send, data), receive, send)
+        return data
 
     async def _quarts_path(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         """Quart's own connection: the view runs while the body arrives (two tasks)."""
@@ -201,71 +297,6 @@ class LeanHTTPConnection(ASGIHTTPConnection):
             "send_push_promise": partial(self._send_push_promise, send),
         }
         return args, kwargs
-
-    async def _respond(
-        self, request: Request, receive: ASGIReceiveCallable, send: ASGISendCallable
-    ) -> None:
-        app = self.app
-        try:
-            # uses_lean_dispatch(app), its decision read in place once made (a call fewer)
-            state = app.__dict__.get(LEAN_STATE, app)
-            if state is None or (state is app and uses_lean_dispatch(app)):
-                response = await handle_request(app, request)
-            else:
-                response = await app.handle_request(request)
-        except Exception as error:
-            response = await _handle_exception(app, error)
-
-        if isinstance(response, Response) and response.timeout is not Ellipsis:
-            timeout = cast(float | None, response.timeout)
-        else:
-            timeout = app.config["RESPONSE_TIMEOUT"]
-
-        body = response.response
-        # what the compression layer left this connection to do (COMPRESSION), if anything
-        encoder: ResponseEncoder | None = self.scope.get(COMPRESSION)  # type: ignore[assignment]
-        if type(body) is DataBody:
-            data = body.data
-            if body.begin != 0 or body.end != len(data):
-                data = data[body.begin : body.end]
-            status = response.status_code
-            headers = _encode_headers(response.headers)
-            if encoder is not None:  # the compression layer's work, in one call
-                headers, data = encoder.whole(status, headers, data)
-            # sent_whole's check and call, written in (a call fewer a request): aeros' server
-            # writes it as the two messages below when its send comes with no layer between
-            if self.scope.get(WHOLE_RESPONSE) is send and send.__self__.send_whole(  # type: ignore[attr-defined]
-                status, headers, data
-            ):
-                return
-            start = {"type": "http.response.start", "status": status, "headers": headers}
-            end = {"type": "http.response.body", "body": data, "more_body": False}
-            sending = send_two(send, start, end)
-            if timeout is None:
-                await sending
-                return
-            # Run the sends up to their first wait. Usually there is none (the server buffers
-            # the bytes), so no timer is armed at all; a client too slow to take the bytes
-            # makes the server wait, and only then does the rest run under the timeout.
-            try:
-                waiting_on = sending.send(None)
-            except StopIteration:
-                return
-            try:
-                async with asyncio.timeout(timeout):
-                    await Resume(sending, waiting_on)
-            except TimeoutError:
-                pass
-            return
-
-        # A streaming body: send it while watching for the client to go away, as Quart does.
-        if encoder is not None:
-            send = _encoding(encoder, send)
-        sender = asyncio.ensure_future(self._send_with_timeout(send, response, timeout))
-        watcher = asyncio.ensure_future(wait_for_disconnect(receive))
-        done, pending = await asyncio.wait([sender, watcher], return_when=asyncio.FIRST_COMPLETED)
-        await cancel_tasks(pending)
-        raise_task_exceptions(done)
 
     async def handle_request(self, request: Request, send: ASGISendCallable) -> None:
         """Quart's (its own path: streamed or chunked bodies), then the route noted for the
