@@ -489,6 +489,48 @@ def test_session_cookie_round_trip(live_server) -> None:
         assert [client.get("/count").text for _ in range(3)] == ["1", "2", "3"]
 
 
+def test_a_secret_key_set_while_serving_opens_sessions(live_server) -> None:
+    """The key is read on every request (the lean dispatch reads the config, as Quart's
+    ``secret_key`` does): set after the first request, the next one saves its session."""
+    app = make_app()
+
+    @app.route("/count")
+    async def count() -> str:
+        if not app.secret_key:
+            return "null"
+        session["n"] = session.get("n", 0) + 1
+        return str(session["n"])
+
+    with live_server(app) as url, httpx.Client(base_url=url) as client:
+        before = client.get("/count").text
+        app.config["SECRET_KEY"] = "test-secret"  # noqa: S105 - a throwaway key for the test
+        after = [client.get("/count").text for _ in range(2)]
+    assert before == "null"
+    assert after == ["1", "2"]
+
+
+def test_a_class_with_its_own_secret_key_runs_quarts_dispatch(live_server, fastpath_log) -> None:
+    """A subclass whose ``secret_key`` is its own (a property) runs Quart's dispatch, logged
+    once, and its key signs the session."""
+
+    class OwnKey(WebServer):
+        @property
+        def secret_key(self) -> str:  # type: ignore[override]
+            return "from-the-property"
+
+    app = OwnKey(__name__, access_log=False)
+
+    @app.route("/count")
+    async def count() -> str:
+        session["n"] = session.get("n", 0) + 1
+        return str(session["n"])
+
+    with live_server(app) as url, httpx.Client(base_url=url) as client:
+        assert [client.get("/count").text for _ in range(3)] == ["1", "2", "3"]
+    assert len(fastpath_log) == 1, fastpath_log
+    assert "OwnKey.secret_key is not Quart's own" in fastpath_log[0]
+
+
 def test_null_session_without_secret_key(live_server) -> None:
     """Without a secret key the session is Quart's null session wherever it is read: a view,
     an after-request hook, a copied context, a template; writing to it fails as in Quart."""

@@ -13,7 +13,9 @@ the app serves its first request, and logs one line whenever the answer is no:
 - the installed Quart lacks an internal this relies on (:data:`aeros.fastpath._compat.MISSING`);
 - a dispatch method is overridden on the app instance (``app.handle_request = ...``);
 - a dispatch method of the app's class is not Quart's own: a subclass override, or a patch of
-  ``Quart.full_dispatch_request`` by a monitoring tool.
+  ``Quart.full_dispatch_request`` by a monitoring tool;
+- the app's class has a ``secret_key`` of its own (the lean dispatch reads the key from the
+  config, as Quart's ``secret_key`` does).
 
 Such an app runs Quart's :meth:`~quart.Quart.handle_request` unchanged. Patches applied after
 an app served its first request are not seen: instrument before serving, as APM tools do.
@@ -24,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import inspect
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -79,10 +82,18 @@ def _aeros_override(name: str, func: Any) -> bool:
     return name == "ensure_async" and getattr(func, "__aeros_keeps_quart__", False) is True
 
 
+_QUARTS_SECRET_KEY = inspect.getattr_static(Quart, "secret_key")
+"""Quart's ``secret_key`` descriptor (``ConfigAttribute("SECRET_KEY")``): while an app's class
+has it, :func:`handle_request` reads ``app.config["SECRET_KEY"]`` in place (no frame of its
+``__get__`` a request)."""
+
+
 def lean_dispatch_reason(app: Quart) -> str | None:
     """Why ``app`` cannot take the lean dispatch, or None when it can (see module docstring)."""
     if _compat.MISSING is not None:
         return f"Quart {_compat.QUART_VERSION}: {_compat.MISSING}"
+    if inspect.getattr_static(type(app), "secret_key", None) is not _QUARTS_SECRET_KEY:
+        return f"{type(app).__qualname__}.secret_key is not Quart's own"
     return _compat.patched_dispatch(app, _aeros_override)
 
 
@@ -141,7 +152,9 @@ async def handle_request(app: Quart, request: Request) -> ResponseTypes:
     # something reads it
     session = (
         NULL_SESSION_LATER
-        if type(app.session_interface) is SecureCookieSessionInterface and not app.secret_key
+        if type(app.session_interface) is SecureCookieSessionInterface
+        # app.secret_key, read as Quart's descriptor reads it (lean_dispatch_reason)
+        and not app.config["SECRET_KEY"]
         else None
     )
     # the rule this request matches, when the app's map remembers it: no binding, no matching
