@@ -3,14 +3,17 @@
 The lean connection (:mod:`aeros.fastpath.http`) reads a request's body before the view runs.
 When aeros' server parsed the head (no Transfer-Encoding, no Content-Length but 0) and its own
 ``send`` and ``receive`` reach the connection, the body is empty: it is not received. A client
-that left before the view ran still gets no view run, as when ``receive()`` says so; a layer
-that wraps ``receive`` still gets the request's message.
+that left before the view ran still gets no view run, as when ``receive()`` says so, and
+reading resumes as ``receive()`` resumes it; a request that expects ``100 Continue`` still gets
+it; a layer that wraps ``receive`` still gets the request's message.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
@@ -21,6 +24,7 @@ from quart import request
 
 from aeros import WebServer
 from aeros.server.http.cycle import LeanCycle
+from aeros.server.http.starts import EAGER
 from aeros.types import HEAD_NOTES, HEADER_LINES, RESPONSE_DONE
 from tests.support.cycle import Transport, make
 
@@ -33,6 +37,12 @@ def make_app(ran: list[str]) -> WebServer:
         body = await request.get_data()
         ran.append(request.method)
         return {"method": request.method, "body": body.decode()}
+
+    @app.route("/slow")
+    async def slow() -> str:
+        await asyncio.sleep(0.05)
+        ran.append("slow")
+        return "slow"
 
     return app
 
@@ -82,6 +92,56 @@ def test_requests_without_a_body_are_not_received(
     for query, message in requests:
         bodies[query] += message["body"]
     assert bodies == {b"n=4": b"abc", b"n=5": b"def"}
+
+
+def _address(url: str) -> tuple[str, int]:
+    host, port = url.removeprefix("http://").rstrip("/").split(":")
+    return host, int(port)
+
+
+def test_a_request_that_expects_100_continue_gets_it(
+    live_server: Callable[[WebServer], AbstractContextManager[str]],
+) -> None:
+    """``Expect: 100-continue`` with ``Content-Length: 0`` is received, which sends the
+    ``100 Continue`` before the answer, as uvicorn sends it."""
+    ran: list[str] = []
+    with (
+        live_server(make_app(ran)) as url,
+        socket.create_connection(_address(url), timeout=5) as sock,
+    ):
+        sock.sendall(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+            b"Expect: 100-continue\r\nConnection: close\r\n\r\n"
+        )
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n")
+    assert answer.endswith(b'{"body":"","method":"POST"}\n')
+    assert ran == ["POST"]
+
+
+def test_a_client_that_leaves_is_seen_behind_pipelined_requests(
+    live_server: Callable[[WebServer], AbstractContextManager[str]],
+) -> None:
+    """A slow GET and a DELETE pipelined behind it, then the client leaves: the GET's
+    connection reads on (as ``receive()`` has it read), sees the client gone and runs no
+    DELETE. Where a request's task starts eagerly (Python 3.12+), the GET's view starts
+    before the DELETE's head is parsed, and the DELETE runs once the GET is answered, as
+    before."""
+    ran: list[str] = []
+    with live_server(make_app(ran)) as url:
+        for _ in range(5):
+            with socket.create_connection(_address(url), timeout=5) as sock:
+                sock.sendall(
+                    b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\nDELETE /echo HTTP/1.1\r\nHost: x\r\n\r\n"
+                )
+        deadline = time.monotonic() + 5
+        while ran.count("slow") < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)  # time for a DELETE to run, where it does
+    assert ran.count("slow") == 5
+    assert ran.count("DELETE") == (5 if EAGER else 0)
 
 
 def test_a_layer_that_wraps_receive_gets_the_request_message(

@@ -531,6 +531,38 @@ def test_a_class_with_its_own_secret_key_runs_quarts_dispatch(live_server, fastp
     assert "OwnKey.secret_key is not Quart's own" in fastpath_log[0]
 
 
+@pytest.mark.parametrize(
+    "key",
+    [
+        None,  # no secret_key on Quart
+        "SECRET_KEY",  # not a descriptor
+        "converted",  # a ConfigAttribute with a converter: reading the config would differ
+        "other",  # a ConfigAttribute of another config key
+    ],
+)
+def test_a_quart_whose_secret_key_reads_otherwise_turns_the_lean_dispatch_off(
+    key: str | None, monkeypatch
+) -> None:
+    """The lean dispatch reads ``config["SECRET_KEY"]`` where Quart's ``secret_key`` does:
+    a Quart whose ``secret_key`` is anything else is reported missing (Quart's dispatch
+    runs), not misread."""
+    from flask.config import ConfigAttribute
+
+    from aeros.fastpath import _compat
+
+    assert _compat._missing_internals() is None
+    descriptor: Any = {
+        None: None,
+        "SECRET_KEY": "SECRET_KEY",
+        "converted": ConfigAttribute("SECRET_KEY", get_converter=str),
+        "other": ConfigAttribute("OTHER_KEY"),
+    }[key]
+    monkeypatch.setattr(_compat, "QUARTS_SECRET_KEY", descriptor)
+    reason = _compat._missing_internals()
+    assert reason is not None
+    assert reason.startswith("Quart.secret_key is not config['SECRET_KEY']")
+
+
 def test_null_session_without_secret_key(live_server) -> None:
     """Without a secret key the session is Quart's null session wherever it is read: a view,
     an after-request hook, a copied context, a template; writing to it fails as in Quart."""

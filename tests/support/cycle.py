@@ -35,6 +35,7 @@ class Transport:
 
 class Flow:
     write_paused = False
+    read_paused = False
 
 
 def make(

@@ -37,6 +37,7 @@ __all__ = [
     "DISPATCH_METHODS",
     "INSTANCE_METHODS",
     "MISSING",
+    "QUARTS_SECRET_KEY",
     "QUART_VERSION",
     "UNIFIED_CONTEXT",
     "default_options_response",
@@ -76,6 +77,11 @@ asked of the app's class per response (a subclass's override is called); one set
 instance is seen only here."""
 
 _QUART_FILE = quart.app.__file__
+
+QUARTS_SECRET_KEY = inspect.getattr_static(Quart, "secret_key", None)
+"""Quart's ``secret_key`` descriptor (Flask's ``ConfigAttribute("SECRET_KEY")``, no
+converter): while an app's class has it, the lean dispatch reads ``app.config["SECRET_KEY"]``
+in place, with no call of the descriptor's ``__get__`` per request."""
 
 
 def _first_parameter(name: str) -> str | None:
@@ -123,6 +129,14 @@ def _missing_internals() -> str | None:
     for name in DISPATCH_METHODS:
         if not hasattr(Quart, name):
             return f"Quart.{name} is missing"
+    # Quart's session key: the lean dispatch reads the config as this descriptor does
+    key = QUARTS_SECRET_KEY
+    if (
+        getattr(key, "__name__", None) != "SECRET_KEY"
+        or not hasattr(key, "__get__")
+        or getattr(key, "get_converter", None) is not None
+    ):
+        return f"Quart.secret_key is not config['SECRET_KEY'] read as it is ({key!r})"
     # The calling convention the adapters below were written for.
     expected_first = "ctx" if UNIFIED_CONTEXT else "error"
     if _first_parameter("handle_exception") != expected_first:

@@ -82,17 +82,11 @@ def _aeros_override(name: str, func: Any) -> bool:
     return name == "ensure_async" and getattr(func, "__aeros_keeps_quart__", False) is True
 
 
-_QUARTS_SECRET_KEY = inspect.getattr_static(Quart, "secret_key")
-"""Quart's ``secret_key`` descriptor (``ConfigAttribute("SECRET_KEY")``): while an app's class
-has it, :func:`handle_request` reads ``app.config["SECRET_KEY"]`` in place (no frame of its
-``__get__`` a request)."""
-
-
 def lean_dispatch_reason(app: Quart) -> str | None:
     """Why ``app`` cannot take the lean dispatch, or None when it can (see module docstring)."""
     if _compat.MISSING is not None:
         return f"Quart {_compat.QUART_VERSION}: {_compat.MISSING}"
-    if inspect.getattr_static(type(app), "secret_key", None) is not _QUARTS_SECRET_KEY:
+    if inspect.getattr_static(type(app), "secret_key", None) is not _compat.QUARTS_SECRET_KEY:
         return f"{type(app).__qualname__}.secret_key is not Quart's own"
     return _compat.patched_dispatch(app, _aeros_override)
 
@@ -153,7 +147,7 @@ async def handle_request(app: Quart, request: Request) -> ResponseTypes:
     session = (
         NULL_SESSION_LATER
         if type(app.session_interface) is SecureCookieSessionInterface
-        # app.secret_key, read as Quart's descriptor reads it (lean_dispatch_reason)
+        # app.secret_key, read as Quart's descriptor reads it (_compat.QUARTS_SECRET_KEY)
         and not app.config["SECRET_KEY"]
         else None
     )

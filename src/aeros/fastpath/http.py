@@ -14,8 +14,10 @@ Python 3.11 starts a third task). It also sends every body as one message with
   all come within ``BODY_TIMEOUT`` (a client that stalls), with what came so far: a view that
   reads it then gets 408 after ``BODY_TIMEOUT`` more, one that does not answers at once.
   On aeros' server, with its own ``send`` and ``receive`` passed in (no layer wraps either), a
-  request whose head has no body (no ``Transfer-Encoding``, no ``Content-Length`` but 0) is
-  not received at all: its body is empty, and the cycle says whether the client has left.
+  request whose head has no body (no ``Transfer-Encoding`` and no ``Content-Length``, or 0) is
+  not received at all: its body is empty, and the connection does what ``receive()`` would
+  do besides (reading resumed if pipelining paused it; no view run for a client that left).
+  A request that expects ``100 Continue`` is received, which sends it.
 - A complete body (``bytes``, ``str``, JSON) goes out as one ``http.response.body`` message
   with ``more_body=False``, encoded here when the compression layer left its encoder in the
   scope (:data:`~aeros.types.COMPRESSION`) instead of wrapping ``send``.
@@ -110,19 +112,24 @@ class LeanHTTPConnection(ASGIHTTPConnection):
             and length < 1
             and scope.get(WHOLE_RESPONSE) is send
             and (cycle := send.__self__) is getattr(receive, "__self__", _NO_OWNER)  # type: ignore[attr-defined]
+            and not cycle.waiting_for_100_continue  # receive() sends the 100 Continue
         ):
-            # aeros' server parsed the head (HEAD_NOTES): no Content-Length but 0 and no
-            # Transfer-Encoding, so the body is empty and complete; its own send and receive
-            # are here (no layer between): nothing to receive, a coroutine and a message fewer
+            # aeros' server parsed the head (HEAD_NOTES): no Transfer-Encoding and no
+            # Content-Length, or 0, so the body is empty and complete; its own send and
+            # receive are here (no layer between): nothing to receive, a coroutine and a
+            # message fewer. What its receive() would do besides:
+            flow = cycle.flow
+            if flow.read_paused:  # read on (paused behind pipelined requests), so a client
+                flow.resume_reading()  # that leaves meanwhile is seen
             if cycle.disconnected:
-                return  # what receive() would say: the client left before the view ran
+                return  # the client left before the view ran
             request = self._complete_request(send, b"")
         else:
             data = await self._body(notes, receive, send)
             if data is None:
                 return
             request = self._complete_request(send, data)
-        # the response, in this coroutine (one fewer a request than a method awaited here)
+        # the response, made here rather than in a coroutine of its own (one fewer a request)
         app = self.app
         try:
             # uses_lean_dispatch(app), its decision read in place once made (a call fewer)
@@ -189,8 +196,8 @@ class LeanHTTPConnection(ASGIHTTPConnection):
         self, notes: Any, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> bytes | None:
         """The request's whole body, received before the view runs; None when the request
-        was served otherwise (Quart's path: a body sent in parts, or one too large) or the
-        client left first."""
+        was served otherwise (Quart's path: a chunked body, one too large, HTTP/2, or one that
+        stalls past ``BODY_TIMEOUT``) or the client left first."""
         scope = self.scope
         length: int | None
         if notes[0] is scope["headers"] and notes[1] == len(scope["headers"]):
@@ -203,7 +210,8 @@ class LeanHTTPConnection(ASGIHTTPConnection):
         if length is None:
             await self._quarts_path(receive, send)
             return None
-        # For a GET the server has the (empty) body already: this receive() does not wait.
+        # A body that has come (a GET's, from another server or through a layer that wraps
+        # send or receive) is given at once: this receive() does not wait.
         message = await receive()
         if message["type"] != "http.request":
             return None  # as in Quart: the client left before the view ran
