@@ -105,12 +105,14 @@ class LeanHTTPConnection(ASGIHTTPConnection):
         notes: Any = scope.get(HEAD_NOTES, UNNOTED)
         length: int | None
         cycle: Any  # aeros' server's request/response cycle, whose send and receive these are
+        # send is the server's own, with no layer between (WHOLE_RESPONSE): read once
+        own_send = scope.get(WHOLE_RESPONSE) is send
         if (
             notes[0] is headers
             and notes[1] == len(headers)
             and (length := notes[2]) is not None
             and length < 1
-            and scope.get(WHOLE_RESPONSE) is send
+            and own_send
             and (cycle := send.__self__) is getattr(receive, "__self__", _NO_OWNER)  # type: ignore[attr-defined]
             and not cycle.waiting_for_100_continue  # receive() sends the 100 Continue
         ):
@@ -141,11 +143,6 @@ class LeanHTTPConnection(ASGIHTTPConnection):
         except Exception as error:
             response = await _handle_exception(app, error)
 
-        if isinstance(response, Response) and response.timeout is not Ellipsis:
-            timeout = cast(float | None, response.timeout)
-        else:
-            timeout = app.config["RESPONSE_TIMEOUT"]
-
         body = response.response
         # what the compression layer left this connection to do (COMPRESSION), if anything
         encoder: ResponseEncoder | None = scope.get(COMPRESSION)  # type: ignore[assignment]
@@ -159,13 +156,13 @@ class LeanHTTPConnection(ASGIHTTPConnection):
                 encoded, data = encoder.whole(status, encoded, data)
             # sent_whole's check and call, written in (a call fewer a request): aeros' server
             # writes it as the two messages below when its send comes with no layer between
-            if scope.get(WHOLE_RESPONSE) is send and send.__self__.send_whole(  # type: ignore[attr-defined]
-                status, encoded, data
-            ):
+            if own_send and send.__self__.send_whole(status, encoded, data):  # type: ignore[attr-defined]
                 return
             start = {"type": "http.response.start", "status": status, "headers": encoded}
             end = {"type": "http.response.body", "body": data, "more_body": False}
             sending = send_two(send, start, end)
+            # the response timeout: only where sending may wait for the client
+            timeout = _response_timeout(app, response)
             if timeout is None:
                 await sending
                 return
@@ -186,7 +183,9 @@ class LeanHTTPConnection(ASGIHTTPConnection):
         # A streaming body: send it while watching for the client to go away, as Quart does.
         if encoder is not None:
             send = _encoding(encoder, send)
-        sender = asyncio.ensure_future(self._send_with_timeout(send, response, timeout))
+        sender = asyncio.ensure_future(
+            self._send_with_timeout(send, response, _response_timeout(app, response))
+        )
         watcher = asyncio.ensure_future(wait_for_disconnect(receive))
         done, pending = await asyncio.wait([sender, watcher], return_when=asyncio.FIRST_COMPLETED)
         await cancel_tasks(pending)
@@ -324,6 +323,14 @@ class LeanHTTPConnection(ASGIHTTPConnection):
                 await self._send_response(send, response)
         except TimeoutError:
             pass
+
+
+def _response_timeout(app: Any, response: Any) -> float | None:
+    """How long sending ``response`` may take: its own ``timeout`` (a Quart ``Response``'s,
+    unless Ellipsis), else the app's ``RESPONSE_TIMEOUT``; None: no limit."""
+    if isinstance(response, Response) and response.timeout is not Ellipsis:
+        return cast(float | None, response.timeout)
+    return cast(float | None, app.config["RESPONSE_TIMEOUT"])
 
 
 def _target(scope: Any) -> tuple[str, str]:
