@@ -475,16 +475,20 @@ def test_error_handlers_and_500(live_server) -> None:
     assert crashed.status_code == 500
 
 
-def test_session_cookie_round_trip(live_server) -> None:
-    """With a secret key, the session is saved in a cookie and read back next request."""
-    app = make_app()
-    app.secret_key = "test-secret"  # noqa: S105 - a throwaway key for the test
+def _count_in_session(app: WebServer) -> None:
+    """``/count``: the number of requests so far, kept in the session."""
 
     @app.route("/count")
     async def count() -> str:
         session["n"] = session.get("n", 0) + 1
         return str(session["n"])
 
+
+def test_session_cookie_round_trip(live_server) -> None:
+    """With a secret key, the session is saved in a cookie and read back next request."""
+    app = make_app()
+    app.secret_key = "test-secret"  # noqa: S105 - a throwaway key for the test
+    _count_in_session(app)
     with live_server(app) as url, httpx.Client(base_url=url) as client:
         assert [client.get("/count").text for _ in range(3)] == ["1", "2", "3"]
 
@@ -519,12 +523,7 @@ def test_a_class_with_its_own_secret_key_runs_quarts_dispatch(live_server, fastp
             return "from-the-property"
 
     app = OwnKey(__name__, access_log=False)
-
-    @app.route("/count")
-    async def count() -> str:
-        session["n"] = session.get("n", 0) + 1
-        return str(session["n"])
-
+    _count_in_session(app)
     with live_server(app) as url, httpx.Client(base_url=url) as client:
         assert [client.get("/count").text for _ in range(3)] == ["1", "2", "3"]
     assert len(fastpath_log) == 1, fastpath_log

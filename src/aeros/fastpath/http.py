@@ -40,13 +40,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 from urllib.parse import urlparse
 
 from quart.asgi import ASGIHTTPConnection, _handle_exception, _normalise_path
-from quart.utils import cancel_tasks, encode_headers, raise_task_exceptions
+from quart.utils import cancel_tasks, raise_task_exceptions
 from quart.wrappers.response import DataBody, Response
 from werkzeug.datastructures import Headers
 
 from aeros.fastpath.awaiting import Resume, replaying, send_two, wait_for_disconnect
 from aeros.fastpath.dispatch import LEAN_STATE, handle_request, note_route, uses_lean_dispatch
 from aeros.fastpath.request import LeanRequest, complete_requests_match, scope_headers
+from aeros.fastpath.response import encode_header_pairs
 from aeros.types import (
     COMPRESSION,
     HEAD_NOTES,
@@ -151,7 +152,7 @@ class LeanHTTPConnection(ASGIHTTPConnection):
             if body.begin != 0 or body.end != len(data):
                 data = data[body.begin : body.end]
             status = response.status_code
-            encoded = _encode_headers(response.headers)
+            encoded = encode_header_pairs(response.headers)
             if encoder is not None:  # the compression layer's work, in one call
                 encoded, data = encoder.whole(status, encoded, data)
             # sent_whole's check and call, written in (a call fewer a request): aeros' server
@@ -349,31 +350,6 @@ def _headers_for(scope: Any, config: Any) -> Headers:
     if scope["http_version"] < "1.1":
         headers.setdefault("Host", config["SERVER_NAME"] or "")
     return headers
-
-
-_ENCODED: dict[tuple[str, str], tuple[bytes, bytes]] = {}
-_ENCODED_MAX = 1024  # Content-Length values, content types, fixed headers: few recur
-
-
-def _encode_headers(headers: Any) -> list[tuple[bytes, bytes]]:
-    """Quart's ``encode_headers`` (lower-case UTF-8 names, UTF-8 values), pairs remembered."""
-    items = getattr(headers, "_list", None)
-    if type(items) is not list:
-        return encode_headers(headers)
-    encoded = []
-    memo = _ENCODED
-    try:
-        for item in items:
-            pair = memo.get(item)
-            if pair is None:
-                pair = (item[0].lower().encode(), item[1].encode())
-                if len(memo) >= _ENCODED_MAX:
-                    memo.clear()  # one-off values (dates, ids) filled it: start over
-                memo[item] = pair
-            encoded.append(pair)
-    except TypeError:  # an item that is not a (str, str) tuple: Quart's own conversion
-        return encode_headers(headers)
-    return encoded
 
 
 _LEAN_CONSTRUCTORS: dict[type, Callable[..., Any] | Literal[False]] = {}

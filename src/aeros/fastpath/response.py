@@ -8,16 +8,20 @@ or bytes and ``make_response`` of them produce, :class:`LeanResponse` sets the s
 attributes to the same values directly: the content type for each mimetype and the status
 line for each code are worked out once (by werkzeug's own code) and remembered. Every other
 call, and every subclass, goes through Quart's constructor unchanged.
+
+:func:`encode_header_pairs` is Quart's encoding of a response's headers into the ASGI pairs the
+lean connection sends, with the pairs remembered.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from quart.utils import encode_headers
 from quart.wrappers.response import DataBody, Response
 from werkzeug.datastructures import Headers
 
-__all__ = ["LeanResponse"]
+__all__ = ["LeanResponse", "encode_header_pairs"]
 
 _REMEMBERED = 64  # content types and status lines seen in practice are few
 _CONTENT_TYPES: dict[str | None, str] = {}
@@ -91,3 +95,29 @@ def _checked_content_type(mimetype: str | None) -> str:
     if len(_CONTENT_TYPES) < _REMEMBERED:
         _CONTENT_TYPES[mimetype] = ctype
     return ctype
+
+
+_ENCODED: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+_ENCODED_MAX = 1024  # Content-Length values, content types, fixed headers: few recur
+
+
+def encode_header_pairs(headers: Any) -> list[tuple[bytes, bytes]]:
+    """Quart's ``encode_headers`` of a response's headers (lower-case UTF-8 names, UTF-8
+    values), as the lean connection sends them; pairs remembered."""
+    items = getattr(headers, "_list", None)
+    if type(items) is not list:
+        return encode_headers(headers)
+    encoded = []
+    memo = _ENCODED
+    try:
+        for item in items:
+            pair = memo.get(item)
+            if pair is None:
+                pair = (item[0].lower().encode(), item[1].encode())
+                if len(memo) >= _ENCODED_MAX:
+                    memo.clear()  # one-off values (dates, ids) filled it: start over
+                memo[item] = pair
+            encoded.append(pair)
+    except TypeError:  # an item that is not a (str, str) tuple: Quart's own conversion
+        return encode_headers(headers)
+    return encoded
