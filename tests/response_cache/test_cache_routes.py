@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,11 +14,20 @@ import pytest
 from quart import Blueprint
 
 from aeros import ConfigurationError, FilesystemCache, SimpleCache, WebServer
+from aeros.response_cache import routes
 from aeros.route_match import MEMO_LIMIT
 from aeros.stores import Capabilities
 from aeros.stores.base import capabilities_of
 from tests.support.asgi import http_scope
-from tests.support.cache import BACKENDS, DictStore, FailingStore, LiveServer, call, make_store
+from tests.support.cache import (
+    BACKENDS,
+    DictStore,
+    FailingStore,
+    LiveServer,
+    Records,
+    call,
+    make_store,
+)
 
 
 def make_app() -> WebServer:
@@ -213,3 +224,42 @@ async def test_builtin_stores_declare_what_they_do(
     assert capabilities.local_tier == (kind == "tiered")
     assert capabilities.locks == (kind in ("redis", "tiered"))
     await store.aclose()
+
+
+class StuckClose(SimpleCache):
+    """A memory store whose ``aclose()`` never finishes on its own."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.closes = 0
+
+    async def aclose(self) -> None:
+        self.closes += 1
+        await asyncio.Event().wait()
+
+
+def test_cache_store_stuck_closing_does_not_hold_the_shutdown(
+    live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store whose close hangs is left behind after ``CLOSE_WITHIN``: the server stops, and
+    the warning says where the close was waiting."""
+    monkeypatch.setattr(routes, "CLOSE_WITHIN", 0.3)
+    store = StuckClose()
+    app = WebServer(__name__, access_log=False, cache=store)
+
+    @app.route("/")
+    @app.cache(timeout=30)
+    async def page() -> str:
+        return "page"
+
+    with Records("aeros.response_cache.routes") as log:
+        with live_server(app) as url:
+            assert httpx.get(url + "/").text == "page"
+            started = time.monotonic()
+        took = time.monotonic() - started
+    assert store.closes == 1
+    assert took < 5, f"the server took {took:.1f} s to stop"
+    [warning] = [r.getMessage() for r in log.records if "took over 0.3 s" in r.getMessage()]
+    assert "SimpleCache(" in warning
+    assert "waiting in aclose (" in warning
+    assert "test_cache_routes.py" in warning

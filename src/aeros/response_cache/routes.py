@@ -13,6 +13,7 @@ function, read when a request arrives.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import time
@@ -37,6 +38,10 @@ from aeros.stores.base import Store, capabilities_of, default_timeout_of, size_l
 from aeros.types import ASGIApp
 
 __all__ = ["POLICY_ATTRIBUTE", "ResponseCache"]
+
+# Seconds the store's aclose() may take at shutdown; past it the shutdown goes on without it
+# (a store stuck closing must not keep a stopping server up forever).
+CLOSE_WITHIN = 5.0
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -340,9 +345,37 @@ class ResponseCache:
             layer.forget(group)
 
     async def _close(self) -> None:
+        """The store's ``aclose()`` at shutdown, bounded by ``CLOSE_WITHIN`` seconds."""
         if self.store is None:
             return
+        closing = asyncio.ensure_future(self.store.aclose())
         try:
-            await self.store.aclose()
-        except StoreError as exc:
+            done, _ = await asyncio.wait({closing}, timeout=CLOSE_WITHIN)
+        except asyncio.CancelledError:
+            closing.cancel()
+            raise
+        if not done:
+            logger.warning(
+                "closing the response cache store %r took over %g s (waiting in %s): the "
+                "shutdown goes on without it",
+                self.store,
+                CLOSE_WITHIN,
+                _waiting_in(closing),
+            )
+            closing.cancel()  # not awaited: the loop's end collects it
+            return
+        exc = closing.exception()
+        if isinstance(exc, StoreError):
             logger.warning("closing the response cache store failed: %s", exc)
+        elif exc is not None:
+            raise exc
+
+
+def _waiting_in(task: asyncio.Task[Any]) -> str:
+    """Where ``task`` waits, innermost call last (its chain of awaited coroutines)."""
+    places = []
+    awaited: Any = task.get_coro()
+    while (frame := getattr(awaited, "cr_frame", None)) is not None:
+        places.append(f"{frame.f_code.co_name} ({frame.f_code.co_filename}:{frame.f_lineno})")
+        awaited = awaited.cr_await
+    return " -> ".join(places[-4:]) or "no coroutine"
