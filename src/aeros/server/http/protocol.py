@@ -35,7 +35,7 @@ from aeros.server.http.rules import (
     other_target_status,
     transfer_coding_status,
 )
-from aeros.server.http.starts import EAGER, RequestStarts
+from aeros.server.http.starts import RequestStarts
 from aeros.server.http.targets import targets_for
 from aeros.types import GIVEN_REQUEST_ID, HEAD_NOTES, HEADER_LINES, RESPONSE_DONE
 
@@ -110,13 +110,8 @@ class HardenedHttpToolsProtocol(RequestStarts):
         self._body_bytes = 0
         self._framing_bytes = 0  # bytes received in a body phase since the last body data
         self._reject_status = 0
-        self._unstarted: LeanCycle | None = None  # a request without body, until its end
-        # uvicorn's opt-in reset_contextvars: each request's task in an empty context (and
-        # started uvicorn's way)
+        # uvicorn's opt-in reset_contextvars: each request's task in an empty context
         self._fresh = bool(getattr(self.config, "reset_contextvars", False))
-        # a task factory set on the loop (tracing, a custom Task) makes every request's task,
-        # as under uvicorn: the eager start, which makes its own, is then left out
-        self._eager = EAGER and not self._fresh and self.loop.get_task_factory() is None
         self._context = contextvars.copy_context()  # the connection's: each request's starts
         self.targets = targets_for(self.root_path)  # set from uvicorn's config just above
 

@@ -1,6 +1,6 @@
-"""Where each request of a connection starts and ends: its cycle made, its task started
-(eagerly, inside ``on_message_complete``, on Python 3.12+), and the next one started or the
-keep-alive deadline armed when its response is out.
+"""Where each request of a connection starts and ends: its cycle made, its task started (as
+uvicorn starts it: scheduled, never eagerly; docs/performance.md, round twenty-nine), and the
+next one started or the keep-alive deadline armed when its response is out.
 
 :class:`RequestStarts` is a base class of
 :class:`~aeros.server.http.protocol.HardenedHttpToolsProtocol`, which sets the state it reads
@@ -9,9 +9,7 @@ in its ``__init__``; the head's parsing and limits stay there.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
-import sys
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -21,7 +19,7 @@ from aeros.server.http.cycle import LeanCycle
 from aeros.server.http.events import MESSAGE_EVENT, PLAIN_EVENT
 from aeros.server.http.targets import Target, parse_target
 
-__all__ = ["EAGER", "UVICORNS_MESSAGE_COMPLETE", "RequestStarts"]
+__all__ = ["UVICORNS_MESSAGE_COMPLETE", "RequestStarts"]
 
 UVICORNS_MESSAGE_COMPLETE = (
     PLAIN_EVENT
@@ -42,10 +40,6 @@ and ``Event.set``'s fewer a request): while uvicorn's code reads these names and
 event keeps asyncio's plain state (:data:`~aeros.server.http.events.PLAIN_EVENT`); else it
 calls uvicorn's."""
 
-EAGER = sys.version_info >= (3, 12)
-"""Whether a request's task may start eagerly (``asyncio.Task(..., eager_start=True)``): its
-first step runs at once, in the task."""
-
 
 class RequestStarts(ConnectionControl):
     """The start and end of each request of a connection (the protocol's ``__init__`` sets
@@ -53,15 +47,12 @@ class RequestStarts(ConnectionControl):
 
     cycle_class: type[LeanCycle] = LeanCycle  # with the app's global headers for its 500
     targets: dict[bytes, Target]  # the targets parsed so far (aeros.server.http.targets)
-    _unstarted: LeanCycle | None  # a request without a body, until its message ends
     _fresh: bool  # uvicorn's reset_contextvars: each request's task in an empty context
-    _eager: bool  # EAGER, and no task factory on the loop
     _context: contextvars.Context  # the connection's: each request's context starts as it
 
     def _start_cycle(self, url: bytes, http_version: str, has_body: bool) -> None:
         """uvicorn's on_headers_complete from parsing the target on (its 503 check dropped,
-        its cycle replaced by :class:`aeros.server.http.cycle.LeanCycle`); on Python 3.12+ a
-        request without a body starts at its ``on_message_complete``, which comes next."""
+        its cycle replaced by :class:`aeros.server.http.cycle.LeanCycle`)."""
         scope = self.scope
         target = self.targets.get(url)
         if target is None:
@@ -88,10 +79,7 @@ class RequestStarts(ConnectionControl):
         cycle.writes = self._writes
         if existing_cycle is None or existing_cycle.response_complete:
             self._running = cycle
-            if has_body or not self._eager:
-                self._start_asgi_task(cycle, self.app)
-            else:  # llhttp ends a message without a body right after its head
-                self._unstarted = cycle
+            self._start_asgi_task(cycle, self.app)
         else:
             # Pipelined requests wait for the ones before them.
             self.flow.pause_reading()
@@ -114,27 +102,6 @@ class RequestStarts(ConnectionControl):
                     event._value = True
         else:
             super().on_message_complete()
-        cycle = self._unstarted
-        if cycle is not None:  # a request without a body, started eagerly (Python 3.12+)
-            self._unstarted = None
-            if self.transport.is_closing():
-                return  # pipelined behind a request that closed the connection: never run
-            if self._writes.pending:
-                # an answer of this read waits in the batch (data_received flushed it when
-                # the read began): the next one may write directly (a close, HTTP/1.0, a 100
-                # Continue), so it runs after the flush, as a scheduled task
-                self._start_asgi_task(cycle, self.app)
-                return
-            # Its task runs here up to its first wait, and most requests have none (the app
-            # answers at once): no step is scheduled for it and it never enters the tasks
-            # the server waits for (8.1 k instructions less a request on 3.13). One that
-            # waits goes on as a scheduled task, kept as uvicorn keeps them.
-            task = asyncio.Task(  # type: ignore[call-arg,unused-ignore]
-                cycle.run_asgi(self.app), loop=self.loop, eager_start=True
-            )
-            if not task.done():
-                task.add_done_callback(self.tasks.discard)
-                self.tasks.add(task)
 
     def _start_asgi_task(self, cycle: Any, app: Any) -> None:
         """uvicorn's, the task's context a copy of the connection's (an empty one with
