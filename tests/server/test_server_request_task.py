@@ -1,5 +1,5 @@
 """Each request runs in an asyncio task of its own, scheduled as uvicorn schedules it: never
-started eagerly inside the parser's callback, on any Python (an eager start cost 17 % of the
+started eagerly inside the parser's callback, on any Python (an eager start cost 18 % of the
 JSON throughput on 3.13 and 43 % on 3.12 under 64 connections; docs/performance.md, round
 twenty-nine).
 

@@ -1,8 +1,9 @@
 """aeros' HTTP/1.1 protocol on top of uvicorn's: limits, deadlines, the write path.
 
 - ``protocol.py``: the connection protocol: parsing with the request limits and head rules.
-- ``starts.py``: its base: where each request starts (its cycle and task, eagerly on 3.12+)
-  and ends (the next one started, the keep-alive deadline); ``events.py`` the body event.
+- ``starts.py``: its base: where each request starts (its cycle, and its task, scheduled as
+  uvicorn's) and ends (the next one started, the keep-alive deadline); ``events.py`` the body
+  event.
 - ``answers.py``: the base of that: the head/body/keep-alive deadlines and the server's own
   answers (4xx for refused requests, 408, the 503 of a request cut off at shutdown).
 - ``cycle.py``: one request/response cycle (and the app's metrics count, when on) and the
