@@ -265,6 +265,37 @@ def test_server_serve_in_thread_never_hides_the_blocks_exception(
     )
 
 
+def test_server_that_does_not_stop_says_where_it_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real server whose ``after_serving`` hook never ends: the error names the hook, from
+    the tasks of the server's loop, so a hang in CI says where it is."""
+    monkeypatch.setattr(threads, "_STOP_MARGIN", 0.5)
+    release = threading.Event()
+    app = WebServer(__name__, access_log=False, graceful_timeout=0.1)
+
+    @app.after_serving
+    async def stuck_after_serving() -> None:
+        while not release.is_set():
+            await asyncio.sleep(0.01)
+
+    try:
+        with (
+            pytest.raises(RuntimeError, match="did not stop within") as raised,
+            threads.serve_in_thread(app, host="127.0.0.1", port=0, timeout=0.5),
+        ):
+            pass
+    finally:
+        release.set()
+    message = str(raised.value)
+    assert "its tasks wait in: " in message
+    assert "stuck_after_serving (" in message
+    assert "test_server_threads.py" in message
+    wait_until(
+        lambda: all(thread.name != "aeros-server" for thread in threading.enumerate()),
+        5,
+        "the server thread did not end once released",
+    )
+
+
 def test_server_without_fork_falls_back_to_one_process(monkeypatch) -> None:
     """workers=2 where fork is unavailable: a clear warning, then one process serves."""
     monkeypatch.setattr("aeros.server.runner.can_fork", lambda: False)

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
+from aeros.awaiting import where_task_waits
 from aeros.errors import ConfigurationError, StoreError
 from aeros.middleware.headers import GlobalHeaders
 from aeros.response_cache.invalidation import Target, drop_target
@@ -360,7 +361,7 @@ class ResponseCache:
                 "shutdown goes on without it",
                 self.store,
                 CLOSE_WITHIN,
-                _waiting_in(closing),
+                where_task_waits(closing),
             )
             closing.cancel()  # not awaited: the loop's end collects it
             return
@@ -369,13 +370,3 @@ class ResponseCache:
             logger.warning("closing the response cache store failed: %s", exc)
         elif exc is not None:
             raise exc
-
-
-def _waiting_in(task: asyncio.Task[Any]) -> str:
-    """Where ``task`` waits, innermost call last (its chain of awaited coroutines)."""
-    places = []
-    awaited: Any = task.get_coro()
-    while (frame := getattr(awaited, "cr_frame", None)) is not None:
-        places.append(f"{frame.f_code.co_name} ({frame.f_code.co_filename}:{frame.f_lineno})")
-        awaited = awaited.cr_await
-    return " -> ".join(places[-4:]) or "no coroutine"

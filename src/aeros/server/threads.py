@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import threading
@@ -9,6 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
+from aeros.awaiting import where_tasks_wait
 from aeros.errors import ConfigurationError
 from aeros.server.config import check_host
 from aeros.server.reaping import KILL_MARGIN
@@ -53,8 +55,11 @@ def serve_in_thread(app: Any, *, host: str, port: int, timeout: float) -> Iterat
     started = threading.Event()
     urls: list[str] = []
     errors: list[BaseException] = []
+    loops: list[asyncio.AbstractEventLoop] = []
 
     def on_started(url: str) -> None:
+        with contextlib.suppress(RuntimeError):  # called on the server's loop: kept, to say
+            loops.append(asyncio.get_running_loop())  # where it waits if it does not stop
         urls.append(url)
         started.set()
 
@@ -88,6 +93,8 @@ def serve_in_thread(app: Any, *, host: str, port: int, timeout: float) -> Iterat
         _discard_prepared_workers(app)
         if thread.is_alive():
             problem = f"the server thread did not stop within {stop_bound:g} s"
+            if loops:
+                problem += f"; its tasks wait in: {where_tasks_wait(loops[0])}"
             if not failed:
                 raise RuntimeError(problem)
             # the exception on its way out is the one the caller needs to see
