@@ -32,6 +32,8 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "errors": ("aeros.", *WEB),
     "asgi_entry": ("aeros.", *WEB),
     "_done": ("aeros.", *WEB),
+    # where asyncio tasks wait, for log lines (serve_in_thread, the response cache's close)
+    "awaiting": ("aeros.", *WEB),
     "types": ("aeros.app", "aeros.middleware", "aeros.response_cache", "aeros.server", *WEB),
     "headers": HELPER,
     # one helper over a scope key of types, used by the lean connection and the response cache
