@@ -281,7 +281,7 @@ class HardenedHttpToolsProtocol(RequestStarts):
         scope[HEAD_NOTES] = (headers, count, length, self._accept_encoding)  # type: ignore[typeddict-unknown-key]
         if parser.should_upgrade() and self._should_upgrade():
             return
-        self._start_cycle(url, http_version, has_body)
+        self._start_cycle(url, http_version)
         if has_body:
             self._body_pending = True
             self._framing_bytes = 0

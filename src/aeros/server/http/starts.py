@@ -50,7 +50,7 @@ class RequestStarts(ConnectionControl):
     _fresh: bool  # uvicorn's reset_contextvars: each request's task in an empty context
     _context: contextvars.Context  # the connection's: each request's context starts as it
 
-    def _start_cycle(self, url: bytes, http_version: str, has_body: bool) -> None:
+    def _start_cycle(self, url: bytes, http_version: str) -> None:
         """uvicorn's on_headers_complete from parsing the target on (its 503 check dropped,
         its cycle replaced by :class:`aeros.server.http.cycle.LeanCycle`)."""
         scope = self.scope
